@@ -1,0 +1,180 @@
+//! The embedded on-disk backend: one redb file, the default storage of `tresor server`.
+//!
+//! Durability without serialising throughput: every write goes to one writer thread, which
+//! drains everything queued while the previous commit was syncing and applies it in a single
+//! redb transaction with `Durability::Immediate` (fsync on commit). Each caller is answered
+//! only after the commit that holds its write has returned, so an acknowledged write survives
+//! `kill -9`, and N concurrent writers cost one fsync instead of N (group commit).
+//! Reads open their own MVCC read transaction and never wait for the writer.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+use crate::{Backend, Op, PhysicalError, Result, check_key};
+
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("tresor");
+/// The file inside the configured directory.
+pub const FILE_NAME: &str = "tresor.redb";
+/// Upper bound on writes folded into one commit, so one commit stays short.
+const MAX_BATCH: usize = 4096;
+
+type Reply = oneshot::Sender<Result<()>>;
+
+/// redb-backed durable storage. Cheap to clone handles are not needed: share it in an `Arc`.
+pub struct EmbeddedBackend {
+    db: Arc<Database>,
+    tx: parking_lot::Mutex<Option<mpsc::Sender<(Vec<Op>, Reply)>>>,
+    path: PathBuf,
+}
+
+fn io<E: std::fmt::Display>(e: E) -> PhysicalError {
+    PhysicalError::Io(e.to_string())
+}
+
+impl EmbeddedBackend {
+    /// Opens (creating if needed) the store in directory `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| io(format!("opening {}: {e}", path.display())))?;
+        {
+            // Make sure the table exists so read transactions can always open it.
+            let txn = db.begin_write().map_err(io)?;
+            txn.open_table(TABLE).map_err(io)?;
+            txn.commit().map_err(io)?;
+        }
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel::<(Vec<Op>, Reply)>();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("tresor-storage-writer".into())
+            .spawn(move || writer_loop(&writer_db, &rx))
+            .map_err(io)?;
+        Ok(Self { db, tx: parking_lot::Mutex::new(Some(tx)), path })
+    }
+
+    /// The database file.
+    pub fn file(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for EmbeddedBackend {
+    fn drop(&mut self) {
+        // Dropping the sender ends the writer thread after it drains the queue.
+        self.tx.lock().take();
+    }
+}
+
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<(Vec<Op>, Reply)>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let result = commit(db, &batch).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "storage commit failed");
+        }
+        for (_, reply) in batch {
+            let _ = reply.send(result.clone().map_err(PhysicalError::Io));
+        }
+    }
+}
+
+fn commit(db: &Database, batch: &[(Vec<Op>, Reply)]) -> Result<()> {
+    let txn = db.begin_write().map_err(io)?;
+    {
+        let mut table = txn.open_table(TABLE).map_err(io)?;
+        for (ops, _) in batch {
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => {
+                        table.insert(k.as_str(), v.as_slice()).map_err(io)?;
+                    }
+                    Op::Delete(k) => {
+                        table.remove(k.as_str()).map_err(io)?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit().map_err(io)
+}
+
+#[async_trait]
+impl Backend for EmbeddedBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(TABLE).map_err(io)?;
+        Ok(table.get(key).map_err(io)?.map(|v| v.value().to_vec()))
+    }
+
+    async fn transaction(&self, ops: Vec<Op>) -> Result<()> {
+        for op in &ops {
+            match op {
+                Op::Put(k, _) | Op::Delete(k) => check_key(k)?,
+            }
+        }
+        let (reply, wait) = oneshot::channel();
+        {
+            let guard = self.tx.lock();
+            let tx = guard.as_ref().ok_or(PhysicalError::Closed)?;
+            tx.send((ops, reply)).map_err(|_| PhysicalError::Closed)?;
+        }
+        wait.await.map_err(|_| PhysicalError::Closed)?
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(TABLE).map_err(io)?;
+        let mut out = Vec::new();
+        let mut from = prefix.to_owned();
+        // Skip-scan: after finding folder `a/`, seek past everything below it ("a0" sorts
+        // right after "a/..."), so listing a folder costs its children, not its descendants.
+        loop {
+            let mut range = table
+                .range::<&str>((Bound::Included(from.as_str()), Bound::Unbounded))
+                .map_err(io)?;
+            let Some(item) = range.next() else { break };
+            let (k, _) = item.map_err(io)?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let rest = &key[prefix.len()..];
+            match rest.find('/') {
+                Some(i) => {
+                    let folder = &rest[..=i];
+                    out.push(folder.to_owned());
+                    from = format!("{prefix}{}0", &rest[..i]);
+                }
+                None => {
+                    out.push(rest.to_owned());
+                    from = format!("{key}\0");
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}
