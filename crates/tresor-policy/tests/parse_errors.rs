@@ -1,0 +1,231 @@
+//! Policy parse errors: each must be a typed variant whose message names the key, the path and
+//! (for HCL) the line at fault, so a 400 response tells the author what to fix.
+
+use tresor_policy::{DurationError, ErrorLocation, PolicyError, parse_policy};
+
+fn err(text: &str) -> PolicyError {
+    match parse_policy("p", text) {
+        Ok(policy) => panic!("expected an error for {text:?}, got {policy:?}"),
+        Err(e) => e,
+    }
+}
+
+fn loc(path: Option<&str>, line: Option<usize>) -> ErrorLocation {
+    ErrorLocation {
+        path: path.map(str::to_owned),
+        line,
+    }
+}
+
+#[test]
+fn empty_policy() {
+    assert_eq!(err(""), PolicyError::Empty);
+    assert_eq!(err("  \n\t\n"), PolicyError::Empty);
+    assert_eq!(err("").to_string(), "policy is empty");
+}
+
+#[test]
+fn hcl_syntax_error_names_line_and_column() {
+    let e = err("path \"secret/*\" {\n  capabilities = [\"read\"\n}\n");
+    let PolicyError::Syntax {
+        line,
+        column,
+        message,
+    } = &e
+    else {
+        panic!("expected a syntax error, got {e:?}");
+    };
+    assert_eq!((*line, *column), (3, 1));
+    assert!(message.contains(']'), "{message}");
+    assert!(e.to_string().contains("on line 3, column 1"), "{e}");
+}
+
+#[test]
+fn hcl_syntax_error_deep_in_the_file() {
+    let text = "path \"a\" {\n  capabilities = [\"read\"]\n}\n\npath \"b\" {\n  capabilities = [\"read\",, ]\n}\n";
+    let e = err(text);
+    assert!(matches!(e, PolicyError::Syntax { line: 6, .. }), "{e:?}");
+}
+
+#[test]
+fn json_syntax_error_names_line_and_column() {
+    let e = err("{\n  \"path\": {\n    \"a\": {\"capabilities\": [\"read\"],}\n  }\n}");
+    let PolicyError::Syntax { line, message, .. } = &e else {
+        panic!("expected a syntax error, got {e:?}");
+    };
+    assert_eq!(*line, 3);
+    assert!(message.contains("trailing comma"), "{message}");
+}
+
+#[test]
+fn unknown_capability_names_capability_path_and_line() {
+    let e = err("path \"secret/*\" {\n  capabilities = [\"read\", \"reed\"]\n}\n");
+    assert_eq!(
+        e,
+        PolicyError::InvalidCapability {
+            capability: "reed".into(),
+            at: loc(Some("secret/*"), Some(2)),
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "invalid capability \"reed\" in path \"secret/*\" on line 2"
+    );
+    // JSON carries no line numbers past parsing, but still names the path.
+    let e = err(r#"{"path": {"secret/*": {"capabilities": ["reed"]}}}"#);
+    assert_eq!(
+        e.to_string(),
+        "invalid capability \"reed\" in path \"secret/*\""
+    );
+}
+
+#[test]
+fn root_is_not_a_grantable_capability() {
+    let e = err("path \"a\" {\n  capabilities = [\"root\"]\n}\n");
+    assert!(
+        matches!(e, PolicyError::InvalidCapability { ref capability, .. } if capability == "root")
+    );
+}
+
+#[test]
+fn unknown_key_in_path_block() {
+    let e = err(
+        "path \"a\" {\n  capabilities = [\"read\"]\n}\n\npath \"b\" {\n  capabilites = [\"read\"]\n}\n",
+    );
+    assert_eq!(
+        e,
+        PolicyError::UnknownKey {
+            key: "capabilites".into(),
+            at: loc(Some("b"), Some(6)),
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "invalid key \"capabilites\" in path \"b\" on line 6"
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = err("pth \"a\" {\n  capabilities = []\n}\n");
+    assert_eq!(e.to_string(), "invalid key \"pth\" on line 1");
+    let e = err(r#"{"paths": {}}"#);
+    assert_eq!(e.to_string(), "invalid key \"paths\"");
+}
+
+#[test]
+fn enterprise_keys_are_rejected_by_name() {
+    let e = err(r#"{"path": {"a": {"capabilities": ["read"], "control_group": {}}}}"#);
+    assert!(e.to_string().contains("\"control_group\""), "{e}");
+}
+
+#[test]
+fn invalid_legacy_policy() {
+    let e = err("path \"a\" {\n  policy = \"writ\"\n}\n");
+    assert!(matches!(e, PolicyError::InvalidLegacyPolicy { ref value, .. } if value == "writ"));
+    assert!(e.to_string().contains("in path \"a\" on line 2"), "{e}");
+}
+
+#[test]
+fn wrong_value_shapes_name_the_field() {
+    let e = err("path \"a\" {\n  capabilities = \"read\"\n}\n");
+    assert_eq!(
+        e.to_string(),
+        "invalid value for \"capabilities\" in path \"a\" on line 2: expected a list of strings"
+    );
+    let e = err("path \"a\" {\n  allowed_parameters = {\n    \"x\" = \"y\"\n  }\n}\n");
+    assert!(
+        matches!(e, PolicyError::InvalidValue { ref field, .. } if field == "allowed_parameters"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("on line 3"), "{e}");
+    let e = err("path \"a\" {\n  required_parameters = [1]\n}\n");
+    assert!(
+        e.to_string()
+            .starts_with("invalid value for \"required_parameters\""),
+        "{e}"
+    );
+    let e = err("path \"a\" {\n  allowed_parameters = {\n    \"x\" = [\"${var.y}\"]\n  }\n}\n");
+    assert!(
+        e.to_string()
+            .contains("templates and expressions are not supported"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_wrapping_ttls() {
+    let e = err("path \"a\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1y\"\n}\n");
+    assert_eq!(
+        e,
+        PolicyError::InvalidDuration {
+            field: "min_wrapping_ttl",
+            source: DurationError::UnknownUnit {
+                unit: "y".into(),
+                input: "1y".into(),
+            },
+            at: loc(Some("a"), Some(3)),
+        }
+    );
+    let e = err("path \"a\" {\n  max_wrapping_ttl = true\n}\n");
+    assert!(
+        e.to_string()
+            .starts_with("invalid value for \"max_wrapping_ttl\""),
+        "{e}"
+    );
+    let e = err("path \"a\" {\n  min_wrapping_ttl = \"1h\"\n  max_wrapping_ttl = \"1m\"\n}\n");
+    assert_eq!(
+        e,
+        PolicyError::WrappingTtlOrder {
+            at: loc(Some("a"), Some(2)),
+        }
+    );
+}
+
+#[test]
+fn malformed_path_blocks() {
+    for text in [
+        "path {\n  capabilities = []\n}\n",
+        "path \"a\" \"b\" {\n  capabilities = []\n}\n",
+    ] {
+        let e = err(text);
+        assert!(
+            matches!(
+                e,
+                PolicyError::InvalidPathBlock {
+                    at: ErrorLocation { line: Some(1), .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    let e = err("path \"\" {\n  capabilities = [\"read\"]\n}\n");
+    assert!(e.to_string().contains("the path pattern is empty"), "{e}");
+    let e = err(r#"{"path": "secret/*"}"#);
+    assert!(
+        e.to_string().starts_with("invalid value for \"path\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_keys() {
+    // HCL rejects a repeated attribute itself, with its position.
+    let e = err("path \"a\" {\n  capabilities = [\"read\"]\n  capabilities = [\"list\"]\n}\n");
+    assert!(matches!(e, PolicyError::Syntax { line: 3, .. }), "{e:?}");
+    // A JSON list of rule objects can repeat a key; that is ours to reject.
+    let e = err(r#"{"path": {"a": [{"capabilities": ["read"]}, {"capabilities": ["list"]}]}}"#);
+    assert_eq!(
+        e.to_string(),
+        "duplicate key \"capabilities\" in path \"a\""
+    );
+}
+
+#[test]
+fn brace_text_that_is_not_json_reports_the_json_error() {
+    // Starts with `{` but is not JSON; HCL cannot read it either, so the JSON parser's
+    // complaint, with its position, is what the author sees.
+    let e = err("{ path = 1 }");
+    assert!(matches!(e, PolicyError::Syntax { line: 1, .. }), "{e:?}");
+}
