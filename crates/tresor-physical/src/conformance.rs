@@ -15,13 +15,25 @@ pub async fn run(b: Arc<dyn Backend>) {
 }
 
 async fn get_put_delete(b: &dyn Backend) {
-    assert_eq!(b.get("missing").await.unwrap(), None, "missing key reads as None");
+    assert_eq!(
+        b.get("missing").await.unwrap(),
+        None,
+        "missing key reads as None"
+    );
     b.put("a", b"one".to_vec()).await.unwrap();
     assert_eq!(b.get("a").await.unwrap().as_deref(), Some(&b"one"[..]));
     b.put("a", b"two".to_vec()).await.unwrap();
-    assert_eq!(b.get("a").await.unwrap().as_deref(), Some(&b"two"[..]), "put overwrites");
+    assert_eq!(
+        b.get("a").await.unwrap().as_deref(),
+        Some(&b"two"[..]),
+        "put overwrites"
+    );
     b.put("empty", Vec::new()).await.unwrap();
-    assert_eq!(b.get("empty").await.unwrap().as_deref(), Some(&b""[..]), "empty values are kept");
+    assert_eq!(
+        b.get("empty").await.unwrap().as_deref(),
+        Some(&b""[..]),
+        "empty values are kept"
+    );
     b.delete("a").await.unwrap();
     b.delete("empty").await.unwrap();
     assert_eq!(b.get("a").await.unwrap(), None, "delete removes");
@@ -29,7 +41,9 @@ async fn get_put_delete(b: &dyn Backend) {
 }
 
 async fn listing(b: &dyn Backend) {
-    for k in ["l/a", "l/b/c", "l/b/d", "l/b/e/f", "l/c", "l/c/x", "l2/z", "la"] {
+    for k in [
+        "l/a", "l/b/c", "l/b/d", "l/b/e/f", "l/c", "l/c/x", "l2/z", "la",
+    ] {
         b.put(k, vec![1]).await.unwrap();
     }
     assert_eq!(b.list("l/").await.unwrap(), vec!["a", "b/", "c", "c/"]);
@@ -37,10 +51,15 @@ async fn listing(b: &dyn Backend) {
     assert_eq!(b.list("nothing/").await.unwrap(), Vec::<String>::new());
     let root = b.list("").await.unwrap();
     assert_eq!(root, vec!["l/", "l2/", "la"]);
-    for k in ["l/a", "l/b/c", "l/b/d", "l/b/e/f", "l/c", "l/c/x", "l2/z", "la"] {
+    for k in [
+        "l/a", "l/b/c", "l/b/d", "l/b/e/f", "l/c", "l/c/x", "l2/z", "la",
+    ] {
         b.delete(k).await.unwrap();
     }
-    assert!(b.list("").await.unwrap().is_empty(), "all listed keys deleted");
+    assert!(
+        b.list("").await.unwrap().is_empty(),
+        "all listed keys deleted"
+    );
 }
 
 async fn transactions(b: &dyn Backend) {
@@ -55,11 +74,20 @@ async fn transactions(b: &dyn Backend) {
     assert_eq!(b.list("t/").await.unwrap(), vec!["1", "2"]);
     // A batch with an invalid key is rejected whole.
     let err = b
-        .transaction(vec![Op::Put("t/3".into(), vec![3]), Op::Put("".into(), vec![])])
+        .transaction(vec![
+            Op::Put("t/3".into(), vec![3]),
+            Op::Put("".into(), vec![]),
+        ])
         .await;
     assert!(err.is_err(), "invalid key in a batch is an error");
-    assert_eq!(b.get("t/3").await.unwrap(), None, "a rejected batch writes nothing");
-    b.transaction(vec![Op::Delete("t/1".into()), Op::Delete("t/2".into())]).await.unwrap();
+    assert_eq!(
+        b.get("t/3").await.unwrap(),
+        None,
+        "a rejected batch writes nothing"
+    );
+    b.transaction(vec![Op::Delete("t/1".into()), Op::Delete("t/2".into())])
+        .await
+        .unwrap();
 }
 
 async fn invalid_keys(b: &dyn Backend) {
@@ -74,7 +102,9 @@ async fn concurrent_writers(b: Arc<dyn Backend>) {
         let b = b.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
-                b.put(&format!("c/{w:02}/{i:03}"), format!("{w}-{i}").into_bytes()).await.unwrap();
+                b.put(&format!("c/{w:02}/{i:03}"), format!("{w}-{i}").into_bytes())
+                    .await
+                    .unwrap();
             }
         }));
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::{Backend, Op, PhysicalError, Result, check_key};
@@ -42,7 +42,8 @@ impl EmbeddedBackend {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| io(format!("opening {}: {e}", path.display())))?;
+        let db =
+            Database::create(&path).map_err(|e| io(format!("opening {}: {e}", path.display())))?;
         {
             // Make sure the table exists so read transactions can always open it.
             let txn = db.begin_write().map_err(io)?;
@@ -56,7 +57,11 @@ impl EmbeddedBackend {
             .name("tresor-storage-writer".into())
             .spawn(move || writer_loop(&writer_db, &rx))
             .map_err(io)?;
-        Ok(Self { db, tx: parking_lot::Mutex::new(Some(tx)), path })
+        Ok(Self {
+            db,
+            tx: parking_lot::Mutex::new(Some(tx)),
+            path,
+        })
     }
 
     /// The database file.

@@ -49,7 +49,10 @@ impl Backend for InmemBackend {
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let map = self.map.read();
         let keys = map
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .map(|(k, _)| k.as_str())
             .take_while(|k| k.starts_with(prefix));
         Ok(children(prefix, keys))

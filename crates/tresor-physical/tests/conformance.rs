@@ -36,5 +36,8 @@ async fn embedded_survives_reopen() {
             Err(e) => panic!("reopen failed: {e}"),
         }
     };
-    assert_eq!(b.get("keep/me").await.unwrap().as_deref(), Some(&b"value"[..]));
+    assert_eq!(
+        b.get("keep/me").await.unwrap().as_deref(),
+        Some(&b"value"[..])
+    );
 }

@@ -1,1 +1,34 @@
-fn main() {}
+//! The `tresor` binary: `tresor server` runs the server; every other subcommand is the
+//! Vault-compatible CLI (`tresor status`, `tresor kv get`, ...).
+
+mod config;
+mod engines;
+mod secure;
+mod server;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("server") => {
+            let flags = match server::parse_flags(&args[1..]) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    std::process::exit(1);
+                }
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            if let Err(e) = rt.block_on(server::run(flags)) {
+                eprintln!("Error: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        _ => {
+            eprintln!("the CLI is not built into this binary yet");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! The barrier: the one place that encrypts, decrypts and authenticates stored values.
+//!
+//! Every value is sealed with AES-256-GCM under the keyring's active key term, with the
+//! storage path as associated data, so a ciphertext moved to another key fails to open.
+//! Layout of a stored value: `term (u32 BE) | version (1) | nonce (12) | ciphertext+tag`.
+//! Old terms stay in the keyring so values written before a `sys/rotate` still open.
+//!
+//! The keyring itself is stored at [`KEYRING_PATH`], sealed with the root key; the root key is
+//! stored at [`ROOT_KEY_PATH`], sealed with the unseal key that Shamir shares reconstruct.
+//! A [`Barrier`] only exists once unsealed: the sealed core has no value of this type.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use tresor_physical::{Backend, Op};
+use zeroize::Zeroizing;
+
+use crate::error::CoreError;
+
+pub const KEYRING_PATH: &str = "core/keyring";
+pub const ROOT_KEY_PATH: &str = "core/root-key";
+const VERSION: u8 = 1;
+const HEADER: usize = 4 + 1 + NONCE_LEN;
+
+/// A 256-bit key that is wiped when dropped and never printed.
+#[derive(Clone)]
+pub struct Key(pub Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+impl Key {
+    pub fn generate() -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(&mut k[..]).expect("system randomness");
+        Key(k)
+    }
+    pub fn from_slice(b: &[u8]) -> Result<Self, CoreError> {
+        let arr: [u8; 32] = b
+            .try_into()
+            .map_err(|_| CoreError::InvalidRequest("invalid key: expected 32 bytes".into()))?;
+        Ok(Key(Zeroizing::new(arr)))
+    }
+    fn aead(&self) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0[..]).expect("32-byte key"))
+    }
+}
+
+/// Seals `plaintext` under `key` for storage at `path` (the AAD), tagging it with `term`.
+pub fn seal_value(key: &LessSafeKey, term: u32, path: &str, plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).expect("system randomness");
+    let mut out = Vec::with_capacity(HEADER + plaintext.len() + 16);
+    out.extend_from_slice(&term.to_be_bytes());
+    out.push(VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(path.as_bytes()),
+            &mut out[HEADER..],
+        )
+        .expect("aes-gcm seal");
+    out.extend_from_slice(tag.as_ref());
+    out
+}
+
+/// The key term a stored value was sealed under.
+fn term_of(blob: &[u8]) -> Result<u32, CoreError> {
+    if blob.len() < HEADER + 16 || blob[4] != VERSION {
+        return Err(CoreError::Internal(
+            "stored value is malformed or from an unknown format".into(),
+        ));
+    }
+    Ok(u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]))
+}
+
+/// Opens a value sealed by [`seal_value`]; fails if the key, path or bytes differ.
+pub fn open_value(
+    key: &LessSafeKey,
+    path: &str,
+    blob: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CoreError> {
+    term_of(blob)?;
+    let nonce = Nonce::try_assume_unique_for_key(&blob[5..HEADER])
+        .map_err(|_| CoreError::Internal("bad nonce".into()))?;
+    let mut buf = Zeroizing::new(blob[HEADER..].to_vec());
+    let n = key
+        .open_in_place(nonce, Aad::from(path.as_bytes()), &mut buf[..])
+        .map_err(|_| {
+            CoreError::Internal(format!(
+                "failed to decrypt stored value at {path:?}: authentication failed"
+            ))
+        })?
+        .len();
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Vault's `sys/rotate/config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotationConfig {
+    pub max_operations: u64,
+    pub interval_secs: u64,
+    pub enabled: bool,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        // Vault's default: rotate after 3.86 billion encryptions (safe bound for random GCM nonces).
+        RotationConfig {
+            max_operations: 3_865_470_566,
+            interval_secs: 0,
+            enabled: true,
+        }
+    }
+}
+
+struct Term {
+    key: LessSafeKey,
+    raw: Key,
+    install_time: i64,
+    encryptions: AtomicU64,
+}
+
+/// The persisted form of the keyring (inside the root-key-sealed blob).
+#[derive(Serialize, Deserialize)]
+struct StoredKeyring {
+    version: u32,
+    active: u32,
+    terms: Vec<StoredTerm>,
+    rotation: RotationConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredTerm {
+    term: u32,
+    key: String,
+    install_time: i64,
+    encryptions: u64,
+}
+
+impl Drop for StoredTerm {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
+struct Keyring {
+    active: u32,
+    terms: BTreeMap<u32, Arc<Term>>,
+    rotation: RotationConfig,
+}
+
+/// What `sys/key-status` reports.
+#[derive(Debug, Clone)]
+pub struct KeyStatus {
+    pub term: u32,
+    pub install_time: i64,
+    pub encryptions: u64,
+}
+
+/// The unsealed barrier over a physical backend.
+pub struct Barrier {
+    physical: Arc<dyn Backend>,
+    root_key: Key,
+    keyring: RwLock<Keyring>,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Barrier {
+    /// Creates a fresh keyring and root key, seals the root key with `unseal_key`, and writes
+    /// both. Used once, by `sys/init`.
+    pub async fn initialize(
+        physical: Arc<dyn Backend>,
+        unseal_key: &Key,
+    ) -> Result<Arc<Barrier>, CoreError> {
+        let root_key = Key::generate();
+        let first = Key::generate();
+        let term = Arc::new(Term {
+            key: first.aead(),
+            raw: first,
+            install_time: now(),
+            encryptions: AtomicU64::new(0),
+        });
+        let barrier = Barrier {
+            physical,
+            root_key,
+            keyring: RwLock::new(Keyring {
+                active: 1,
+                terms: BTreeMap::from([(1, term)]),
+                rotation: RotationConfig::default(),
+            }),
+        };
+        barrier.store_root_key(unseal_key).await?;
+        barrier.persist_keyring().await?;
+        Ok(Arc::new(barrier))
+    }
+
+    /// Opens the barrier with the unseal key. A wrong key is `CoreError::InvalidUnsealKey`.
+    pub async fn unseal(
+        physical: Arc<dyn Backend>,
+        unseal_key: &Key,
+    ) -> Result<Arc<Barrier>, CoreError> {
+        let blob = physical
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(CoreError::NotInitialized)?;
+        let root = open_value(&unseal_key.aead(), ROOT_KEY_PATH, &blob)
+            .map_err(|_| CoreError::InvalidUnsealKey)?;
+        let root_key = Key::from_slice(&root)?;
+        let blob = physical
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or_else(|| CoreError::Internal("keyring missing".into()))?;
+        let plain = open_value(&root_key.aead(), KEYRING_PATH, &blob)?;
+        let stored: StoredKeyring = serde_json::from_slice(&plain)
+            .map_err(|e| CoreError::Internal(format!("decoding keyring: {e}")))?;
+        let mut terms = BTreeMap::new();
+        for t in &stored.terms {
+            let raw = Zeroizing::new(
+                B64.decode(&t.key)
+                    .map_err(|e| CoreError::Internal(format!("keyring term: {e}")))?,
+            );
+            let key = Key::from_slice(&raw)?;
+            terms.insert(
+                t.term,
+                Arc::new(Term {
+                    key: key.aead(),
+                    raw: key,
+                    install_time: t.install_time,
+                    encryptions: AtomicU64::new(t.encryptions),
+                }),
+            );
+        }
+        Ok(Arc::new(Barrier {
+            physical,
+            root_key,
+            keyring: RwLock::new(Keyring {
+                active: stored.active,
+                terms,
+                rotation: stored.rotation,
+            }),
+        }))
+    }
+
+    /// Re-seals the root key under a new unseal key (rekey).
+    pub async fn store_root_key(&self, unseal_key: &Key) -> Result<(), CoreError> {
+        let blob = seal_value(&unseal_key.aead(), 0, ROOT_KEY_PATH, &self.root_key.0[..]);
+        self.physical.put(ROOT_KEY_PATH, blob).await?;
+        Ok(())
+    }
+
+    async fn persist_keyring(&self) -> Result<(), CoreError> {
+        let stored = {
+            let kr = self.keyring.read();
+            StoredKeyring {
+                version: 1,
+                active: kr.active,
+                rotation: kr.rotation.clone(),
+                terms: kr
+                    .terms
+                    .iter()
+                    .map(|(n, t)| StoredTerm {
+                        term: *n,
+                        key: B64.encode(&t.raw.0[..]),
+                        install_time: t.install_time,
+                        encryptions: t.encryptions.load(Ordering::Relaxed),
+                    })
+                    .collect(),
+            }
+        };
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&stored).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        let blob = seal_value(&self.root_key.aead(), 0, KEYRING_PATH, &plain);
+        self.physical.put(KEYRING_PATH, blob).await?;
+        Ok(())
+    }
+
+    /// Adds a new key term and makes it active (`sys/rotate`). Returns the new term.
+    pub async fn rotate(&self) -> Result<u32, CoreError> {
+        let term = {
+            let mut kr = self.keyring.write();
+            let next = kr.active + 1;
+            let k = Key::generate();
+            kr.terms.insert(
+                next,
+                Arc::new(Term {
+                    key: k.aead(),
+                    raw: k,
+                    install_time: now(),
+                    encryptions: AtomicU64::new(0),
+                }),
+            );
+            kr.active = next;
+            next
+        };
+        self.persist_keyring().await?;
+        Ok(term)
+    }
+
+    pub fn key_status(&self) -> KeyStatus {
+        let kr = self.keyring.read();
+        let t = &kr.terms[&kr.active];
+        KeyStatus {
+            term: kr.active,
+            install_time: t.install_time,
+            encryptions: t.encryptions.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn rotation_config(&self) -> RotationConfig {
+        self.keyring.read().rotation.clone()
+    }
+
+    pub async fn set_rotation_config(&self, c: RotationConfig) -> Result<(), CoreError> {
+        self.keyring.write().rotation = c;
+        self.persist_keyring().await
+    }
+
+    /// Persists encryption counters (called on seal so key-status survives restarts).
+    pub async fn flush(&self) -> Result<(), CoreError> {
+        self.persist_keyring().await
+    }
+
+    fn encrypt(&self, path: &str, plaintext: &[u8]) -> (Vec<u8>, bool) {
+        let (term_no, term, rotation) = {
+            let kr = self.keyring.read();
+            (
+                kr.active,
+                kr.terms[&kr.active].clone(),
+                kr.rotation.enabled.then_some(kr.rotation.max_operations),
+            )
+        };
+        let n = term.encryptions.fetch_add(1, Ordering::Relaxed) + 1;
+        let due = rotation.is_some_and(|max| n >= max);
+        (seal_value(&term.key, term_no, path, plaintext), due)
+    }
+
+    fn decrypt(&self, path: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CoreError> {
+        let term_no = term_of(blob)?;
+        let term = self
+            .keyring
+            .read()
+            .terms
+            .get(&term_no)
+            .cloned()
+            .ok_or_else(|| CoreError::Internal(format!("no key for term {term_no}")))?;
+        open_value(&term.key, path, blob)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, CoreError> {
+        match self.physical.get(path).await? {
+            None => Ok(None),
+            Some(blob) => self.decrypt(path, &blob).map(Some),
+        }
+    }
+
+    pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<(), CoreError> {
+        let (blob, rotate_due) = self.encrypt(path, plaintext);
+        self.physical.put(path, blob).await?;
+        if rotate_due {
+            tracing::info!("barrier key reached its operation limit; rotating");
+            self.rotate().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies puts (given as plaintext) and deletes atomically.
+    pub async fn transaction(&self, ops: Vec<Op>) -> Result<(), CoreError> {
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                Op::Put(k, v) => {
+                    let (blob, _) = self.encrypt(&k, &v);
+                    Op::Put(k, blob)
+                }
+                d => d,
+            })
+            .collect();
+        self.physical.transaction(ops).await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), CoreError> {
+        self.physical.delete(path).await?;
+        Ok(())
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, CoreError> {
+        Ok(self.physical.list(prefix).await?)
+    }
+
+    pub fn physical(&self) -> &Arc<dyn Backend> {
+        &self.physical
+    }
+}
+
+/// A barrier chrooted to one prefix: an engine's whole storage world.
+#[derive(Clone)]
+pub struct View {
+    barrier: Arc<Barrier>,
+    prefix: String,
+}
+
+impl View {
+    pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> Self {
+        View {
+            barrier,
+            prefix: prefix.into(),
+        }
+    }
+    pub fn sub(&self, prefix: &str) -> View {
+        View {
+            barrier: self.barrier.clone(),
+            prefix: format!("{}{prefix}", self.prefix),
+        }
+    }
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    fn full(&self, key: &str) -> tresor_sdk::Result<String> {
+        if key.split('/').any(|s| s == "..") {
+            return Err(tresor_sdk::LogicalError::invalid(
+                "invalid path: \"..\" segments are not allowed",
+            ));
+        }
+        Ok(format!("{}{}", self.prefix, key))
+    }
+}
+
+fn sdk_err(e: CoreError) -> tresor_sdk::LogicalError {
+    tresor_sdk::LogicalError::Internal(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl tresor_sdk::Storage for View {
+    async fn get(&self, key: &str) -> tresor_sdk::Result<Option<Vec<u8>>> {
+        let full = self.full(key)?;
+        self.barrier
+            .get(&full)
+            .await
+            .map(|o| o.map(|z| z.to_vec()))
+            .map_err(sdk_err)
+    }
+    async fn put(&self, key: &str, value: Vec<u8>) -> tresor_sdk::Result<()> {
+        let full = self.full(key)?;
+        let value = Zeroizing::new(value);
+        self.barrier.put(&full, &value).await.map_err(sdk_err)
+    }
+    async fn delete(&self, key: &str) -> tresor_sdk::Result<()> {
+        let full = self.full(key)?;
+        self.barrier.delete(&full).await.map_err(sdk_err)
+    }
+    async fn list(&self, prefix: &str) -> tresor_sdk::Result<Vec<String>> {
+        let full = self.full(prefix)?;
+        self.barrier.list(&full).await.map_err(sdk_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_physical::InmemBackend;
+
+    #[tokio::test]
+    async fn values_are_bound_to_their_path_and_survive_rotation() {
+        let phys: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let uk = Key::generate();
+        let b = Barrier::initialize(phys.clone(), &uk).await.unwrap();
+        b.put("a/secret", b"hunter2").await.unwrap();
+        let raw = phys.get("a/secret").await.unwrap().unwrap();
+        assert!(
+            !raw.windows(7).any(|w| w == b"hunter2"),
+            "plaintext reached physical storage"
+        );
+        // Moving the ciphertext to another path must not decrypt.
+        phys.put("b/moved", raw.clone()).await.unwrap();
+        assert!(b.get("b/moved").await.is_err());
+        // Tampering fails authentication.
+        let mut bad = raw.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        phys.put("a/tampered", bad).await.unwrap();
+        assert!(b.get("a/tampered").await.is_err());
+
+        assert_eq!(b.rotate().await.unwrap(), 2);
+        b.put("a/new", b"after").await.unwrap();
+        assert_eq!(
+            &b.get("a/secret").await.unwrap().unwrap()[..],
+            b"hunter2",
+            "old term still opens"
+        );
+        assert_eq!(
+            term_of(&phys.get("a/new").await.unwrap().unwrap()).unwrap(),
+            2
+        );
+
+        // Reopen with the unseal key: keyring and both terms come back.
+        let b2 = Barrier::unseal(phys.clone(), &uk).await.unwrap();
+        assert_eq!(b2.key_status().term, 2);
+        assert_eq!(&b2.get("a/new").await.unwrap().unwrap()[..], b"after");
+        // A wrong unseal key is rejected.
+        assert!(matches!(
+            Barrier::unseal(phys, &Key::generate()).await,
+            Err(CoreError::InvalidUnsealKey)
+        ));
+    }
+
+    #[tokio::test]
+    async fn rotation_config_triggers_automatic_rotation() {
+        let phys: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let b = Barrier::initialize(phys, &Key::generate()).await.unwrap();
+        b.set_rotation_config(RotationConfig {
+            max_operations: 3,
+            interval_secs: 0,
+            enabled: true,
+        })
+        .await
+        .unwrap();
+        for i in 0..3 {
+            b.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        assert_eq!(
+            b.key_status().term,
+            2,
+            "third encryption reaches the limit and rotates"
+        );
+    }
+}

@@ -1,0 +1,905 @@
+//! The core: seal state, the unsealed world, and the one request pipeline.
+//!
+//! `Core` is sealed or unsealed; [`Unsealed`] holds everything behind the barrier (barrier,
+//! router, token and policy stores) and exists only after a successful unseal, so no code path
+//! can reach stored data while sealed. Sealing drops the `Unsealed` value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tresor_physical::Backend;
+use tresor_policy::{AclResult, Operation as PolicyOp};
+use tresor_sdk::{
+    Caller, LogicalBackend, Operation, Request, Response, SpecialPaths, path_matches_special,
+};
+use zeroize::Zeroizing;
+
+use crate::barrier::{Barrier, Key, View};
+use crate::error::CoreError;
+use crate::mounts::{AUTH_PATH, MOUNTS_PATH, MountEntry, Route, Router, Table};
+use crate::policies::PolicyStore;
+use crate::seal::{self, GenerateRoot, Progress, Rekey, SEAL_CONFIG_PATH, SealConfig};
+use crate::tokens::{TokenEntry, TokenStore, new_token_id, now};
+
+/// Builds an engine for a mount entry.
+pub type EngineFactory =
+    Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn LogicalBackend>, String> + Send + Sync>;
+
+/// Server-wide settings the core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub default_lease_ttl: Duration,
+    pub max_lease_ttl: Duration,
+    pub cluster_name: Option<String>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        let d = Duration::from_secs(768 * 3600);
+        CoreConfig {
+            default_lease_ttl: d,
+            max_lease_ttl: d,
+            cluster_name: None,
+        }
+    }
+}
+
+/// One logical request as the HTTP layer hands it to the core.
+#[derive(Debug, Clone)]
+pub struct CoreRequest {
+    pub operation: Operation,
+    /// Path below `/v1/`, without a leading `/`.
+    pub path: String,
+    pub data: Map<String, Value>,
+    pub token: Option<Zeroizing<String>>,
+    pub remote_addr: Option<String>,
+}
+
+/// What the pipeline answers; the HTTP layer turns it into Vault's envelope.
+#[derive(Debug, Default)]
+pub struct CoreResponse {
+    pub request_id: String,
+    pub response: Option<Response>,
+    pub auth: Option<Value>,
+    pub mount_type: String,
+    pub lease_id: String,
+    pub lease_duration: u64,
+    pub renewable: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClusterInfo {
+    name: String,
+    id: String,
+}
+
+/// Everything that exists only while unsealed.
+pub struct Unsealed {
+    pub barrier: Arc<Barrier>,
+    pub tokens: TokenStore,
+    pub policies: PolicyStore,
+    router: RwLock<Arc<Router>>,
+    mount_lock: tokio::sync::Mutex<()>,
+    pub cluster_name: String,
+    pub cluster_id: String,
+}
+
+impl Unsealed {
+    pub fn router(&self) -> Arc<Router> {
+        self.router.read().clone()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) physical: Arc<dyn Backend>,
+    pub(crate) config: CoreConfig,
+    engines: HashMap<String, EngineFactory>,
+    credentials: HashMap<String, EngineFactory>,
+    state: RwLock<Option<Arc<Unsealed>>>,
+    unseal_progress: tokio::sync::Mutex<Progress>,
+    pub(crate) rekey: tokio::sync::Mutex<Option<Rekey>>,
+    pub(crate) genroot: tokio::sync::Mutex<Option<GenerateRoot>>,
+    seal_config: RwLock<Option<SealConfig>>,
+}
+
+/// The core. Cheap to clone.
+#[derive(Clone)]
+pub struct Core(pub(crate) Arc<Inner>);
+
+/// What `sys/init` returns.
+pub struct InitResult {
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    pub root_token: Zeroizing<String>,
+}
+
+/// Init parameters.
+#[derive(Debug, Clone, Default)]
+pub struct InitRequest {
+    pub secret_shares: usize,
+    pub secret_threshold: usize,
+    pub pgp_keys: Vec<String>,
+    pub root_token_pgp_key: String,
+    /// Dev mode: choose the root token's id.
+    pub root_token_id: Option<String>,
+}
+
+/// `sys/seal-status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SealStatus {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub initialized: bool,
+    pub sealed: bool,
+    pub t: usize,
+    pub n: usize,
+    pub progress: usize,
+    pub nonce: String,
+    pub version: String,
+    pub build_date: String,
+    pub migration: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    pub recovery_seal: bool,
+    pub storage_type: String,
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const BUILD_DATE: &str = "2026-11-22T00:00:00Z";
+
+fn policy_op(op: Operation) -> PolicyOp {
+    match op {
+        Operation::Create => PolicyOp::Create,
+        Operation::Read => PolicyOp::Read,
+        Operation::Update => PolicyOp::Update,
+        Operation::Patch => PolicyOp::Patch,
+        Operation::Delete => PolicyOp::Delete,
+        Operation::List => PolicyOp::List,
+        Operation::Help => PolicyOp::Help,
+    }
+}
+
+impl Core {
+    pub fn new(physical: Arc<dyn Backend>, config: CoreConfig) -> Self {
+        Core(Arc::new(Inner {
+            physical,
+            config,
+            engines: HashMap::new(),
+            credentials: HashMap::new(),
+            state: RwLock::new(None),
+            unseal_progress: tokio::sync::Mutex::new(Progress::default()),
+            rekey: tokio::sync::Mutex::new(None),
+            genroot: tokio::sync::Mutex::new(None),
+            seal_config: RwLock::new(None),
+        }))
+    }
+
+    /// Registers a secrets engine type. Call before the core is shared.
+    pub fn register_engine(&mut self, kind: &str, f: EngineFactory) {
+        Arc::get_mut(&mut self.0)
+            .expect("register engines before sharing the core")
+            .engines
+            .insert(kind.to_owned(), f);
+    }
+
+    /// Registers an auth method type. Call before the core is shared.
+    pub fn register_credential(&mut self, kind: &str, f: EngineFactory) {
+        Arc::get_mut(&mut self.0)
+            .expect("register auth methods before sharing the core")
+            .credentials
+            .insert(kind.to_owned(), f);
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.0.config
+    }
+
+    pub fn storage_type(&self) -> &'static str {
+        self.0.physical.kind()
+    }
+
+    /// The unsealed state, or `Sealed`.
+    pub fn unsealed(&self) -> Result<Arc<Unsealed>, CoreError> {
+        self.0.state.read().clone().ok_or(CoreError::Sealed)
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.0.state.read().is_none()
+    }
+
+    pub async fn seal_config(&self) -> Result<Option<SealConfig>, CoreError> {
+        if let Some(c) = self.0.seal_config.read().clone() {
+            return Ok(Some(c));
+        }
+        let Some(bytes) = self.0.physical.get(SEAL_CONFIG_PATH).await? else {
+            return Ok(None);
+        };
+        let c: SealConfig = serde_json::from_slice(&bytes)
+            .map_err(|e| CoreError::Internal(format!("decoding seal config: {e}")))?;
+        *self.0.seal_config.write() = Some(c.clone());
+        Ok(Some(c))
+    }
+
+    pub async fn initialized(&self) -> Result<bool, CoreError> {
+        Ok(self.seal_config().await?.is_some())
+    }
+
+    pub async fn seal_status(&self) -> Result<SealStatus, CoreError> {
+        let cfg = self.seal_config().await?;
+        let progress = self.0.unseal_progress.lock().await;
+        let unsealed = self.0.state.read().clone();
+        Ok(SealStatus {
+            kind: "shamir".into(),
+            initialized: cfg.is_some(),
+            sealed: unsealed.is_none(),
+            t: cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
+            n: cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            progress: progress.shares.len(),
+            nonce: progress.nonce.clone(),
+            version: VERSION.into(),
+            build_date: BUILD_DATE.into(),
+            migration: false,
+            cluster_name: unsealed.as_ref().map(|u| u.cluster_name.clone()),
+            cluster_id: unsealed.as_ref().map(|u| u.cluster_id.clone()),
+            recovery_seal: false,
+            storage_type: self.storage_type().into(),
+        })
+    }
+
+    /// `sys/init`: creates the keyring, the root key and the root token. Leaves the core sealed.
+    pub async fn init(&self, req: InitRequest) -> Result<InitResult, CoreError> {
+        let _guard = self.0.unseal_progress.lock().await;
+        if self.initialized().await? {
+            return Err(CoreError::InvalidRequest(
+                "Vault is already initialized".into(),
+            ));
+        }
+        seal::validate_shares(req.secret_shares, req.secret_threshold, &req.pgp_keys)?;
+        let unseal_key = Key::generate();
+        let (keys, _fps) = seal::make_shares(
+            &unseal_key,
+            req.secret_shares,
+            req.secret_threshold,
+            &req.pgp_keys,
+        )?;
+        let barrier = Barrier::initialize(self.0.physical.clone(), &unseal_key).await?;
+        let unsealed = self.setup(barrier).await?;
+        let root = self
+            .create_root_token(&unsealed, req.root_token_id.clone())
+            .await?;
+        let root_token = if req.root_token_pgp_key.is_empty() {
+            root
+        } else {
+            use base64::Engine as _;
+            let enc = tresor_seal::pgp::encrypt_to_key(&req.root_token_pgp_key, root.as_bytes())
+                .map_err(|e| {
+                    CoreError::InvalidRequest(format!("error encrypting root token: {e}"))
+                })?;
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(enc))
+        };
+        let cfg = SealConfig {
+            version: 1,
+            kind: "shamir".into(),
+            secret_shares: req.secret_shares,
+            secret_threshold: req.secret_threshold,
+            pgp_keys: req.pgp_keys,
+        };
+        // The seal config is written last: a crash before this leaves the server uninitialized.
+        self.0
+            .physical
+            .put(
+                SEAL_CONFIG_PATH,
+                serde_json::to_vec(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?,
+            )
+            .await?;
+        *self.0.seal_config.write() = Some(cfg);
+        Ok(InitResult { keys, root_token })
+    }
+
+    /// Dev mode and tests: unseal directly with a full key.
+    pub async fn unseal_with_key(&self, key: &Key) -> Result<(), CoreError> {
+        let barrier = Barrier::unseal(self.0.physical.clone(), key).await?;
+        let u = self.setup(barrier).await?;
+        *self.0.state.write() = Some(u);
+        Ok(())
+    }
+
+    /// `sys/unseal` with one share. Returns the status after it.
+    pub async fn unseal(&self, share: Option<&str>, reset: bool) -> Result<SealStatus, CoreError> {
+        let cfg = self
+            .seal_config()
+            .await?
+            .ok_or_else(|| CoreError::InvalidRequest("Vault is not initialized".into()))?;
+        {
+            let mut progress = self.0.unseal_progress.lock().await;
+            if reset {
+                if !self.is_sealed() {
+                    return Err(CoreError::InvalidRequest("vault is unsealed".into()));
+                }
+                progress.reset();
+            } else if self.is_sealed() {
+                let share = share.ok_or_else(|| {
+                    CoreError::InvalidRequest(
+                        "'key' must be specified in request body as JSON, or 'reset' set to true"
+                            .into(),
+                    )
+                })?;
+                let share = seal::decode_share(share)?;
+                let want = if cfg.secret_threshold == 1 { 32 } else { 33 };
+                if share.len() != want {
+                    return Err(CoreError::InvalidRequest(format!(
+                        "invalid key: expected {want} bytes, got {}",
+                        share.len()
+                    )));
+                }
+                if progress.nonce.is_empty() {
+                    progress.nonce = uuid::Uuid::new_v4().to_string();
+                }
+                progress.add(share)?;
+                if progress.shares.len() >= cfg.secret_threshold {
+                    let shares = std::mem::take(&mut progress.shares);
+                    progress.reset();
+                    let key = seal::combine(cfg.secret_threshold, &shares)?;
+                    let barrier = Barrier::unseal(self.0.physical.clone(), &key).await?;
+                    let u = self.setup(barrier).await?;
+                    *self.0.state.write() = Some(u);
+                    tracing::info!("vault is unsealed");
+                }
+            }
+        }
+        self.seal_status().await
+    }
+
+    /// `sys/seal`: drops everything behind the barrier.
+    pub async fn seal(&self) -> Result<(), CoreError> {
+        let u = self.0.state.write().take();
+        if let Some(u) = u {
+            let _ = u.barrier.flush().await;
+            tracing::info!("vault is sealed");
+        }
+        *self.0.rekey.lock().await = None;
+        *self.0.genroot.lock().await = None;
+        Ok(())
+    }
+
+    /// Checks that `key` is the current unseal key (for rekey and generate-root).
+    pub(crate) async fn verify_unseal_key(&self, key: &Key) -> Result<(), CoreError> {
+        Barrier::unseal(self.0.physical.clone(), key)
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn save_seal_config(&self, cfg: SealConfig) -> Result<(), CoreError> {
+        self.0
+            .physical
+            .put(
+                SEAL_CONFIG_PATH,
+                serde_json::to_vec(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?,
+            )
+            .await?;
+        *self.0.seal_config.write() = Some(cfg);
+        Ok(())
+    }
+
+    /// Builds the unsealed world: stores, mount tables, router.
+    async fn setup(&self, barrier: Arc<Barrier>) -> Result<Arc<Unsealed>, CoreError> {
+        let cluster: ClusterInfo = match barrier.get("core/cluster").await? {
+            Some(b) => {
+                serde_json::from_slice(&b).map_err(|e| CoreError::Internal(e.to_string()))?
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let name = self
+                    .0
+                    .config
+                    .cluster_name
+                    .clone()
+                    .unwrap_or_else(|| format!("vault-cluster-{}", &id[..8]));
+                let c = ClusterInfo { name, id };
+                barrier
+                    .put(
+                        "core/cluster",
+                        &serde_json::to_vec(&c).map_err(|e| CoreError::Internal(e.to_string()))?,
+                    )
+                    .await?;
+                c
+            }
+        };
+        let tokens = TokenStore::open(View::new(barrier.clone(), "sys/token/")).await?;
+        let policies = PolicyStore::open(View::new(barrier.clone(), "sys/policy/")).await?;
+        let u = Arc::new(Unsealed {
+            barrier: barrier.clone(),
+            tokens,
+            policies,
+            router: RwLock::new(Arc::new(Router::default())),
+            mount_lock: tokio::sync::Mutex::new(()),
+            cluster_name: cluster.name,
+            cluster_id: cluster.id,
+        });
+        let mut mounts = self.load_table(&barrier, MOUNTS_PATH).await?;
+        if mounts.is_empty() {
+            let mut cubby = MountEntry::new(
+                Table::Mounts,
+                "cubbyhole/",
+                "cubbyhole",
+                "per-token private secret storage",
+            );
+            cubby.local = true;
+            let mut sys = MountEntry::new(
+                Table::Mounts,
+                "sys/",
+                "system",
+                "system endpoints used for control, policy and debugging",
+            );
+            sys.config.passthrough_request_headers = vec!["Accept".into()];
+            mounts = vec![cubby, sys];
+            self.save_table(&barrier, MOUNTS_PATH, &mounts).await?;
+        }
+        let mut auth = self.load_table(&barrier, AUTH_PATH).await?;
+        if auth.is_empty() {
+            auth = vec![MountEntry::new(
+                Table::Auth,
+                "token/",
+                "token",
+                "token based credentials",
+            )];
+            self.save_table(&barrier, AUTH_PATH, &auth).await?;
+        }
+        let mut routes = Vec::new();
+        for e in mounts.into_iter().chain(auth) {
+            match self.route_for(&u, e.clone()) {
+                Ok(r) => routes.push(r),
+                Err(err) => {
+                    tracing::error!(path = %e.path, kind = %e.kind, error = %err, "cannot set up mount; skipping it")
+                }
+            }
+        }
+        *u.router.write() = Arc::new(Router::new(routes));
+        Ok(u)
+    }
+
+    async fn load_table(
+        &self,
+        barrier: &Barrier,
+        path: &str,
+    ) -> Result<Vec<MountEntry>, CoreError> {
+        match barrier.get(path).await? {
+            None => Ok(Vec::new()),
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| CoreError::Internal(format!("decoding mount table: {e}"))),
+        }
+    }
+
+    async fn save_table(
+        &self,
+        barrier: &Barrier,
+        path: &str,
+        entries: &[MountEntry],
+    ) -> Result<(), CoreError> {
+        barrier
+            .put(
+                path,
+                &serde_json::to_vec(entries).map_err(|e| CoreError::Internal(e.to_string()))?,
+            )
+            .await
+    }
+
+    pub(crate) fn backend_for(
+        &self,
+        entry: &MountEntry,
+    ) -> Result<Arc<dyn LogicalBackend>, CoreError> {
+        let weak = Arc::downgrade(&self.0);
+        match (entry.table, entry.kind.as_str()) {
+            (Table::Mounts, "system") => Ok(crate::system::backend(weak)),
+            (Table::Mounts, "cubbyhole") => Ok(crate::cubbyhole::backend()),
+            (Table::Auth, "token") => Ok(crate::token_backend::backend(weak)),
+            (Table::Mounts, kind) => {
+                let f = self.0.engines.get(kind).ok_or_else(|| {
+                    CoreError::InvalidRequest(format!("plugin not found in the catalog: {kind}"))
+                })?;
+                f(entry).map_err(CoreError::InvalidRequest)
+            }
+            (Table::Auth, kind) => {
+                let f = self.0.credentials.get(kind).ok_or_else(|| {
+                    CoreError::InvalidRequest(format!("plugin not found in the catalog: {kind}"))
+                })?;
+                f(entry).map_err(CoreError::InvalidRequest)
+            }
+        }
+    }
+
+    fn route_for(&self, u: &Unsealed, entry: MountEntry) -> Result<Route, CoreError> {
+        let backend = self.backend_for(&entry)?;
+        let special = backend.special_paths();
+        let mount = entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl);
+        Ok(Route {
+            view: View::new(u.barrier.clone(), entry.view_prefix()),
+            path: entry.route_path().into(),
+            entry: Arc::new(entry),
+            backend,
+            mount: Arc::new(mount),
+            special: Arc::new(special),
+        })
+    }
+
+    /// All mount entries of a table, in path order.
+    pub fn mount_entries(&self, table: Table) -> Result<Vec<Arc<MountEntry>>, CoreError> {
+        let u = self.unsealed()?;
+        let router = u.router();
+        let mut v: Vec<Arc<MountEntry>> = router
+            .routes()
+            .iter()
+            .filter(|r| r.entry.table == table)
+            .map(|r| r.entry.clone())
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(v)
+    }
+
+    /// Adds a mount (`sys/mounts/:path`, `sys/auth/:path`).
+    pub async fn mount(&self, entry: MountEntry) -> Result<(), CoreError> {
+        let u = self.unsealed()?;
+        let _g = u.mount_lock.lock().await;
+        let full = entry.route_path();
+        if crate::mounts::protected(&entry.path, entry.table) {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot mount {:?}",
+                entry.path
+            )));
+        }
+        let router = u.router();
+        for r in router.routes() {
+            if full.starts_with(&*r.path) || r.path.starts_with(&full) {
+                return Err(CoreError::InvalidRequest(format!(
+                    "path is already in use at {}",
+                    r.path
+                )));
+            }
+        }
+        let route = self.route_for(&u, entry.clone())?;
+        let mut entries: Vec<MountEntry> = router
+            .routes()
+            .iter()
+            .filter(|r| r.entry.table == entry.table)
+            .map(|r| (*r.entry).clone())
+            .collect();
+        entries.push(entry.clone());
+        self.save_table(&u.barrier, table_path(entry.table), &entries)
+            .await?;
+        let mut routes = router.routes().to_vec();
+        routes.push(route);
+        *u.router.write() = Arc::new(Router::new(routes));
+        Ok(())
+    }
+
+    /// Removes a mount and all its data. Missing mounts are not an error (as in Vault).
+    pub async fn unmount(&self, table: Table, path: &str) -> Result<(), CoreError> {
+        let u = self.unsealed()?;
+        let _g = u.mount_lock.lock().await;
+        let full = match table {
+            Table::Mounts => path.to_owned(),
+            Table::Auth => format!("auth/{path}"),
+        };
+        let router = u.router();
+        let Some(route) = router.exact(&full).cloned() else {
+            return Ok(());
+        };
+        if matches!(route.entry.kind.as_str(), "system" | "cubbyhole")
+            || (table == Table::Auth && route.entry.kind == "token")
+        {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot unmount {:?}",
+                route.entry.path
+            )));
+        }
+        let routes: Vec<Route> = router
+            .routes()
+            .iter()
+            .filter(|r| *r.path != *full)
+            .cloned()
+            .collect();
+        let entries: Vec<MountEntry> = routes
+            .iter()
+            .filter(|r| r.entry.table == table)
+            .map(|r| (*r.entry).clone())
+            .collect();
+        self.save_table(&u.barrier, table_path(table), &entries)
+            .await?;
+        *u.router.write() = Arc::new(Router::new(routes));
+        tresor_sdk::delete_prefix(&route.view, "").await?;
+        route.backend.cleanup().await;
+        Ok(())
+    }
+
+    /// Replaces a mount's entry (tune). The engine is rebuilt so it sees new options.
+    pub async fn update_mount(
+        &self,
+        table: Table,
+        path: &str,
+        f: impl FnOnce(&mut MountEntry) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        let u = self.unsealed()?;
+        let _g = u.mount_lock.lock().await;
+        let full = match table {
+            Table::Mounts => path.to_owned(),
+            Table::Auth => format!("auth/{path}"),
+        };
+        let router = u.router();
+        let route = router.exact(&full).cloned().ok_or_else(|| {
+            CoreError::InvalidRequest(format!(
+                "tune of path {path:?} failed: no mount entry found"
+            ))
+        })?;
+        let mut entry = (*route.entry).clone();
+        f(&mut entry)?;
+        let new_route = Route {
+            mount: Arc::new(
+                entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl),
+            ),
+            entry: Arc::new(entry),
+            ..route
+        };
+        let routes: Vec<Route> = router
+            .routes()
+            .iter()
+            .map(|r| {
+                if *r.path == *full {
+                    new_route.clone()
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
+        let entries: Vec<MountEntry> = routes
+            .iter()
+            .filter(|r| r.entry.table == table)
+            .map(|r| (*r.entry).clone())
+            .collect();
+        self.save_table(&u.barrier, table_path(table), &entries)
+            .await?;
+        *u.router.write() = Arc::new(Router::new(routes));
+        Ok(())
+    }
+
+    /// Moves a mount to a new path, keeping its data (same uuid, same view).
+    pub async fn remount(&self, from: &str, to: &str) -> Result<(), CoreError> {
+        let u = self.unsealed()?;
+        let _g = u.mount_lock.lock().await;
+        let router = u.router();
+        let route = router
+            .exact(from)
+            .cloned()
+            .ok_or_else(|| CoreError::InvalidRequest(format!("no matching mount at {from:?}")))?;
+        if matches!(route.entry.kind.as_str(), "system" | "cubbyhole" | "token") {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot remount {from:?}"
+            )));
+        }
+        let (table, rel) = match to.strip_prefix("auth/") {
+            Some(rest) => (Table::Auth, rest.to_owned()),
+            None => (Table::Mounts, to.to_owned()),
+        };
+        if table != route.entry.table {
+            return Err(CoreError::InvalidRequest(
+                "cannot move a mount between secrets engines and auth methods".into(),
+            ));
+        }
+        if crate::mounts::protected(&rel, table) {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot remount to {to:?}"
+            )));
+        }
+        for r in router.routes() {
+            if *r.path != *from && (to.starts_with(&*r.path) || r.path.starts_with(to)) {
+                return Err(CoreError::InvalidRequest(format!(
+                    "path already in use at {:?}",
+                    r.path
+                )));
+            }
+        }
+        let mut entry = (*route.entry).clone();
+        entry.path = rel;
+        let new_route = self.route_for(&u, entry)?;
+        let routes: Vec<Route> = router
+            .routes()
+            .iter()
+            .filter(|r| *r.path != *from)
+            .cloned()
+            .chain(std::iter::once(new_route))
+            .collect();
+        let entries: Vec<MountEntry> = routes
+            .iter()
+            .filter(|r| r.entry.table == table)
+            .map(|r| (*r.entry).clone())
+            .collect();
+        self.save_table(&u.barrier, table_path(table), &entries)
+            .await?;
+        *u.router.write() = Arc::new(Router::new(routes));
+        Ok(())
+    }
+
+    /// Creates a root token (init, generate-root, dev mode).
+    pub(crate) async fn create_root_token(
+        &self,
+        u: &Unsealed,
+        id: Option<String>,
+    ) -> Result<Zeroizing<String>, CoreError> {
+        let id = id.unwrap_or_else(new_token_id);
+        let entry = TokenEntry {
+            version: 1,
+            id: id.clone(),
+            hash: String::new(),
+            accessor: tresor_seal::token::new_accessor(),
+            parent: String::new(),
+            policies: vec!["root".into()],
+            path: "auth/token/root".into(),
+            meta: Default::default(),
+            display_name: "root".into(),
+            num_uses: 0,
+            creation_time: now(),
+            ttl: 0,
+            explicit_max_ttl: 0,
+            period: 0,
+            expire_time: None,
+            last_renewal_time: None,
+            token_type: "service".into(),
+            orphan: true,
+            role: String::new(),
+            renewable: false,
+            entity_id: String::new(),
+        };
+        u.tokens.store(entry).await?;
+        Ok(Zeroizing::new(id))
+    }
+
+    /// Dev mode: init with one share, unseal, and return (key, root token).
+    pub async fn init_dev(
+        &self,
+        root_token_id: Option<String>,
+    ) -> Result<(Zeroizing<Vec<u8>>, Zeroizing<String>), CoreError> {
+        let r = self
+            .init(InitRequest {
+                secret_shares: 1,
+                secret_threshold: 1,
+                root_token_id,
+                ..Default::default()
+            })
+            .await?;
+        let key = r.keys[0].clone();
+        self.unseal_with_key(&Key::from_slice(&key)?).await?;
+        Ok((key, r.root_token))
+    }
+
+    /// Resolves a token and its ACL for a request (the pipeline and `sys/capabilities-self`).
+    pub async fn authenticate(
+        &self,
+        u: &Unsealed,
+        token: Option<&str>,
+    ) -> Result<Arc<TokenEntry>, CoreError> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or(CoreError::PermissionDenied)?;
+        u.tokens
+            .lookup(token)
+            .await?
+            .ok_or(CoreError::PermissionDenied)
+    }
+
+    /// The request pipeline. Reads top to bottom in Vault's order; see house-style §1.
+    pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse, CoreError> {
+        // 1. seal gate
+        let u = self.unsealed()?;
+        // 2. longest-prefix mount lookup
+        let router = u.router();
+        let (route, rel) = router
+            .route(&req.path)
+            .ok_or_else(|| CoreError::NoRoute(req.path.clone()))?;
+        // 3. token lookup, unless the engine declares the path unauthenticated
+        let unauthenticated = path_matches_special(&route.special.unauthenticated, rel);
+        let token = if unauthenticated {
+            None
+        } else {
+            Some(
+                self.authenticate(&u, req.token.as_deref().map(|t| t.as_str()))
+                    .await?,
+            )
+        };
+        // 4. a fresh engine request (the original is never mutated)
+        let mut engine_req = Request {
+            operation: req.operation,
+            path: rel.to_owned(),
+            data: req.data,
+            storage: Arc::new(route.view.clone()),
+            mount: route.mount.clone(),
+            caller: Caller {
+                remote_addr: req.remote_addr,
+                ..Default::default()
+            },
+            secret: None,
+        };
+        // 5. existence check decides create vs update
+        if engine_req.operation == Operation::Update
+            && route.backend.exists(&engine_req).await? == Some(false)
+        {
+            engine_req.operation = Operation::Create;
+        }
+        // 6. authorization: only an allowed ACL result lets the request through
+        if let Some(token) = &token {
+            let acl = u.policies.acl(&token.policies);
+            let sudo_path = path_matches_special(&route.special.root, rel);
+            let result: AclResult = acl.allow_operation(
+                policy_op(engine_req.operation),
+                &req.path,
+                Some(&engine_req.data),
+            );
+            if !result.allowed || (sudo_path && !result.root_privs) {
+                return Err(CoreError::PermissionDenied);
+            }
+            engine_req.caller = Caller {
+                token_id: Some(token.hash.clone()),
+                token_accessor: Some(token.accessor.clone()),
+                sudo: result.root_privs,
+                is_root: result.is_root,
+                display_name: token.display_name.clone(),
+                policies: token.policies.clone(),
+                entity_id: token.entity_id.clone(),
+                remote_addr: engine_req.caller.remote_addr.take(),
+            };
+            // Limited-use tokens spend a use on every authorized request.
+            u.tokens.use_token(token).await?;
+        }
+        // 7. dispatch
+        let mount_type = route.entry.kind.clone();
+        let response = route.backend.handle(engine_req).await?;
+        // 8. auth in the response becomes a token
+        let mut out = CoreResponse {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            mount_type,
+            ..Default::default()
+        };
+        if let Some(mut resp) = response {
+            if let Some(auth) = resp.auth.take() {
+                out.auth = Some(render_auth(&auth));
+            }
+            out.response = Some(resp);
+        }
+        Ok(out)
+    }
+
+    /// The compiled ACL and special paths needed by `sys/capabilities`.
+    pub fn special_paths_for(&self, path: &str) -> Option<Arc<SpecialPaths>> {
+        let u = self.unsealed().ok()?;
+        let router = u.router();
+        router.route(path).map(|(r, _)| r.special.clone())
+    }
+}
+
+fn table_path(t: Table) -> &'static str {
+    match t {
+        Table::Mounts => MOUNTS_PATH,
+        Table::Auth => AUTH_PATH,
+    }
+}
+
+/// Vault's `auth` block from an engine's [`tresor_sdk::Auth`].
+pub fn render_auth(a: &tresor_sdk::Auth) -> Value {
+    json!({
+        "client_token": a.client_token,
+        "accessor": a.accessor,
+        "policies": a.policies,
+        "token_policies": a.policies,
+        "metadata": if a.metadata.is_empty() { Value::Null } else { json!(a.metadata) },
+        "lease_duration": a.ttl.as_secs(),
+        "renewable": a.renewable,
+        "entity_id": a.entity_id,
+        "token_type": a.token_type.clone().unwrap_or_else(|| "service".into()),
+        "orphan": a.orphan,
+        "mfa_requirement": null,
+        "num_uses": a.num_uses,
+    })
+}

@@ -1,0 +1,25 @@
+//! Tresor's core: the seal state, the barrier, mount tables and the router, the token and
+//! policy stores, and the one request pipeline every logical request passes through.
+//!
+//! Layering: the core depends on the SDK, never on an engine crate; engines are registered as
+//! factories by the binary ([`Core::register_engine`]). Only the HTTP crate knows status codes.
+
+#![forbid(unsafe_code)]
+
+pub mod barrier;
+mod core;
+mod cubbyhole;
+pub mod error;
+pub mod mounts;
+pub mod policies;
+pub mod seal;
+pub mod seal_ops;
+mod system;
+mod token_backend;
+pub mod tokens;
+
+pub use crate::core::{
+    BUILD_DATE, Core, CoreConfig, CoreRequest, CoreResponse, EngineFactory, InitRequest,
+    InitResult, SealStatus, Unsealed, VERSION,
+};
+pub use error::CoreError;

@@ -1,0 +1,874 @@
+//! The system backend mounted at `sys/`: mounts, auth methods, policies, capabilities, key
+//! rotation, and the internal endpoints the CLI uses. The seal-lifecycle endpoints that answer
+//! bare JSON (`sys/init`, `sys/unseal`, ...) are served by the HTTP crate directly on [`Core`].
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::{Field, Fields, Kind, Path, Table, TableBackend};
+use tresor_sdk::{
+    LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
+};
+
+use crate::core::{Core, Inner};
+use crate::error::CoreError;
+use crate::mounts::{MountEntry, Table as MountTable, sanitize_path};
+
+pub struct Sys {
+    core: Weak<Inner>,
+}
+
+pub fn backend(core: Weak<Inner>) -> Arc<dyn LogicalBackend> {
+    TableBackend::new(Sys { core }, table())
+}
+
+fn core(s: &Sys) -> Result<Core> {
+    s.core
+        .upgrade()
+        .map(Core)
+        .ok_or_else(|| LogicalError::internal("core is shutting down"))
+}
+
+fn le(e: CoreError) -> LogicalError {
+    match e {
+        CoreError::InvalidRequest(m) => LogicalError::InvalidRequest(m),
+        CoreError::PermissionDenied => LogicalError::PermissionDenied,
+        CoreError::NotFound(m) => LogicalError::NotFound(m),
+        other => LogicalError::Internal(other.to_string()),
+    }
+}
+
+fn obj(v: Value) -> Response {
+    Response::json(v)
+}
+
+fn ttl_field(v: Option<&Value>, name: &str) -> Result<Option<u64>> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s == "system" => Ok(Some(0)),
+        Some(v) => tresor_sdk::duration::from_json(v)
+            .map(|d| Some(d.as_secs()))
+            .map_err(|e| LogicalError::invalid(format!("unable to parse {name}: {e}"))),
+    }
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn apply_config(entry: &mut MountEntry, config: &Map<String, Value>) -> Result<()> {
+    if let Some(t) = ttl_field(config.get("default_lease_ttl"), "default_lease_ttl")? {
+        entry.config.default_lease_ttl = t;
+    }
+    if let Some(t) = ttl_field(config.get("max_lease_ttl"), "max_lease_ttl")? {
+        entry.config.max_lease_ttl = t;
+    }
+    if entry.config.max_lease_ttl != 0
+        && entry.config.default_lease_ttl > entry.config.max_lease_ttl
+    {
+        return Err(LogicalError::invalid(
+            "given default lease TTL greater than given max lease TTL",
+        ));
+    }
+    if let Some(Value::Bool(b)) = config.get("force_no_cache") {
+        entry.config.force_no_cache = *b;
+    }
+    if let Some(v) = config.get("listing_visibility").and_then(Value::as_str) {
+        if !matches!(v, "" | "unauth" | "hidden") {
+            return Err(LogicalError::invalid(format!(
+                "invalid listing_visibility {v:?}"
+            )));
+        }
+        entry.config.listing_visibility = v.to_owned();
+    }
+    for (k, slot) in [
+        (
+            "audit_non_hmac_request_keys",
+            &mut entry.config.audit_non_hmac_request_keys,
+        ),
+        (
+            "audit_non_hmac_response_keys",
+            &mut entry.config.audit_non_hmac_response_keys,
+        ),
+        (
+            "passthrough_request_headers",
+            &mut entry.config.passthrough_request_headers,
+        ),
+        (
+            "allowed_response_headers",
+            &mut entry.config.allowed_response_headers,
+        ),
+    ] {
+        if config.contains_key(k) {
+            *slot = str_list(config.get(k));
+        }
+    }
+    if let Some(v) = config.get("token_type").and_then(Value::as_str)
+        && !v.is_empty()
+    {
+        if entry.table != MountTable::Auth {
+            return Err(LogicalError::invalid(
+                "'token_type' can only be modified on auth mounts",
+            ));
+        }
+        if !matches!(v, "default-service" | "default-batch" | "service" | "batch") {
+            return Err(LogicalError::invalid(format!(
+                "invalid value for 'token_type': {v:?}"
+            )));
+        }
+        entry.config.token_type = v.to_owned();
+    }
+    Ok(())
+}
+
+fn apply_options(entry: &mut MountEntry, options: &Map<String, Value>) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for (k, v) in options {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            _ => {
+                return Err(LogicalError::invalid(format!(
+                    "option {k:?} must be a string"
+                )));
+            }
+        };
+        if k == "version" {
+            if entry.kind != "kv" {
+                return Err(LogicalError::invalid(format!(
+                    "secrets engine {:?} does not allow setting a version",
+                    entry.kind
+                )));
+            }
+            if !matches!(v.as_str(), "1" | "2" | "") {
+                return Err(LogicalError::invalid(format!(
+                    "invalid kv version {v:?}: must be 1 or 2"
+                )));
+            }
+            let old = entry.options.get("version").cloned().unwrap_or_default();
+            if old == "2" && v != "2" {
+                return Err(LogicalError::invalid(
+                    "cannot downgrade mount from versioned to non-versioned",
+                ));
+            }
+            if old != "2" && v == "2" && !entry.uuid.is_empty() {
+                warnings.push("Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly.".to_owned());
+            }
+        }
+        entry.options.insert(k.clone(), v);
+    }
+    Ok(warnings)
+}
+
+/// Splits `mounts/<path>/tune` from `mounts/<path>`.
+fn split_tune(path: &str) -> (String, bool) {
+    match path.trim_end_matches('/').strip_suffix("/tune") {
+        Some(p) => (sanitize_path(p), true),
+        None => (sanitize_path(path), false),
+    }
+}
+
+async fn mounts_list(s: Arc<Sys>, table: MountTable) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let mut m = Map::new();
+    for e in c.mount_entries(table).map_err(le)? {
+        m.insert(e.path.clone(), e.info());
+    }
+    Ok(Some(Response::data(m)))
+}
+
+async fn mount_path(
+    s: Arc<Sys>,
+    req: Request,
+    f: Fields,
+    table: MountTable,
+) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let (path, tune) = split_tune(&f.string("path"));
+    let find = || -> Result<Arc<MountEntry>> {
+        c.mount_entries(table)
+            .map_err(le)?
+            .into_iter()
+            .find(|e| e.path == path)
+            .ok_or_else(|| {
+                LogicalError::invalid(match table {
+                    MountTable::Mounts => format!("No secret engine mount at {path}"),
+                    MountTable::Auth => format!("No auth engine at {path}"),
+                })
+            })
+    };
+    match (req.operation, tune) {
+        (Operation::Read, false) => Ok(Some(obj(find()?.info()))),
+        (Operation::Read, true) => {
+            let e = find()?;
+            let mv = e.mount_view(c.config().default_lease_ttl, c.config().max_lease_ttl);
+            let mut d = json!({
+                "description": e.description,
+                "default_lease_ttl": mv.default_lease_ttl.as_secs(),
+                "max_lease_ttl": mv.max_lease_ttl.as_secs(),
+                "force_no_cache": e.config.force_no_cache,
+            });
+            if !e.config.listing_visibility.is_empty() {
+                d["listing_visibility"] = json!(e.config.listing_visibility);
+            }
+            if !e.options.is_empty() {
+                d["options"] = json!(e.options);
+            }
+            if table == MountTable::Auth {
+                d["token_type"] = json!(if e.config.token_type.is_empty() {
+                    "default-service"
+                } else {
+                    &e.config.token_type
+                });
+            }
+            for (k, v) in [
+                (
+                    "audit_non_hmac_request_keys",
+                    &e.config.audit_non_hmac_request_keys,
+                ),
+                (
+                    "audit_non_hmac_response_keys",
+                    &e.config.audit_non_hmac_response_keys,
+                ),
+                (
+                    "passthrough_request_headers",
+                    &e.config.passthrough_request_headers,
+                ),
+                (
+                    "allowed_response_headers",
+                    &e.config.allowed_response_headers,
+                ),
+            ] {
+                if !v.is_empty() {
+                    d[k] = json!(v);
+                }
+            }
+            Ok(Some(obj(d)))
+        }
+        (Operation::Update | Operation::Create, true) => {
+            let data = req.data.clone();
+            let mut warnings = Vec::new();
+            c.update_mount(table, &path, |e| {
+                if matches!(e.kind.as_str(), "cubbyhole") {
+                    return Err(CoreError::InvalidRequest(format!(
+                        "cannot tune {:?}",
+                        e.path
+                    )));
+                }
+                if let Some(d) = data.get("description").and_then(Value::as_str) {
+                    e.description = d.to_owned();
+                }
+                apply_config(e, &data).map_err(|x| CoreError::InvalidRequest(x.to_string()))?;
+                if let Some(Value::Object(o)) = data.get("options") {
+                    warnings = apply_options(e, o)
+                        .map_err(|x| CoreError::InvalidRequest(x.to_string()))?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(le)?;
+            if warnings.is_empty() {
+                return Ok(None);
+            }
+            let mut r = Response::default();
+            r.warnings = warnings;
+            Ok(Some(r))
+        }
+        (Operation::Update | Operation::Create, false) => {
+            let mut kind = req
+                .data
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if kind.is_empty() {
+                return Err(LogicalError::invalid(match table {
+                    MountTable::Mounts => "backend type must be specified as a string",
+                    MountTable::Auth => "backend type must be specified as a string",
+                }));
+            }
+            let mut forced_version = None;
+            if kind == "kv-v1" || kind == "kv-v2" {
+                forced_version = Some(if kind == "kv-v2" { "2" } else { "1" });
+                kind = "kv".into();
+            }
+            let description = req
+                .data
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut entry = MountEntry::new(table, &path, &kind, description);
+            let uuid = std::mem::take(&mut entry.uuid);
+            if let Some(Value::Object(cfg)) = req.data.get("config") {
+                apply_config(&mut entry, cfg)?;
+            }
+            if let Some(Value::Object(o)) = req.data.get("options") {
+                apply_options(&mut entry, o)?;
+            }
+            if let Some(v) = forced_version {
+                entry.options.insert("version".into(), v.into());
+            }
+            if entry.kind == "kv" && !entry.options.contains_key("version") {
+                entry.options.insert("version".into(), "1".into());
+            }
+            entry.uuid = uuid;
+            entry.local = req
+                .data
+                .get("local")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            entry.seal_wrap = req
+                .data
+                .get("seal_wrap")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            entry.external_entropy_access = req
+                .data
+                .get("external_entropy_access")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            c.mount(entry).await.map_err(le)?;
+            Ok(None)
+        }
+        (Operation::Delete, false) => {
+            c.unmount(table, &path).await.map_err(le)?;
+            Ok(None)
+        }
+        _ => Err(LogicalError::UnsupportedOperation),
+    }
+}
+
+async fn caller_acl(c: &Core, req: &Request) -> Result<Arc<tresor_policy::Acl>> {
+    let u = c.unsealed().map_err(le)?;
+    Ok(u.policies.acl(&req.caller.policies))
+}
+
+async fn capabilities(
+    s: Arc<Sys>,
+    req: Request,
+    policies: Vec<String>,
+    paths: Vec<String>,
+) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let u = c.unsealed().map_err(le)?;
+    let acl = u.policies.acl(&policies);
+    let _ = req;
+    let mut m = Map::new();
+    for p in &paths {
+        let p = p.trim_start_matches('/');
+        let mut caps: Vec<&str> = acl.capabilities(p);
+        caps.sort_unstable();
+        m.insert(p.to_owned(), json!(caps));
+    }
+    if paths.len() == 1
+        && let Some(v) = m.values().next().cloned()
+    {
+        m.insert("capabilities".into(), v);
+    }
+    Ok(Some(Response::data(m)))
+}
+
+fn paths_of(f: &Fields) -> Vec<String> {
+    let mut v = f.list("paths");
+    v.extend(f.list("path"));
+    v
+}
+
+fn policy_name_field() -> Field {
+    Field::new("name", Kind::Str, "The name of the policy.")
+}
+
+fn table() -> Table<Sys> {
+    let tune_fields = |p: Path<Sys>| {
+        p.field(Field::new(
+            "path",
+            Kind::Str,
+            "The path to mount to (or `<path>/tune`).",
+        ))
+        .field(Field::new(
+            "type",
+            Kind::Str,
+            "The type of the backend, such as `kv` or `pki`.",
+        ))
+        .field(Field::new(
+            "description",
+            Kind::Str,
+            "User-friendly description for this mount.",
+        ))
+        .field(Field::new(
+            "config",
+            Kind::Map,
+            "Configuration for this mount, such as default_lease_ttl and max_lease_ttl.",
+        ))
+        .field(Field::new(
+            "options",
+            Kind::Map,
+            "Mount-type specific options (for kv: version).",
+        ))
+        .field(Field::new(
+            "local",
+            Kind::Bool,
+            "Mark the mount as local (not replicated).",
+        ))
+        .field(Field::new(
+            "seal_wrap",
+            Kind::Bool,
+            "Whether to turn on seal wrapping for the mount.",
+        ))
+        .field(Field::new(
+            "external_entropy_access",
+            Kind::Bool,
+            "Whether to give the mount access to external entropy.",
+        ))
+        .field(Field::new(
+            "default_lease_ttl",
+            Kind::Raw,
+            "The default lease TTL for this mount (tune).",
+        ))
+        .field(Field::new(
+            "max_lease_ttl",
+            Kind::Raw,
+            "The max lease TTL for this mount (tune).",
+        ))
+        .field(Field::new(
+            "listing_visibility",
+            Kind::Str,
+            "Whether to show this mount in the UI-specific listing endpoint (tune).",
+        ))
+        .field(Field::new(
+            "force_no_cache",
+            Kind::Bool,
+            "Whether to disable caching (tune).",
+        ))
+        .field(Field::new(
+            "audit_non_hmac_request_keys",
+            Kind::List,
+            "Request keys not to HMAC in audit logs (tune).",
+        ))
+        .field(Field::new(
+            "audit_non_hmac_response_keys",
+            Kind::List,
+            "Response keys not to HMAC in audit logs (tune).",
+        ))
+        .field(Field::new(
+            "passthrough_request_headers",
+            Kind::List,
+            "Request headers passed to the backend (tune).",
+        ))
+        .field(Field::new(
+            "allowed_response_headers",
+            Kind::List,
+            "Response headers the backend may set (tune).",
+        ))
+        .field(Field::new(
+            "token_type",
+            Kind::Str,
+            "The type of tokens issued by an auth mount (tune).",
+        ))
+        .field(Field::new(
+            "plugin_name",
+            Kind::Str,
+            "Deprecated: the plugin name.",
+        ))
+        .field(Field::new(
+            "plugin_version",
+            Kind::Str,
+            "The plugin version (built-in engines only).",
+        ))
+    };
+    Table {
+        help: "The system backend is built in to Tresor and cannot be remounted or unmounted. It contains the paths that configure Tresor itself.",
+        special: SpecialPaths {
+            unauthenticated: vec!["internal/ui/mounts".into(), "internal/ui/mounts/*".into(), "internal/specs/openapi".into()],
+            root: vec!["auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into()],
+        },
+        paths: vec![
+            Path::new("mounts")
+                .op(Operation::Read, |s, _, _| Box::pin(mounts_list(s, MountTable::Mounts)))
+                .help("List the currently mounted secrets engines.", "Returns every secrets engine mount with its type, description, accessor, options and configuration."),
+            tune_fields(Path::new("mounts/{path:+}"))
+                .op(Operation::Read, |s, r, f| Box::pin(mount_path(s, r, f, MountTable::Mounts)))
+                .op(Operation::Update, |s, r, f| Box::pin(mount_path(s, r, f, MountTable::Mounts)))
+                .op(Operation::Delete, |s, r, f| Box::pin(mount_path(s, r, f, MountTable::Mounts)))
+                .help("Mount a new secrets engine, read or tune its configuration, or unmount it.", "POST to mounts/<path> enables an engine; DELETE disables it and removes all of its data; mounts/<path>/tune reads or changes its TTLs, description and options."),
+            Path::new("auth")
+                .op(Operation::Read, |s, _, _| Box::pin(mounts_list(s, MountTable::Auth)))
+                .help("List the currently enabled auth methods.", "Returns every auth method with its type, description, accessor and configuration."),
+            tune_fields(Path::new("auth/{path:+}"))
+                .op(Operation::Read, |s, r, f| Box::pin(mount_path(s, r, f, MountTable::Auth)))
+                .op(Operation::Update, |s, r, f| Box::pin(mount_path(s, r, f, MountTable::Auth)))
+                .op(Operation::Delete, |s, r, f| Box::pin(mount_path(s, r, f, MountTable::Auth)))
+                .help("Enable, read, tune or disable an auth method.", "POST to auth/<path> enables a method; DELETE disables it; auth/<path>/tune reads or changes its configuration."),
+            Path::new("remount")
+                .field(Field::new("from", Kind::Str, "The current path of the mount."))
+                .field(Field::new("to", Kind::Str, "The new path of the mount."))
+                .op(Operation::Update, |s, _, f| {
+                    Box::pin(async move {
+                        let (from, to) = (f.string("from"), f.string("to"));
+                        if from.is_empty() || to.is_empty() {
+                            return Err(LogicalError::invalid("both 'from' and 'to' path must be specified as a string"));
+                        }
+                        let c = core(&s)?;
+                        let (from, to) = (sanitize_path(&from), sanitize_path(&to));
+                        c.remount(&from, &to).await.map_err(le)?;
+                        let id = uuid::Uuid::new_v4().to_string();
+                        let u = c.unsealed().map_err(le)?;
+                        let info = json!({"source_mount": from, "target_mount": to, "status": "success"});
+                        u.barrier.put(&format!("core/remount/{id}"), &serde_json::to_vec(&info).map_err(LogicalError::internal)?).await.map_err(le)?;
+                        Ok(Some(obj(json!({"migration_id": id})).with_warning("Mount move has been queued. Progress will be reported in Tresor's server log, tagged with the returned migration_id")))
+                    })
+                })
+                .help("Move the mount point of an already-mounted backend.", "Moves a secrets engine or auth method to a new path, keeping its data."),
+            Path::new("remount/status/{id}")
+                .op(Operation::Read, |s, _, f| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let u = c.unsealed().map_err(le)?;
+                        let id = f.string("id");
+                        match u.barrier.get(&format!("core/remount/{id}")).await.map_err(le)? {
+                            None => Ok(None),
+                            Some(b) => {
+                                let info: Value = serde_json::from_slice(&b).map_err(LogicalError::internal)?;
+                                Ok(Some(obj(json!({"migration_id": id, "migration_info": info}))))
+                            }
+                        }
+                    })
+                })
+                .help("Check the status of a mount move.", "Returns the migration's source, target and status."),
+            Path::new("policy")
+                .op(Operation::Read, |s, _, _| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let mut names = c.unsealed().map_err(le)?.policies.list();
+                        names.push("root".into());
+                        Ok(Some(obj(json!({"keys": names, "policies": names}))))
+                    })
+                })
+                .help("List the configured access control policies.", "Returns the names of all ACL policies, including the built-in `default` and `root`."),
+            Path::new("policy/{name}")
+                .field(policy_name_field())
+                .field(Field::new("policy", Kind::Str, "The rules of the policy, in HCL or JSON (optionally base64-encoded)."))
+                .field(Field::new("rules", Kind::Str, "Deprecated: use `policy`."))
+                .op(Operation::Read, |s, _, f| Box::pin(policy_read(s, f, "rules")))
+                .op(Operation::Update, |s, _, f| Box::pin(policy_write(s, f)))
+                .op(Operation::Delete, |s, _, f| Box::pin(policy_delete(s, f)))
+                .help("Read, write or delete an ACL policy.", "Policies are written in HCL or JSON and govern which paths a token may use and how."),
+            Path::new("policies/acl/")
+                .op(Operation::List, |s, _, _| Box::pin(policy_list(s)))
+                .op(Operation::Read, |s, _, _| Box::pin(policy_list(s)))
+                .help("List the ACL policies.", "Returns the names of all ACL policies."),
+            Path::new("policies/acl/{name}")
+                .field(policy_name_field())
+                .field(Field::new("policy", Kind::Str, "The rules of the policy, in HCL or JSON (optionally base64-encoded)."))
+                .field(Field::new("rules", Kind::Str, "Deprecated: use `policy`."))
+                .op(Operation::Read, |s, _, f| Box::pin(policy_read(s, f, "policy")))
+                .op(Operation::Update, |s, _, f| Box::pin(policy_write(s, f)))
+                .op(Operation::Delete, |s, _, f| Box::pin(policy_delete(s, f)))
+                .help("Read, write or delete an ACL policy.", "Policies are written in HCL or JSON and govern which paths a token may use and how."),
+            Path::new("capabilities")
+                .field(Field::new("token", Kind::Str, "The token whose capabilities to check."))
+                .field(Field::new("paths", Kind::List, "The paths to check."))
+                .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
+                .op(Operation::Update, |s, r, f| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let u = c.unsealed().map_err(le)?;
+                        let t = u.tokens.lookup(f.str("token").unwrap_or_default()).await.map_err(le)?;
+                        let t = t.ok_or_else(|| LogicalError::invalid("invalid token"))?;
+                        capabilities(s, r, t.policies.clone(), paths_of(&f)).await
+                    })
+                })
+                .help("Fetch the capabilities of a token on the given paths.", "Returns, for each path, the list of capabilities the token has there."),
+            Path::new("capabilities-self")
+                .field(Field::new("token", Kind::Str, "Ignored: the calling token is used."))
+                .field(Field::new("paths", Kind::List, "The paths to check."))
+                .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
+                .op(Operation::Update, |s, r, f| {
+                    Box::pin(async move {
+                        let policies = r.caller.policies.clone();
+                        capabilities(s, r, policies, paths_of(&f)).await
+                    })
+                })
+                .help("Fetch the capabilities of the calling token on the given paths.", "Returns, for each path, the list of capabilities the calling token has there."),
+            Path::new("capabilities-accessor")
+                .field(Field::new("accessor", Kind::Str, "The accessor of the token to check."))
+                .field(Field::new("paths", Kind::List, "The paths to check."))
+                .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
+                .op(Operation::Update, |s, r, f| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let u = c.unsealed().map_err(le)?;
+                        let t = u.tokens.by_accessor(f.str("accessor").unwrap_or_default()).await.map_err(le)?;
+                        let t = t.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
+                        capabilities(s, r, t.policies.clone(), paths_of(&f)).await
+                    })
+                })
+                .help("Fetch the capabilities of the token with the given accessor.", "Returns, for each path, the list of capabilities that token has there."),
+            Path::new("key-status")
+                .op(Operation::Read, |s, _, _| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let k = c.unsealed().map_err(le)?.barrier.key_status();
+                        let install = time::OffsetDateTime::from_unix_timestamp(k.install_time)
+                            .ok()
+                            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                            .unwrap_or_default();
+                        Ok(Some(obj(json!({"term": k.term, "install_time": install, "encryptions": k.encryptions}))))
+                    })
+                })
+                .help("Provides information about the backend encryption key.", "Returns the active key term, its install time and how many encryptions it has done."),
+            Path::new("rotate")
+                .op(Operation::Update, |s, _, _| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let term = c.unsealed().map_err(le)?.barrier.rotate().await.map_err(le)?;
+                        tracing::info!(term, "barrier key rotated");
+                        Ok(None)
+                    })
+                })
+                .help("Rotates the backend encryption key used to persist data.", "Adds a new key term to the keyring; new writes use it, old values stay readable."),
+            Path::new("rotate/config")
+                .field(Field::new("max_operations", Kind::Int, "The number of encryption operations after which the key is rotated automatically."))
+                .field(Field::new("interval", Kind::Duration, "How often to rotate automatically (0 disables; at least 24h)."))
+                .field(Field::new("enabled", Kind::Bool, "Whether automatic rotation is enabled.").default(json!(true)))
+                .op(Operation::Read, |s, _, _| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let r = c.unsealed().map_err(le)?.barrier.rotation_config();
+                        Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)), "enabled": r.enabled}))))
+                    })
+                })
+                .op(Operation::Update, |s, _, f| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let u = c.unsealed().map_err(le)?;
+                        let mut r = u.barrier.rotation_config();
+                        if f.is_set("max_operations") {
+                            let n = f.int("max_operations").unwrap_or(0);
+                            if !(1_000_000..=3_865_470_566).contains(&n) {
+                                return Err(LogicalError::invalid("max_operations must be between 1000000 and 3865470566"));
+                            }
+                            r.max_operations = n as u64;
+                        }
+                        if f.is_set("interval") {
+                            let i = f.duration("interval").unwrap_or_default();
+                            if !i.is_zero() && i < Duration::from_secs(24 * 3600) {
+                                return Err(LogicalError::invalid("interval must be 0 or at least 24h"));
+                            }
+                            r.interval_secs = i.as_secs();
+                        }
+                        if f.is_set("enabled") {
+                            r.enabled = f.flag("enabled");
+                        }
+                        u.barrier.set_rotation_config(r).await.map_err(le)?;
+                        Ok(None)
+                    })
+                })
+                .help("Configures automatic rotation of the backend encryption key.", "Sets the operation count and interval after which the barrier key rotates by itself."),
+            Path::new("seal")
+                .op(Operation::Update, |s, _, _| {
+                    Box::pin(async move {
+                        core(&s)?.seal().await.map_err(le)?;
+                        Ok(None)
+                    })
+                })
+                .help("Seal the server.", "Drops the keys from memory; an unseal is needed to serve again."),
+            Path::new("step-down")
+                .op(Operation::Update, |_, _, _| Box::pin(async { Ok(None) }))
+                .help("Cause the node to give up active status.", "A single node without HA has nothing to step down to: this succeeds and does nothing."),
+            Path::new("rekey/backup")
+                .op(Operation::Read, |s, _, _| {
+                    Box::pin(async move {
+                        match core(&s)?.rekey_backup().await.map_err(le)? {
+                            None => Err(LogicalError::invalid("no backed-up keys found")),
+                            Some(v) => Ok(Some(obj(v))),
+                        }
+                    })
+                })
+                .op(Operation::Delete, |s, _, _| {
+                    Box::pin(async move {
+                        core(&s)?.rekey_backup_delete().await.map_err(le)?;
+                        Ok(None)
+                    })
+                })
+                .help("Read or delete the PGP-encrypted backup of unseal keys from the last rekey.", "Written when a rekey was started with backup=true."),
+            Path::new("internal/ui/mounts")
+                .op(Operation::Read, |s, r, _| Box::pin(ui_mounts(s, r)))
+                .help("Lists the mounts visible to the caller, for UIs and the CLI.", "Without a token, only mounts tuned with listing_visibility=unauth are shown."),
+            Path::new("internal/ui/mounts/{path:+}")
+                .op(Operation::Read, |s, r, f| Box::pin(ui_mount(s, r, f)))
+                .help("Returns the mount serving a path, if the caller may use it.", "The CLI's kv commands use this to find a mount's path and KV version."),
+            Path::new("internal/specs/openapi")
+                .op(Operation::Read, |s, _, _| Box::pin(openapi(s)))
+                .help("Generate an OpenAPI 3 document of all mounted paths.", "Built from every mounted engine's path table."),
+        ],
+    }
+}
+
+async fn policy_list(s: Arc<Sys>) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let mut names = c.unsealed().map_err(le)?.policies.list();
+    names.push("root".into());
+    Ok(Some(Response::list(names)))
+}
+
+async fn policy_read(s: Arc<Sys>, f: Fields, key: &'static str) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let name = crate::policies::normalize(&f.string("name"));
+    if name == "root" {
+        return Ok(Some(obj(json!({"name": "root", key: ""}))));
+    }
+    match c.unsealed().map_err(le)?.policies.get(&name) {
+        None => Ok(None),
+        Some(p) => Ok(Some(obj(json!({"name": name, key: p.raw})))),
+    }
+}
+
+async fn policy_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let mut warnings = Vec::new();
+    let mut text = f.string("policy");
+    if text.is_empty() && f.is_set("rules") {
+        text = f.string("rules");
+        warnings.push("'rules' is deprecated, please use 'policy' instead".to_owned());
+    }
+    // Vault accepts base64-encoded policy text.
+    {
+        use base64::Engine as _;
+        if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(text.trim())
+            && let Ok(s) = String::from_utf8(b)
+        {
+            text = s;
+        }
+    }
+    c.unsealed()
+        .map_err(le)?
+        .policies
+        .set(&f.string("name"), &text)
+        .await
+        .map_err(le)?;
+    if warnings.is_empty() {
+        return Ok(None);
+    }
+    let mut r = Response::default();
+    r.warnings = warnings;
+    Ok(Some(r))
+}
+
+async fn policy_delete(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    c.unsealed()
+        .map_err(le)?
+        .policies
+        .delete(&f.string("name"))
+        .await
+        .map_err(le)?;
+    Ok(None)
+}
+
+async fn ui_mounts(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let authed = req.caller.token_id.is_some();
+    let acl = caller_acl(&c, &req).await?;
+    let mut secret = Map::new();
+    let mut auth = Map::new();
+    for (table, out) in [
+        (MountTable::Mounts, &mut secret),
+        (MountTable::Auth, &mut auth),
+    ] {
+        for e in c.mount_entries(table).map_err(le)? {
+            if e.config.listing_visibility == "unauth" && !authed {
+                out.insert(
+                    e.path.clone(),
+                    json!({"type": e.kind, "description": e.description, "options": e.options}),
+                );
+            } else if authed
+                && (acl.is_root()
+                    || has_mount_access(
+                        &c.unsealed().map_err(le)?.policies,
+                        &req.caller.policies,
+                        &e.route_path(),
+                    ))
+            {
+                out.insert(e.path.clone(), e.info());
+            }
+        }
+    }
+    Ok(Some(obj(json!({"secret": secret, "auth": auth}))))
+}
+
+/// Whether a token's policies grant anything at or below a mount (Vault's "has mount
+/// access"): some non-deny rule whose pattern can match a path inside the mount.
+fn has_mount_access(
+    policies: &crate::policies::PolicyStore,
+    names: &[String],
+    mount: &str,
+) -> bool {
+    names.iter().filter_map(|n| policies.get(n)).any(|p| {
+        p.paths.iter().any(|rule| {
+            if rule.capabilities.contains(tresor_policy::Capability::Deny)
+                || rule.capabilities.is_empty()
+            {
+                return false;
+            }
+            let pat = rule.path.as_str();
+            // Compare up to the first wildcard: a rule inside the mount, or a glob covering it.
+            let lit_end = pat.find(['*', '+']).unwrap_or(pat.len());
+            let lit = &pat[..lit_end];
+            lit.starts_with(mount)
+                || (lit_end < pat.len() && mount.starts_with(lit))
+                || (lit.len() < mount.len()
+                    && pat[lit_end..].starts_with('+')
+                    && mount.starts_with(lit))
+        })
+    })
+}
+
+async fn ui_mount(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let path = f.string("path");
+    if req.caller.token_id.is_none() {
+        return Err(LogicalError::PermissionDenied);
+    }
+    let u = c.unsealed().map_err(le)?;
+    let router = u.router();
+    let Some((route, _)) = router.route(&path) else {
+        return Err(LogicalError::PermissionDenied);
+    };
+    let acl = u.policies.acl(&req.caller.policies);
+    if !acl.is_root() && !has_mount_access(&u.policies, &req.caller.policies, &route.path) {
+        return Err(LogicalError::PermissionDenied);
+    }
+    let mut info = route.entry.info();
+    info["path"] = json!(route.entry.path);
+    Ok(Some(obj(info)))
+}
+
+async fn openapi(s: Arc<Sys>) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let u = c.unsealed().map_err(le)?;
+    let mut paths = Map::new();
+    for r in u.router().routes() {
+        for (p, item) in r.backend.openapi_paths() {
+            paths.insert(format!("/{}{}", r.path, p.trim_start_matches('/')), item);
+        }
+    }
+    Ok(Some(obj(
+        json!({"openapi": "3.0.2", "info": {"title": "Tresor API", "description": "HTTP API that gives you full access to Tresor. All API routes are prefixed with `/v1/`.", "version": crate::VERSION, "license": {"name": "Mozilla Public License 2.0"}}, "paths": paths}),
+    )))
+}

@@ -1,0 +1,841 @@
+//! The token auth method mounted at `auth/token/`: create, lookup, renew and revoke tokens,
+//! token roles, accessors and tidy, with Vault's rules for policies, TTLs, orphans and periods.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tresor_sdk::framework::{Field, Fields, Kind, Path, Table, TableBackend};
+use tresor_sdk::{
+    LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
+};
+
+use crate::core::{Core, Inner, Unsealed};
+use crate::error::CoreError;
+use crate::tokens::{TokenEntry, new_token_id, now};
+
+pub struct TokenAuth {
+    core: Weak<Inner>,
+}
+
+pub fn backend(core: Weak<Inner>) -> Arc<dyn LogicalBackend> {
+    TableBackend::new(TokenAuth { core }, table())
+}
+
+fn unsealed(s: &TokenAuth) -> Result<(Core, Arc<Unsealed>)> {
+    let c = s
+        .core
+        .upgrade()
+        .map(Core)
+        .ok_or_else(|| LogicalError::internal("core is shutting down"))?;
+    let u = c.unsealed().map_err(le)?;
+    Ok((c, u))
+}
+
+fn le(e: CoreError) -> LogicalError {
+    match e {
+        CoreError::InvalidRequest(m) => LogicalError::InvalidRequest(m),
+        CoreError::PermissionDenied => LogicalError::PermissionDenied,
+        other => LogicalError::Internal(other.to_string()),
+    }
+}
+
+/// A token role (`auth/token/roles/:name`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub allowed_policies: Vec<String>,
+    pub disallowed_policies: Vec<String>,
+    pub allowed_policies_glob: Vec<String>,
+    pub disallowed_policies_glob: Vec<String>,
+    pub orphan: bool,
+    pub renewable: bool,
+    pub path_suffix: String,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub token_type: String,
+    pub allowed_entity_aliases: Vec<String>,
+    pub token_no_default_policy: bool,
+    pub token_num_uses: i64,
+    pub token_bound_cidrs: Vec<String>,
+}
+
+impl Role {
+    fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "allowed_policies": self.allowed_policies,
+            "disallowed_policies": self.disallowed_policies,
+            "allowed_policies_glob": self.allowed_policies_glob,
+            "disallowed_policies_glob": self.disallowed_policies_glob,
+            "orphan": self.orphan,
+            "renewable": self.renewable,
+            "path_suffix": self.path_suffix,
+            "explicit_max_ttl": self.explicit_max_ttl,
+            "token_explicit_max_ttl": self.explicit_max_ttl,
+            "period": self.period,
+            "token_period": self.period,
+            "token_type": if self.token_type.is_empty() { "default-service" } else { &self.token_type },
+            "allowed_entity_aliases": if self.allowed_entity_aliases.is_empty() { Value::Null } else { json!(self.allowed_entity_aliases) },
+            "token_no_default_policy": self.token_no_default_policy,
+            "token_num_uses": self.token_num_uses,
+            "token_bound_cidrs": self.token_bound_cidrs,
+        })
+    }
+}
+
+fn glob_match(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((pre, post)) => {
+            s.len() >= pre.len() + post.len() && s.starts_with(pre) && s.ends_with(post)
+        }
+    }
+}
+
+fn sanitize_policies(mut p: Vec<String>, add_default: bool) -> Vec<String> {
+    for x in p.iter_mut() {
+        *x = x.trim().to_lowercase();
+    }
+    p.retain(|x| !x.is_empty());
+    if add_default && !p.iter().any(|x| x == "default") && !p.iter().any(|x| x == "root") {
+        p.push("default".into());
+    }
+    p.sort();
+    p.dedup();
+    p
+}
+
+async fn caller_entry(u: &Unsealed, req: &Request) -> Result<Arc<TokenEntry>> {
+    let id = req
+        .caller
+        .token_id
+        .as_deref()
+        .ok_or(LogicalError::PermissionDenied)?;
+    u.tokens
+        .by_id(id)
+        .await
+        .map_err(le)?
+        .ok_or(LogicalError::PermissionDenied)
+}
+
+fn create_fields(p: Path<TokenAuth>) -> Path<TokenAuth> {
+    p.field(Field::new(
+        "id",
+        Kind::Str,
+        "Value for the token ID (root only).",
+    ))
+    .field(Field::new(
+        "role_name",
+        Kind::Str,
+        "Name of the role to create the token against.",
+    ))
+    .field(Field::new(
+        "policies",
+        Kind::List,
+        "List of policies for the token; defaults to the parent's policies.",
+    ))
+    .field(Field::new(
+        "meta",
+        Kind::StrMap,
+        "Arbitrary key=value metadata for the token.",
+    ))
+    .field(Field::new(
+        "no_parent",
+        Kind::Bool,
+        "Create the token with no parent (root or sudo only).",
+    ))
+    .field(Field::new(
+        "no_default_policy",
+        Kind::Bool,
+        "Do not attach the default policy.",
+    ))
+    .field(
+        Field::new("renewable", Kind::Bool, "Whether the token may be renewed.")
+            .default(json!(true)),
+    )
+    .field(Field::new(
+        "ttl",
+        Kind::Duration,
+        "Initial TTL of the token.",
+    ))
+    .field(Field::new("lease", Kind::Duration, "Deprecated: use ttl."))
+    .field(Field::new(
+        "type",
+        Kind::Str,
+        "Token type: service or batch.",
+    ))
+    .field(Field::new(
+        "explicit_max_ttl",
+        Kind::Duration,
+        "A hard maximum lifetime that renewals cannot extend.",
+    ))
+    .field(Field::new(
+        "display_name",
+        Kind::Str,
+        "Name to associate with this token.",
+    ))
+    .field(Field::new(
+        "num_uses",
+        Kind::Int,
+        "Maximum number of uses of the token (0 = unlimited).",
+    ))
+    .field(Field::new(
+        "period",
+        Kind::Duration,
+        "Renewal period: each renewal resets the TTL to this (root or sudo only).",
+    ))
+    .field(Field::new(
+        "entity_alias",
+        Kind::Str,
+        "Name of the entity alias to associate (not supported yet).",
+    ))
+}
+
+async fn create(
+    s: Arc<TokenAuth>,
+    req: Request,
+    f: Fields,
+    mode: &'static str,
+) -> Result<Option<Response>> {
+    let (c, u) = unsealed(&s)?;
+    let parent = caller_entry(&u, &req).await?;
+    let parent_root = parent.is_root();
+    let sudo = req.caller.sudo || parent_root;
+    let role_name = f.string("role_name");
+    let role: Option<Role> = if mode == "role" {
+        let r: Role = tresor_sdk::get_json(
+            &*req.storage,
+            &format!("roles/{}", role_name.to_lowercase()),
+        )
+        .await?
+        .ok_or_else(|| LogicalError::invalid(format!("unknown role {role_name}")))?;
+        Some(r)
+    } else {
+        None
+    };
+    if parent.is_batch()
+        && role.as_ref().is_none_or(|r| !r.orphan)
+        && mode != "orphan"
+        && !f.flag("no_parent")
+    {
+        return Err(LogicalError::invalid(
+            "batch tokens cannot create more tokens",
+        ));
+    }
+    let mut token_type = f.string("type");
+    if token_type.is_empty() {
+        token_type = role
+            .as_ref()
+            .map(|r| r.token_type.replace("default-", ""))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "service".into());
+    }
+    if token_type != "service" && token_type != "batch" {
+        return Err(LogicalError::invalid(format!(
+            "invalid 'type' value {token_type:?}"
+        )));
+    }
+    let custom_id = f.string("id");
+    if !custom_id.is_empty() {
+        if !parent_root {
+            return Err(LogicalError::invalid(
+                "root or sudo privileges required to specify token id",
+            ));
+        }
+        if custom_id.contains('.') {
+            return Err(LogicalError::invalid(
+                "token IDs can not contain period characters",
+            ));
+        }
+    }
+    // Policies: default to the parent's; otherwise a subset of the parent's (unless root).
+    let no_default =
+        f.flag("no_default_policy") || role.as_ref().is_some_and(|r| r.token_no_default_policy);
+    let requested = f.list("policies");
+    let mut policies = if requested.is_empty() {
+        match &role {
+            Some(r) if !r.allowed_policies.is_empty() => r.allowed_policies.clone(),
+            _ => parent
+                .policies
+                .iter()
+                .filter(|p| *p != "root" || parent_root)
+                .cloned()
+                .collect(),
+        }
+    } else {
+        requested
+    };
+    policies = sanitize_policies(policies, !no_default);
+    if no_default {
+        policies.retain(|p| p != "default" || f.list("policies").iter().any(|x| x == "default"));
+    }
+    if let Some(r) = &role {
+        for p in &policies {
+            if r.disallowed_policies.contains(p)
+                || r.disallowed_policies_glob.iter().any(|g| glob_match(g, p))
+            {
+                return Err(LogicalError::invalid(format!(
+                    "token policies ({p}) contains disallowed policies"
+                )));
+            }
+            let allowed = (r.allowed_policies.is_empty()
+                && r.allowed_policies_glob.is_empty()
+                && (parent_root || parent.policies.contains(p)))
+                || r.allowed_policies.contains(p)
+                || r.allowed_policies_glob.iter().any(|g| glob_match(g, p))
+                || p == "default";
+            if !allowed {
+                return Err(LogicalError::invalid(
+                    "token policies must be subset of the role's allowed policies",
+                ));
+            }
+        }
+    } else if !parent_root {
+        for p in &policies {
+            if p != "default" && !parent.policies.contains(p) {
+                return Err(LogicalError::invalid(
+                    "child policies must be subset of parent",
+                ));
+            }
+        }
+    }
+    let mut warnings = Vec::new();
+    for p in &policies {
+        if p != "root" && u.policies.get(p).is_none() {
+            warnings.push(format!("Policy {p:?} does not exist"));
+        }
+    }
+    let orphan = mode == "orphan" || f.flag("no_parent") || role.as_ref().is_some_and(|r| r.orphan);
+    if f.flag("no_parent") && !sudo {
+        return Err(LogicalError::invalid(
+            "root or sudo privileges required to create orphan token",
+        ));
+    }
+    if mode == "orphan" && !sudo {
+        return Err(LogicalError::invalid(
+            "root or sudo privileges required to create orphan token",
+        ));
+    }
+    let period = f.duration("period").filter(|d| !d.is_zero()).or_else(|| {
+        role.as_ref()
+            .map(|r| Duration::from_secs(r.period))
+            .filter(|d| !d.is_zero())
+    });
+    if f.is_set("period")
+        && !f.duration("period").unwrap_or_default().is_zero()
+        && !sudo
+        && role.is_none()
+    {
+        return Err(LogicalError::invalid(
+            "root or sudo privileges required to create periodic token",
+        ));
+    }
+    let explicit_max = f
+        .duration("explicit_max_ttl")
+        .filter(|d| !d.is_zero())
+        .or_else(|| {
+            role.as_ref()
+                .map(|r| Duration::from_secs(r.explicit_max_ttl))
+                .filter(|d| !d.is_zero())
+        });
+    let num_uses = f
+        .int("num_uses")
+        .unwrap_or(0)
+        .max(role.as_ref().map(|r| r.token_num_uses).unwrap_or(0));
+    if num_uses < 0 {
+        return Err(LogicalError::invalid("number of uses cannot be negative"));
+    }
+    let mut ttl = f
+        .duration("ttl")
+        .filter(|d| !d.is_zero())
+        .or_else(|| f.duration("lease").filter(|d| !d.is_zero()));
+    if let Some(p) = period {
+        ttl = Some(p);
+    }
+    let is_root_token = policies.iter().any(|p| p == "root");
+    let sys_max = req.mount.max_lease_ttl;
+    let ttl = match ttl {
+        Some(t) => Some(t),
+        None if is_root_token && explicit_max.is_none() => None,
+        None => Some(req.mount.default_lease_ttl),
+    };
+    let mut ttl = ttl.map(|t| if period.is_none() { t.min(sys_max) } else { t });
+    if let (Some(t), Some(m)) = (ttl, explicit_max) {
+        ttl = Some(t.min(m));
+    }
+    if ttl.is_none()
+        && let Some(m) = explicit_max
+    {
+        ttl = Some(m);
+    }
+    // A child never outlives a parent that expires.
+    if !orphan && let (Some(t), Some(pe)) = (ttl, parent.expire_time) {
+        let left = Duration::from_secs((pe - now()).max(0) as u64);
+        if t > left {
+            ttl = Some(left);
+        }
+    }
+    let created = now();
+    let display = f.string("display_name");
+    let display_name = {
+        let d: String = display
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
+                    ch
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if d.is_empty() {
+            "token".to_owned()
+        } else {
+            format!("token-{d}")
+        }
+    };
+    let path = match mode {
+        "role" => format!(
+            "auth/token/create/{}",
+            role.as_ref()
+                .map(|r| format!(
+                    "{}{}",
+                    r.name,
+                    r.path_suffix
+                        .trim_start_matches('/')
+                        .is_empty()
+                        .then(String::new)
+                        .unwrap_or_else(|| format!("/{}", r.path_suffix))
+                ))
+                .unwrap_or_default()
+        ),
+        "orphan" => "auth/token/create-orphan".to_owned(),
+        _ => "auth/token/create".to_owned(),
+    };
+    let renewable =
+        f.bool("renewable").unwrap_or(true) && role.as_ref().is_none_or(|r| r.renewable);
+    let mut entry = TokenEntry {
+        version: 1,
+        id: if custom_id.is_empty() {
+            new_token_id()
+        } else {
+            custom_id
+        },
+        hash: String::new(),
+        accessor: tresor_seal::token::new_accessor(),
+        parent: if orphan {
+            String::new()
+        } else {
+            parent.hash.clone()
+        },
+        policies: policies.clone(),
+        path,
+        meta: f.str_map("meta"),
+        display_name,
+        num_uses,
+        creation_time: created,
+        ttl: ttl.map(|t| t.as_secs()).unwrap_or(0),
+        explicit_max_ttl: explicit_max.map(|d| d.as_secs()).unwrap_or(0),
+        period: period.map(|d| d.as_secs()).unwrap_or(0),
+        expire_time: ttl.map(|t| created + t.as_secs() as i64),
+        last_renewal_time: None,
+        token_type: token_type.clone(),
+        orphan,
+        role: role.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+        renewable: renewable && token_type == "service",
+        entity_id: String::new(),
+    };
+    if token_type == "batch" {
+        if num_uses > 0 {
+            return Err(LogicalError::invalid(
+                "batch tokens cannot have a use limit",
+            ));
+        }
+        if period.is_some() {
+            return Err(LogicalError::invalid("batch tokens cannot be periodic"));
+        }
+        entry.accessor.clear();
+        entry.renewable = false;
+        entry.id = u.tokens.mint_batch(&entry).map_err(le)?;
+    }
+    let entry = u.tokens.store(entry).await.map_err(le)?;
+    let _ = c;
+    let mut resp = Response::default();
+    resp.auth = Some(auth_of(&entry));
+    resp.warnings = warnings;
+    Ok(Some(resp))
+}
+
+fn auth_of(e: &TokenEntry) -> tresor_sdk::Auth {
+    let remaining = e.remaining(now());
+    tresor_sdk::Auth {
+        client_token: e.id.clone(),
+        accessor: e.accessor.clone(),
+        orphan: e.orphan,
+        entity_id: e.entity_id.clone(),
+        policies: e.policies.clone(),
+        metadata: e.meta.clone(),
+        display_name: e.display_name.clone(),
+        ttl: Duration::from_secs(remaining as u64),
+        renewable: e.renewable && e.expire_time.is_some(),
+        num_uses: e.num_uses,
+        token_type: Some(e.token_type.clone()),
+        ..Default::default()
+    }
+}
+
+async fn lookup_target(
+    u: &Unsealed,
+    req: &Request,
+    f: &Fields,
+    which: &str,
+) -> Result<Arc<TokenEntry>> {
+    match which {
+        "self" => caller_entry(u, req).await,
+        "accessor" => {
+            let a = f.string("accessor");
+            if a.is_empty() {
+                return Err(LogicalError::invalid("missing accessor"));
+            }
+            u.tokens
+                .by_accessor(&a)
+                .await
+                .map_err(le)?
+                .ok_or_else(|| LogicalError::invalid("invalid accessor"))
+        }
+        _ => {
+            let t = f.string("token");
+            if t.is_empty() {
+                return caller_entry(u, req).await;
+            }
+            u.tokens
+                .lookup(&t)
+                .await
+                .map_err(le)?
+                .ok_or_else(|| LogicalError::PermissionDenied)
+        }
+    }
+}
+
+async fn lookup(
+    s: Arc<TokenAuth>,
+    req: Request,
+    f: Fields,
+    which: &'static str,
+) -> Result<Option<Response>> {
+    let (_, u) = unsealed(&s)?;
+    let e = match lookup_target(&u, &req, &f, which).await {
+        Err(LogicalError::PermissionDenied) if which == "token" => {
+            return Err(LogicalError::invalid("bad token"));
+        }
+        other => other?,
+    };
+    Ok(Some(Response::data(e.lookup_data(which != "accessor"))))
+}
+
+async fn renew(
+    s: Arc<TokenAuth>,
+    req: Request,
+    f: Fields,
+    which: &'static str,
+) -> Result<Option<Response>> {
+    let (_, u) = unsealed(&s)?;
+    let e = lookup_target(&u, &req, &f, which)
+        .await
+        .map_err(|e| match e {
+            LogicalError::PermissionDenied => LogicalError::invalid("token not found"),
+            o => o,
+        })?;
+    if e.is_batch() {
+        return Err(LogicalError::invalid("batch tokens cannot be renewed"));
+    }
+    if !e.renewable || e.expire_time.is_none() {
+        return Err(LogicalError::invalid("lease is not renewable"));
+    }
+    let at = now();
+    let increment = f.duration("increment").filter(|d| !d.is_zero());
+    let mut ttl = if e.period > 0 {
+        Duration::from_secs(e.period)
+    } else {
+        increment
+            .unwrap_or(Duration::from_secs(e.ttl))
+            .min(req.mount.max_lease_ttl)
+    };
+    if e.explicit_max_ttl > 0 {
+        let hard = (e.creation_time + e.explicit_max_ttl as i64 - at).max(0) as u64;
+        ttl = ttl.min(Duration::from_secs(hard));
+    }
+    if e.period == 0 {
+        // Without a period a token never lives past the system max TTL from its creation.
+        let cap = (e.creation_time + req.mount.max_lease_ttl.as_secs() as i64 - at).max(0) as u64;
+        ttl = ttl.min(Duration::from_secs(cap));
+    }
+    let mut updated = (*e).clone();
+    updated.expire_time = Some(at + ttl.as_secs() as i64);
+    updated.last_renewal_time = Some(at);
+    let updated = u.tokens.store(updated).await.map_err(le)?;
+    let mut a = auth_of(&updated);
+    if which == "accessor" {
+        a.client_token.clear();
+    }
+    let mut r = Response::default();
+    r.auth = Some(a);
+    Ok(Some(r))
+}
+
+async fn revoke(
+    s: Arc<TokenAuth>,
+    req: Request,
+    f: Fields,
+    which: &'static str,
+) -> Result<Option<Response>> {
+    let (_, u) = unsealed(&s)?;
+    let e = match which {
+        "orphan" => {
+            let t = f.string("token");
+            u.tokens.lookup(&t).await.map_err(le)?
+        }
+        _ => match lookup_target(&u, &req, &f, which).await {
+            Ok(e) => Some(e),
+            Err(LogicalError::PermissionDenied) => None,
+            Err(e) => return Err(e),
+        },
+    };
+    // Revoking a token that does not exist succeeds, as in Vault.
+    let Some(e) = e else { return Ok(None) };
+    if e.is_batch() {
+        return Err(LogicalError::invalid("batch tokens cannot be revoked"));
+    }
+    if which == "orphan" {
+        u.tokens.revoke_orphan(&e.hash).await.map_err(le)?;
+    } else {
+        u.tokens.revoke_tree(&e.hash).await.map_err(le)?;
+    }
+    Ok(None)
+}
+
+fn token_field() -> Field {
+    Field::new("token", Kind::Str, "The token.")
+}
+
+fn accessor_field() -> Field {
+    Field::new("accessor", Kind::Str, "The accessor of the token.")
+}
+
+fn increment_field() -> Field {
+    Field::new(
+        "increment",
+        Kind::Duration,
+        "The desired increment of the TTL.",
+    )
+}
+
+async fn role_write(_s: Arc<TokenAuth>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let name = f.string("role_name").to_lowercase();
+    let key = format!("roles/{name}");
+    let mut role: Role = tresor_sdk::get_json(&*req.storage, &key)
+        .await?
+        .unwrap_or_else(|| Role {
+            name: name.clone(),
+            renewable: true,
+            ..Default::default()
+        });
+    if f.is_set("allowed_policies") {
+        role.allowed_policies = sanitize_policies(f.list("allowed_policies"), false);
+    }
+    if f.is_set("disallowed_policies") {
+        role.disallowed_policies = sanitize_policies(f.list("disallowed_policies"), false);
+    }
+    if f.is_set("allowed_policies_glob") {
+        role.allowed_policies_glob = f.list("allowed_policies_glob");
+    }
+    if f.is_set("disallowed_policies_glob") {
+        role.disallowed_policies_glob = f.list("disallowed_policies_glob");
+    }
+    if f.is_set("orphan") {
+        role.orphan = f.flag("orphan");
+    }
+    if f.is_set("renewable") {
+        role.renewable = f.flag("renewable");
+    }
+    if f.is_set("path_suffix") {
+        role.path_suffix = f.string("path_suffix");
+    }
+    for k in ["explicit_max_ttl", "token_explicit_max_ttl"] {
+        if f.is_set(k) {
+            role.explicit_max_ttl = f.duration(k).unwrap_or_default().as_secs();
+        }
+    }
+    for k in ["period", "token_period"] {
+        if f.is_set(k) {
+            role.period = f.duration(k).unwrap_or_default().as_secs();
+        }
+    }
+    if f.is_set("token_type") {
+        let t = f.string("token_type");
+        if !matches!(
+            t.as_str(),
+            "service" | "batch" | "default-service" | "default-batch" | "default"
+        ) {
+            return Err(LogicalError::invalid(format!(
+                "invalid 'token_type' value {t:?}"
+            )));
+        }
+        role.token_type = if t == "default" {
+            "default-service".into()
+        } else {
+            t
+        };
+    }
+    if role.token_type == "batch" && !role.orphan {
+        return Err(LogicalError::invalid(
+            "'token_type' cannot be 'batch' when role is set to generate non-orphan tokens",
+        ));
+    }
+    if f.is_set("allowed_entity_aliases") {
+        role.allowed_entity_aliases = f.list("allowed_entity_aliases");
+    }
+    if f.is_set("token_no_default_policy") {
+        role.token_no_default_policy = f.flag("token_no_default_policy");
+    }
+    if f.is_set("token_num_uses") {
+        role.token_num_uses = f.int("token_num_uses").unwrap_or(0);
+    }
+    if f.is_set("token_bound_cidrs") {
+        role.token_bound_cidrs = f.list("token_bound_cidrs");
+    }
+    tresor_sdk::put_json(&*req.storage, &key, &role).await?;
+    Ok(None)
+}
+
+fn table() -> Table<TokenAuth> {
+    Table {
+        help: "The token credential backend is always enabled and builds in some core features like token creation, lookup, renewal and revocation.",
+        special: SpecialPaths { unauthenticated: Vec::new(), root: vec!["revoke-orphan".into(), "revoke-orphan/*".into(), "accessors*".into()] },
+        paths: vec![
+            create_fields(Path::new("create-orphan"))
+                .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "orphan")))
+                .help("Create a root token, or an orphan token.", "The token has no parent: revoking its creator does not revoke it."),
+            create_fields(Path::new("create/{role_name}"))
+                .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "role")))
+                .help("Create a token against a role.", "The role's settings constrain the token's policies, type, TTLs and orphan status."),
+            create_fields(Path::new("create"))
+                .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "child")))
+                .help("The token create path is used to create new tokens.", "By default the new token is a child of the calling token and has a subset of its policies."),
+            Path::new("lookup")
+                .field(token_field())
+                .op(Operation::Read, |s, r, f| Box::pin(lookup(s, r, f, "token")))
+                .op(Operation::Update, |s, r, f| Box::pin(lookup(s, r, f, "token")))
+                .help("Look up the properties of a token.", "Returns the token's policies, TTL, metadata and more."),
+            Path::new("lookup/{token}")
+                .field(token_field())
+                .op(Operation::Read, |s, r, f| Box::pin(async move { lookup(s, r, f, "token").await.map(|o| o.map(|x| x.with_warning("Using a token in the path is unsafe as the token can be logged in many places. Please use POST or PUT with the token passed in via the \"token\" parameter."))) }))
+                .help("Look up the properties of a token (deprecated URL form).", "Prefer POST auth/token/lookup with the token in the body."),
+            Path::new("lookup-self")
+                .field(token_field())
+                .op(Operation::Read, |s, r, f| Box::pin(lookup(s, r, f, "self")))
+                .op(Operation::Update, |s, r, f| Box::pin(lookup(s, r, f, "self")))
+                .help("Look up the properties of the calling token.", "Returns the calling token's policies, TTL, metadata and more."),
+            Path::new("lookup-accessor")
+                .field(accessor_field())
+                .op(Operation::Update, |s, r, f| Box::pin(lookup(s, r, f, "accessor")))
+                .help("Look up the properties of a token by its accessor.", "The token itself is not returned."),
+            Path::new("renew")
+                .field(token_field())
+                .field(increment_field())
+                .op(Operation::Update, |s, r, f| Box::pin(renew(s, r, f, "token")))
+                .help("Renew a token.", "Extends the token's TTL by the increment, within its maximum TTL."),
+            Path::new("renew-self")
+                .field(token_field())
+                .field(increment_field())
+                .op(Operation::Update, |s, r, f| Box::pin(renew(s, r, f, "self")))
+                .help("Renew the calling token.", "Extends the calling token's TTL by the increment, within its maximum TTL."),
+            Path::new("renew-accessor")
+                .field(accessor_field())
+                .field(increment_field())
+                .op(Operation::Update, |s, r, f| Box::pin(renew(s, r, f, "accessor")))
+                .help("Renew a token by its accessor.", "Extends the token's TTL; the token itself is not returned."),
+            Path::new("revoke")
+                .field(token_field())
+                .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "token")))
+                .help("Revoke a token and all its children.", "Every child token is revoked with it."),
+            Path::new("revoke-self")
+                .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "self")))
+                .help("Revoke the calling token and all its children.", "Every child token is revoked with it."),
+            Path::new("revoke-accessor")
+                .field(accessor_field())
+                .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "accessor")))
+                .help("Revoke a token and its children by the token's accessor.", "Every child token is revoked with it."),
+            Path::new("revoke-orphan")
+                .field(token_field())
+                .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "orphan")))
+                .help("Revoke a token but not its children, which become orphans.", "Requires root or sudo."),
+            Path::new("accessors/")
+                .op(Operation::List, |s, _, _| {
+                    Box::pin(async move {
+                        let (_, u) = unsealed(&s)?;
+                        let keys = u.tokens.accessors().await.map_err(le)?;
+                        Ok(Some(Response::list(keys)))
+                    })
+                })
+                .help("List token accessors.", "Requires sudo. Returns every token's accessor."),
+            Path::new("roles/")
+                .op(Operation::List, |_, req, _| {
+                    Box::pin(async move {
+                        let keys = req.storage.list("roles/").await?;
+                        if keys.is_empty() {
+                            return Ok(None);
+                        }
+                        Ok(Some(Response::list(keys)))
+                    })
+                })
+                .help("List token roles.", "Returns the names of all token roles."),
+            Path::new("roles/{role_name}")
+                .field(Field::new("role_name", Kind::Str, "Name of the role."))
+                .field(Field::new("allowed_policies", Kind::List, "Policies tokens of this role may have."))
+                .field(Field::new("disallowed_policies", Kind::List, "Policies tokens of this role may never have."))
+                .field(Field::new("allowed_policies_glob", Kind::List, "Glob patterns of allowed policies."))
+                .field(Field::new("disallowed_policies_glob", Kind::List, "Glob patterns of disallowed policies."))
+                .field(Field::new("orphan", Kind::Bool, "Whether tokens of this role are orphans."))
+                .field(Field::new("renewable", Kind::Bool, "Whether tokens of this role are renewable.").default(json!(true)))
+                .field(Field::new("path_suffix", Kind::Str, "Suffix added to the token's path."))
+                .field(Field::new("explicit_max_ttl", Kind::Duration, "Deprecated: use token_explicit_max_ttl."))
+                .field(Field::new("token_explicit_max_ttl", Kind::Duration, "Hard maximum lifetime of tokens of this role."))
+                .field(Field::new("period", Kind::Duration, "Deprecated: use token_period."))
+                .field(Field::new("token_period", Kind::Duration, "Renewal period of tokens of this role."))
+                .field(Field::new("token_type", Kind::Str, "Type of tokens: service, batch, default-service or default-batch."))
+                .field(Field::new("allowed_entity_aliases", Kind::List, "Entity aliases tokens may be created against."))
+                .field(Field::new("token_no_default_policy", Kind::Bool, "Do not attach the default policy."))
+                .field(Field::new("token_num_uses", Kind::Int, "Maximum uses of tokens of this role."))
+                .field(Field::new("token_bound_cidrs", Kind::List, "CIDRs tokens of this role may be used from."))
+                .existence(|_, req, f| Box::pin(async move { Ok(req.storage.get(&format!("roles/{}", f.string("role_name").to_lowercase())).await?.is_some()) }))
+                .op(Operation::Read, |_, req, f| {
+                    Box::pin(async move {
+                        let r: Option<Role> = tresor_sdk::get_json(&*req.storage, &format!("roles/{}", f.string("role_name").to_lowercase())).await?;
+                        Ok(r.map(|r| Response::json(r.to_json())))
+                    })
+                })
+                .op(Operation::Create, |s, r, f| Box::pin(role_write(s, r, f)))
+                .op(Operation::Update, |s, r, f| Box::pin(role_write(s, r, f)))
+                .op(Operation::Delete, |_, req, f| {
+                    Box::pin(async move {
+                        req.storage.delete(&format!("roles/{}", f.string("role_name").to_lowercase())).await?;
+                        Ok(None)
+                    })
+                })
+                .help("Create, read, update or delete a token role.", "Roles constrain the tokens created through auth/token/create/<role>."),
+            Path::new("tidy")
+                .op(Operation::Update, |s, _, _| {
+                    Box::pin(async move {
+                        let (_, u) = unsealed(&s)?;
+                        let n = u.tokens.tidy().await.map_err(le)?;
+                        tracing::info!(removed = n, "token store tidy finished");
+                        Ok(Some(Response::default().with_warning("Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.")))
+                    })
+                })
+                .help("Clean up dangling token store entries.", "Removes accessor and parent index entries whose token no longer exists."),
+        ],
+    }
+}

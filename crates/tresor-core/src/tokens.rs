@@ -1,0 +1,504 @@
+//! The token store: creation, lookup, renewal and revocation of tokens, and its cache.
+//!
+//! Tokens are never used as storage keys: entries live at `id/<hmac(token)>` in the token
+//! store's view, with `accessor/<hmac(accessor)>` and `parent/<parent-id>/<child-id>` indexes.
+//! The HMAC key (the store's salt) is random per installation and sits behind the barrier.
+//! Lookups on the hot path hit an in-memory cache keyed by that HMAC; the presented token is then
+//! compared with the stored one in constant time.
+//!
+//! Batch tokens (`hvb.`) are not stored: they are the entry itself, sealed with a key derived
+//! from the salt, so they cost no write and disappear when they expire.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tresor_sdk::Storage;
+use zeroize::Zeroizing;
+
+use crate::barrier::{Key, View, open_value, seal_value};
+use crate::error::CoreError;
+
+const SALT_PATH: &str = "salt";
+
+/// A stored token. `id` is the token itself, only ever held behind the barrier.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenEntry {
+    #[serde(default = "v1")]
+    pub version: u32,
+    pub id: String,
+    #[serde(default)]
+    pub hash: String,
+    pub accessor: String,
+    #[serde(default)]
+    pub parent: String,
+    pub policies: Vec<String>,
+    pub path: String,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    pub display_name: String,
+    #[serde(default)]
+    pub num_uses: i64,
+    pub creation_time: i64,
+    /// The TTL the token was created with (seconds), 0 = none.
+    pub ttl: u64,
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
+    #[serde(default)]
+    pub period: u64,
+    /// Unix seconds of expiry; `None` never expires.
+    pub expire_time: Option<i64>,
+    #[serde(default)]
+    pub last_renewal_time: Option<i64>,
+    #[serde(default = "service")]
+    pub token_type: String,
+    #[serde(default)]
+    pub orphan: bool,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub renewable: bool,
+    #[serde(default)]
+    pub entity_id: String,
+}
+
+fn v1() -> u32 {
+    1
+}
+fn service() -> String {
+    "service".into()
+}
+
+impl Drop for TokenEntry {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.id);
+    }
+}
+
+impl std::fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+impl TokenEntry {
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+    pub fn is_batch(&self) -> bool {
+        self.token_type == "batch"
+    }
+    pub fn expired(&self, at: i64) -> bool {
+        self.expire_time.is_some_and(|e| e <= at)
+    }
+    /// Remaining TTL in seconds (0 for non-expiring).
+    pub fn remaining(&self, at: i64) -> i64 {
+        self.expire_time.map(|e| (e - at).max(0)).unwrap_or(0)
+    }
+
+    /// `auth/token/lookup` data, with Vault's field names and types.
+    pub fn lookup_data(&self, include_id: bool) -> serde_json::Map<String, Value> {
+        let at = now();
+        let mut m = serde_json::Map::new();
+        m.insert("accessor".into(), json!(self.accessor));
+        m.insert("creation_time".into(), json!(self.creation_time));
+        m.insert("creation_ttl".into(), json!(self.ttl));
+        m.insert("display_name".into(), json!(self.display_name));
+        m.insert("entity_id".into(), json!(self.entity_id));
+        m.insert(
+            "expire_time".into(),
+            self.expire_time
+                .map(|e| json!(rfc3339(e)))
+                .unwrap_or(Value::Null),
+        );
+        m.insert("explicit_max_ttl".into(), json!(self.explicit_max_ttl));
+        m.insert(
+            "id".into(),
+            json!(if include_id { self.id.as_str() } else { "" }),
+        );
+        if self.expire_time.is_some() {
+            m.insert("issue_time".into(), json!(rfc3339(self.creation_time)));
+            m.insert("renewable".into(), json!(self.renewable));
+        }
+        m.insert(
+            "meta".into(),
+            if self.meta.is_empty() {
+                Value::Null
+            } else {
+                json!(self.meta)
+            },
+        );
+        m.insert("num_uses".into(), json!(self.num_uses));
+        m.insert("orphan".into(), json!(self.orphan));
+        m.insert("path".into(), json!(self.path));
+        m.insert("policies".into(), json!(self.policies));
+        m.insert("ttl".into(), json!(self.remaining(at)));
+        m.insert("type".into(), json!(self.token_type));
+        if !self.role.is_empty() {
+            m.insert("role".into(), json!(self.role));
+        }
+        if self.period > 0 {
+            m.insert("period".into(), json!(self.period));
+        }
+        if let Some(r) = self.last_renewal_time {
+            m.insert("last_renewal_time".into(), json!(r));
+            m.insert("last_renewal".into(), json!(rfc3339(r)));
+        }
+        m
+    }
+
+    /// The `auth` block of a response that hands out this token.
+    pub fn auth_block(&self, include_token: bool) -> Value {
+        let at = now();
+        json!({
+            "client_token": if include_token { self.id.as_str() } else { "" },
+            "accessor": self.accessor,
+            "policies": self.policies,
+            "token_policies": self.policies,
+            "metadata": if self.meta.is_empty() { Value::Null } else { json!(self.meta) },
+            "lease_duration": self.remaining(at),
+            "renewable": self.renewable && self.expire_time.is_some(),
+            "entity_id": self.entity_id,
+            "token_type": self.token_type,
+            "orphan": self.orphan,
+            "mfa_requirement": null,
+            "num_uses": self.num_uses,
+        })
+    }
+}
+
+/// The token store over its barrier view.
+pub struct TokenStore {
+    view: View,
+    salt: hmac::Key,
+    batch_key: aws_lc_rs::aead::LessSafeKey,
+    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+}
+
+fn sdk(e: tresor_sdk::LogicalError) -> CoreError {
+    CoreError::from(e)
+}
+
+impl TokenStore {
+    /// Opens the store, creating its salt on first use.
+    pub async fn open(view: View) -> Result<Self, CoreError> {
+        let salt = match view.get(SALT_PATH).await.map_err(sdk)? {
+            Some(s) => Zeroizing::new(s),
+            None => {
+                let k = Key::generate();
+                view.put(SALT_PATH, k.0.to_vec()).await.map_err(sdk)?;
+                Zeroizing::new(k.0.to_vec())
+            }
+        };
+        let hkey = hmac::Key::new(hmac::HMAC_SHA256, &salt);
+        let derived = hmac::sign(&hkey, b"tresor batch token key");
+        let batch = Key::from_slice(derived.as_ref())?;
+        let batch_key = aws_lc_rs::aead::LessSafeKey::new(
+            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &batch.0[..])
+                .expect("key"),
+        );
+        Ok(TokenStore {
+            view,
+            salt: hkey,
+            batch_key,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The internal id of a token or accessor: HMAC-SHA256 under the store's salt.
+    pub fn hash(&self, s: &str) -> String {
+        hex::encode(hmac::sign(&self.salt, s.as_bytes()).as_ref())
+    }
+
+    /// Persists a new or changed entry (service tokens) and its indexes.
+    pub async fn store(&self, mut entry: TokenEntry) -> Result<Arc<TokenEntry>, CoreError> {
+        if entry.is_batch() {
+            return Ok(Arc::new(entry));
+        }
+        if entry.hash.is_empty() {
+            entry.hash = self.hash(&entry.id);
+        }
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        self.view
+            .put(&format!("id/{}", entry.hash), bytes.to_vec())
+            .await
+            .map_err(sdk)?;
+        self.view
+            .put(
+                &format!("accessor/{}", self.hash(&entry.accessor)),
+                entry.hash.clone().into_bytes(),
+            )
+            .await
+            .map_err(sdk)?;
+        if !entry.parent.is_empty() {
+            self.view
+                .put(
+                    &format!("parent/{}/{}", entry.parent, entry.hash),
+                    Vec::new(),
+                )
+                .await
+                .map_err(sdk)?;
+        }
+        let entry = Arc::new(entry);
+        self.cache.write().insert(entry.hash.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// Mints the token string for a new entry (service `hvs.`, batch `hvb.`).
+    pub fn mint_batch(&self, entry: &TokenEntry) -> Result<String, CoreError> {
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(entry).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        let blob = seal_value(&self.batch_key, 0, "batch", &bytes);
+        Ok(format!("hvb.{}", URL_SAFE_NO_PAD.encode(blob)))
+    }
+
+    /// Looks up a presented token. Expired tokens are revoked lazily and read as absent.
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
+        if let Some(rest) = token.strip_prefix("hvb.") {
+            let Ok(blob) = URL_SAFE_NO_PAD.decode(rest) else {
+                return Ok(None);
+            };
+            let Ok(plain) = open_value(&self.batch_key, "batch", &blob) else {
+                return Ok(None);
+            };
+            let Ok(mut entry) = serde_json::from_slice::<TokenEntry>(&plain) else {
+                return Ok(None);
+            };
+            if entry.expired(now()) {
+                return Ok(None);
+            }
+            // A batch token dies with its parent.
+            if !entry.parent.is_empty() && self.by_id(&entry.parent).await?.is_none() {
+                return Ok(None);
+            }
+            entry.id = token.to_owned();
+            return Ok(Some(Arc::new(entry)));
+        }
+        let id = self.hash(token);
+        let Some(entry) = self.by_id(&id).await? else {
+            return Ok(None);
+        };
+        if !tresor_seal::token::ct_eq(entry.id.as_bytes(), token.as_bytes()) {
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    /// Looks up by internal id (hash).
+    pub async fn by_id(&self, id: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
+        let cached = self.cache.read().get(id).cloned();
+        let entry = match cached {
+            Some(e) => e,
+            None => {
+                let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? else {
+                    return Ok(None);
+                };
+                let bytes = Zeroizing::new(bytes);
+                let e: TokenEntry = serde_json::from_slice(&bytes)
+                    .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
+                let e = Arc::new(e);
+                self.cache.write().insert(id.to_owned(), e.clone());
+                e
+            }
+        };
+        if entry.expired(now()) {
+            self.revoke_tree(id).await?;
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    pub async fn by_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
+        let Some(id) = self
+            .view
+            .get(&format!("accessor/{}", self.hash(accessor)))
+            .await
+            .map_err(sdk)?
+        else {
+            return Ok(None);
+        };
+        self.by_id(&String::from_utf8_lossy(&id)).await
+    }
+
+    /// Uses up one of a limited-use token's uses; revokes it after the last.
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<(), CoreError> {
+        if entry.num_uses <= 0 || entry.is_batch() {
+            return Ok(());
+        }
+        if entry.num_uses == 1 {
+            return self.revoke_tree(&entry.hash).await;
+        }
+        let mut e = entry.clone();
+        e.num_uses -= 1;
+        self.store(e).await.map(|_| ())
+    }
+
+    /// Revokes a token and, recursively, every child token.
+    pub async fn revoke_tree(&self, id: &str) -> Result<(), CoreError> {
+        let mut stack = vec![id.to_owned()];
+        let mut order = Vec::new();
+        while let Some(cur) = stack.pop() {
+            for child in self
+                .view
+                .list(&format!("parent/{cur}/"))
+                .await
+                .map_err(sdk)?
+            {
+                stack.push(child);
+            }
+            order.push(cur);
+        }
+        // Children first, so a crash midway never leaves a child without its parent entry.
+        for cur in order.into_iter().rev() {
+            self.revoke_one(&cur).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes one token; its children become orphans.
+    pub async fn revoke_orphan(&self, id: &str) -> Result<(), CoreError> {
+        for child in self
+            .view
+            .list(&format!("parent/{id}/"))
+            .await
+            .map_err(sdk)?
+        {
+            if let Some(c) = self.by_id(&child).await? {
+                let mut c = (*c).clone();
+                c.parent.clear();
+                c.orphan = true;
+                self.store(c).await?;
+            }
+        }
+        self.revoke_one(id).await
+    }
+
+    async fn revoke_one(&self, id: &str) -> Result<(), CoreError> {
+        let raw = self.view.get(&format!("id/{id}")).await.map_err(sdk)?;
+        if let Some(bytes) = raw {
+            let bytes = Zeroizing::new(bytes);
+            if let Ok(e) = serde_json::from_slice::<TokenEntry>(&bytes) {
+                self.view
+                    .delete(&format!("accessor/{}", self.hash(&e.accessor)))
+                    .await
+                    .map_err(sdk)?;
+                if !e.parent.is_empty() {
+                    self.view
+                        .delete(&format!("parent/{}/{id}", e.parent))
+                        .await
+                        .map_err(sdk)?;
+                }
+            }
+        }
+        for child in self
+            .view
+            .list(&format!("parent/{id}/"))
+            .await
+            .map_err(sdk)?
+        {
+            self.view
+                .delete(&format!("parent/{id}/{child}"))
+                .await
+                .map_err(sdk)?;
+        }
+        self.view.delete(&format!("id/{id}")).await.map_err(sdk)?;
+        self.cache.write().remove(id);
+        Ok(())
+    }
+
+    /// All accessors (for `LIST auth/token/accessors`).
+    pub async fn accessors(&self) -> Result<Vec<String>, CoreError> {
+        let mut out = Vec::new();
+        for id in self.view.list("id/").await.map_err(sdk)? {
+            if let Some(e) = self.by_id(&id).await? {
+                out.push(e.accessor.clone());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes dangling index entries (`auth/token/tidy`). Returns how many were removed.
+    pub async fn tidy(&self) -> Result<usize, CoreError> {
+        let mut removed = 0;
+        for parent in self.view.list("parent/").await.map_err(sdk)? {
+            let parent = parent.trim_end_matches('/');
+            for child in self
+                .view
+                .list(&format!("parent/{parent}/"))
+                .await
+                .map_err(sdk)?
+            {
+                if self
+                    .view
+                    .get(&format!("id/{child}"))
+                    .await
+                    .map_err(sdk)?
+                    .is_none()
+                {
+                    self.view
+                        .delete(&format!("parent/{parent}/{child}"))
+                        .await
+                        .map_err(sdk)?;
+                    removed += 1;
+                }
+            }
+        }
+        for acc in self.view.list("accessor/").await.map_err(sdk)? {
+            if let Some(id) = self
+                .view
+                .get(&format!("accessor/{acc}"))
+                .await
+                .map_err(sdk)?
+                && self
+                    .view
+                    .get(&format!("id/{}", String::from_utf8_lossy(&id)))
+                    .await
+                    .map_err(sdk)?
+                    .is_none()
+            {
+                self.view
+                    .delete(&format!("accessor/{acc}"))
+                    .await
+                    .map_err(sdk)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+}
+
+/// Generates a new service token id.
+pub fn new_token_id() -> String {
+    tresor_seal::token::new_service_token().to_string()
+}

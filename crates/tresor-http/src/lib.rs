@@ -1,0 +1,452 @@
+//! The HTTP edge: the only crate that knows status codes, headers and Vault's JSON envelope.
+//!
+//! Every request goes through [`dispatch`]: the seal-lifecycle endpoints that Vault answers with
+//! bare JSON (`sys/init`, `sys/unseal`, `sys/health`, ...) are served here on the [`Core`]
+//! directly; everything else becomes a [`CoreRequest`] for the core's pipeline, and the answer
+//! is wrapped in Vault's envelope. Errors are mapped to status codes once, in [`error_status`].
+//!
+//! We use hyper directly rather than an axum router: every `/v1/` path is routed dynamically by
+//! the core's mount table, so a router would only ever hold one fallback route.
+
+#![forbid(unsafe_code)]
+
+mod listener;
+mod raw;
+
+pub use listener::{ListenerConfig, TlsSettings, bind, serve};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{Map, Value, json};
+use tresor_core::{Core, CoreError, CoreRequest, CoreResponse};
+use tresor_sdk::Operation;
+use zeroize::Zeroizing;
+
+/// Vault's default request size limit (`max_request_size`).
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+pub type Body = Full<Bytes>;
+
+/// Per-server HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub max_request_size: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+/// Facts about the connection a request came in on.
+#[derive(Debug, Clone, Default)]
+pub struct ConnInfo {
+    pub remote_addr: Option<String>,
+    /// DER of the client's certificate chain, if it presented one.
+    pub peer_certs: Vec<Vec<u8>>,
+}
+
+fn with_headers(status: StatusCode, body: Vec<u8>, content_type: &str) -> http::Response<Body> {
+    let mut r = http::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// A JSON response with Vault's standard headers.
+pub fn json_response(status: StatusCode, v: &Value) -> http::Response<Body> {
+    let mut body = serde_json::to_vec(v).unwrap_or_default();
+    body.push(b'\n');
+    with_headers(status, body, "application/json")
+}
+
+pub fn empty(status: StatusCode) -> http::Response<Body> {
+    with_headers(status, Vec::new(), "application/json")
+}
+
+/// `{"errors": [...]}` with the given status.
+pub fn error_response(status: StatusCode, errors: &[String]) -> http::Response<Body> {
+    json_response(status, &json!({ "errors": errors }))
+}
+
+/// The one mapping from core errors to HTTP status codes.
+pub fn error_status(e: &CoreError) -> StatusCode {
+    match e {
+        CoreError::Sealed => StatusCode::SERVICE_UNAVAILABLE,
+        CoreError::NotInitialized => StatusCode::SERVICE_UNAVAILABLE,
+        CoreError::AlreadyInitialized
+        | CoreError::InvalidUnsealKey
+        | CoreError::InvalidRequest(_)
+        | CoreError::Conflict(_) => StatusCode::BAD_REQUEST,
+        CoreError::PermissionDenied => StatusCode::FORBIDDEN,
+        CoreError::NoRoute(_)
+        | CoreError::UnsupportedPath
+        | CoreError::NotFound(_)
+        | CoreError::NotFoundEmpty => StatusCode::NOT_FOUND,
+        CoreError::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
+        CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub fn core_error(e: &CoreError) -> http::Response<Body> {
+    let status = error_status(e);
+    if let CoreError::Internal(m) = e {
+        tracing::error!(error = %m, "internal error");
+    }
+    match e {
+        CoreError::NotFoundEmpty => error_response(status, &[]),
+        CoreError::NotInitialized => error_response(status, &["Vault is sealed".into()]),
+        other => error_response(status, &[other.to_string()]),
+    }
+}
+
+/// Routes whose `data` Vault also copies to the top level of the envelope.
+fn injects_data(path: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "sys/audit",
+        "sys/auth",
+        "sys/config/cors",
+        "sys/config/auditing/request-headers",
+        "sys/capabilities",
+        "sys/capabilities-accessor",
+        "sys/capabilities-self",
+        "sys/ha-status",
+        "sys/key-status",
+        "sys/mounts",
+        "sys/policy",
+        "sys/rekey/backup",
+        "sys/rekey/recovery-key-backup",
+        "sys/remount",
+        "sys/rotate",
+        "sys/wrapping/wrap",
+    ];
+    const PREFIX: &[&str] = &[
+        "sys/audit/",
+        "sys/audit-hash/",
+        "sys/auth/",
+        "sys/config/auditing/request-headers/",
+        "sys/mounts/",
+        "sys/policy/",
+    ];
+    let p = path.trim_end_matches('/');
+    EXACT.contains(&p) || PREFIX.iter().any(|x| path.starts_with(x))
+}
+
+fn envelope(path: &str, r: CoreResponse) -> Value {
+    let resp = r.response.unwrap_or_default();
+    let data = resp.data.map(Value::Object).unwrap_or(Value::Null);
+    let mut out = Map::new();
+    if injects_data(path)
+        && let Value::Object(d) = &data
+    {
+        for (k, v) in d {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out.insert("request_id".into(), json!(r.request_id));
+    out.insert("lease_id".into(), json!(r.lease_id));
+    out.insert("renewable".into(), json!(r.renewable));
+    out.insert("lease_duration".into(), json!(r.lease_duration));
+    out.insert("data".into(), data);
+    out.insert("wrap_info".into(), Value::Null);
+    out.insert(
+        "warnings".into(),
+        if resp.warnings.is_empty() {
+            Value::Null
+        } else {
+            json!(resp.warnings)
+        },
+    );
+    out.insert("auth".into(), r.auth.unwrap_or(Value::Null));
+    out.insert("mount_type".into(), json!(r.mount_type));
+    Value::Object(out)
+}
+
+/// Parses a query string into (key, value) pairs, percent-decoded.
+pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return Vec::new() };
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                if let Ok(v) =
+                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    out.push(v);
+                    i += 2;
+                } else {
+                    out.push(b'%');
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(Zeroizing::new(t.trim().to_owned()));
+    }
+    headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.strip_prefix("Bearer ")
+                .map(|t| Zeroizing::new(t.trim().to_owned()))
+        })
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads the body under the size limit and parses it as a JSON object.
+async fn read_body<B>(
+    body: B,
+    limit: usize,
+) -> Result<Option<Map<String, Value>>, http::Response<Body>>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let collected = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            let too_large = e.to_string().contains("length limit exceeded");
+            return Err(if too_large {
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &["http: request body too large".into()],
+                )
+            } else {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    &[format!("error reading request body: {e}")],
+                )
+            });
+        }
+    };
+    if collected.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Value>(&collected) {
+        Ok(Value::Object(m)) => Ok(Some(m)),
+        Ok(Value::Null) => Ok(None),
+        Ok(_) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            &["error parsing JSON: request body must be a JSON object".into()],
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            &[format!("error parsing JSON: {e}")],
+        )),
+    }
+}
+
+/// Handles one HTTP request end to end.
+pub async fn dispatch<B>(
+    core: &Core,
+    cfg: &HttpConfig,
+    conn: &ConnInfo,
+    req: http::Request<B>,
+) -> http::Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let Some(path) = parts.uri.path().strip_prefix("/v1/") else {
+        if parts.uri.path() == "/" || parts.uri.path().starts_with("/ui") {
+            let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
+            r.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/ui/"));
+            if parts.uri.path().starts_with("/ui") {
+                return with_headers(StatusCode::OK, b"<!doctype html><title>Tresor</title><p>Tresor is running. The web UI is not part of this build; use the CLI or the HTTP API under /v1/.</p>".to_vec(), "text/html; charset=utf-8");
+            }
+            return r;
+        }
+        return error_response(StatusCode::NOT_FOUND, &[]);
+    };
+    let path = percent_decode(path);
+    let query = parse_query(parts.uri.query());
+
+    let body = match read_body(body, cfg.max_request_size).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    // Bare-JSON endpoints are served on the core directly; the rest goes through the pipeline.
+    if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {
+        return resp;
+    }
+    logical(core, &parts.method, &parts.headers, path, query, body, conn).await
+}
+
+/// The logical (enveloped) half of dispatch.
+async fn logical(
+    core: &Core,
+    method: &Method,
+    headers: &HeaderMap,
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<Map<String, Value>>,
+    conn: &ConnInfo,
+) -> http::Response<Body> {
+    let mut data = body.unwrap_or_default();
+    let mut list = method.as_str() == "LIST";
+    let mut help = method.as_str() == "HELP";
+    let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in query {
+        match k.as_str() {
+            "list" => match parse_bool(&v) {
+                Some(b) => list |= b && *method == Method::GET,
+                None => return error_response(StatusCode::BAD_REQUEST, &[]),
+            },
+            "help" => help |= !v.is_empty(),
+            _ => params.entry(k).or_default().push(v),
+        }
+    }
+    let operation = if help {
+        Operation::Help
+    } else if list {
+        Operation::List
+    } else {
+        match *method {
+            Method::GET => Operation::Read,
+            Method::POST | Method::PUT => Operation::Update,
+            Method::DELETE => Operation::Delete,
+            Method::PATCH => {
+                let ct = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !ct.starts_with("application/merge-patch+json") {
+                    return error_response(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        &[format!(
+                            "PATCH requires Content-Type of application/merge-patch+json, provided {ct}"
+                        )],
+                    );
+                }
+                Operation::Patch
+            }
+            _ if method.as_str() == "LIST" => Operation::List,
+            _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
+        }
+    };
+    // GET/DELETE/LIST query parameters become request data.
+    if matches!(
+        operation,
+        Operation::Read | Operation::Delete | Operation::List | Operation::Help
+    ) {
+        for (k, mut v) in params {
+            let val = if v.len() == 1 {
+                json!(v.remove(0))
+            } else {
+                json!(v)
+            };
+            data.entry(k).or_insert(val);
+        }
+    }
+    let mut path = path;
+    if operation == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    let req = CoreRequest {
+        operation,
+        path: path.clone(),
+        data,
+        token: token_of(headers),
+        remote_addr: conn.remote_addr.clone(),
+    };
+    match core.handle(req).await {
+        Err(e) => core_error(&e),
+        Ok(r) => render(operation, &path, r),
+    }
+}
+
+fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
+    if op == Operation::Help {
+        let data = r.response.and_then(|x| x.data).unwrap_or_default();
+        return json_response(StatusCode::OK, &Value::Object(data));
+    }
+    let Some(resp) = &r.response else {
+        if r.auth.is_some() {
+            return json_response(StatusCode::OK, &envelope(path, r));
+        }
+        return match op {
+            Operation::Read | Operation::List => error_response(StatusCode::NOT_FOUND, &[]),
+            _ => empty(StatusCode::NO_CONTENT),
+        };
+    };
+    if let Some(raw) = &resp.raw {
+        return with_headers(
+            StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK),
+            raw.body.clone(),
+            &raw.content_type,
+        );
+    }
+    if resp.data.is_none() && resp.warnings.is_empty() && r.auth.is_none() {
+        return match op {
+            Operation::Read | Operation::List => error_response(StatusCode::NOT_FOUND, &[]),
+            _ => empty(StatusCode::NO_CONTENT),
+        };
+    }
+    if op == Operation::List {
+        let empty_keys = resp
+            .data
+            .as_ref()
+            .and_then(|d| d.get("keys"))
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if empty_keys && resp.warnings.is_empty() {
+            return error_response(StatusCode::NOT_FOUND, &[]);
+        }
+    }
+    // KV v2 answers a read of a deleted or destroyed version with 404 and the metadata.
+    let kv_deleted = op == Operation::Read
+        && r.mount_type == "kv"
+        && resp
+            .data
+            .as_ref()
+            .is_some_and(|d| d.get("data") == Some(&Value::Null) && d.contains_key("metadata"));
+    let status = if kv_deleted {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    json_response(status, &envelope(path, r))
+}
+
+/// How long a server waits for in-flight requests on shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

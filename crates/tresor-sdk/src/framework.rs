@@ -1,0 +1,694 @@
+//! The declarative path table: one definition per path drives routing, typed field parsing,
+//! validation errors that name the field, `path-help` and the OpenAPI document.
+//!
+//! Patterns are `/`-separated segments: a literal, `{name}` (one non-empty segment), or a
+//! trailing `{name:*}` (the rest, possibly empty, `/` allowed) / `{name:+}` (the rest, non-empty).
+//! The first path in table order that matches wins, so list specific paths first.
+//!
+//! Handlers are plain functions `fn(Arc<B>, Request, Fields) -> BoxFuture<...>`; a non-capturing
+//! closure `|b, req, f| Box::pin(async move { b.read(req, f).await })` coerces to one.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::{LogicalError, Operation, Request, Response, Result, SpecialPaths};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub type Handler<B> = fn(Arc<B>, Request, Fields) -> BoxFuture<Result<Option<Response>>>;
+pub type Existence<B> = fn(Arc<B>, Request, Fields) -> BoxFuture<Result<bool>>;
+
+/// The type of one field. Parsing is as forgiving as Vault's: `"true"` is a bool, `"10"` an
+/// int, a comma-separated string a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    Bool,
+    /// Seconds, from an integer or a Go-style duration string.
+    Duration,
+    /// A list of strings, from a JSON array or a comma-separated string.
+    List,
+    /// A JSON object of any values.
+    Map,
+    /// A map of string to string (from an object, or `k=v,k2=v2`).
+    StrMap,
+    /// Any JSON value, untouched.
+    Raw,
+}
+
+impl Kind {
+    fn openapi_type(self) -> &'static str {
+        match self {
+            Kind::Str => "string",
+            Kind::Int => "integer",
+            Kind::Bool => "boolean",
+            Kind::Duration => "string",
+            Kind::List => "array",
+            Kind::Map | Kind::StrMap | Kind::Raw => "object",
+        }
+    }
+}
+
+/// One declared field of a path.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub description: &'static str,
+    pub default: Option<Value>,
+    pub required: bool,
+}
+
+impl Field {
+    pub fn new(name: &'static str, kind: Kind, description: &'static str) -> Self {
+        Field {
+            name,
+            kind,
+            description,
+            default: None,
+            required: false,
+        }
+    }
+    pub fn default(mut self, v: Value) -> Self {
+        self.default = Some(v);
+        self
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+/// A parsed field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Duration(Duration),
+    List(Vec<String>),
+    Map(Map<String, Value>),
+    StrMap(BTreeMap<String, String>),
+    Raw(Value),
+}
+
+/// The fields of one request, parsed by the path's table. Accessors take declared names only:
+/// asking for an undeclared field is a programming error caught by every test of that path.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    values: BTreeMap<&'static str, FieldValue>,
+    provided: Vec<&'static str>,
+    declared: Vec<&'static str>,
+    /// Everything the caller sent, for engines that take free-form data (KV).
+    pub raw: Map<String, Value>,
+}
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&FieldValue> {
+        debug_assert!(
+            self.declared.contains(&name),
+            "field {name:?} is not declared on this path"
+        );
+        self.values.get(name)
+    }
+    /// Whether the caller sent this field (as opposed to it taking its default).
+    pub fn is_set(&self, name: &str) -> bool {
+        self.provided.contains(&name)
+    }
+    pub fn str(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(FieldValue::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn string(&self, name: &str) -> String {
+        self.str(name).unwrap_or_default().to_owned()
+    }
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            Some(FieldValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        match self.get(name) {
+            Some(FieldValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+    pub fn flag(&self, name: &str) -> bool {
+        self.bool(name).unwrap_or(false)
+    }
+    pub fn duration(&self, name: &str) -> Option<Duration> {
+        match self.get(name) {
+            Some(FieldValue::Duration(d)) => Some(*d),
+            _ => None,
+        }
+    }
+    pub fn list(&self, name: &str) -> Vec<String> {
+        match self.get(name) {
+            Some(FieldValue::List(l)) => l.clone(),
+            _ => Vec::new(),
+        }
+    }
+    pub fn map(&self, name: &str) -> Option<&Map<String, Value>> {
+        match self.get(name) {
+            Some(FieldValue::Map(m)) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn str_map(&self, name: &str) -> BTreeMap<String, String> {
+        match self.get(name) {
+            Some(FieldValue::StrMap(m)) => m.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        match self.get(name) {
+            Some(FieldValue::Raw(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+fn parse_value(f: &Field, v: &Value) -> std::result::Result<FieldValue, String> {
+    let bad = |what: &str| format!("error converting input {v} for field {:?}: {what}", f.name);
+    Ok(match f.kind {
+        Kind::Str => match v {
+            Value::String(s) => FieldValue::Str(s.clone()),
+            Value::Number(n) => FieldValue::Str(n.to_string()),
+            Value::Bool(b) => FieldValue::Str(b.to_string()),
+            Value::Null => FieldValue::Str(String::new()),
+            _ => return Err(bad("expected a string")),
+        },
+        Kind::Int => match v {
+            Value::Number(n) => FieldValue::Int(
+                n.as_i64()
+                    .or_else(|| n.as_f64().map(|f| f as i64))
+                    .ok_or_else(|| bad("expected an integer"))?,
+            ),
+            Value::String(s) if s.is_empty() => FieldValue::Int(0),
+            Value::String(s) => {
+                FieldValue::Int(s.trim().parse().map_err(|_| bad("expected an integer"))?)
+            }
+            _ => return Err(bad("expected an integer")),
+        },
+        Kind::Bool => match v {
+            Value::Bool(b) => FieldValue::Bool(*b),
+            Value::String(s) => FieldValue::Bool(match s.to_ascii_lowercase().as_str() {
+                "1" | "t" | "true" => true,
+                "0" | "f" | "false" | "" => false,
+                _ => return Err(bad("expected a boolean")),
+            }),
+            Value::Number(n) => FieldValue::Bool(n.as_f64() != Some(0.0)),
+            _ => return Err(bad("expected a boolean")),
+        },
+        Kind::Duration => FieldValue::Duration(crate::duration::from_json(v).map_err(|e| bad(&e))?),
+        Kind::List => FieldValue::List(match v {
+            Value::Array(a) => a
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => Ok(s.trim().to_owned()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    Value::Bool(b) => Ok(b.to_string()),
+                    _ => Err(bad("expected a list of strings")),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+            Value::String(s) if s.trim().is_empty() => Vec::new(),
+            Value::String(s) => s
+                .split(',')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            Value::Null => Vec::new(),
+            Value::Number(n) => vec![n.to_string()],
+            _ => return Err(bad("expected a list of strings")),
+        }),
+        Kind::Map => match v {
+            Value::Object(m) => FieldValue::Map(m.clone()),
+            Value::Null => FieldValue::Map(Map::new()),
+            Value::String(s) if s.trim().starts_with('{') => {
+                FieldValue::Map(serde_json::from_str(s).map_err(|_| bad("expected a JSON object"))?)
+            }
+            _ => return Err(bad("expected a map")),
+        },
+        Kind::StrMap => FieldValue::StrMap(match v {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, x)| match x {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    Value::Number(_) | Value::Bool(_) => Ok((k.clone(), x.to_string())),
+                    _ => Err(bad("expected a map of strings")),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            Value::Null => BTreeMap::new(),
+            Value::String(s) if s.trim().is_empty() => BTreeMap::new(),
+            Value::String(s) => s
+                .split(',')
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .ok_or_else(|| bad("expected key=value pairs"))
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            Value::Array(a) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .and_then(|kv| kv.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| bad("expected key=value pairs"))
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            _ => return Err(bad("expected a map of strings")),
+        }),
+        Kind::Raw => FieldValue::Raw(v.clone()),
+    })
+}
+
+/// One path of an engine.
+pub struct Path<B> {
+    pub pattern: &'static str,
+    segments: Vec<Segment>,
+    pub fields: Vec<Field>,
+    pub operations: Vec<(Operation, Handler<B>)>,
+    pub existence: Option<Existence<B>>,
+    pub synopsis: &'static str,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Literal(&'static str),
+    One(&'static str),
+    Rest { name: &'static str, non_empty: bool },
+}
+
+fn compile(pattern: &'static str) -> Vec<Segment> {
+    if pattern.is_empty() {
+        return Vec::new();
+    }
+    pattern
+        .split('/')
+        .map(|s| {
+            if let Some(inner) = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                match inner.split_once(':') {
+                    Some((name, "*")) => Segment::Rest {
+                        name,
+                        non_empty: false,
+                    },
+                    Some((name, "+")) => Segment::Rest {
+                        name,
+                        non_empty: true,
+                    },
+                    Some(_) => panic!("bad capture in pattern {pattern:?}"),
+                    None => Segment::One(inner),
+                }
+            } else {
+                Segment::Literal(s)
+            }
+        })
+        .collect()
+}
+
+/// Matches `path` against compiled segments, returning captures.
+fn match_segments(segments: &[Segment], path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut caps = Vec::new();
+    let mut rest = path;
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match seg {
+            Segment::Rest { name, non_empty } => {
+                if *non_empty && rest.is_empty() {
+                    return None;
+                }
+                caps.push((*name, rest.to_owned()));
+                return Some(caps);
+            }
+            Segment::Literal(lit) | Segment::One(lit) => {
+                let (head, tail) = match rest.find('/') {
+                    Some(j) => (&rest[..j], Some(&rest[j + 1..])),
+                    None => (rest, None),
+                };
+                match seg {
+                    Segment::Literal(_) if head != *lit => return None,
+                    Segment::One(_) if head.is_empty() => return None,
+                    Segment::One(name) => caps.push((name, head.to_owned())),
+                    _ => {}
+                }
+                match (last, tail) {
+                    // Allow one trailing slash on the last segment (`config/` == `config`).
+                    (true, None) | (true, Some("")) => return Some(caps),
+                    (true, Some(_)) => return None,
+                    (false, None) => {
+                        // Only a following optional rest capture may match nothing.
+                        return match &segments[i + 1..] {
+                            [
+                                Segment::Rest {
+                                    name,
+                                    non_empty: false,
+                                },
+                            ] => {
+                                caps.push((name, String::new()));
+                                Some(caps)
+                            }
+                            _ => None,
+                        };
+                    }
+                    (false, Some(t)) => rest = t,
+                }
+            }
+        }
+    }
+    if rest.is_empty() { Some(caps) } else { None }
+}
+
+impl<B> Path<B> {
+    pub fn new(pattern: &'static str) -> Self {
+        Path {
+            pattern,
+            segments: compile(pattern),
+            fields: Vec::new(),
+            operations: Vec::new(),
+            existence: None,
+            synopsis: "",
+            description: "",
+        }
+    }
+    pub fn field(mut self, f: Field) -> Self {
+        self.fields.push(f);
+        self
+    }
+    pub fn op(mut self, op: Operation, h: Handler<B>) -> Self {
+        self.operations.push((op, h));
+        self
+    }
+    pub fn existence(mut self, e: Existence<B>) -> Self {
+        self.existence = Some(e);
+        self
+    }
+    pub fn help(mut self, synopsis: &'static str, description: &'static str) -> Self {
+        self.synopsis = synopsis;
+        self.description = description;
+        self
+    }
+
+    /// Parses captures and request data into typed fields. Unknown keys are kept in `raw`
+    /// and reported back as a warning by the table.
+    fn parse(
+        &self,
+        caps: Vec<(&'static str, String)>,
+        data: &Map<String, Value>,
+    ) -> Result<(Fields, Vec<String>)> {
+        let mut out = Fields {
+            raw: data.clone(),
+            declared: self.fields.iter().map(|f| f.name).collect(),
+            ..Default::default()
+        };
+        for (name, _) in &caps {
+            out.declared.push(name);
+        }
+        let mut unknown = Vec::new();
+        for key in data.keys() {
+            if !self.fields.iter().any(|f| f.name == key) && !caps.iter().any(|(n, _)| n == key) {
+                unknown.push(key.clone());
+            }
+        }
+        for f in &self.fields {
+            let cap = caps
+                .iter()
+                .find(|(n, _)| *n == f.name)
+                .map(|(_, v)| Value::String(v.clone()));
+            let given = cap.as_ref().or_else(|| data.get(f.name));
+            match given {
+                Some(v) => {
+                    out.values.insert(
+                        f.name,
+                        parse_value(f, v).map_err(LogicalError::InvalidRequest)?,
+                    );
+                    out.provided.push(f.name);
+                }
+                None if f.required => {
+                    return Err(LogicalError::invalid(format!(
+                        "missing required field {:?}",
+                        f.name
+                    )));
+                }
+                None => {
+                    let v = f.default.clone().unwrap_or(match f.kind {
+                        Kind::Str => Value::String(String::new()),
+                        Kind::Int | Kind::Duration => json!(0),
+                        Kind::Bool => Value::Bool(false),
+                        Kind::List => json!([]),
+                        Kind::Map | Kind::StrMap => json!({}),
+                        Kind::Raw => Value::Null,
+                    });
+                    out.values
+                        .insert(f.name, parse_value(f, &v).map_err(LogicalError::internal)?);
+                }
+            }
+        }
+        // Captures not declared as fields are still available as strings.
+        for (name, v) in caps {
+            if !self.fields.iter().any(|f| f.name == name) {
+                out.values.insert(name, FieldValue::Str(v));
+                out.provided.push(name);
+            }
+        }
+        Ok((out, unknown))
+    }
+}
+
+/// An engine's whole path table plus its special paths.
+pub struct Table<B> {
+    pub paths: Vec<Path<B>>,
+    pub special: SpecialPaths,
+    pub help: &'static str,
+}
+
+impl<B: Send + Sync + 'static> Table<B> {
+    fn route(&self, path: &str) -> Option<(&Path<B>, Vec<(&'static str, String)>)> {
+        self.paths
+            .iter()
+            .find_map(|p| match_segments(&p.segments, path).map(|c| (p, c)))
+    }
+
+    /// Routes and runs one request.
+    pub async fn handle(&self, backend: Arc<B>, req: Request) -> Result<Option<Response>> {
+        let (path, caps) = self.route(&req.path).ok_or(LogicalError::UnsupportedPath)?;
+        let op = match req.operation {
+            // A create without its own handler is served by the update handler, as in Vault.
+            Operation::Create if !path.operations.iter().any(|(o, _)| *o == Operation::Create) => {
+                Operation::Update
+            }
+            other => other,
+        };
+        let handler = path
+            .operations
+            .iter()
+            .find(|(o, _)| *o == op)
+            .map(|(_, h)| *h)
+            .ok_or(LogicalError::UnsupportedOperation)?;
+        let (fields, unknown) = path.parse(caps, &req.data)?;
+        let mut resp = handler(backend, req, fields).await?;
+        if !unknown.is_empty()
+            && matches!(op, Operation::Create | Operation::Update | Operation::Patch)
+        {
+            let w = format!("Endpoint ignored these unrecognized parameters: {unknown:?}");
+            resp = Some(resp.unwrap_or_default().with_warning(w));
+        }
+        Ok(resp)
+    }
+
+    /// Runs the path's existence check, if it has one.
+    pub async fn exists(&self, backend: Arc<B>, req: &Request) -> Result<Option<bool>> {
+        let Some((path, caps)) = self.route(&req.path) else {
+            return Ok(None);
+        };
+        let Some(check) = path.existence else {
+            return Ok(None);
+        };
+        let (fields, _) = path.parse(caps, &req.data)?;
+        check(backend, req.clone(), fields).await.map(Some)
+    }
+
+    /// Vault's `?help=1` answer for `path`.
+    pub fn help(&self, path: &str) -> Option<Map<String, Value>> {
+        let (p, _) = self.route(path)?;
+        let mut text = format!(
+            "## DESCRIPTION\n\n{}\n\n{}\n\n## PARAMETERS\n",
+            p.synopsis,
+            p.description.trim()
+        );
+        for f in &p.fields {
+            text.push_str(&format!(
+                "\n    {} ({})\n        {}\n",
+                f.name,
+                f.kind.openapi_type(),
+                f.description
+            ));
+        }
+        let mut m = Map::new();
+        m.insert("help".into(), Value::String(text));
+        m.insert("see_also".into(), Value::Null);
+        let mut paths = Map::new();
+        paths.insert(format!("/{}", p.pattern), self.openapi_item(p));
+        m.insert("openapi".into(), json!({"openapi": "3.0.2", "info": {"title": "Tresor API", "version": env!("CARGO_PKG_VERSION")}, "paths": paths}));
+        Some(m)
+    }
+
+    fn openapi_item(&self, p: &Path<B>) -> Value {
+        let mut props = Map::new();
+        for f in &p.fields {
+            props.insert(
+                f.name.into(),
+                json!({"type": f.kind.openapi_type(), "description": f.description}),
+            );
+        }
+        let mut item = Map::new();
+        item.insert("description".into(), Value::String(p.synopsis.into()));
+        for (op, _) in &p.operations {
+            let verb = match op {
+                Operation::Read | Operation::List => "get",
+                Operation::Create | Operation::Update => "post",
+                Operation::Patch => "patch",
+                Operation::Delete => "delete",
+                Operation::Help => continue,
+            };
+            let mut o = json!({"summary": p.synopsis, "responses": {"200": {"description": "OK"}}});
+            if verb == "post" || verb == "patch" {
+                o["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object", "properties": props}}}});
+            }
+            if *op == Operation::List {
+                o["parameters"] = json!([{"name": "list", "in": "query", "required": true, "schema": {"type": "string", "enum": ["true"]}}]);
+            }
+            item.insert(verb.into(), o);
+        }
+        Value::Object(item)
+    }
+
+    /// OpenAPI path items of the whole table.
+    pub fn openapi_paths(&self) -> Map<String, Value> {
+        self.paths
+            .iter()
+            .map(|p| (format!("/{}", p.pattern), self.openapi_item(p)))
+            .collect()
+    }
+}
+
+/// A [`Table`] plus the engine state its handlers receive: implements [`LogicalBackend`], so
+/// most engines are `TableBackend::new(state, table)` and nothing else.
+pub struct TableBackend<B> {
+    pub state: Arc<B>,
+    pub table: Table<B>,
+}
+
+impl<B: Send + Sync + 'static> TableBackend<B> {
+    pub fn new(state: B, table: Table<B>) -> Arc<Self> {
+        Arc::new(TableBackend {
+            state: Arc::new(state),
+            table,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Send + Sync + 'static> crate::LogicalBackend for TableBackend<B> {
+    async fn handle(&self, req: Request) -> Result<Option<Response>> {
+        self.table.handle(self.state.clone(), req).await
+    }
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        self.table.exists(self.state.clone(), req).await
+    }
+    fn special_paths(&self) -> SpecialPaths {
+        self.table.special.clone()
+    }
+    fn help(&self, path: &str) -> Option<Map<String, Value>> {
+        self.table.help(path)
+    }
+    fn openapi_paths(&self) -> Map<String, Value> {
+        self.table.openapi_paths()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_matching_table() {
+        let cases: &[(&'static str, &str, Option<&[(&str, &str)]>)] = &[
+            ("config", "config", Some(&[])),
+            ("config", "config/", Some(&[])),
+            ("config", "configx", None),
+            ("data/{path:+}", "data/a/b", Some(&[("path", "a/b")])),
+            ("data/{path:+}", "data/", None),
+            ("metadata/{path:*}", "metadata/", Some(&[("path", "")])),
+            ("metadata/{path:*}", "metadata", Some(&[("path", "")])),
+            ("metadata/{path:*}", "metadata/x/", Some(&[("path", "x/")])),
+            ("issue/{role}", "issue/web", Some(&[("role", "web")])),
+            ("issue/{role}", "issue/web/x", None),
+            ("issue/{role}", "issue/", None),
+            (
+                "issuer/{ref}/issue/{role}",
+                "issuer/default/issue/web",
+                Some(&[("ref", "default"), ("role", "web")]),
+            ),
+            (
+                "{path:*}",
+                "anything/at/all",
+                Some(&[("path", "anything/at/all")]),
+            ),
+            ("{path:*}", "", Some(&[("path", "")])),
+        ];
+        for (pat, path, want) in cases {
+            let got = match_segments(&compile(pat), path);
+            let want: Option<Vec<(&str, String)>> =
+                want.map(|w| w.iter().map(|(a, b)| (*a, b.to_string())).collect());
+            assert_eq!(got, want, "pattern {pat:?} path {path:?}");
+        }
+    }
+
+    #[test]
+    fn field_parsing_is_forgiving_and_names_the_field() {
+        let f = Field::new("ttl", Kind::Duration, "");
+        assert_eq!(
+            parse_value(&f, &json!("1h")).unwrap(),
+            FieldValue::Duration(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_value(&f, &json!(30)).unwrap(),
+            FieldValue::Duration(Duration::from_secs(30))
+        );
+        let err = parse_value(&f, &json!("soon")).unwrap_err();
+        assert!(err.contains("\"ttl\""), "{err}");
+        let l = Field::new("policies", Kind::List, "");
+        assert_eq!(
+            parse_value(&l, &json!("a, b,c")).unwrap(),
+            FieldValue::List(vec!["a".into(), "b".into(), "c".into()])
+        );
+        let b = Field::new("flag", Kind::Bool, "");
+        assert_eq!(
+            parse_value(&b, &json!("true")).unwrap(),
+            FieldValue::Bool(true)
+        );
+        assert!(
+            parse_value(&b, &json!("maybe"))
+                .unwrap_err()
+                .contains("\"flag\"")
+        );
+        let i = Field::new("n", Kind::Int, "");
+        assert_eq!(parse_value(&i, &json!("42")).unwrap(), FieldValue::Int(42));
+        let m = Field::new("meta", Kind::StrMap, "");
+        let want: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
+        assert_eq!(
+            parse_value(&m, &json!("a=1")).unwrap(),
+            FieldValue::StrMap(want)
+        );
+    }
+}

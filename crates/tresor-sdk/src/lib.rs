@@ -1,0 +1,315 @@
+//! The engine framework: the only surface secrets engines and auth methods see.
+//!
+//! An engine is a [`LogicalBackend`]: it receives a fresh [`Request`] carrying everything it may
+//! touch (its chrooted [`Storage`] view, its mount's TTL defaults in [`MountView`], the mount
+//! point) and answers with a [`Response`] or a typed [`LogicalError`]. Engines never depend on
+//! the core and never know HTTP status codes; the HTTP edge maps [`LogicalError`] once.
+//!
+//! Most engines are written as a [`framework::Table`]: one declarative list of paths with typed
+//! fields, which drives routing, parsing, validation errors that name the field, and `path-help`.
+
+#![forbid(unsafe_code)]
+
+pub mod duration;
+pub mod framework;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+/// A logical operation, decoded from the HTTP method (and `?list=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Create,
+    Read,
+    Update,
+    Patch,
+    Delete,
+    List,
+    /// `?help=1`: always allowed, answered from the path table.
+    Help,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Read => "read",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+            Operation::Help => "help",
+        }
+    }
+}
+
+/// Errors an engine returns. The HTTP layer alone turns these into status codes.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogicalError {
+    /// Bad input: a missing or malformed field. The message names the field.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No path in the engine's table matches.
+    #[error("unsupported path")]
+    UnsupportedPath,
+    /// The path exists but not for this operation.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    #[error("permission denied")]
+    PermissionDenied,
+    /// A check-and-set or version precondition failed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The target does not exist, with a message (plain 404 with no body uses `Ok(None)`).
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl LogicalError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        LogicalError::InvalidRequest(msg.into())
+    }
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        LogicalError::Internal(msg.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, LogicalError>;
+
+/// An engine's whole world of storage: keys are relative to its mount's view, values are
+/// plaintext here and encrypted by the barrier below.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<()>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Immediate children of `prefix`; folders end in `/`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// Helpers for storing JSON values in a [`Storage`].
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    s: &dyn Storage,
+    key: &str,
+) -> Result<Option<T>> {
+    match s.get(key).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LogicalError::Internal(format!("decoding stored entry {key:?}: {e}"))),
+    }
+}
+
+pub async fn put_json<T: serde::Serialize>(s: &dyn Storage, key: &str, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(LogicalError::internal)?;
+    s.put(key, bytes).await
+}
+
+/// Recursively deletes everything below `prefix` (which ends in `/` or is empty).
+pub async fn delete_prefix(s: &dyn Storage, prefix: &str) -> Result<()> {
+    let mut stack = vec![prefix.to_owned()];
+    while let Some(p) = stack.pop() {
+        for child in s.list(&p).await? {
+            let full = format!("{p}{child}");
+            if child.ends_with('/') {
+                stack.push(full);
+            } else {
+                s.delete(&full).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What an engine may know of its mount: TTL defaults already resolved against the system's.
+#[derive(Debug, Clone)]
+pub struct MountView {
+    pub mount_point: String,
+    pub mount_type: String,
+    pub mount_accessor: String,
+    pub default_lease_ttl: Duration,
+    pub max_lease_ttl: Duration,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Facts about the caller that some engines need (cubbyhole, token-bound features).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The internal (hashed) id of the caller's token: names it without revealing it.
+    pub token_id: Option<String>,
+    pub token_accessor: Option<String>,
+    /// Whether the caller's policies grant `sudo` on the request path (or it is root).
+    pub sudo: bool,
+    pub is_root: bool,
+    pub display_name: String,
+    pub policies: Vec<String>,
+    pub entity_id: String,
+    pub remote_addr: Option<String>,
+}
+
+/// One request as an engine sees it: built fresh by the router for each dispatch.
+#[derive(Clone)]
+pub struct Request {
+    pub operation: Operation,
+    /// The path relative to the mount point, without a leading `/`.
+    pub path: String,
+    pub data: Map<String, Value>,
+    pub storage: Arc<dyn Storage>,
+    pub mount: Arc<MountView>,
+    pub caller: Caller,
+    /// Set for secret renew/revoke callbacks.
+    pub secret: Option<SecretRef>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("mount", &self.mount.mount_point)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secret being renewed or revoked: what the engine stored in `internal_data` at issue time.
+#[derive(Debug, Clone)]
+pub struct SecretRef {
+    pub lease_id: String,
+    pub secret_type: String,
+    pub internal_data: Map<String, Value>,
+    pub increment: Option<Duration>,
+}
+
+/// A leased secret in a response: the core registers it with the expiration manager.
+#[derive(Debug, Clone, Default)]
+pub struct SecretLease {
+    pub secret_type: String,
+    pub ttl: Duration,
+    pub max_ttl: Option<Duration>,
+    pub renewable: bool,
+    pub internal_data: Map<String, Value>,
+}
+
+/// The result of a successful login, turned into a token by the core.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// Set when the token already exists (the token store creates its own tokens); empty for
+    /// logins, where the core mints the token from the rest of this struct.
+    pub client_token: String,
+    pub accessor: String,
+    pub orphan: bool,
+    pub entity_id: String,
+    pub policies: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub display_name: String,
+    pub ttl: Duration,
+    pub max_ttl: Duration,
+    pub period: Duration,
+    pub renewable: bool,
+    pub num_uses: i64,
+    pub explicit_max_ttl: Duration,
+    pub no_default_policy: bool,
+    pub token_type: Option<String>,
+    pub internal_data: Map<String, Value>,
+}
+
+/// A raw HTTP body for endpoints that do not answer in the JSON envelope (CA PEMs, CRLs).
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// What an engine answers. `None` data with no other part is an empty 204.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub data: Option<Map<String, Value>>,
+    pub secret: Option<SecretLease>,
+    pub auth: Option<Auth>,
+    pub warnings: Vec<String>,
+    pub raw: Option<RawResponse>,
+}
+
+impl Response {
+    pub fn data(data: Map<String, Value>) -> Self {
+        Response {
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+    /// A response from a JSON object literal; panics in tests if `v` is not an object.
+    pub fn json(v: Value) -> Self {
+        match v {
+            Value::Object(m) => Self::data(m),
+            other => {
+                let mut m = Map::new();
+                m.insert("value".into(), other);
+                Self::data(m)
+            }
+        }
+    }
+    pub fn list(keys: Vec<String>) -> Self {
+        let mut m = Map::new();
+        m.insert("keys".into(), Value::from(keys));
+        Self::data(m)
+    }
+    pub fn with_warning(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+}
+
+/// Paths that bypass the token check (`unauthenticated`) or require `sudo` (`root`).
+/// Entries ending in `*` are prefixes.
+#[derive(Debug, Clone, Default)]
+pub struct SpecialPaths {
+    pub unauthenticated: Vec<String>,
+    pub root: Vec<String>,
+}
+
+/// Matches a path against a special-paths list (exact, or prefix for entries ending in `*`).
+pub fn path_matches_special(list: &[String], path: &str) -> bool {
+    list.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => p == path || p.strip_suffix('/') == Some(path),
+    })
+}
+
+/// A mounted secrets engine or auth method.
+#[async_trait]
+pub trait LogicalBackend: Send + Sync {
+    /// Handles one request. `Ok(None)` means success with no body (204) for writes and
+    /// "not found" (404) for reads.
+    async fn handle(&self, req: Request) -> Result<Option<Response>>;
+    /// Whether the target of a write exists: decides create vs update for the ACL.
+    /// `None` means the path has no existence check (the write is an update).
+    async fn exists(&self, _req: &Request) -> Result<Option<bool>> {
+        Ok(None)
+    }
+    fn special_paths(&self) -> SpecialPaths {
+        SpecialPaths::default()
+    }
+    /// `?help=1` for a path: Vault's `{help, openapi, see_also}` data.
+    fn help(&self, path: &str) -> Option<Map<String, Value>>;
+    /// OpenAPI path items for this engine, keyed by path pattern relative to the mount.
+    fn openapi_paths(&self) -> Map<String, Value> {
+        Map::new()
+    }
+    /// Renews a leased secret this engine issued.
+    async fn renew_secret(&self, _req: Request) -> Result<Option<Response>> {
+        Err(LogicalError::invalid("lease is not renewable"))
+    }
+    /// Revokes a leased secret this engine issued.
+    async fn revoke_secret(&self, _req: Request) -> Result<Option<Response>> {
+        Ok(None)
+    }
+    /// Called once the mount is removed, after its storage was deleted.
+    async fn cleanup(&self) {}
+}
