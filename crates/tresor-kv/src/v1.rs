@@ -1,0 +1,108 @@
+//! KV version 1: one unversioned JSON object per path. Read, write (replace), delete and list
+//! any path under the mount. A `ttl` key is ordinary data: it is stored and returned as written
+//! (Vault also echoes it as the advisory `lease_duration`; no lease is ever created).
+
+use std::sync::Arc;
+
+use tresor_sdk::framework::{Field, Fields, Kind, Path, Table};
+use tresor_sdk::{LogicalError, Operation, Request, Response, Result, SpecialPaths};
+
+use crate::Engine;
+use crate::store;
+
+const PATH_DESC: &str =
+    "Location of the secret, relative to the mount; may contain '/' to form folders.";
+
+const SECRET_SYNOPSIS: &str =
+    "Pass-through secret storage: read, write, delete or list the secret at this path.";
+const SECRET_DESCRIPTION: &str = "
+The KV (version 1) engine stores any JSON object at any path and returns it unchanged on
+read. A write replaces the whole object: fields are never merged. A LIST on a folder returns
+the names below it, folders ending in '/'.
+
+A key named 'ttl' is stored like any other key; it is a hint to readers of how often to
+re-read the value and never causes the data to expire.
+";
+
+const ROOT_SYNOPSIS: &str = "List the secrets at the top of the mount.";
+const ROOT_DESCRIPTION: &str = "
+A LIST at the mount's root returns the names of the secrets and folders directly below it,
+folders ending in '/'.
+";
+
+pub(crate) fn table() -> Table<Engine> {
+    Table {
+        paths: vec![
+            Path::new("{path:+}")
+                .field(Field::new("path", Kind::Str, PATH_DESC))
+                .op(Operation::Read, |b, req, f| {
+                    Box::pin(async move { read(&b, req, f).await })
+                })
+                .op(Operation::Update, |b, req, f| {
+                    Box::pin(async move { write(&b, req, f).await })
+                })
+                .op(Operation::Delete, |b, req, f| {
+                    Box::pin(async move { delete(&b, req, f).await })
+                })
+                .op(Operation::List, |b, req, f| {
+                    Box::pin(async move { list(&b, req, f).await })
+                })
+                .existence(|b, req, f| Box::pin(async move { exists(&b, req, f).await }))
+                .help(SECRET_SYNOPSIS, SECRET_DESCRIPTION),
+            Path::new("{path:*}")
+                .field(Field::new("path", Kind::Str, PATH_DESC))
+                .op(Operation::List, |b, req, f| {
+                    Box::pin(async move { list(&b, req, f).await })
+                })
+                .help(ROOT_SYNOPSIS, ROOT_DESCRIPTION),
+        ],
+        special: SpecialPaths::default(),
+        help: "The KV secrets engine, version 1: unversioned key/value storage.",
+    }
+}
+
+async fn exists(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<bool> {
+    Ok(store::load_v1(&*req.storage, &f.string("path"))
+        .await?
+        .is_some())
+}
+
+async fn read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    Ok(store::load_v1(&*req.storage, &f.string("path"))
+        .await?
+        .map(Response::data))
+}
+
+async fn write(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = f.string("path");
+    if path.ends_with('/') {
+        return Err(LogicalError::invalid(
+            "cannot write to a path ending in '/'",
+        ));
+    }
+    if f.raw.is_empty() {
+        return Err(LogicalError::invalid("missing data fields"));
+    }
+    store::save_v1(&*req.storage, &path, f.raw).await?;
+    Ok(None)
+}
+
+async fn delete(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    req.storage
+        .delete(&format!("{}{}", store::V1_PREFIX, f.string("path")))
+        .await?;
+    Ok(None)
+}
+
+async fn list(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let mut folder = f.string("path");
+    if !folder.is_empty() && !folder.ends_with('/') {
+        folder.push('/');
+    }
+    let mut keys = req
+        .storage
+        .list(&format!("{}{folder}", store::V1_PREFIX))
+        .await?;
+    keys.sort();
+    Ok(Some(Response::list(keys)))
+}

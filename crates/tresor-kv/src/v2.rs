@@ -1,0 +1,814 @@
+//! KV version 2: versioned secrets with Vault's paths and response shapes.
+//!
+//! | path | operations |
+//! |---|---|
+//! | `config` | read, write the mount-wide settings |
+//! | `data/<path>` | read (`?version=N`), write (`options.cas`), patch (merge patch), delete (latest version) |
+//! | `delete/<path>`, `undelete/<path>`, `destroy/<path>` | write a `versions` list |
+//! | `metadata/<path>` | read, list, write, patch, delete (everything) |
+//! | `subkeys/<path>` | read (`version`, `depth`) |
+//!
+//! A read of a deleted or destroyed version answers `{"data": null, "metadata": {...}}` (and
+//! `subkeys` answers `{"subkeys": null, ...}`): Vault sends that body with a 404 status, which
+//! the HTTP layer decides, since engines never know status codes.
+//!
+//! Writes to one secret are serialised by a per-secret lock, so check-and-set is atomic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::duration::format_go;
+use tresor_sdk::framework::{Field, Fields, Kind, Path, Table};
+use tresor_sdk::{LogicalError, Operation, Request, Response, Result, SpecialPaths, Storage};
+
+use crate::Engine;
+use crate::clock::format_rfc3339_nano;
+use crate::json::{merge_patch, subkeys};
+use crate::store::{self, Config, DEFAULT_MAX_VERSIONS, SecretMeta, VersionMeta};
+
+/// Vault's limits on `custom_metadata`.
+const CUSTOM_METADATA_MAX_KEYS: usize = 64;
+const CUSTOM_METADATA_MAX_KEY_LEN: usize = 128;
+const CUSTOM_METADATA_MAX_VALUE_LEN: usize = 512;
+
+const PATH_DESC: &str =
+    "Location of the secret, relative to the mount; may contain '/' to form folders.";
+const MAX_VERSIONS_DESC: &str = "How many versions to keep per secret; once exceeded, the oldest versions are removed for good. 0 means 10.";
+const CAS_REQUIRED_DESC: &str = "If true, every write must carry the 'cas' option (check-and-set).";
+const DVA_DESC: &str = "How long after it is written a version is soft-deleted, as a duration such as '3h25m19s'; '0s' never deletes.";
+
+// Help texts.
+const CONFIG_SYNOPSIS: &str = "Read or write the engine-wide settings of this KV version 2 mount.";
+const CONFIG_DESCRIPTION: &str = "
+These settings apply to every secret of the mount. A secret's own metadata can set its own
+max_versions and cas_required; its own delete_version_after applies only when shorter than
+the mount's. Fields left out of a write keep their current value.
+";
+const DATA_SYNOPSIS: &str = "Write, patch, read or soft-delete the versioned data of a secret.";
+const DATA_DESCRIPTION: &str = "
+A write stores 'data' as a new version and answers with that version's metadata. With
+options.cas the write succeeds only if cas equals the secret's current version (0: only if
+the secret does not exist yet). A PATCH merges 'data' into the current version (JSON merge
+patch: null removes a key) and stores the result as a new version; the current version must
+exist and be neither deleted nor destroyed.
+
+A read returns the latest version, or the one named by 'version', with its metadata. A
+DELETE soft-deletes the latest version; it can be restored with the undelete path.
+";
+const DELETE_SYNOPSIS: &str = "Soft-delete the given versions of a secret.";
+const DELETE_DESCRIPTION: &str = "
+The versions are marked deleted and are no longer returned by reads; their data stays in
+storage and can be restored with the undelete path.
+";
+const UNDELETE_SYNOPSIS: &str = "Restore soft-deleted versions of a secret.";
+const UNDELETE_DESCRIPTION: &str = "
+Clears the deletion time of the given versions so that reads return them again. Destroyed
+versions cannot be restored.
+";
+const DESTROY_SYNOPSIS: &str = "Permanently remove the data of the given versions of a secret.";
+const DESTROY_DESCRIPTION: &str = "
+The data of each given version is erased from storage and the version is marked destroyed
+in the secret's metadata. This cannot be undone.
+";
+const METADATA_SYNOPSIS: &str =
+    "Read, list, configure or delete a secret's metadata and version history.";
+const METADATA_DESCRIPTION: &str = "
+A read returns the secret's settings and the metadata of every version kept. A LIST on a
+folder returns the secrets and folders below it, folders ending in '/'. A write creates the
+secret if needed and sets max_versions, cas_required, delete_version_after and
+custom_metadata (replacing it whole) without creating a version; a PATCH changes only the
+given fields and merges custom_metadata (null removes a key). A DELETE removes the
+metadata and every version of the secret for good.
+";
+const SUBKEYS_SYNOPSIS: &str = "Read the structure of a secret without its values.";
+const SUBKEYS_DESCRIPTION: &str = "
+Returns the keys of a version of the secret with every leaf value (anything but a non-empty
+object) replaced by null. 'depth' limits how deep the structure is shown: keys at that depth
+are shown as leaves.
+";
+
+fn path_field() -> Field {
+    Field::new("path", Kind::Str, PATH_DESC)
+}
+
+fn versions_field(what: &'static str) -> Field {
+    Field::new("versions", Kind::List, what)
+}
+
+pub(crate) fn table() -> Table<Engine> {
+    Table {
+        paths: vec![
+            Path::new("config")
+                .field(Field::new("max_versions", Kind::Int, MAX_VERSIONS_DESC))
+                .field(Field::new("cas_required", Kind::Bool, CAS_REQUIRED_DESC))
+                .field(Field::new("delete_version_after", Kind::Duration, DVA_DESC))
+                .op(Operation::Read, |b, req, f| Box::pin(async move { config_read(&b, req, f).await }))
+                .op(Operation::Update, |b, req, f| Box::pin(async move { config_write(&b, req, f).await }))
+                .existence(|_, _, _| Box::pin(async move { Ok(true) }))
+                .help(CONFIG_SYNOPSIS, CONFIG_DESCRIPTION),
+            Path::new("data/{path:+}")
+                .field(path_field())
+                .field(Field::new(
+                    "version",
+                    Kind::Int,
+                    "Version to read; 0 or absent reads the latest version.",
+                ))
+                .field(Field::new(
+                    "data",
+                    Kind::Map,
+                    "The secret's contents: any JSON object. On PATCH, merged into the current version.",
+                ))
+                .field(Field::new(
+                    "options",
+                    Kind::Map,
+                    "Write options. 'cas' (integer): the version the secret must currently be at for the write to succeed; 0 means the secret must not exist.",
+                ))
+                .op(Operation::Read, |b, req, f| Box::pin(async move { data_read(&b, req, f).await }))
+                .op(Operation::Update, |b, req, f| Box::pin(async move { data_write(&b, req, f).await }))
+                .op(Operation::Patch, |b, req, f| Box::pin(async move { data_patch(&b, req, f).await }))
+                .op(Operation::Delete, |b, req, f| Box::pin(async move { data_delete(&b, req, f).await }))
+                .existence(|b, req, f| Box::pin(async move { secret_exists(&b, req, f).await }))
+                .help(DATA_SYNOPSIS, DATA_DESCRIPTION),
+            Path::new("delete/{path:+}")
+                .field(path_field())
+                .field(versions_field("The versions to soft-delete."))
+                .op(Operation::Update, |b, req, f| Box::pin(async move { versions_delete(&b, req, f).await }))
+                .existence(|_, _, _| Box::pin(async move { Ok(true) }))
+                .help(DELETE_SYNOPSIS, DELETE_DESCRIPTION),
+            Path::new("undelete/{path:+}")
+                .field(path_field())
+                .field(versions_field("The versions to restore."))
+                .op(Operation::Update, |b, req, f| Box::pin(async move { versions_undelete(&b, req, f).await }))
+                .existence(|_, _, _| Box::pin(async move { Ok(true) }))
+                .help(UNDELETE_SYNOPSIS, UNDELETE_DESCRIPTION),
+            Path::new("destroy/{path:+}")
+                .field(path_field())
+                .field(versions_field("The versions whose data is erased for good."))
+                .op(Operation::Update, |b, req, f| Box::pin(async move { versions_destroy(&b, req, f).await }))
+                .existence(|_, _, _| Box::pin(async move { Ok(true) }))
+                .help(DESTROY_SYNOPSIS, DESTROY_DESCRIPTION),
+            Path::new("metadata/{path:*}")
+                .field(path_field())
+                .field(Field::new(
+                    "max_versions",
+                    Kind::Int,
+                    "How many versions to keep for this secret; 0 uses the mount's setting. Applied on the next write.",
+                ))
+                .field(Field::new(
+                    "cas_required",
+                    Kind::Bool,
+                    "If true, writes to this secret must carry the 'cas' option; if false, the mount's setting applies.",
+                ))
+                .field(Field::new(
+                    "delete_version_after",
+                    Kind::Duration,
+                    "How long after it is written a new version of this secret is soft-deleted; the mount's setting wins when shorter. '0s' uses the mount's.",
+                ))
+                .field(Field::new(
+                    "custom_metadata",
+                    Kind::Raw,
+                    "String-to-string map describing the secret (at most 64 keys, keys up to 128 bytes, values up to 512 bytes).",
+                ))
+                .op(Operation::Read, |b, req, f| Box::pin(async move { metadata_read(&b, req, f).await }))
+                .op(Operation::List, |b, req, f| Box::pin(async move { metadata_list(&b, req, f).await }))
+                .op(Operation::Update, |b, req, f| Box::pin(async move { metadata_write(&b, req, f).await }))
+                .op(Operation::Patch, |b, req, f| Box::pin(async move { metadata_patch(&b, req, f).await }))
+                .op(Operation::Delete, |b, req, f| Box::pin(async move { metadata_delete(&b, req, f).await }))
+                .existence(|b, req, f| Box::pin(async move { secret_exists(&b, req, f).await }))
+                .help(METADATA_SYNOPSIS, METADATA_DESCRIPTION),
+            Path::new("subkeys/{path:+}")
+                .field(path_field())
+                .field(Field::new(
+                    "version",
+                    Kind::Int,
+                    "Version to read; 0 or absent reads the latest version.",
+                ))
+                .field(Field::new(
+                    "depth",
+                    Kind::Int,
+                    "Deepest nesting level to show; keys at this level are shown as leaves. 0 means no limit.",
+                ))
+                .op(Operation::Read, |b, req, f| Box::pin(async move { subkeys_read(&b, req, f).await }))
+                .help(SUBKEYS_SYNOPSIS, SUBKEYS_DESCRIPTION),
+        ],
+        special: SpecialPaths::default(),
+        help: "The KV secrets engine, version 2: versioned key/value storage with check-and-set.",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input helpers: every error names the field it is about.
+
+/// A field that must be a non-negative integer.
+fn non_negative(f: &Fields, name: &str) -> Result<u64> {
+    let v = f.int(name).unwrap_or(0);
+    u64::try_from(v).map_err(|_| {
+        LogicalError::invalid(format!(
+            "field {name:?} must be a non-negative integer, got {v}"
+        ))
+    })
+}
+
+/// The secret's path, refusing the empty path and folders for operations on one secret.
+fn secret_path(f: &Fields) -> Result<String> {
+    let path = f.string("path");
+    if path.is_empty() {
+        return Err(LogicalError::invalid("missing required field \"path\""));
+    }
+    if path.ends_with('/') {
+        return Err(LogicalError::invalid(
+            "cannot write to a path ending in '/'",
+        ));
+    }
+    Ok(path)
+}
+
+/// `options.cas`, if given.
+fn cas_option(f: &Fields) -> Result<Option<u64>> {
+    let Some(v) = f.map("options").and_then(|o| o.get("cas")) else {
+        return Ok(None);
+    };
+    let bad = || {
+        LogicalError::invalid(format!(
+            "error converting input {v} for field \"cas\": expected a non-negative integer"
+        ))
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n.as_u64().map(Some).ok_or_else(bad),
+        Value::String(s) => s.trim().parse::<u64>().map(Some).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+/// The `data` object of a write or patch; absent or null is Vault's "no data provided".
+fn data_field(f: &Fields) -> Result<Map<String, Value>> {
+    match f.raw.get("data") {
+        None | Some(Value::Null) => Err(LogicalError::invalid("no data provided")),
+        Some(_) => Ok(f.map("data").cloned().unwrap_or_default()),
+    }
+}
+
+/// The `versions` list of delete/undelete/destroy.
+fn versions_list(f: &Fields) -> Result<Vec<u64>> {
+    let raw = f.list("versions");
+    if raw.is_empty() {
+        return Err(LogicalError::invalid("no version number provided"));
+    }
+    raw.iter()
+        .map(|s| {
+            s.parse::<u64>().map_err(|_| {
+                LogicalError::invalid(format!(
+                    "error converting input {s:?} for field \"versions\": expected a version number"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Parses and checks `custom_metadata` values: a JSON object of strings (numbers and booleans
+/// are taken as their text). `null` members are kept as `None` for merge patches.
+fn custom_metadata_entries(v: &Value) -> Result<BTreeMap<String, Option<String>>> {
+    let Value::Object(m) = v else {
+        return Err(LogicalError::invalid(format!(
+            "error converting input {v} for field \"custom_metadata\": expected a map of strings"
+        )));
+    };
+    m.iter()
+        .map(|(k, x)| {
+            let s = match x {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                Value::Number(_) | Value::Bool(_) => Some(x.to_string()),
+                _ => {
+                    return Err(LogicalError::invalid(format!(
+                        "field \"custom_metadata\": the value of key {k:?} must be a string"
+                    )));
+                }
+            };
+            Ok((k.clone(), s))
+        })
+        .collect()
+}
+
+fn check_custom_metadata(m: &BTreeMap<String, String>) -> Result<()> {
+    let mut problems = Vec::new();
+    if m.len() > CUSTOM_METADATA_MAX_KEYS {
+        problems.push(format!(
+            "{} keys exceed the limit of {CUSTOM_METADATA_MAX_KEYS}",
+            m.len()
+        ));
+    }
+    for (k, v) in m {
+        if k.is_empty() {
+            problems.push("keys must not be empty".to_owned());
+        }
+        if k.len() > CUSTOM_METADATA_MAX_KEY_LEN {
+            problems.push(format!(
+                "key {k:?} is longer than {CUSTOM_METADATA_MAX_KEY_LEN} bytes"
+            ));
+        }
+        if v.len() > CUSTOM_METADATA_MAX_VALUE_LEN {
+            problems.push(format!(
+                "the value of key {k:?} is longer than {CUSTOM_METADATA_MAX_VALUE_LEN} bytes"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LogicalError::invalid(format!(
+            "field \"custom_metadata\" is invalid: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+fn duration_secs(f: &Fields, name: &str) -> u64 {
+    f.duration(name).unwrap_or(Duration::ZERO).as_secs()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy: which of the mount's and the secret's settings applies.
+
+fn effective_max_versions(meta: &SecretMeta, config: &Config) -> u64 {
+    if meta.max_versions > 0 {
+        meta.max_versions
+    } else if config.max_versions > 0 {
+        config.max_versions
+    } else {
+        DEFAULT_MAX_VERSIONS
+    }
+}
+
+/// The secret's own value applies unless the mount's is set and shorter.
+fn effective_delete_version_after(meta: &SecretMeta, config: &Config) -> u64 {
+    match (
+        meta.delete_version_after_secs,
+        config.delete_version_after_secs,
+    ) {
+        (0, c) => c,
+        (m, 0) => m,
+        (m, c) => m.min(c),
+    }
+}
+
+fn check_cas(meta: &SecretMeta, config: &Config, cas: Option<u64>) -> Result<()> {
+    match cas {
+        Some(c) if c != meta.current_version => Err(LogicalError::invalid(
+            "check-and-set parameter did not match the current version",
+        )),
+        None if meta.cas_required || config.cas_required => Err(LogicalError::invalid(
+            "check-and-set parameter required for this call",
+        )),
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response shapes.
+
+fn time_or_empty(ns: Option<u64>) -> Value {
+    Value::String(ns.map(format_rfc3339_nano).unwrap_or_default())
+}
+
+fn custom_metadata_json(meta: &SecretMeta) -> Value {
+    match &meta.custom_metadata {
+        None => Value::Null,
+        Some(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        ),
+    }
+}
+
+/// The per-version metadata of data reads, writes and subkeys.
+fn version_json(meta: &SecretMeta, n: u64, vm: &VersionMeta) -> Value {
+    json!({
+        "created_time": format_rfc3339_nano(vm.created_ns),
+        "custom_metadata": custom_metadata_json(meta),
+        "deletion_time": time_or_empty(vm.deletion_ns),
+        "destroyed": vm.destroyed,
+        "version": n,
+    })
+}
+
+fn metadata_json(meta: &SecretMeta) -> Value {
+    let versions: Map<String, Value> = meta
+        .versions
+        .iter()
+        .map(|(n, vm)| {
+            (
+                n.to_string(),
+                json!({
+                    "created_time": format_rfc3339_nano(vm.created_ns),
+                    "deletion_time": time_or_empty(vm.deletion_ns),
+                    "destroyed": vm.destroyed,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "cas_required": meta.cas_required,
+        "created_time": format_rfc3339_nano(meta.created_ns),
+        "current_version": meta.current_version,
+        "custom_metadata": custom_metadata_json(meta),
+        "delete_version_after": format_go(Duration::from_secs(meta.delete_version_after_secs)),
+        "max_versions": meta.max_versions,
+        "oldest_version": meta.oldest_version,
+        "updated_time": format_rfc3339_nano(meta.updated_ns),
+        "versions": versions,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared steps.
+
+/// Adds `data` as the next version of the secret, prunes versions beyond the limit and saves
+/// everything. Returns the new version's metadata object.
+async fn write_version(
+    s: &dyn Storage,
+    config: &Config,
+    meta: &mut SecretMeta,
+    path: &str,
+    data: Map<String, Value>,
+    now: u64,
+) -> Result<Value> {
+    let n = meta.current_version + 1;
+    let dva = effective_delete_version_after(meta, config);
+    let deletion_ns = (dva > 0).then(|| now.saturating_add(dva.saturating_mul(1_000_000_000)));
+    let vm = VersionMeta {
+        created_ns: now,
+        deletion_ns,
+        destroyed: false,
+    };
+    store::save_version(s, path, n, data).await?;
+    meta.versions.insert(n, vm.clone());
+    meta.current_version = n;
+    meta.updated_ns = now;
+
+    // Erase pruned data before the metadata stops pointing at it, so a crash in between can
+    // leave a dangling reference (read as gone) but never orphaned secret data.
+    let max = usize::try_from(effective_max_versions(meta, config)).unwrap_or(usize::MAX);
+    let excess = meta.versions.len().saturating_sub(max);
+    let pruned: Vec<u64> = meta.versions.keys().take(excess).copied().collect();
+    for old in &pruned {
+        store::delete_version(s, path, *old).await?;
+        meta.versions.remove(old);
+    }
+    if !pruned.is_empty() {
+        meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(n);
+    }
+    store::save_meta(s, path, meta).await?;
+    Ok(version_json(meta, n, &vm))
+}
+
+/// Which version a read asks for, or `None` when there is nothing to read.
+fn requested_version(meta: &SecretMeta, asked: u64) -> Option<(u64, &VersionMeta)> {
+    let n = if asked == 0 {
+        meta.current_version
+    } else {
+        asked
+    };
+    meta.versions.get(&n).map(|vm| (n, vm))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+async fn secret_exists(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<bool> {
+    let path = f.string("path");
+    if path.is_empty() {
+        return Ok(false);
+    }
+    Ok(store::load_meta(&*req.storage, &path).await?.is_some())
+}
+
+async fn config_read(_b: &Arc<Engine>, req: Request, _f: Fields) -> Result<Option<Response>> {
+    let c = store::load_config(&*req.storage).await?;
+    Ok(Some(Response::json(json!({
+        "cas_required": c.cas_required,
+        "delete_version_after": format_go(Duration::from_secs(c.delete_version_after_secs)),
+        "max_versions": c.max_versions,
+    }))))
+}
+
+async fn config_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let max_versions = non_negative(&f, "max_versions")?;
+    let _guard = b.lock(&req, "\0config").await;
+    let s = &*req.storage;
+    let mut c = store::load_config(s).await?;
+    if f.is_set("max_versions") {
+        c.max_versions = max_versions;
+    }
+    if f.is_set("cas_required") {
+        c.cas_required = f.flag("cas_required");
+    }
+    if f.is_set("delete_version_after") {
+        c.delete_version_after_secs = duration_secs(&f, "delete_version_after");
+    }
+    store::save_config(s, &c).await?;
+    Ok(None)
+}
+
+async fn data_read(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let asked = non_negative(&f, "version")?;
+    let path = f.string("path");
+    let s = &*req.storage;
+    let Some(meta) = store::load_meta(s, &path).await? else {
+        return Ok(None);
+    };
+    let Some((n, vm)) = requested_version(&meta, asked) else {
+        return Ok(None);
+    };
+    let metadata = version_json(&meta, n, vm);
+    let data = if vm.is_live(b.now_ns()) {
+        // A version pruned or destroyed between the two reads reads as gone.
+        store::load_version(s, &path, n)
+            .await?
+            .map(Value::Object)
+            .unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    Ok(Some(Response::json(
+        json!({ "data": data, "metadata": metadata }),
+    )))
+}
+
+async fn data_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = secret_path(&f)?;
+    let data = data_field(&f)?;
+    let cas = cas_option(&f)?;
+    let _guard = b.lock(&req, &path).await;
+    let s = &*req.storage;
+    let now = b.now_ns();
+    let config = store::load_config(s).await?;
+    let mut meta = store::load_meta(s, &path)
+        .await?
+        .unwrap_or_else(|| SecretMeta::new(now));
+    check_cas(&meta, &config, cas)?;
+    let written = write_version(s, &config, &mut meta, &path, data, now).await?;
+    Ok(Some(Response::json(written)))
+}
+
+async fn data_patch(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = secret_path(&f)?;
+    let patch = data_field(&f)?;
+    let cas = cas_option(&f)?;
+    let _guard = b.lock(&req, &path).await;
+    let s = &*req.storage;
+    let now = b.now_ns();
+    let config = store::load_config(s).await?;
+    let not_found = || LogicalError::NotFound(format!("no secret to patch at {path:?}"));
+    let Some(mut meta) = store::load_meta(s, &path).await? else {
+        return Err(not_found());
+    };
+    check_cas(&meta, &config, cas)?;
+    let Some((n, vm)) = requested_version(&meta, 0) else {
+        return Err(not_found());
+    };
+    if !vm.is_live(now) {
+        return Err(LogicalError::NotFound(format!(
+            "the current version of {path:?} is deleted or destroyed and cannot be patched"
+        )));
+    }
+    let Some(current) = store::load_version(s, &path, n).await? else {
+        return Err(not_found());
+    };
+    let mut merged = Value::Object(current);
+    merge_patch(&mut merged, &Value::Object(patch));
+    let Value::Object(merged) = merged else {
+        return Err(LogicalError::internal(
+            "merge patch of two objects produced a non-object",
+        ));
+    };
+    let written = write_version(s, &config, &mut meta, &path, merged, now).await?;
+    Ok(Some(Response::json(written)))
+}
+
+async fn data_delete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = f.string("path");
+    let _guard = b.lock(&req, &path).await;
+    let s = &*req.storage;
+    let now = b.now_ns();
+    let Some(mut meta) = store::load_meta(s, &path).await? else {
+        return Ok(None);
+    };
+    let current = meta.current_version;
+    if let Some(vm) = meta.versions.get_mut(&current).filter(|vm| vm.is_live(now)) {
+        vm.deletion_ns = Some(now);
+        store::save_meta(s, &path, &meta).await?;
+    }
+    Ok(None)
+}
+
+/// What a `versions` endpoint does to each version it names.
+#[derive(Clone, Copy)]
+enum VersionAction {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+async fn apply_to_versions(
+    b: &Arc<Engine>,
+    req: Request,
+    f: Fields,
+    action: VersionAction,
+) -> Result<Option<Response>> {
+    let path = f.string("path");
+    let versions = versions_list(&f)?;
+    let _guard = b.lock(&req, &path).await;
+    let s = &*req.storage;
+    let now = b.now_ns();
+    let Some(mut meta) = store::load_meta(s, &path).await? else {
+        return Ok(None);
+    };
+    let mut changed = false;
+    for n in versions {
+        let Some(vm) = meta.versions.get_mut(&n) else {
+            continue;
+        };
+        match action {
+            VersionAction::Delete if vm.is_live(now) => {
+                vm.deletion_ns = Some(now);
+                changed = true;
+            }
+            VersionAction::Undelete if !vm.destroyed && vm.deletion_ns.is_some() => {
+                vm.deletion_ns = None;
+                changed = true;
+            }
+            VersionAction::Destroy if !vm.destroyed => {
+                store::delete_version(s, &path, n).await?;
+                vm.destroyed = true;
+                changed = true;
+            }
+            _ => {}
+        }
+    }
+    if changed {
+        store::save_meta(s, &path, &meta).await?;
+    }
+    Ok(None)
+}
+
+async fn versions_delete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    apply_to_versions(b, req, f, VersionAction::Delete).await
+}
+
+async fn versions_undelete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    apply_to_versions(b, req, f, VersionAction::Undelete).await
+}
+
+async fn versions_destroy(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    apply_to_versions(b, req, f, VersionAction::Destroy).await
+}
+
+async fn metadata_read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = f.string("path");
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let meta = store::load_meta(&*req.storage, &path).await?;
+    Ok(meta.map(|m| Response::json(metadata_json(&m))))
+}
+
+async fn metadata_list(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let mut folder = f.string("path");
+    if !folder.is_empty() && !folder.ends_with('/') {
+        folder.push('/');
+    }
+    let mut keys = req
+        .storage
+        .list(&format!("{}{folder}", store::META_PREFIX))
+        .await?;
+    keys.sort();
+    Ok(Some(Response::list(keys)))
+}
+
+/// Applies the settings fields common to metadata write and patch.
+fn apply_settings(meta: &mut SecretMeta, f: &Fields) -> Result<()> {
+    if f.is_set("max_versions") {
+        meta.max_versions = non_negative(f, "max_versions")?;
+    }
+    if f.is_set("cas_required") {
+        meta.cas_required = f.flag("cas_required");
+    }
+    if f.is_set("delete_version_after") {
+        meta.delete_version_after_secs = duration_secs(f, "delete_version_after");
+    }
+    Ok(())
+}
+
+fn stored_custom_metadata(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!m.is_empty()).then_some(m)
+}
+
+async fn metadata_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = secret_path(&f)?;
+    let custom = match f.value("custom_metadata") {
+        Some(v) if f.is_set("custom_metadata") && !v.is_null() => {
+            let entries = custom_metadata_entries(v)?;
+            let mut m = BTreeMap::new();
+            for (k, x) in entries {
+                let x = x.ok_or_else(|| {
+                    LogicalError::invalid(format!(
+                        "field \"custom_metadata\": the value of key {k:?} must be a string"
+                    ))
+                })?;
+                m.insert(k, x);
+            }
+            check_custom_metadata(&m)?;
+            Some(stored_custom_metadata(m))
+        }
+        _ if f.is_set("custom_metadata") => Some(None),
+        _ => None,
+    };
+    let _guard = b.lock(&req, &path).await;
+    let s = &*req.storage;
+    let now = b.now_ns();
+    let mut meta = store::load_meta(s, &path)
+        .await?
+        .unwrap_or_else(|| SecretMeta::new(now));
+    apply_settings(&mut meta, &f)?;
+    if let Some(custom) = custom {
+        meta.custom_metadata = custom;
+    }
+    store::save_meta(s, &path, &meta).await?;
+    Ok(None)
+}
+
+async fn metadata_patch(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = secret_path(&f)?;
+    let _guard = b.lock(&req, &path).await;
+    let s = &*req.storage;
+    let Some(mut meta) = store::load_meta(s, &path).await? else {
+        return Err(LogicalError::NotFound(format!(
+            "no metadata to patch at {path:?}"
+        )));
+    };
+    apply_settings(&mut meta, &f)?;
+    if f.is_set("custom_metadata") {
+        match f.value("custom_metadata") {
+            None | Some(Value::Null) => meta.custom_metadata = None,
+            Some(v) => {
+                let mut m = meta.custom_metadata.take().unwrap_or_default();
+                for (k, x) in custom_metadata_entries(v)? {
+                    match x {
+                        Some(x) => m.insert(k, x),
+                        None => m.remove(&k),
+                    };
+                }
+                check_custom_metadata(&m)?;
+                meta.custom_metadata = stored_custom_metadata(m);
+            }
+        }
+    }
+    store::save_meta(s, &path, &meta).await?;
+    Ok(None)
+}
+
+async fn metadata_delete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let path = secret_path(&f)?;
+    let _guard = b.lock(&req, &path).await;
+    let s = &*req.storage;
+    let Some(meta) = store::load_meta(s, &path).await? else {
+        return Ok(None);
+    };
+    for n in meta.versions.keys() {
+        store::delete_version(s, &path, *n).await?;
+    }
+    // Anything a crash once left behind under this secret goes too.
+    tresor_sdk::delete_prefix(s, &store::versions_prefix(&path)).await?;
+    s.delete(&store::meta_key(&path)).await?;
+    Ok(None)
+}
+
+async fn subkeys_read(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let asked = non_negative(&f, "version")?;
+    let depth = non_negative(&f, "depth")?;
+    let path = f.string("path");
+    let s = &*req.storage;
+    let Some(meta) = store::load_meta(s, &path).await? else {
+        return Ok(None);
+    };
+    let Some((n, vm)) = requested_version(&meta, asked) else {
+        return Ok(None);
+    };
+    let metadata = version_json(&meta, n, vm);
+    let keys = if vm.is_live(b.now_ns()) {
+        store::load_version(s, &path, n)
+            .await?
+            .map(|d| subkeys(&d, depth))
+            .unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    Ok(Some(Response::json(
+        json!({ "subkeys": keys, "metadata": metadata }),
+    )))
+}
