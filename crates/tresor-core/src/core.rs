@@ -799,15 +799,17 @@ impl Core {
         let (route, rel) = router
             .route(&req.path)
             .ok_or_else(|| CoreError::NoRoute(req.path.clone()))?;
-        // 3. token lookup, unless the engine declares the path unauthenticated
+        // 3. token lookup. Unauthenticated paths skip the check but still learn who is calling
+        //    when a valid token is sent (the CLI's mount preflight relies on that).
         let unauthenticated = path_matches_special(&route.special.unauthenticated, rel);
+        let presented = req.token.as_deref().map(|t| t.as_str());
         let token = if unauthenticated {
-            None
+            match presented.filter(|t| !t.is_empty()) {
+                Some(t) => u.tokens.lookup(t).await?,
+                None => None,
+            }
         } else {
-            Some(
-                self.authenticate(&u, req.token.as_deref().map(|t| t.as_str()))
-                    .await?,
-            )
+            Some(self.authenticate(&u, presented).await?)
         };
         // 4. a fresh engine request (the original is never mutated)
         let mut engine_req = Request {
@@ -831,27 +833,31 @@ impl Core {
         // 6. authorization: only an allowed ACL result lets the request through
         if let Some(token) = &token {
             let acl = u.policies.acl(&token.policies);
-            let sudo_path = path_matches_special(&route.special.root, rel);
-            let result: AclResult = acl.allow_operation(
-                policy_op(engine_req.operation),
-                &req.path,
-                Some(&engine_req.data),
-            );
-            if !result.allowed || (sudo_path && !result.root_privs) {
-                return Err(CoreError::PermissionDenied);
+            let mut sudo = acl.is_root();
+            if !unauthenticated {
+                let sudo_path = path_matches_special(&route.special.root, rel);
+                let result: AclResult = acl.allow_operation(
+                    policy_op(engine_req.operation),
+                    &req.path,
+                    Some(&engine_req.data),
+                );
+                if !result.allowed || (sudo_path && !result.root_privs) {
+                    return Err(CoreError::PermissionDenied);
+                }
+                sudo = result.root_privs;
+                // Limited-use tokens spend a use on every authorized request.
+                u.tokens.use_token(token).await?;
             }
             engine_req.caller = Caller {
                 token_id: Some(token.hash.clone()),
                 token_accessor: Some(token.accessor.clone()),
-                sudo: result.root_privs,
-                is_root: result.is_root,
+                sudo,
+                is_root: acl.is_root(),
                 display_name: token.display_name.clone(),
                 policies: token.policies.clone(),
                 entity_id: token.entity_id.clone(),
                 remote_addr: engine_req.caller.remote_addr.take(),
             };
-            // Limited-use tokens spend a use on every authorized request.
-            u.tokens.use_token(token).await?;
         }
         // 7. dispatch
         let mount_type = route.entry.kind.clone();

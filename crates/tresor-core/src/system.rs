@@ -495,7 +495,7 @@ fn table() -> Table<Sys> {
         help: "The system backend is built in to Tresor and cannot be remounted or unmounted. It contains the paths that configure Tresor itself.",
         special: SpecialPaths {
             unauthenticated: vec!["internal/ui/mounts".into(), "internal/ui/mounts/*".into(), "internal/specs/openapi".into()],
-            root: vec!["auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into()],
+            root: vec!["auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "rotate/keyring".into(), "rotate/keyring/config".into(), "rotate/root/backup".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into()],
         },
         paths: vec![
             Path::new("mounts")
@@ -642,7 +642,55 @@ fn table() -> Table<Sys> {
                     })
                 })
                 .help("Rotates the backend encryption key used to persist data.", "Adds a new key term to the keyring; new writes use it, old values stay readable."),
+            Path::new("rotate/keyring")
+                .op(Operation::Update, |s, _, _| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let term = c.unsealed().map_err(le)?.barrier.rotate().await.map_err(le)?;
+                        tracing::info!(term, "barrier key rotated");
+                        Ok(None)
+                    })
+                })
+                .help("Rotates the backend encryption key used to persist data.", "Adds a new key term to the keyring; new writes use it, old values stay readable."),
             Path::new("rotate/config")
+                .field(Field::new("max_operations", Kind::Int, "The number of encryption operations after which the key is rotated automatically."))
+                .field(Field::new("interval", Kind::Duration, "How often to rotate automatically (0 disables; at least 24h)."))
+                .field(Field::new("enabled", Kind::Bool, "Whether automatic rotation is enabled.").default(json!(true)))
+                .op(Operation::Read, |s, _, _| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let r = c.unsealed().map_err(le)?.barrier.rotation_config();
+                        Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)), "enabled": r.enabled}))))
+                    })
+                })
+                .op(Operation::Update, |s, _, f| {
+                    Box::pin(async move {
+                        let c = core(&s)?;
+                        let u = c.unsealed().map_err(le)?;
+                        let mut r = u.barrier.rotation_config();
+                        if f.is_set("max_operations") {
+                            let n = f.int("max_operations").unwrap_or(0);
+                            if !(1_000_000..=3_865_470_566).contains(&n) {
+                                return Err(LogicalError::invalid("max_operations must be between 1000000 and 3865470566"));
+                            }
+                            r.max_operations = n as u64;
+                        }
+                        if f.is_set("interval") {
+                            let i = f.duration("interval").unwrap_or_default();
+                            if !i.is_zero() && i < Duration::from_secs(24 * 3600) {
+                                return Err(LogicalError::invalid("interval must be 0 or at least 24h"));
+                            }
+                            r.interval_secs = i.as_secs();
+                        }
+                        if f.is_set("enabled") {
+                            r.enabled = f.flag("enabled");
+                        }
+                        u.barrier.set_rotation_config(r).await.map_err(le)?;
+                        Ok(None)
+                    })
+                })
+                .help("Configures automatic rotation of the backend encryption key.", "Sets the operation count and interval after which the barrier key rotates by itself."),
+            Path::new("rotate/keyring/config")
                 .field(Field::new("max_operations", Kind::Int, "The number of encryption operations after which the key is rotated automatically."))
                 .field(Field::new("interval", Kind::Duration, "How often to rotate automatically (0 disables; at least 24h)."))
                 .field(Field::new("enabled", Kind::Bool, "Whether automatic rotation is enabled.").default(json!(true)))
@@ -692,6 +740,22 @@ fn table() -> Table<Sys> {
                 .op(Operation::Update, |_, _, _| Box::pin(async { Ok(None) }))
                 .help("Cause the node to give up active status.", "A single node without HA has nothing to step down to: this succeeds and does nothing."),
             Path::new("rekey/backup")
+                .op(Operation::Read, |s, _, _| {
+                    Box::pin(async move {
+                        match core(&s)?.rekey_backup().await.map_err(le)? {
+                            None => Err(LogicalError::invalid("no backed-up keys found")),
+                            Some(v) => Ok(Some(obj(v))),
+                        }
+                    })
+                })
+                .op(Operation::Delete, |s, _, _| {
+                    Box::pin(async move {
+                        core(&s)?.rekey_backup_delete().await.map_err(le)?;
+                        Ok(None)
+                    })
+                })
+                .help("Read or delete the PGP-encrypted backup of unseal keys from the last rekey.", "Written when a rekey was started with backup=true."),
+            Path::new("rotate/root/backup")
                 .op(Operation::Read, |s, _, _| {
                     Box::pin(async move {
                         match core(&s)?.rekey_backup().await.map_err(le)? {

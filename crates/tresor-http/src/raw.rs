@@ -1,6 +1,7 @@
 //! The endpoints Vault answers with bare JSON, outside the logical router: `sys/init`,
 //! `sys/seal-status`, `sys/unseal`, `sys/health`, `sys/leader`, `sys/rekey/{init,update}` and
-//! `sys/generate-root/{attempt,update}`. They work while sealed (the keys are the credential).
+//! `sys/generate-root/{attempt,update}`, and OpenBao's newer names for the same endpoints
+//! (`sys/rotate/root/*`, `sys/generate-root-token/*`). They work while sealed.
 
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -155,7 +156,7 @@ pub(crate) async fn handle(
             ),
             _ => return method_not_allowed(),
         }),
-        "sys/rekey/init" => Some(match method {
+        "sys/rekey/init" | "sys/rotate/root/init" => Some(match method {
             &Method::GET => ok(core.rekey_status().await),
             &Method::DELETE => match core.rekey_cancel().await {
                 Ok(()) => empty(StatusCode::NO_CONTENT),
@@ -181,7 +182,7 @@ pub(crate) async fn handle(
             }
             _ => return method_not_allowed(),
         }),
-        "sys/rekey/update" => Some(match method {
+        "sys/rekey/update" | "sys/rotate/root/update" => Some(match method {
             m if is_write(m) => {
                 let key = s(body, "key");
                 if key.is_empty() {
@@ -194,7 +195,7 @@ pub(crate) async fn handle(
             }
             _ => return method_not_allowed(),
         }),
-        "sys/generate-root/attempt" => Some(match method {
+        "sys/generate-root/attempt" | "sys/generate-root-token/attempt" => Some(match method {
             &Method::GET => ok(core.generate_root_status().await),
             &Method::DELETE => match core.generate_root_cancel().await {
                 Ok(()) => empty(StatusCode::NO_CONTENT),
@@ -205,7 +206,7 @@ pub(crate) async fn handle(
                 .await),
             _ => return method_not_allowed(),
         }),
-        "sys/generate-root/update" => Some(match method {
+        "sys/generate-root/update" | "sys/generate-root-token/update" => Some(match method {
             m if is_write(m) => {
                 let key = s(body, "key");
                 if key.is_empty() {

@@ -1,15 +1,22 @@
 //! The built-in engines and auth methods this binary registers with the core, and the mounts
 //! `-dev` adds. The core never depends on an engine crate; this is where they meet.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use tresor_core::Core;
+use tresor_core::mounts::{MountEntry, Table};
 
 pub fn register(core: &mut Core) {
-    let _ = core;
+    core.register_engine("kv", Arc::new(|_| Ok(tresor_kv::backend())));
 }
 
 /// Dev mode mounts KV v2 at `secret/`, as Vault does.
 pub async fn dev_mounts(core: &Core) -> Result<()> {
-    let _ = core;
+    let mut kv = MountEntry::new(Table::Mounts, "secret/", "kv", "key/value secret storage");
+    kv.options.insert("version".into(), "2".into());
+    core.mount(kv)
+        .await
+        .map_err(|e| anyhow::anyhow!("mounting secret/: {e}"))?;
     Ok(())
 }

@@ -92,7 +92,6 @@ fn init_logging(level: &str, format: &str) {
 
 /// Registers every built-in engine and auth method with the core.
 pub fn register_engines(core: &mut Core) {
-    let _ = core;
     crate::engines::register(core);
 }
 
