@@ -178,6 +178,8 @@ impl Core {
         pgp_key: &str,
     ) -> Result<Value, CoreError> {
         let cfg = self.threshold().await?;
+        // As in Vault: a root token can only be generated (and stored) while unsealed.
+        self.unsealed()?;
         let mut g = self.0.genroot.lock().await;
         if g.is_some() {
             return Err(CoreError::InvalidRequest(
@@ -231,6 +233,7 @@ impl Core {
     /// `PUT sys/generate-root/update`.
     pub async fn generate_root_update(&self, share: &str, nonce: &str) -> Result<Value, CoreError> {
         let cfg = self.threshold().await?;
+        self.unsealed()?;
         let mut guard = self.0.genroot.lock().await;
         let g = guard
             .as_mut()

@@ -195,17 +195,23 @@ pub(crate) async fn handle(
             }
             _ => return method_not_allowed(),
         }),
-        "sys/generate-root/attempt" | "sys/generate-root-token/attempt" => Some(match method {
-            &Method::GET => ok(core.generate_root_status().await),
-            &Method::DELETE => match core.generate_root_cancel().await {
-                Ok(()) => empty(StatusCode::NO_CONTENT),
-                Err(e) => core_error(&e),
-            },
-            m if is_write(m) => ok(core
-                .generate_root_init(&s(body, "otp"), &s(body, "pgp_key"))
-                .await),
-            _ => return method_not_allowed(),
-        }),
+        "sys/generate-root/attempt" | "sys/generate-root-token/attempt" => {
+            let answer = match method {
+                &Method::GET => core.generate_root_status().await,
+                &Method::DELETE => {
+                    return Some(match core.generate_root_cancel().await {
+                        Ok(()) => empty(StatusCode::NO_CONTENT),
+                        Err(e) => core_error(&e),
+                    });
+                }
+                m if is_write(m) => {
+                    core.generate_root_init(&s(body, "otp"), &s(body, "pgp_key"))
+                        .await
+                }
+                _ => return method_not_allowed(),
+            };
+            Some(genroot_answer(path, answer))
+        }
         "sys/generate-root/update" | "sys/generate-root-token/update" => Some(match method {
             m if is_write(m) => {
                 let key = s(body, "key");
@@ -215,11 +221,41 @@ pub(crate) async fn handle(
                         &["'key' must be specified in request body as JSON".into()],
                     ));
                 }
-                ok(core.generate_root_update(&key, &s(body, "nonce")).await)
+                genroot_answer(
+                    path,
+                    core.generate_root_update(&key, &s(body, "nonce")).await,
+                )
             }
             _ => return method_not_allowed(),
         }),
         _ => None,
+    }
+}
+
+/// Vault's `sys/generate-root/*` answers with bare JSON. OpenBao 2.5+ serves the same
+/// operations as logical endpoints under `sys/generate-root-token/*`, and its CLI reads the
+/// fields from the envelope's `data`, so those names get the envelope. (The unseal-key shares
+/// remain the authorization, as on Vault's unauthenticated endpoints.)
+fn genroot_answer(path: &str, answer: Result<Value, CoreError>) -> http::Response<Body> {
+    if !path.starts_with("sys/generate-root-token/") {
+        return ok(answer);
+    }
+    match answer {
+        Ok(data) => json_response(
+            StatusCode::OK,
+            &json!({
+                "request_id": uuid::Uuid::new_v4().to_string(),
+                "lease_id": "",
+                "renewable": false,
+                "lease_duration": 0,
+                "data": data,
+                "wrap_info": null,
+                "warnings": null,
+                "auth": null,
+                "mount_type": "system",
+            }),
+        ),
+        Err(e) => core_error(&e),
     }
 }
 
