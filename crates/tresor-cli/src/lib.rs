@@ -1,0 +1,421 @@
+//! The client side of the `tresor` command: a Vault-compatible CLI that talks to any server
+//! speaking Vault's HTTP API (Tresor, Vault, OpenBao).
+//!
+//! The `tresor` binary calls [`run`] with its arguments (program name removed) for every
+//! subcommand except `server` and `bench`. Everything is also reachable through
+//! [`run_with`], which takes the environment and the three standard streams explicitly, so
+//! tests can drive commands in-process and read exactly what a user would see.
+//!
+//! Exit codes follow Vault's convention: 0 success, 1 local error (bad flags, wrong number
+//! of arguments, unreadable files), 2 remote error (API failure, unreachable server), with
+//! the documented exceptions (`status` returns 2 when sealed; `operator init -status`
+//! returns 2 when uninitialised; unknown commands return 127).
+//!
+//! Module map: [`flags`] (Vault-style flag parsing), [`kvargs`] (`k=v`, `k=@file`, `k=-`),
+//! [`duration`] (Go durations), [`format`] (tables, JSON, YAML), [`secret`] (the response
+//! envelope), [`client`] (HTTP, TLS, headers, API errors), [`env`] (environment and token
+//! helper), and `commands` (one module per command group).
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+mod commands;
+pub mod duration;
+pub mod env;
+pub mod flags;
+pub mod format;
+pub mod kvargs;
+pub mod secret;
+
+#[cfg(test)]
+mod cli_tests;
+#[cfg(test)]
+mod testserver;
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use commands::{Cli, CliError, CmdResult};
+use env::Env;
+
+/// The version line `tresor version` prints.
+pub const VERSION_LINE: &str = concat!("Tresor v", env!("CARGO_PKG_VERSION"));
+
+/// Where a command reads and writes.
+pub struct Context<'a> {
+    /// Environment variables and home directory.
+    pub env: &'a dyn Env,
+    /// Standard input (unseal keys, `k=-` values, JSON on `-`).
+    pub stdin: &'a mut dyn BufRead,
+    /// Standard output.
+    pub stdout: &'a mut dyn Write,
+    /// Standard error.
+    pub stderr: &'a mut dyn Write,
+    /// Whether stdout is a terminal: `-field` values get a trailing newline only then.
+    pub stdout_is_terminal: bool,
+}
+
+/// Runs one CLI invocation against the real process environment and standard streams;
+/// returns the exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let env = env::ProcessEnv;
+    let stdin = std::io::stdin();
+    let mut stdin = stdin.lock();
+    let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
+    let mut stdout = stdout.lock();
+    let mut stderr = std::io::stderr();
+    let mut ctx = Context {
+        env: &env,
+        stdin: &mut stdin,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+        stdout_is_terminal: tty,
+    };
+    let code = run_with(&args, &mut ctx);
+    let _ = ctx.stdout.flush();
+    code
+}
+
+type Handler = fn(&mut Cli<'_, '_>, &[String]) -> CmdResult;
+
+struct Entry {
+    path: &'static [&'static str],
+    handler: Handler,
+    synopsis: &'static str,
+}
+
+const fn entry(path: &'static [&'static str], handler: Handler, synopsis: &'static str) -> Entry {
+    Entry {
+        path,
+        handler,
+        synopsis,
+    }
+}
+
+use commands::{kv, logical, mounts, operator, policy, status, token};
+
+const COMMANDS: &[Entry] = &[
+    entry(&["status"], status::status, "Print seal and HA status"),
+    entry(&["version"], version, "Print the version"),
+    entry(&["read"], logical::read, "Read data and retrieve secrets"),
+    entry(
+        &["write"],
+        logical::write,
+        "Write data, configuration, and secrets",
+    ),
+    entry(&["list"], logical::list, "List data or secrets"),
+    entry(
+        &["delete"],
+        logical::delete,
+        "Delete secrets and configuration",
+    ),
+    entry(
+        &["patch"],
+        logical::patch,
+        "Patch data, configuration, and secrets",
+    ),
+    entry(
+        &["path-help"],
+        logical::path_help,
+        "Retrieve API help for paths",
+    ),
+    entry(&["unwrap"], token::unwrap, "Unwrap a wrapped secret"),
+    entry(&["login"], token::login, "Authenticate locally"),
+    entry(
+        &["operator", "init"],
+        operator::init,
+        "Initializes a server",
+    ),
+    entry(
+        &["operator", "unseal"],
+        operator::unseal,
+        "Unseals the server",
+    ),
+    entry(&["operator", "seal"], operator::seal, "Seals the server"),
+    entry(
+        &["operator", "rekey"],
+        operator::rekey,
+        "Generates new unseal keys",
+    ),
+    entry(
+        &["operator", "generate-root"],
+        operator::generate_root,
+        "Generates a new root token",
+    ),
+    entry(
+        &["operator", "rotate"],
+        operator::rotate,
+        "Rotates the underlying encryption key",
+    ),
+    entry(
+        &["operator", "key-status"],
+        operator::key_status,
+        "Provides information about the active encryption key",
+    ),
+    entry(&["kv", "get"], kv::get, "Retrieve data"),
+    entry(
+        &["kv", "put"],
+        kv::put,
+        "Sets or updates data in the KV store",
+    ),
+    entry(
+        &["kv", "patch"],
+        kv::patch,
+        "Sets or updates data without overwriting",
+    ),
+    entry(
+        &["kv", "delete"],
+        kv::delete,
+        "Deletes versions in the KV store",
+    ),
+    entry(
+        &["kv", "undelete"],
+        kv::undelete,
+        "Undeletes versions in the KV store",
+    ),
+    entry(
+        &["kv", "destroy"],
+        kv::destroy,
+        "Permanently removes one or more versions",
+    ),
+    entry(
+        &["kv", "rollback"],
+        kv::rollback,
+        "Rolls back to a previous version of data",
+    ),
+    entry(&["kv", "list"], kv::list, "List data or secrets"),
+    entry(
+        &["kv", "enable-versioning"],
+        kv::enable_versioning,
+        "Turns on versioning for a KV store",
+    ),
+    entry(
+        &["kv", "metadata", "get"],
+        kv::metadata_get,
+        "Retrieves key metadata",
+    ),
+    entry(
+        &["kv", "metadata", "put"],
+        kv::metadata_put,
+        "Sets or updates key settings",
+    ),
+    entry(
+        &["kv", "metadata", "patch"],
+        kv::metadata_patch,
+        "Patches key settings",
+    ),
+    entry(
+        &["kv", "metadata", "delete"],
+        kv::metadata_delete,
+        "Deletes all versions and metadata",
+    ),
+    entry(
+        &["secrets", "enable"],
+        mounts::secrets_enable,
+        "Enable a secrets engine",
+    ),
+    entry(
+        &["secrets", "disable"],
+        mounts::secrets_disable,
+        "Disable a secrets engine",
+    ),
+    entry(
+        &["secrets", "list"],
+        mounts::secrets_list,
+        "List enabled secrets engines",
+    ),
+    entry(
+        &["secrets", "tune"],
+        mounts::secrets_tune,
+        "Tune a secrets engine configuration",
+    ),
+    entry(
+        &["secrets", "move"],
+        mounts::secrets_move,
+        "Move a secrets engine to a new path",
+    ),
+    entry(
+        &["auth", "enable"],
+        mounts::auth_enable,
+        "Enables a new auth method",
+    ),
+    entry(
+        &["auth", "disable"],
+        mounts::auth_disable,
+        "Disables an auth method",
+    ),
+    entry(
+        &["auth", "list"],
+        mounts::auth_list,
+        "Lists enabled auth methods",
+    ),
+    entry(
+        &["auth", "tune"],
+        mounts::auth_tune,
+        "Tunes an auth method configuration",
+    ),
+    entry(
+        &["audit", "enable"],
+        mounts::audit_enable,
+        "Enables an audit device",
+    ),
+    entry(
+        &["audit", "disable"],
+        mounts::audit_disable,
+        "Disables an audit device",
+    ),
+    entry(
+        &["audit", "list"],
+        mounts::audit_list,
+        "Lists enabled audit devices",
+    ),
+    entry(
+        &["policy", "write"],
+        policy::write,
+        "Uploads a named policy from a file",
+    ),
+    entry(
+        &["policy", "read"],
+        policy::read,
+        "Prints the contents of a policy",
+    ),
+    entry(
+        &["policy", "list"],
+        policy::list,
+        "Lists the installed policies",
+    ),
+    entry(
+        &["policy", "delete"],
+        policy::delete,
+        "Deletes a policy by name",
+    ),
+    entry(&["policy", "fmt"], policy::fmt, "Formats a policy file"),
+    entry(&["token", "create"], token::create, "Create a new token"),
+    entry(
+        &["token", "lookup"],
+        token::lookup,
+        "Display information about a token",
+    ),
+    entry(&["token", "renew"], token::renew, "Renew a token lease"),
+    entry(
+        &["token", "revoke"],
+        token::revoke,
+        "Revoke a token and its children",
+    ),
+    entry(
+        &["token", "capabilities"],
+        token::capabilities,
+        "Print capabilities of a token on a path",
+    ),
+    entry(
+        &["lease", "lookup"],
+        token::lease_lookup,
+        "Lookup the lease of a secret",
+    ),
+    entry(
+        &["lease", "renew"],
+        token::lease_renew,
+        "Renews the lease of a secret",
+    ),
+    entry(
+        &["lease", "revoke"],
+        token::lease_revoke,
+        "Revokes leases and secrets",
+    ),
+];
+
+fn version(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
+    commands::max_args(args, 0)?;
+    cli.outln(VERSION_LINE);
+    Ok(0)
+}
+
+fn listing(prefix: &[String]) -> String {
+    let mut out = String::new();
+    let depth = prefix.len();
+    let mut seen: Vec<&str> = Vec::new();
+    for e in COMMANDS {
+        if e.path.len() <= depth || !e.path.iter().zip(prefix).all(|(a, b)| a == b) {
+            continue;
+        }
+        let name = e.path[depth];
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let synopsis = if e.path.len() == depth + 1 {
+            e.synopsis
+        } else {
+            ""
+        };
+        out.push_str(&format!("    {name:<16}{synopsis}\n"));
+    }
+    out
+}
+
+/// Runs one CLI invocation with explicit streams and environment; returns the exit code.
+pub fn run_with(args: &[String], ctx: &mut Context<'_>) -> i32 {
+    // The longest command path that prefixes the arguments.
+    let found = COMMANDS
+        .iter()
+        .filter(|e| e.path.len() <= args.len() && e.path.iter().zip(args).all(|(a, b)| a == b))
+        .max_by_key(|e| e.path.len());
+    let Some(entry) = found else {
+        // A group name alone (e.g. `kv`), help, or an unknown command.
+        let mut prefix: Vec<String> = Vec::new();
+        for a in args {
+            let mut candidate = prefix.clone();
+            candidate.push(a.clone());
+            if COMMANDS.iter().any(|e| {
+                e.path.len() > candidate.len() && e.path.iter().zip(&candidate).all(|(x, y)| x == y)
+            }) {
+                prefix = candidate;
+            } else {
+                break;
+            }
+        }
+        let wants_help = args
+            .get(prefix.len())
+            .is_none_or(|a| matches!(a.as_str(), "-h" | "-help" | "--help"));
+        let name = if prefix.is_empty() {
+            "tresor".to_string()
+        } else {
+            format!("tresor {}", prefix.join(" "))
+        };
+        let text = format!(
+            "Usage: {name} <command> [args]\n\nCommands:\n{}",
+            listing(&prefix)
+        );
+        if prefix.is_empty() && !args.is_empty() && !wants_help {
+            let _ = writeln!(ctx.stderr, "Unknown command: {}\n\n{text}", args[0]);
+            return 127;
+        }
+        if wants_help && args.get(prefix.len()).is_some() {
+            let _ = write!(ctx.stdout, "{text}");
+            return 0;
+        }
+        let _ = write!(ctx.stderr, "{text}");
+        return if prefix.is_empty() && args.is_empty() {
+            127
+        } else {
+            1
+        };
+    };
+    let rest = &args[entry.path.len()..];
+    let mut cli = Cli::new(ctx);
+    match (entry.handler)(&mut cli, rest) {
+        Ok(code) => code,
+        Err(CliError::Help(text)) => {
+            cli.outln(&text);
+            0
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            match e {
+                CliError::Usage(m) | CliError::Local(m) | CliError::Remote(m) => cli.errln(&m),
+                CliError::Help(_) => {}
+            }
+            code
+        }
+    }
+}
