@@ -57,6 +57,171 @@ pub struct CoreRequest {
     pub data: Map<String, Value>,
     pub token: Option<Zeroizing<String>>,
     pub remote_addr: Option<String>,
+    /// `X-Vault-Wrap-TTL`: wrap the response in a single-use token with this TTL.
+    pub wrap_ttl: Option<Duration>,
+    /// Request headers (lowercase names), for the audit log's configured headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl CoreRequest {
+    pub fn new(
+        operation: Operation,
+        path: impl Into<String>,
+        data: Map<String, Value>,
+        token: Option<&str>,
+    ) -> Self {
+        CoreRequest {
+            operation,
+            path: path.into(),
+            data,
+            token: token.map(|t| Zeroizing::new(t.to_owned())),
+            remote_addr: None,
+            wrap_ttl: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Proof that a request passed the ACL: the only way to the caller identity dispatch uses.
+pub(crate) struct Authorized {
+    caller: Caller,
+    min_wrap: Option<Duration>,
+    max_wrap: Option<Duration>,
+}
+
+/// Decides whether and for how long to wrap the response, enforcing the policy's bounds.
+fn wrap_ttl_for(
+    req: &CoreRequest,
+    rel: &str,
+    route: &Route,
+    a: &Authorized,
+) -> Result<Option<Duration>, CoreError> {
+    let mut ttl = req.wrap_ttl.filter(|d| !d.is_zero());
+    // sys/wrapping/wrap always wraps (five minutes unless asked otherwise).
+    if ttl.is_none() && route.entry.kind == "system" && rel == "wrapping/wrap" {
+        ttl = Some(Duration::from_secs(300));
+    }
+    match ttl {
+        None if a.min_wrap.is_some() || a.max_wrap.is_some() => Err(CoreError::InvalidRequest(
+            "request must be wrapped: the policy for this path sets a wrapping TTL".into(),
+        )),
+        Some(t) if a.min_wrap.is_some_and(|m| t < m) => {
+            Err(CoreError::InvalidRequest("wrapping ttl too low".into()))
+        }
+        Some(t) if a.max_wrap.is_some_and(|m| t > m) => {
+            Err(CoreError::InvalidRequest("wrapping ttl too high".into()))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Audit helpers for one request: the broker logs entries in Vault's shape.
+struct AuditCtx<'a> {
+    core: &'a Core,
+    u: &'a Unsealed,
+    route: &'a Route,
+    req: &'a CoreRequest,
+    request_id: &'a str,
+}
+
+impl AuditCtx<'_> {
+    fn request_entry(
+        &self,
+        token: Option<&TokenEntry>,
+        op: Operation,
+        kind: &str,
+        error: &str,
+    ) -> Value {
+        let headers = self.u.audit.request_headers();
+        let hv = if headers.is_empty() {
+            Value::Null
+        } else {
+            let mut m = Map::new();
+            for (name, value) in &self.req.headers {
+                if let Some(hmac) = headers.get(name) {
+                    let _ = hmac;
+                    m.insert(name.clone(), json!([value]));
+                }
+            }
+            Value::Object(m)
+        };
+        let mut e = json!({
+            "time": crate::audit::now_rfc3339(),
+            "type": kind,
+            "auth": crate::audit::auth_json(token),
+            "request": crate::audit::request_json(self.request_id, op.as_str(), &self.req.path, &self.route.path, &self.route.entry.kind, &self.route.entry.accessor, token, &self.req.data, self.req.remote_addr.as_deref(), hv),
+        });
+        if !error.is_empty() {
+            e["error"] = json!(error);
+        }
+        e
+    }
+
+    fn request(
+        &self,
+        token: Option<&TokenEntry>,
+        op: Operation,
+        error: &str,
+    ) -> Result<(), CoreError> {
+        if !self.u.audit.enabled() {
+            return Ok(());
+        }
+        let e = self.request_entry(token, op, "request", error);
+        self.u.audit.log(
+            &e,
+            &self.route.entry.config.audit_non_hmac_request_keys,
+            &self.route.entry.config.audit_non_hmac_response_keys,
+        )
+    }
+
+    /// Records a refused request and hands back the error to return.
+    fn denied(&self, token: Option<&TokenEntry>, op: Operation, err: CoreError) -> CoreError {
+        match self.request(token, op, &err.to_string()) {
+            Ok(()) => err,
+            Err(audit_err) => audit_err,
+        }
+    }
+
+    fn response(
+        &self,
+        token: Option<&TokenEntry>,
+        op: Operation,
+        out: Option<&CoreResponse>,
+        error: &str,
+    ) -> Result<(), CoreError> {
+        if !self.u.audit.enabled() {
+            return Ok(());
+        }
+        let _ = self.core;
+        let mut e = self.request_entry(token, op, "response", error);
+        if let Some(out) = out {
+            let resp = out.response.as_ref();
+            let mut r = json!({
+                "mount_point": self.route.path.as_ref(),
+                "mount_type": out.mount_type,
+                "mount_accessor": self.route.entry.accessor,
+                "data": resp.and_then(|r| r.data.clone()).map(Value::Object).unwrap_or(Value::Null),
+            });
+            if let Some(a) = &out.auth {
+                r["auth"] = a.clone();
+            }
+            if !out.lease_id.is_empty() {
+                r["secret"] = json!({"lease_id": out.lease_id});
+            }
+            if let Some(w) = &out.wrap_info {
+                r["wrap_info"] = w.clone();
+            }
+            if let Some(w) = resp.filter(|r| !r.warnings.is_empty()) {
+                r["warnings"] = json!(w.warnings);
+            }
+            e["response"] = r;
+        }
+        self.u.audit.log(
+            &e,
+            &self.route.entry.config.audit_non_hmac_request_keys,
+            &self.route.entry.config.audit_non_hmac_response_keys,
+        )
+    }
 }
 
 /// What the pipeline answers; the HTTP layer turns it into Vault's envelope.
@@ -69,6 +234,8 @@ pub struct CoreResponse {
     pub lease_id: String,
     pub lease_duration: u64,
     pub renewable: bool,
+    /// Set when the response was wrapped: Vault's `wrap_info` object.
+    pub wrap_info: Option<Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -81,6 +248,8 @@ struct ClusterInfo {
 pub struct Unsealed {
     pub barrier: Arc<Barrier>,
     pub tokens: TokenStore,
+    pub expiration: crate::expiration::Expiration,
+    pub audit: crate::audit::AuditBroker,
     pub policies: PolicyStore,
     router: RwLock<Arc<Router>>,
     mount_lock: tokio::sync::Mutex<()>,
@@ -305,7 +474,8 @@ impl Core {
     pub async fn unseal_with_key(&self, key: &Key) -> Result<(), CoreError> {
         let barrier = Barrier::unseal(self.0.physical.clone(), key).await?;
         let u = self.setup(barrier).await?;
-        *self.0.state.write() = Some(u);
+        *self.0.state.write() = Some(u.clone());
+        self.spawn_expiry_loop(&u);
         Ok(())
     }
 
@@ -347,7 +517,8 @@ impl Core {
                     let key = seal::combine(cfg.secret_threshold, &shares)?;
                     let barrier = Barrier::unseal(self.0.physical.clone(), &key).await?;
                     let u = self.setup(barrier).await?;
-                    *self.0.state.write() = Some(u);
+                    *self.0.state.write() = Some(u.clone());
+                    self.spawn_expiry_loop(&u);
                     tracing::info!("vault is unsealed");
                 }
             }
@@ -416,6 +587,11 @@ impl Core {
             barrier: barrier.clone(),
             tokens,
             policies,
+            expiration: crate::expiration::Expiration::new(View::new(
+                barrier.clone(),
+                "sys/expire/",
+            )),
+            audit: crate::audit::AuditBroker::load(&barrier).await?,
             router: RwLock::new(Arc::new(Router::default())),
             mount_lock: tokio::sync::Mutex::new(()),
             cluster_name: cluster.name,
@@ -799,6 +975,14 @@ impl Core {
         let (route, rel) = router
             .route(&req.path)
             .ok_or_else(|| CoreError::NoRoute(req.path.clone()))?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let audit = AuditCtx {
+            core: self,
+            u: &u,
+            route,
+            req: &req,
+            request_id: &request_id,
+        };
         // 3. token lookup. Unauthenticated paths skip the check but still learn who is calling
         //    when a valid token is sent (the CLI's mount preflight relies on that).
         let unauthenticated = path_matches_special(&route.special.unauthenticated, rel);
@@ -809,17 +993,32 @@ impl Core {
                 None => None,
             }
         } else {
-            Some(self.authenticate(&u, presented).await?)
+            match self.authenticate(&u, presented).await {
+                Ok(t) => Some(t),
+                // A spent wrapping token sent as the request token gets Vault's unwrap error.
+                Err(CoreError::PermissionDenied)
+                    if route.entry.kind == "system"
+                        && rel == "wrapping/unwrap"
+                        && !req.data.contains_key("token") =>
+                {
+                    return Err(audit.denied(
+                        None,
+                        req.operation,
+                        CoreError::InvalidRequest(crate::wrapping::INVALID.into()),
+                    ));
+                }
+                Err(e) => return Err(audit.denied(None, req.operation, e)),
+            }
         };
         // 4. a fresh engine request (the original is never mutated)
         let mut engine_req = Request {
             operation: req.operation,
             path: rel.to_owned(),
-            data: req.data,
+            data: req.data.clone(),
             storage: Arc::new(route.view.clone()),
             mount: route.mount.clone(),
             caller: Caller {
-                remote_addr: req.remote_addr,
+                remote_addr: req.remote_addr.clone(),
                 ..Default::default()
             },
             secret: None,
@@ -830,25 +1029,160 @@ impl Core {
         {
             engine_req.operation = Operation::Create;
         }
-        // 6. authorization: only an allowed ACL result lets the request through
-        if let Some(token) = &token {
-            let acl = u.policies.acl(&token.policies);
-            let mut sudo = acl.is_root();
-            if !unauthenticated {
-                let sudo_path = path_matches_special(&route.special.root, rel);
-                let result: AclResult = acl.allow_operation(
-                    policy_op(engine_req.operation),
-                    &req.path,
-                    Some(&engine_req.data),
-                );
-                if !result.allowed || (sudo_path && !result.root_privs) {
-                    return Err(CoreError::PermissionDenied);
-                }
-                sudo = result.root_privs;
-                // Limited-use tokens spend a use on every authorized request.
-                u.tokens.use_token(token).await?;
+        // 6. authorization: only `authorize` can produce the `Authorized` value dispatch needs
+        let authorized = match self.authorize(
+            &u,
+            token.as_deref(),
+            unauthenticated,
+            &route.special,
+            rel,
+            &req.path,
+            &engine_req,
+        ) {
+            Ok(a) => a,
+            Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
+        };
+        let wrap_ttl = match wrap_ttl_for(&req, rel, route, &authorized) {
+            Ok(w) => w,
+            Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
+        };
+        // Wrapping tokens are spent by the unwrap itself, not by use accounting.
+        if let Some(t) = &token
+            && !unauthenticated
+            && t.policies != [crate::wrapping::WRAPPING_POLICY]
+        {
+            // Limited-use tokens spend a use on every authorized request.
+            u.tokens.use_token(t).await?;
+        }
+        // 7. audit the request; if no device can record it, it does not happen
+        audit.request(token.as_deref(), engine_req.operation, "")?;
+        // 8. dispatch
+        let mount_type = route.entry.kind.clone();
+        engine_req.caller = authorized.caller;
+        let mut out = CoreResponse {
+            request_id: request_id.clone(),
+            mount_type,
+            ..Default::default()
+        };
+        let result = if route.entry.kind == "system"
+            && (rel == "wrapping/unwrap" || rel == "wrapping/rewrap")
+        {
+            self.unwrap_dispatch(&u, rel, &req, token.as_deref()).await
+        } else {
+            match route.backend.handle(engine_req).await {
+                Err(e) => Err(CoreError::from(e)),
+                Ok(response) => self
+                    .finish(&u, route, &req, token.as_deref(), response, &mut out)
+                    .await
+                    .map(|()| None),
             }
-            engine_req.caller = Caller {
+        };
+        match result {
+            Err(e) => {
+                audit.response(token.as_deref(), req.operation, None, &e.to_string())?;
+                return Err(e);
+            }
+            Ok(Some(unwrapped)) => out = unwrapped,
+            Ok(None) => {}
+        }
+        // 9. response wrapping
+        if let Some(ttl) = wrap_ttl
+            && (out
+                .response
+                .as_ref()
+                .is_some_and(|r| r.data.is_some() || !r.warnings.is_empty())
+                || out.auth.is_some())
+        {
+            out = self.wrap(&u, out, ttl, &req.path).await?;
+        }
+        // 10. audit the response
+        audit.response(token.as_deref(), req.operation, Some(&out), "")?;
+        Ok(out)
+    }
+
+    /// Step 8's second half: leases for secrets, tokens for auth, lease reports.
+    async fn finish(
+        &self,
+        u: &Unsealed,
+        route: &Route,
+        req: &CoreRequest,
+        token: Option<&TokenEntry>,
+        response: Option<Response>,
+        out: &mut CoreResponse,
+    ) -> Result<(), CoreError> {
+        let Some(mut resp) = response else {
+            return Ok(());
+        };
+        let at = now();
+        if let Some(secret) = resp.secret.take() {
+            let token_id = token.map(|t| t.hash.as_str()).unwrap_or_default();
+            let lease = u
+                .expiration
+                .register_secret(
+                    &req.path,
+                    token_id,
+                    &secret,
+                    route.mount.default_lease_ttl,
+                    route.mount.max_lease_ttl,
+                    at,
+                )
+                .await?;
+            out.lease_id = lease.lease_id;
+            out.lease_duration = (lease.expire_time - at).max(0) as u64;
+            out.renewable = lease.renewable;
+        }
+        if let Some((id, ttl, renewable)) = resp.renewed.take() {
+            out.lease_id = id;
+            out.lease_duration = ttl.as_secs();
+            out.renewable = renewable;
+        }
+        if let Some(auth) = resp.auth.take() {
+            let auth = self.materialize_auth(u, auth, &req.path, at).await?;
+            out.auth = Some(render_auth(&auth));
+        }
+        out.response = Some(resp);
+        Ok(())
+    }
+
+    /// The ACL decision. The only constructor of [`Authorized`].
+    #[allow(clippy::too_many_arguments)]
+    fn authorize(
+        &self,
+        u: &Unsealed,
+        token: Option<&TokenEntry>,
+        unauthenticated: bool,
+        special: &SpecialPaths,
+        rel: &str,
+        full_path: &str,
+        req: &Request,
+    ) -> Result<Authorized, CoreError> {
+        let Some(token) = token else {
+            // Only unauthenticated paths get here without a token.
+            return Ok(Authorized {
+                caller: Caller {
+                    remote_addr: req.caller.remote_addr.clone(),
+                    ..Default::default()
+                },
+                min_wrap: None,
+                max_wrap: None,
+            });
+        };
+        let acl = u.policies.acl(&token.policies);
+        let mut sudo = acl.is_root();
+        let (mut min_wrap, mut max_wrap) = (None, None);
+        if !unauthenticated {
+            let sudo_path = path_matches_special(&special.root, rel);
+            let result: AclResult =
+                acl.allow_operation(policy_op(req.operation), full_path, Some(&req.data));
+            if !result.allowed || (sudo_path && !result.root_privs) {
+                return Err(CoreError::PermissionDenied);
+            }
+            sudo = result.root_privs;
+            min_wrap = result.min_wrapping_ttl;
+            max_wrap = result.max_wrapping_ttl;
+        }
+        Ok(Authorized {
+            caller: Caller {
                 token_id: Some(token.hash.clone()),
                 token_accessor: Some(token.accessor.clone()),
                 sudo,
@@ -856,25 +1190,11 @@ impl Core {
                 display_name: token.display_name.clone(),
                 policies: token.policies.clone(),
                 entity_id: token.entity_id.clone(),
-                remote_addr: engine_req.caller.remote_addr.take(),
-            };
-        }
-        // 7. dispatch
-        let mount_type = route.entry.kind.clone();
-        let response = route.backend.handle(engine_req).await?;
-        // 8. auth in the response becomes a token
-        let mut out = CoreResponse {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            mount_type,
-            ..Default::default()
-        };
-        if let Some(mut resp) = response {
-            if let Some(auth) = resp.auth.take() {
-                out.auth = Some(render_auth(&auth));
-            }
-            out.response = Some(resp);
-        }
-        Ok(out)
+                remote_addr: req.caller.remote_addr.clone(),
+            },
+            min_wrap,
+            max_wrap,
+        })
     }
 
     /// The compiled ACL and special paths needed by `sys/capabilities`.

@@ -6,17 +6,23 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod barrier;
 mod core;
 mod cubbyhole;
 pub mod error;
+pub mod expiration;
+mod leases;
 pub mod mounts;
 pub mod policies;
 pub mod seal;
 pub mod seal_ops;
 mod system;
+mod system_audit;
+mod system_leases;
 mod token_backend;
 pub mod tokens;
+mod wrapping;
 
 pub use crate::core::{
     BUILD_DATE, Core, CoreConfig, CoreRequest, CoreResponse, EngineFactory, InitRequest,

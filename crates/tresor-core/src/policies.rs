@@ -14,8 +14,17 @@ use tresor_sdk::Storage;
 use crate::barrier::View;
 use crate::error::CoreError;
 
+/// The built-in policy of wrapping tokens: they can do nothing but unwrap themselves.
+const RESPONSE_WRAPPING_POLICY: &str = r#"
+path "cubbyhole/response" { capabilities = ["create", "read"] }
+path "sys/wrapping/unwrap" { capabilities = ["update"] }
+path "sys/wrapping/lookup" { capabilities = ["update"] }
+path "sys/wrapping/rewrap" { capabilities = ["update"] }
+"#;
+
 pub struct PolicyStore {
     view: View,
+    wrapping: Arc<Acl>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
     acls: RwLock<HashMap<String, Arc<Acl>>>,
     root: Arc<Acl>,
@@ -33,8 +42,11 @@ pub fn normalize(name: &str) -> String {
 impl PolicyStore {
     /// Opens the store and installs the built-in `default` policy on first use.
     pub async fn open(view: View) -> Result<Self, CoreError> {
+        let wrapping = parse_policy("response-wrapping", RESPONSE_WRAPPING_POLICY)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         let store = PolicyStore {
             view,
+            wrapping: Arc::new(Acl::new(&[Arc::new(wrapping)])),
             policies: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
             root: Arc::new(Acl::root()),
@@ -118,6 +130,9 @@ impl PolicyStore {
     pub fn acl(&self, names: &[String]) -> Arc<Acl> {
         if names.iter().any(|n| n == "root") {
             return self.root.clone();
+        }
+        if names.len() == 1 && names[0] == crate::wrapping::WRAPPING_POLICY {
+            return self.wrapping.clone();
         }
         let key = names.join(",");
         if let Some(a) = self.acls.read().get(&key) {

@@ -15,7 +15,7 @@ use crate::core::{Core, Inner};
 use crate::error::CoreError;
 use crate::mounts::{MountEntry, Table as MountTable, sanitize_path};
 
-pub struct Sys {
+pub(crate) struct Sys {
     core: Weak<Inner>,
 }
 
@@ -23,14 +23,14 @@ pub fn backend(core: Weak<Inner>) -> Arc<dyn LogicalBackend> {
     TableBackend::new(Sys { core }, table())
 }
 
-fn core(s: &Sys) -> Result<Core> {
+pub(crate) fn core(s: &Sys) -> Result<Core> {
     s.core
         .upgrade()
         .map(Core)
         .ok_or_else(|| LogicalError::internal("core is shutting down"))
 }
 
-fn le(e: CoreError) -> LogicalError {
+pub(crate) fn le(e: CoreError) -> LogicalError {
     match e {
         CoreError::InvalidRequest(m) => LogicalError::InvalidRequest(m),
         CoreError::PermissionDenied => LogicalError::PermissionDenied,
@@ -491,11 +491,11 @@ fn table() -> Table<Sys> {
             "The plugin version (built-in engines only).",
         ))
     };
-    Table {
+    let mut table = Table {
         help: "The system backend is built in to Tresor and cannot be remounted or unmounted. It contains the paths that configure Tresor itself.",
         special: SpecialPaths {
-            unauthenticated: vec!["internal/ui/mounts".into(), "internal/ui/mounts/*".into(), "internal/specs/openapi".into()],
-            root: vec!["auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "rotate/keyring".into(), "rotate/keyring/config".into(), "rotate/root/backup".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into()],
+            unauthenticated: vec!["wrapping/lookup".into(), "internal/ui/mounts".into(), "internal/ui/mounts/*".into(), "internal/specs/openapi".into()],
+            root: vec!["audit".into(), "audit/*".into(), "leases/lookup/*".into(), "leases/revoke-prefix/*".into(), "leases/revoke-force/*".into(), "revoke-prefix/*".into(), "revoke-force/*".into(), "auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "rotate/keyring".into(), "rotate/keyring/config".into(), "rotate/root/backup".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into()],
         },
         paths: vec![
             Path::new("mounts")
@@ -781,7 +781,10 @@ fn table() -> Table<Sys> {
                 .op(Operation::Read, |s, _, _| Box::pin(openapi(s)))
                 .help("Generate an OpenAPI 3 document of all mounted paths.", "Built from every mounted engine's path table."),
         ],
-    }
+    };
+    table.paths.extend(crate::system_leases::paths());
+    table.paths.extend(crate::system_audit::paths());
+    table
 }
 
 async fn policy_list(s: Arc<Sys>) -> Result<Option<Response>> {

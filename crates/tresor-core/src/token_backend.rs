@@ -608,11 +608,10 @@ async fn revoke(
     if e.is_batch() {
         return Err(LogicalError::invalid("batch tokens cannot be revoked"));
     }
-    if which == "orphan" {
-        u.tokens.revoke_orphan(&e.hash).await.map_err(le)?;
-    } else {
-        u.tokens.revoke_tree(&e.hash).await.map_err(le)?;
-    }
+    let (c, _) = unsealed(&s)?;
+    c.revoke_token(&u, &e.hash, which == "orphan")
+        .await
+        .map_err(le)?;
     Ok(None)
 }
 

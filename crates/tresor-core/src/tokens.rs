@@ -328,10 +328,24 @@ impl TokenStore {
             }
         };
         if entry.expired(now()) {
-            self.revoke_tree(id).await?;
+            // Reads as absent at once; the expiration manager revokes it and its leases.
             return Ok(None);
         }
         Ok(Some(entry))
+    }
+
+    /// Looks up by internal id even if expired (the expiration manager needs to see it).
+    pub async fn by_id_raw(&self, id: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
+        if let Some(e) = self.cache.read().get(id).cloned() {
+            return Ok(Some(e));
+        }
+        let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? else {
+            return Ok(None);
+        };
+        let bytes = Zeroizing::new(bytes);
+        let e: TokenEntry = serde_json::from_slice(&bytes)
+            .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
+        Ok(Some(Arc::new(e)))
     }
 
     pub async fn by_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
@@ -352,15 +366,15 @@ impl TokenStore {
             return Ok(());
         }
         if entry.num_uses == 1 {
-            return self.revoke_tree(&entry.hash).await;
+            return self.revoke_tree(&entry.hash).await.map(|_| ());
         }
         let mut e = entry.clone();
         e.num_uses -= 1;
         self.store(e).await.map(|_| ())
     }
 
-    /// Revokes a token and, recursively, every child token.
-    pub async fn revoke_tree(&self, id: &str) -> Result<(), CoreError> {
+    /// Revokes a token and, recursively, every child token. Returns the revoked ids.
+    pub async fn revoke_tree(&self, id: &str) -> Result<Vec<String>, CoreError> {
         let mut stack = vec![id.to_owned()];
         let mut order = Vec::new();
         while let Some(cur) = stack.pop() {
@@ -375,10 +389,10 @@ impl TokenStore {
             order.push(cur);
         }
         // Children first, so a crash midway never leaves a child without its parent entry.
-        for cur in order.into_iter().rev() {
-            self.revoke_one(&cur).await?;
+        for cur in order.iter().rev() {
+            self.revoke_one(cur).await?;
         }
-        Ok(())
+        Ok(order)
     }
 
     /// Revokes one token; its children become orphans.

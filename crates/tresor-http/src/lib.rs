@@ -144,6 +144,9 @@ fn injects_data(path: &str) -> bool {
 }
 
 fn envelope(path: &str, r: CoreResponse) -> Value {
+    if let Some(w) = r.wrap_info {
+        return json!({"request_id": r.request_id, "lease_id": "", "renewable": false, "lease_duration": 0, "data": null, "wrap_info": w, "warnings": null, "auth": null, "mount_type": ""});
+    }
     let resp = r.response.unwrap_or_default();
     let data = resp.data.map(Value::Object).unwrap_or(Value::Null);
     let mut out = Map::new();
@@ -382,12 +385,44 @@ async fn logical(
     if operation == Operation::List && !path.ends_with('/') {
         path.push('/');
     }
+    let wrap_ttl = match headers
+        .get("x-vault-wrap-ttl")
+        .and_then(|v| v.to_str().ok())
+    {
+        None => None,
+        Some(v) if v.trim().starts_with('-') => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &["requested wrap ttl cannot be negative".into()],
+            );
+        }
+        Some(v) => match tresor_sdk::duration::parse(v) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &[format!("error parsing X-Vault-Wrap-TTL: {e}")],
+                );
+            }
+        },
+    };
+    let hdrs = headers
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "x-vault-token" | "authorization" | "cookie"))
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
     let req = CoreRequest {
         operation,
         path: path.clone(),
         data,
         token: token_of(headers),
         remote_addr: conn.remote_addr.clone(),
+        wrap_ttl,
+        headers: hdrs,
     };
     match core.handle(req).await {
         Err(e) => core_error(&e),
@@ -400,8 +435,11 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
         let data = r.response.and_then(|x| x.data).unwrap_or_default();
         return json_response(StatusCode::OK, &Value::Object(data));
     }
+    if r.wrap_info.is_some() {
+        return json_response(StatusCode::OK, &envelope(path, r));
+    }
     let Some(resp) = &r.response else {
-        if r.auth.is_some() {
+        if r.auth.is_some() || !r.lease_id.is_empty() {
             return json_response(StatusCode::OK, &envelope(path, r));
         }
         return match op {
@@ -416,7 +454,8 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
             &raw.content_type,
         );
     }
-    if resp.data.is_none() && resp.warnings.is_empty() && r.auth.is_none() {
+    if resp.data.is_none() && resp.warnings.is_empty() && r.auth.is_none() && r.lease_id.is_empty()
+    {
         return match op {
             Operation::Read | Operation::List => error_response(StatusCode::NOT_FOUND, &[]),
             _ => empty(StatusCode::NO_CONTENT),

@@ -581,19 +581,44 @@ impl<B: Send + Sync + 'static> Table<B> {
     }
 }
 
+/// A leased secret type an engine issues: how to renew and revoke it. `renew` is `None` for
+/// secrets that cannot be renewed.
+pub struct SecretType<B> {
+    pub name: &'static str,
+    pub renew: Option<Handler<B>>,
+    pub revoke: Handler<B>,
+}
+
 /// A [`Table`] plus the engine state its handlers receive: implements [`LogicalBackend`], so
 /// most engines are `TableBackend::new(state, table)` and nothing else.
 pub struct TableBackend<B> {
     pub state: Arc<B>,
     pub table: Table<B>,
+    pub secrets: Vec<SecretType<B>>,
 }
 
 impl<B: Send + Sync + 'static> TableBackend<B> {
     pub fn new(state: B, table: Table<B>) -> Arc<Self> {
+        Self::with_secrets(state, table, Vec::new())
+    }
+    /// An engine that issues leased secrets of the given types.
+    pub fn with_secrets(state: B, table: Table<B>, secrets: Vec<SecretType<B>>) -> Arc<Self> {
         Arc::new(TableBackend {
             state: Arc::new(state),
             table,
+            secrets,
         })
+    }
+    fn secret_type(&self, req: &Request) -> Result<&SecretType<B>> {
+        let name = req
+            .secret
+            .as_ref()
+            .map(|s| s.secret_type.as_str())
+            .unwrap_or_default();
+        self.secrets
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| LogicalError::invalid(format!("unknown secret type {name:?}")))
     }
 }
 
@@ -613,6 +638,17 @@ impl<B: Send + Sync + 'static> crate::LogicalBackend for TableBackend<B> {
     }
     fn openapi_paths(&self) -> Map<String, Value> {
         self.table.openapi_paths()
+    }
+    async fn renew_secret(&self, req: Request) -> Result<Option<Response>> {
+        let st = self.secret_type(&req)?;
+        let renew = st
+            .renew
+            .ok_or_else(|| LogicalError::invalid("lease is not renewable"))?;
+        renew(self.state.clone(), req, Fields::default()).await
+    }
+    async fn revoke_secret(&self, req: Request) -> Result<Option<Response>> {
+        let st = self.secret_type(&req)?;
+        (st.revoke)(self.state.clone(), req, Fields::default()).await
     }
 }
 

@@ -235,6 +235,9 @@ pub struct Response {
     pub auth: Option<Auth>,
     pub warnings: Vec<String>,
     pub raw: Option<RawResponse>,
+    /// Set by lease renewal endpoints: the existing lease this response reports on
+    /// (lease id, remaining TTL, renewable), shown in the envelope's lease fields.
+    pub renewed: Option<(String, Duration, bool)>,
 }
 
 impl Response {

@@ -220,7 +220,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             let _ = std::fs::write(PathBuf::from(home).join(".vault-token"), root.as_bytes());
         }
     }
-    wait_for_signal().await;
+    wait_for_signal(&core).await;
     eprintln!("==> Tresor shutdown triggered");
     let _ = stop_tx.send(true);
     let _ = core.seal().await;
@@ -230,12 +230,22 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT/SIGTERM; SIGHUP reopens audit files (for logrotate) and keeps serving.
+async fn wait_for_signal(core: &Core) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     let mut int = signal(SignalKind::interrupt()).expect("signal handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let mut hup = signal(SignalKind::hangup()).expect("signal handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                if let Ok(u) = core.unsealed() {
+                    u.audit.reload();
+                }
+                tracing::info!("SIGHUP: audit files reopened");
+            }
+        }
     }
 }

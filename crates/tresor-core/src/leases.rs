@@ -1,0 +1,308 @@
+//! Lease operations on the core: renew and revoke (routed back to the issuing engine), token
+//! revocation with everything hanging off a token, and the expiry loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Map;
+use tresor_sdk::{Caller, Operation, Request};
+
+use crate::core::{Core, Unsealed};
+use crate::error::CoreError;
+use crate::expiration::{LeaseEntry, LeaseKind, secret_ref};
+use crate::tokens::{TokenEntry, now};
+
+/// How many due leases one tick revokes at most (the rest wait for the next tick).
+const TICK_BATCH: usize = 10_000;
+/// Revocations in flight at once during a tick.
+const TICK_PARALLEL: usize = 32;
+
+impl Core {
+    /// Turns an engine's `Auth` into a token (logins) or registers the token the token store
+    /// already created; expiring tokens get a lease.
+    pub(crate) async fn materialize_auth(
+        &self,
+        u: &Unsealed,
+        mut auth: tresor_sdk::Auth,
+        path: &str,
+        at: i64,
+    ) -> Result<tresor_sdk::Auth, CoreError> {
+        if auth.client_token.is_empty() {
+            // A login: mint a service token from what the auth method decided.
+            let mut policies = auth.policies.clone();
+            if !auth.no_default_policy && !policies.iter().any(|p| p == "default" || p == "root") {
+                policies.push("default".into());
+            }
+            policies.sort();
+            policies.dedup();
+            let ttl = if auth.ttl.is_zero() {
+                self.config().default_lease_ttl
+            } else {
+                auth.ttl
+            }
+            .min(self.config().max_lease_ttl);
+            let entry = TokenEntry {
+                version: 1,
+                id: crate::tokens::new_token_id(),
+                hash: String::new(),
+                accessor: tresor_seal::token::new_accessor(),
+                parent: String::new(),
+                policies: policies.clone(),
+                path: path.to_owned(),
+                meta: auth.metadata.clone(),
+                display_name: auth.display_name.clone(),
+                num_uses: auth.num_uses,
+                creation_time: at,
+                ttl: ttl.as_secs(),
+                explicit_max_ttl: auth.explicit_max_ttl.as_secs(),
+                period: auth.period.as_secs(),
+                expire_time: Some(at + ttl.as_secs() as i64),
+                last_renewal_time: None,
+                token_type: "service".into(),
+                orphan: true,
+                role: String::new(),
+                renewable: auth.renewable,
+                entity_id: String::new(),
+            };
+            let e = u.tokens.store(entry).await?;
+            auth.client_token = e.id.clone();
+            auth.accessor = e.accessor.clone();
+            auth.orphan = true;
+            auth.policies = policies;
+            auth.ttl = ttl;
+        }
+        if !auth.ttl.is_zero() && auth.token_type.as_deref() != Some("batch") {
+            let id = u.tokens.hash(&auth.client_token);
+            if let Some(e) = u.tokens.by_id(&id).await?
+                && let Some(exp) = e.expire_time
+            {
+                u.expiration
+                    .register_token(&e.path, &id, e.creation_time, exp)
+                    .await?;
+            }
+        }
+        Ok(auth)
+    }
+
+    /// Revokes a token (and its children unless `orphan`), its leases and its cubbyhole.
+    pub async fn revoke_token(
+        &self,
+        u: &Unsealed,
+        id: &str,
+        orphan: bool,
+    ) -> Result<(), CoreError> {
+        let ids = if orphan {
+            u.tokens.revoke_orphan(id).await?;
+            vec![id.to_owned()]
+        } else {
+            u.tokens.revoke_tree(id).await?
+        };
+        let router = u.router();
+        let cubby = router.exact("cubbyhole/").map(|r| r.view.clone());
+        for t in &ids {
+            for lease in u.expiration.by_token(t).await? {
+                if let Err(e) = self.revoke_lease(u, &lease, true).await {
+                    tracing::warn!(lease_id = %lease, error = %e, "revoking a lease of a revoked token failed");
+                }
+            }
+            u.expiration.forget_token_index(t).await?;
+            if let Some(v) = &cubby {
+                tresor_sdk::delete_prefix(v, &format!("{t}/")).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn engine_request(
+        &self,
+        u: &Unsealed,
+        e: &LeaseEntry,
+        increment: Option<Duration>,
+    ) -> Result<(Request, Arc<dyn tresor_sdk::LogicalBackend>), CoreError> {
+        let router = u.router();
+        let (route, rel) = router.route(&e.path).ok_or_else(|| {
+            CoreError::InvalidRequest(format!("no mount serves lease {:?} any more", e.lease_id))
+        })?;
+        let req = Request {
+            operation: Operation::Delete,
+            path: rel.to_owned(),
+            data: Map::new(),
+            storage: Arc::new(route.view.clone()),
+            mount: route.mount.clone(),
+            caller: Caller::default(),
+            secret: Some(secret_ref(e, increment)),
+        };
+        Ok((req, route.backend.clone()))
+    }
+
+    /// Revokes one lease. `force` forgets it even when the engine fails to revoke.
+    pub async fn revoke_lease(
+        &self,
+        u: &Unsealed,
+        lease_id: &str,
+        force: bool,
+    ) -> Result<(), CoreError> {
+        let Some(e) = u.expiration.get(lease_id).await? else {
+            return Ok(());
+        };
+        match self.revoke_entry(u, &e).await {
+            Ok(()) => u.expiration.remove(&e).await,
+            Err(err) if force => {
+                tracing::warn!(lease_id, error = %err, "forced revocation: engine failed, lease forgotten anyway");
+                u.expiration.remove(&e).await
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn revoke_entry(&self, u: &Unsealed, e: &LeaseEntry) -> Result<(), CoreError> {
+        match e.kind {
+            LeaseKind::Token => Box::pin(self.revoke_token(u, &e.token_id, false)).await,
+            LeaseKind::Secret => {
+                let (req, backend) = self.engine_request(u, e, None)?;
+                backend.revoke_secret(req).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Renews a lease by `increment` (or its original TTL), within the mount's and the
+    /// system's max TTL. Returns the renewed entry.
+    pub async fn renew_lease(
+        &self,
+        u: &Unsealed,
+        lease_id: &str,
+        increment: Option<Duration>,
+    ) -> Result<LeaseEntry, CoreError> {
+        let e = u
+            .expiration
+            .get(lease_id)
+            .await?
+            .ok_or_else(|| CoreError::InvalidRequest("lease not found".into()))?;
+        let at = now();
+        if e.expire_time <= at {
+            return Err(CoreError::InvalidRequest("lease expired".into()));
+        }
+        if !e.renewable {
+            return Err(CoreError::InvalidRequest("lease is not renewable".into()));
+        }
+        match e.kind {
+            LeaseKind::Token => Err(CoreError::InvalidRequest(
+                "tokens are renewed through auth/token/renew".into(),
+            )),
+            LeaseKind::Secret => {
+                let (req, backend) = self.engine_request(u, &e, increment)?;
+                let max = req.mount.max_lease_ttl;
+                let resp = backend.renew_secret(req).await?;
+                let granted = resp
+                    .and_then(|r| r.secret)
+                    .map(|s| s.ttl)
+                    .filter(|t| !t.is_zero());
+                let ttl = increment
+                    .or(granted)
+                    .unwrap_or(Duration::from_secs(
+                        (e.expire_time - e.issue_time).max(0) as u64
+                    ))
+                    .min(max);
+                u.expiration.renewed(e, at + ttl.as_secs() as i64, at).await
+            }
+        }
+    }
+
+    /// Revokes every lease under a prefix (`sys/leases/revoke-prefix`, `-force`).
+    pub async fn revoke_prefix(
+        &self,
+        u: &Unsealed,
+        prefix: &str,
+        force: bool,
+    ) -> Result<usize, CoreError> {
+        let ids = u.expiration.all_under(prefix).await?;
+        let n = ids.len();
+        for id in ids {
+            self.revoke_lease(u, &id, force).await?;
+        }
+        Ok(n)
+    }
+
+    /// One expiry pass at time `at`: revokes what is due, retrying failures with backoff.
+    /// Tests call this with a chosen `at` instead of waiting.
+    pub async fn expire_tick(&self, at: i64) -> Result<usize, CoreError> {
+        let u = self.unsealed()?;
+        let due = u.expiration.due(at, TICK_BATCH).await?;
+        let n = due.len();
+        let sem = Arc::new(tokio::sync::Semaphore::new(TICK_PARALLEL));
+        let mut tasks = Vec::with_capacity(n);
+        for e in due {
+            let core = self.clone();
+            let u = u.clone();
+            let permit = sem
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                core.expire_one(&u, e, at).await
+            }));
+        }
+        for t in tasks {
+            if let Ok(Err(e)) = t.await {
+                tracing::warn!(error = %e, "lease expiry step failed");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn expire_one(&self, u: &Unsealed, e: LeaseEntry, at: i64) -> Result<(), CoreError> {
+        if e.kind == LeaseKind::Token {
+            // Token renewals move the token's expiry, not the lease's: follow the token.
+            match u.tokens.by_id_raw(&e.token_id).await? {
+                Some(t) if t.expire_time.is_some_and(|x| x > at) => {
+                    let exp = t.expire_time.unwrap_or(at);
+                    u.expiration.renewed(e, exp, at).await?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let timeout = Duration::from_secs(30);
+        match tokio::time::timeout(timeout, self.revoke_entry(u, &e)).await {
+            Ok(Ok(())) => u.expiration.remove(&e).await,
+            Ok(Err(err)) => {
+                tracing::warn!(lease_id = %e.lease_id, attempts = e.attempts + 1, error = %err, "revocation failed; will retry with backoff");
+                u.expiration.retry_later(e, at).await
+            }
+            Err(_) => {
+                tracing::warn!(lease_id = %e.lease_id, "revocation timed out; will retry with backoff");
+                u.expiration.retry_later(e, at).await
+            }
+        }
+    }
+
+    /// Starts the background expiry loop for the current unsealed state; it stops by itself
+    /// when the core is sealed or dropped.
+    pub(crate) fn spawn_expiry_loop(&self, u: &Arc<Unsealed>) {
+        let weak_core = Arc::downgrade(&self.0);
+        let weak_u = Arc::downgrade(u);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(1));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let (Some(inner), Some(u)) = (weak_core.upgrade(), weak_u.upgrade()) else {
+                    return;
+                };
+                let core = Core(inner);
+                // Sealed, or unsealed again with a new state: this loop's state is gone.
+                match core.unsealed() {
+                    Ok(cur) if Arc::ptr_eq(&cur, &u) => {}
+                    _ => return,
+                }
+                drop(u);
+                if let Err(e) = core.expire_tick(now()).await {
+                    tracing::warn!(error = %e, "expiry tick failed");
+                }
+            }
+        });
+    }
+}
