@@ -26,9 +26,6 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        _ => {
-            eprintln!("the CLI is not built into this binary yet");
-            std::process::exit(1);
-        }
+        _ => std::process::exit(tresor_cli::run(args)),
     }
 }
