@@ -247,7 +247,8 @@ pub fn get(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
         return Err(CliError::Remote(format!("No value found at {full}")));
     };
     if let Some(field) = cli.field.clone() {
-        if !kv.v2 {
+        // v1 data and wrapped responses (wrapping_token etc.) are looked up as usual.
+        if !kv.v2 || secret.wrap_info.is_some() {
             return cli.print_secret(&secret);
         }
         let inner = secret
