@@ -1,0 +1,507 @@
+//! `kv-read`, `kv-write`, `kv-list`: KV version 2 on a mount of their own.
+//!
+//! Setup enables a fresh `kv` engine with `version = 2` at a path unique to the run, seeds
+//! `numkvs` secrets of `kvsize` bytes each (reads and lists need data; writes overwrite the same
+//! keys, adding versions), and cleanup disables the mount, which deletes its data. `kv-read`
+//! with `non_root = true` (the `-non-root` flag) reads with a token that holds only a policy
+//! granting `read` on the mount, so the benchmark can show what the ACL check costs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Uri};
+use http_body_util::Full;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{BoxFuture, Kind, SetupContext, Workload};
+use crate::client::{Api, Target, Token};
+use crate::error::BenchError;
+
+/// The `kv-read` registry entry.
+pub const READ: Kind = Kind {
+    name: "kv-read",
+    aliases: &["kvv2_read"],
+    summary: "GET a KV v2 secret (numkvs = 1000, kvsize = 1, non_root = false)",
+    needs_token: true,
+    check_config: check_read,
+    setup: setup_read,
+};
+
+/// The `kv-write` registry entry.
+pub const WRITE: Kind = Kind {
+    name: "kv-write",
+    aliases: &["kvv2_write"],
+    summary: "write a KV v2 secret, a new version each time (numkvs = 1000, kvsize = 1)",
+    needs_token: true,
+    check_config: check_write,
+    setup: setup_write,
+};
+
+/// The `kv-list` registry entry.
+pub const LIST: Kind = Kind {
+    name: "kv-list",
+    aliases: &["kvv2_list"],
+    summary: "LIST a KV v2 folder (numkvs = 100 keys in it)",
+    needs_token: true,
+    check_config: check_list,
+    setup: setup_list,
+};
+
+/// Seeding and other setup requests in flight at once.
+const SETUP_PARALLEL: usize = 16;
+
+/// `kv-read` options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadConfig {
+    /// How many secrets to seed and read in turn.
+    #[serde(default = "default_numkvs")]
+    numkvs: usize,
+    /// The size in bytes of each secret's value.
+    #[serde(default = "default_kvsize")]
+    kvsize: usize,
+    /// Read with a token holding only a read policy on the mount, instead of the caller's.
+    #[serde(default)]
+    non_root: bool,
+}
+
+/// `kv-write` options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteConfig {
+    /// How many distinct secrets the writes cycle over.
+    #[serde(default = "default_numkvs")]
+    numkvs: usize,
+    /// The size in bytes of each written value.
+    #[serde(default = "default_kvsize")]
+    kvsize: usize,
+}
+
+/// `kv-list` options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListConfig {
+    /// How many secrets the listed folder holds.
+    #[serde(default = "default_list_numkvs")]
+    numkvs: usize,
+    /// The size in bytes of each seeded value.
+    #[serde(default = "default_kvsize")]
+    kvsize: usize,
+}
+
+fn default_numkvs() -> usize {
+    1000
+}
+
+fn default_list_numkvs() -> usize {
+    100
+}
+
+fn default_kvsize() -> usize {
+    1
+}
+
+fn validate(numkvs: usize, kvsize: usize) -> Result<(), String> {
+    if numkvs == 0 {
+        return Err("numkvs must be at least 1".into());
+    }
+    if kvsize > 1 << 20 {
+        return Err("kvsize must be at most 1048576 bytes".into());
+    }
+    Ok(())
+}
+
+fn check_read(v: &Value) -> Result<(), String> {
+    let c: ReadConfig = super::parse_config(v)?;
+    validate(c.numkvs, c.kvsize)
+}
+
+fn check_write(v: &Value) -> Result<(), String> {
+    let c: WriteConfig = super::parse_config(v)?;
+    validate(c.numkvs, c.kvsize)
+}
+
+fn check_list(v: &Value) -> Result<(), String> {
+    let c: ListConfig = super::parse_config(v)?;
+    validate(c.numkvs, c.kvsize)
+}
+
+/// The caller's token as a header, or the error naming the workload.
+fn caller_token(ctx: &SetupContext) -> Result<Token, BenchError> {
+    ctx.api
+        .token()
+        .cloned()
+        .ok_or_else(|| BenchError::NoToken(ctx.name.clone()))
+}
+
+fn key(i: usize) -> String {
+    format!("key-{i}")
+}
+
+fn secret_body(kvsize: usize) -> Value {
+    json!({ "data": { "value": "x".repeat(kvsize) } })
+}
+
+fn uri(path: String) -> Result<Uri, BenchError> {
+    path.parse().map_err(|_| BenchError::Server {
+        context: "building a request".into(),
+        message: format!("invalid path {path:?}"),
+    })
+}
+
+/// Enables KV v2 at `mount`.
+async fn enable(api: &Api, name: &str, mount: &str) -> Result<(), BenchError> {
+    api.expect_ok(
+        &format!("{name}: enabling kv version 2 at {mount}/"),
+        Method::POST,
+        &format!("sys/mounts/{mount}"),
+        Some(&json!({
+            "type": "kv",
+            "description": "tresor bench (removed when the run ends)",
+            "options": { "version": "2" },
+        })),
+        None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Disables `mount`, deleting everything in it.
+async fn disable(api: &Api, mount: &str) -> Result<(), BenchError> {
+    api.expect_ok(
+        &format!("disabling {mount}/"),
+        Method::DELETE,
+        &format!("sys/mounts/{mount}"),
+        None,
+        None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Seeds `numkvs` secrets. A freshly enabled KV v2 mount may answer with an error for a
+/// moment while it initializes (Vault's "upgrading" phase), so the first write is retried for
+/// up to ten seconds before the rest go out in parallel.
+async fn seed(
+    api: &Arc<Api>,
+    name: &str,
+    mount: &str,
+    numkvs: usize,
+    kvsize: usize,
+) -> Result<(), BenchError> {
+    let body = Arc::new(secret_body(kvsize));
+    let context = format!("{name}: seeding {numkvs} secrets in {mount}/");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match api
+            .expect_ok(
+                &context,
+                Method::POST,
+                &format!("{mount}/data/{}", key(0)),
+                Some(&body),
+                None,
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let mount = Arc::new(mount.to_owned());
+    let context = Arc::new(context);
+    super::for_each_parallel(numkvs - 1, SETUP_PARALLEL, |i| {
+        let (api, body, mount, context) =
+            (api.clone(), body.clone(), mount.clone(), context.clone());
+        async move {
+            api.expect_ok(
+                &context,
+                Method::POST,
+                &format!("{mount}/data/{}", key(i + 1)),
+                Some(&body),
+                None,
+            )
+            .await
+            .map(|_| ())
+        }
+    })
+    .await
+}
+
+/// Runs `f` after enabling `mount`; disables the mount again if `f` fails.
+async fn with_mount<T, F>(ctx: &SetupContext, mount: &str, f: F) -> Result<T, BenchError>
+where
+    F: Future<Output = Result<T, BenchError>>,
+{
+    enable(&ctx.api, &ctx.name, mount).await?;
+    match f.await {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let _ = disable(&ctx.api, mount).await;
+            Err(e)
+        }
+    }
+}
+
+/// `kv-read` after setup.
+struct KvRead {
+    mount: String,
+    uris: Vec<Uri>,
+    token: HeaderValue,
+    /// The non-root reader: its policy and token, removed at cleanup.
+    reader: Option<(String, Token)>,
+}
+
+fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>, BenchError>> {
+    Box::pin(async move {
+        let cfg: ReadConfig = super::config_of(&ctx)?;
+        let caller = caller_token(&ctx)?;
+        let mount = ctx.unique.clone();
+        let reader = with_mount(&ctx, &mount, async {
+            seed(&ctx.api, &ctx.name, &mount, cfg.numkvs, cfg.kvsize).await?;
+            if cfg.non_root {
+                Ok(Some(create_reader(&ctx, &mount).await?))
+            } else {
+                Ok(None)
+            }
+        })
+        .await?;
+        let token = reader
+            .as_ref()
+            .map(|(_, t)| t)
+            .unwrap_or(&caller)
+            .header()?;
+        let uris = (0..cfg.numkvs)
+            .map(|i| uri(format!("/v1/{mount}/data/{}", key(i))))
+            .collect::<Result<_, _>>()?;
+        Ok(Box::new(KvRead {
+            mount,
+            uris,
+            token,
+            reader,
+        }) as Box<dyn Workload>)
+    })
+}
+
+/// Writes a policy granting only `read` on the mount's data and creates a token holding it
+/// (plus `default`, as any token created without `no_default_policy` has).
+async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<(String, Token), BenchError> {
+    let policy = format!("{}-read", ctx.unique);
+    let rules = format!("path \"{mount}/data/*\" {{\n  capabilities = [\"read\"]\n}}\n");
+    ctx.api
+        .expect_ok(
+            &format!("{}: writing policy {policy}", ctx.name),
+            Method::PUT,
+            &format!("sys/policies/acl/{policy}"),
+            Some(&json!({ "policy": rules })),
+            None,
+        )
+        .await?;
+    let created = ctx
+        .api
+        .expect_ok(
+            &format!("{}: creating a token with policy {policy}", ctx.name),
+            Method::POST,
+            "auth/token/create",
+            Some(&json!({
+                "policies": [policy],
+                "ttl": "2h",
+                "display_name": "tresor-bench-reader",
+            })),
+            None,
+        )
+        .await;
+    let created = match created {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = delete_policy(&ctx.api, &policy).await;
+            return Err(e);
+        }
+    };
+    let token = super::token::client_token(&created, &ctx.name)?;
+    Ok((policy, token))
+}
+
+async fn delete_policy(api: &Api, policy: &str) -> Result<(), BenchError> {
+    api.expect_ok(
+        &format!("deleting policy {policy}"),
+        Method::DELETE,
+        &format!("sys/policies/acl/{policy}"),
+        None,
+        None,
+    )
+    .await
+    .map(|_| ())
+}
+
+#[async_trait::async_trait]
+impl Workload for KvRead {
+    fn request(&self, target: &Target, worker: usize, seq: u64) -> Request<Full<Bytes>> {
+        let i = spread(worker, seq, self.uris.len());
+        target.request(
+            Method::GET,
+            self.uris[i].clone(),
+            Some(&self.token),
+            Bytes::new(),
+        )
+    }
+
+    async fn cleanup(&self, api: &Api) -> Result<(), BenchError> {
+        let mut first_err = None;
+        if let Some((policy, token)) = &self.reader {
+            if let Err(e) = super::token::revoke(api, token).await {
+                first_err.get_or_insert(e);
+            }
+            if let Err(e) = delete_policy(api, policy).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = disable(api, &self.mount).await {
+            first_err.get_or_insert(e);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Spreads the workers over the keys: worker `w` starts at its own offset and walks forward.
+fn spread(worker: usize, seq: u64, len: usize) -> usize {
+    ((worker as u64).wrapping_mul(7919).wrapping_add(seq) % len as u64) as usize
+}
+
+/// `kv-write` after setup.
+struct KvWrite {
+    mount: String,
+    uris: Vec<Uri>,
+    body: Bytes,
+    token: HeaderValue,
+}
+
+fn setup_write(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>, BenchError>> {
+    Box::pin(async move {
+        let cfg: WriteConfig = super::config_of(&ctx)?;
+        let token = caller_token(&ctx)?.header()?;
+        let mount = ctx.unique.clone();
+        // One seeded key proves the mount is ready; the writes create the rest.
+        with_mount(
+            &ctx,
+            &mount,
+            seed(&ctx.api, &ctx.name, &mount, 1, cfg.kvsize),
+        )
+        .await?;
+        let uris = (0..cfg.numkvs)
+            .map(|i| uri(format!("/v1/{mount}/data/{}", key(i))))
+            .collect::<Result<_, _>>()?;
+        let body = Bytes::from(serde_json::to_vec(&secret_body(cfg.kvsize)).unwrap_or_default());
+        Ok(Box::new(KvWrite {
+            mount,
+            uris,
+            body,
+            token,
+        }) as Box<dyn Workload>)
+    })
+}
+
+#[async_trait::async_trait]
+impl Workload for KvWrite {
+    fn request(&self, target: &Target, worker: usize, seq: u64) -> Request<Full<Bytes>> {
+        let i = spread(worker, seq, self.uris.len());
+        let mut req = target.request(
+            Method::POST,
+            self.uris[i].clone(),
+            Some(&self.token),
+            self.body.clone(),
+        );
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        req
+    }
+
+    async fn cleanup(&self, api: &Api) -> Result<(), BenchError> {
+        disable(api, &self.mount).await
+    }
+}
+
+/// `kv-list` after setup.
+struct KvList {
+    mount: String,
+    uri: Uri,
+    token: HeaderValue,
+}
+
+fn setup_list(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>, BenchError>> {
+    Box::pin(async move {
+        let cfg: ListConfig = super::config_of(&ctx)?;
+        let token = caller_token(&ctx)?.header()?;
+        let mount = ctx.unique.clone();
+        with_mount(
+            &ctx,
+            &mount,
+            seed(&ctx.api, &ctx.name, &mount, cfg.numkvs, cfg.kvsize),
+        )
+        .await?;
+        Ok(Box::new(KvList {
+            uri: uri(format!("/v1/{mount}/metadata/?list=true"))?,
+            mount,
+            token,
+        }) as Box<dyn Workload>)
+    })
+}
+
+#[async_trait::async_trait]
+impl Workload for KvList {
+    fn request(&self, target: &Target, _worker: usize, _seq: u64) -> Request<Full<Bytes>> {
+        target.request(
+            Method::GET,
+            self.uri.clone(),
+            Some(&self.token),
+            Bytes::new(),
+        )
+    }
+
+    async fn cleanup(&self, api: &Api) -> Result<(), BenchError> {
+        disable(api, &self.mount).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_have_vault_benchmark_defaults_and_limits() {
+        let c: ReadConfig = super::super::parse_config(&Value::Null).unwrap();
+        assert_eq!((c.numkvs, c.kvsize, c.non_root), (1000, 1, false));
+        let c: ListConfig = super::super::parse_config(&json!({"kvsize": 64})).unwrap();
+        assert_eq!((c.numkvs, c.kvsize), (100, 64));
+        assert!(
+            check_read(&json!({"numkvs": 0}))
+                .unwrap_err()
+                .contains("numkvs")
+        );
+        assert!(
+            check_write(&json!({"kvsize": 2_000_000}))
+                .unwrap_err()
+                .contains("kvsize")
+        );
+        assert!(check_read(&json!({"non_root": true})).is_ok());
+        assert!(
+            check_write(&json!({"non_root": true}))
+                .unwrap_err()
+                .contains("non_root")
+        );
+    }
+
+    #[test]
+    fn spread_covers_every_key() {
+        let len = 10;
+        for w in 0..4 {
+            let mut seen: Vec<usize> = (0..len as u64).map(|s| spread(w, s, len)).collect();
+            seen.sort();
+            assert_eq!(seen, (0..len).collect::<Vec<_>>());
+        }
+        assert_ne!(spread(0, 0, 1000), spread(1, 0, 1000));
+    }
+}
