@@ -651,6 +651,13 @@ fn status_exit_codes_and_table() {
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["sealed"], false);
     assert_eq!(v["ha_enabled"], false);
+    assert!(
+        out.stdout.starts_with(
+            "{\n  \"type\": \"shamir\",\n  \"initialized\": true,\n  \"sealed\": false,"
+        ),
+        "seal status keeps the struct order: {}",
+        out.stdout
+    );
 
     let home = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1297,6 +1304,15 @@ fn namespace_wrap_and_extra_headers() {
         assert_eq!(r.header("x-custom"), Some("yes"));
         assert_eq!(r.header("x-vault-request"), Some("true"));
     }
+    // -field picks wrapping fields out of a wrapped KV v2 read.
+    let out = f.run(&[
+        "kv",
+        "get",
+        "-wrap-ttl=5m",
+        "-field=wrapping_token",
+        "secret/foo",
+    ]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "hvs.wrap"));
 }
 
 #[test]

@@ -269,6 +269,19 @@ impl<'c, 'io> Cli<'c, 'io> {
         }
     }
 
+    /// Prints a JSON object that Vault's client decodes into a struct (seal status, init
+    /// and root-generation responses): JSON keeps the field order as given, YAML sorts as
+    /// go-yaml does, tables get the sorted `Key`/`Value` view.
+    pub fn print_struct(&mut self, v: &Value) -> CmdResult {
+        match self.format {
+            Format::Json if self.field.is_none() => {
+                self.out(&format::json(v));
+                Ok(0)
+            }
+            _ => self.print_value(v),
+        }
+    }
+
     /// Prints a list of keys: a `Keys` table, or the bare list in JSON/YAML.
     pub fn print_list(&mut self, keys: &[Value]) -> CmdResult {
         match self.format {

@@ -278,7 +278,7 @@ pub fn init(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
         cli.out(&text);
         Ok(0)
     } else {
-        cli.print_value(&json)
+        cli.print_struct(&json)
     }
 }
 
@@ -428,7 +428,7 @@ fn print_rekey_status(cli: &mut Cli<'_, '_>, s: &Value) -> CmdResult {
         cli.out(&format::kv_table(&rekey_status_rows(s)));
         Ok(0)
     } else {
-        cli.print_value(s)
+        cli.print_struct(s)
     }
 }
 
@@ -573,7 +573,7 @@ pub fn rekey(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
         return print_rekey_status(cli, &status);
     }
     if !cli.is_table() {
-        return cli.print_value(&resp);
+        return cli.print_struct(&resp);
     }
     if verify {
         cli.outln(
@@ -733,7 +733,7 @@ pub fn generate_root_rows(s: &Value) -> Vec<Vec<String>> {
 
 fn print_generate_root_status(cli: &mut Cli<'_, '_>, s: &Value) -> CmdResult {
     if !cli.is_table() {
-        return cli.print_value(s);
+        return cli.print_struct(s);
     }
     if !str_of(s, "otp").is_empty() {
         cli.errln(

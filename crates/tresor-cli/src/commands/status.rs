@@ -51,7 +51,7 @@ pub fn print_seal_status(
         cli.out(&format::kv_table(&rows));
     } else {
         let combined = combined_json(seal, leader.as_ref());
-        cli.print_value(&Value::Object(combined)).map(|_| ())?;
+        cli.print_struct(&Value::Object(combined)).map(|_| ())?;
     }
     Ok(())
 }
