@@ -1046,13 +1046,14 @@ impl Core {
             Ok(w) => w,
             Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
         };
-        // Wrapping tokens are spent by the unwrap itself, not by use accounting.
+        // Limited-use tokens spend a use on every authorized request; wrapping tokens are
+        // spent by the unwrap itself.
+        let mut last_use = false;
         if let Some(t) = &token
             && !unauthenticated
             && t.policies != [crate::wrapping::WRAPPING_POLICY]
         {
-            // Limited-use tokens spend a use on every authorized request.
-            u.tokens.use_token(t).await?;
+            last_use = u.tokens.use_token(t).await?;
         }
         // 7. audit the request; if no device can record it, it does not happen
         audit.request(token.as_deref(), engine_req.operation, "")?;
@@ -1077,6 +1078,9 @@ impl Core {
                     .map(|()| None),
             }
         };
+        if last_use && let Some(t) = &token {
+            self.revoke_token(&u, &t.hash, false).await?;
+        }
         match result {
             Err(e) => {
                 audit.response(token.as_deref(), req.operation, None, &e.to_string())?;

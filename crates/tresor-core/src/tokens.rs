@@ -25,6 +25,8 @@ use crate::barrier::{Key, View, open_value, seal_value};
 use crate::error::CoreError;
 
 const SALT_PATH: &str = "salt";
+/// `num_uses` of a token whose last use is in flight: it is revoked when that request ends.
+const EXHAUSTED: i64 = -1;
 
 /// A stored token. `id` is the token itself, only ever held behind the barrier.
 #[derive(Clone, Serialize, Deserialize)]
@@ -360,17 +362,18 @@ impl TokenStore {
         self.by_id(&String::from_utf8_lossy(&id)).await
     }
 
-    /// Uses up one of a limited-use token's uses; revokes it after the last.
-    pub async fn use_token(&self, entry: &TokenEntry) -> Result<(), CoreError> {
+    /// Uses up one of a limited-use token's uses. Returns true when that was the last one:
+    /// the token is then marked exhausted (no new request may use it) and the caller revokes
+    /// it once the current request is done.
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool, CoreError> {
         if entry.num_uses <= 0 || entry.is_batch() {
-            return Ok(());
-        }
-        if entry.num_uses == 1 {
-            return self.revoke_tree(&entry.hash).await.map(|_| ());
+            return Ok(false);
         }
         let mut e = entry.clone();
-        e.num_uses -= 1;
-        self.store(e).await.map(|_| ())
+        let last = e.num_uses == 1;
+        e.num_uses = if last { EXHAUSTED } else { e.num_uses - 1 };
+        self.store(e).await?;
+        Ok(last)
     }
 
     /// Revokes a token and, recursively, every child token. Returns the revoked ids.

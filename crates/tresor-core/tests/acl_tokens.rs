@@ -1,0 +1,370 @@
+//! Issue 4 in-process: deny by default, policies applied through the real pipeline, token
+//! trees, orphans, use limits, cubbyhole lifetime, policy parse errors.
+
+mod common;
+
+use common::dev_core;
+use serde_json::json;
+use tresor_core::CoreError;
+use tresor_sdk::Operation::{Delete, List, Read, Update};
+
+#[tokio::test]
+async fn a_token_whose_policies_grant_nothing_is_denied() {
+    let t = dev_core().await;
+    t.ok(
+        Update,
+        "secret/data/app",
+        json!({"data": {"k": "v"}}),
+        &t.root,
+    )
+    .await;
+    // `default` grants nothing on secret/; a policy that exists but grants nothing elsewhere.
+    t.policy("elsewhere", r#"path "other/*" { capabilities = ["read"] }"#)
+        .await;
+    let tok = t.token(&["elsewhere"], json!({})).await;
+    for (op, path) in [
+        (Read, "secret/data/app"),
+        (Update, "secret/data/app"),
+        (List, "secret/metadata/"),
+        (Delete, "secret/data/app"),
+        (Read, "sys/mounts"),
+        (Update, "sys/policies/acl/x"),
+    ] {
+        let e = t
+            .req(
+                op,
+                path,
+                json!({"data": {"k": "evil"}, "policy": "path \"*\" {capabilities=[\"sudo\"]}"}),
+                &tok,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, CoreError::PermissionDenied),
+            "{op:?} {path}: {e}"
+        );
+    }
+    // Nothing changed.
+    let d = t.data(Read, "secret/data/app", json!({}), &t.root).await;
+    assert_eq!(d["data"]["k"], "v");
+    assert!(
+        t.req(Read, "sys/policies/acl/x", json!({}), &t.root)
+            .await
+            .unwrap()
+            .response
+            .is_none()
+    );
+    // A missing or unknown token is denied too.
+    assert!(matches!(
+        t.req(Read, "secret/data/app", json!({}), "").await,
+        Err(CoreError::PermissionDenied)
+    ));
+    assert!(matches!(
+        t.req(
+            Read,
+            "secret/data/app",
+            json!({}),
+            "hvs.notatoken000000000000000"
+        )
+        .await,
+        Err(CoreError::PermissionDenied)
+    ));
+}
+
+#[tokio::test]
+async fn policies_grant_exactly_what_they_say() {
+    let t = dev_core().await;
+    t.policy(
+        "app-ro",
+        r#"path "secret/data/app/*" { capabilities = ["read"] }
+path "secret/metadata/app/*" { capabilities = ["list"] }"#,
+    )
+    .await;
+    t.ok(
+        Update,
+        "secret/data/app/db",
+        json!({"data": {"pw": "1"}}),
+        &t.root,
+    )
+    .await;
+    let tok = t.token(&["app-ro"], json!({})).await;
+    assert_eq!(
+        t.data(Read, "secret/data/app/db", json!({}), &tok).await["data"]["pw"],
+        "1"
+    );
+    assert!(matches!(
+        t.req(
+            Update,
+            "secret/data/app/db",
+            json!({"data": {"pw": "2"}}),
+            &tok
+        )
+        .await,
+        Err(CoreError::PermissionDenied)
+    ));
+    assert!(matches!(
+        t.req(Read, "secret/data/other", json!({}), &tok).await,
+        Err(CoreError::PermissionDenied)
+    ));
+    assert_eq!(
+        t.data(Read, "secret/data/app/db", json!({}), &t.root).await["data"]["pw"],
+        "1",
+        "the denied write changed nothing"
+    );
+    // Changing the policy applies to the very next request.
+    t.policy(
+        "app-ro",
+        r#"path "secret/data/app/*" { capabilities = ["read", "update"] }"#,
+    )
+    .await;
+    t.ok(
+        Update,
+        "secret/data/app/db",
+        json!({"data": {"pw": "3"}}),
+        &tok,
+    )
+    .await;
+    // capabilities-self reports the same.
+    let caps = t
+        .data(
+            Update,
+            "sys/capabilities-self",
+            json!({"paths": ["secret/data/app/db"]}),
+            &tok,
+        )
+        .await;
+    assert_eq!(caps["capabilities"], json!(["read", "update"]));
+    // The root token sees root.
+    let caps = t
+        .data(
+            Update,
+            "sys/capabilities",
+            json!({"token": t.root, "path": "anything"}),
+            &t.root,
+        )
+        .await;
+    assert_eq!(caps["capabilities"], json!(["root"]));
+}
+
+#[tokio::test]
+async fn sudo_paths_need_sudo() {
+    let t = dev_core().await;
+    t.policy(
+        "mounts",
+        r#"path "sys/auth/*" { capabilities = ["create", "update", "read"] }
+path "sys/rotate" { capabilities = ["update", "sudo"] }"#,
+    )
+    .await;
+    let tok = t.token(&["mounts"], json!({})).await;
+    assert!(
+        matches!(
+            t.req(Update, "sys/auth/foo", json!({"type": "token"}), &tok)
+                .await,
+            Err(CoreError::PermissionDenied)
+        ),
+        "auth/* is a root path: update alone is not enough"
+    );
+    t.ok(Update, "sys/rotate", json!({}), &tok).await;
+}
+
+#[tokio::test]
+async fn bad_policies_are_rejected_with_the_line_and_not_stored() {
+    let t = dev_core().await;
+    let e = t
+        .req(
+            Update,
+            "sys/policies/acl/bad",
+            json!({"policy": "path \"a\" {\n  capabilities = [\"read\"\n}"}),
+            &t.root,
+        )
+        .await
+        .unwrap_err();
+    match &e {
+        CoreError::InvalidRequest(m) => assert!(m.contains("line"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let e = t
+        .req(
+            Update,
+            "sys/policies/acl/bad",
+            json!({"policy": "path \"a\" { capabilities = [\"reed\"] }"}),
+            &t.root,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("reed"), "{e}");
+    assert!(
+        t.req(Read, "sys/policies/acl/bad", json!({}), &t.root)
+            .await
+            .unwrap()
+            .response
+            .is_none(),
+        "nothing stored"
+    );
+    assert!(matches!(
+        t.req(Delete, "sys/policies/acl/root", json!({}), &t.root)
+            .await,
+        Err(CoreError::InvalidRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn revoking_a_parent_revokes_children_but_not_orphans() {
+    let t = dev_core().await;
+    t.policy(
+        "p",
+        r#"path "secret/*" { capabilities = ["read"] }
+path "auth/token/create" { capabilities = ["update"] }"#,
+    )
+    .await;
+    let parent = t.token(&["p"], json!({})).await;
+    let child = t
+        .ok(
+            Update,
+            "auth/token/create",
+            json!({"policies": ["p"]}),
+            &parent,
+        )
+        .await
+        .auth
+        .unwrap()["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let grandchild = t
+        .ok(Update, "auth/token/create", json!({}), &child)
+        .await
+        .auth
+        .unwrap()["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orphan = t.token(&["p"], json!({"no_parent": true})).await;
+    // A non-root token may not create children with policies it lacks.
+    assert!(matches!(
+        t.req(
+            Update,
+            "auth/token/create",
+            json!({"policies": ["admin"]}),
+            &parent
+        )
+        .await,
+        Err(CoreError::InvalidRequest(_))
+    ));
+    t.ok(
+        Update,
+        "auth/token/revoke",
+        json!({"token": parent}),
+        &t.root,
+    )
+    .await;
+    for tok in [&parent, &child, &grandchild] {
+        assert!(matches!(
+            t.req(Read, "auth/token/lookup-self", json!({}), tok).await,
+            Err(CoreError::PermissionDenied)
+        ));
+    }
+    t.ok(Read, "auth/token/lookup-self", json!({}), &orphan)
+        .await;
+    // revoke-orphan keeps the children alive.
+    let p2 = t.token(&["p"], json!({})).await;
+    let c2 = t
+        .ok(Update, "auth/token/create", json!({}), &p2)
+        .await
+        .auth
+        .unwrap()["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.ok(
+        Update,
+        "auth/token/revoke-orphan",
+        json!({"token": p2}),
+        &t.root,
+    )
+    .await;
+    let d = t.data(Read, "auth/token/lookup-self", json!({}), &c2).await;
+    assert_eq!(d["orphan"], json!(true));
+}
+
+#[tokio::test]
+async fn use_limits_and_cubbyhole_lifetime() {
+    let t = dev_core().await;
+    let limited = t.token(&["default"], json!({"num_uses": 2})).await;
+    t.ok(Read, "auth/token/lookup-self", json!({}), &limited)
+        .await;
+    t.ok(Read, "auth/token/lookup-self", json!({}), &limited)
+        .await;
+    assert!(
+        matches!(
+            t.req(Read, "auth/token/lookup-self", json!({}), &limited)
+                .await,
+            Err(CoreError::PermissionDenied)
+        ),
+        "third use denied"
+    );
+
+    let a = t.token(&["default"], json!({})).await;
+    let b = t.token(&["default"], json!({})).await;
+    t.ok(Update, "cubbyhole/note", json!({"v": "mine"}), &a)
+        .await;
+    assert_eq!(
+        t.data(Read, "cubbyhole/note", json!({}), &a).await["v"],
+        "mine"
+    );
+    assert!(
+        t.ok(Read, "cubbyhole/note", json!({}), &b)
+            .await
+            .response
+            .is_none(),
+        "another token's cubbyhole is empty"
+    );
+    // Revoking the token destroys its cubbyhole: nothing of it stays in storage.
+    let before = t.physical.list("logical/").await.unwrap().len();
+    t.ok(Update, "auth/token/revoke-self", json!({}), &a).await;
+    let c = t.core.unsealed().unwrap();
+    let cubby = c.router().exact("cubbyhole/").unwrap().view.clone();
+    assert!(
+        tresor_sdk::Storage::list(&cubby, "")
+            .await
+            .unwrap()
+            .is_empty(),
+        "cubbyhole data removed with its token"
+    );
+    let _ = before;
+}
+
+#[tokio::test]
+async fn token_roles_constrain_created_tokens() {
+    let t = dev_core().await;
+    t.ok(
+        Update,
+        "auth/token/roles/deploy",
+        json!({"allowed_policies": ["deploy"], "orphan": true, "token_period": "1h"}),
+        &t.root,
+    )
+    .await;
+    let r = t
+        .ok(
+            Update,
+            "auth/token/create/deploy",
+            json!({"policies": ["deploy"]}),
+            &t.root,
+        )
+        .await;
+    let auth = r.auth.unwrap();
+    assert_eq!(auth["orphan"], json!(true));
+    assert_eq!(auth["lease_duration"], json!(3600));
+    assert!(matches!(
+        t.req(
+            Update,
+            "auth/token/create/deploy",
+            json!({"policies": ["admin"]}),
+            &t.root
+        )
+        .await,
+        Err(CoreError::InvalidRequest(_))
+    ));
+    let keys = t.data(List, "auth/token/roles/", json!({}), &t.root).await;
+    assert_eq!(keys["keys"], json!(["deploy"]));
+}
