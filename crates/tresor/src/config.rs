@@ -90,6 +90,19 @@ fn blocks(v: &Value) -> Vec<&Map<String, Value>> {
     }
 }
 
+/// Labelled blocks (`listener "tcp" { ... }`) as objects keyed by label. HCL gives one object;
+/// Vault's JSON configs also write them as a list (`"listener": [{"tcp": {...}}]`). Anything
+/// that is neither yields no groups, which callers report as a malformed block.
+fn block_groups(v: &Value) -> Vec<&Map<String, Value>> {
+    match v {
+        Value::Object(m) => vec![m],
+        Value::Array(a) if a.iter().all(Value::is_object) => {
+            a.iter().filter_map(Value::as_object).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = PathBuf::from(p);
     if p.is_absolute() { p } else { base.join(p) }
@@ -110,7 +123,11 @@ pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
     for (key, v) in &root {
         match key.as_str() {
             "storage" | "backend" => {
-                let Value::Object(kinds) = v else {
+                let groups = block_groups(v);
+                if groups.len() > 1 {
+                    bail!("{key}: only one storage block is allowed");
+                }
+                let Some(kinds) = groups.into_iter().next() else {
                     bail!("{key}: expected a block like storage \"embedded\" {{ ... }}")
                 };
                 let Some((kind, body)) = kinds.iter().next() else {
@@ -146,10 +163,11 @@ pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                 };
             }
             "listener" => {
-                let Value::Object(kinds) = v else {
+                let groups = block_groups(v);
+                if groups.is_empty() {
                     bail!("listener: expected listener \"tcp\" {{ ... }}")
-                };
-                for (kind, body) in kinds {
+                }
+                for (kind, body) in groups.into_iter().flatten() {
                     if kind != "tcp" {
                         bail!("listener: unknown listener type {kind:?} (supported: tcp)");
                     }
@@ -333,6 +351,34 @@ mod tests {
     }
 
     #[test]
+    fn json_blocks_may_be_lists() {
+        let c = parse(
+            r#"{"storage": [{"file": {"path": "d"}}],
+                "listener": [{"tcp": {"address": "127.0.0.1:1", "tls_disable": true}},
+                             {"tcp": {"address": "127.0.0.1:2", "tls_disable": true}}]}"#,
+            true,
+            Path::new("/x"),
+        )
+        .unwrap();
+        assert_eq!(c.storage, StorageConfig::Embedded(PathBuf::from("/x/d")));
+        assert_eq!(c.listeners.len(), 2);
+        let e = parse(
+            r#"{"storage": [{"inmem": {}}, {"inmem": {}}], "listener": {"tcp": {"tls_disable": true}}}"#,
+            true,
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("only one storage block"), "{e:#}");
+        let e = parse(
+            r#"{"storage": {"inmem": {}}, "listener": 7}"#,
+            true,
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("listener"), "{e:#}");
+    }
+
+    #[test]
     fn backend_alias_and_json() {
         let c = parse(r#"{"backend": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:1", "tls_disable": "true"}}}"#, true, Path::new("/")).unwrap();
         assert_eq!(c.storage, StorageConfig::Inmem);
@@ -340,34 +386,35 @@ mod tests {
 
     #[test]
     fn bad_configs_name_the_key() {
+        // HCL wants a newline between top-level items.
         let cases = [
             (
-                r#"storage "embedded" {}  listener "tcp" { tls_disable = true }"#,
+                "storage \"embedded\" {}\nlistener \"tcp\" { tls_disable = true }",
                 "'path' must be set",
             ),
             (
-                r#"storage "consul" { path = "x" } listener "tcp" { tls_disable = true }"#,
+                "storage \"consul\" { path = \"x\" }\nlistener \"tcp\" { tls_disable = true }",
                 "unknown storage type",
             ),
             (
-                r#"storage "inmem" {} listener "tcp" { tls_disable = "maybe" }"#,
+                "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = \"maybe\" }",
                 "tls_disable",
             ),
             (
-                r#"storage "inmem" {} listener "tcp" { }"#,
+                "storage \"inmem\" {}\nlistener \"tcp\" { }",
                 "tls_cert_file must be set",
             ),
             (
-                r#"storage "inmem" {} listener "tcp" { tls_disable = true } max_lease_ttl = "soon""#,
+                "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\nmax_lease_ttl = \"soon\"",
                 "max_lease_ttl",
             ),
             (
-                r#"storage "inmem" {} listener "tcp" { tls_disable = true } default_lease_ttl = "2h" max_lease_ttl = "1h""#,
+                "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\ndefault_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"",
                 "default_lease_ttl",
             ),
-            (r#"listener "tcp" { tls_disable = true }"#, "no storage"),
-            (r#"storage "inmem" {}"#, "no listener"),
-            (r#"storage "inmem" { "#, "parsing HCL"),
+            ("listener \"tcp\" { tls_disable = true }", "no storage"),
+            ("storage \"inmem\" {}", "no listener"),
+            ("storage \"inmem\" { ", "parsing HCL"),
         ];
         for (text, want) in cases {
             let e = format!("{:#}", parse(text, false, Path::new("/")).unwrap_err());

@@ -72,6 +72,11 @@ pub fn run(cmd: &mut Command) -> Out {
 
 /// Runs a command under [`CMD_TIMEOUT`], feeding it `stdin` if given.
 pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&[u8]>) -> Out {
+    run_for(cmd, stdin, CMD_TIMEOUT)
+}
+
+/// Runs a command, failing the test if it is still running after `timeout`.
+pub fn run_for(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Out {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -102,7 +107,7 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&[u8]>) -> Out {
         let _ = se.read_to_end(&mut b);
         b
     });
-    let deadline = Instant::now() + CMD_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(s) = child.try_wait().expect("try_wait") {
             break Some(s);
@@ -118,7 +123,7 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&[u8]>) -> Out {
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
     let Some(status) = status else {
         panic!(
-            "{cmd:?} did not finish within {CMD_TIMEOUT:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            "{cmd:?} did not finish within {timeout:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
         );
     };
     Out {

@@ -1,0 +1,166 @@
+//! End to end: `tresor server -config=FILE` with a bad value exits non-zero with a message
+//! naming the key; unknown keys (Vault features Tresor lacks) only warn, and the server starts.
+//! JSON configs are chosen by the `.json` extension.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Server, clean_command, free_port, run_for};
+
+/// Runs `tresor server -config=FILE` on a config that must be refused.
+fn refused(dir: &Path, file: &str, text: &str) -> common::Out {
+    std::fs::write(dir.join(file), text).unwrap();
+    let o = run_for(
+        clean_command(env!("CARGO_BIN_EXE_tresor"))
+            .args(["server", &format!("-config={file}")])
+            .current_dir(dir)
+            .env("HOME", dir),
+        None,
+        Duration::from_secs(10),
+    );
+    assert_ne!(o.code, 0, "a bad config must stop the server\n{text}\n{o}");
+    o
+}
+
+#[test]
+fn bad_values_stop_the_server_with_a_message_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listener = format!(
+        "listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n"
+    );
+    // disable_mlock everywhere, so no case fails for the wrong reason (mlock in a container).
+    let storage = "disable_mlock = true\nstorage \"embedded\" {\n  path = \"data\"\n}\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!(
+                "{storage}listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = \"maybe\"\n}}\n"
+            ),
+            "tls_disable",
+        ),
+        (
+            format!("{storage}{listener}max_lease_ttl = \"soon\"\n"),
+            "max_lease_ttl",
+        ),
+        (
+            format!("{storage}{listener}default_lease_ttl = \"-\"\n"),
+            "default_lease_ttl",
+        ),
+        (
+            format!("{storage}{listener}log_level = \"loud\"\n"),
+            "log_level",
+        ),
+        (
+            format!("storage \"inmem\" {{}}\n{listener}disable_mlock = \"perhaps\"\n"),
+            "disable_mlock",
+        ),
+        (
+            format!("{storage}{listener}max_request_size = \"big\"\n"),
+            "max_request_size",
+        ),
+        (
+            format!("disable_mlock = true\nstorage \"embedded\" {{}}\n{listener}"),
+            "path",
+        ),
+        (
+            format!("disable_mlock = true\nstorage \"consul\" {{\n  path = \"x\"\n}}\n{listener}"),
+            "consul",
+        ),
+        (
+            format!("{storage}listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n}}\n"),
+            "tls_cert_file",
+        ),
+        (
+            format!(
+                "{storage}listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n  tls_min_version = \"ssl3\"\n}}\n"
+            ),
+            "tls_min_version",
+        ),
+    ];
+    for (text, key) in &cases {
+        let o = refused(tmp.path(), "bad.hcl", text);
+        assert!(
+            o.stderr.contains(key),
+            "the error must name {key:?}\n{text}\n{o}"
+        );
+    }
+
+    // The same in JSON.
+    let json = format!(
+        r#"{{"storage": {{"embedded": {{"path": "data"}}}}, "listener": {{"tcp": {{"address": "127.0.0.1:{port}", "tls_disable": true}}}}, "disable_mlock": true, "ui": "sometimes"}}"#
+    );
+    let o = refused(tmp.path(), "bad.json", &json);
+    assert!(o.stderr.contains("ui"), "{o}");
+
+    // A missing file names the file.
+    let o = run_for(
+        clean_command(env!("CARGO_BIN_EXE_tresor"))
+            .args(["server", "-config=does-not-exist.hcl"])
+            .current_dir(tmp.path()),
+        None,
+        Duration::from_secs(10),
+    );
+    assert_ne!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("does-not-exist.hcl"), "{o}");
+
+    // None of these left a server behind on the port.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn unknown_keys_only_warn_and_json_configs_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = format!(
+        r#"storage "embedded" {{
+  path    = "data"
+  node_id = "node-1"
+}}
+
+listener "tcp" {{
+  address                 = "127.0.0.1:{port}"
+  tls_disable             = true
+  proxy_protocol_behavior = "allow_any"
+}}
+
+telemetry {{
+  statsite_address = "127.0.0.1:8125"
+}}
+
+disable_mlock     = true
+something_new     = 42
+default_lease_ttl = "1h"
+max_lease_ttl     = "768h"
+"#
+    );
+    let s = Server::start(tmp.path(), port, &text);
+    let (code, v) = s.api("GET", "sys/health", None, None);
+    assert_eq!(code, 501, "{v}");
+    let log = s.log();
+    for key in [
+        "something_new",
+        "telemetry",
+        "proxy_protocol_behavior",
+        "node_id",
+    ] {
+        assert!(log.contains(key), "no warning naming {key:?}:\n{log}");
+    }
+    drop(s);
+
+    // A .json config is read as JSON.
+    let port = free_port();
+    let dir = tmp.path().join("json");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = format!(
+        r#"{{"storage": {{"embedded": {{"path": "data"}}}}, "listener": [{{"tcp": {{"address": "127.0.0.1:{port}", "tls_disable": true}}}}], "disable_mlock": true}}"#
+    );
+    let s = Server::start_named(&dir, port, "config.json", &json, None);
+    let (code, v) = s.api("GET", "sys/health", None, None);
+    assert_eq!(code, 501, "{v}");
+    assert!(
+        dir.join("data").join("tresor.redb").exists(),
+        "relative path resolves against the working directory"
+    );
+}
