@@ -1065,7 +1065,16 @@ impl Core {
             mount_type,
             ..Default::default()
         };
-        let result = if route.entry.kind == "system"
+        let result = if engine_req.operation == Operation::Help {
+            // Help is answered from the engine's path table, never by a handler.
+            match route.backend.help(rel) {
+                Some(h) => {
+                    out.response = Some(Response::data(h));
+                    Ok(None)
+                }
+                None => Err(CoreError::UnsupportedPath),
+            }
+        } else if route.entry.kind == "system"
             && (rel == "wrapping/unwrap" || rel == "wrapping/rewrap")
         {
             self.unwrap_dispatch(&u, rel, &req, token.as_deref()).await
@@ -1134,6 +1143,18 @@ impl Core {
             out.lease_id = lease.lease_id;
             out.lease_duration = (lease.expire_time - at).max(0) as u64;
             out.renewable = lease.renewable;
+        }
+        // KV v1 reports an advisory refresh interval: the data's `ttl`, else the mount default.
+        if route.entry.kind == "kv"
+            && route.entry.options.get("version").is_none_or(|v| v != "2")
+            && req.operation == Operation::Read
+            && let Some(d) = &resp.data
+        {
+            let hint = d
+                .get("ttl")
+                .and_then(|v| tresor_sdk::duration::from_json(v).ok())
+                .filter(|d| !d.is_zero());
+            out.lease_duration = hint.unwrap_or(route.mount.default_lease_ttl).as_secs();
         }
         if let Some((id, ttl, renewable)) = resp.renewed.take() {
             out.lease_id = id;

@@ -519,7 +519,24 @@ impl<B: Send + Sync + 'static> Table<B> {
 
     /// Vault's `?help=1` answer for `path`.
     pub fn help(&self, path: &str) -> Option<Map<String, Value>> {
-        let (p, _) = self.route(path)?;
+        let Some((p, _)) = self.route(path) else {
+            // The mount root (or an unknown path): the engine's own help and its paths.
+            if !path.is_empty() {
+                return None;
+            }
+            let mut text = format!(
+                "## DESCRIPTION\n\n{}\n\n## PATHS\n\nThe following paths are supported by this backend:\n",
+                self.help.trim()
+            );
+            for p in &self.paths {
+                text.push_str(&format!("\n    {}\n        {}\n", p.pattern, p.synopsis));
+            }
+            let mut m = Map::new();
+            m.insert("help".into(), Value::String(text));
+            m.insert("see_also".into(), Value::Null);
+            m.insert("openapi".into(), json!({"openapi": "3.0.2", "info": {"title": "Tresor API", "version": env!("CARGO_PKG_VERSION")}, "paths": self.openapi_paths()}));
+            return Some(m);
+        };
         let mut text = format!(
             "## DESCRIPTION\n\n{}\n\n{}\n\n## PARAMETERS\n",
             p.synopsis,
