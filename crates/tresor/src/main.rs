@@ -1,5 +1,6 @@
 //! The `tresor` binary: `tresor server` runs the server; every other subcommand is the
-//! Vault-compatible CLI (`tresor status`, `tresor kv get`, ...).
+//! Vault-compatible CLI (`tresor status`, `tresor kv get`, ...), except `tresor bench`, the load
+//! generator.
 
 mod config;
 mod engines;
@@ -26,6 +27,7 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Some("bench") => std::process::exit(tresor_bench::run(args[1..].to_vec())),
         _ => std::process::exit(tresor_cli::run(args)),
     }
 }
