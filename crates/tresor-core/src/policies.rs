@@ -26,7 +26,8 @@ pub struct PolicyStore {
     view: View,
     wrapping: Arc<Acl>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
-    acls: RwLock<HashMap<String, Arc<Acl>>>,
+    /// Compiled ACLs keyed by a token's policy list, so a lookup borrows the token's list.
+    acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
     root: Arc<Acl>,
 }
 
@@ -134,13 +135,12 @@ impl PolicyStore {
         if names.len() == 1 && names[0] == crate::wrapping::WRAPPING_POLICY {
             return self.wrapping.clone();
         }
-        let key = names.join(",");
-        if let Some(a) = self.acls.read().get(&key) {
+        if let Some(a) = self.acls.read().get(names) {
             return a.clone();
         }
         let policies: Vec<Arc<Policy>> = names.iter().filter_map(|n| self.get(n)).collect();
         let acl = Arc::new(Acl::new(&policies));
-        self.acls.write().insert(key, acl.clone());
+        self.acls.write().insert(names.to_vec(), acl.clone());
         acl
     }
 }
