@@ -1,0 +1,1348 @@
+//! Issuers and keys: generating roots and intermediate CSRs, signing intermediates, importing
+//! PEM bundles (`config/ca`, `issuers/import/bundle`, `intermediate/set-signed`), the
+//! multi-issuer API (`issuer/:ref`, `issuers`, `key/:ref`, `keys`, `config/issuers`,
+//! `config/keys`) and `DELETE root`.
+//!
+//! Issuers are loaded through a per-mount cache keyed by the stored bytes of the issuer and
+//! key records: a request re-reads both records (two cheap gets) and reuses the parsed
+//! certificate and key only when the bytes are unchanged, so a write through any path or node
+//! is seen at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::Fields;
+use tresor_sdk::{LogicalError, RawResponse, Request, Response, Result, Storage, get_json};
+
+use crate::keys::{KeySpec, PrivateKey};
+use crate::store::{
+    self, IssuerEntry, IssuersConfig, KeyEntry, KeysConfig, SecretBytes, UrlsConfig,
+};
+use crate::x509::{self, AiaUrls, CertInfo, CertSpec, Sans, SignerRef, Subject};
+use crate::{Engine, bad, pem};
+
+/// An issuer ready to sign: its record, parsed certificate and (if held) key.
+pub struct LoadedIssuer {
+    pub entry: IssuerEntry,
+    pub cert: CertInfo,
+    pub key: Option<PrivateKey>,
+}
+
+impl std::fmt::Debug for LoadedIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedIssuer")
+            .field("id", &self.entry.id)
+            .field("has_key", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl LoadedIssuer {
+    /// The signer for certificates and CRLs, or an error naming the issuer without a key.
+    pub fn signer(&self, signature_bits: u32) -> Result<SignerRef<'_>> {
+        let key = self.key.as_ref().ok_or_else(|| {
+            bad(format!(
+                "issuer {} has no private key in this mount and cannot sign",
+                self.entry.id
+            ))
+        })?;
+        let bits = if signature_bits == 0 {
+            match self.entry.revocation_signature_algorithm.as_str() {
+                "SHA384WithRSA" => 384,
+                "SHA512WithRSA" => 512,
+                _ => 256,
+            }
+        } else {
+            signature_bits
+        };
+        Ok(SignerRef {
+            name: &self.cert.subject,
+            key_id: &self.cert.subject_key_id,
+            key,
+            alg: key.sig_alg(bits),
+        })
+    }
+
+    pub fn has_usage(&self, usage: &str) -> bool {
+        self.entry.usage.iter().any(|u| u == usage)
+    }
+
+    /// AIA and CRL URLs for certificates this issuer signs.
+    pub fn urls(&self, cfg: &UrlsConfig) -> AiaUrls {
+        let u = &self.entry.urls;
+        if !u.issuing_certificates.is_empty()
+            || !u.crl_distribution_points.is_empty()
+            || !u.ocsp_servers.is_empty()
+        {
+            AiaUrls {
+                issuing_certificates: u.issuing_certificates.clone(),
+                crl_distribution_points: u.crl_distribution_points.clone(),
+                ocsp_servers: u.ocsp_servers.clone(),
+            }
+        } else {
+            AiaUrls {
+                issuing_certificates: cfg.issuing_certificates.clone(),
+                crl_distribution_points: cfg.crl_distribution_points.clone(),
+                ocsp_servers: cfg.ocsp_servers.clone(),
+            }
+        }
+    }
+}
+
+/// What the cache keeps for one issuer.
+pub(crate) struct CachedIssuer {
+    issuer_bytes: Vec<u8>,
+    key_bytes: Option<Vec<u8>>,
+    loaded: Arc<LoadedIssuer>,
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+pub async fn list_issuer_ids(s: &dyn Storage) -> Result<Vec<String>> {
+    let mut ids = s.list("issuer/").await?;
+    ids.retain(|k| !k.ends_with('/'));
+    Ok(ids)
+}
+
+pub async fn list_issuer_entries(s: &dyn Storage) -> Result<Vec<IssuerEntry>> {
+    let mut out = Vec::new();
+    for id in list_issuer_ids(s).await? {
+        if let Some(e) = get_json::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn list_key_entries(s: &dyn Storage) -> Result<Vec<KeyEntry>> {
+    let mut out = Vec::new();
+    let mut ids = s.list("key/").await?;
+    ids.retain(|k| !k.ends_with('/'));
+    for id in ids {
+        if let Some(e) = get_json::<KeyEntry>(s, &format!("key/{id}")).await? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves an issuer reference (`default`, an id or a name) to an id.
+pub async fn resolve_issuer(s: &dyn Storage, reference: &str) -> Result<String> {
+    let r = reference.trim();
+    let not_found = || bad(format!("unable to find PKI issuer for reference: {r}"));
+    if r.is_empty() || r == "default" {
+        let cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
+        if cfg.default.is_empty() {
+            return Err(bad("no default issuer currently configured"));
+        }
+        return Ok(cfg.default);
+    }
+    if is_uuid(r) && s.get(&format!("issuer/{r}")).await?.is_some() {
+        return Ok(r.to_owned());
+    }
+    list_issuer_entries(s)
+        .await?
+        .into_iter()
+        .find(|e| e.name == r)
+        .map(|e| e.id)
+        .ok_or_else(not_found)
+}
+
+/// Resolves a key reference (`default`, an id or a name) to an id.
+pub async fn resolve_key(s: &dyn Storage, reference: &str) -> Result<String> {
+    let r = reference.trim();
+    if r.is_empty() || r == "default" {
+        let cfg: KeysConfig = store::load_or_default(s, "config/keys").await?;
+        if cfg.default.is_empty() {
+            return Err(bad("no default key currently configured"));
+        }
+        return Ok(cfg.default);
+    }
+    if is_uuid(r) && s.get(&format!("key/{r}")).await?.is_some() {
+        return Ok(r.to_owned());
+    }
+    list_key_entries(s)
+        .await?
+        .into_iter()
+        .find(|e| e.name == r)
+        .map(|e| e.id)
+        .ok_or_else(|| bad(format!("unable to find PKI key for reference: {r}")))
+}
+
+pub fn load_key(entry: &KeyEntry) -> Result<PrivateKey> {
+    PrivateKey::from_pkcs8(&entry.pkcs8.0).map_err(|e| LogicalError::internal(e))
+}
+
+/// Generates a key off the async runtime (RSA generation takes tens of milliseconds).
+pub async fn generate_key(spec: KeySpec) -> Result<PrivateKey> {
+    let gen_key = move || PrivateKey::generate(spec).map_err(|e| LogicalError::internal(e));
+    if spec.kind == crate::keys::KeyType::Rsa {
+        tokio::task::spawn_blocking(gen_key)
+            .await
+            .map_err(LogicalError::internal)?
+    } else {
+        gen_key()
+    }
+}
+
+/// Stores a key unless one with the same public key exists; returns (id, newly stored).
+pub async fn store_key(s: &dyn Storage, key: &PrivateKey, name: &str) -> Result<(String, bool)> {
+    for e in list_key_entries(s).await? {
+        if let Ok(k) = load_key(&e)
+            && crate::keys::same_public_key(k.spki_der(), key.spki_der())
+        {
+            return Ok((e.id, false));
+        }
+    }
+    if !name.is_empty() && list_key_entries(s).await?.iter().any(|e| e.name == name) {
+        return Err(bad(format!("key name {name:?} is already in use")));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let entry = KeyEntry {
+        v: store::RECORD_VERSION,
+        id: id.clone(),
+        name: name.to_owned(),
+        key_type: key.key_type().as_str().into(),
+        key_bits: key.spec().bits,
+        pkcs8: SecretBytes(zeroize::Zeroizing::new(key.pkcs8().to_vec())),
+    };
+    store::save(s, &format!("key/{id}"), &entry).await?;
+    let mut cfg: KeysConfig = store::load_or_default(s, "config/keys").await?;
+    if cfg.default.is_empty() {
+        cfg.default = id.clone();
+        store::save(s, "config/keys", &cfg).await?;
+    }
+    Ok((id, true))
+}
+
+/// Recomputes every issuer's `ca_chain`: itself, then the issuer that signed it (same name,
+/// verified signature), up to a self-signed root or a missing parent.
+pub async fn rebuild_chains(s: &dyn Storage) -> Result<()> {
+    let entries = list_issuer_entries(s).await?;
+    let mut parsed = Vec::new();
+    for e in &entries {
+        let der = pem::certificates(&e.certificate)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .unwrap_or_default();
+        parsed.push((e.id.clone(), der.clone(), x509::parse_cert(&der).ok()));
+    }
+    for e in entries {
+        let mut chain = Vec::new();
+        if !e.manual_chain.is_empty() {
+            for id in &e.manual_chain {
+                if let Some((_, der, _)) = parsed.iter().find(|(pid, _, _)| pid == id) {
+                    chain.push(pem::cert(der));
+                }
+            }
+        } else {
+            let mut current = e.id.clone();
+            let mut seen = vec![];
+            while let Some((_, der, Some(info))) = parsed.iter().find(|(id, _, _)| *id == current) {
+                if seen.contains(&current) || seen.len() > 16 {
+                    break;
+                }
+                seen.push(current.clone());
+                chain.push(pem::cert(der));
+                if info.self_issued() && x509::signed_by(der, der) {
+                    break;
+                }
+                let parent = parsed.iter().find(|(pid, pder, pinfo)| {
+                    *pid != current
+                        && pinfo
+                            .as_ref()
+                            .is_some_and(|p| p.subject_der == info.issuer_der)
+                        && x509::signed_by(der, pder)
+                });
+                match parent {
+                    Some((pid, _, _)) => current = pid.clone(),
+                    None => break,
+                }
+            }
+        }
+        if chain != e.ca_chain {
+            let mut updated = e.clone();
+            updated.ca_chain = chain;
+            store::save(s, &format!("issuer/{}", e.id), &updated).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The result of importing a bundle, in Vault's response shape.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub imported_issuers: Vec<String>,
+    pub imported_keys: Vec<String>,
+    pub existing_issuers: Vec<String>,
+    pub existing_keys: Vec<String>,
+    pub mapping: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+}
+
+impl Imported {
+    pub fn response(self) -> Response {
+        let opt = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
+        let mut r = Response::json(json!({
+            "imported_issuers": opt(self.imported_issuers),
+            "imported_keys": opt(self.imported_keys),
+            "existing_issuers": self.existing_issuers,
+            "existing_keys": self.existing_keys,
+            "mapping": self.mapping,
+        }));
+        r.warnings = self.warnings;
+        r
+    }
+}
+
+/// Imports every CA certificate and private key of a PEM bundle. Keys are matched to
+/// certificates by public key; known certificates and keys are reported as existing.
+pub async fn import_bundle(s: &dyn Storage, bundle: &str) -> Result<Imported> {
+    let blocks = pem::parse_all(bundle).map_err(|e| bad(format!("invalid pem bundle: {e}")))?;
+    let mut out = Imported::default();
+    let mut certs = Vec::new();
+    for b in &blocks {
+        if b.label == "CERTIFICATE" {
+            certs.push(b.der.clone());
+        } else if b.label.ends_with("PRIVATE KEY") {
+            if b.label.contains("ENCRYPTED") {
+                return Err(bad(
+                    "encrypted private keys are not supported in pem_bundle",
+                ));
+            }
+            let key =
+                PrivateKey::from_der_any(&b.der).map_err(|e| bad(format!("pem_bundle: {e}")))?;
+            let (id, new) = store_key(s, &key, "").await?;
+            if new {
+                out.imported_keys.push(id);
+            } else if !out.existing_keys.contains(&id) {
+                out.existing_keys.push(id);
+            }
+        }
+    }
+    if certs.is_empty() && out.imported_keys.is_empty() && out.existing_keys.is_empty() {
+        return Err(bad("pem_bundle contains no certificates or private keys"));
+    }
+    let keys: Vec<(String, Vec<u8>)> = list_key_entries(s)
+        .await?
+        .into_iter()
+        .filter_map(|e| load_key(&e).ok().map(|k| (e.id, k.spki_der().to_vec())))
+        .collect();
+    let existing = list_issuer_entries(s).await?;
+    let mut first_with_key = None;
+    for der in certs {
+        let info = x509::parse_cert(&der).map_err(|e| bad(format!("pem_bundle: {e}")))?;
+        if !info.is_ca {
+            return Err(bad(format!(
+                "certificate {} is not a ca certificate (basic constraints ca:true is missing)",
+                x509::serial_colon(&info.serial)
+            )));
+        }
+        let pem_text = pem::cert(&der);
+        if let Some(e) = existing.iter().find(|e| {
+            pem::certificates(&e.certificate)
+                .ok()
+                .and_then(|c| c.into_iter().next())
+                .as_deref()
+                == Some(&der[..])
+        }) {
+            // A known issuer gains a key that arrives later (intermediate/set-signed order).
+            if e.key_id.is_empty()
+                && let Some((kid, _)) = keys
+                    .iter()
+                    .find(|(_, spki)| crate::keys::same_public_key(spki, &info.spki_der))
+            {
+                let mut updated = e.clone();
+                updated.key_id = kid.clone();
+                store::save(s, &format!("issuer/{}", e.id), &updated).await?;
+            }
+            out.existing_issuers.push(e.id.clone());
+            continue;
+        }
+        let key_id = keys
+            .iter()
+            .find(|(_, spki)| crate::keys::same_public_key(spki, &info.spki_der))
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        let id = uuid::Uuid::new_v4().to_string();
+        let entry = IssuerEntry {
+            v: store::RECORD_VERSION,
+            id: id.clone(),
+            name: String::new(),
+            key_id: key_id.clone(),
+            certificate: pem_text,
+            ca_chain: vec![],
+            manual_chain: vec![],
+            leaf_not_after_behavior: store::default_leaf_behavior(),
+            usage: store::default_usage(),
+            revocation_signature_algorithm: String::new(),
+            urls: Default::default(),
+            revoked: false,
+            revocation_time: 0,
+            serial_number: x509::serial_colon(&info.serial),
+        };
+        store::save(s, &format!("issuer/{id}"), &entry).await?;
+        store::put_cert(s, &info.serial, &der).await?;
+        if !key_id.is_empty() {
+            out.mapping.insert(id.clone(), key_id);
+            first_with_key.get_or_insert(id.clone());
+        } else {
+            out.mapping.insert(id.clone(), String::new());
+        }
+        out.imported_issuers.push(id);
+    }
+    rebuild_chains(s).await?;
+    let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
+    if cfg.default.is_empty() {
+        if let Some(id) = first_with_key.or_else(|| out.imported_issuers.first().cloned()) {
+            cfg.default = id;
+            store::save(s, "config/issuers", &cfg).await?;
+        }
+    }
+    if !out.imported_issuers.is_empty() && first_with_key_missing(&out) {
+        out.warnings.push(
+            "none of the imported issuers has a private key in this mount; they cannot issue"
+                .into(),
+        );
+    }
+    Ok(out)
+}
+
+fn first_with_key_missing(out: &Imported) -> bool {
+    out.imported_issuers
+        .iter()
+        .all(|id| out.mapping.get(id).is_none_or(|k| k.is_empty()))
+}
+
+/// Subject parameters shared by root, intermediate and issue paths.
+pub fn subject_from(f: &Fields, common_name: String) -> Subject {
+    Subject {
+        common_name,
+        serial_number: f.string("serial_number"),
+        country: f.list("country"),
+        organization: f.list("organization"),
+        ou: f.list("ou"),
+        locality: f.list("locality"),
+        province: f.list("province"),
+        street_address: f.list("street_address"),
+        postal_code: f.list("postal_code"),
+    }
+}
+
+/// SANs from `alt_names`, `ip_sans`, `uri_sans` and `other_sans`, plus the common name unless
+/// `exclude_cn_from_sans`.
+pub fn ca_sans(f: &Fields, cn: &str) -> Result<Sans> {
+    let mut sans = Sans::default();
+    for n in f.list("alt_names") {
+        if n.contains('@') {
+            sans.email.push(n);
+        } else {
+            sans.dns.push(n);
+        }
+    }
+    for ip in f.list("ip_sans") {
+        sans.ip.push(
+            ip.parse()
+                .map_err(|_| bad(format!("invalid ip_sans value {ip:?}")))?,
+        );
+    }
+    sans.uri = f.list("uri_sans");
+    for o in f.list("other_sans") {
+        sans.other.push(crate::issue::parse_other_san(&o, false)?);
+    }
+    if !f.flag("exclude_cn_from_sans") && !cn.is_empty() {
+        if cn.contains('@') {
+            if !sans.email.iter().any(|e| e == cn) {
+                sans.email.insert(0, cn.to_owned());
+            }
+        } else if let Ok(ip) = cn.parse() {
+            if !sans.ip.contains(&ip) {
+                sans.ip.insert(0, ip);
+            }
+        } else if !sans.dns.iter().any(|d| d == cn) {
+            sans.dns.insert(0, cn.to_owned());
+        }
+    }
+    Ok(sans)
+}
+
+fn issuer_json(e: &IssuerEntry, sig: &str) -> Map<String, Value> {
+    let m = json!({
+        "issuer_id": e.id,
+        "issuer_name": e.name,
+        "key_id": e.key_id,
+        "certificate": e.certificate,
+        "ca_chain": e.ca_chain,
+        "manual_chain": if e.manual_chain.is_empty() { Value::Null } else { json!(e.manual_chain) },
+        "leaf_not_after_behavior": e.leaf_not_after_behavior,
+        "usage": e.usage.join(","),
+        "revocation_signature_algorithm": sig,
+        "issuing_certificates": e.urls.issuing_certificates,
+        "crl_distribution_points": e.urls.crl_distribution_points,
+        "ocsp_servers": e.urls.ocsp_servers,
+        "enable_aia_url_templating": e.urls.enable_aia_url_templating,
+        "revoked": e.revoked,
+        "revocation_time": e.revocation_time,
+        "revocation_time_rfc3339": if e.revoked { crate::clock::rfc3339(e.revocation_time) } else { String::new() },
+    });
+    match m {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+const LEAF_BEHAVIORS: [&str; 3] = ["err", "truncate", "permit"];
+const USAGES: [&str; 4] = [
+    "read-only",
+    "issuing-certificates",
+    "crl-signing",
+    "ocsp-signing",
+];
+
+impl Engine {
+    /// Loads an issuer by id through the cache.
+    pub(crate) async fn load_issuer(&self, req: &Request, id: &str) -> Result<Arc<LoadedIssuer>> {
+        let s = &*req.storage;
+        let issuer_bytes = s
+            .get(&format!("issuer/{id}"))
+            .await?
+            .ok_or_else(|| bad(format!("unable to find PKI issuer for reference: {id}")))?;
+        let cache_key = format!("{}/{id}", self.mount_id(req));
+        let cached_key_id = {
+            let cache = self.issuers.lock();
+            cache
+                .get(&cache_key)
+                .filter(|c| c.issuer_bytes == issuer_bytes)
+                .map(|c| {
+                    (
+                        c.loaded.entry.key_id.clone(),
+                        c.key_bytes.clone(),
+                        c.loaded.clone(),
+                    )
+                })
+        };
+        if let Some((key_id, key_bytes, loaded)) = cached_key_id {
+            let current = if key_id.is_empty() {
+                None
+            } else {
+                s.get(&format!("key/{key_id}")).await?
+            };
+            if current == key_bytes {
+                return Ok(loaded);
+            }
+        }
+        let entry: IssuerEntry = serde_json::from_slice(&issuer_bytes).map_err(store::internal)?;
+        let der = pem::certificates(&entry.certificate)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .ok_or_else(|| LogicalError::internal("stored issuer has no certificate"))?;
+        let cert = x509::parse_cert(&der).map_err(store::internal)?;
+        let (key, key_bytes) = if entry.key_id.is_empty() {
+            (None, None)
+        } else {
+            match s.get(&format!("key/{}", entry.key_id)).await? {
+                Some(bytes) => {
+                    let ke: KeyEntry = serde_json::from_slice(&bytes).map_err(store::internal)?;
+                    (Some(load_key(&ke)?), Some(bytes))
+                }
+                None => (None, None),
+            }
+        };
+        let loaded = Arc::new(LoadedIssuer { entry, cert, key });
+        self.issuers.lock().insert(
+            cache_key,
+            CachedIssuer {
+                issuer_bytes,
+                key_bytes,
+                loaded: loaded.clone(),
+            },
+        );
+        Ok(loaded)
+    }
+
+    pub(crate) async fn issuer_by_ref(
+        &self,
+        req: &Request,
+        reference: &str,
+    ) -> Result<Arc<LoadedIssuer>> {
+        let id = resolve_issuer(&*req.storage, reference).await?;
+        self.load_issuer(req, &id).await
+    }
+
+    /// TTL of a CA certificate: `ttl`, else the mount default, within the mount maximum.
+    fn ca_not_after(&self, req: &Request, f: &Fields, now: i64) -> Result<i64> {
+        if let Some(na) = f.str("not_after").filter(|s| !s.is_empty()) {
+            return crate::clock::parse_rfc3339(na)
+                .ok_or_else(|| bad(format!("invalid not_after {na:?}: expected RFC 3339")));
+        }
+        let max = req.mount.max_lease_ttl.as_secs() as i64;
+        let mut ttl = f
+            .duration("ttl")
+            .map(|d| d.as_secs() as i64)
+            .filter(|t| *t > 0)
+            .unwrap_or(req.mount.default_lease_ttl.as_secs() as i64);
+        if max > 0 && ttl > max {
+            ttl = max;
+        }
+        Ok(now + ttl)
+    }
+
+    fn check_ca_key_request(&self, f: &Fields) -> Result<KeySpec> {
+        KeySpec::resolve(
+            f.str("key_type").filter(|s| !s.is_empty()).unwrap_or("rsa"),
+            f.int("key_bits").unwrap_or(0),
+        )
+        .map_err(|e| bad(e.to_string()))
+    }
+
+    /// The key for a root or intermediate: generated, or an existing one (`existing`).
+    async fn ca_key(&self, req: &Request, f: &Fields) -> Result<(PrivateKey, String, bool)> {
+        let s = &*req.storage;
+        let kind = f.string("exported");
+        match kind.as_str() {
+            "internal" | "exported" => {
+                let spec = self.check_ca_key_request(f)?;
+                let key = generate_key(spec).await?;
+                let (id, _) = store_key(s, &key, &f.string("key_name")).await?;
+                Ok((key, id, kind == "exported"))
+            }
+            "existing" => {
+                let id = resolve_key(s, &f.string("key_ref")).await?;
+                let entry: KeyEntry = get_json(s, &format!("key/{id}"))
+                    .await?
+                    .ok_or_else(|| bad("key not found"))?;
+                Ok((load_key(&entry)?, id, false))
+            }
+            "kms" => Err(bad("managed keys (kms) are not supported")),
+            other => Err(bad(format!(
+                "invalid type {other:?}: expected internal, exported or existing"
+            ))),
+        }
+    }
+
+    pub(crate) async fn root_generate(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let _guard = self.lock(&req, "issuers").await;
+        let cn = f.string("common_name");
+        if cn.is_empty() {
+            return Err(bad("the common_name field is required"));
+        }
+        let issuer_name = f.string("issuer_name");
+        if !issuer_name.is_empty()
+            && list_issuer_entries(s)
+                .await?
+                .iter()
+                .any(|e| e.name == issuer_name)
+        {
+            return Err(bad(format!(
+                "issuer name {issuer_name:?} is already in use"
+            )));
+        }
+        if issuer_name == "default" {
+            return Err(bad("issuer name \"default\" is reserved"));
+        }
+        let now = self.now();
+        let not_after = self.ca_not_after(&req, &f, now)?;
+        let (key, key_id, exported) = self.ca_key(&req, &f).await?;
+        let subject = subject_from(&f, cn.clone())
+            .to_name()
+            .map_err(|e| bad(e.to_string()))?;
+        let urls: UrlsConfig = store::load_or_default(s, "config/urls").await?;
+        let serial = x509::random_serial();
+        let path_len = f.int("max_path_length").unwrap_or(-1);
+        let spec = CertSpec {
+            serial: serial.clone(),
+            subject: subject.clone(),
+            spki_der: key.spki_der().to_vec(),
+            not_before: now
+                - f.duration("not_before_duration")
+                    .map_or(30, |d| d.as_secs() as i64),
+            not_after,
+            ca: Some(if path_len >= 0 {
+                Some(path_len.min(255) as u8)
+            } else {
+                None
+            }),
+            key_usage: x509::key_usage_bits(&["CertSign".into(), "CRLSign".into()])
+                .map_err(|e| bad(e.to_string()))?,
+            sans: ca_sans(&f, &cn)?,
+            urls: AiaUrls {
+                issuing_certificates: urls.issuing_certificates,
+                crl_distribution_points: urls.crl_distribution_points,
+                ocsp_servers: urls.ocsp_servers,
+            },
+            permitted_dns_domains: f.list("permitted_dns_domains"),
+            excluded_dns_domains: f.list("excluded_dns_domains"),
+            ..Default::default()
+        };
+        let key_id_bytes = x509::key_identifier(key.spki_der());
+        let der = x509::build_certificate(
+            &spec,
+            &SignerRef {
+                name: &subject,
+                key_id: &key_id_bytes,
+                key: &key,
+                alg: key.sig_alg(f.int("signature_bits").unwrap_or(0) as u32),
+            },
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let entry = IssuerEntry {
+            v: store::RECORD_VERSION,
+            id: id.clone(),
+            name: issuer_name.clone(),
+            key_id: key_id.clone(),
+            certificate: pem::cert(&der),
+            ca_chain: vec![pem::cert(&der)],
+            manual_chain: vec![],
+            leaf_not_after_behavior: store::default_leaf_behavior(),
+            usage: store::default_usage(),
+            revocation_signature_algorithm: String::new(),
+            urls: Default::default(),
+            revoked: false,
+            revocation_time: 0,
+            serial_number: x509::serial_colon(&serial),
+        };
+        store::save(s, &format!("issuer/{id}"), &entry).await?;
+        store::put_cert(s, &serial, &der).await?;
+        let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
+        let mut warnings = vec![];
+        if cfg.default.is_empty() || cfg.default_follows_latest_issuer {
+            cfg.default = id.clone();
+            store::save(s, "config/issuers", &cfg).await?;
+        } else {
+            warnings.push(format!(
+                "this mount already had a default issuer; the new issuer {id} is not the default (set it with config/issuers)"
+            ));
+        }
+        let key_name = get_json::<KeyEntry>(s, &format!("key/{key_id}"))
+            .await?
+            .map(|k| k.name)
+            .unwrap_or_default();
+        let format = f.str("format").unwrap_or("pem").to_owned();
+        let mut data = json!({
+            "certificate": encode_cert(&der, &format),
+            "issuing_ca": encode_cert(&der, &format),
+            "expiration": not_after,
+            "serial_number": x509::serial_colon(&serial),
+            "issuer_id": id,
+            "issuer_name": issuer_name,
+            "key_id": key_id,
+            "key_name": key_name,
+        });
+        if exported {
+            let pk_format = f.str("private_key_format").unwrap_or("");
+            let pk_format = if format == "der" && pk_format.is_empty() {
+                "der"
+            } else {
+                pk_format
+            };
+            data["private_key"] = json!(*key.export(pk_format).map_err(|e| bad(e.to_string()))?);
+            data["private_key_type"] = json!(key.key_type().as_str());
+        }
+        if format == "pem_bundle" && exported {
+            let bundle = format!(
+                "{}\n{}",
+                data["private_key"].as_str().unwrap_or_default(),
+                pem::cert(&der)
+            );
+            data["certificate"] = json!(bundle);
+        }
+        let mut r = Response::json(data);
+        r.warnings = warnings;
+        Ok(Some(r))
+    }
+
+    pub(crate) async fn intermediate_generate(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let cn = f.string("common_name");
+        if cn.is_empty() {
+            return Err(bad("the common_name field is required"));
+        }
+        let (key, key_id, exported) = {
+            let _guard = self.lock(&req, "issuers").await;
+            self.ca_key(&req, &f).await?
+        };
+        let subject = subject_from(&f, cn.clone())
+            .to_name()
+            .map_err(|e| bad(e.to_string()))?;
+        let csr = x509::build_csr(
+            &subject,
+            &ca_sans(&f, &cn)?,
+            &key,
+            f.flag("add_basic_constraints"),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let format = f.str("format").unwrap_or("pem").to_owned();
+        let csr_text = if format == "der" {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(&csr)
+        } else {
+            pem::encode("CERTIFICATE REQUEST", &csr)
+        };
+        let mut data = json!({"csr": csr_text, "key_id": key_id});
+        if exported {
+            data["private_key"] = json!(
+                *key.export(f.str("private_key_format").unwrap_or(""))
+                    .map_err(|e| bad(e.to_string()))?
+            );
+            data["private_key_type"] = json!(key.key_type().as_str());
+        }
+        Ok(Some(Response::json(data)))
+    }
+
+    /// `root/sign-intermediate` and `issuer/:ref/sign-intermediate`.
+    pub(crate) async fn sign_intermediate(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let reference = f
+            .str("issuer_ref")
+            .filter(|r| !r.is_empty())
+            .unwrap_or("default")
+            .to_owned();
+        let issuer = self.issuer_by_ref(&req, &reference).await?;
+        if !issuer.has_usage("issuing-certificates") {
+            return Err(bad("this issuer may not issue certificates (usage)"));
+        }
+        let csr = x509::parse_csr(f.string("csr").as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let use_csr = f.flag("use_csr_values");
+        let cn = if use_csr || f.string("common_name").is_empty() {
+            x509::common_name(&csr.subject)
+        } else {
+            f.string("common_name")
+        };
+        let subject = if use_csr {
+            csr.subject.clone()
+        } else {
+            subject_from(&f, cn.clone())
+                .to_name()
+                .map_err(|e| bad(e.to_string()))?
+        };
+        let mut sans = ca_sans(&f, &cn)?;
+        if use_csr {
+            sans = csr.sans.clone();
+        }
+        let now = self.now();
+        let mut not_after = self.ca_not_after(&req, &f, now)?;
+        let mut warnings = vec![];
+        if not_after > issuer.cert.not_after {
+            match issuer.entry.leaf_not_after_behavior.as_str() {
+                "permit" => {}
+                "truncate" => not_after = issuer.cert.not_after,
+                _ => {
+                    // Vault truncates intermediates to the issuer's life with a warning.
+                    warnings
+                        .push("the requested ttl is beyond the issuer's expiry; truncated".into());
+                    not_after = issuer.cert.not_after;
+                }
+            }
+        }
+        let path_len = f.int("max_path_length").unwrap_or(-1);
+        let path_len = match (path_len, issuer.cert.path_len) {
+            (p, Some(parent)) if p < 0 || p >= i64::from(parent) => {
+                if parent == 0 {
+                    return Err(bad(
+                        "the issuer has a path length of 0 and cannot sign intermediates",
+                    ));
+                }
+                Some(parent - 1)
+            }
+            (p, _) if p >= 0 => Some(p.min(255) as u8),
+            _ => None,
+        };
+        let urls: UrlsConfig = store::load_or_default(s, "config/urls").await?;
+        let serial = x509::random_serial();
+        let skid = f
+            .str("skid")
+            .filter(|x| !x.is_empty())
+            .map(|x| hex::decode(x.replace(':', "")).map_err(|_| bad("invalid skid")))
+            .transpose()?;
+        let spec = CertSpec {
+            serial: serial.clone(),
+            subject,
+            spki_der: csr.spki_der.clone(),
+            not_before: now
+                - f.duration("not_before_duration")
+                    .map_or(30, |d| d.as_secs() as i64),
+            not_after,
+            ca: Some(path_len),
+            key_usage: x509::key_usage_bits(&["CertSign".into(), "CRLSign".into()])
+                .map_err(|e| bad(e.to_string()))?,
+            sans,
+            urls: issuer.urls(&urls),
+            permitted_dns_domains: f.list("permitted_dns_domains"),
+            excluded_dns_domains: f.list("excluded_dns_domains"),
+            skid,
+            ..Default::default()
+        };
+        let der = x509::build_certificate(
+            &spec,
+            &issuer.signer(f.int("signature_bits").unwrap_or(0) as u32)?,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        store::put_cert(s, &serial, &der).await?;
+        let format = f.str("format").unwrap_or("pem").to_owned();
+        let mut chain: Vec<String> = issuer.entry.ca_chain.clone();
+        if chain.is_empty() {
+            chain.push(issuer.entry.certificate.clone());
+        }
+        let certificate = if format == "pem_bundle" {
+            let mut parts = vec![pem::cert(&der)];
+            parts.extend(chain.iter().cloned());
+            parts.join("\n")
+        } else {
+            encode_cert(&der, &format)
+        };
+        let mut r = Response::json(json!({
+            "certificate": certificate,
+            "issuing_ca": issuer.entry.certificate,
+            "ca_chain": chain,
+            "serial_number": x509::serial_colon(&serial),
+            "expiration": not_after,
+        }));
+        r.warnings = warnings;
+        Ok(Some(r))
+    }
+
+    pub(crate) async fn set_signed(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let _guard = self.lock(&req, "issuers").await;
+        let text = f.string("certificate");
+        let certs = pem::certificates(&text).map_err(|e| bad(e.to_string()))?;
+        let first = certs.first().ok_or_else(|| bad("no certificate given"))?;
+        let info = x509::parse_cert(first).map_err(|e| bad(e.to_string()))?;
+        let keys = list_key_entries(&*req.storage).await?;
+        let has_key = keys.iter().any(|k| {
+            load_key(k).is_ok_and(|k| crate::keys::same_public_key(k.spki_der(), &info.spki_der))
+        });
+        let mut imported = import_bundle(&*req.storage, &text).await?;
+        if !has_key {
+            imported
+                .warnings
+                .push("the signed certificate's public key matches no key in this mount".into());
+        }
+        Ok(Some(imported.response()))
+    }
+
+    pub(crate) async fn import_pem_bundle(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let _guard = self.lock(&req, "issuers").await;
+        let bundle = f.string("pem_bundle");
+        if bundle.trim().is_empty() {
+            return Err(bad("the pem_bundle field is required"));
+        }
+        Ok(Some(
+            import_bundle(&*req.storage, &bundle).await?.response(),
+        ))
+    }
+
+    pub(crate) async fn issuers_list(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
+        let mut entries = list_issuer_entries(s).await?;
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut info = Map::new();
+        for e in &entries {
+            info.insert(
+                e.id.clone(),
+                json!({
+                    "issuer_name": e.name,
+                    "is_default": e.id == cfg.default,
+                    "serial_number": e.serial_number,
+                    "key_id": e.key_id,
+                }),
+            );
+        }
+        let mut r = Response::list(entries.iter().map(|e| e.id.clone()).collect());
+        if let Some(d) = r.data.as_mut() {
+            d.insert("key_info".into(), Value::Object(info));
+        }
+        Ok(Some(r))
+    }
+
+    pub(crate) async fn issuer_read(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let issuer = self.issuer_by_ref(&req, &f.string("issuer_ref")).await?;
+        let sig = issuer
+            .key
+            .as_ref()
+            .map(|k| {
+                let bits = match issuer.entry.revocation_signature_algorithm.as_str() {
+                    "SHA384WithRSA" => 384,
+                    "SHA512WithRSA" => 512,
+                    _ => 256,
+                };
+                k.sig_alg(bits).vault_name()
+            })
+            .unwrap_or("");
+        Ok(Some(Response::data(issuer_json(&issuer.entry, sig))))
+    }
+
+    /// `issuer/:ref/json`, `issuer/:ref/pem`, `issuer/:ref/der` (unauthenticated).
+    pub(crate) async fn issuer_fetch(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+        kind: &str,
+    ) -> Result<Option<Response>> {
+        let issuer = self.issuer_by_ref(&req, &f.string("issuer_ref")).await?;
+        Ok(Some(match kind {
+            "der" => raw(200, "application/pkix-cert", issuer.cert.der.clone()),
+            "pem" => {
+                let mut body = issuer.entry.certificate.clone();
+                body.push('\n');
+                raw(200, "application/pem-certificate-chain", body.into_bytes())
+            }
+            _ => Response::json(json!({
+                "issuer_id": issuer.entry.id,
+                "issuer_name": issuer.entry.name,
+                "certificate": issuer.entry.certificate,
+                "ca_chain": issuer.entry.ca_chain,
+            })),
+        }))
+    }
+
+    pub(crate) async fn issuer_update(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let _guard = self.lock(&req, "issuers").await;
+        let id = resolve_issuer(s, &f.string("issuer_ref")).await?;
+        let mut e: IssuerEntry = get_json(s, &format!("issuer/{id}"))
+            .await?
+            .ok_or_else(|| bad("issuer not found"))?;
+        let patch = req.operation == tresor_sdk::Operation::Patch;
+        let set = |name: &str| !patch || f.is_set(name);
+        if f.is_set("issuer_name") {
+            let name = f.string("issuer_name");
+            if name == "default" {
+                return Err(bad("issuer name \"default\" is reserved"));
+            }
+            if !name.is_empty()
+                && list_issuer_entries(s)
+                    .await?
+                    .iter()
+                    .any(|o| o.name == name && o.id != id)
+            {
+                return Err(bad(format!("issuer name {name:?} is already in use")));
+            }
+            e.name = name;
+        }
+        if set("leaf_not_after_behavior") && f.is_set("leaf_not_after_behavior") {
+            let b = f.string("leaf_not_after_behavior");
+            if !LEAF_BEHAVIORS.contains(&b.as_str()) {
+                return Err(bad(format!(
+                    "invalid leaf_not_after_behavior {b:?}: expected err, truncate or permit"
+                )));
+            }
+            e.leaf_not_after_behavior = b;
+        }
+        if f.is_set("usage") {
+            let usage = f.list("usage");
+            for u in &usage {
+                if !USAGES.contains(&u.as_str()) {
+                    return Err(bad(format!("invalid usage {u:?}")));
+                }
+            }
+            e.usage = usage;
+        }
+        if f.is_set("revocation_signature_algorithm") {
+            e.revocation_signature_algorithm = f.string("revocation_signature_algorithm");
+        }
+        if f.is_set("manual_chain") {
+            let mut chain = vec![];
+            for r in f.list("manual_chain") {
+                chain.push(if r == "self" {
+                    id.clone()
+                } else {
+                    resolve_issuer(s, &r).await?
+                });
+            }
+            e.manual_chain = chain;
+        }
+        if f.is_set("issuing_certificates") {
+            e.urls.issuing_certificates = f.list("issuing_certificates");
+        }
+        if f.is_set("crl_distribution_points") {
+            e.urls.crl_distribution_points = f.list("crl_distribution_points");
+        }
+        if f.is_set("ocsp_servers") {
+            e.urls.ocsp_servers = f.list("ocsp_servers");
+        }
+        if f.is_set("enable_aia_url_templating") {
+            e.urls.enable_aia_url_templating = f.flag("enable_aia_url_templating");
+        }
+        store::save(s, &format!("issuer/{id}"), &e).await?;
+        rebuild_chains(s).await?;
+        drop(_guard);
+        self.issuer_read(req, f).await
+    }
+
+    pub(crate) async fn issuer_delete(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let _guard = self.lock(&req, "issuers").await;
+        let Ok(id) = resolve_issuer(s, &f.string("issuer_ref")).await else {
+            return Ok(None);
+        };
+        s.delete(&format!("issuer/{id}")).await?;
+        tresor_sdk::delete_prefix(s, &format!("crls/{id}/")).await?;
+        let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
+        let mut r = Response::default();
+        if cfg.default == id {
+            cfg.default = String::new();
+            store::save(s, "config/issuers", &cfg).await?;
+            r.warnings
+                .push("the default issuer was deleted; set a new one with config/issuers".into());
+        }
+        rebuild_chains(s).await?;
+        Ok((!r.warnings.is_empty()).then_some(r))
+    }
+
+    pub(crate) async fn config_issuers_read(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let cfg: IssuersConfig = store::load_or_default(&*req.storage, "config/issuers").await?;
+        Ok(Some(Response::json(json!({
+            "default": cfg.default,
+            "default_follows_latest_issuer": cfg.default_follows_latest_issuer,
+        }))))
+    }
+
+    pub(crate) async fn config_issuers_write(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
+        if f.is_set("default") {
+            let r = f.string("default");
+            if r == "default" {
+                return Err(bad("invalid issuer reference \"default\""));
+            }
+            cfg.default = resolve_issuer(s, &r).await?;
+        }
+        if f.is_set("default_follows_latest_issuer") {
+            cfg.default_follows_latest_issuer = f.flag("default_follows_latest_issuer");
+        }
+        store::save(s, "config/issuers", &cfg).await?;
+        self.config_issuers_read(req, f).await
+    }
+
+    pub(crate) async fn keys_list(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let mut entries = list_key_entries(&*req.storage).await?;
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut info = Map::new();
+        for e in &entries {
+            info.insert(e.id.clone(), json!({"key_name": e.name}));
+        }
+        let mut r = Response::list(entries.iter().map(|e| e.id.clone()).collect());
+        if let Some(d) = r.data.as_mut() {
+            d.insert("key_info".into(), Value::Object(info));
+        }
+        Ok(Some(r))
+    }
+
+    pub(crate) async fn key_read(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let id = resolve_key(s, &f.string("key_ref")).await?;
+        let Some(e) = get_json::<KeyEntry>(s, &format!("key/{id}")).await? else {
+            return Ok(None);
+        };
+        let key = load_key(&e)?;
+        Ok(Some(Response::json(json!({
+            "key_id": e.id,
+            "key_name": e.name,
+            "key_type": e.key_type,
+            "key_bits": e.key_bits,
+            "subject_key_id": x509::serial_colon(&x509::key_identifier(key.spki_der())),
+        }))))
+    }
+
+    pub(crate) async fn key_update(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let id = resolve_key(s, &f.string("key_ref")).await?;
+        let mut e: KeyEntry = get_json(s, &format!("key/{id}"))
+            .await?
+            .ok_or_else(|| bad("key not found"))?;
+        let name = f.string("key_name");
+        if !name.is_empty()
+            && list_key_entries(s)
+                .await?
+                .iter()
+                .any(|o| o.name == name && o.id != id)
+        {
+            return Err(bad(format!("key name {name:?} is already in use")));
+        }
+        e.name = name;
+        store::save(s, &format!("key/{id}"), &e).await?;
+        self.key_read(req, f).await
+    }
+
+    pub(crate) async fn key_delete(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let Ok(id) = resolve_key(s, &f.string("key_ref")).await else {
+            return Ok(None);
+        };
+        let users: Vec<String> = list_issuer_entries(s)
+            .await?
+            .into_iter()
+            .filter(|e| e.key_id == id)
+            .map(|e| e.id)
+            .collect();
+        if !users.is_empty() {
+            return Err(bad(format!(
+                "unable to delete key {id}: it is in use by issuer(s) {}",
+                users.join(", ")
+            )));
+        }
+        s.delete(&format!("key/{id}")).await?;
+        let mut cfg: KeysConfig = store::load_or_default(s, "config/keys").await?;
+        if cfg.default == id {
+            cfg.default = String::new();
+            store::save(s, "config/keys", &cfg).await?;
+        }
+        Ok(None)
+    }
+
+    pub(crate) async fn keys_generate(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let _guard = self.lock(&req, "issuers").await;
+        let (key, id, exported) = self.ca_key(&req, &f).await?;
+        let mut data = json!({
+            "key_id": id,
+            "key_name": f.string("key_name"),
+            "key_type": key.key_type().as_str(),
+        });
+        if exported {
+            data["private_key"] = json!(*key.export("").map_err(|e| bad(e.to_string()))?);
+        }
+        Ok(Some(Response::json(data)))
+    }
+
+    pub(crate) async fn keys_import(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let _guard = self.lock(&req, "issuers").await;
+        let key = PrivateKey::from_pem(&f.string("pem_bundle")).map_err(|e| bad(e.to_string()))?;
+        let (id, _) = store_key(&*req.storage, &key, &f.string("key_name")).await?;
+        Ok(Some(Response::json(json!({
+            "key_id": id,
+            "key_name": f.string("key_name"),
+            "key_type": key.key_type().as_str(),
+        }))))
+    }
+
+    pub(crate) async fn config_keys_read(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let cfg: KeysConfig = store::load_or_default(&*req.storage, "config/keys").await?;
+        Ok(Some(Response::json(json!({"default": cfg.default}))))
+    }
+
+    pub(crate) async fn config_keys_write(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let mut cfg: KeysConfig = store::load_or_default(s, "config/keys").await?;
+        cfg.default = resolve_key(s, &f.string("default")).await?;
+        store::save(s, "config/keys", &cfg).await?;
+        self.config_keys_read(req, f).await
+    }
+
+    /// `DELETE root`: removes every issuer and key (issued certificates stay).
+    pub(crate) async fn delete_root(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let _guard = self.lock(&req, "issuers").await;
+        for p in ["issuer/", "key/", "crls/", "crl-state/", "crl-index/"] {
+            tresor_sdk::delete_prefix(s, p).await?;
+        }
+        s.delete("config/issuers").await?;
+        s.delete("config/keys").await?;
+        Ok(None)
+    }
+}
+
+/// A certificate in Vault's `format`: PEM, or base64 DER for `der`.
+pub fn encode_cert(der: &[u8], format: &str) -> String {
+    if format == "der" {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(der)
+    } else {
+        pem::cert(der)
+    }
+}
+
+pub fn raw(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    Response {
+        raw: Some(RawResponse {
+            status,
+            content_type: content_type.into(),
+            body,
+        }),
+        ..Default::default()
+    }
+}

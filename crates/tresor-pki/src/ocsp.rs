@@ -1,0 +1,192 @@
+//! The OCSP responder (RFC 6960) at `ocsp`: `GET ocsp/<base64 request>` and `POST ocsp` with
+//! a DER body. Each issuer of the mount answers for the certificates it signed, with `good`
+//! (stored, not revoked), `revoked` (with its time) or `unknown`; responses are signed by the
+//! issuer itself and echo the request's nonce.
+//!
+//! The HTTP edge parses bodies as JSON; a DER body arrives here base64-encoded in the request
+//! field `http_raw_body` (see the crate documentation).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+use der::oid::{AssociatedOid, ObjectIdentifier};
+use der::{Decode, Encode};
+use tresor_sdk::framework::Fields;
+use tresor_sdk::{Request, Response, Result, get_json};
+use x509_ocsp::ext::Nonce;
+use x509_ocsp::{
+    BasicOcspResponse, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse,
+    OcspResponseStatus, ResponderId, ResponseBytes, ResponseData, RevokedInfo, SingleResponse,
+    Version,
+};
+
+use crate::issuers::{self, raw};
+use crate::store::{self, CrlConfig, RevokedEntry};
+use crate::{Engine, x509};
+
+const OID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+const OID_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+
+fn digest(alg: &ObjectIdentifier, data: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::digest as d;
+    let a = match *alg {
+        x if x == OID_SHA1 => &d::SHA1_FOR_LEGACY_USE_ONLY,
+        x if x == OID_SHA256 => &d::SHA256,
+        x if x == OID_SHA384 => &d::SHA384,
+        x if x == OID_SHA512 => &d::SHA512,
+        _ => return None,
+    };
+    Some(d::digest(a, data).as_ref().to_vec())
+}
+
+fn gtime(secs: i64) -> Option<OcspGeneralizedTime> {
+    let d = std::time::Duration::from_secs(u64::try_from(secs).ok()?);
+    GeneralizedTime::from_unix_duration(d)
+        .ok()
+        .map(OcspGeneralizedTime)
+}
+
+fn status_only(status: OcspResponseStatus) -> Response {
+    let body = OcspResponse {
+        response_status: status,
+        response_bytes: None,
+    }
+    .to_der()
+    .unwrap_or_default();
+    raw(200, "application/ocsp-response", body)
+}
+
+impl Engine {
+    pub(crate) async fn ocsp(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
+        let encoded = if req.operation == tresor_sdk::Operation::Read {
+            f.string("request")
+        } else {
+            f.string("http_raw_body")
+        };
+        let cleaned: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(cleaned.as_bytes())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(cleaned.as_bytes()))
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cleaned.as_bytes())
+            });
+        let Ok(der) = der else {
+            return Ok(Some(status_only(OcspResponseStatus::MalformedRequest)));
+        };
+        self.answer_ocsp(&req, &der).await
+    }
+
+    async fn answer_ocsp(&self, req: &Request, der: &[u8]) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let Ok(request) = OcspRequest::from_der(der) else {
+            return Ok(Some(status_only(OcspResponseStatus::MalformedRequest)));
+        };
+        let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
+        if cfg.ocsp_disable {
+            return Ok(Some(status_only(OcspResponseStatus::Unauthorized)));
+        }
+        let list = &request.tbs_request.request_list;
+        if list.len() != 1 {
+            return Ok(Some(status_only(OcspResponseStatus::MalformedRequest)));
+        }
+        let cert_id = &list[0].req_cert;
+        // Find the issuer this request is about.
+        let mut found = None;
+        for id in issuers::list_issuer_ids(s).await? {
+            let issuer = self.load_issuer(req, &id).await?;
+            if issuer.key.is_none() || !issuer.has_usage("ocsp-signing") {
+                continue;
+            }
+            let alg = &cert_id.hash_algorithm.oid;
+            let key_bits =
+                x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&issuer.cert.spki_der)
+                    .map(|k| k.subject_public_key.raw_bytes().to_vec())
+                    .unwrap_or_default();
+            if digest(alg, &issuer.cert.subject_der).as_deref()
+                == Some(cert_id.issuer_name_hash.as_bytes())
+                && digest(alg, &key_bits).as_deref() == Some(cert_id.issuer_key_hash.as_bytes())
+            {
+                found = Some(issuer);
+                break;
+            }
+        }
+        let Some(issuer) = found else {
+            return Ok(Some(status_only(OcspResponseStatus::Unauthorized)));
+        };
+        let serial = x509::trim_serial(cert_id.serial_number.as_bytes());
+        let revoked: Option<RevokedEntry> =
+            get_json(s, &format!("revoked/{}", store::serial_key(&serial))).await?;
+        let status = match revoked {
+            Some(r) if r.issuer_id == issuer.entry.id => match gtime(r.revocation_time) {
+                Some(t) => CertStatus::Revoked(RevokedInfo {
+                    revocation_time: t,
+                    revocation_reason: None,
+                }),
+                None => CertStatus::unknown(),
+            },
+            _ => match store::get_cert(s, &serial).await? {
+                Some(d) if x509::signed_by(&d, &issuer.cert.der) => CertStatus::Good(Null),
+                _ => CertStatus::unknown(),
+            },
+        };
+        let now = self.now();
+        let (Some(produced), Some(this_update)) = (gtime(now), gtime(now)) else {
+            return Ok(Some(status_only(OcspResponseStatus::InternalError)));
+        };
+        let next_update = if cfg.ocsp_expiry > 0 {
+            gtime(now + cfg.ocsp_expiry as i64)
+        } else {
+            None
+        };
+        let nonce = request
+            .tbs_request
+            .request_extensions
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .find(|e| e.extn_id == Nonce::OID)
+            .cloned();
+        let key_hash = OctetString::new(crate::keys::key_id(&issuer.cert.spki_der))
+            .map_err(|e| crate::store::internal(e))?;
+        let data = ResponseData {
+            version: Version::V1,
+            responder_id: ResponderId::ByKey(key_hash),
+            produced_at: produced,
+            responses: vec![SingleResponse {
+                cert_id: cert_id.clone(),
+                cert_status: status,
+                this_update,
+                next_update,
+                single_extensions: None,
+            }],
+            response_extensions: nonce.map(|n| vec![n]),
+        };
+        let signer = issuer.signer(0)?;
+        let tbs = data.to_der().map_err(crate::store::internal)?;
+        let sig = signer
+            .key
+            .sign(signer.alg, &tbs)
+            .map_err(crate::store::internal)?;
+        let basic = BasicOcspResponse {
+            tbs_response_data: data,
+            signature_algorithm: signer.alg.identifier(),
+            signature: BitString::from_bytes(&sig).map_err(crate::store::internal)?,
+            certs: None,
+        };
+        let body = OcspResponse {
+            response_status: OcspResponseStatus::Successful,
+            response_bytes: Some(ResponseBytes {
+                response_type: OID_OCSP_BASIC,
+                response: OctetString::new(basic.to_der().map_err(crate::store::internal)?)
+                    .map_err(crate::store::internal)?,
+            }),
+        }
+        .to_der()
+        .map_err(crate::store::internal)?;
+        Ok(Some(raw(200, "application/ocsp-response", body)))
+    }
+}

@@ -1,0 +1,606 @@
+//! Roles: Vault's role parameters, declared once (name, type, default, help) and used for the
+//! path's fields, for parsing into [`Role`], and for reads. Writes replace a role (fields not
+//! sent take their defaults, as Vault's POST does); PATCH changes only the fields sent.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::{Field, Fields, Kind};
+use tresor_sdk::{LogicalError, Request, Response, Result, get_json};
+
+use crate::keys::KeySpec;
+use crate::x509;
+use crate::{Engine, bad};
+
+/// One role. Durations in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Role {
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub allow_localhost: bool,
+    pub allowed_domains: Vec<String>,
+    pub allowed_domains_template: bool,
+    pub allow_bare_domains: bool,
+    pub allow_subdomains: bool,
+    pub allow_glob_domains: bool,
+    pub allow_wildcard_certificates: bool,
+    pub allow_any_name: bool,
+    pub enforce_hostnames: bool,
+    pub allow_ip_sans: bool,
+    pub allowed_uri_sans: Vec<String>,
+    pub allowed_uri_sans_template: bool,
+    pub allowed_other_sans: Vec<String>,
+    pub allowed_serial_numbers: Vec<String>,
+    pub allowed_user_ids: Vec<String>,
+    pub server_flag: bool,
+    pub client_flag: bool,
+    pub code_signing_flag: bool,
+    pub email_protection_flag: bool,
+    pub key_type: String,
+    pub key_bits: i64,
+    pub signature_bits: i64,
+    pub use_pss: bool,
+    pub key_usage: Vec<String>,
+    pub ext_key_usage: Vec<String>,
+    pub ext_key_usage_oids: Vec<String>,
+    pub use_csr_common_name: bool,
+    pub use_csr_sans: bool,
+    pub ou: Vec<String>,
+    pub organization: Vec<String>,
+    pub country: Vec<String>,
+    pub locality: Vec<String>,
+    pub province: Vec<String>,
+    pub street_address: Vec<String>,
+    pub postal_code: Vec<String>,
+    pub generate_lease: bool,
+    pub no_store: bool,
+    pub require_cn: bool,
+    pub cn_validations: Vec<String>,
+    pub policy_identifiers: Vec<String>,
+    pub basic_constraints_valid_for_non_ca: bool,
+    pub not_before_duration: u64,
+    pub not_after: String,
+    pub issuer_ref: String,
+    pub allow_token_displayname: bool,
+    pub serial_number_source: String,
+}
+
+impl Default for Role {
+    /// Vault's defaults; the same values as the `ROLE_FIELDS` table (checked by a test).
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        Role {
+            ttl: 0,
+            max_ttl: 0,
+            allow_localhost: true,
+            allowed_domains: vec![],
+            allowed_domains_template: false,
+            allow_bare_domains: false,
+            allow_subdomains: false,
+            allow_glob_domains: false,
+            allow_wildcard_certificates: true,
+            allow_any_name: false,
+            enforce_hostnames: true,
+            allow_ip_sans: true,
+            allowed_uri_sans: vec![],
+            allowed_uri_sans_template: false,
+            allowed_other_sans: vec![],
+            allowed_serial_numbers: vec![],
+            allowed_user_ids: vec![],
+            server_flag: true,
+            client_flag: true,
+            code_signing_flag: false,
+            email_protection_flag: false,
+            key_type: "rsa".into(),
+            key_bits: 0,
+            signature_bits: 0,
+            use_pss: false,
+            key_usage: s(&["DigitalSignature", "KeyAgreement", "KeyEncipherment"]),
+            ext_key_usage: vec![],
+            ext_key_usage_oids: vec![],
+            use_csr_common_name: true,
+            use_csr_sans: true,
+            ou: vec![],
+            organization: vec![],
+            country: vec![],
+            locality: vec![],
+            province: vec![],
+            street_address: vec![],
+            postal_code: vec![],
+            generate_lease: false,
+            no_store: false,
+            require_cn: true,
+            cn_validations: s(&["email", "hostname"]),
+            policy_identifiers: vec![],
+            basic_constraints_valid_for_non_ca: false,
+            not_before_duration: 30,
+            not_after: String::new(),
+            issuer_ref: "default".into(),
+            allow_token_displayname: false,
+            serial_number_source: "json-csr".into(),
+        }
+    }
+}
+
+/// (name, kind, default as JSON, description) of every role parameter.
+pub const ROLE_FIELDS: &[(&str, Kind, &str, &str)] = &[
+    (
+        "ttl",
+        Kind::Duration,
+        "0",
+        "default TTL of issued certificates",
+    ),
+    (
+        "max_ttl",
+        Kind::Duration,
+        "0",
+        "maximum TTL of issued certificates",
+    ),
+    (
+        "allow_localhost",
+        Kind::Bool,
+        "true",
+        "allow localhost and localdomain",
+    ),
+    (
+        "allowed_domains",
+        Kind::List,
+        "[]",
+        "domains the role may issue for",
+    ),
+    (
+        "allowed_domains_template",
+        Kind::Bool,
+        "false",
+        "identity templating in allowed_domains (not supported)",
+    ),
+    (
+        "allow_bare_domains",
+        Kind::Bool,
+        "false",
+        "allow the allowed domains themselves",
+    ),
+    (
+        "allow_subdomains",
+        Kind::Bool,
+        "false",
+        "allow subdomains of the allowed domains",
+    ),
+    (
+        "allow_glob_domains",
+        Kind::Bool,
+        "false",
+        "treat allowed domains containing * as globs",
+    ),
+    (
+        "allow_wildcard_certificates",
+        Kind::Bool,
+        "true",
+        "allow wildcard names",
+    ),
+    ("allow_any_name", Kind::Bool, "false", "allow any name"),
+    (
+        "enforce_hostnames",
+        Kind::Bool,
+        "true",
+        "require valid host names",
+    ),
+    (
+        "allow_ip_sans",
+        Kind::Bool,
+        "true",
+        "allow IP subject alternative names",
+    ),
+    (
+        "allowed_uri_sans",
+        Kind::List,
+        "[]",
+        "globs of allowed URI SANs",
+    ),
+    (
+        "allowed_uri_sans_template",
+        Kind::Bool,
+        "false",
+        "identity templating in allowed_uri_sans (not supported)",
+    ),
+    (
+        "allowed_other_sans",
+        Kind::List,
+        "[]",
+        "allowed other SANs: oid;UTF8:glob, or *",
+    ),
+    (
+        "allowed_serial_numbers",
+        Kind::List,
+        "[]",
+        "globs of allowed subject serial numbers",
+    ),
+    ("allowed_user_ids", Kind::List, "[]", "allowed user ids"),
+    (
+        "server_flag",
+        Kind::Bool,
+        "true",
+        "add the serverAuth extended key usage",
+    ),
+    (
+        "client_flag",
+        Kind::Bool,
+        "true",
+        "add the clientAuth extended key usage",
+    ),
+    (
+        "code_signing_flag",
+        Kind::Bool,
+        "false",
+        "add the codeSigning extended key usage",
+    ),
+    (
+        "email_protection_flag",
+        Kind::Bool,
+        "false",
+        "add the emailProtection extended key usage",
+    ),
+    ("key_type", Kind::Str, "\"rsa\"", "rsa, ec, ed25519 or any"),
+    (
+        "key_bits",
+        Kind::Int,
+        "0",
+        "key size; 0 for the type's default",
+    ),
+    (
+        "signature_bits",
+        Kind::Int,
+        "0",
+        "hash size of RSA signatures; 0 for 256",
+    ),
+    (
+        "use_pss",
+        Kind::Bool,
+        "false",
+        "sign with RSA-PSS (not supported)",
+    ),
+    (
+        "key_usage",
+        Kind::List,
+        "[\"DigitalSignature\",\"KeyAgreement\",\"KeyEncipherment\"]",
+        "key usages",
+    ),
+    ("ext_key_usage", Kind::List, "[]", "extended key usages"),
+    (
+        "ext_key_usage_oids",
+        Kind::List,
+        "[]",
+        "extended key usage OIDs",
+    ),
+    (
+        "use_csr_common_name",
+        Kind::Bool,
+        "true",
+        "take the common name from the CSR when signing",
+    ),
+    (
+        "use_csr_sans",
+        Kind::Bool,
+        "true",
+        "take the SANs from the CSR when signing",
+    ),
+    ("ou", Kind::List, "[]", "subject OU"),
+    ("organization", Kind::List, "[]", "subject O"),
+    ("country", Kind::List, "[]", "subject C"),
+    ("locality", Kind::List, "[]", "subject L"),
+    ("province", Kind::List, "[]", "subject ST"),
+    ("street_address", Kind::List, "[]", "subject street address"),
+    ("postal_code", Kind::List, "[]", "subject postal code"),
+    (
+        "generate_lease",
+        Kind::Bool,
+        "false",
+        "attach a lease to issued certificates",
+    ),
+    (
+        "no_store",
+        Kind::Bool,
+        "false",
+        "do not store issued certificates",
+    ),
+    ("require_cn", Kind::Bool, "true", "require a common name"),
+    (
+        "cn_validations",
+        Kind::List,
+        "[\"email\",\"hostname\"]",
+        "how the common name is validated: email, hostname, disabled",
+    ),
+    (
+        "policy_identifiers",
+        Kind::List,
+        "[]",
+        "certificate policy OIDs",
+    ),
+    (
+        "basic_constraints_valid_for_non_ca",
+        Kind::Bool,
+        "false",
+        "write CA:FALSE basic constraints",
+    ),
+    (
+        "not_before_duration",
+        Kind::Duration,
+        "30",
+        "backdating of NotBefore",
+    ),
+    ("not_after", Kind::Str, "\"\"", "fixed NotAfter (RFC 3339)"),
+    (
+        "issuer_ref",
+        Kind::Str,
+        "\"default\"",
+        "issuer used by this role",
+    ),
+    (
+        "allow_token_displayname",
+        Kind::Bool,
+        "false",
+        "allow the token's display name as a name",
+    ),
+    (
+        "serial_number_source",
+        Kind::Str,
+        "\"json-csr\"",
+        "where the subject serial number comes from",
+    ),
+];
+
+/// The role fields as table fields.
+pub fn fields() -> Vec<Field> {
+    ROLE_FIELDS
+        .iter()
+        .map(|(name, kind, default, desc)| {
+            Field::new(name, *kind, desc)
+                .default(serde_json::from_str(default).unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+/// The JSON value of a parsed field, in the shape [`Role`] stores it.
+fn field_json(f: &Fields, name: &str, kind: Kind) -> Value {
+    match kind {
+        Kind::Duration => json!(f.duration(name).map(|d| d.as_secs()).unwrap_or(0)),
+        Kind::Bool => json!(f.flag(name)),
+        Kind::Int => json!(f.int(name).unwrap_or(0)),
+        Kind::List => json!(f.list(name)),
+        _ => json!(f.string(name)),
+    }
+}
+
+const CN_VALIDATIONS: [&str; 3] = ["email", "hostname", "disabled"];
+
+/// Checks a role and fills in resolved defaults (key bits, signature bits).
+pub fn normalize(mut r: Role) -> Result<Role> {
+    r.key_type = r.key_type.trim().to_ascii_lowercase();
+    if r.key_type == "any" {
+        r.key_bits = 0;
+    } else {
+        let spec = KeySpec::resolve(&r.key_type, r.key_bits).map_err(|e| bad(e.to_string()))?;
+        r.key_bits = i64::from(spec.bits);
+    }
+    match r.signature_bits {
+        0 => r.signature_bits = 256,
+        256 | 384 | 512 => {}
+        n => {
+            return Err(bad(format!(
+                "unsupported signature_bits {n}: expected 256, 384 or 512"
+            )));
+        }
+    }
+    if r.use_pss {
+        return Err(bad("use_pss is not supported"));
+    }
+    if r.max_ttl > 0 && r.ttl > r.max_ttl {
+        return Err(bad("ttl cannot be larger than max_ttl"));
+    }
+    if r.allowed_domains_template || r.allowed_uri_sans_template {
+        return Err(bad("identity templating of allowed names is not supported"));
+    }
+    x509::key_usage_bits(&r.key_usage).map_err(|e| bad(e.to_string()))?;
+    for n in &r.ext_key_usage {
+        x509::eku_oid(n).map_err(|e| bad(e.to_string()))?;
+    }
+    for o in &r.ext_key_usage_oids {
+        x509::parse_oid("ext_key_usage_oids", o).map_err(|e| bad(e.to_string()))?;
+    }
+    for o in &r.policy_identifiers {
+        x509::parse_oid("policy_identifiers", o).map_err(|e| bad(e.to_string()))?;
+    }
+    if r.cn_validations.is_empty() {
+        r.cn_validations = vec!["email".into(), "hostname".into()];
+    }
+    for v in &mut r.cn_validations {
+        *v = v.to_ascii_lowercase();
+        if !CN_VALIDATIONS.contains(&v.as_str()) {
+            return Err(bad(format!("unknown cn_validations value {v:?}")));
+        }
+    }
+    if r.cn_validations.len() > 1 && r.cn_validations.iter().any(|v| v == "disabled") {
+        return Err(bad(
+            "cn_validations value \"disabled\" cannot be combined with others",
+        ));
+    }
+    if !r.not_after.is_empty() && crate::clock::parse_rfc3339(&r.not_after).is_none() {
+        return Err(bad(format!(
+            "invalid not_after {:?}: expected RFC 3339",
+            r.not_after
+        )));
+    }
+    for o in &r.allowed_other_sans {
+        if o != "*" {
+            crate::issue::parse_other_san(o, true)?;
+        }
+    }
+    if r.issuer_ref.trim().is_empty() {
+        r.issuer_ref = "default".into();
+    }
+    Ok(r)
+}
+
+fn valid_role_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c))
+        && n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A role as Vault reads it back.
+pub fn role_json(r: &Role) -> Map<String, Value> {
+    match serde_json::to_value(r) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+pub async fn load(req: &Request, name: &str) -> Result<Option<Role>> {
+    get_json(&*req.storage, &format!("role/{name}")).await
+}
+
+impl Engine {
+    pub(crate) async fn role_write(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let name = f.string("name");
+        if !valid_role_name(&name) {
+            return Err(bad(format!("invalid role name {name:?}")));
+        }
+        let patch = req.operation == tresor_sdk::Operation::Patch;
+        let mut base = if patch {
+            let existing = load(&req, &name)
+                .await?
+                .ok_or_else(|| LogicalError::NotFound(format!("role {name:?} does not exist")))?;
+            role_json(&existing)
+        } else {
+            Map::new()
+        };
+        for (fname, kind, _, _) in ROLE_FIELDS {
+            if !patch || f.is_set(fname) {
+                base.insert((*fname).into(), field_json(&f, fname, *kind));
+            }
+        }
+        let role: Role = serde_json::from_value(Value::Object(base))
+            .map_err(|e| bad(format!("invalid role: {e}")))?;
+        let role = normalize(role)?;
+        crate::store::save(&*req.storage, &format!("role/{name}"), &role).await?;
+        let _ = self;
+        Ok(Some(Response::data(role_json(&role))))
+    }
+
+    pub(crate) async fn role_read(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        Ok(load(&req, &f.string("name"))
+            .await?
+            .map(|r| Response::data(role_json(&r))))
+    }
+
+    pub(crate) async fn role_delete(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        req.storage
+            .delete(&format!("role/{}", f.string("name")))
+            .await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn role_list(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let mut keys = req.storage.list("role/").await?;
+        keys.retain(|k| !k.ends_with('/'));
+        keys.sort();
+        Ok(Some(Response::list(keys)))
+    }
+
+    pub(crate) async fn role_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
+        Ok(req
+            .storage
+            .get(&format!("role/{}", f.string("name")))
+            .await?
+            .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_table_and_struct_defaults_agree() {
+        let mut m = Map::new();
+        for (name, _, default, _) in ROLE_FIELDS {
+            m.insert((*name).into(), serde_json::from_str(default).unwrap());
+        }
+        assert_eq!(Value::Object(m), Value::Object(role_json(&Role::default())));
+    }
+
+    #[test]
+    fn defaults_match_vault() {
+        let r = normalize(Role::default()).unwrap();
+        assert!(r.allow_localhost && r.enforce_hostnames && r.allow_ip_sans);
+        assert!(r.server_flag && r.client_flag && r.require_cn);
+        assert!(r.allow_wildcard_certificates && r.use_csr_common_name && r.use_csr_sans);
+        assert_eq!(r.key_type, "rsa");
+        assert_eq!(r.key_bits, 2048);
+        assert_eq!(r.signature_bits, 256);
+        assert_eq!(r.not_before_duration, 30);
+        assert_eq!(r.issuer_ref, "default");
+        assert_eq!(r.cn_validations, ["email", "hostname"]);
+        assert_eq!(
+            r.key_usage,
+            ["DigitalSignature", "KeyAgreement", "KeyEncipherment"]
+        );
+    }
+
+    #[test]
+    fn bad_roles_are_refused_with_the_field_named() {
+        let cases: &[(&str, Value, &str)] = &[
+            ("key_bits", json!(1024), "key_bits"),
+            ("key_type", json!("dsa"), "key_type"),
+            ("signature_bits", json!(128), "signature_bits"),
+            ("key_usage", json!(["Typo"]), "key_usage"),
+            ("ext_key_usage", json!(["Nope"]), "ext_key_usage"),
+            ("ext_key_usage_oids", json!(["x.y"]), "ext_key_usage_oids"),
+            ("cn_validations", json!(["dns"]), "cn_validations"),
+            ("not_after", json!("tomorrow"), "not_after"),
+        ];
+        for (field, value, needle) in cases {
+            let mut m = role_json(&Role::default());
+            m.insert((*field).into(), value.clone());
+            let r: Role = serde_json::from_value(Value::Object(m)).unwrap();
+            let err = normalize(r).unwrap_err().to_string();
+            assert!(err.contains(needle), "{field}: {err}");
+        }
+        let mut r = Role::default();
+        r.ttl = 100;
+        r.max_ttl = 50;
+        assert!(normalize(r).unwrap_err().to_string().contains("max_ttl"));
+    }
+
+    #[test]
+    fn ec_256_resolves_and_any_clears_bits() {
+        let mut r = Role::default();
+        r.key_type = "EC".into();
+        r.key_bits = 0;
+        assert_eq!(normalize(r.clone()).unwrap().key_bits, 256);
+        r.key_type = "any".into();
+        r.key_bits = 4096;
+        assert_eq!(normalize(r).unwrap().key_bits, 0);
+    }
+}

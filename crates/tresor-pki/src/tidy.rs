@@ -1,0 +1,374 @@
+//! Tidy: removing expired certificates from the store and expired revocations from the
+//! revocation index (`tidy`, `tidy-status`, `tidy-cancel`, `config/auto-tidy`).
+//!
+//! A tidy runs in the background, as Vault's does; its status lives in memory per mount.
+//! Auto-tidy has no timer of its own: the engine checks on incoming requests whether the
+//! interval has passed and starts a run then.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+use tresor_sdk::framework::Fields;
+use tresor_sdk::{Request, Response, Result, get_json};
+
+use crate::store::{self, AutoTidyConfig, RevokedEntry};
+use crate::{Engine, bad, x509};
+
+/// What a tidy run does.
+#[derive(Debug, Clone, Default)]
+pub struct TidyParams {
+    pub tidy_cert_store: bool,
+    pub tidy_revoked_certs: bool,
+    pub tidy_revoked_cert_issuer_associations: bool,
+    pub tidy_expired_issuers: bool,
+    pub safety_buffer: u64,
+    pub issuer_safety_buffer: u64,
+}
+
+/// The status of the last (or current) tidy of a mount.
+#[derive(Debug, Clone, Default)]
+pub struct TidyStatus {
+    pub params: TidyParams,
+    pub state: String,
+    pub error: String,
+    pub message: String,
+    pub time_started: i64,
+    pub time_finished: i64,
+    pub cert_store_deleted_count: u64,
+    pub revoked_cert_deleted_count: u64,
+    pub current_cert_store_count: u64,
+    pub current_revoked_cert_count: u64,
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TidyStatus {
+    fn json(&self) -> Value {
+        let t = |s: i64| {
+            if s == 0 {
+                Value::Null
+            } else {
+                json!(crate::clock::rfc3339(s))
+            }
+        };
+        json!({
+            "safety_buffer": self.params.safety_buffer,
+            "issuer_safety_buffer": self.params.issuer_safety_buffer,
+            "tidy_cert_store": self.params.tidy_cert_store,
+            "tidy_revoked_certs": self.params.tidy_revoked_certs,
+            "tidy_revoked_cert_issuer_associations": self.params.tidy_revoked_cert_issuer_associations,
+            "tidy_expired_issuers": self.params.tidy_expired_issuers,
+            "state": if self.state.is_empty() { "Inactive" } else { &self.state },
+            "error": if self.error.is_empty() { Value::Null } else { json!(self.error) },
+            "time_started": t(self.time_started),
+            "time_finished": t(self.time_finished),
+            "message": self.message,
+            "cert_store_deleted_count": self.cert_store_deleted_count,
+            "revoked_cert_deleted_count": self.revoked_cert_deleted_count,
+            "missing_issuer_cert_count": 0,
+            "current_cert_store_count": self.current_cert_store_count,
+            "current_revoked_cert_count": self.current_revoked_cert_count,
+        })
+    }
+}
+
+fn params_from(f: &Fields) -> TidyParams {
+    TidyParams {
+        tidy_cert_store: f.flag("tidy_cert_store"),
+        tidy_revoked_certs: f.flag("tidy_revoked_certs"),
+        tidy_revoked_cert_issuer_associations: f.flag("tidy_revoked_cert_issuer_associations"),
+        tidy_expired_issuers: f.flag("tidy_expired_issuers"),
+        safety_buffer: f
+            .duration("safety_buffer")
+            .map_or(72 * 3600, |d| d.as_secs()),
+        issuer_safety_buffer: f
+            .duration("issuer_safety_buffer")
+            .map_or(365 * 24 * 3600, |d| d.as_secs()),
+    }
+}
+
+impl Engine {
+    pub(crate) async fn tidy(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
+        let params = params_from(&f);
+        if !params.tidy_cert_store
+            && !params.tidy_revoked_certs
+            && !params.tidy_expired_issuers
+            && !params.tidy_revoked_cert_issuer_associations
+        {
+            return Err(bad(
+                "tidy request does not enable any operation: set tidy_cert_store or tidy_revoked_certs",
+            ));
+        }
+        self.start_tidy(&req, params)?;
+        Ok(Some(Response::default().with_warning(
+            "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.",
+        )))
+    }
+
+    /// Starts a tidy in the background unless one is running.
+    pub(crate) fn start_tidy(self: &Arc<Self>, req: &Request, params: TidyParams) -> Result<()> {
+        let mount = self.mount_id(req);
+        let status = {
+            let mut map = self.tidy.lock();
+            if map.get(&mount).is_some_and(|s| s.state == "Running") {
+                return Err(bad("a tidy operation is already in progress"));
+            }
+            let status = TidyStatus {
+                params: params.clone(),
+                state: "Running".into(),
+                time_started: self.now(),
+                ..Default::default()
+            };
+            map.insert(mount.clone(), status.clone());
+            status
+        };
+        let engine = self.clone();
+        let req = req.clone();
+        tokio::spawn(async move {
+            let result = engine.run_tidy(&req, &params, &status.cancel).await;
+            let mut map = engine.tidy.lock();
+            if let Some(st) = map.get_mut(&mount) {
+                st.time_finished = engine.now();
+                match result {
+                    Ok((certs, revoked, cur_certs, cur_revoked)) => {
+                        st.cert_store_deleted_count = certs;
+                        st.revoked_cert_deleted_count = revoked;
+                        st.current_cert_store_count = cur_certs;
+                        st.current_revoked_cert_count = cur_revoked;
+                        if status.cancel.load(Ordering::SeqCst) {
+                            st.state = "Cancelled".into();
+                            st.message = "Tidy operation cancelled".into();
+                        } else {
+                            st.state = "Finished".into();
+                            st.message = "Tidy operation successfully completed".into();
+                        }
+                    }
+                    Err(e) => {
+                        st.state = "Error".into();
+                        st.error = e.to_string();
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// One tidy pass: (certificates deleted, revocations deleted, certificates left,
+    /// revocations left).
+    async fn run_tidy(
+        &self,
+        req: &Request,
+        p: &TidyParams,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(u64, u64, u64, u64)> {
+        let s = &*req.storage;
+        let now = self.now();
+        let cutoff = now - p.safety_buffer as i64;
+        let (mut certs_deleted, mut revoked_deleted, mut certs_left, mut revoked_left) =
+            (0, 0, 0, 0);
+        let mut removals: HashMap<String, HashSet<String>> = HashMap::new();
+        if p.tidy_revoked_certs || p.tidy_revoked_cert_issuer_associations {
+            for k in s.list("revoked/").await? {
+                if cancel.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(e) = get_json::<RevokedEntry>(s, &format!("revoked/{k}")).await? else {
+                    continue;
+                };
+                if p.tidy_revoked_certs && e.not_after < cutoff {
+                    s.delete(&format!("revoked/{k}")).await?;
+                    if let Some(serial) = x509::parse_serial(&k) {
+                        store::delete_cert(s, &serial).await?;
+                        removals
+                            .entry(e.issuer_id.clone())
+                            .or_default()
+                            .insert(hex::encode(&serial));
+                    }
+                    revoked_deleted += 1;
+                } else {
+                    revoked_left += 1;
+                }
+            }
+        }
+        if p.tidy_cert_store {
+            let issuer_serials: HashSet<String> = crate::issuers::list_issuer_entries(s)
+                .await?
+                .into_iter()
+                .map(|e| e.serial_number)
+                .collect();
+            for shard in s.list("certs/").await? {
+                if !shard.ends_with('/') {
+                    continue;
+                }
+                for k in s.list(&format!("certs/{shard}")).await? {
+                    if cancel.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let path = format!("certs/{shard}{k}");
+                    let Some(der) = s.get(&path).await? else {
+                        continue;
+                    };
+                    let Ok(info) = x509::parse_cert(&der) else {
+                        continue;
+                    };
+                    let colon = x509::serial_colon(&info.serial);
+                    // Issuer certificates stay while their issuer exists; revoked ones wait
+                    // for tidy_revoked_certs.
+                    let revoked = s.get(&format!("revoked/{k}")).await?.is_some();
+                    if info.not_after < cutoff && !issuer_serials.contains(&colon) && !revoked {
+                        s.delete(&path).await?;
+                        certs_deleted += 1;
+                    } else {
+                        certs_left += 1;
+                    }
+                }
+            }
+        }
+        for (issuer, serials) in removals {
+            self.remove_from_index(req, &issuer, &serials).await?;
+        }
+        Ok((certs_deleted, revoked_deleted, certs_left, revoked_left))
+    }
+
+    pub(crate) async fn tidy_status(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let st = self
+            .tidy
+            .lock()
+            .get(&self.mount_id(&req))
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(Response::json(st.json())))
+    }
+
+    pub(crate) async fn tidy_cancel(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let st = {
+            let map = self.tidy.lock();
+            map.get(&self.mount_id(&req)).cloned()
+        };
+        match st {
+            Some(st) if st.state == "Running" => {
+                st.cancel.store(true, Ordering::SeqCst);
+                Ok(Some(Response::json(st.json())))
+            }
+            _ => Err(bad("no tidy operation is running")),
+        }
+    }
+
+    pub(crate) async fn auto_tidy_read(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let c: AutoTidyConfig = store::load_or_default(&*req.storage, "config/auto-tidy").await?;
+        Ok(Some(Response::json(auto_tidy_json(&c))))
+    }
+
+    pub(crate) async fn auto_tidy_write(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let mut c: AutoTidyConfig = store::load_or_default(s, "config/auto-tidy").await?;
+        let dur = |n: &str| f.duration(n).map(|d| d.as_secs()).unwrap_or(0);
+        if f.is_set("enabled") {
+            c.enabled = f.flag("enabled");
+        }
+        if f.is_set("interval_duration") {
+            c.interval_duration = dur("interval_duration");
+        }
+        for (name, target) in [
+            ("tidy_cert_store", &mut c.tidy_cert_store),
+            ("tidy_revoked_certs", &mut c.tidy_revoked_certs),
+            (
+                "tidy_revoked_cert_issuer_associations",
+                &mut c.tidy_revoked_cert_issuer_associations,
+            ),
+            ("tidy_expired_issuers", &mut c.tidy_expired_issuers),
+        ] {
+            if f.is_set(name) {
+                *target = f.flag(name);
+            }
+        }
+        if f.is_set("safety_buffer") {
+            c.safety_buffer = dur("safety_buffer");
+        }
+        if f.is_set("issuer_safety_buffer") {
+            c.issuer_safety_buffer = dur("issuer_safety_buffer");
+        }
+        if c.enabled && !c.tidy_cert_store && !c.tidy_revoked_certs {
+            return Err(bad(
+                "auto-tidy is enabled but no tidy operation is: set tidy_cert_store or tidy_revoked_certs",
+            ));
+        }
+        if c.interval_duration == 0 {
+            return Err(bad("interval_duration must be greater than zero"));
+        }
+        store::save(s, "config/auto-tidy", &c).await?;
+        self.auto_tidy
+            .lock()
+            .insert(self.mount_id(&req), (c.clone(), self.now()));
+        Ok(Some(Response::json(auto_tidy_json(&c))))
+    }
+
+    /// Starts an automatic tidy when the mount's interval has passed.
+    pub(crate) async fn maybe_auto_tidy(self: &Arc<Self>, req: &Request) {
+        let mount = self.mount_id(req);
+        let known = self.auto_tidy.lock().get(&mount).cloned();
+        let (cfg, last) = match known {
+            Some(x) => x,
+            None => {
+                let Ok(cfg) =
+                    store::load_or_default::<AutoTidyConfig>(&*req.storage, "config/auto-tidy")
+                        .await
+                else {
+                    return;
+                };
+                let now = self.now();
+                self.auto_tidy
+                    .lock()
+                    .insert(mount.clone(), (cfg.clone(), now));
+                (cfg, now)
+            }
+        };
+        let now = self.now();
+        if !cfg.enabled || now < last + cfg.interval_duration as i64 {
+            return;
+        }
+        self.auto_tidy.lock().insert(mount, (cfg.clone(), now));
+        let _ = self.start_tidy(
+            req,
+            TidyParams {
+                tidy_cert_store: cfg.tidy_cert_store,
+                tidy_revoked_certs: cfg.tidy_revoked_certs,
+                tidy_revoked_cert_issuer_associations: cfg.tidy_revoked_cert_issuer_associations,
+                tidy_expired_issuers: cfg.tidy_expired_issuers,
+                safety_buffer: cfg.safety_buffer,
+                issuer_safety_buffer: cfg.issuer_safety_buffer,
+            },
+        );
+    }
+}
+
+fn auto_tidy_json(c: &AutoTidyConfig) -> Value {
+    json!({
+        "enabled": c.enabled,
+        "interval_duration": c.interval_duration,
+        "tidy_cert_store": c.tidy_cert_store,
+        "tidy_revoked_certs": c.tidy_revoked_certs,
+        "tidy_revoked_cert_issuer_associations": c.tidy_revoked_cert_issuer_associations,
+        "tidy_expired_issuers": c.tidy_expired_issuers,
+        "safety_buffer": c.safety_buffer,
+        "issuer_safety_buffer": c.issuer_safety_buffer,
+        "pause_duration": c.pause_duration,
+    })
+}
