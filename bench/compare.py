@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Helpers for bench/compare.sh: server lifecycle over HTTP, RSS and CPU readings, the
+dev-mode start-to-serving timer, and the RESULTS.md writer.
+
+Only the Python standard library is used. Every figure written to RESULTS.md comes from a
+measurement made in the same run; nothing here is a constant result.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+
+def http(method, url, body=None, token=None, timeout=5.0):
+    """Returns (status, parsed JSON or None)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("X-Vault-Token", token)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        status = e.code
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, None
+
+
+def wait_health(addr, codes, seconds):
+    """Waits until GET sys/health answers one of `codes`."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last, _ = http("GET", f"{addr}/v1/sys/health", timeout=2)
+            if last in codes:
+                return
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)
+    sys.exit(f"{addr}: sys/health did not answer {codes} within {seconds}s (last: {last})")
+
+
+def cmd_init(addr, out_file):
+    """Initializes with one key share, unseals, waits until active; writes key and token."""
+    wait_health(addr, {501, 503, 200}, 60)
+    status, body = http("PUT", f"{addr}/v1/sys/init", {"secret_shares": 1, "secret_threshold": 1}, timeout=120)
+    if status != 200:
+        sys.exit(f"{addr}: sys/init answered {status}: {body}")
+    key, token = body["keys_base64"][0], body["root_token"]
+    status, body = http("PUT", f"{addr}/v1/sys/unseal", {"key": key}, timeout=120)
+    if status != 200 or body.get("sealed"):
+        sys.exit(f"{addr}: sys/unseal answered {status}: {body}")
+    wait_health(addr, {200}, 60)
+    with open(out_file, "w") as f:
+        f.write(token)
+    os.chmod(out_file, 0o600)
+
+
+def proc_status(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])  # kB
+    raise SystemExit(f"no {field} for pid {pid}")
+
+
+def cmd_version(addr):
+    """Prints the server version sys/health reports."""
+    _, body = http("GET", f"{addr}/v1/sys/health")
+    print((body or {}).get("version", "unknown"))
+
+
+def cmd_rss(pid):
+    print(proc_status(pid, "VmRSS"))
+
+
+def cmd_peak(pid):
+    print(proc_status(pid, "VmHWM"))
+
+
+def first_200(port, deadline):
+    """Polls GET sys/health on a raw socket until it answers 200."""
+    req = f"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    while time.perf_counter() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(req)
+                head = s.recv(16)
+                if head.startswith(b"HTTP/1.1 200"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.0005)
+    return False
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cmd_dev_start(runs, *argv):
+    """Spawns `argv` (with {port} replaced) `runs` times; prints the milliseconds from spawn to
+    the first 200 from sys/health for each run, as JSON."""
+    times = []
+    for _ in range(int(runs)):
+        port = free_port()
+        args = [a.replace("{port}", str(port)) for a in argv]
+        home = tempfile.mkdtemp(prefix="bench-dev-home-")
+        env = dict(os.environ, HOME=home)
+        t0 = time.perf_counter()
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            ok = first_200(port, t0 + 30)
+            t1 = time.perf_counter()
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(home, ignore_errors=True)
+        if not ok:
+            sys.exit(f"{args[0]} -dev did not serve within 30 s")
+        times.append((t1 - t0) * 1000)
+        time.sleep(0.2)
+    print(json.dumps(times))
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+# What the issues ask of Tresor, to mark each measured figure against (not results).
+RATIO_TARGETS = {"sys-health": 1.5, "kv-read-non-root": 5.0, "kv-write": 5.0, "token-create": 5.0}
+IDLE_RSS_TARGET_MB = 15
+DEV_START_TARGET_MS = 100
+
+
+def target_cell(target, value):
+    if target is None:
+        return ""
+    return f"≥ {target:g}× {'met' if value >= target else 'not met'}"
+
+
+def fmt_rate(x):
+    return f"{x:,.0f}"
+
+
+def fmt_ms(x):
+    return f"{x:.3f}" if x < 1 else f"{x:.2f}"
+
+
+def read(work, name):
+    with open(os.path.join(work, name)) as f:
+        return f.read()
+
+
+def kv_file(work, name):
+    out = {}
+    for line in read(work, name).splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def machine():
+    mem_kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return {"nproc": nproc, "cpu": cpu, "mem_gib": mem_kib / 1024 / 1024, "kernel": os.uname().release}
+
+
+def cmd_report(work, out_md):
+    """Builds the comparison from the files compare.sh left in `work`, prints it and writes
+    RESULTS.md."""
+    settings = kv_file(work, "settings.txt")
+    meta = dict(settings)
+    meta.update(machine())
+    meta["workloads"] = read(work, "workloads.txt").split()
+    rss = kv_file(work, "rss.txt")
+    meta["rss"] = {k: {p: int(rss[f"{k}.{p}"]) for p in ("idle", "after", "peak")} for k in ("bao", "tresor")}
+    meta["dev_start_ms"] = {k: load(os.path.join(work, f"dev-{k}.json")) for k in ("tresor", "bao")
+                            if os.path.exists(os.path.join(work, f"dev-{k}.json"))}
+    meta["ceiling"] = {
+        "report": load(os.path.join(work, "ceiling.json")),
+        "server_cpu_seconds": float(rss["tresor.ceiling_cpu"]),
+    }
+    meta["commands"] = read(work, "commands.txt").splitlines()
+    meta["bao_config"] = read(work, "bao.hcl")
+    meta["tresor_config"] = read(work, "tresor.hcl")
+    bao_label = settings["bao_label"]
+    tresor_label = settings["tresor_label"]
+    rows = []
+    for name in meta["workloads"]:
+        b = load(os.path.join(work, f"bao-{name}.json"))
+        t = load(os.path.join(work, f"tresor-{name}.json"))
+        bw, tw = b["workloads"][0], t["workloads"][0]
+        ratio = tw["ok_per_second"] / bw["ok_per_second"] if bw["ok_per_second"] > 0 else float("inf")
+        rows.append((name, bw, tw, ratio))
+
+    lines = []
+    add = lines.append
+    add("# Tresor vs OpenBao: side-by-side benchmark")
+    add("")
+    add("Generated by `bench/compare.sh`; every figure below was measured in that run.")
+    add("")
+    add(f"- Date: {meta['date']}")
+    add(f"- Commit: `{meta['commit']}`"
+        + (" (built from a working tree with uncommitted changes)" if meta["dirty"] == "yes" else ""))
+    add(f"- Machine: {meta['nproc']} cores ({meta['cpu']}), {meta['mem_gib']:.1f} GiB memory, "
+        f"Linux {meta['kernel']}")
+    add(f"- Load average when the run started: {meta['loadavg']} (the machine is shared; "
+        "other work running at the same time lowers every figure)")
+    add(f"- Servers: {bao_label}, durable raft storage; {tresor_label}, durable embedded "
+        "storage; both on 127.0.0.1 without TLS, no audit device, one unseal key")
+    add(f"- Load generator: `{meta['tresor_bin']} bench` on the same host, "
+        f"{meta['concurrency']} concurrent connections, {meta['duration']} per workload after "
+        f"a {meta['warmup']} warm-up, {meta['threads']} generator thread(s)")
+    add("")
+    add("## Throughput and latency")
+    add("")
+    add("ok/s = successful requests per second. Ratio = Tresor ok/s ÷ OpenBao ok/s.")
+    add("")
+    add("Target = the ratio the issues ask for (issue 2: sys/health; issue 4: KV and tokens), "
+        "where there is one.")
+    add("")
+    add("| workload | OpenBao ok/s | Tresor ok/s | ratio | target | OpenBao p50 / p99 ms | Tresor p50 / p99 ms | errors (OpenBao / Tresor) |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, bw, tw, ratio in rows:
+        add(f"| {name} | {fmt_rate(bw['ok_per_second'])} | {fmt_rate(tw['ok_per_second'])} | "
+            f"{ratio:.2f}× | {target_cell(RATIO_TARGETS.get(name), ratio)} | "
+            f"{fmt_ms(bw['latency_ms']['p50'])} / {fmt_ms(bw['latency_ms']['p99'])} | "
+            f"{fmt_ms(tw['latency_ms']['p50'])} / {fmt_ms(tw['latency_ms']['p99'])} | "
+            f"{bw['errors']} / {tw['errors']} |")
+    errs = [(srv, name, w) for name, bw, tw, _ in rows for srv, w in (("OpenBao", bw), ("Tresor", tw)) if w["errors"]]
+    if errs:
+        add("")
+        add("First errors:")
+        add("")
+        for srv, name, w in errs:
+            for e in w["first_errors"]:
+                add(f"- {srv} {name}: {e['count']} × `{e['message']}`")
+    add("")
+    add("## Memory (RSS from /proc/PID/status)")
+    add("")
+    add("| server | idle after unseal | after the run | peak (VmHWM) |")
+    add("|---|---:|---:|---:|")
+    for label, key in ((bao_label, "bao"), (tresor_label, "tresor")):
+        m = meta["rss"][key]
+        add(f"| {label} | {m['idle'] / 1024:.1f} MiB | {m['after'] / 1024:.1f} MiB | {m['peak'] / 1024:.1f} MiB |")
+    idle_mb = meta["rss"]["tresor"]["idle"] * 1024 / 1e6
+    add("")
+    add(f"Target (issue 2): Tresor idle under {IDLE_RSS_TARGET_MB} MB: {idle_mb:.1f} MB, "
+        f"{'met' if idle_mb < IDLE_RSS_TARGET_MB else 'not met'}.")
+    add("")
+    add("## Dev mode: spawn to first 200 from sys/health")
+    add("")
+    add("| server | median | min | max | runs |")
+    add("|---|---:|---:|---:|---:|")
+    for label, key in ((tresor_label, "tresor"), (bao_label, "bao")):
+        ts = meta["dev_start_ms"].get(key)
+        if ts:
+            add(f"| {label} `server -dev` | {statistics.median(ts):.1f} ms | {min(ts):.1f} ms | {max(ts):.1f} ms | {len(ts)} |")
+    ts = meta["dev_start_ms"].get("tresor")
+    if ts:
+        add("")
+        add(f"Target (issue 2): Tresor `-dev` serving in under {DEV_START_TARGET_MS} ms: median "
+            f"{statistics.median(ts):.1f} ms, {'met' if statistics.median(ts) < DEV_START_TARGET_MS else 'not met'}.")
+    add("")
+    add("## The load generator's own ceiling")
+    add("")
+    c = meta["ceiling"]
+    cw = c["report"]["workloads"][0]
+    cpu = c["report"]["client_cpu_seconds"] or 0.0
+    secs = c["report"]["elapsed_seconds"]
+    per_req_us = cpu * 1e6 / cw["requests"] if cw["requests"] else 0.0
+    add(f"`tresor bench` against the cheapest endpoint there is (`GET sys/health` on Tresor), "
+        f"{c['report']['concurrency']} connections, {c['report']['threads']} generator thread(s), "
+        f"{secs:.1f} s:")
+    add("")
+    add(f"- achieved: {fmt_rate(cw['ok_per_second'])} requests/s (p50 {fmt_ms(cw['latency_ms']['p50'])} ms, "
+        f"p99 {fmt_ms(cw['latency_ms']['p99'])} ms)")
+    add(f"- generator CPU: {cpu:.2f} s over {secs:.2f} s = {cpu / secs if secs else 0:.2f} cores, "
+        f"{per_req_us:.1f} µs of CPU per request")
+    if per_req_us > 0:
+        add(f"- implied ceiling of one generator thread with a core to itself: "
+            f"{fmt_rate(1e6 / per_req_us)} requests/s")
+    add(f"- server CPU over the same run: {c['server_cpu_seconds']:.2f} s "
+        f"= {c['server_cpu_seconds'] / secs if secs else 0:.2f} cores")
+    add("")
+    if per_req_us > 0:
+        fastest = max(rows, key=lambda r: max(r[1]["ok_per_second"], r[2]["ok_per_second"]))
+        top = max(fastest[1]["ok_per_second"], fastest[2]["ok_per_second"])
+        add(f"The fastest figure in the comparison ({fmt_rate(top)} ok/s, {fastest[0]}) is "
+            f"{100 * top * per_req_us / 1e6:.0f}% of that ceiling. On a {meta['nproc']}-core "
+            "machine the generator and the server share the cores, so whatever CPU the "
+            "generator uses is taken from the server.")
+    add("")
+    add("## Commands")
+    add("")
+    add("```sh")
+    for cmd in meta["commands"]:
+        add(cmd)
+    add("```")
+    add("")
+    add("OpenBao configuration:")
+    add("")
+    add("```hcl")
+    add(meta["bao_config"].rstrip())
+    add("```")
+    add("")
+    add("Tresor configuration:")
+    add("")
+    add("```hcl")
+    add(meta["tresor_config"].rstrip())
+    add("```")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(out_md), exist_ok=True)
+    with open(out_md, "w") as f:
+        f.write(text)
+
+    # The console summary.
+    print()
+    print(f"{'workload':<20} {'OpenBao ok/s':>13} {'Tresor ok/s':>13} {'ratio':>8}")
+    for name, bw, tw, ratio in rows:
+        print(f"{name:<20} {bw['ok_per_second']:>13,.0f} {tw['ok_per_second']:>13,.0f} {ratio:>7.2f}x")
+    for label, key in ((bao_label, "bao"), (tresor_label, "tresor")):
+        m = meta["rss"][key]
+        print(f"RSS {label}: idle {m['idle'] / 1024:.1f} MiB, after the run {m['after'] / 1024:.1f} MiB")
+    ts = meta["dev_start_ms"].get("tresor")
+    if ts:
+        print(f"Tresor -dev start to serving: median {statistics.median(ts):.1f} ms")
+    print(f"wrote {out_md}")
+
+
+def cmd_cpu(pid):
+    """Prints the CPU seconds (user + system) a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    print((int(rest[11]) + int(rest[12])) / ticks)
+
+
+def main():
+    cmd, *args = sys.argv[1:]
+    {
+        "init": cmd_init,
+        "rss": cmd_rss,
+        "version": cmd_version,
+        "peak": cmd_peak,
+        "cpu": cmd_cpu,
+        "dev-start": cmd_dev_start,
+        "free-port": lambda: print(free_port()),
+        "report": cmd_report,
+    }[cmd](*args)
+
+
+if __name__ == "__main__":
+    main()

