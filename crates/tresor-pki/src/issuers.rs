@@ -989,19 +989,7 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let issuer = self.issuer_by_ref(&req, &f.string("issuer_ref")).await?;
-        let sig = issuer
-            .key
-            .as_ref()
-            .map(|k| {
-                let bits = match issuer.entry.revocation_signature_algorithm.as_str() {
-                    "SHA384WithRSA" => 384,
-                    "SHA512WithRSA" => 512,
-                    _ => 256,
-                };
-                k.sig_alg(bits).vault_name()
-            })
-            .unwrap_or("");
-        Ok(Some(Response::data(issuer_json(&issuer.entry, sig))))
+        Ok(Some(issuer_response(&issuer)))
     }
 
     /// `issuer/:ref/json`, `issuer/:ref/pem`, `issuer/:ref/der` (unauthenticated).
@@ -1103,7 +1091,8 @@ impl Engine {
         store::save(s, &format!("issuer/{id}"), &e).await?;
         rebuild_chains(s).await?;
         drop(_guard);
-        self.issuer_read(req, f).await
+        let issuer = self.load_issuer(&req, &id).await?;
+        Ok(Some(issuer_response(&issuer)))
     }
 
     pub(crate) async fn issuer_delete(
@@ -1186,19 +1175,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let s = &*req.storage;
-        let id = resolve_key(s, &f.string("key_ref")).await?;
-        let Some(e) = get_json::<KeyEntry>(s, &format!("key/{id}")).await? else {
-            return Ok(None);
-        };
-        let key = load_key(&e)?;
-        Ok(Some(Response::json(json!({
-            "key_id": e.id,
-            "key_name": e.name,
-            "key_type": e.key_type,
-            "key_bits": e.key_bits,
-            "subject_key_id": x509::serial_colon(&x509::key_identifier(key.spki_der())),
-        }))))
+        let id = resolve_key(&*req.storage, &f.string("key_ref")).await?;
+        key_response(&req, &id).await
     }
 
     pub(crate) async fn key_update(
@@ -1222,7 +1200,7 @@ impl Engine {
         }
         e.name = name;
         store::save(s, &format!("key/{id}"), &e).await?;
-        self.key_read(req, f).await
+        key_response(&req, &id).await
     }
 
     pub(crate) async fn key_delete(
@@ -1324,6 +1302,39 @@ impl Engine {
         s.delete("config/keys").await?;
         Ok(None)
     }
+}
+
+/// A key as `key/:ref` reads it.
+async fn key_response(req: &Request, id: &str) -> Result<Option<Response>> {
+    let s = &*req.storage;
+    let Some(e) = get_json::<KeyEntry>(s, &format!("key/{id}")).await? else {
+        return Ok(None);
+    };
+    let key = load_key(&e)?;
+    Ok(Some(Response::json(json!({
+        "key_id": e.id,
+        "key_name": e.name,
+        "key_type": e.key_type,
+        "key_bits": e.key_bits,
+        "subject_key_id": x509::serial_colon(&x509::key_identifier(key.spki_der())),
+    }))))
+}
+
+/// An issuer as `issuer/:ref` reads it.
+fn issuer_response(issuer: &LoadedIssuer) -> Response {
+    let sig = issuer
+        .key
+        .as_ref()
+        .map(|k| {
+            let bits = match issuer.entry.revocation_signature_algorithm.as_str() {
+                "SHA384WithRSA" => 384,
+                "SHA512WithRSA" => 512,
+                _ => 256,
+            };
+            k.sig_alg(bits).vault_name()
+        })
+        .unwrap_or("");
+    Response::data(issuer_json(&issuer.entry, sig))
 }
 
 /// A certificate in Vault's `format`: PEM, or base64 DER for `der`.
