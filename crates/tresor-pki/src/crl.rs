@@ -523,6 +523,10 @@ impl Engine {
             if !cfg.auto_rebuild {
                 self.build_crl(req, &issuer, CrlKind::Full).await?;
             } else if cfg.enable_delta {
+                let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
+                if state.base_number == 0 {
+                    self.build_crl(req, &issuer, CrlKind::Full).await?;
+                }
                 self.build_crl(req, &issuer, CrlKind::Delta).await?;
             }
         }

@@ -1,7 +1,7 @@
 //! The OCSP responder (RFC 6960) at `ocsp`: `GET ocsp/<base64 request>` and `POST ocsp` with
 //! a DER body. Each issuer of the mount answers for the certificates it signed, with `good`
 //! (stored, not revoked), `revoked` (with its time) or `unknown`; responses are signed by the
-//! issuer itself and echo the request's nonce.
+//! issuer itself, carry the issuer's certificate, and echo the request's nonce.
 //!
 //! The HTTP edge parses bodies as JSON; a DER body arrives here base64-encoded in the request
 //! field `http_raw_body` (see the crate documentation).
@@ -175,7 +175,10 @@ impl Engine {
             tbs_response_data: data,
             signature_algorithm: signer.alg.identifier(),
             signature: BitString::from_bytes(&sig).map_err(crate::store::internal)?,
-            certs: None,
+            // The signer's certificate goes along so clients find it without configuration.
+            certs: x509_cert::Certificate::from_der(&issuer.cert.der)
+                .ok()
+                .map(|c| vec![c]),
         };
         let body = OcspResponse {
             response_status: OcspResponseStatus::Successful,
