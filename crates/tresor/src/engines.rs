@@ -9,6 +9,7 @@ use tresor_core::mounts::{MountEntry, Table};
 
 pub fn register(core: &mut Core) {
     core.register_engine("kv", Arc::new(|_| Ok(tresor_kv::backend())));
+    core.register_engine("pki", Arc::new(|_| Ok(tresor_pki::backend())));
 }
 
 /// Dev mode mounts KV v2 at `secret/`, as Vault does.
