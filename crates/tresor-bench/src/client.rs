@@ -382,11 +382,16 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// The shortest timeout setup and cleanup requests get: revoking a parent token revokes every
+/// token a `token-create` run made, which can take a while on a slow store.
+const API_MIN_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The JSON client workloads use for setup and cleanup.
 pub struct Api {
     target: Arc<Target>,
     token: Option<Token>,
     idle: Mutex<Vec<Conn>>,
+    timeout: Duration,
 }
 
 impl fmt::Debug for Api {
@@ -398,10 +403,12 @@ impl fmt::Debug for Api {
 impl Api {
     /// A client for `target` that sends `token` (when there is one).
     pub fn new(target: Arc<Target>, token: Option<Token>) -> Self {
+        let timeout = target.timeout().max(API_MIN_TIMEOUT);
         Api {
             target,
             token,
             idle: Mutex::new(Vec::new()),
+            timeout,
         }
     }
 
@@ -445,7 +452,7 @@ impl Api {
             Some(c) if c.is_open() => c,
             _ => self.target.connect().await?,
         };
-        let resp = tokio::time::timeout(self.target.timeout(), conn.send(req))
+        let resp = tokio::time::timeout(self.timeout, conn.send(req))
             .await
             .map_err(|_| "request timed out".to_owned())??;
         if let Ok(mut idle) = self.idle.lock() {

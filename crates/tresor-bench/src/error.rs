@@ -54,7 +54,7 @@ pub enum BenchError {
     #[error("cannot reach the server at {address}: {reason}")]
     Unreachable { address: String, reason: String },
     /// The server is sealed or not initialized.
-    #[error("the server at {address} is {state}; unseal it before benchmarking")]
+    #[error("the server at {address} is {state}: initialize and unseal it before benchmarking")]
     NotReady { address: String, state: String },
     /// A setup or cleanup request the server answered with an error.
     #[error("{context}: {message}")]
