@@ -433,6 +433,21 @@ impl View {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+
+    /// Writes and deletes several keys of this view in one atomic commit (`None` deletes).
+    pub async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<(), CoreError> {
+        let mut out = Vec::with_capacity(ops.len());
+        for (k, v) in ops {
+            let full = self
+                .full(&k)
+                .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
+            out.push(match v {
+                Some(v) => Op::Put(full, v),
+                None => Op::Delete(full),
+            });
+        }
+        self.barrier.transaction(out).await
+    }
     fn full(&self, key: &str) -> tresor_sdk::Result<String> {
         if key.split('/').any(|s| s == "..") {
             return Err(tresor_sdk::LogicalError::invalid(

@@ -112,14 +112,21 @@ impl Expiration {
             .map_err(sdk)
     }
 
-    async fn put(&self, e: &LeaseEntry) -> Result<(), CoreError> {
-        tresor_sdk::put_json(&self.view, &format!("id/{}", e.lease_id), e)
-            .await
-            .map_err(sdk)?;
-        self.view
-            .put(&time_key(e.expire_time, &e.lease_id), Vec::new())
-            .await
-            .map_err(sdk)
+    /// Writes a lease entry, its expiry index entry and (optionally) its token index entry in
+    /// one commit.
+    async fn put(&self, e: &LeaseEntry, token_index: bool) -> Result<(), CoreError> {
+        let bytes = serde_json::to_vec(e).map_err(|x| CoreError::Internal(x.to_string()))?;
+        let mut ops = vec![
+            (format!("id/{}", e.lease_id), Some(bytes)),
+            (time_key(e.expire_time, &e.lease_id), Some(Vec::new())),
+        ];
+        if token_index {
+            ops.push((
+                format!("token/{}/{}", e.token_id, enc(&e.lease_id)),
+                Some(Vec::new()),
+            ));
+        }
+        self.view.transaction(ops).await
     }
 
     /// Registers a secret lease from an engine response. Returns the entry (with its id).
@@ -165,16 +172,7 @@ impl Expiration {
             renewable: lease.renewable,
             attempts: 0,
         };
-        self.put(&e).await?;
-        if !token_id.is_empty() {
-            self.view
-                .put(
-                    &format!("token/{token_id}/{}", enc(&e.lease_id)),
-                    Vec::new(),
-                )
-                .await
-                .map_err(sdk)?;
-        }
+        self.put(&e, !token_id.is_empty()).await?;
         Ok(e)
     }
 
@@ -201,7 +199,7 @@ impl Expiration {
             renewable: true,
             attempts: 0,
         };
-        self.put(&e).await?;
+        self.put(&e, false).await?;
         Ok(e.lease_id)
     }
 
@@ -214,22 +212,17 @@ impl Expiration {
     ) -> Result<LeaseEntry, CoreError> {
         e.expire_time = expire.min(e.max_expire);
         e.last_renewal = Some(at);
-        self.put(&e).await?;
+        self.put(&e, false).await?;
         Ok(e)
     }
 
     /// Forgets a lease after its secret was revoked.
     pub async fn remove(&self, e: &LeaseEntry) -> Result<(), CoreError> {
-        self.view
-            .delete(&format!("id/{}", e.lease_id))
-            .await
-            .map_err(sdk)?;
+        let mut ops = vec![(format!("id/{}", e.lease_id), None)];
         if !e.token_id.is_empty() && e.kind == LeaseKind::Secret {
-            self.view
-                .delete(&format!("token/{}/{}", e.token_id, enc(&e.lease_id)))
-                .await
-                .map_err(sdk)?;
+            ops.push((format!("token/{}/{}", e.token_id, enc(&e.lease_id)), None));
         }
+        self.view.transaction(ops).await?;
         // Time index entries are removed lazily by the next tick (they point at nothing).
         Ok(())
     }
@@ -268,8 +261,8 @@ impl Expiration {
         self.view.list(&format!("id/{prefix}")).await.map_err(sdk)
     }
 
-    /// Every lease id under a prefix (for revoke-prefix), depth first.
-    pub async fn all_under(&self, prefix: &str) -> Result<Vec<String>, CoreError> {
+    /// Up to `limit` lease ids under a prefix (for revoke-prefix), depth first.
+    pub async fn all_under(&self, prefix: &str, limit: usize) -> Result<Vec<String>, CoreError> {
         let mut out = Vec::new();
         let base = prefix.trim_end_matches('/');
         // The prefix may itself be a lease id.
@@ -287,6 +280,9 @@ impl Expiration {
                     stack.push(full);
                 } else {
                     out.push(full);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
                 }
             }
         }

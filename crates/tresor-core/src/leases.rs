@@ -14,6 +14,8 @@ use crate::tokens::{TokenEntry, now};
 
 /// How many due leases one tick revokes at most (the rest wait for the next tick).
 const TICK_BATCH: usize = 10_000;
+/// Leases listed and revoked per round of a prefix revocation.
+const REVOKE_BATCH: usize = 1024;
 /// Revocations in flight at once during a tick.
 const TICK_PARALLEL: usize = 32;
 
@@ -210,18 +212,47 @@ impl Core {
     }
 
     /// Revokes every lease under a prefix (`sys/leases/revoke-prefix`, `-force`).
-    pub async fn revoke_prefix(
-        &self,
-        u: &Unsealed,
-        prefix: &str,
-        force: bool,
-    ) -> Result<usize, CoreError> {
-        let ids = u.expiration.all_under(prefix).await?;
-        let n = ids.len();
-        for id in ids {
-            self.revoke_lease(u, &id, force).await?;
+    pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<usize, CoreError> {
+        // In bounded batches, so memory does not grow with the number of leases; each
+        // batch revokes concurrently (engine calls and commits are independent).
+        let mut total = 0;
+        let u = self.unsealed()?;
+        loop {
+            let ids = u.expiration.all_under(prefix, REVOKE_BATCH).await?;
+            if ids.is_empty() {
+                return Ok(total);
+            }
+            let sem = Arc::new(tokio::sync::Semaphore::new(TICK_PARALLEL));
+            let mut tasks = Vec::with_capacity(ids.len());
+            for id in ids {
+                let core = self.clone();
+                let u = u.clone();
+                let permit = sem
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                tasks.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    core.revoke_lease(&u, &id, force).await
+                }));
+            }
+            let mut first_err = None;
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(())) => total += 1,
+                    Ok(Err(e)) if first_err.is_none() => first_err = Some(e),
+                    Err(e) if first_err.is_none() => {
+                        first_err = Some(CoreError::Internal(e.to_string()))
+                    }
+                    _ => {}
+                }
+            }
+            // A lease that failed to revoke stays listed; stop rather than retry it forever.
+            if let Some(e) = first_err {
+                return Err(e);
+            }
         }
-        Ok(n)
     }
 
     /// One expiry pass at time `at`: revokes what is due, retrying failures with backoff.

@@ -74,9 +74,8 @@ async fn revoke_prefix(
     force: bool,
 ) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let u = c.unsealed().map_err(le)?;
     let prefix = f.string("prefix");
-    let n = c.revoke_prefix(&u, &prefix, force).await.map_err(le)?;
+    let n = c.revoke_prefix(&prefix, force).await.map_err(le)?;
     tracing::info!(prefix = %prefix, revoked = n, force, "revoked leases by prefix");
     Ok(None)
 }

@@ -246,26 +246,22 @@ impl TokenStore {
         let bytes = Zeroizing::new(
             serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?,
         );
-        self.view
-            .put(&format!("id/{}", entry.hash), bytes.to_vec())
-            .await
-            .map_err(sdk)?;
-        self.view
-            .put(
-                &format!("accessor/{}", self.hash(&entry.accessor)),
-                entry.hash.clone().into_bytes(),
-            )
-            .await
-            .map_err(sdk)?;
+        // Entry and indexes in one commit: one fsync per token, and never an index without
+        // its entry.
+        let mut ops = vec![
+            (format!("id/{}", entry.hash), Some(bytes.to_vec())),
+            (
+                format!("accessor/{}", self.hash(&entry.accessor)),
+                Some(entry.hash.clone().into_bytes()),
+            ),
+        ];
         if !entry.parent.is_empty() {
-            self.view
-                .put(
-                    &format!("parent/{}/{}", entry.parent, entry.hash),
-                    Vec::new(),
-                )
-                .await
-                .map_err(sdk)?;
+            ops.push((
+                format!("parent/{}/{}", entry.parent, entry.hash),
+                Some(Vec::new()),
+            ));
         }
+        self.view.transaction(ops).await?;
         let entry = Arc::new(entry);
         self.cache.write().insert(entry.hash.clone(), entry.clone());
         Ok(entry)
@@ -417,19 +413,13 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, id: &str) -> Result<(), CoreError> {
-        let raw = self.view.get(&format!("id/{id}")).await.map_err(sdk)?;
-        if let Some(bytes) = raw {
+        let mut ops: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        if let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? {
             let bytes = Zeroizing::new(bytes);
             if let Ok(e) = serde_json::from_slice::<TokenEntry>(&bytes) {
-                self.view
-                    .delete(&format!("accessor/{}", self.hash(&e.accessor)))
-                    .await
-                    .map_err(sdk)?;
+                ops.push((format!("accessor/{}", self.hash(&e.accessor)), None));
                 if !e.parent.is_empty() {
-                    self.view
-                        .delete(&format!("parent/{}/{id}", e.parent))
-                        .await
-                        .map_err(sdk)?;
+                    ops.push((format!("parent/{}/{id}", e.parent), None));
                 }
             }
         }
@@ -439,12 +429,10 @@ impl TokenStore {
             .await
             .map_err(sdk)?
         {
-            self.view
-                .delete(&format!("parent/{id}/{child}"))
-                .await
-                .map_err(sdk)?;
+            ops.push((format!("parent/{id}/{child}"), None));
         }
-        self.view.delete(&format!("id/{id}")).await.map_err(sdk)?;
+        ops.push((format!("id/{id}"), None));
+        self.view.transaction(ops).await?;
         self.cache.write().remove(id);
         Ok(())
     }

@@ -21,6 +21,8 @@ use crate::{Backend, Op, PhysicalError, Result, check_key};
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("tresor");
 /// The file inside the configured directory.
 pub const FILE_NAME: &str = "tresor.redb";
+/// redb page cache: hot data stays in memory, the rest is read from the file on demand.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Upper bound on writes folded into one commit, so one commit stays short.
 const MAX_BATCH: usize = 4096;
 
@@ -42,8 +44,11 @@ impl EmbeddedBackend {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db =
-            Database::create(&path).map_err(|e| io(format!("opening {}: {e}", path.display())))?;
+        // redb's default page cache is 1 GiB; bound it so memory stays flat as data grows.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| io(format!("opening {}: {e}", path.display())))?;
         {
             // Make sure the table exists so read transactions can always open it.
             let txn = db.begin_write().map_err(io)?;
