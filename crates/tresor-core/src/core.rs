@@ -49,7 +49,7 @@ impl Default for CoreConfig {
 }
 
 /// One logical request as the HTTP layer hands it to the core.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CoreRequest {
     pub operation: Operation,
     /// Path below `/v1/`, without a leading `/`.
@@ -61,6 +61,19 @@ pub struct CoreRequest {
     pub wrap_ttl: Option<Duration>,
     /// Request headers (lowercase names), for the audit log's configured headers.
     pub headers: Vec<(String, String)>,
+}
+
+/// Never prints the token or the request data (which may hold secrets).
+impl std::fmt::Debug for CoreRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreRequest")
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CoreRequest {

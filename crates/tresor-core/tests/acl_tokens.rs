@@ -368,3 +368,22 @@ async fn token_roles_constrain_created_tokens() {
     let keys = t.data(List, "auth/token/roles/", json!({}), &t.root).await;
     assert_eq!(keys["keys"], json!(["deploy"]));
 }
+
+#[test]
+fn request_debug_output_never_shows_the_token_or_values() {
+    let r = tresor_core::CoreRequest::new(
+        Read,
+        "secret/data/x",
+        serde_json::json!({"password": "hunter2"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        Some("hvs.supersecrettoken"),
+    );
+    let s = format!("{r:?}");
+    assert!(
+        !s.contains("hvs.supersecrettoken") && !s.contains("hunter2"),
+        "{s}"
+    );
+    assert!(s.contains("secret/data/x") && s.contains("password"), "{s}");
+}
