@@ -382,15 +382,16 @@ impl Engine {
         let role = match (mode, role_name.as_str()) {
             (Mode::Verbatim, "") => {
                 // sign-verbatim without a role: permissive defaults, as Vault.
-                let mut r = Role::default();
-                r.key_type = "any".into();
-                r.key_usage = f.list("key_usage");
-                r.ext_key_usage = f.list("ext_key_usage");
-                r.ext_key_usage_oids = f.list("ext_key_usage_oids");
-                r.signature_bits = f.int("signature_bits").unwrap_or(0);
-                r.server_flag = false;
-                r.client_flag = false;
-                roles::normalize(r)?
+                roles::normalize(Role {
+                    key_type: "any".into(),
+                    key_usage: f.list("key_usage"),
+                    ext_key_usage: f.list("ext_key_usage"),
+                    ext_key_usage_oids: f.list("ext_key_usage_oids"),
+                    signature_bits: f.int("signature_bits").unwrap_or(0),
+                    server_flag: false,
+                    client_flag: false,
+                    ..Role::default()
+                })?
             }
             _ => roles::load(&req, &role_name)
                 .await?

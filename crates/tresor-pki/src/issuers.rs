@@ -173,12 +173,12 @@ pub async fn resolve_key(s: &dyn Storage, reference: &str) -> Result<String> {
 }
 
 pub fn load_key(entry: &KeyEntry) -> Result<PrivateKey> {
-    PrivateKey::from_pkcs8(&entry.pkcs8.0).map_err(|e| LogicalError::internal(e))
+    PrivateKey::from_pkcs8(&entry.pkcs8.0).map_err(LogicalError::internal)
 }
 
 /// Generates a key off the async runtime (RSA generation takes tens of milliseconds).
 pub async fn generate_key(spec: KeySpec) -> Result<PrivateKey> {
-    let gen_key = move || PrivateKey::generate(spec).map_err(|e| LogicalError::internal(e));
+    let gen_key = move || PrivateKey::generate(spec).map_err(LogicalError::internal);
     if spec.kind == crate::keys::KeyType::Rsa {
         tokio::task::spawn_blocking(gen_key)
             .await
@@ -396,11 +396,11 @@ pub async fn import_bundle(s: &dyn Storage, bundle: &str) -> Result<Imported> {
     }
     rebuild_chains(s).await?;
     let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
-    if cfg.default.is_empty() {
-        if let Some(id) = first_with_key.or_else(|| out.imported_issuers.first().cloned()) {
-            cfg.default = id;
-            store::save(s, "config/issuers", &cfg).await?;
-        }
+    if cfg.default.is_empty()
+        && let Some(id) = first_with_key.or_else(|| out.imported_issuers.first().cloned())
+    {
+        cfg.default = id;
+        store::save(s, "config/issuers", &cfg).await?;
     }
     if !out.imported_issuers.is_empty() && first_with_key_missing(&out) {
         out.warnings.push(

@@ -151,7 +151,7 @@ impl Engine {
             .find(|e| e.extn_id == Nonce::OID)
             .cloned();
         let key_hash = OctetString::new(crate::keys::key_id(&issuer.cert.spki_der))
-            .map_err(|e| crate::store::internal(e))?;
+            .map_err(crate::store::internal)?;
         let data = ResponseData {
             version: Version::V1,
             responder_id: ResponderId::ByKey(key_hash),
