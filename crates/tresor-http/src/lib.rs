@@ -234,6 +234,25 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// Reads the raw body under the size limit.
+async fn read_raw<B>(body: B, limit: usize) -> Result<Bytes, http::Response<Body>>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.to_string().contains("length limit exceeded") => Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &["http: request body too large".into()],
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            &[format!("error reading request body: {e}")],
+        )),
+    }
+}
+
 /// Reads the body under the size limit and parses it as a JSON object.
 async fn read_body<B>(
     body: B,
@@ -304,9 +323,31 @@ where
     let path = percent_decode(path);
     let query = parse_query(parts.uri.query());
 
-    let body = match read_body(body, cfg.max_request_size).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
+    // OCSP requests arrive as DER, not JSON: they are handed on base64-encoded in
+    // `http_raw_body`, which the PKI engine's OCSP path reads.
+    let ocsp = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/ocsp-request"));
+    let body = if ocsp {
+        match read_raw(body, cfg.max_request_size).await {
+            Ok(raw) => {
+                use base64::Engine as _;
+                let mut m = Map::new();
+                m.insert(
+                    "http_raw_body".into(),
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
+                );
+                Some(m)
+            }
+            Err(resp) => return resp,
+        }
+    } else {
+        match read_body(body, cfg.max_request_size).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        }
     };
     // Bare-JSON endpoints are served on the core directly; the rest goes through the pipeline.
     if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {

@@ -278,11 +278,85 @@ pub struct SpecialPaths {
 }
 
 /// Matches a path against a special-paths list (exact, or prefix for entries ending in `*`).
+/// A `+` segment matches exactly one path segment (`issuer/+/pem` matches `issuer/x/pem`).
 pub fn path_matches_special(list: &[String], path: &str) -> bool {
-    list.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => p == path || p.strip_suffix('/') == Some(path),
-    })
+    list.iter().any(|p| special_matches(p, path))
+}
+
+fn special_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('+') {
+        return match pattern.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => pattern.trim_end_matches('/') == path.trim_end_matches('/'),
+        };
+    }
+    // Segment-wise: `+` is one whole segment; a trailing `*` on the last pattern segment is a
+    // prefix of the rest of the path.
+    let (pat, glob) = match pattern.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (pattern.trim_end_matches('/'), false),
+    };
+    let path = if glob {
+        path
+    } else {
+        path.trim_end_matches('/')
+    };
+    let mut rest = path;
+    let segs: Vec<&str> = pat.split('/').collect();
+    for (i, seg) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        if last && glob {
+            return rest.starts_with(seg);
+        }
+        let (head, tail) = match rest.split_once('/') {
+            Some((h, t)) => (h, Some(t)),
+            None => (rest, None),
+        };
+        if *seg == "+" {
+            if head.is_empty() {
+                return false;
+            }
+        } else if *seg != head {
+            return false;
+        }
+        match (last, tail) {
+            (true, None) => return true,
+            (true, Some(_)) => return false,
+            (false, None) => return false,
+            (false, Some(t)) => rest = t,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod special_tests {
+    use super::path_matches_special;
+
+    #[test]
+    fn special_path_patterns() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("ca", "ca", true),
+            ("ca", "ca/", true),
+            ("ca", "cab", false),
+            ("cert/*", "cert/01-02", true),
+            ("cert/*", "certs", false),
+            ("issuer/+/pem", "issuer/default/pem", true),
+            ("issuer/+/pem", "issuer/default/der", false),
+            ("issuer/+/pem", "issuer//pem", false),
+            ("issuer/+/pem", "issuer/a/b/pem", false),
+            ("issuer/+/crl/*", "issuer/x/crl/delta/pem", true),
+            ("issuer/+/crl/*", "issuer/x/crl", false),
+            ("issuer/+/json", "issuer/x/json/", true),
+        ];
+        for (pat, path, want) in cases {
+            assert_eq!(
+                path_matches_special(&[pat.to_string()], path),
+                *want,
+                "{pat} vs {path}"
+            );
+        }
+    }
 }
 
 /// A mounted secrets engine or auth method.
