@@ -485,6 +485,9 @@ impl tresor_sdk::Storage for View {
         let full = self.full(prefix)?;
         self.barrier.list(&full).await.map_err(sdk_err)
     }
+    async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> tresor_sdk::Result<()> {
+        View::transaction(self, ops).await.map_err(sdk_err)
+    }
 }
 
 #[cfg(test)]

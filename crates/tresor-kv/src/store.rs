@@ -246,6 +246,28 @@ pub(crate) async fn save_version(
     save(s, &version_key(path, n), &DataRecord::new(data)).await
 }
 
+/// Stores version `n`, erases `pruned` versions and saves the metadata in one transaction.
+pub(crate) async fn write_version_atomically(
+    s: &dyn Storage,
+    path: &str,
+    n: u64,
+    data: Map<String, Value>,
+    pruned: &[u64],
+    meta: &SecretMeta,
+) -> Result<()> {
+    let record =
+        Zeroizing::new(serde_json::to_vec(&DataRecord::new(data)).map_err(LogicalError::internal)?);
+    let mut ops = vec![(version_key(path, n), Some(record.to_vec()))];
+    for old in pruned {
+        ops.push((version_key(path, *old), None));
+    }
+    ops.push((
+        meta_key(path),
+        Some(serde_json::to_vec(meta).map_err(LogicalError::internal)?),
+    ));
+    s.transaction(ops).await
+}
+
 pub(crate) async fn delete_version(s: &dyn Storage, path: &str, n: u64) -> Result<()> {
     s.delete(&version_key(path, n)).await
 }

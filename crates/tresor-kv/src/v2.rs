@@ -445,24 +445,21 @@ async fn write_version(
         deletion_ns,
         destroyed: false,
     };
-    store::save_version(s, path, n, data).await?;
     meta.versions.insert(n, vm.clone());
     meta.current_version = n;
     meta.updated_ns = now;
-
-    // Erase pruned data before the metadata stops pointing at it, so a crash in between can
-    // leave a dangling reference (read as gone) but never orphaned secret data.
     let max = usize::try_from(effective_max_versions(meta, config)).unwrap_or(usize::MAX);
     let excess = meta.versions.len().saturating_sub(max);
     let pruned: Vec<u64> = meta.versions.keys().take(excess).copied().collect();
     for old in &pruned {
-        store::delete_version(s, path, *old).await?;
         meta.versions.remove(old);
     }
     if !pruned.is_empty() {
         meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(n);
     }
-    store::save_meta(s, path, meta).await?;
+    // The new version, the pruned versions' erasure and the metadata go in one commit: one
+    // fsync per write, and no state where metadata and data disagree.
+    store::write_version_atomically(s, path, n, data, &pruned, meta).await?;
     Ok(version_json(meta, n, &vm))
 }
 

@@ -91,6 +91,18 @@ pub trait Storage: Send + Sync {
     async fn delete(&self, key: &str) -> Result<()>;
     /// Immediate children of `prefix`; folders end in `/`.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Writes (`Some`) and deletes (`None`) several keys. Storage that can commits them
+    /// atomically in one durable commit (the barrier view does); the default applies them in
+    /// order.
+    async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+        for (k, v) in ops {
+            match v {
+                Some(v) => self.put(&k, v).await?,
+                None => self.delete(&k).await?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Helpers for storing JSON values in a [`Storage`].
