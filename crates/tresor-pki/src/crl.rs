@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tresor_sdk::framework::Fields;
-use tresor_sdk::{Request, Response, Result, get_json};
+use tresor_sdk::{LogicalError, Request, Response, Result, get_json};
 
 use crate::issuers::{self, LoadedIssuer, raw};
 use crate::keys::PrivateKey;
@@ -97,6 +97,7 @@ impl Engine {
                     return Err(bad("no full crl has been built yet for this issuer"));
                 }
                 state.last_delta = now;
+                state.delta_base = state.base_number;
                 (
                     read_index(s, id, &state, state.count_at_full).await?,
                     Some(state.base_number),
@@ -132,18 +133,28 @@ impl Engine {
     }
 
     /// The current CRL of an issuer, built first when missing or (with `auto_rebuild`) due.
+    ///
+    /// A delta CRL is served whether or not `enable_delta` is set: with delta CRLs off it is
+    /// built on demand against the current full CRL (and is empty unless `auto_rebuild` let
+    /// revocations pile up), so clients that always fetch one (`bao pki health-check`) get a
+    /// valid, truthful CRL rather than an error. `enable_delta` decides only whether deltas
+    /// are rebuilt eagerly on revocation.
     async fn current_crl(
         &self,
         req: &Request,
         issuer: &LoadedIssuer,
+        reference: &str,
         kind: CrlKind,
     ) -> Result<Vec<u8>> {
         let s = &*req.storage;
         let id = &issuer.entry.id;
-        let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
-        if kind == CrlKind::Delta && !cfg.enable_delta {
-            return Err(bad("delta crls are not enabled (config/crl enable_delta)"));
+        if issuer.key.is_none() {
+            // Vault's wording: CRLs belong to issuers that hold a key in this mount.
+            return Err(LogicalError::NotFound(format!(
+                "unable to find crl for issuer: id:{id}/ref:{reference}"
+            )));
         }
+        let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
         let now = self.now();
         let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
         let stored = s.get(&kind.key(id)).await?;
@@ -154,8 +165,9 @@ impl Engine {
                         <= now
             }
             CrlKind::Delta => {
-                state.count > state.count_at_full
-                    && state.last_delta + cfg.delta_rebuild_interval as i64 <= now
+                state.delta_base != state.base_number
+                    || (state.count > state.count_at_full
+                        && state.last_delta + cfg.delta_rebuild_interval as i64 <= now)
             }
         };
         if let Some(der) = stored.filter(|_| !due) {
@@ -180,7 +192,7 @@ impl Engine {
         form: &str,
     ) -> Result<Option<Response>> {
         let issuer = self.issuer_by_ref(req, reference).await?;
-        let der = self.current_crl(req, &issuer, kind).await?;
+        let der = self.current_crl(req, &issuer, reference, kind).await?;
         Ok(Some(match form {
             "der" => raw(200, "application/pkix-crl", der),
             "pem" => {
@@ -288,17 +300,15 @@ impl Engine {
         _f: Fields,
     ) -> Result<Option<Response>> {
         let c: CrlConfig = store::load_or_default(&*req.storage, "config/crl").await?;
-        let d = tresor_sdk::duration::format_go;
-        let secs = std::time::Duration::from_secs;
         Ok(Some(Response::json(json!({
-            "expiry": d(secs(c.expiry)),
+            "expiry": short_duration(c.expiry),
             "disable": c.disable,
             "ocsp_disable": c.ocsp_disable,
-            "ocsp_expiry": d(secs(c.ocsp_expiry)),
+            "ocsp_expiry": short_duration(c.ocsp_expiry),
             "auto_rebuild": c.auto_rebuild,
-            "auto_rebuild_grace_period": d(secs(c.auto_rebuild_grace_period)),
+            "auto_rebuild_grace_period": short_duration(c.auto_rebuild_grace_period),
             "enable_delta": c.enable_delta,
-            "delta_rebuild_interval": d(secs(c.delta_rebuild_interval)),
+            "delta_rebuild_interval": short_duration(c.delta_rebuild_interval),
             "cross_cluster_revocation": false,
             "unified_crl": false,
             "unified_crl_on_existing_paths": false,
@@ -490,19 +500,47 @@ impl Engine {
                 "the certificate has expired and was not added to the crl",
             )));
         }
+        let at = self
+            .record_revocation(
+                req,
+                &issuer,
+                &serial,
+                &der,
+                stored.is_none(),
+                cert.not_after,
+            )
+            .await?;
+        Ok(Some(revocation_response(at)))
+    }
+
+    /// Records `serial` as revoked by `issuer` (its entry, the issuer's index, the CRLs) and
+    /// returns the revocation time; an earlier revocation's time if it was already revoked.
+    /// `store_der` also stores the certificate (one supplied by a caller, not issued here).
+    pub(crate) async fn record_revocation(
+        &self,
+        req: &Request,
+        issuer: &LoadedIssuer,
+        serial: &[u8],
+        der: &[u8],
+        store_der: bool,
+        not_after: i64,
+    ) -> Result<i64> {
+        let s = &*req.storage;
+        let key = format!("revoked/{}", store::serial_key(serial));
         let _g = self.lock(req, &format!("crl/{}", issuer.entry.id)).await;
         if let Some(existing) = get_json::<RevokedEntry>(s, &key).await? {
-            return Ok(Some(revocation_response(existing.revocation_time)));
+            return Ok(existing.revocation_time);
         }
-        if stored.is_none() {
-            store::put_cert(s, &serial, &der).await?;
+        let now = self.now();
+        if store_der {
+            store::put_cert(s, serial, der).await?;
         }
         let entry = RevokedEntry {
             v: store::RECORD_VERSION,
-            serial: x509::serial_colon(&serial),
+            serial: x509::serial_colon(serial),
             revocation_time: now,
             issuer_id: issuer.entry.id.clone(),
-            not_after: cert.not_after,
+            not_after,
         };
         store::save(s, &key, &entry).await?;
         // Append to the issuer's index.
@@ -522,23 +560,23 @@ impl Engine {
             chunk = IndexChunk::default();
         }
         chunk.v = store::RECORD_VERSION;
-        chunk.entries.push((hex::encode(&serial), now));
+        chunk.entries.push((hex::encode(serial), now));
         store::save_index_chunk(s, id, n, &chunk).await?;
         state.count += 1;
         store::save(s, &format!("crl-state/{id}"), &state).await?;
         let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
         if !cfg.disable {
             if !cfg.auto_rebuild {
-                self.build_crl(req, &issuer, CrlKind::Full).await?;
+                self.build_crl(req, issuer, CrlKind::Full).await?;
             } else if cfg.enable_delta {
                 let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
                 if state.base_number == 0 {
-                    self.build_crl(req, &issuer, CrlKind::Full).await?;
+                    self.build_crl(req, issuer, CrlKind::Full).await?;
                 }
-                self.build_crl(req, &issuer, CrlKind::Delta).await?;
+                self.build_crl(req, issuer, CrlKind::Delta).await?;
             }
         }
-        Ok(Some(revocation_response(now)))
+        Ok(now)
     }
 
     /// Removes serials from an issuer's index (tidy), compacting its chunks, and rebuilds the
@@ -596,10 +634,41 @@ impl Engine {
     }
 }
 
+/// A duration the way Vault echoes `config/crl` values: `72h`, `15m`, `1h30m`, `0s`.
+fn short_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
 fn revocation_response(at: i64) -> Response {
     Response::json(json!({
         "revocation_time": at,
         "revocation_time_rfc3339": crate::clock::rfc3339(at),
         "state": "revoked",
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crl_config_durations_read_back_as_written() {
+        for (secs, text) in [
+            (72 * 3600, "72h"),
+            (900, "15m"),
+            (5400, "1h30m"),
+            (0, "0s"),
+            (61, "1m1s"),
+        ] {
+            assert_eq!(super::short_duration(secs), text);
+        }
+    }
 }

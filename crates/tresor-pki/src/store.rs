@@ -271,6 +271,9 @@ pub struct CrlState {
     pub count_at_full: u64,
     pub last_full: i64,
     pub last_delta: i64,
+    /// The full CRL the stored delta CRL was built against (0: none yet, or a record written
+    /// before this field existed); a delta whose base is not `base_number` is stale.
+    pub delta_base: u64,
 }
 
 /// The storage spelling of a serial (`aa-bb-cc`).
