@@ -814,6 +814,9 @@ impl Engine {
             .unwrap_or("default")
             .to_owned();
         let issuer = self.issuer_by_ref(&req, &reference).await?;
+        if issuer.entry.revoked {
+            return Err(bad("the issuer has been revoked and cannot sign"));
+        }
         if !issuer.has_usage("issuing-certificates") {
             return Err(bad("this issuer may not issue certificates (usage)"));
         }
@@ -915,6 +918,95 @@ impl Engine {
         }));
         r.warnings = warnings;
         Ok(Some(r))
+    }
+
+    /// `root/sign-self-issued` and `issuer/:ref/sign-self-issued`: signs a self-issued CA
+    /// certificate (subject equal to issuer, CA basic constraints) again with this issuer,
+    /// keeping its subject, key, serial, validity and extensions. Nothing is stored.
+    pub(crate) async fn sign_self_issued(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let reference = f
+            .str("issuer_ref")
+            .filter(|r| !r.is_empty())
+            .unwrap_or("default")
+            .to_owned();
+        let issuer = self.issuer_by_ref(&req, &reference).await?;
+        if issuer.entry.revoked {
+            return Err(bad("the issuer has been revoked and cannot sign"));
+        }
+        if !issuer.has_usage("issuing-certificates") {
+            return Err(bad("this issuer may not issue certificates (usage)"));
+        }
+        let certs = pem::certificates(&f.string("certificate")).map_err(|e| bad(e.to_string()))?;
+        let [der] = certs.as_slice() else {
+            return Err(bad(
+                "the certificate field must hold exactly one pem certificate",
+            ));
+        };
+        let info = x509::parse_cert(der).map_err(|e| bad(e.to_string()))?;
+        if !info.self_issued() {
+            return Err(bad("the certificate is not self-issued"));
+        }
+        if !info.is_ca {
+            return Err(bad("the certificate is not a ca certificate"));
+        }
+        if f.flag("require_matching_certificate_algorithms")
+            && x509::public_key_algorithm(&info.spki_der)
+                != x509::public_key_algorithm(&issuer.cert.spki_der)
+        {
+            return Err(bad(
+                "the certificate's public key algorithm differs from the issuer's",
+            ));
+        }
+        let signed = x509::resign(der, &issuer.signer(0)?).map_err(|e| bad(e.to_string()))?;
+        Ok(Some(Response::json(json!({
+            "certificate": pem::cert(&signed),
+            "issuing_ca": issuer.entry.certificate,
+        }))))
+    }
+
+    /// `issuer/:ref/revoke`: marks the issuer revoked (it can no longer issue or sign) and
+    /// puts its certificate on the CRL of every issuer in this mount that signed it.
+    pub(crate) async fn issuer_revoke(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let guard = self.lock(&req, "issuers").await;
+        let id = resolve_issuer(s, &f.string("issuer_ref")).await?;
+        let mut e: IssuerEntry = get_json(s, &format!("issuer/{id}"))
+            .await?
+            .ok_or_else(|| bad("issuer not found"))?;
+        if !e.revoked {
+            e.revoked = true;
+            e.revocation_time = self.now();
+            store::save(s, &format!("issuer/{id}"), &e).await?;
+        }
+        drop(guard);
+        let issuer = self.load_issuer(&req, &id).await?;
+        for other in list_issuer_ids(s).await? {
+            if other == id {
+                continue;
+            }
+            let parent = self.load_issuer(&req, &other).await?;
+            if parent.key.is_some() && x509::signed_by(&issuer.cert.der, &parent.cert.der) {
+                let stored = store::get_cert(s, &issuer.cert.serial).await?.is_some();
+                self.record_revocation(
+                    &req,
+                    &parent,
+                    &issuer.cert.serial,
+                    &issuer.cert.der,
+                    !stored,
+                    issuer.cert.not_after,
+                )
+                .await?;
+            }
+        }
+        Ok(Some(issuer_response(&issuer)))
     }
 
     pub(crate) async fn set_signed(

@@ -6,11 +6,8 @@
 //! (CA setup and the multi-issuer API), `issue` (issue and sign), `crl` (revocation and
 //! CRLs), `ocsp`, `fetch` (reading certificates back), `tidy`, `store` (storage layout).
 //!
-//! What the HTTP edge must provide for full fidelity (outside this crate):
-//! - `POST ocsp` with a DER body (`application/ocsp-request`): the edge parses bodies as JSON,
-//!   so it should pass the raw body base64-encoded in the field `http_raw_body`.
-//! - Unauthenticated paths with a `+` segment (`issuer/+/pem`) are declared as Vault does;
-//!   `tresor_sdk::path_matches_special` matches only exact entries and `*` prefixes today.
+//! `POST ocsp` receives its DER body (`application/ocsp-request`) from the HTTP edge
+//! base64-encoded in the field `http_raw_body`.
 
 #![forbid(unsafe_code)]
 
@@ -269,6 +266,23 @@ fn sign_intermediate_fields() -> Vec<Field> {
     v
 }
 
+fn self_issued_fields() -> Vec<Field> {
+    vec![
+        f(
+            "certificate",
+            Kind::Str,
+            "PEM of the self-issued CA certificate",
+        )
+        .required(),
+        f("issuer_ref", Kind::Str, "issuer that signs").default(json!("default")),
+        f(
+            "require_matching_certificate_algorithms",
+            Kind::Bool,
+            "refuse a certificate whose key algorithm differs from the issuer's",
+        ),
+    ]
+}
+
 fn leaf_fields() -> Vec<Field> {
     let mut v = subject_fields();
     v.extend([
@@ -414,6 +428,21 @@ fn table() -> Table<Engine> {
         )
         .op(Update, h!(sign_intermediate))
         .help("Sign an intermediate CA's CSR with this issuer", ""),
+        with(p("root/sign-self-issued"), self_issued_fields())
+            .op(Update, h!(sign_self_issued))
+            .help(
+                "Sign a self-issued CA certificate with the default issuer",
+                "",
+            ),
+        with(
+            p("issuer/{issuer_ref}/sign-self-issued"),
+            self_issued_fields(),
+        )
+        .op(Update, h!(sign_self_issued))
+        .help("Sign a self-issued CA certificate with this issuer", ""),
+        p("issuer/{issuer_ref}/revoke")
+            .op(Update, h!(issuer_revoke))
+            .help("Revoke this issuer", ""),
         p("root/replace")
             .field(f("default", Kind::Str, "the new default issuer").default(json!("next")))
             .op(Update, h!(config_issuers_write))

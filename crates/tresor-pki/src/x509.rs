@@ -556,6 +556,11 @@ pub fn build_certificate(spec: &CertSpec, signer: &SignerRef<'_>) -> Result<Vec<
         subject_unique_id: None,
         extensions: Some(exts),
     };
+    sign_tbs(tbs, signer)
+}
+
+/// Signs a to-be-signed certificate; returns the certificate's DER.
+fn sign_tbs(tbs: TbsCertificate, signer: &SignerRef<'_>) -> Result<Vec<u8>, X509Error> {
     let tbs_der = tbs.to_der().map_err(enc)?;
     let sig = signer
         .key
@@ -567,6 +572,34 @@ pub fn build_certificate(spec: &CertSpec, signer: &SignerRef<'_>) -> Result<Vec<
         signature: BitString::from_bytes(&sig).map_err(enc)?,
     };
     cert.to_der().map_err(enc)
+}
+
+/// Signs an existing certificate again with `signer` (Vault's `sign-self-issued`): subject,
+/// key, serial, validity and every extension are kept; only the issuer name, the authority
+/// key identifier and the signature change.
+pub fn resign(der: &[u8], signer: &SignerRef<'_>) -> Result<Vec<u8>, X509Error> {
+    let cert = Certificate::from_der(der).map_err(|e| X509Error::BadCertificate(e.to_string()))?;
+    let mut tbs = cert.tbs_certificate;
+    let mut exts: Vec<Extension> = tbs
+        .extensions
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.extn_id != AuthorityKeyIdentifier::OID)
+        .collect();
+    exts.push(ext(
+        false,
+        &AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(signer.key_id).map_err(enc)?),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        },
+    )?);
+    tbs.version = Version::V3;
+    tbs.extensions = Some(exts);
+    tbs.signature = signer.alg.identifier();
+    tbs.issuer = signer.name.clone();
+    sign_tbs(tbs, signer)
 }
 
 /// Builds a PKCS#10 request for `key` with the subject and SANs (Vault's intermediate CSRs),
@@ -774,6 +807,13 @@ pub fn parse_cert(der: &[u8]) -> Result<CertInfo, X509Error> {
         authority_key_id: aki,
         sans,
     })
+}
+
+/// The algorithm OID of a DER SubjectPublicKeyInfo (RSA, EC or Ed25519).
+pub fn public_key_algorithm(spki_der: &[u8]) -> Option<ObjectIdentifier> {
+    SubjectPublicKeyInfoOwned::from_der(spki_der)
+        .ok()
+        .map(|s| s.algorithm.oid)
 }
 
 /// Whether `child` (DER) carries a valid signature by the key of `parent` (DER).
