@@ -1,6 +1,6 @@
 //! Reading certificates back: `ca`, `ca/pem`, `ca_chain`, `cert/ca_chain`, `cert/:serial`
 //! (JSON, `raw`, `raw/pem`), `LIST certs` and `LIST certs/revoked` with `after`/`limit`
-//! paging, and `config/urls`.
+//! paging, and the mount's address book: `config/urls`, `config/cluster`, `config/acme`.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result, get_json};
 
 use crate::issuers::raw;
-use crate::store::{self, RevokedEntry, UrlsConfig};
+use crate::store::{self, ClusterConfig, RevokedEntry, UrlsConfig};
 use crate::{Engine, bad, pem, x509};
 
 /// The most keys one page of `LIST certs` returns when no `limit` is given.
@@ -201,6 +201,71 @@ impl Engine {
         u.v = store::RECORD_VERSION;
         store::save(s, "config/urls", &u).await?;
         Ok(None)
+    }
+}
+
+impl Engine {
+    pub(crate) async fn cluster_read(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        let c: ClusterConfig = store::load_or_default(&*req.storage, "config/cluster").await?;
+        Ok(Some(Response::json(json!({
+            "path": c.path,
+            "aia_path": c.aia_path,
+        }))))
+    }
+
+    pub(crate) async fn cluster_write(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let s = &*req.storage;
+        let mut c: ClusterConfig = store::load_or_default(s, "config/cluster").await?;
+        for (name, target) in [("path", &mut c.path), ("aia_path", &mut c.aia_path)] {
+            if f.is_set(name) {
+                let url = f.string(name);
+                if !url.is_empty() && !valid_url(&url) {
+                    return Err(bad(format!("invalid url {url:?} in {name}")));
+                }
+                *target = url;
+            }
+        }
+        c.v = store::RECORD_VERSION;
+        store::save(s, "config/cluster", &c).await?;
+        self.cluster_read(req, f).await
+    }
+
+    /// `config/acme`: Tresor has no ACME server, so the configuration reads as Vault's
+    /// defaults with `enabled` false (clients such as `bao pki health-check` then report ACME
+    /// as not enabled) and any attempt to enable it is refused.
+    pub(crate) async fn acme_read(
+        self: Arc<Self>,
+        _req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        Ok(Some(Response::json(json!({
+            "enabled": false,
+            "allowed_issuers": ["*"],
+            "allowed_roles": ["*"],
+            "allow_role_ext_key_usage": false,
+            "default_directory_policy": "sign-verbatim",
+            "dns_resolver": "",
+            "eab_policy": "not-required",
+        }))))
+    }
+
+    pub(crate) async fn acme_write(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        if f.flag("enabled") {
+            return Err(bad("acme is not supported by this server"));
+        }
+        self.acme_read(req, f).await
     }
 }
 

@@ -578,6 +578,49 @@ fn table() -> Table<Engine> {
             .op(Read, h!(urls_read))
             .op(Update, h!(urls_write))
             .help("URLs written into issued certificates", ""),
+        p("config/cluster")
+            .field(f("path", Kind::Str, "this mount's URL as clients reach it"))
+            .field(f(
+                "aia_path",
+                Kind::Str,
+                "this mount's URL for AIA information",
+            ))
+            .op(Read, h!(cluster_read))
+            .op(Update, h!(cluster_write))
+            .help("The mount's own URLs", ""),
+        p("config/acme")
+            .field(f(
+                "enabled",
+                Kind::Bool,
+                "ACME (not supported; always false)",
+            ))
+            .field(f(
+                "allowed_issuers",
+                Kind::List,
+                "ACME issuers (not supported)",
+            ))
+            .field(f("allowed_roles", Kind::List, "ACME roles (not supported)"))
+            .field(f(
+                "default_directory_policy",
+                Kind::Str,
+                "ACME directory policy (not supported)",
+            ))
+            .field(f(
+                "eab_policy",
+                Kind::Str,
+                "ACME EAB policy (not supported)",
+            ))
+            .field(f(
+                "dns_resolver",
+                Kind::Str,
+                "ACME DNS resolver (not supported)",
+            ))
+            .op(Read, h!(acme_read))
+            .op(Update, h!(acme_write))
+            .help(
+                "ACME configuration: ACME is not supported, so it reads disabled",
+                "",
+            ),
         p("config/crl")
             .field(f("expiry", Kind::Duration, "CRL lifetime"))
             .field(f("disable", Kind::Bool, "serve empty CRLs"))

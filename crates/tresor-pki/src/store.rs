@@ -1,7 +1,8 @@
 //! The storage layout of one PKI mount and its versioned records.
 //!
 //! ```text
-//! config/urls, config/crl, config/issuers, config/keys, config/auto-tidy   JSON configs
+//! config/urls, config/crl, config/issuers, config/keys, config/auto-tidy,
+//! config/cluster                   JSON configs
 //! role/<name>                      Role
 //! key/<key id>                     KeyEntry (PKCS#8, zeroized in memory)
 //! issuer/<issuer id>               IssuerEntry (certificate, chain, AIA overrides)
@@ -69,6 +70,16 @@ pub struct UrlsConfig {
     pub crl_distribution_points: Vec<String>,
     pub ocsp_servers: Vec<String>,
     pub enable_templating: bool,
+}
+
+/// `config/cluster`: this mount's URL as seen by clients (Vault's `{{cluster_path}}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub path: String,
+    pub aia_path: String,
 }
 
 /// `config/crl`. Durations in seconds.

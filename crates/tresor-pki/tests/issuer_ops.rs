@@ -295,3 +295,31 @@ async fn crl_config_durations_read_back_as_vault_prints_them() {
     h.write("config/crl", json!({"expiry": "90m"})).await;
     assert_eq!(h.read("config/crl").await["expiry"], "1h30m");
 }
+
+#[tokio::test]
+async fn cluster_config_round_trips_and_acme_reads_disabled() {
+    let h = Harness::new("pki/");
+    assert_eq!(h.read("config/cluster").await["path"], "");
+    h.write(
+        "config/cluster",
+        json!({"path": "https://tresor.example:8200/v1/pki"}),
+    )
+    .await;
+    assert_eq!(
+        h.read("config/cluster").await["path"],
+        "https://tresor.example:8200/v1/pki"
+    );
+    let m = h
+        .invalid(
+            Operation::Update,
+            "config/cluster",
+            json!({"path": "not a url"}),
+        )
+        .await;
+    assert!(m.contains("invalid url"), "{m}");
+    assert_eq!(h.read("config/acme").await["enabled"], false);
+    let m = h
+        .invalid(Operation::Update, "config/acme", json!({"enabled": true}))
+        .await;
+    assert!(m.contains("acme is not supported"), "{m}");
+}
