@@ -25,6 +25,8 @@ use crate::barrier::{Key, View, open_value, seal_value};
 use crate::error::CoreError;
 
 const SALT_PATH: &str = "salt";
+/// Most token entries kept in memory at once.
+const CACHE_CAP: usize = 16_384;
 /// `num_uses` of a token whose last use is in flight: it is revoked when that request ends.
 const EXHAUSTED: i64 = -1;
 
@@ -230,6 +232,17 @@ impl TokenStore {
         })
     }
 
+    /// Caches an entry. The cache is bounded: past [`CACHE_CAP`] entries it is emptied and
+    /// refills from storage with the tokens actually in use, so memory does not grow with
+    /// the number of tokens ever created.
+    fn cache_insert(&self, id: String, e: Arc<TokenEntry>) {
+        let mut c = self.cache.write();
+        if c.len() >= CACHE_CAP {
+            c.clear();
+        }
+        c.insert(id, e);
+    }
+
     /// The internal id of a token or accessor: HMAC-SHA256 under the store's salt.
     pub fn hash(&self, s: &str) -> String {
         hex::encode(hmac::sign(&self.salt, s.as_bytes()).as_ref())
@@ -263,7 +276,7 @@ impl TokenStore {
         }
         self.view.transaction(ops).await?;
         let entry = Arc::new(entry);
-        self.cache.write().insert(entry.hash.clone(), entry.clone());
+        self.cache_insert(entry.hash.clone(), entry.clone());
         Ok(entry)
     }
 
@@ -321,7 +334,7 @@ impl TokenStore {
                 let e: TokenEntry = serde_json::from_slice(&bytes)
                     .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
                 let e = Arc::new(e);
-                self.cache.write().insert(id.to_owned(), e.clone());
+                self.cache_insert(id.to_owned(), e.clone());
                 e
             }
         };
