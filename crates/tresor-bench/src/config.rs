@@ -343,7 +343,7 @@ test "kvv2_write" "writes" {
         )
         .unwrap();
         let cfg = format!("-config={}", path.display());
-        let Parsed::Run(o) = parse_opts(&[cfg.clone()], &NoEnv).unwrap() else {
+        let Parsed::Run(o) = parse_opts(std::slice::from_ref(&cfg), &NoEnv).unwrap() else {
             panic!("help")
         };
         assert_eq!(o.address, "http://127.0.0.1:1");
@@ -377,7 +377,7 @@ test "kvv2_write" "writes" {
             "test \"kv-read\" \"r\" {\n  config {\n    numkvz = 5\n  }\n}\n",
         )
         .unwrap();
-        let e = parse_opts(&[cfg.clone()], &NoEnv).unwrap_err();
+        let e = parse_opts(std::slice::from_ref(&cfg), &NoEnv).unwrap_err();
         assert!(
             e.to_string()
                 .contains("workload \"r\": unknown field `numkvz`"),

@@ -161,17 +161,15 @@ async fn worker(shared: Arc<Shared>, id: usize) -> Vec<WorkloadStats> {
         // Whether this request counts is decided when it is about to go out, after any wait
         // for a rate slot.
         let recording = shared.recording.load(Ordering::Acquire);
-        if recording {
-            if let Some(b) = &shared.budget {
-                match b.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
-                    // The last request of the budget: nobody else needs a rate slot.
-                    Ok(1) => {
-                        shared.stop.store(true, Ordering::Release);
-                        shared.stopped.notify_waiters();
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
+        if let (true, Some(b)) = (recording, &shared.budget) {
+            match b.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
+                // The last request of the budget: nobody else needs a rate slot.
+                Ok(1) => {
+                    shared.stop.store(true, Ordering::Release);
+                    shared.stopped.notify_waiters();
                 }
+                Ok(_) => {}
+                Err(_) => break,
             }
         }
         let i = mix.next_index();
@@ -282,10 +280,8 @@ pub async fn execute(
     progress: bool,
 ) -> Result<Report, BenchError> {
     let target = Arc::new(Target::new(&opts.address, &opts.tls, opts.timeout)?);
-    if let Some(m) = opts.mix.iter().find(|m| m.kind.needs_token) {
-        if token.is_none() {
-            return Err(BenchError::NoToken(m.name.clone()));
-        }
+    if let (Some(m), None) = (opts.mix.iter().find(|m| m.kind.needs_token), &token) {
+        return Err(BenchError::NoToken(m.name.clone()));
     }
     preflight(&target).await?;
     let api = Arc::new(Api::new(target.clone(), token.clone()));

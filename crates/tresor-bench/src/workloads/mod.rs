@@ -32,6 +32,9 @@ use crate::error::BenchError;
 /// A boxed future, as registry function pointers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a workload's `setup` resolves to.
+pub type SetupFuture = BoxFuture<'static, Result<Box<dyn Workload>, BenchError>>;
+
 /// A workload after setup: it produces requests and knows how to undo its setup.
 #[async_trait::async_trait]
 pub trait Workload: Send + Sync {
@@ -73,7 +76,7 @@ pub struct Kind {
     /// Validates a configuration object without touching the server.
     pub check_config: fn(&Value) -> Result<(), String>,
     /// Prepares the server and returns the ready workload.
-    pub setup: fn(SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>, BenchError>>,
+    pub setup: fn(SetupContext) -> SetupFuture,
 }
 
 impl std::fmt::Debug for Kind {
@@ -142,10 +145,10 @@ where
 {
     let mut set = tokio::task::JoinSet::new();
     for i in 0..count {
-        if set.len() >= parallel.max(1) {
-            if let Some(r) = set.join_next().await {
-                r.map_err(|e| BenchError::Runtime(e.to_string()))??;
-            }
+        if set.len() >= parallel.max(1)
+            && let Some(r) = set.join_next().await
+        {
+            r.map_err(|e| BenchError::Runtime(e.to_string()))??;
         }
         set.spawn(f(i));
     }
