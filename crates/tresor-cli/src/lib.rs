@@ -92,7 +92,7 @@ const fn entry(path: &'static [&'static str], handler: Handler, synopsis: &'stat
     }
 }
 
-use commands::{kv, logical, mounts, operator, policy, status, token};
+use commands::{kv, logical, mounts, operator, pki, policy, status, token};
 
 const COMMANDS: &[Entry] = &[
     entry(&["status"], status::status, "Print seal and HA status"),
@@ -270,6 +270,21 @@ const COMMANDS: &[Entry] = &[
         "Lists enabled audit devices",
     ),
     entry(
+        &["pki", "issue"],
+        pki::issue,
+        "Creates an intermediate issuer in a mount, signed by a parent issuer",
+    ),
+    entry(
+        &["pki", "verify-sign"],
+        pki::verify_sign,
+        "Checks whether one issuer signed another",
+    ),
+    entry(
+        &["pki", "list-intermediates"],
+        pki::list_intermediates,
+        "Lists which issuers a parent issuer signed",
+    ),
+    entry(
         &["policy", "write"],
         policy::write,
         "Uploads a named policy from a file",
@@ -348,7 +363,7 @@ fn listing(prefix: &[String]) -> String {
         } else {
             ""
         };
-        out.push_str(&format!("    {name:<16}{synopsis}\n"));
+        out.push_str(&format!("    {name:<15} {synopsis}\n"));
     }
     out
 }

@@ -1,13 +1,14 @@
 //! Issue 5, "done when" 4 (bao half): the `bao pki` commands against `tresor server -dev` as a
 //! new user types them: `bao pki issue` (a new intermediate in another mount),
 //! `bao pki verify-sign`, `bao pki list-intermediates`, `bao pki reissue` and
-//! `bao pki health-check`, which must run every check to the end.
+//! `bao pki health-check`, which must run every check to the end. Tresor's own `tresor pki`
+//! helpers (issue, verify-sign, list-intermediates) are checked against bao's answers.
 
 mod common;
 
 use std::process::Command;
 
-use common::{Server, free_port, run};
+use common::{Out, Server, clean_command, free_port, run};
 use serde_json::Value;
 
 /// Issuer ids of a mount, through `bao list`.
@@ -20,6 +21,16 @@ fn issuer_ids(s: &Server, mount: &str) -> Vec<String> {
         .expect(0, "list issuers")
         .json();
     common::strings(&v)
+}
+
+/// `tresor ARGS` (the CLI of the binary under test) against the server, as root.
+fn tresor(s: &Server, args: &[&str]) -> Out {
+    run(clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .args(args)
+        .current_dir(&s.dir)
+        .env("HOME", &s.home)
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root"))
 }
 
 #[test]
@@ -301,6 +312,129 @@ fn bao_pki_issue_verify_sign_list_intermediates_reissue_and_health_check() {
         // A fresh mount has never been tidied: Vault's check says so as critical.
         assert_eq!(v["tidy_last_run"][0]["status"], "critical", "{o}");
     }
+
+    // tresor pki: the same answers as bao's.
+    for (issuer, issued) in [
+        ("/pki/issuer/default", "/pki_int/issuer/int"),
+        ("/other/issuer/default", "/pki_int/issuer/int"),
+    ] {
+        let ours = tresor(&s, &["pki", "verify-sign", "-format=json", issuer, issued])
+            .expect(0, "tresor pki verify-sign")
+            .json();
+        let theirs = s
+            .bao_as(
+                "root",
+                &["pki", "verify-sign", "-format=json", issuer, issued],
+            )
+            .json();
+        assert_eq!(ours, theirs, "verify-sign {issuer} {issued}");
+    }
+    let o = tresor(
+        &s,
+        &[
+            "pki",
+            "verify-sign",
+            "/pki/issuer/default",
+            "/pki_int/issuer/int",
+        ],
+    )
+    .expect(0, "verify-sign table");
+    assert!(
+        o.stdout
+            .starts_with("issuer:pki/issuer/default\nissued:pki_int/issuer/int\n"),
+        "{o}"
+    );
+    assert!(o.stdout.contains("signature_match    true"), "{o}");
+    let children = [
+        "/pki_int/issuer/int",
+        "/pki_int/issuer/int2",
+        "/other/issuer/default",
+    ];
+    let mut args = vec![
+        "pki",
+        "list-intermediates",
+        "-format=json",
+        "/pki/issuer/default",
+    ];
+    args.extend(children);
+    let ours = tresor(&s, &args)
+        .expect(0, "tresor pki list-intermediates")
+        .json();
+    assert_eq!(ours, s.bao_as("root", &args).json());
+    assert_eq!(ours["pki_int/issuer/int2"], true, "{ours}");
+    // Without children: every issuer of every PKI mount; the root signed exactly the two
+    // intermediates (the root's copy in pki_int is the parent itself and is left out).
+    let all = tresor(
+        &s,
+        &[
+            "pki",
+            "list-intermediates",
+            "-format=json",
+            "/pki/issuer/default",
+        ],
+    )
+    .expect(0, "list-intermediates, all")
+    .json();
+    let signed: Vec<&String> = all
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| **v == Value::Bool(true))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(signed.len(), 2, "{all}");
+    assert!(
+        all.as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("other/issuer/")),
+        "{all}"
+    );
+    // tresor pki issue makes an intermediate that bao agrees the root signed.
+    let made = tresor(
+        &s,
+        &[
+            "pki",
+            "issue",
+            "-format=json",
+            "-issuer_name=int3",
+            "/pki/issuer/default",
+            "/pki_int/",
+            "common_name=Third Intermediate",
+            "key_type=ec",
+            "ttl=100h",
+        ],
+    )
+    .expect(0, "tresor pki issue")
+    .json();
+    assert_eq!(made["data"]["issuer_name"], "int3", "{made}");
+    let v = bao(
+        &[
+            "pki",
+            "verify-sign",
+            "-format=json",
+            "/pki/issuer/default",
+            "/pki_int/issuer/int3",
+        ],
+        "bao verify-sign of tresor's intermediate",
+    )
+    .json();
+    assert_eq!(v["signature_match"], true, "{v}");
+    assert_eq!(v["path_match"], true, "{v}");
+    // A role path is not an issuer: a usage error (exit 1) before any request.
+    let o = tresor(
+        &s,
+        &[
+            "pki",
+            "issue",
+            "/pki/roles/web",
+            "/pki_int/",
+            "common_name=x",
+        ],
+    );
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stderr.contains("not an issuer path"), "{o}");
+
     // With the default indicator, that critical finding is the exit status, as in Vault.
     let o = s.bao_as("root", &["pki", "health-check", "pki"]);
     assert_ne!(o.code, 0, "{o}");

@@ -6,6 +6,7 @@ pub mod kv;
 pub mod logical;
 pub mod mounts;
 pub mod operator;
+pub mod pki;
 pub mod policy;
 pub mod status;
 pub mod token;
