@@ -6,7 +6,8 @@
 //!
 //! Issuers are named by their full path, `MOUNT/issuer/REF` (`/pki/issuer/default`); the
 //! certificates are read from the unauthenticated `issuer/REF/json` endpoint and checked here
-//! (names, key identifiers, the signature itself).
+//! (names, key identifiers, the signature itself) with `x509-parser`, not with the engine's
+//! own X.509 code: the client checks the server, it does not share its code paths.
 
 use serde_json::{Map, Value, json};
 
@@ -67,15 +68,77 @@ fn issuer_path(arg: &str) -> Result<(String, String), CliError> {
     }
 }
 
-/// One issuer as fetched: its certificate and chain (DER).
+/// The facts of one certificate that the checks use.
+struct Cert {
+    der: Vec<u8>,
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    subject_key_id: Option<Vec<u8>>,
+    authority_key_id: Option<Vec<u8>>,
+    is_ca: bool,
+}
+
+impl Cert {
+    fn parse(der: Vec<u8>, what: &str) -> Result<Cert, CliError> {
+        use x509_parser::extensions::ParsedExtension;
+        let bad =
+            |e: String| CliError::Local(format!("Error parsing the certificate of {what}: {e}"));
+        let (_, c) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
+        let mut ski = None;
+        let mut aki = None;
+        for ext in c.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    aki = a.key_identifier.as_ref().map(|k| k.0.to_vec());
+                }
+                _ => {}
+            }
+        }
+        let is_ca = c
+            .basic_constraints()
+            .map_err(|e| bad(e.to_string()))?
+            .is_some_and(|b| b.value.ca);
+        Ok(Cert {
+            subject: c.subject().as_raw().to_vec(),
+            issuer: c.issuer().as_raw().to_vec(),
+            subject_key_id: ski,
+            authority_key_id: aki,
+            is_ca,
+            der: der.clone(),
+        })
+    }
+
+    /// Whether this certificate carries a valid signature by `parent`'s key.
+    fn signed_by(&self, parent: &Cert) -> bool {
+        let (Ok((_, child)), Ok((_, parent))) = (
+            x509_parser::parse_x509_certificate(&self.der),
+            x509_parser::parse_x509_certificate(&parent.der),
+        ) else {
+            return false;
+        };
+        child.verify_signature(Some(parent.public_key())).is_ok()
+    }
+}
+
+/// One issuer as fetched: its certificate and the DER of its chain.
 struct Fetched {
-    cert: tresor_pki::x509::CertInfo,
+    cert: Cert,
     chain: Vec<Vec<u8>>,
 }
 
+/// The DER of every certificate in a PEM text.
 fn certs_of(text: &str, what: &str) -> Result<Vec<Vec<u8>>, CliError> {
-    tresor_pki::pem::certificates(text)
-        .map_err(|e| CliError::Local(format!("Error parsing the certificates of {what}: {e}")))
+    let mut out = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {
+        let pem = pem.map_err(|e| {
+            CliError::Local(format!("Error parsing the certificates of {what}: {e}"))
+        })?;
+        if pem.label == "CERTIFICATE" {
+            out.push(pem.contents);
+        }
+    }
+    Ok(out)
 }
 
 fn fetch_issuer(client: &Client, path: &str) -> Result<Fetched, CliError> {
@@ -92,8 +155,7 @@ fn fetch_issuer(client: &Client, path: &str) -> Result<Fetched, CliError> {
         .into_iter()
         .next()
         .ok_or_else(|| CliError::Remote(format!("Issuer {path} has no certificate")))?;
-    let cert = tresor_pki::x509::parse_cert(&der)
-        .map_err(|e| CliError::Local(format!("Error parsing the certificate of {path}: {e}")))?;
+    let cert = Cert::parse(der, path)?;
     let mut chain = Vec::new();
     for item in secret
         .data()
@@ -112,9 +174,9 @@ fn fetch_issuer(client: &Client, path: &str) -> Result<Fetched, CliError> {
 /// The checks `verify-sign` reports, in the order it prints them.
 fn checks(issuer: &Fetched, issued: &Fetched) -> Vec<(&'static str, bool)> {
     let (p, c) = (&issuer.cert, &issued.cert);
-    let subject = c.issuer_der == p.subject_der;
-    let signature = tresor_pki::x509::signed_by(&c.der, &p.der);
-    let key_id = c.authority_key_id.as_deref() == Some(&p.subject_key_id[..]);
+    let subject = c.issuer == p.subject;
+    let signature = c.signed_by(p);
+    let key_id = c.authority_key_id.is_some() && c.authority_key_id == p.subject_key_id;
     let path = issued.chain.contains(&p.der);
     let trust = subject && signature && p.is_ca;
     vec![
