@@ -623,8 +623,10 @@ mod tests {
 
     #[test]
     fn other_san_rules() {
-        let mut role = Role::default();
-        role.allowed_other_sans = vec!["1.2.3.4;UTF8:*@example.com".into()];
+        let role = Role {
+            allowed_other_sans: vec!["1.2.3.4;UTF8:*@example.com".into()],
+            ..Role::default()
+        };
         let oid = ObjectIdentifier::new_unwrap("1.2.3.4");
         assert!(other_san_allowed(&role, &oid, "a@example.com"));
         assert!(!other_san_allowed(&role, &oid, "a@evil.com"));

@@ -587,17 +587,21 @@ mod tests {
             let err = normalize(r).unwrap_err().to_string();
             assert!(err.contains(needle), "{field}: {err}");
         }
-        let mut r = Role::default();
-        r.ttl = 100;
-        r.max_ttl = 50;
+        let r = Role {
+            ttl: 100,
+            max_ttl: 50,
+            ..Role::default()
+        };
         assert!(normalize(r).unwrap_err().to_string().contains("max_ttl"));
     }
 
     #[test]
     fn ec_256_resolves_and_any_clears_bits() {
-        let mut r = Role::default();
-        r.key_type = "EC".into();
-        r.key_bits = 0;
+        let mut r = Role {
+            key_type: "EC".into(),
+            key_bits: 0,
+            ..Role::default()
+        };
         assert_eq!(normalize(r.clone()).unwrap().key_bits, 256);
         r.key_type = "any".into();
         r.key_bits = 4096;
