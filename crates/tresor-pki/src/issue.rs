@@ -623,7 +623,7 @@ mod tests {
 
     #[test]
     fn other_san_rules() {
-        let role = Role {
+        let mut role = Role {
             allowed_other_sans: vec!["1.2.3.4;UTF8:*@example.com".into()],
             ..Role::default()
         };
