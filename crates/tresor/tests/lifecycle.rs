@@ -5,11 +5,38 @@
 
 mod common;
 
-use common::{Server, free_port, plain_config, strings};
+use common::{Out, Server, clean_command, free_port, plain_config, run, strings};
 use serde_json::Value;
 
-fn status(s: &Server) -> (i32, Value) {
-    let o = s.bao(&["status", "-format=json"]);
+/// The CLI under test: the `bao` CLI, or Tresor's own (`tresor status`, `tresor operator ...`),
+/// with the same environment, so one test proves both.
+struct Cli<'a> {
+    s: &'a Server,
+    tresor: bool,
+}
+
+impl Cli<'_> {
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        if !self.tresor {
+            return self.s.bao_cmd(args);
+        }
+        let mut c = clean_command(env!("CARGO_BIN_EXE_tresor"));
+        c.args(args)
+            .current_dir(&self.s.dir)
+            .env("HOME", &self.s.home)
+            .env("VAULT_ADDR", &self.s.addr);
+        c
+    }
+    fn bao(&self, args: &[&str]) -> Out {
+        run(&mut self.cmd(args))
+    }
+    fn bao_as(&self, token: &str, args: &[&str]) -> Out {
+        run(self.cmd(args).env("VAULT_TOKEN", token))
+    }
+}
+
+fn status(c: &Cli) -> (i32, Value) {
+    let o = c.bao(&["status", "-format=json"]);
     let v = o.json();
     (o.code, v)
 }
@@ -27,12 +54,22 @@ fn table_row(table: &str, key: &str) -> Option<String> {
 
 #[test]
 fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
+    lifecycle(false);
+}
+
+#[test]
+fn tresor_cli_drives_the_same_lifecycle() {
+    lifecycle(true);
+}
+
+fn lifecycle(tresor: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let s = Server::start(tmp.path(), port, &plain_config(port, ""));
+    let c = Cli { s: &s, tresor };
 
     // Before init: `bao status` reports a sealed, uninitialized server with exit code 2.
-    let o = s.bao(&["status"]).expect(2, "status before init");
+    let o = c.bao(&["status"]).expect(2, "status before init");
     assert_eq!(
         table_row(&o.stdout, "Initialized").as_deref(),
         Some("false"),
@@ -45,7 +82,7 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     );
 
     // Init with 5 shares, threshold 3.
-    let init = s
+    let init = c
         .bao(&[
             "operator",
             "init",
@@ -69,29 +106,29 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     assert!(root.starts_with("hvs."), "root token {root}");
 
     // Still sealed after init; unseal progresses share by share (hex and base64 both work).
-    let (code, st) = status(&s);
+    let (code, st) = status(&c);
     assert_eq!(
         (code, &st["initialized"], &st["sealed"]),
         (2, &Value::Bool(true), &Value::Bool(true))
     );
-    s.bao(&["operator", "unseal", &old_b64[0]])
+    c.bao(&["operator", "unseal", &old_b64[0]])
         .expect(0, "unseal 1");
-    let (_, st) = status(&s);
+    let (_, st) = status(&c);
     assert_eq!(st["progress"], 1, "{st}");
     assert_eq!(st["sealed"], true);
-    s.bao(&["operator", "unseal", &old_hex[1]])
+    c.bao(&["operator", "unseal", &old_hex[1]])
         .expect(0, "unseal 2");
-    s.bao(&["operator", "unseal", &old_b64[2]])
+    c.bao(&["operator", "unseal", &old_b64[2]])
         .expect(0, "unseal 3");
 
-    let (code, st) = status(&s);
+    let (code, st) = status(&c);
     assert_eq!(code, 0, "status after unseal: {st}");
     assert_eq!(st["initialized"], true);
     assert_eq!(st["sealed"], false);
     assert_eq!(st["n"], 5, "Total Shares: {st}");
     assert_eq!(st["t"], 3, "Threshold: {st}");
     assert_eq!(st["progress"], 0);
-    let o = s.bao(&["status"]).expect(0, "status table");
+    let o = c.bao(&["status"]).expect(0, "status table");
     assert_eq!(
         table_row(&o.stdout, "Total Shares").as_deref(),
         Some("5"),
@@ -109,31 +146,31 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     );
 
     // Log in: the token lands in the isolated ~/.vault-token and later commands use it.
-    s.bao(&["login", "-no-print", &root]).expect(0, "login");
+    c.bao(&["login", "-no-print", &root]).expect(0, "login");
     let helper = std::fs::read_to_string(s.home.join(".vault-token")).expect("token helper file");
     assert_eq!(helper.trim(), root);
 
     // Some data, to prove it survives rotate, rekey, seal and unseal.
-    s.bao(&["secrets", "enable", "-version=2", "-path=secret", "kv"])
+    c.bao(&["secrets", "enable", "-version=2", "-path=secret", "kv"])
         .expect(0, "enable kv v2");
-    s.bao(&["kv", "put", "secret/lifecycle", "colour=teal"])
+    c.bao(&["kv", "put", "secret/lifecycle", "colour=teal"])
         .expect(0, "kv put");
 
     // Key status, rotate, key status again.
-    let ks = s
+    let ks = c
         .bao(&["operator", "key-status", "-format=json"])
         .expect(0, "key-status")
         .json();
     assert_eq!(ks["term"], 1, "{ks}");
-    s.bao(&["operator", "rotate"]).expect(0, "rotate");
-    let ks = s
+    c.bao(&["operator", "rotate"]).expect(0, "rotate");
+    let ks = c
         .bao(&["operator", "key-status", "-format=json"])
         .expect(0, "key-status")
         .json();
     assert_eq!(ks["term"], 2, "{ks}");
 
     // Rekey to 3 shares / threshold 2 with three of the old shares.
-    let rk = s
+    let rk = c
         .bao(&[
             "operator",
             "rekey",
@@ -154,7 +191,7 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     assert!(!nonce.is_empty());
     let mut last = Value::Null;
     for k in &old_b64[..3] {
-        last = s
+        last = c
             .bao(&[
                 "operator",
                 "rekey",
@@ -174,46 +211,46 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     );
 
     // Seal; the CLI reports it and status turns to exit 2.
-    s.bao(&["operator", "seal"]).expect(0, "seal");
-    let (code, st) = status(&s);
+    c.bao(&["operator", "seal"]).expect(0, "seal");
+    let (code, st) = status(&c);
     assert_eq!(
         (code, &st["sealed"], &st["t"], &st["n"]),
         (2, &Value::Bool(true), &2.into(), &3.into())
     );
 
     // An OLD share no longer opens it: new + old reaches the threshold and fails.
-    s.bao(&["operator", "unseal", &new_b64[0]])
+    c.bao(&["operator", "unseal", &new_b64[0]])
         .expect(0, "unseal new 1");
-    let o = s.bao(&["operator", "unseal", &old_b64[0]]);
+    let o = c.bao(&["operator", "unseal", &old_b64[0]]);
     assert_ne!(o.code, 0, "an old share must not unseal after rekey\n{o}");
     assert!(o.stderr.contains("invalid key"), "{o}");
-    let (code, st) = status(&s);
+    let (code, st) = status(&c);
     assert_eq!(
         (code, &st["sealed"], &st["progress"]),
         (2, &Value::Bool(true), &0.into()),
         "{st}"
     );
     // Two old shares alone do not either.
-    s.bao(&["operator", "unseal", &old_b64[1]])
+    c.bao(&["operator", "unseal", &old_b64[1]])
         .expect(0, "old share 1 (progress only)");
-    let o = s.bao(&["operator", "unseal", &old_b64[2]]);
+    let o = c.bao(&["operator", "unseal", &old_b64[2]]);
     assert_ne!(o.code, 0, "old shares must not unseal after rekey\n{o}");
 
     // Two NEW shares unseal.
-    s.bao(&["operator", "unseal", &new_b64[1]])
+    c.bao(&["operator", "unseal", &new_b64[1]])
         .expect(0, "unseal new 1");
-    s.bao(&["operator", "unseal", &new_b64[2]])
+    c.bao(&["operator", "unseal", &new_b64[2]])
         .expect(0, "unseal new 2");
-    let (code, st) = status(&s);
+    let (code, st) = status(&c);
     assert_eq!((code, &st["sealed"]), (0, &Value::Bool(false)), "{st}");
-    let kv = s
+    let kv = c
         .bao(&["kv", "get", "-format=json", "secret/lifecycle"])
         .expect(0, "kv get")
         .json();
     assert_eq!(kv["data"]["data"]["colour"], "teal", "{kv}");
 
     // Generate a new root token with the OTP flow and two new shares.
-    let gr = s
+    let gr = c
         .bao(&["operator", "generate-root", "-init", "-format=json"])
         .expect(0, "generate-root -init")
         .json();
@@ -224,7 +261,7 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     assert_eq!(gr["started"], true, "{gr}");
     let mut last = Value::Null;
     for k in &new_b64[..2] {
-        last = s
+        last = c
             .bao(&[
                 "operator",
                 "generate-root",
@@ -241,7 +278,7 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
         .unwrap_or_default()
         .to_owned();
     assert!(!encoded.is_empty(), "{last}");
-    let decoded = s
+    let decoded = c
         .bao(&[
             "operator",
             "generate-root",
@@ -256,7 +293,7 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     };
     assert!(new_root.starts_with("hvs."), "decoded token: {decoded}");
     assert_ne!(new_root, root);
-    let lk = s
+    let lk = c
         .bao_as(&new_root, &["token", "lookup", "-format=json"])
         .expect(0, "token lookup with generated root")
         .json();
@@ -264,9 +301,9 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
     assert_eq!(lk["data"]["id"], new_root.as_str());
 
     // Seal again: requests now get 503.
-    s.bao_as(&new_root, &["operator", "seal"])
+    c.bao_as(&new_root, &["operator", "seal"])
         .expect(0, "final seal");
-    let (code, st) = status(&s);
+    let (code, st) = status(&c);
     assert_eq!((code, &st["sealed"]), (2, &Value::Bool(true)));
     let (code, body) = s.api("GET", "secret/data/lifecycle", None, Some(&new_root));
     assert_eq!(code, 503, "{body}");
@@ -274,6 +311,6 @@ fn bao_drives_init_unseal_rotate_rekey_generate_root_and_seal() {
         common::errors(&body).iter().any(|e| e.contains("sealed")),
         "{body}"
     );
-    let o = s.bao(&["kv", "get", "secret/lifecycle"]);
+    let o = c.bao(&["kv", "get", "secret/lifecycle"]);
     assert_ne!(o.code, 0, "kv get on a sealed server must fail\n{o}");
 }

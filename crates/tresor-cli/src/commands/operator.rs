@@ -772,7 +772,13 @@ pub fn generate_root(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
         };
         let token = decode_root_token(&encoded, &otp)
             .map_err(|e| CliError::Local(format!("Error decoding root token: {e}")))?;
-        return cli.print_field(Some(&Value::String(token.to_string())), "token");
+        // The decoded token is printed as plain text whatever -format says, as Vault's CLI does,
+        // so `$(tresor operator generate-root -decode=... -otp=...)` is the token itself.
+        cli.out(token.as_str());
+        if cli.ctx.stdout_is_terminal {
+            cli.out("\n");
+        }
+        return Ok(0);
     }
     let client = cli.client(&p)?;
     if p.bool("generate-otp") {
