@@ -919,29 +919,8 @@ impl Core {
         id: Option<String>,
     ) -> Result<Zeroizing<String>, CoreError> {
         let id = id.unwrap_or_else(new_token_id);
-        let entry = TokenEntry {
-            version: 1,
-            id: id.clone(),
-            hash: String::new(),
-            accessor: tresor_seal::token::new_accessor(),
-            parent: String::new(),
-            policies: vec!["root".into()],
-            path: "auth/token/root".into(),
-            meta: Default::default(),
-            display_name: "root".into(),
-            num_uses: 0,
-            creation_time: now(),
-            ttl: 0,
-            explicit_max_ttl: 0,
-            period: 0,
-            expire_time: None,
-            last_renewal_time: None,
-            token_type: "service".into(),
-            orphan: true,
-            role: String::new(),
-            renewable: false,
-            entity_id: String::new(),
-        };
+        let mut entry = TokenEntry::service(vec!["root".into()], "auth/token/root", "root", now());
+        entry.id = id.clone();
         u.tokens.store(entry).await?;
         Ok(Zeroizing::new(id))
     }

@@ -43,29 +43,13 @@ impl Core {
                 auth.ttl
             }
             .min(self.config().max_lease_ttl);
-            let entry = TokenEntry {
-                version: 1,
-                id: crate::tokens::new_token_id(),
-                hash: String::new(),
-                accessor: tresor_seal::token::new_accessor(),
-                parent: String::new(),
-                policies: policies.clone(),
-                path: path.to_owned(),
-                meta: auth.metadata.clone(),
-                display_name: auth.display_name.clone(),
-                num_uses: auth.num_uses,
-                creation_time: at,
-                ttl: ttl.as_secs(),
-                explicit_max_ttl: auth.explicit_max_ttl.as_secs(),
-                period: auth.period.as_secs(),
-                expire_time: Some(at + ttl.as_secs() as i64),
-                last_renewal_time: None,
-                token_type: "service".into(),
-                orphan: true,
-                role: String::new(),
-                renewable: auth.renewable,
-                entity_id: String::new(),
-            };
+            let mut entry = TokenEntry::service(policies.clone(), path, &auth.display_name, at)
+                .with_ttl(ttl.as_secs());
+            entry.meta = auth.metadata.clone();
+            entry.num_uses = auth.num_uses;
+            entry.explicit_max_ttl = auth.explicit_max_ttl.as_secs();
+            entry.period = auth.period.as_secs();
+            entry.renewable = auth.renewable;
             let e = u.tokens.store(entry).await?;
             auth.client_token = e.id.clone();
             auth.accessor = e.accessor.clone();

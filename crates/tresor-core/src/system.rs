@@ -632,102 +632,10 @@ fn table() -> Table<Sys> {
                     })
                 })
                 .help("Provides information about the backend encryption key.", "Returns the active key term, its install time and how many encryptions it has done."),
-            Path::new("rotate")
-                .op(Operation::Update, |s, _, _| {
-                    Box::pin(async move {
-                        let c = core(&s)?;
-                        let term = c.unsealed().map_err(le)?.barrier.rotate().await.map_err(le)?;
-                        tracing::info!(term, "barrier key rotated");
-                        Ok(None)
-                    })
-                })
-                .help("Rotates the backend encryption key used to persist data.", "Adds a new key term to the keyring; new writes use it, old values stay readable."),
-            Path::new("rotate/keyring")
-                .op(Operation::Update, |s, _, _| {
-                    Box::pin(async move {
-                        let c = core(&s)?;
-                        let term = c.unsealed().map_err(le)?.barrier.rotate().await.map_err(le)?;
-                        tracing::info!(term, "barrier key rotated");
-                        Ok(None)
-                    })
-                })
-                .help("Rotates the backend encryption key used to persist data.", "Adds a new key term to the keyring; new writes use it, old values stay readable."),
-            Path::new("rotate/config")
-                .field(Field::new("max_operations", Kind::Int, "The number of encryption operations after which the key is rotated automatically."))
-                .field(Field::new("interval", Kind::Duration, "How often to rotate automatically (0 disables; at least 24h)."))
-                .field(Field::new("enabled", Kind::Bool, "Whether automatic rotation is enabled.").default(json!(true)))
-                .op(Operation::Read, |s, _, _| {
-                    Box::pin(async move {
-                        let c = core(&s)?;
-                        let r = c.unsealed().map_err(le)?.barrier.rotation_config();
-                        Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)), "enabled": r.enabled}))))
-                    })
-                })
-                .op(Operation::Update, |s, _, f| {
-                    Box::pin(async move {
-                        let c = core(&s)?;
-                        let u = c.unsealed().map_err(le)?;
-                        let mut r = u.barrier.rotation_config();
-                        if f.is_set("max_operations") {
-                            let n = f.int("max_operations").unwrap_or(0);
-                            if !(1_000_000..=3_865_470_566).contains(&n) {
-                                return Err(LogicalError::invalid("max_operations must be between 1000000 and 3865470566"));
-                            }
-                            r.max_operations = n as u64;
-                        }
-                        if f.is_set("interval") {
-                            let i = f.duration("interval").unwrap_or_default();
-                            if !i.is_zero() && i < Duration::from_secs(24 * 3600) {
-                                return Err(LogicalError::invalid("interval must be 0 or at least 24h"));
-                            }
-                            r.interval_secs = i.as_secs();
-                        }
-                        if f.is_set("enabled") {
-                            r.enabled = f.flag("enabled");
-                        }
-                        u.barrier.set_rotation_config(r).await.map_err(le)?;
-                        Ok(None)
-                    })
-                })
-                .help("Configures automatic rotation of the backend encryption key.", "Sets the operation count and interval after which the barrier key rotates by itself."),
-            Path::new("rotate/keyring/config")
-                .field(Field::new("max_operations", Kind::Int, "The number of encryption operations after which the key is rotated automatically."))
-                .field(Field::new("interval", Kind::Duration, "How often to rotate automatically (0 disables; at least 24h)."))
-                .field(Field::new("enabled", Kind::Bool, "Whether automatic rotation is enabled.").default(json!(true)))
-                .op(Operation::Read, |s, _, _| {
-                    Box::pin(async move {
-                        let c = core(&s)?;
-                        let r = c.unsealed().map_err(le)?.barrier.rotation_config();
-                        Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)), "enabled": r.enabled}))))
-                    })
-                })
-                .op(Operation::Update, |s, _, f| {
-                    Box::pin(async move {
-                        let c = core(&s)?;
-                        let u = c.unsealed().map_err(le)?;
-                        let mut r = u.barrier.rotation_config();
-                        if f.is_set("max_operations") {
-                            let n = f.int("max_operations").unwrap_or(0);
-                            if !(1_000_000..=3_865_470_566).contains(&n) {
-                                return Err(LogicalError::invalid("max_operations must be between 1000000 and 3865470566"));
-                            }
-                            r.max_operations = n as u64;
-                        }
-                        if f.is_set("interval") {
-                            let i = f.duration("interval").unwrap_or_default();
-                            if !i.is_zero() && i < Duration::from_secs(24 * 3600) {
-                                return Err(LogicalError::invalid("interval must be 0 or at least 24h"));
-                            }
-                            r.interval_secs = i.as_secs();
-                        }
-                        if f.is_set("enabled") {
-                            r.enabled = f.flag("enabled");
-                        }
-                        u.barrier.set_rotation_config(r).await.map_err(le)?;
-                        Ok(None)
-                    })
-                })
-                .help("Configures automatic rotation of the backend encryption key.", "Sets the operation count and interval after which the barrier key rotates by itself."),
+            rotate_path("rotate"),
+            rotate_path("rotate/keyring"),
+            rotate_config_path("rotate/config"),
+            rotate_config_path("rotate/keyring/config"),
             Path::new("seal")
                 .op(Operation::Update, |s, _, _| {
                     Box::pin(async move {
@@ -739,38 +647,8 @@ fn table() -> Table<Sys> {
             Path::new("step-down")
                 .op(Operation::Update, |_, _, _| Box::pin(async { Ok(None) }))
                 .help("Cause the node to give up active status.", "A single node without HA has nothing to step down to: this succeeds and does nothing."),
-            Path::new("rekey/backup")
-                .op(Operation::Read, |s, _, _| {
-                    Box::pin(async move {
-                        match core(&s)?.rekey_backup().await.map_err(le)? {
-                            None => Err(LogicalError::invalid("no backed-up keys found")),
-                            Some(v) => Ok(Some(obj(v))),
-                        }
-                    })
-                })
-                .op(Operation::Delete, |s, _, _| {
-                    Box::pin(async move {
-                        core(&s)?.rekey_backup_delete().await.map_err(le)?;
-                        Ok(None)
-                    })
-                })
-                .help("Read or delete the PGP-encrypted backup of unseal keys from the last rekey.", "Written when a rekey was started with backup=true."),
-            Path::new("rotate/root/backup")
-                .op(Operation::Read, |s, _, _| {
-                    Box::pin(async move {
-                        match core(&s)?.rekey_backup().await.map_err(le)? {
-                            None => Err(LogicalError::invalid("no backed-up keys found")),
-                            Some(v) => Ok(Some(obj(v))),
-                        }
-                    })
-                })
-                .op(Operation::Delete, |s, _, _| {
-                    Box::pin(async move {
-                        core(&s)?.rekey_backup_delete().await.map_err(le)?;
-                        Ok(None)
-                    })
-                })
-                .help("Read or delete the PGP-encrypted backup of unseal keys from the last rekey.", "Written when a rekey was started with backup=true."),
+            rekey_backup_path("rekey/backup"),
+            rekey_backup_path("rotate/root/backup"),
             Path::new("internal/ui/mounts")
                 .op(Operation::Read, |s, r, _| Box::pin(ui_mounts(s, r)))
                 .help("Lists the mounts visible to the caller, for UIs and the CLI.", "Without a token, only mounts tuned with listing_visibility=unauth are shown."),
@@ -785,6 +663,91 @@ fn table() -> Table<Sys> {
     table.paths.extend(crate::system_leases::paths());
     table.paths.extend(crate::system_audit::paths());
     table
+}
+
+fn rotate_path(pattern: &'static str) -> Path<Sys> {
+    Path::new(pattern)
+        .op(Operation::Update, |s, _, _| {
+            Box::pin(async move {
+                let c = core(&s)?;
+                let term = c
+                    .unsealed()
+                    .map_err(le)?
+                    .barrier
+                    .rotate()
+                    .await
+                    .map_err(le)?;
+                tracing::info!(term, "barrier key rotated");
+                Ok(None)
+            })
+        })
+        .help(
+            "Rotates the backend encryption key used to persist data.",
+            "Adds a new key term to the keyring; new writes use it, old values stay readable.",
+        )
+}
+
+fn rotate_config_path(pattern: &'static str) -> Path<Sys> {
+    Path::new(pattern)
+        .field(Field::new("max_operations", Kind::Int, "The number of encryption operations after which the key is rotated automatically."))
+        .field(Field::new("interval", Kind::Duration, "How often to rotate automatically (0 disables; at least 24h)."))
+        .field(Field::new("enabled", Kind::Bool, "Whether automatic rotation is enabled.").default(json!(true)))
+        .op(Operation::Read, |s, _, _| {
+            Box::pin(async move {
+                let c = core(&s)?;
+                let r = c.unsealed().map_err(le)?.barrier.rotation_config();
+                Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)), "enabled": r.enabled}))))
+            })
+        })
+        .op(Operation::Update, |s, _, f| {
+            Box::pin(async move {
+                let c = core(&s)?;
+                let u = c.unsealed().map_err(le)?;
+                let mut r = u.barrier.rotation_config();
+                if f.is_set("max_operations") {
+                    let n = f.int("max_operations").unwrap_or(0);
+                    if !(1_000_000..=3_865_470_566).contains(&n) {
+                        return Err(LogicalError::invalid("max_operations must be between 1000000 and 3865470566"));
+                    }
+                    r.max_operations = n as u64;
+                }
+                if f.is_set("interval") {
+                    let i = f.duration("interval").unwrap_or_default();
+                    if !i.is_zero() && i < Duration::from_secs(24 * 3600) {
+                        return Err(LogicalError::invalid("interval must be 0 or at least 24h"));
+                    }
+                    r.interval_secs = i.as_secs();
+                }
+                if f.is_set("enabled") {
+                    r.enabled = f.flag("enabled");
+                }
+                u.barrier.set_rotation_config(r).await.map_err(le)?;
+                Ok(None)
+            })
+        })
+        .help("Configures automatic rotation of the backend encryption key.", "Sets the operation count and interval after which the barrier key rotates by itself.")
+}
+
+fn rekey_backup_path(pattern: &'static str) -> Path<Sys> {
+    Path::new(pattern)
+        .op(Operation::Read, |s, _, _| {
+            Box::pin(async move {
+                match core(&s)?.rekey_backup().await.map_err(le)? {
+                    None => Err(LogicalError::invalid("no backed-up keys found")),
+                    Some(v) => Ok(Some(obj(v))),
+                }
+            })
+        })
+        .op(Operation::Delete, |s, _, _| {
+            Box::pin(async move {
+                core(&s)?.rekey_backup_delete().await.map_err(le)?;
+                Ok(None)
+            })
+        })
+        .help(
+            "Read or delete the PGP-encrypted backup of unseal keys from the last rekey.",
+            "Written when a rekey was started with backup=true.",
+        )
 }
 
 async fn policy_list(s: Arc<Sys>) -> Result<Option<Response>> {

@@ -109,6 +109,41 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 impl TokenEntry {
+    /// A fresh orphan service token with a new id and accessor, created at `at`, that never
+    /// expires; callers adjust TTL, uses, parent and the rest.
+    pub fn service(policies: Vec<String>, path: &str, display_name: &str, at: i64) -> Self {
+        TokenEntry {
+            version: 1,
+            id: new_token_id(),
+            hash: String::new(),
+            accessor: tresor_seal::token::new_accessor(),
+            parent: String::new(),
+            policies,
+            path: path.to_owned(),
+            meta: BTreeMap::new(),
+            display_name: display_name.to_owned(),
+            num_uses: 0,
+            creation_time: at,
+            ttl: 0,
+            explicit_max_ttl: 0,
+            period: 0,
+            expire_time: None,
+            last_renewal_time: None,
+            token_type: "service".into(),
+            orphan: true,
+            role: String::new(),
+            renewable: false,
+            entity_id: String::new(),
+        }
+    }
+
+    /// Sets a TTL counted from the creation time.
+    pub fn with_ttl(mut self, ttl_secs: u64) -> Self {
+        self.ttl = ttl_secs;
+        self.expire_time = Some(self.creation_time + ttl_secs as i64);
+        self
+    }
+
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
     }

@@ -50,29 +50,14 @@ impl Core {
             "creation_time": at,
             "creation_ttl": ttl.as_secs(),
         });
-        let entry = TokenEntry {
-            version: 1,
-            id: crate::tokens::new_token_id(),
-            hash: String::new(),
-            accessor: tresor_seal::token::new_accessor(),
-            parent: String::new(),
-            policies: vec![WRAPPING_POLICY.into()],
-            path: creation_path.to_owned(),
-            meta: Default::default(),
-            display_name: "response-wrapping".into(),
-            num_uses: 1,
-            creation_time: at,
-            ttl: ttl.as_secs(),
-            explicit_max_ttl: 0,
-            period: 0,
-            expire_time: Some(at + ttl.as_secs() as i64),
-            last_renewal_time: None,
-            token_type: "service".into(),
-            orphan: true,
-            role: String::new(),
-            renewable: false,
-            entity_id: String::new(),
-        };
+        let mut entry = TokenEntry::service(
+            vec![WRAPPING_POLICY.into()],
+            creation_path,
+            "response-wrapping",
+            at,
+        )
+        .with_ttl(ttl.as_secs());
+        entry.num_uses = 1;
         let e = u.tokens.store(entry).await?;
         self.cubbyhole(u)?
             .put(
