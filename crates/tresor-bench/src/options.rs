@@ -123,6 +123,9 @@ struct Flags {
     workloads: Vec<String>,
     config: Option<PathBuf>,
     non_root: bool,
+    key_type: Option<String>,
+    key_bits: Option<u32>,
+    no_store: bool,
     format: Option<Format>,
     threads: Option<usize>,
     timeout: Option<Duration>,
@@ -310,6 +313,13 @@ fn parse_flags(args: &[String]) -> Result<Option<Flags>, BenchError> {
             "workload" | "workloads" => f.workloads.push(value()?),
             "config" => f.config = Some(PathBuf::from(value()?)),
             "non-root" => f.non_root = boolean(&inline)?,
+            "key-type" => f.key_type = Some(value()?),
+            "key-bits" => {
+                let v = value()?;
+                let n = parse_count(&flag, &v)?;
+                f.key_bits = Some(u32::try_from(n).map_err(|_| invalid(&flag, &v, "too large"))?);
+            }
+            "no-store" => f.no_store = boolean(&inline)?,
             "format" => {
                 let v = value()?;
                 f.format = Some(match v.as_str() {
@@ -332,6 +342,38 @@ fn parse_flags(args: &[String]) -> Result<Option<Flags>, BenchError> {
         }
     }
     Ok(Some(f))
+}
+
+/// Sets `key = value` in the config of every mix entry of the given workload types, for a flag
+/// that stands for a workload option (`-non-root`, `-key-type`, ...); flags win over the config
+/// file. A flag that reaches no workload in the mix is an error rather than silently ignored.
+fn set_option(
+    mix: &mut [MixEntry],
+    flag: &str,
+    kinds: &[&str],
+    key: &str,
+    value: Value,
+) -> Result<(), BenchError> {
+    let mut applied = false;
+    for m in mix.iter_mut().filter(|m| kinds.contains(&m.kind.name)) {
+        let obj = match &mut m.config {
+            Value::Object(o) => o,
+            other => {
+                *other = Value::Object(Default::default());
+                other.as_object_mut().expect("just set to an object")
+            }
+        };
+        obj.insert(key.to_owned(), value.clone());
+        applied = true;
+    }
+    if applied {
+        Ok(())
+    } else {
+        Err(BenchError::Conflict(format!(
+            "{flag} applies to {}, which is not in the mix",
+            kinds.join(" and ")
+        )))
+    }
 }
 
 /// Parses `tresor bench`'s arguments (those after `bench`) against `env`.
@@ -429,23 +471,40 @@ pub fn parse(args: &[String], env: &dyn Env) -> Result<Parsed, BenchError> {
         });
     }
     if flags.non_root {
-        let mut applied = false;
-        for m in mix.iter_mut().filter(|m| m.kind.name == "kv-read") {
-            let obj = match &mut m.config {
-                Value::Object(o) => o,
-                other => {
-                    *other = Value::Object(Default::default());
-                    other.as_object_mut().expect("just set to an object")
-                }
-            };
-            obj.entry("non_root").or_insert(Value::Bool(true));
-            applied = true;
-        }
-        if !applied {
-            return Err(BenchError::Conflict(
-                "-non-root applies to kv-read, which is not in the mix".into(),
-            ));
-        }
+        set_option(
+            &mut mix,
+            "-non-root",
+            &["kv-read"],
+            "non_root",
+            Value::Bool(true),
+        )?;
+    }
+    if let Some(t) = &flags.key_type {
+        set_option(
+            &mut mix,
+            "-key-type",
+            &["pki-issue"],
+            "key_type",
+            Value::from(t.clone()),
+        )?;
+    }
+    if let Some(b) = flags.key_bits {
+        set_option(
+            &mut mix,
+            "-key-bits",
+            &["pki-issue"],
+            "key_bits",
+            Value::from(b),
+        )?;
+    }
+    if flags.no_store {
+        set_option(
+            &mut mix,
+            "-no-store",
+            &["pki-issue", "pki-sign"],
+            "no_store",
+            Value::Bool(true),
+        )?;
     }
     for m in &mix {
         (m.kind.check_config)(&m.config).map_err(|message| BenchError::WorkloadConfig {
@@ -523,6 +582,9 @@ Options:
   -rate=<r>               Cap on requests per second across workers (default: none).
   -warmup=<d>             Run this long before measuring (default 0).
   -non-root               kv-read with a token holding only a read policy.
+  -key-type=<ec|rsa>      pki-issue: the key type the server generates (default ec).
+  -key-bits=<n>           pki-issue: key size (ec 256, 384, 521; rsa 2048, 3072, 4096).
+  -no-store               pki-issue, pki-sign: the role does not store certificates.
   -threads=<n>            Load generator threads (default: half the cores, at least 1).
   -timeout=<d>            Per-request timeout (default 30s).
   -cleanup=false          Leave what setup created in place.
@@ -725,7 +787,10 @@ mod tests {
                 &["-workload=nope"],
                 "unknown workload \"nope\"; known workloads: sys-health, kv-read",
             ),
-            (&["-workload=pki-issue"], "unknown workload \"pki-issue\""),
+            (
+                &["-workload=transit-encrypt"],
+                "unknown workload \"transit-encrypt\"",
+            ),
             (
                 &["-workload=kv-read:0"],
                 "weight of \"kv-read\" must be at least 1",
@@ -739,6 +804,26 @@ mod tests {
             (
                 &["-workload=sys-health", "-non-root"],
                 "-non-root applies to kv-read",
+            ),
+            (
+                &["-workload=pki-sign", "-key-type=rsa"],
+                "-key-type applies to pki-issue, which is not in the mix",
+            ),
+            (
+                &["-workload=kv-read", "-no-store"],
+                "-no-store applies to pki-issue and pki-sign",
+            ),
+            (
+                &["-workload=pki-issue", "-key-type=dsa"],
+                "workload \"pki-issue\": key_type \"dsa\" is not supported",
+            ),
+            (
+                &["-workload=pki-issue", "-key-type=rsa", "-key-bits=256"],
+                "key_bits 256 is not an rsa size",
+            ),
+            (
+                &["-workload=pki-issue", "-key-bits=lots"],
+                "-key-bits: expected a whole number",
             ),
             (&[], "no workload given"),
             (
@@ -780,6 +865,27 @@ mod tests {
         );
         assert_eq!(o.mix[0].config["non_root"], Value::Bool(true));
         assert_eq!(o.mix[1].config, Value::Null);
+    }
+
+    #[test]
+    fn pki_flags_reach_the_pki_workloads() {
+        let o = run_opts(
+            &[
+                "-workload=pki-issue,pki-sign,kv-read",
+                "-key-type=rsa",
+                "-key-bits=2048",
+                "-no-store",
+            ],
+            &MapEnv::default(),
+        );
+        assert_eq!(
+            o.mix[0].config,
+            serde_json::json!({"key_type": "rsa", "key_bits": 2048, "no_store": true})
+        );
+        assert_eq!(o.mix[1].config, serde_json::json!({"no_store": true}));
+        assert_eq!(o.mix[2].config, Value::Null);
+        let o = run_opts(&["-workload=pki-issue"], &MapEnv::default());
+        assert_eq!(o.mix[0].config, Value::Null);
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //! ready [`Workload`]. The runner then asks the workload for one request at a time and, at the
 //! end, calls its `cleanup`, which removes everything `setup` created.
 //!
-//! Adding an engine's workload (`pki-issue`, `pki-sign`, `transit-encrypt`, `approle-login`,
-//! `userpass-login`, `database-creds`, ...) is one module with a config struct, a setup
-//! function and a [`Workload`] impl, plus one entry here. Until then those names are unknown
-//! workloads and rejected with the list of known ones.
+//! Adding an engine's workload (`transit-encrypt`, `approle-login`, `userpass-login`,
+//! `database-creds`, ...) is one module with a config struct, a setup function and a
+//! [`Workload`] impl, plus one entry here. Until then those names are unknown workloads and
+//! rejected with the list of known ones.
 
 mod kv;
+mod pki;
 mod sys_health;
 mod token;
 
@@ -93,6 +94,8 @@ pub static REGISTRY: &[Kind] = &[
     kv::LIST,
     token::CREATE,
     token::LOOKUP,
+    pki::ISSUE,
+    pki::SIGN,
 ];
 
 /// Finds a workload by name or vault-benchmark alias.
@@ -178,7 +181,12 @@ mod tests {
     fn lookup_by_name_and_alias() {
         assert_eq!(lookup("kv-read").unwrap().name, "kv-read");
         assert_eq!(lookup("kvv2_read").unwrap().name, "kv-read");
-        assert!(lookup("pki-issue").is_none(), "pki lands with its engine");
+        assert_eq!(lookup("pki_issue").unwrap().name, "pki-issue");
+        assert_eq!(lookup("pki-sign").unwrap().name, "pki-sign");
+        assert!(
+            lookup("transit-encrypt").is_none(),
+            "transit lands with its engine"
+        );
         assert!(lookup("").is_none());
     }
 
