@@ -5,8 +5,14 @@
 //! keys, adding versions), and cleanup disables the mount, which deletes its data. `kv-read`
 //! with `non_root = true` (the `-non-root` flag) reads with a token that holds only a policy
 //! granting `read` on the mount, so the benchmark can show what the ACL check costs.
+//!
+//! For scale measurements, `kv-write` with `distinct = true` writes every request to a new key
+//! (`key-0`, `key-1`, ... in the order requests go out) instead of cycling over `numkvs`, and
+//! `kv-read` and `kv-write` accept `mount`: an existing KV v2 mount used as it is (setup neither
+//! enables nor seeds it, cleanup leaves it), so a run can read what an earlier run wrote.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Uri};
@@ -64,6 +70,9 @@ struct ReadConfig {
     /// Read with a token holding only a read policy on the mount, instead of the caller's.
     #[serde(default)]
     non_root: bool,
+    /// An existing KV v2 mount holding `key-0` .. `key-<numkvs - 1>`, read as it is.
+    #[serde(default)]
+    mount: Option<String>,
 }
 
 /// `kv-write` options.
@@ -76,6 +85,12 @@ struct WriteConfig {
     /// The size in bytes of each written value.
     #[serde(default = "default_kvsize")]
     kvsize: usize,
+    /// Write every request to a new key instead of cycling over `numkvs`.
+    #[serde(default)]
+    distinct: bool,
+    /// An existing KV v2 mount to write into (left in place at cleanup).
+    #[serde(default)]
+    mount: Option<String>,
 }
 
 /// `kv-list` options.
@@ -112,14 +127,38 @@ fn validate(numkvs: usize, kvsize: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A mount path: non-empty segments of letters, digits, `-`, `_` and `.`, without the
+/// surrounding slashes (it is put into request paths as it is).
+fn validate_mount(mount: Option<&str>) -> Result<(), String> {
+    let Some(m) = mount else { return Ok(()) };
+    let ok = !m.is_empty()
+        && m.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "mount {m:?} must be a path such as \"secret\" or \"team/kv\" (no leading or trailing slash)"
+        ))
+    }
+}
+
 fn check_read(v: &Value) -> Result<(), String> {
     let c: ReadConfig = super::parse_config(v)?;
-    validate(c.numkvs, c.kvsize)
+    validate(c.numkvs, c.kvsize)?;
+    validate_mount(c.mount.as_deref())
 }
 
 fn check_write(v: &Value) -> Result<(), String> {
     let c: WriteConfig = super::parse_config(v)?;
-    validate(c.numkvs, c.kvsize)
+    validate(c.numkvs, c.kvsize)?;
+    validate_mount(c.mount.as_deref())
 }
 
 fn check_list(v: &Value) -> Result<(), String> {
@@ -244,10 +283,18 @@ where
     }
 }
 
+/// The path of a key's data, for a request.
+fn data_uri(mount: &str, i: u64) -> Uri {
+    // A mount path is validated and a key is `key-<n>`, so the path always parses.
+    Uri::try_from(format!("/v1/{mount}/data/key-{i}")).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
 /// `kv-read` after setup.
 struct KvRead {
     mount: String,
-    uris: Vec<Uri>,
+    /// Whether setup enabled the mount (and cleanup disables it).
+    owned: bool,
+    numkvs: usize,
     token: HeaderValue,
     /// The non-root reader: its policy and token, removed at cleanup.
     reader: Option<(String, Token)>,
@@ -257,27 +304,34 @@ fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>,
     Box::pin(async move {
         let cfg: ReadConfig = super::config_of(&ctx)?;
         let caller = caller_token(&ctx)?;
-        let mount = ctx.unique.clone();
-        let reader = with_mount(&ctx, &mount, async {
-            seed(&ctx.api, &ctx.name, &mount, cfg.numkvs, cfg.kvsize).await?;
-            if cfg.non_root {
-                Ok(Some(create_reader(&ctx, &mount).await?))
-            } else {
-                Ok(None)
-            }
-        })
-        .await?;
+        let (mount, owned) = match &cfg.mount {
+            Some(m) => (m.clone(), false),
+            None => (ctx.unique.clone(), true),
+        };
+        let reader = if owned {
+            with_mount(&ctx, &mount, async {
+                seed(&ctx.api, &ctx.name, &mount, cfg.numkvs, cfg.kvsize).await?;
+                if cfg.non_root {
+                    Ok(Some(create_reader(&ctx, &mount).await?))
+                } else {
+                    Ok(None)
+                }
+            })
+            .await?
+        } else if cfg.non_root {
+            Some(create_reader(&ctx, &mount).await?)
+        } else {
+            None
+        };
         let token = reader
             .as_ref()
             .map(|(_, t)| t)
             .unwrap_or(&caller)
             .header()?;
-        let uris = (0..cfg.numkvs)
-            .map(|i| uri(format!("/v1/{mount}/data/{}", key(i))))
-            .collect::<Result<_, _>>()?;
         Ok(Box::new(KvRead {
             mount,
-            uris,
+            owned,
+            numkvs: cfg.numkvs,
             token,
             reader,
         }) as Box<dyn Workload>)
@@ -338,10 +392,10 @@ async fn delete_policy(api: &Api, policy: &str) -> Result<(), BenchError> {
 #[async_trait::async_trait]
 impl Workload for KvRead {
     fn request(&self, target: &Target, worker: usize, seq: u64) -> Request<Full<Bytes>> {
-        let i = spread(worker, seq, self.uris.len());
+        let i = spread(worker, seq, self.numkvs);
         target.request(
             Method::GET,
-            self.uris[i].clone(),
+            data_uri(&self.mount, i as u64),
             Some(&self.token),
             Bytes::new(),
         )
@@ -357,22 +411,36 @@ impl Workload for KvRead {
                 first_err.get_or_insert(e);
             }
         }
-        if let Err(e) = disable(api, &self.mount).await {
+        if self.owned
+            && let Err(e) = disable(api, &self.mount).await
+        {
             first_err.get_or_insert(e);
         }
         first_err.map_or(Ok(()), Err)
     }
 }
 
-/// Spreads the workers over the keys: worker `w` starts at its own offset and walks forward.
+/// A prime above any key count, so multiplying by it modulo the count permutes the keys.
+const SCATTER: u128 = 2_654_435_761;
+
+/// Spreads the workers over the keys: worker `w` starts at its own offset and walks forward
+/// through a scattered permutation of the keys, so that consecutive reads do not fall on
+/// neighbouring keys (with a million keys, a linear walk would read one warm page after another
+/// and flatter the store).
 fn spread(worker: usize, seq: u64, len: usize) -> usize {
-    ((worker as u64).wrapping_mul(7919).wrapping_add(seq) % len as u64) as usize
+    let len = len as u128;
+    let step = ((worker as u128) * 7919 + seq as u128) % len;
+    (step * SCATTER % len) as usize
 }
 
 /// `kv-write` after setup.
 struct KvWrite {
     mount: String,
-    uris: Vec<Uri>,
+    /// Whether setup enabled the mount (and cleanup disables it).
+    owned: bool,
+    numkvs: usize,
+    /// With `distinct`: the number of the next new key.
+    next_key: Option<AtomicU64>,
     body: Bytes,
     token: HeaderValue,
 }
@@ -381,34 +449,49 @@ fn setup_write(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>
     Box::pin(async move {
         let cfg: WriteConfig = super::config_of(&ctx)?;
         let token = caller_token(&ctx)?.header()?;
-        let mount = ctx.unique.clone();
-        // One seeded key proves the mount is ready; the writes create the rest.
-        with_mount(
-            &ctx,
-            &mount,
-            seed(&ctx.api, &ctx.name, &mount, 1, cfg.kvsize),
-        )
-        .await?;
-        let uris = (0..cfg.numkvs)
-            .map(|i| uri(format!("/v1/{mount}/data/{}", key(i))))
-            .collect::<Result<_, _>>()?;
+        let (mount, owned) = match &cfg.mount {
+            Some(m) => (m.clone(), false),
+            None => (ctx.unique.clone(), true),
+        };
+        if owned {
+            // One seeded key proves the mount is ready; the writes create the rest (the
+            // distinct writes start by overwriting it).
+            with_mount(
+                &ctx,
+                &mount,
+                seed(&ctx.api, &ctx.name, &mount, 1, cfg.kvsize),
+            )
+            .await?;
+        }
         let body = Bytes::from(serde_json::to_vec(&secret_body(cfg.kvsize)).unwrap_or_default());
         Ok(Box::new(KvWrite {
             mount,
-            uris,
+            owned,
+            numkvs: cfg.numkvs,
+            next_key: cfg.distinct.then(|| AtomicU64::new(0)),
             body,
             token,
         }) as Box<dyn Workload>)
     })
 }
 
+impl KvWrite {
+    /// The key a request writes: the next new one with `distinct`, else one of `numkvs`.
+    fn key_for(&self, worker: usize, seq: u64) -> u64 {
+        match &self.next_key {
+            Some(n) => n.fetch_add(1, Ordering::Relaxed),
+            None => spread(worker, seq, self.numkvs) as u64,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Workload for KvWrite {
     fn request(&self, target: &Target, worker: usize, seq: u64) -> Request<Full<Bytes>> {
-        let i = spread(worker, seq, self.uris.len());
+        let i = self.key_for(worker, seq);
         let mut req = target.request(
             Method::POST,
-            self.uris[i].clone(),
+            data_uri(&self.mount, i),
             Some(&self.token),
             self.body.clone(),
         );
@@ -420,7 +503,11 @@ impl Workload for KvWrite {
     }
 
     async fn cleanup(&self, api: &Api) -> Result<(), BenchError> {
-        disable(api, &self.mount).await
+        if self.owned {
+            disable(api, &self.mount).await
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -495,6 +582,92 @@ mod tests {
     }
 
     #[test]
+    fn mounts_and_distinct_writes_are_options() {
+        let c: WriteConfig = super::super::parse_config(&Value::Null).unwrap();
+        assert!(!c.distinct && c.mount.is_none());
+        assert!(check_write(&json!({"distinct": true, "mount": "scale/kv"})).is_ok());
+        assert!(check_read(&json!({"mount": "secret", "numkvs": 1_000_000})).is_ok());
+        for bad in ["", "/secret", "secret/", "a//b", "a/../b", "sp ace", "q?x"] {
+            let e = check_read(&json!({ "mount": bad })).unwrap_err();
+            assert!(e.contains("mount"), "{bad:?}: {e}");
+            assert!(check_write(&json!({ "mount": bad })).is_err(), "{bad:?}");
+        }
+        assert!(
+            check_list(&json!({"mount": "secret"}))
+                .unwrap_err()
+                .contains("mount")
+        );
+    }
+
+    fn target() -> Target {
+        Target::new(
+            "http://127.0.0.1:8200",
+            &crate::client::TlsOptions::default(),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn distinct_writes_go_to_new_keys_in_order() {
+        let w = KvWrite {
+            mount: "scale/kv".into(),
+            owned: false,
+            numkvs: 3,
+            next_key: Some(AtomicU64::new(0)),
+            body: Bytes::from_static(b"{}"),
+            token: HeaderValue::from_static("t"),
+        };
+        let t = target();
+        let paths: Vec<String> = [(0, 0), (5, 0), (0, 1), (2, 7), (1, 1)]
+            .into_iter()
+            .map(|(worker, seq)| w.request(&t, worker, seq).uri().path().to_owned())
+            .collect();
+        let expected: Vec<String> = (0..5)
+            .map(|i| format!("/v1/scale/kv/data/key-{i}"))
+            .collect();
+        assert_eq!(paths, expected);
+        let req = w.request(&t, 0, 0);
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(req.headers()["content-type"], "application/json");
+
+        // Without distinct, writes cycle over numkvs keys.
+        let w = KvWrite {
+            next_key: None,
+            ..w
+        };
+        let mut seen: Vec<String> = (0..9)
+            .map(|seq| w.request(&t, 0, seq).uri().path().to_owned())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
+    #[test]
+    fn reads_of_an_existing_mount_stay_within_its_keys() {
+        let r = KvRead {
+            mount: "scale/kv".into(),
+            owned: false,
+            numkvs: 1_000_000,
+            token: HeaderValue::from_static("t"),
+            reader: None,
+        };
+        let t = target();
+        for (worker, seq) in [(0, 0), (31, 999_999), (7, 123_456_789)] {
+            let req = r.request(&t, worker, seq);
+            assert_eq!(req.method(), Method::GET);
+            let path = req.uri().path().to_owned();
+            let n: u64 = path
+                .strip_prefix("/v1/scale/kv/data/key-")
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(n < 1_000_000, "{path}");
+        }
+    }
+
+    #[test]
     fn spread_covers_every_key() {
         let len = 10;
         for w in 0..4 {
@@ -503,5 +676,14 @@ mod tests {
             assert_eq!(seen, (0..len).collect::<Vec<_>>());
         }
         assert_ne!(spread(0, 0, 1000), spread(1, 0, 1000));
+        // Consecutive requests of one worker land far apart among a million keys.
+        let len = 1_000_000;
+        let gaps: Vec<usize> = (0..100u64)
+            .map(|s| spread(3, s, len).abs_diff(spread(3, s + 1, len)))
+            .collect();
+        assert!(gaps.iter().filter(|&&g| g > 1000).count() > 90, "{gaps:?}");
+        let mut all: Vec<usize> = (0..1000u64).map(|s| spread(2, s, 1000)).collect();
+        all.sort();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>());
     }
 }
