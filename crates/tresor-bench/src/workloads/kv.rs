@@ -7,9 +7,10 @@
 //! granting `read` on the mount, so the benchmark can show what the ACL check costs.
 //!
 //! For scale measurements, `kv-write` with `distinct = true` writes every request to a new key
-//! (`key-0`, `key-1`, ... in the order requests go out) instead of cycling over `numkvs`, and
-//! `kv-read` and `kv-write` accept `mount`: an existing KV v2 mount used as it is (setup neither
-//! enables nor seeds it, cleanup leaves it), so a run can read what an earlier run wrote.
+//! (`key-0`, `key-1`, ... in the order requests go out, or from `first_key` on) instead of
+//! cycling over `numkvs`, and `kv-read` and `kv-write` accept `mount`: an existing KV v2 mount
+//! used as it is (setup neither enables nor seeds it, cleanup leaves it), so a run can read
+//! what an earlier run wrote.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +89,10 @@ struct WriteConfig {
     /// Write every request to a new key instead of cycling over `numkvs`.
     #[serde(default)]
     distinct: bool,
+    /// With `distinct`: the number of the first new key, so that runs can follow each other
+    /// (`key-<first_key>`, `key-<first_key + 1>`, ...).
+    #[serde(default)]
+    first_key: u64,
     /// An existing KV v2 mount to write into (left in place at cleanup).
     #[serde(default)]
     mount: Option<String>,
@@ -158,6 +163,9 @@ fn check_read(v: &Value) -> Result<(), String> {
 fn check_write(v: &Value) -> Result<(), String> {
     let c: WriteConfig = super::parse_config(v)?;
     validate(c.numkvs, c.kvsize)?;
+    if c.first_key > 0 && !c.distinct {
+        return Err("first_key needs distinct = true".into());
+    }
     validate_mount(c.mount.as_deref())
 }
 
@@ -468,7 +476,7 @@ fn setup_write(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>
             mount,
             owned,
             numkvs: cfg.numkvs,
-            next_key: cfg.distinct.then(|| AtomicU64::new(0)),
+            next_key: cfg.distinct.then(|| AtomicU64::new(cfg.first_key)),
             body,
             token,
         }) as Box<dyn Workload>)
@@ -586,6 +594,12 @@ mod tests {
         let c: WriteConfig = super::super::parse_config(&Value::Null).unwrap();
         assert!(!c.distinct && c.mount.is_none());
         assert!(check_write(&json!({"distinct": true, "mount": "scale/kv"})).is_ok());
+        assert!(check_write(&json!({"distinct": true, "first_key": 500_000})).is_ok());
+        assert!(
+            check_write(&json!({"first_key": 5}))
+                .unwrap_err()
+                .contains("distinct")
+        );
         assert!(check_read(&json!({"mount": "secret", "numkvs": 1_000_000})).is_ok());
         for bad in ["", "/secret", "secret/", "a//b", "a/../b", "sp ace", "q?x"] {
             let e = check_read(&json!({ "mount": bad })).unwrap_err();
@@ -619,6 +633,22 @@ mod tests {
             token: HeaderValue::from_static("t"),
         };
         let t = target();
+        let later = KvWrite {
+            mount: "scale/kv".into(),
+            owned: false,
+            numkvs: 3,
+            next_key: Some(AtomicU64::new(700)),
+            body: Bytes::from_static(b"{}"),
+            token: HeaderValue::from_static("t"),
+        };
+        assert_eq!(
+            later.request(&t, 9, 9).uri().path(),
+            "/v1/scale/kv/data/key-700"
+        );
+        assert_eq!(
+            later.request(&t, 0, 0).uri().path(),
+            "/v1/scale/kv/data/key-701"
+        );
         let paths: Vec<String> = [(0, 0), (5, 0), (0, 1), (2, 7), (1, 1)]
             .into_iter()
             .map(|(worker, seq)| w.request(&t, worker, seq).uri().path().to_owned())
