@@ -1,11 +1,19 @@
 //! Running a benchmark: preflight, setup, the measured phase, cleanup.
 //!
 //! Workers are tokio tasks, each with its own connection, picker over the weighted mix and
-//! per-workload statistics, so the hot loop shares nothing but a few atomics (the stop and
-//! recording flags, the request budget, the rate pacer, a progress counter). A request counts
-//! toward the results only if it started after the warm-up ended; a run that stops on time
-//! includes the requests still in flight at the deadline and measures until the last of them
-//! returns, so the rate is always `requests / elapsed` over the same interval.
+//! per-workload statistics, so the hot loop shares nothing but a few atomics (the stop,
+//! recording and closed flags, the request budget, the rate pacer, a progress counter).
+//!
+//! What counts depends on how the run stops. A run of `-duration=D` counts the requests that
+//! complete inside the measured window (from the end of the warm-up to the deadline) and divides
+//! by exactly `D`: in a steady state the work a window inherits from requests begun during the
+//! warm-up equals the work it leaves to requests still in flight at the deadline, so the rate is
+//! unbiased however long one request takes. (Counting the requests that *start* in the window
+//! instead, and waiting for the last of them, misses the work of the requests begun during the
+//! warm-up, about half the concurrency's worth: with 32 RSA-2048 issues in flight at about 20
+//! per second, some 16 of a 10 s window's 200 requests, 7% of the rate.) A run of
+//! `-requests=N` makes exactly N requests after the warm-up, counts each one, and measures until
+//! the last of them returns.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -126,12 +134,26 @@ struct Shared {
     stop: AtomicBool,
     /// Woken when `stop` is set, for workers waiting on the pacer.
     stopped: tokio::sync::Notify,
+    /// Set when the warm-up ends.
     recording: AtomicBool,
+    /// Set when the measured window of a `-duration` run ends: later completions do not count.
+    closed: AtomicBool,
     /// Requests left to make, in `-requests` mode.
     budget: Option<AtomicU64>,
     pacer: Option<Pacer>,
     /// Measured requests finished so far, for the progress bar.
     done: AtomicU64,
+}
+
+/// Whether a request that has just finished counts: in a `-requests` run, whether it started
+/// after the warm-up (`recording_at_start`, which also drew on the budget); in a `-duration`
+/// run, whether it finished inside the measured window.
+fn counts(shared: &Shared, recording_at_start: bool) -> bool {
+    if shared.budget.is_some() {
+        recording_at_start
+    } else {
+        shared.recording.load(Ordering::Acquire) && !shared.closed.load(Ordering::Acquire)
+    }
 }
 
 async fn worker(shared: Arc<Shared>, id: usize) -> Vec<WorkloadStats> {
@@ -179,7 +201,7 @@ async fn worker(shared: Arc<Shared>, id: usize) -> Vec<WorkloadStats> {
             match shared.target.connect().await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    if recording {
+                    if counts(&shared, recording) {
                         stats[i].fail(format!("connect: {e}"));
                         shared.done.fetch_add(1, Ordering::Relaxed);
                     }
@@ -193,6 +215,7 @@ async fn worker(shared: Arc<Shared>, id: usize) -> Vec<WorkloadStats> {
         let start = Instant::now();
         let res = tokio::time::timeout(shared.target.timeout(), c.send(req)).await;
         let nanos = start.elapsed().as_nanos() as u64;
+        let counted = counts(&shared, recording);
         let outcome = match res {
             Err(_) => {
                 conn = None;
@@ -205,7 +228,7 @@ async fn worker(shared: Arc<Shared>, id: usize) -> Vec<WorkloadStats> {
             Ok(Ok(r)) if shared.workloads[i].accepts(r.status) => Ok(()),
             Ok(Ok(r)) => Err(describe_failure(r.status, &r.body)),
         };
-        if recording {
+        if counted {
             match outcome {
                 Ok(()) => stats[i].ok(nanos),
                 Err(m) => stats[i].fail(m),
@@ -341,6 +364,7 @@ async fn measure(
         stop: AtomicBool::new(false),
         stopped: tokio::sync::Notify::new(),
         recording: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
         budget: match opts.stop {
             Stop::Requests(n) => Some(AtomicU64::new(n)),
             Stop::Duration(_) => None,
@@ -403,8 +427,12 @@ async fn measure(
     shared.recording.store(true, Ordering::Release);
     let started = Instant::now();
     let cpu_start = process_cpu_time();
+    // The end of a duration run's window, and the generator's CPU time then.
+    let mut window = None;
     if let Stop::Duration(d) = opts.stop {
         sleep_unless_stopped(&shared, d).await;
+        shared.closed.store(true, Ordering::Release);
+        window = Some((started.elapsed(), process_cpu_time()));
         shared.stop.store(true, Ordering::Release);
         shared.stopped.notify_waiters();
     }
@@ -416,8 +444,8 @@ async fn measure(
             }
         }
     }
-    let elapsed = started.elapsed();
-    let client_cpu = match (cpu_start, process_cpu_time()) {
+    let (elapsed, cpu_end) = window.unwrap_or_else(|| (started.elapsed(), process_cpu_time()));
+    let client_cpu = match (cpu_start, cpu_end) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
@@ -487,6 +515,77 @@ mod tests {
         let s4 = p.reserve();
         assert!(s4 >= s3 + Duration::from_millis(15), "{:?}", s4 - s3);
         assert!(s4 + Duration::from_millis(5) >= Instant::now());
+    }
+
+    /// A server that answers every request after `delay`, over kept-alive HTTP/1.1.
+    async fn slow_server(delay: Duration) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        // Requests carry no body: one ends at the blank line.
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        buf.drain(..end);
+                        tokio::time::sleep(delay).await;
+                        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        if sock.write_all(resp).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_duration_run_counts_what_completes_inside_the_window() {
+        // Requests take 500 ms and 4 are always in flight, so the server completes 8 per
+        // second. Warm-up 750 ms, window 1 s: completions fall at about 1.0 s and 1.5 s after
+        // the start (2 × 4 inside the window), with 250 ms to spare on either side. Counting
+        // by start instead would give 8 requests over 1.25 s (6.4/s).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let addr = slow_server(Duration::from_millis(500)).await;
+            let args: Vec<String> = [
+                format!("-address=http://{addr}"),
+                "-workload=sys-health".into(),
+                "-concurrency=4".into(),
+                "-warmup=750ms".into(),
+                "-duration=1s".into(),
+            ]
+            .into();
+            let crate::options::Parsed::Run(opts) =
+                crate::options::parse(&args, &crate::options::SystemEnv).unwrap()
+            else {
+                panic!("help")
+            };
+            let report = execute(&opts, None, false).await.unwrap();
+            let w = &report.workloads[0];
+            assert_eq!(w.requests, 8, "{report:?}");
+            assert_eq!(w.errors, 0);
+            assert!(
+                (0.99..1.05).contains(&report.elapsed_seconds),
+                "{}",
+                report.elapsed_seconds
+            );
+            assert!((7.5..8.1).contains(&w.ok_per_second), "{}", w.ok_per_second);
+        });
     }
 
     #[test]
