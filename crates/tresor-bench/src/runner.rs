@@ -363,7 +363,9 @@ async fn measure(
         weights: opts.mix.iter().map(|m| m.weight).collect(),
         stop: AtomicBool::new(false),
         stopped: tokio::sync::Notify::new(),
-        recording: AtomicBool::new(false),
+        // Without a warm-up, the very first requests count (and draw on a `-requests` budget):
+        // workers start sending as soon as they are spawned.
+        recording: AtomicBool::new(opts.warmup.is_zero()),
         closed: AtomicBool::new(false),
         budget: match opts.stop {
             Stop::Requests(n) => Some(AtomicU64::new(n)),
@@ -390,6 +392,8 @@ async fn measure(
         })
     };
 
+    let mut started = Instant::now();
+    let mut cpu_start = process_cpu_time();
     let workers: Vec<_> = (0..opts.concurrency)
         .map(|id| tokio::spawn(worker(shared.clone(), id)))
         .collect();
@@ -423,10 +427,10 @@ async fn measure(
 
     if !opts.warmup.is_zero() {
         sleep_unless_stopped(&shared, opts.warmup).await;
+        shared.recording.store(true, Ordering::Release);
+        started = Instant::now();
+        cpu_start = process_cpu_time();
     }
-    shared.recording.store(true, Ordering::Release);
-    let started = Instant::now();
-    let cpu_start = process_cpu_time();
     // The end of a duration run's window, and the generator's CPU time then.
     let mut window = None;
     if let Stop::Duration(d) = opts.stop {
@@ -517,13 +521,17 @@ mod tests {
         assert!(s4 + Duration::from_millis(5) >= Instant::now());
     }
 
-    /// A server that answers every request after `delay`, over kept-alive HTTP/1.1.
-    async fn slow_server(delay: Duration) -> std::net::SocketAddr {
+    /// A server that answers every request after `delay`, over kept-alive HTTP/1.1, counting
+    /// the requests it receives.
+    async fn slow_server(delay: Duration) -> (std::net::SocketAddr, Arc<AtomicU64>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 1024];
@@ -537,6 +545,7 @@ mod tests {
                         }
                         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                         buf.drain(..end);
+                        counter.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(delay).await;
                         let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
                         if sock.write_all(resp).await.is_err() {
@@ -546,7 +555,37 @@ mod tests {
                 });
             }
         });
-        addr
+        (addr, received)
+    }
+
+    fn options(args: &[String]) -> Options {
+        match crate::options::parse(args, &crate::options::SystemEnv).unwrap() {
+            crate::options::Parsed::Run(o) => *o,
+            crate::options::Parsed::Help => panic!("help"),
+        }
+    }
+
+    #[test]
+    fn a_request_run_without_warm_up_makes_exactly_n_requests() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (addr, received) = slow_server(Duration::from_millis(2)).await;
+            let opts = options(&[
+                format!("-address=http://{addr}"),
+                "-workload=sys-health".into(),
+                "-concurrency=64".into(),
+                "-requests=100".into(),
+            ]);
+            let report = execute(&opts, None, false).await.unwrap();
+            assert_eq!(report.workloads[0].requests, 100);
+            assert_eq!(report.workloads[0].errors, 0);
+            // The preflight's sys/health, then exactly the budget.
+            assert_eq!(received.load(Ordering::SeqCst), 1 + 100);
+        });
     }
 
     #[test]
@@ -561,20 +600,14 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let addr = slow_server(Duration::from_millis(500)).await;
-            let args: Vec<String> = [
+            let (addr, _) = slow_server(Duration::from_millis(500)).await;
+            let opts = options(&[
                 format!("-address=http://{addr}"),
                 "-workload=sys-health".into(),
                 "-concurrency=4".into(),
                 "-warmup=750ms".into(),
                 "-duration=1s".into(),
-            ]
-            .into();
-            let crate::options::Parsed::Run(opts) =
-                crate::options::parse(&args, &crate::options::SystemEnv).unwrap()
-            else {
-                panic!("help")
-            };
+            ]);
             let report = execute(&opts, None, false).await.unwrap();
             let w = &report.workloads[0];
             assert_eq!(w.requests, 8, "{report:?}");
