@@ -17,7 +17,7 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::barrier::{Barrier, Key};
 use crate::error::CoreError;
@@ -25,6 +25,8 @@ use crate::error::CoreError;
 pub const AUDIT_TABLE_PATH: &str = "core/audit";
 const SALT_PREFIX: &str = "core/audit-salt/";
 pub const REQUEST_HEADERS_PATH: &str = "core/audit-request-headers";
+/// Length of `hmac-sha256:` plus 64 hex digits.
+pub const HASH_LEN: usize = 12 + 64;
 
 /// A persisted audit device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,68 +223,28 @@ impl Device {
         )
     }
 
-    fn hash_value(&self, v: &mut Value, skip: &[String]) {
-        match v {
-            Value::String(s) => *s = self.hash(s),
-            Value::Array(a) => a.iter_mut().for_each(|x| self.hash_value(x, skip)),
-            Value::Object(m) => {
-                for (k, x) in m.iter_mut() {
-                    if !skip.iter().any(|s| s == k) {
-                        self.hash_value(x, skip);
-                    }
-                }
-            }
-            _ => {}
+    /// Writes `hmac-sha256:<hex>` of `v` into `buf` and returns it, without allocating.
+    pub fn hash_into<'b>(&self, v: &str, buf: &'b mut [u8; HASH_LEN]) -> &'b str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let tag = hmac::sign(&self.salt, v.as_bytes());
+        buf[..12].copy_from_slice(b"hmac-sha256:");
+        for (i, b) in tag.as_ref().iter().enumerate() {
+            buf[12 + 2 * i] = HEX[(b >> 4) as usize];
+            buf[13 + 2 * i] = HEX[(b & 15) as usize];
         }
+        std::str::from_utf8(&buf[..]).expect("ascii")
     }
 
-    fn hash_at(&self, v: &mut Value, path: &[&str], skip: &[String]) {
-        let mut cur = v;
-        for (i, p) in path.iter().enumerate() {
-            let Some(next) = cur.get_mut(*p) else { return };
-            if i + 1 == path.len() {
-                if !next.is_null() {
-                    self.hash_value(next, skip);
-                }
-                return;
-            }
-            cur = next;
-        }
+    pub fn log_raw(&self) -> bool {
+        self.log_raw
     }
 
-    /// Applies this device's hashing rules to a full entry.
-    fn prepare(&self, mut e: Value, non_hmac_req: &[String], non_hmac_resp: &[String]) -> Value {
-        if self.log_raw {
-            return e;
-        }
-        for p in [
-            &["auth", "client_token"][..],
-            &["request", "client_token"],
-            &["response", "auth", "client_token"],
-            &["response", "wrap_info", "token"],
-        ] {
-            self.hash_at(&mut e, p, &[]);
-        }
-        if self.hmac_accessor {
-            for p in [
-                &["auth", "accessor"][..],
-                &["request", "client_token_accessor"],
-                &["response", "auth", "accessor"],
-                &["response", "wrap_info", "accessor"],
-                &["response", "wrap_info", "wrapped_accessor"],
-            ] {
-                self.hash_at(&mut e, p, &[]);
-            }
-        }
-        self.hash_at(&mut e, &["request", "data"], non_hmac_req);
-        self.hash_at(&mut e, &["response", "data"], non_hmac_resp);
-        if self.elide_list_responses
-            && let Some(keys) = e.pointer_mut("/response/data/keys")
-            && let Some(n) = keys.as_array().map(Vec::len)
-        {
-            *keys = json!(n);
-        }
-        e
+    pub fn hmac_accessor(&self) -> bool {
+        self.hmac_accessor
+    }
+
+    pub fn elide_list_responses(&self) -> bool {
+        self.elide_list_responses
     }
 
     fn write(&self, line: &[u8]) -> std::io::Result<()> {
@@ -540,24 +502,25 @@ impl AuditBroker {
     }
 
     /// Writes one entry to every device. Fails only if devices exist and none recorded it.
-    pub fn log(
-        &self,
-        entry: &Value,
-        non_hmac_req: &[String],
-        non_hmac_resp: &[String],
-    ) -> Result<(), CoreError> {
+    pub fn log(&self, facts: &crate::audit_entry::Facts<'_>) -> Result<(), CoreError> {
         let devices = self.devices.read().clone();
         if devices.is_empty() {
             return Ok(());
         }
         let mut ok = 0;
         for d in &devices {
-            let prepared = d.prepare(entry.clone(), non_hmac_req, non_hmac_resp);
-            let mut line = d.prefix.clone().into_bytes();
-            if d.jsonx {
-                line.extend_from_slice(to_jsonx(&prepared).as_bytes());
+            let mut line = Vec::with_capacity(1024);
+            line.extend_from_slice(d.prefix.as_bytes());
+            let entry = crate::audit_entry::Line { f: facts, d };
+            let written = if d.jsonx {
+                serde_json::to_value(&entry)
+                    .map(|v| line.extend_from_slice(to_jsonx(&v).as_bytes()))
             } else {
-                line.extend_from_slice(&serde_json::to_vec(&prepared).unwrap_or_default());
+                serde_json::to_writer(&mut line, &entry)
+            };
+            if let Err(e) = written {
+                tracing::error!(device = %d.entry.path, error = %e, "audit entry could not be encoded");
+                continue;
             }
             line.push(b'\n');
             match d.write(&line) {
@@ -586,60 +549,9 @@ async fn salt_for(barrier: &Barrier, path: &str) -> Result<Vec<u8>, CoreError> {
     Ok(k.0.to_vec())
 }
 
-/// Builds the `auth` object of an entry from the caller's token.
-pub fn auth_json(t: Option<&crate::tokens::TokenEntry>) -> Value {
-    match t {
-        None => json!({}),
-        Some(t) => json!({
-            "client_token": t.id,
-            "accessor": t.accessor,
-            "display_name": t.display_name,
-            "policies": t.policies,
-            "token_policies": t.policies,
-            "metadata": if t.meta.is_empty() { Value::Null } else { json!(t.meta) },
-            "entity_id": t.entity_id,
-            "token_type": t.token_type,
-            "token_ttl": t.ttl,
-            "token_issue_time": crate::tokens::rfc3339(t.creation_time),
-        }),
-    }
-}
-
 /// Now as RFC 3339 with nanoseconds, as audit `time` fields are.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// A request entry's `request` object.
-pub fn request_json(
-    id: &str,
-    op: &str,
-    path: &str,
-    mount_point: &str,
-    mount_type: &str,
-    mount_accessor: &str,
-    token: Option<&crate::tokens::TokenEntry>,
-    data: &Map<String, Value>,
-    remote: Option<&str>,
-    headers: Value,
-) -> Value {
-    let mut r = json!({
-        "id": id,
-        "operation": op,
-        "mount_point": mount_point,
-        "mount_type": mount_type,
-        "mount_accessor": mount_accessor,
-        "client_token": token.map(|t| t.id.clone()).unwrap_or_default(),
-        "client_token_accessor": token.map(|t| t.accessor.clone()).unwrap_or_default(),
-        "namespace": {"id": "root"},
-        "path": path,
-        "data": if data.is_empty() { Value::Null } else { Value::Object(data.clone()) },
-        "remote_address": remote.unwrap_or_default(),
-    });
-    if !headers.is_null() {
-        r["headers"] = headers;
-    }
-    r
 }

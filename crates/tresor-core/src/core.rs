@@ -128,7 +128,8 @@ fn wrap_ttl_for(
     }
 }
 
-/// Audit helpers for one request: the broker logs entries in Vault's shape.
+/// Audit helpers for one request: the broker writes entries in Vault's shape straight from
+/// these borrowed facts (see `audit_entry`).
 struct AuditCtx<'a> {
     core: &'a Core,
     u: &'a Unsealed,
@@ -138,36 +139,49 @@ struct AuditCtx<'a> {
 }
 
 impl AuditCtx<'_> {
-    fn request_entry(
+    fn log(
         &self,
+        kind: &'static str,
         token: Option<&TokenEntry>,
         op: Operation,
-        kind: &str,
         error: &str,
-    ) -> Value {
-        let headers = self.u.audit.request_headers();
-        let hv = if headers.is_empty() {
-            Value::Null
+        response: Option<crate::audit_entry::ResponseFacts<'_>>,
+    ) -> Result<(), CoreError> {
+        let _ = self.core;
+        let wanted = self.u.audit.request_headers();
+        let headers: Vec<(String, String, bool)> = if wanted.is_empty() {
+            Vec::new()
         } else {
-            let mut m = Map::new();
-            for (name, value) in &self.req.headers {
-                if let Some(hmac) = headers.get(name) {
-                    let _ = hmac;
-                    m.insert(name.clone(), json!([value]));
-                }
-            }
-            Value::Object(m)
+            self.req
+                .headers
+                .iter()
+                .filter_map(|(n, v)| wanted.get(n).map(|h| (n.clone(), v.clone(), *h)))
+                .collect()
         };
-        let mut e = json!({
-            "time": crate::audit::now_rfc3339(),
-            "type": kind,
-            "auth": crate::audit::auth_json(token),
-            "request": crate::audit::request_json(self.request_id, op.as_str(), &self.req.path, &self.route.path, &self.route.entry.kind, &self.route.entry.accessor, token, &self.req.data, self.req.remote_addr.as_deref(), hv),
-        });
-        if !error.is_empty() {
-            e["error"] = json!(error);
-        }
-        e
+        let time = crate::audit::now_rfc3339();
+        let issue = token
+            .map(|t| crate::tokens::rfc3339(t.creation_time))
+            .unwrap_or_default();
+        let facts = crate::audit_entry::Facts {
+            kind,
+            time: &time,
+            id: self.request_id,
+            operation: op.as_str(),
+            path: &self.req.path,
+            mount_point: &self.route.path,
+            mount_type: &self.route.entry.kind,
+            mount_accessor: &self.route.entry.accessor,
+            token,
+            token_issue_time: &issue,
+            data: &self.req.data,
+            remote: self.req.remote_addr.as_deref().unwrap_or_default(),
+            headers: &headers,
+            error,
+            response,
+            non_hmac_req: &self.route.entry.config.audit_non_hmac_request_keys,
+            non_hmac_resp: &self.route.entry.config.audit_non_hmac_response_keys,
+        };
+        self.u.audit.log(&facts)
     }
 
     fn request(
@@ -179,12 +193,7 @@ impl AuditCtx<'_> {
         if !self.u.audit.enabled() {
             return Ok(());
         }
-        let e = self.request_entry(token, op, "request", error);
-        self.u.audit.log(
-            &e,
-            &self.route.entry.config.audit_non_hmac_request_keys,
-            &self.route.entry.config.audit_non_hmac_response_keys,
-        )
+        self.log("request", token, op, error, None)
     }
 
     /// Records a refused request and hands back the error to return.
@@ -205,35 +214,18 @@ impl AuditCtx<'_> {
         if !self.u.audit.enabled() {
             return Ok(());
         }
-        let _ = self.core;
-        let mut e = self.request_entry(token, op, "response", error);
-        if let Some(out) = out {
+        let facts = out.map(|out| {
             let resp = out.response.as_ref();
-            let mut r = json!({
-                "mount_point": self.route.path.as_ref(),
-                "mount_type": out.mount_type,
-                "mount_accessor": self.route.entry.accessor,
-                "data": resp.and_then(|r| r.data.clone()).map(Value::Object).unwrap_or(Value::Null),
-            });
-            if let Some(a) = &out.auth {
-                r["auth"] = a.clone();
+            crate::audit_entry::ResponseFacts {
+                mount_type: &out.mount_type,
+                data: resp.and_then(|r| r.data.as_ref()),
+                auth: out.auth.as_ref(),
+                lease_id: &out.lease_id,
+                wrap_info: out.wrap_info.as_ref(),
+                warnings: resp.map(|r| r.warnings.as_slice()).unwrap_or_default(),
             }
-            if !out.lease_id.is_empty() {
-                r["secret"] = json!({"lease_id": out.lease_id});
-            }
-            if let Some(w) = &out.wrap_info {
-                r["wrap_info"] = w.clone();
-            }
-            if let Some(w) = resp.filter(|r| !r.warnings.is_empty()) {
-                r["warnings"] = json!(w.warnings);
-            }
-            e["response"] = r;
-        }
-        self.u.audit.log(
-            &e,
-            &self.route.entry.config.audit_non_hmac_request_keys,
-            &self.route.entry.config.audit_non_hmac_response_keys,
-        )
+        });
+        self.log("response", token, op, error, facts)
     }
 }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod audit_entry;
 pub mod barrier;
 mod core;
 mod cubbyhole;
