@@ -436,16 +436,32 @@ impl View {
 
     /// Writes and deletes several keys of this view in one atomic commit (`None` deletes).
     pub async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<(), CoreError> {
-        let mut out = Vec::with_capacity(ops.len());
+        self.transaction_with(ops, Vec::new()).await
+    }
+
+    /// Like [`View::transaction`], plus `extra` writes given as full barrier paths (another
+    /// core store's keys that must land in the same commit). Core-internal only: engines
+    /// never get a way to name keys outside their view.
+    pub(crate) async fn transaction_with(
+        &self,
+        ops: Vec<(String, Option<Vec<u8>>)>,
+        extra: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<(), CoreError> {
+        let mut out = Vec::with_capacity(ops.len() + extra.len());
         for (k, v) in ops {
             let full = self
                 .full(&k)
                 .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
-            out.push(match v {
-                Some(v) => Op::Put(full, v),
-                None => Op::Delete(full),
-            });
+            out.push((full, v));
         }
+        out.extend(extra);
+        let out = out
+            .into_iter()
+            .map(|(k, v)| match v {
+                Some(v) => Op::Put(k, v),
+                None => Op::Delete(k),
+            })
+            .collect();
         self.barrier.transaction(out).await
     }
     fn full(&self, key: &str) -> tresor_sdk::Result<String> {

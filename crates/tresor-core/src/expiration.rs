@@ -176,15 +176,8 @@ impl Expiration {
         Ok(e)
     }
 
-    /// Registers an expiring service token (lease id `<creation path>/<token id>`).
-    pub async fn register_token(
-        &self,
-        path: &str,
-        token_id: &str,
-        issue: i64,
-        expire: i64,
-    ) -> Result<String, CoreError> {
-        let e = LeaseEntry {
+    fn token_entry(path: &str, token_id: &str, issue: i64, expire: i64) -> LeaseEntry {
+        LeaseEntry {
             version: 1,
             lease_id: format!("{}/{}", path.trim_end_matches('/'), token_id),
             kind: LeaseKind::Token,
@@ -198,9 +191,41 @@ impl Expiration {
             max_expire: i64::MAX,
             renewable: true,
             attempts: 0,
-        };
+        }
+    }
+
+    /// Registers an expiring service token (lease id `<creation path>/<token id>`).
+    pub async fn register_token(
+        &self,
+        path: &str,
+        token_id: &str,
+        issue: i64,
+        expire: i64,
+    ) -> Result<String, CoreError> {
+        let e = Self::token_entry(path, token_id, issue, expire);
         self.put(&e, false).await?;
         Ok(e.lease_id)
+    }
+
+    /// The writes that register a token's lease, as full barrier paths, so the token store can
+    /// commit them together with the token itself (one fsync per token creation).
+    pub fn token_lease_ops(
+        &self,
+        path: &str,
+        token_id: &str,
+        issue: i64,
+        expire: i64,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, CoreError> {
+        let e = Self::token_entry(path, token_id, issue, expire);
+        let bytes = serde_json::to_vec(&e).map_err(|x| CoreError::Internal(x.to_string()))?;
+        let p = self.view.prefix();
+        Ok(vec![
+            (format!("{p}id/{}", e.lease_id), Some(bytes)),
+            (
+                format!("{p}{}", time_key(e.expire_time, &e.lease_id)),
+                Some(Vec::new()),
+            ),
+        ])
     }
 
     /// Records a renewal: new expiry (already clamped by the caller).

@@ -50,23 +50,21 @@ impl Core {
             entry.explicit_max_ttl = auth.explicit_max_ttl.as_secs();
             entry.period = auth.period.as_secs();
             entry.renewable = auth.renewable;
-            let e = u.tokens.store(entry).await?;
+            entry.hash = u.tokens.hash(&entry.id);
+            let lease = u.expiration.token_lease_ops(
+                &entry.path,
+                &entry.hash,
+                at,
+                at + ttl.as_secs() as i64,
+            )?;
+            let e = u.tokens.store_with(entry, lease).await?;
             auth.client_token = e.id.clone();
             auth.accessor = e.accessor.clone();
             auth.orphan = true;
             auth.policies = policies;
             auth.ttl = ttl;
         }
-        if !auth.ttl.is_zero() && auth.token_type.as_deref() != Some("batch") {
-            let id = u.tokens.hash(&auth.client_token);
-            if let Some(e) = u.tokens.by_id(&id).await?
-                && let Some(exp) = e.expire_time
-            {
-                u.expiration
-                    .register_token(&e.path, &id, e.creation_time, exp)
-                    .await?;
-            }
-        }
+        // Tokens the token store created arrive with their lease already committed.
         Ok(auth)
     }
 

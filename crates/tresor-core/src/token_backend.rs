@@ -460,7 +460,17 @@ async fn create(
         entry.renewable = false;
         entry.id = u.tokens.mint_batch(&entry).map_err(le)?;
     }
-    let entry = u.tokens.store(entry).await.map_err(le)?;
+    // The token and (when it expires) its lease are one commit.
+    let lease_ops = match entry.expire_time {
+        Some(exp) if token_type == "service" => {
+            entry.hash = u.tokens.hash(&entry.id);
+            u.expiration
+                .token_lease_ops(&entry.path, &entry.hash, entry.creation_time, exp)
+                .map_err(le)?
+        }
+        _ => Vec::new(),
+    };
+    let entry = u.tokens.store_with(entry, lease_ops).await.map_err(le)?;
     let _ = c;
     let mut resp = Response::default();
     resp.auth = Some(auth_of(&entry));

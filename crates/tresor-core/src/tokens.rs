@@ -284,7 +284,16 @@ impl TokenStore {
     }
 
     /// Persists a new or changed entry (service tokens) and its indexes.
-    pub async fn store(&self, mut entry: TokenEntry) -> Result<Arc<TokenEntry>, CoreError> {
+    pub async fn store(&self, entry: TokenEntry) -> Result<Arc<TokenEntry>, CoreError> {
+        self.store_with(entry, Vec::new()).await
+    }
+
+    /// Stores an entry together with `extra` writes (full barrier paths) in one commit.
+    pub async fn store_with(
+        &self,
+        mut entry: TokenEntry,
+        extra: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<Arc<TokenEntry>, CoreError> {
         if entry.is_batch() {
             return Ok(Arc::new(entry));
         }
@@ -309,7 +318,7 @@ impl TokenStore {
                 Some(Vec::new()),
             ));
         }
-        self.view.transaction(ops).await?;
+        self.view.transaction_with(ops, extra).await?;
         let entry = Arc::new(entry);
         self.cache_insert(entry.hash.clone(), entry.clone());
         Ok(entry)
