@@ -327,6 +327,19 @@ impl Barrier {
         self.keyring.read().rotation.clone()
     }
 
+    /// Whether `sys/rotate/config`'s `interval` says the active key is due for rotation at `at`
+    /// (Unix seconds).
+    pub fn rotation_due(&self, at: i64) -> bool {
+        let kr = self.keyring.read();
+        let r = &kr.rotation;
+        r.enabled
+            && r.interval_secs > 0
+            && kr
+                .terms
+                .get(&kr.active)
+                .is_some_and(|t| at - t.install_time >= r.interval_secs as i64)
+    }
+
     pub async fn set_rotation_config(&self, c: RotationConfig) -> Result<(), CoreError> {
         self.keyring.write().rotation = c;
         self.persist_keyring().await

@@ -237,6 +237,17 @@ impl Core {
         }
     }
 
+    /// The background loop's work at time `at`: rotate the barrier key when its configured
+    /// interval has elapsed, then expire what is due. Tests call it with a chosen `at`.
+    pub async fn maintenance_tick(&self, at: i64) -> Result<usize, CoreError> {
+        let u = self.unsealed()?;
+        if u.barrier.rotation_due(at) {
+            let term = u.barrier.rotate().await?;
+            tracing::info!(term, "barrier key rotated: rotation interval elapsed");
+        }
+        self.expire_tick(at).await
+    }
+
     /// One expiry pass at time `at`: revokes what is due, retrying failures with backoff.
     /// Tests call this with a chosen `at` instead of waiting.
     pub async fn expire_tick(&self, at: i64) -> Result<usize, CoreError> {
@@ -312,8 +323,8 @@ impl Core {
                     _ => return,
                 }
                 drop(u);
-                if let Err(e) = core.expire_tick(now()).await {
-                    tracing::warn!(error = %e, "expiry tick failed");
+                if let Err(e) = core.maintenance_tick(now()).await {
+                    tracing::warn!(error = %e, "background tick failed");
                 }
             }
         });

@@ -488,3 +488,42 @@ async fn audit_log_has_no_secret_in_clear_records_denials_and_fails_closed() {
         "correct-horse-battery"
     );
 }
+
+#[tokio::test]
+async fn the_rotation_interval_rotates_the_barrier_key() {
+    let (t, _) = core_with_leasing().await;
+    let term = |d: serde_json::Map<String, Value>| d["term"].as_u64().unwrap();
+    let before = term(t.data(Read, "sys/key-status", json!({}), &t.root).await);
+    t.ok(
+        Update,
+        "sys/rotate/config",
+        json!({"interval": "24h"}),
+        &t.root,
+    )
+    .await;
+    t.core.maintenance_tick(now() + 3600).await.unwrap();
+    assert_eq!(
+        term(t.data(Read, "sys/key-status", json!({}), &t.root).await),
+        before,
+        "not due after an hour"
+    );
+    t.core.maintenance_tick(now() + 25 * 3600).await.unwrap();
+    assert_eq!(
+        term(t.data(Read, "sys/key-status", json!({}), &t.root).await),
+        before + 1,
+        "rotated once the interval elapsed"
+    );
+    // Disabled rotation never rotates.
+    t.ok(
+        Update,
+        "sys/rotate/config",
+        json!({"enabled": false}),
+        &t.root,
+    )
+    .await;
+    t.core.maintenance_tick(now() + 100 * 3600).await.unwrap();
+    assert_eq!(
+        term(t.data(Read, "sys/key-status", json!({}), &t.root).await),
+        before + 1
+    );
+}
