@@ -161,6 +161,8 @@ impl Core {
     /// `GET sys/generate-root/attempt`.
     pub async fn generate_root_status(&self) -> Result<Value, CoreError> {
         let cfg = self.threshold().await?;
+        // Root generation needs an unsealed server, and so does asking about it (as in Vault).
+        self.unsealed()?;
         let g = self.0.genroot.lock().await;
         Ok(genroot_json(
             g.as_ref(),

@@ -209,3 +209,19 @@ fn a_body_over_max_request_size_gets_413_and_changes_nothing() {
     assert_eq!(code, 200, "{v}");
     assert!(initialized(&s));
 }
+
+#[test]
+fn root_generation_needs_an_unsealed_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let s = Server::start(tmp.path(), port, &plain_config(port, ""));
+    s.init(3, 2);
+    for (method, path, body) in [
+        ("GET", "sys/generate-root/attempt", None),
+        ("PUT", "sys/generate-root/attempt", Some("{}")),
+        ("GET", "sys/generate-root-token/attempt", None),
+    ] {
+        let got = s.api(method, path, body, None);
+        rejected(got, 503, "sealed");
+    }
+}
