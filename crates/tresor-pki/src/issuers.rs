@@ -107,69 +107,76 @@ pub async fn list_issuer_ids(s: &dyn Storage) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-pub async fn list_issuer_entries(s: &dyn Storage) -> Result<Vec<IssuerEntry>> {
+/// Every stored entry under `prefix` (`issuer/` or `key/`).
+async fn list_entries<T: serde::de::DeserializeOwned>(
+    s: &dyn Storage,
+    prefix: &str,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    for id in list_issuer_ids(s).await? {
-        if let Some(e) = get_json::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
+    for id in s.list(prefix).await? {
+        if id.ends_with('/') {
+            continue;
+        }
+        if let Some(e) = get_json::<T>(s, &format!("{prefix}{id}")).await? {
             out.push(e);
         }
     }
     Ok(out)
 }
 
+pub async fn list_issuer_entries(s: &dyn Storage) -> Result<Vec<IssuerEntry>> {
+    list_entries(s, "issuer/").await
+}
+
 pub async fn list_key_entries(s: &dyn Storage) -> Result<Vec<KeyEntry>> {
-    let mut out = Vec::new();
-    let mut ids = s.list("key/").await?;
-    ids.retain(|k| !k.ends_with('/'));
-    for id in ids {
-        if let Some(e) = get_json::<KeyEntry>(s, &format!("key/{id}")).await? {
-            out.push(e);
+    list_entries(s, "key/").await
+}
+
+/// The fields every issuer and key entry (and their `config/...` defaults) share, for
+/// resolving references without decoding whole entries.
+#[derive(serde::Deserialize, Default)]
+struct Named {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DefaultRef {
+    #[serde(default)]
+    default: String,
+}
+
+/// Resolves a reference (`default`, an id or a name) to the id of an `issuer` or a `key`.
+async fn resolve_ref(s: &dyn Storage, reference: &str, kind: &str) -> Result<String> {
+    let r = reference.trim();
+    if r.is_empty() || r == "default" {
+        let cfg: DefaultRef = store::load_or_default(s, &format!("config/{kind}s")).await?;
+        if cfg.default.is_empty() {
+            return Err(bad(format!("no default {kind} currently configured")));
         }
+        return Ok(cfg.default);
     }
-    Ok(out)
+    if is_uuid(r) && s.get(&format!("{kind}/{r}")).await?.is_some() {
+        return Ok(r.to_owned());
+    }
+    list_entries::<Named>(s, &format!("{kind}/"))
+        .await?
+        .into_iter()
+        .find(|e| e.name == r)
+        .map(|e| e.id)
+        .ok_or_else(|| bad(format!("unable to find PKI {kind} for reference: {r}")))
 }
 
 /// Resolves an issuer reference (`default`, an id or a name) to an id.
 pub async fn resolve_issuer(s: &dyn Storage, reference: &str) -> Result<String> {
-    let r = reference.trim();
-    let not_found = || bad(format!("unable to find PKI issuer for reference: {r}"));
-    if r.is_empty() || r == "default" {
-        let cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
-        if cfg.default.is_empty() {
-            return Err(bad("no default issuer currently configured"));
-        }
-        return Ok(cfg.default);
-    }
-    if is_uuid(r) && s.get(&format!("issuer/{r}")).await?.is_some() {
-        return Ok(r.to_owned());
-    }
-    list_issuer_entries(s)
-        .await?
-        .into_iter()
-        .find(|e| e.name == r)
-        .map(|e| e.id)
-        .ok_or_else(not_found)
+    resolve_ref(s, reference, "issuer").await
 }
 
 /// Resolves a key reference (`default`, an id or a name) to an id.
 pub async fn resolve_key(s: &dyn Storage, reference: &str) -> Result<String> {
-    let r = reference.trim();
-    if r.is_empty() || r == "default" {
-        let cfg: KeysConfig = store::load_or_default(s, "config/keys").await?;
-        if cfg.default.is_empty() {
-            return Err(bad("no default key currently configured"));
-        }
-        return Ok(cfg.default);
-    }
-    if is_uuid(r) && s.get(&format!("key/{r}")).await?.is_some() {
-        return Ok(r.to_owned());
-    }
-    list_key_entries(s)
-        .await?
-        .into_iter()
-        .find(|e| e.name == r)
-        .map(|e| e.id)
-        .ok_or_else(|| bad(format!("unable to find PKI key for reference: {r}")))
+    resolve_ref(s, reference, "key").await
 }
 
 pub fn load_key(entry: &KeyEntry) -> Result<PrivateKey> {
