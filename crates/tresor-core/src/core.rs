@@ -131,7 +131,6 @@ fn wrap_ttl_for(
 /// Audit helpers for one request: the broker writes entries in Vault's shape straight from
 /// these borrowed facts (see `audit_entry`).
 struct AuditCtx<'a> {
-    core: &'a Core,
     u: &'a Unsealed,
     route: &'a Route,
     req: &'a CoreRequest,
@@ -147,7 +146,6 @@ impl AuditCtx<'_> {
         error: &str,
         response: Option<crate::audit_entry::ResponseFacts<'_>>,
     ) -> Result<(), CoreError> {
-        let _ = self.core;
         let wanted = self.u.audit.request_headers();
         let headers: Vec<(String, String, bool)> = if wanted.is_empty() {
             Vec::new()
@@ -961,7 +959,6 @@ impl Core {
             .ok_or_else(|| CoreError::NoRoute(req.path.clone()))?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let audit = AuditCtx {
-            core: self,
             u: &u,
             route,
             req: &req,

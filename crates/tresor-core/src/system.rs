@@ -360,14 +360,12 @@ async fn caller_acl(c: &Core, req: &Request) -> Result<Arc<tresor_policy::Acl>> 
 
 async fn capabilities(
     s: Arc<Sys>,
-    req: Request,
     policies: Vec<String>,
     paths: Vec<String>,
 ) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
     let acl = u.policies.acl(&policies);
-    let _ = req;
     let mut m = Map::new();
     for p in &paths {
         let p = p.trim_start_matches('/');
@@ -584,13 +582,13 @@ fn table() -> Table<Sys> {
                 .field(Field::new("token", Kind::Str, "The token whose capabilities to check."))
                 .field(Field::new("paths", Kind::List, "The paths to check."))
                 .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
-                .op(Operation::Update, |s, r, f| {
+                .op(Operation::Update, |s, _, f| {
                     Box::pin(async move {
                         let c = core(&s)?;
                         let u = c.unsealed().map_err(le)?;
                         let t = u.tokens.lookup(f.str("token").unwrap_or_default()).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid token"))?;
-                        capabilities(s, r, t.policies.clone(), paths_of(&f)).await
+                        capabilities(s, t.policies.clone(), paths_of(&f)).await
                     })
                 })
                 .help("Fetch the capabilities of a token on the given paths.", "Returns, for each path, the list of capabilities the token has there."),
@@ -601,7 +599,7 @@ fn table() -> Table<Sys> {
                 .op(Operation::Update, |s, r, f| {
                     Box::pin(async move {
                         let policies = r.caller.policies.clone();
-                        capabilities(s, r, policies, paths_of(&f)).await
+                        capabilities(s, policies, paths_of(&f)).await
                     })
                 })
                 .help("Fetch the capabilities of the calling token on the given paths.", "Returns, for each path, the list of capabilities the calling token has there."),
@@ -609,13 +607,13 @@ fn table() -> Table<Sys> {
                 .field(Field::new("accessor", Kind::Str, "The accessor of the token to check."))
                 .field(Field::new("paths", Kind::List, "The paths to check."))
                 .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
-                .op(Operation::Update, |s, r, f| {
+                .op(Operation::Update, |s, _, f| {
                     Box::pin(async move {
                         let c = core(&s)?;
                         let u = c.unsealed().map_err(le)?;
                         let t = u.tokens.by_accessor(f.str("accessor").unwrap_or_default()).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
-                        capabilities(s, r, t.policies.clone(), paths_of(&f)).await
+                        capabilities(s, t.policies.clone(), paths_of(&f)).await
                     })
                 })
                 .help("Fetch the capabilities of the token with the given accessor.", "Returns, for each path, the list of capabilities that token has there."),

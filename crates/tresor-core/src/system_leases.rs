@@ -10,22 +10,21 @@ use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 use crate::system::{Sys, core, le};
 use crate::tokens::now;
 
-fn lease_id(req: &Request, f: &Fields) -> Result<String> {
+fn lease_id(f: &Fields) -> Result<String> {
     let mut id = f.string("lease_id");
     if id.is_empty() {
         id = f.string("url_lease_id");
     }
-    let _ = req;
     if id.is_empty() {
         return Err(LogicalError::invalid("lease_id must be specified"));
     }
     Ok(id)
 }
 
-async fn lookup(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
+async fn lookup(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let id = lease_id(&req, &f)?;
+    let id = lease_id(&f)?;
     match u.expiration.get(&id).await.map_err(le)? {
         None => Err(LogicalError::invalid("invalid lease")),
         Some(e) => Ok(Some(Response::json(e.lookup_json(now())))),
@@ -46,10 +45,10 @@ async fn list(s: Arc<Sys>, _req: Request, f: Fields) -> Result<Option<Response>>
     Ok(Some(Response::list(keys)))
 }
 
-async fn renew(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
+async fn renew(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let id = lease_id(&req, &f)?;
+    let id = lease_id(&f)?;
     let inc = f.duration("increment").filter(|d| !d.is_zero());
     let e = c.renew_lease(&u, &id, inc).await.map_err(le)?;
     let ttl = std::time::Duration::from_secs((e.expire_time - now()).max(0) as u64);
@@ -59,10 +58,10 @@ async fn renew(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>>
     }))
 }
 
-async fn revoke(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
+async fn revoke(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let id = lease_id(&req, &f)?;
+    let id = lease_id(&f)?;
     c.revoke_lease(&u, &id, false).await.map_err(le)?;
     Ok(None)
 }
@@ -105,7 +104,7 @@ fn lease_fields(p: Path<Sys>) -> Path<Sys> {
 pub(crate) fn paths() -> Vec<Path<Sys>> {
     let mut v = vec![
         lease_fields(Path::new("leases/lookup"))
-            .op(Operation::Update, |s, r, f| Box::pin(lookup(s, r, f)))
+            .op(Operation::Update, |s, _, f| Box::pin(lookup(s, f)))
             .help("Look up a lease's metadata.", "Returns the lease's issue time, expire time, last renewal, renewability and remaining TTL."),
         Path::new("leases/lookup/{prefix:*}")
             .field(Field::new("prefix", Kind::Str, "The lease-id prefix to list."))
@@ -123,14 +122,13 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             })
             .help("Clean up dangling lease index entries.", "Removes index entries that point at leases that no longer exist."),
     ];
-    for (pat, with_id) in [
-        ("leases/renew", false),
-        ("leases/renew/{url_lease_id:+}", true),
-        ("renew", false),
-        ("renew/{url_lease_id:+}", true),
+    for pat in [
+        "leases/renew",
+        "leases/renew/{url_lease_id:+}",
+        "renew",
+        "renew/{url_lease_id:+}",
     ] {
-        let _ = with_id;
-        v.push(lease_fields(Path::new(pat)).op(Operation::Update, |s, r, f| Box::pin(renew(s, r, f))).help("Renew a lease.", "Extends the lease by the increment, within the mount's and the system's max TTL."));
+        v.push(lease_fields(Path::new(pat)).op(Operation::Update, |s, _, f| Box::pin(renew(s, f))).help("Renew a lease.", "Extends the lease by the increment, within the mount's and the system's max TTL."));
     }
     for pat in [
         "leases/revoke",
@@ -140,7 +138,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
     ] {
         v.push(
             lease_fields(Path::new(pat))
-                .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f)))
+                .op(Operation::Update, |s, _, f| Box::pin(revoke(s, f)))
                 .help(
                     "Revoke a lease.",
                     "Revokes the secret through the engine that issued it.",

@@ -199,7 +199,7 @@ async fn create(
     f: Fields,
     mode: &'static str,
 ) -> Result<Option<Response>> {
-    let (c, u) = unsealed(&s)?;
+    let (_, u) = unsealed(&s)?;
     let parent = caller_entry(&u, &req).await?;
     let parent_root = parent.is_root();
     let sudo = req.caller.sudo || parent_root;
@@ -471,7 +471,6 @@ async fn create(
         _ => Vec::new(),
     };
     let entry = u.tokens.store_with(entry, lease_ops).await.map_err(le)?;
-    let _ = c;
     let mut resp = Response::default();
     resp.auth = Some(auth_of(&entry));
     resp.warnings = warnings;
