@@ -257,11 +257,27 @@ impl Barrier {
         }))
     }
 
-    /// Re-seals the root key under a new unseal key (rekey).
-    pub async fn store_root_key(&self, unseal_key: &Key) -> Result<(), CoreError> {
-        let blob = seal_value(&unseal_key.aead(), 0, ROOT_KEY_PATH, &self.root_key.0[..]);
-        self.physical.put(ROOT_KEY_PATH, blob).await?;
+    /// Seals the root key under `unseal_key` and stores it (init).
+    async fn store_root_key(&self, unseal_key: &Key) -> Result<(), CoreError> {
+        self.physical
+            .transaction(vec![self.root_key_op(unseal_key)])
+            .await?;
         Ok(())
+    }
+
+    /// The physical write that stores the root key sealed under `unseal_key`. Rekey puts it in
+    /// the same commit as the new seal configuration, so the stored root key and the shares
+    /// the configuration describes can never disagree.
+    pub fn root_key_op(&self, unseal_key: &Key) -> Op {
+        let blob = seal_value(&unseal_key.aead(), 0, ROOT_KEY_PATH, &self.root_key.0[..]);
+        Op::Put(ROOT_KEY_PATH.to_owned(), blob)
+    }
+
+    /// The physical write that stores `plaintext` at `path` sealed under the active key term,
+    /// for a commit that also holds writes the barrier does not encrypt (rekey's backup).
+    pub fn sealed_op(&self, path: &str, plaintext: &[u8]) -> Op {
+        let (blob, _) = self.encrypt(path, plaintext);
+        Op::Put(path.to_owned(), blob)
     }
 
     async fn persist_keyring(&self) -> Result<(), CoreError> {

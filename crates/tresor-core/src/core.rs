@@ -548,16 +548,9 @@ impl Core {
             .map(|_| ())
     }
 
-    pub(crate) async fn save_seal_config(&self, cfg: SealConfig) -> Result<(), CoreError> {
-        self.0
-            .physical
-            .put(
-                SEAL_CONFIG_PATH,
-                serde_json::to_vec(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?,
-            )
-            .await?;
+    /// Replaces the cached seal configuration; rekey calls it only after its commit.
+    pub(crate) fn cache_seal_config(&self, cfg: SealConfig) {
         *self.0.seal_config.write() = Some(cfg);
-        Ok(())
     }
 
     /// Builds the unsealed world: stores, mount tables, router.

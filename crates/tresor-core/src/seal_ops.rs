@@ -3,13 +3,16 @@
 //! combined key against the stored root key before acting.
 
 use serde_json::{Value, json};
+use tresor_physical::Op;
 use tresor_seal::{otp, pgp};
 use zeroize::Zeroizing;
 
 use crate::barrier::Key;
 use crate::core::Core;
 use crate::error::CoreError;
-use crate::seal::{self, GenerateRoot, Progress, REKEY_BACKUP_PATH, Rekey, SealConfig};
+use crate::seal::{
+    self, GenerateRoot, Progress, REKEY_BACKUP_PATH, Rekey, SEAL_CONFIG_PATH, SealConfig,
+};
 
 fn b64(b: &[u8]) -> String {
     use base64::Engine as _;
@@ -107,19 +110,29 @@ impl Core {
             Err(e) => return Err(e),
         };
         self.verify_unseal_key(&key).await?;
+        // Everything the switch needs is prepared before anything is written: the new key, its
+        // shares (PGP-encrypted when asked), the seal configuration and the backup. Then the
+        // root key re-sealed under the new key, the configuration and the backup land in one
+        // physical commit: a failure or crash leaves either the old shares valid and the old
+        // configuration in place, or both new. Only then does the caller get the new shares.
         let new_key = Key::generate();
         let (keys, fps) =
             seal::make_shares(&new_key, r.secret_shares, r.secret_threshold, &r.pgp_keys)?;
-        u.barrier.store_root_key(&new_key).await?;
-        self.save_seal_config(SealConfig {
+        let new_cfg = SealConfig {
             version: 1,
             kind: "shamir".into(),
             secret_shares: r.secret_shares,
             secret_threshold: r.secret_threshold,
             pgp_keys: r.pgp_keys.clone(),
-        })
-        .await?;
+        };
         let nonce = r.progress.nonce.clone();
+        let mut ops = vec![
+            u.barrier.root_key_op(&new_key),
+            Op::Put(
+                SEAL_CONFIG_PATH.to_owned(),
+                serde_json::to_vec(&new_cfg).map_err(|e| CoreError::Internal(e.to_string()))?,
+            ),
+        ];
         if r.backup {
             let mut by_fp = serde_json::Map::new();
             let mut by_fp64 = serde_json::Map::new();
@@ -138,13 +151,16 @@ impl Core {
                     .push(json!(b64(&k[..])));
             }
             let backup = json!({"nonce": nonce, "keys": by_fp, "keys_base64": by_fp64});
-            u.barrier
-                .put(
-                    REKEY_BACKUP_PATH,
-                    &serde_json::to_vec(&backup).map_err(|e| CoreError::Internal(e.to_string()))?,
-                )
-                .await?;
+            let bytes =
+                serde_json::to_vec(&backup).map_err(|e| CoreError::Internal(e.to_string()))?;
+            ops.push(u.barrier.sealed_op(REKEY_BACKUP_PATH, &bytes));
         }
+        u.barrier.physical().transaction(ops).await.map_err(|e| {
+            CoreError::Internal(format!(
+                "rekey could not be stored, the current unseal keys remain valid: {e}"
+            ))
+        })?;
+        self.cache_seal_config(new_cfg);
         let out = json!({
             "complete": true,
             "keys": keys.iter().map(|k| hex::encode(&k[..])).collect::<Vec<_>>(),
