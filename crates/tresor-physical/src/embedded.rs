@@ -8,6 +8,7 @@
 //! Reads open their own MVCC read transaction and never wait for the writer.
 
 use std::ops::Bound;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -41,9 +42,29 @@ fn io<E: std::fmt::Display>(e: E) -> PhysicalError {
 
 impl EmbeddedBackend {
     /// Opens (creating if needed) the store in directory `dir`.
+    ///
+    /// Values are ciphertext, but key names (secret paths, lease ids) are not: the directory
+    /// is created 0700 and the file 0600, and wider permissions found on an existing file (or
+    /// on an existing directory we own) are tightened, with a warning in the server log.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
+        restrict_dir(dir)?;
         let path = dir.join(FILE_NAME);
+        // Create the file ourselves so it is never readable by others, even for a moment;
+        // redb initialises an empty file as a new database.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(format!("creating {}: {e}", path.display())))?;
+        restrict_file(&path)?;
         // redb's default page cache is 1 GiB; bound it so memory stays flat as data grows.
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
@@ -73,6 +94,65 @@ impl EmbeddedBackend {
     pub fn file(&self) -> &Path {
         &self.path
     }
+}
+
+/// Group and other permission bits.
+const OTHERS: u32 = 0o077;
+
+fn mode_of(path: &Path) -> Result<std::fs::Metadata> {
+    std::fs::metadata(path).map_err(|e| io(format!("reading {}: {e}", path.display())))
+}
+
+/// Tightens the data file to 0600 if group or others have any access to it.
+fn restrict_file(path: &Path) -> Result<()> {
+    let mode = mode_of(path)?.mode() & 0o7777;
+    if mode & OTHERS == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io(format!("restricting {} to 0600: {e}", path.display())))?;
+    tracing::warn!(
+        path = %path.display(),
+        was = %format!("{mode:o}"),
+        "storage file was accessible to other users; its mode is now 600"
+    );
+    Ok(())
+}
+
+/// Tightens the data directory to 0700 if group or others have any access to it and it is
+/// ours; a directory owned by someone else (or shared, with the sticky bit) is left alone
+/// with a warning.
+fn restrict_dir(dir: &Path) -> Result<()> {
+    let meta = mode_of(dir)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & OTHERS == 0 {
+        return Ok(());
+    }
+    let ours = effective_uid() == Some(meta.uid());
+    if !ours || mode & 0o1000 != 0 {
+        tracing::warn!(
+            path = %dir.display(),
+            mode = %format!("{mode:o}"),
+            "storage directory is accessible to other users and is not ours to change; \
+             key names in it are readable by them: restrict it to 0700"
+        );
+        return Ok(());
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io(format!("restricting {} to 0700: {e}", dir.display())))?;
+    tracing::warn!(
+        path = %dir.display(),
+        was = %format!("{mode:o}"),
+        "storage directory was accessible to other users; its mode is now 700"
+    );
+    Ok(())
+}
+
+/// This process's effective user id, from `/proc/self/status` (no `unsafe` here).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 impl Drop for EmbeddedBackend {

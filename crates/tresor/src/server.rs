@@ -217,7 +217,10 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
         );
         // Like Vault, the dev server logs the CLI in by writing the token helper file.
         if let Some(home) = std::env::var_os("HOME") {
-            let _ = std::fs::write(PathBuf::from(home).join(".vault-token"), root.as_bytes());
+            let path = PathBuf::from(home).join(".vault-token");
+            if let Err(e) = write_token_file(&path, root) {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the token helper file");
+            }
         }
     }
     wait_for_signal(&core).await;
@@ -228,6 +231,21 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
         let _ = tokio::time::timeout(tresor_http::SHUTDOWN_GRACE, t).await;
     }
     Ok(())
+}
+
+/// Writes the dev root token to the token helper file, readable by its owner only: a new file
+/// is created 0600, and an existing one is emptied and restricted before the token is written.
+fn write_token_file(path: &std::path::Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(token.as_bytes())
 }
 
 /// Waits for SIGINT/SIGTERM; SIGHUP reopens audit files (for logrotate) and keeps serving.
@@ -247,5 +265,31 @@ async fn wait_for_signal(core: &Core) {
                 tracing::info!("SIGHUP: audit files reopened");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::write_token_file;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_dev_token_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        // A new file: 0600 whatever the umask (a plain create gives 0644 under umask 022).
+        let fresh = dir.path().join(".vault-token");
+        write_token_file(&fresh, "hvs.first").unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "hvs.first");
+        // An existing world-readable file is restricted and replaced.
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_token_file(&fresh, "hvs.second").unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "hvs.second");
     }
 }
