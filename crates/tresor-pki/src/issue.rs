@@ -397,11 +397,15 @@ impl Engine {
                 .await?
                 .ok_or_else(|| bad(format!("unknown role: {role_name}")))?,
         };
-        let issuer_ref = f
-            .str("issuer_ref")
-            .filter(|r| !r.is_empty())
-            .unwrap_or(&role.issuer_ref)
-            .to_owned();
+        // The issuer comes from the URL on `issuer/:ref/...` (where ACLs can name it) and from
+        // the role everywhere else; a body `issuer_ref` on `issue/:role` must not bypass ACLs
+        // written on `issuer/+/issue/...` (issue 10, finding 9). Decided by the route, not by
+        // which fields happen to be declared.
+        let issuer_ref = if req.path.starts_with("issuer/") {
+            f.string("issuer_ref")
+        } else {
+            role.issuer_ref.clone()
+        };
         let issuer = self.issuer_by_ref(&req, &issuer_ref).await?;
         if !issuer.has_usage("issuing-certificates") {
             return Err(bad(format!(

@@ -283,15 +283,21 @@ fn self_issued_fields() -> Vec<Field> {
     ]
 }
 
-fn leaf_fields() -> Vec<Field> {
+/// The fields of the issue and sign paths. Only the `issuer/:issuer_ref/...` forms name an
+/// issuer, in their URL, where ACLs can see it; on `issue/:role`, `sign/:role` and
+/// `sign-verbatim[/:role]` the role chooses, and an `issuer_ref` in the body is ignored with
+/// Vault's unrecognized-parameter warning.
+fn leaf_fields(issuer_in_path: bool) -> Vec<Field> {
     let mut v = subject_fields();
-    v.extend([
-        f("role", Kind::Str, "the role"),
-        f(
+    if issuer_in_path {
+        v.push(f(
             "issuer_ref",
             Kind::Str,
-            "issuer to use instead of the role's",
-        ),
+            "issuer to use instead of the role's (part of the URL)",
+        ));
+    }
+    v.extend([
+        f("role", Kind::Str, "the role"),
         f("csr", Kind::Str, "PEM CSR to sign"),
         f(
             "remove_roots_from_chain",
@@ -496,16 +502,19 @@ fn table() -> Table<Engine> {
         p("issuers")
             .op(List, h!(issuers_list))
             .help("List issuers", ""),
-        with(p("issuer/{issuer_ref}/issue/{role}"), leaf_fields())
+        with(p("issuer/{issuer_ref}/issue/{role}"), leaf_fields(true))
             .op(Update, h!(issue))
             .help("Issue a certificate with this issuer", ""),
-        with(p("issuer/{issuer_ref}/sign/{role}"), leaf_fields())
+        with(p("issuer/{issuer_ref}/sign/{role}"), leaf_fields(true))
             .op(Update, h!(sign))
             .help("Sign a CSR with this issuer", ""),
-        with(p("issuer/{issuer_ref}/sign-verbatim/{role}"), leaf_fields())
-            .op(Update, h!(sign_verbatim))
-            .help("Sign a CSR verbatim with this issuer", ""),
-        with(p("issuer/{issuer_ref}/sign-verbatim"), leaf_fields())
+        with(
+            p("issuer/{issuer_ref}/sign-verbatim/{role}"),
+            leaf_fields(true),
+        )
+        .op(Update, h!(sign_verbatim))
+        .help("Sign a CSR verbatim with this issuer", ""),
+        with(p("issuer/{issuer_ref}/sign-verbatim"), leaf_fields(true))
             .op(Update, h!(sign_verbatim))
             .help("Sign a CSR verbatim with this issuer", ""),
         p("issuer/{issuer_ref}/crl/{rest:*}")
@@ -664,16 +673,16 @@ fn table() -> Table<Engine> {
             .op(Delete, h!(role_delete))
             .existence(|e, r, fl| Box::pin(async move { e.role_exists(r, fl).await }))
             .help("Manage a role", ""),
-        with(p("issue/{role}"), leaf_fields())
+        with(p("issue/{role}"), leaf_fields(false))
             .op(Update, h!(issue))
             .help("Issue a certificate and key under a role", ""),
-        with(p("sign/{role}"), leaf_fields())
+        with(p("sign/{role}"), leaf_fields(false))
             .op(Update, h!(sign))
             .help("Sign a CSR under a role", ""),
-        with(p("sign-verbatim/{role}"), leaf_fields())
+        with(p("sign-verbatim/{role}"), leaf_fields(false))
             .op(Update, h!(sign_verbatim))
             .help("Sign a CSR verbatim", ""),
-        with(p("sign-verbatim"), leaf_fields())
+        with(p("sign-verbatim"), leaf_fields(false))
             .op(Update, h!(sign_verbatim))
             .help("Sign a CSR verbatim", ""),
         p("revoke")
