@@ -134,6 +134,8 @@ struct AuditCtx<'a> {
     u: &'a Unsealed,
     route: &'a Route,
     req: &'a CoreRequest,
+    /// The canonical path the request was authorized and dispatched on.
+    path: &'a str,
     request_id: &'a str,
 }
 
@@ -165,7 +167,7 @@ impl AuditCtx<'_> {
             time: &time,
             id: self.request_id,
             operation: op.as_str(),
-            path: &self.req.path,
+            path: self.path,
             mount_point: &self.route.path,
             mount_type: &self.route.entry.kind,
             mount_accessor: &self.route.entry.accessor,
@@ -938,6 +940,7 @@ impl Core {
         u.tokens
             .lookup(token)
             .await?
+            .filter(|t| !t.is_exhausted())
             .ok_or(CoreError::PermissionDenied)
     }
 
@@ -945,16 +948,24 @@ impl Core {
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse, CoreError> {
         // 1. seal gate
         let u = self.unsealed()?;
-        // 2. longest-prefix mount lookup
+        // 2. the one canonical spelling of the path, then longest-prefix mount lookup. The ACL
+        //    decides on exactly the path (and names) the handler acts on.
+        check_request_path(&req.path)?;
         let router = u.router();
         let (route, rel) = router
             .route(&req.path)
             .ok_or_else(|| CoreError::NoRoute(req.path.clone()))?;
+        let (path, rel) = match route.backend.canonical_path(rel) {
+            Some(canon) => (format!("{}{canon}", route.path), canon),
+            None => (req.path.clone(), rel.to_owned()),
+        };
+        let rel = rel.as_str();
         let request_id = uuid::Uuid::new_v4().to_string();
         let audit = AuditCtx {
             u: &u,
             route,
             req: &req,
+            path: &path,
             request_id: &request_id,
         };
         // 3. token lookup. Unauthenticated paths skip the check but still learn who is calling
@@ -963,7 +974,7 @@ impl Core {
         let presented = req.token.as_deref().map(|t| t.as_str());
         let token = if unauthenticated {
             match presented.filter(|t| !t.is_empty()) {
-                Some(t) => u.tokens.lookup(t).await?,
+                Some(t) => u.tokens.lookup(t).await?.filter(|t| !t.is_exhausted()),
                 None => None,
             }
         } else {
@@ -997,11 +1008,36 @@ impl Core {
             },
             secret: None,
         };
-        // 5. existence check decides create vs update
-        if engine_req.operation == Operation::Update
-            && route.backend.exists(&engine_req).await? == Some(false)
-        {
-            engine_req.operation = Operation::Create;
+        // 5. the existence check decides create vs update, but only for a caller the ACL lets
+        //    do one of the two: nothing reaches an engine for a write the token cannot make.
+        if engine_req.operation == Operation::Update {
+            if let Some(t) = token.as_deref()
+                && !unauthenticated
+            {
+                let acl = u.policies.acl(&t.policies);
+                let may = |op| {
+                    acl.allow_operation(op, &path, Some(&engine_req.data))
+                        .allowed
+                };
+                if !may(PolicyOp::Update) && !may(PolicyOp::Create) {
+                    return Err(audit.denied(
+                        Some(t),
+                        engine_req.operation,
+                        CoreError::PermissionDenied,
+                    ));
+                }
+            }
+            match route.backend.exists(&engine_req).await {
+                Ok(Some(false)) => engine_req.operation = Operation::Create,
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(audit.denied(
+                        token.as_deref(),
+                        engine_req.operation,
+                        CoreError::from(e),
+                    ));
+                }
+            }
         }
         // 6. authorization: only `authorize` can produce the `Authorized` value dispatch needs
         let authorized = match self.authorize(
@@ -1010,7 +1046,7 @@ impl Core {
             unauthenticated,
             &route.special,
             rel,
-            &req.path,
+            &path,
             &engine_req,
         ) {
             Ok(a) => a,
@@ -1020,14 +1056,20 @@ impl Core {
             Ok(w) => w,
             Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
         };
-        // Limited-use tokens spend a use on every authorized request; wrapping tokens are
-        // spent by the unwrap itself.
-        let mut last_use = false;
+        // Limited-use tokens spend a use on every authorized request, under the token's lock
+        // on its stored count; wrapping tokens are spent by the unwrap itself (their policy
+        // allows nothing else). The last use revokes the token when this request ends, however
+        // it ends: the guard revokes it even if a later step fails or panics.
+        let mut last_use = None;
         if let Some(t) = &token
             && !unauthenticated
             && t.policies != [crate::wrapping::WRAPPING_POLICY]
         {
-            last_use = u.tokens.use_token(t).await?;
+            match u.tokens.use_token(t).await {
+                Ok(true) => last_use = Some(LastUse::new(self, &u, &t.hash)),
+                Ok(false) => {}
+                Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e)),
+            }
         }
         // 7. audit the request; if no device can record it, it does not happen
         audit.request(token.as_deref(), engine_req.operation, "")?;
@@ -1053,16 +1095,19 @@ impl Core {
         {
             self.unwrap_dispatch(&u, rel, &req, token.as_deref()).await
         } else {
-            match route.backend.handle(engine_req).await {
-                Err(e) => Err(CoreError::from(e)),
-                Ok(response) => self
-                    .finish(&u, route, &req, token.as_deref(), response, &mut out)
+            // A panic in an engine is an internal error for this request, not a lost
+            // connection: the response is still audited and the token's use still counted.
+            match CatchPanic(route.backend.handle(engine_req)).await {
+                Err(e) => Err(e),
+                Ok(Err(e)) => Err(CoreError::from(e)),
+                Ok(Ok(response)) => self
+                    .finish(&u, route, &req, &path, token.as_deref(), response, &mut out)
                     .await
                     .map(|()| None),
             }
         };
-        if last_use && let Some(t) = &token {
-            self.revoke_token(&u, &t.hash, false).await?;
+        if let Some(last) = last_use {
+            last.revoke_now().await?;
         }
         match result {
             Err(e) => {
@@ -1080,7 +1125,7 @@ impl Core {
                 .is_some_and(|r| r.data.is_some() || !r.warnings.is_empty())
                 || out.auth.is_some())
         {
-            out = self.wrap(&u, out, ttl, &req.path).await?;
+            out = self.wrap(&u, out, ttl, &path).await?;
         }
         // 10. audit the response
         audit.response(token.as_deref(), req.operation, Some(&out), "")?;
@@ -1088,11 +1133,13 @@ impl Core {
     }
 
     /// Step 8's second half: leases for secrets, tokens for auth, lease reports.
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         u: &Unsealed,
         route: &Route,
         req: &CoreRequest,
+        path: &str,
         token: Option<&TokenEntry>,
         response: Option<Response>,
         out: &mut CoreResponse,
@@ -1106,7 +1153,7 @@ impl Core {
             let lease = u
                 .expiration
                 .register_secret(
-                    &req.path,
+                    path,
                     token_id,
                     &secret,
                     route.mount.default_lease_ttl,
@@ -1136,7 +1183,7 @@ impl Core {
             out.renewable = renewable;
         }
         if let Some(auth) = resp.auth.take() {
-            let auth = self.materialize_auth(u, auth, &req.path, at).await?;
+            let auth = self.materialize_auth(u, auth, path, at).await?;
             out.auth = Some(render_auth(&auth));
         }
         out.response = Some(resp);
@@ -1190,6 +1237,7 @@ impl Core {
                 policies: token.policies.clone(),
                 entity_id: token.entity_id.clone(),
                 remote_addr: req.caller.remote_addr.clone(),
+                batch_token: token.is_batch().then(|| token.id.clone()),
             },
             min_wrap,
             max_wrap,
@@ -1201,6 +1249,95 @@ impl Core {
         let u = self.unsealed().ok()?;
         let router = u.router();
         router.route(path).map(|(r, _)| r.special.clone())
+    }
+}
+
+/// Refuses request paths that no client sends and that could be read two ways: control
+/// characters (a NUL once reached storage and came back in an error naming the internal key)
+/// and `.`/`..` segments.
+fn check_request_path(path: &str) -> Result<(), CoreError> {
+    if path.chars().any(char::is_control) {
+        return Err(CoreError::InvalidRequest(
+            "invalid request path: control characters are not allowed".into(),
+        ));
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(CoreError::InvalidRequest(
+            "invalid request path: '.' and '..' segments are not allowed".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A limited-use token whose last use the current request spent: revoked when the request
+/// ends. Should the request end another way (an error returned early, a panic), dropping the
+/// guard revokes it in the background; the token authenticates nothing in the meantime.
+struct LastUse {
+    core: Core,
+    u: Arc<Unsealed>,
+    hash: String,
+    /// Cleared once the request itself revoked the token.
+    armed: bool,
+}
+
+impl LastUse {
+    fn new(core: &Core, u: &Arc<Unsealed>, hash: &str) -> Self {
+        LastUse {
+            core: core.clone(),
+            u: u.clone(),
+            hash: hash.to_owned(),
+            armed: true,
+        }
+    }
+
+    async fn revoke_now(mut self) -> Result<(), CoreError> {
+        self.core.revoke_token(&self.u, &self.hash, false).await?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+impl Drop for LastUse {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (core, u, hash) = (
+            self.core.clone(),
+            self.u.clone(),
+            std::mem::take(&mut self.hash),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = core.revoke_token(&u, &hash, false).await {
+                    tracing::error!(error = %e, "revoking a spent limited-use token failed");
+                }
+            });
+        }
+    }
+}
+
+/// Runs an engine's future, turning a panic into an internal error for this request.
+struct CatchPanic<F>(F);
+
+impl<F, T> std::future::Future for CatchPanic<std::pin::Pin<Box<F>>>
+where
+    F: std::future::Future<Output = T> + ?Sized,
+{
+    type Output = Result<T, CoreError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(_) => {
+                tracing::error!("an engine panicked while handling a request");
+                std::task::Poll::Ready(Err(CoreError::Internal("internal error".into())))
+            }
+        }
     }
 }
 

@@ -16,6 +16,11 @@ pub fn backend() -> Arc<dyn LogicalBackend> {
 }
 
 fn key(req: &Request, path: &str) -> Result<String> {
+    if req.caller.batch_token.is_some() {
+        return Err(LogicalError::invalid(
+            "batch tokens do not have a cubbyhole",
+        ));
+    }
     let id = req
         .caller
         .token_id

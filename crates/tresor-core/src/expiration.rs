@@ -166,9 +166,9 @@ impl Expiration {
             internal_data: lease.internal_data.clone(),
             token_id: token_id.to_owned(),
             issue_time: at,
-            expire_time: at + ttl.as_secs() as i64,
+            expire_time: at.saturating_add(crate::tokens::secs(ttl)),
             last_renewal: None,
-            max_expire: at + max.as_secs() as i64,
+            max_expire: at.saturating_add(crate::tokens::secs(max)),
             renewable: lease.renewable,
             attempts: 0,
         };

@@ -55,7 +55,7 @@ impl Core {
                 &entry.path,
                 &entry.hash,
                 at,
-                at + ttl.as_secs() as i64,
+                at.saturating_add(crate::tokens::secs(ttl)),
             )?;
             let e = u.tokens.store_with(entry, lease).await?;
             auth.client_token = e.id.clone();
@@ -188,7 +188,9 @@ impl Core {
                         (e.expire_time - e.issue_time).max(0) as u64
                     ))
                     .min(max);
-                u.expiration.renewed(e, at + ttl.as_secs() as i64, at).await
+                u.expiration
+                    .renewed(e, at.saturating_add(crate::tokens::secs(ttl)), at)
+                    .await
             }
         }
     }

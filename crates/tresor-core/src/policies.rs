@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use tresor_policy::{Acl, DEFAULT_POLICY, Policy, parse_policy};
@@ -14,9 +15,11 @@ use tresor_sdk::Storage;
 use crate::barrier::View;
 use crate::error::CoreError;
 
-/// The built-in policy of wrapping tokens: they can do nothing but unwrap themselves.
+/// The built-in policy of wrapping tokens: they can do nothing but unwrap themselves. The
+/// payload in their cubbyhole is read only by unwrap itself (which spends the token), never
+/// through `cubbyhole/response`: a read there would let an interceptor see the payload and
+/// leave the recipient's unwrap working, so the interception would go unnoticed.
 const RESPONSE_WRAPPING_POLICY: &str = r#"
-path "cubbyhole/response" { capabilities = ["create", "read"] }
 path "sys/wrapping/unwrap" { capabilities = ["update"] }
 path "sys/wrapping/lookup" { capabilities = ["update"] }
 path "sys/wrapping/rewrap" { capabilities = ["update"] }
@@ -28,8 +31,16 @@ pub struct PolicyStore {
     policies: RwLock<HashMap<String, Arc<Policy>>>,
     /// Compiled ACLs keyed by a token's policy list, so a lookup borrows the token's list.
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    /// Bumped (under the `acls` lock) by every policy change: an ACL compiled from policies
+    /// read before a change is not cached after it.
+    generation: AtomicU64,
+    /// Serialises policy writes and deletes, so storage and memory end with the same text.
+    writes: tokio::sync::Mutex<()>,
     root: Arc<Acl>,
 }
+
+/// Policies no token may be given and no one may write: they belong to the server.
+pub const NON_ASSIGNABLE: &[&str] = &[crate::wrapping::WRAPPING_POLICY, "control-group"];
 
 fn sdk(e: tresor_sdk::LogicalError) -> CoreError {
     CoreError::from(e)
@@ -50,6 +61,8 @@ impl PolicyStore {
             wrapping: Arc::new(Acl::new(&[Arc::new(wrapping)])),
             policies: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            writes: tokio::sync::Mutex::new(()),
             root: Arc::new(Acl::root()),
         };
         if store.view.get("acl/default").await.map_err(sdk)?.is_none() {
@@ -83,10 +96,10 @@ impl PolicyStore {
                 "policy name must be provided".into(),
             ));
         }
-        if name == "root" {
-            return Err(CoreError::InvalidRequest(
-                "cannot update \"root\" policy".into(),
-            ));
+        if name == "root" || NON_ASSIGNABLE.contains(&name.as_str()) {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot update {name:?} policy"
+            )));
         }
         if text.trim().is_empty() {
             return Err(CoreError::InvalidRequest(
@@ -95,12 +108,13 @@ impl PolicyStore {
         }
         let policy = parse_policy(&name, text)
             .map_err(|e| CoreError::InvalidRequest(format!("failed to parse policy: {e}")))?;
+        let _w = self.writes.lock().await;
         self.view
             .put(&format!("acl/{name}"), text.as_bytes().to_vec())
             .await
             .map_err(sdk)?;
         self.policies.write().insert(name, Arc::new(policy));
-        self.acls.write().clear();
+        self.invalidate_acls();
         Ok(())
     }
 
@@ -111,13 +125,21 @@ impl PolicyStore {
                 "cannot delete \"{name}\" policy"
             )));
         }
+        let _w = self.writes.lock().await;
         self.view
             .delete(&format!("acl/{name}"))
             .await
             .map_err(sdk)?;
         self.policies.write().remove(&name);
-        self.acls.write().clear();
+        self.invalidate_acls();
         Ok(())
+    }
+
+    /// Drops every compiled ACL after a policy change (see `generation`).
+    fn invalidate_acls(&self) {
+        let mut acls = self.acls.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        acls.clear();
     }
 
     /// Every policy name, sorted, without `root`.
@@ -138,9 +160,14 @@ impl PolicyStore {
         if let Some(a) = self.acls.read().get(names) {
             return a.clone();
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let policies: Vec<Arc<Policy>> = names.iter().filter_map(|n| self.get(n)).collect();
         let acl = Arc::new(Acl::new(&policies));
-        self.acls.write().insert(names.to_vec(), acl.clone());
+        let mut acls = self.acls.write();
+        // A policy changed while this ACL was compiled: use it for this request only.
+        if self.generation.load(Ordering::SeqCst) == generation {
+            acls.insert(names.to_vec(), acl.clone());
+        }
         acl
     }
 }

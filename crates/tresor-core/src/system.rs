@@ -559,6 +559,7 @@ fn table() -> Table<Sys> {
                 })
                 .help("List the configured access control policies.", "Returns the names of all ACL policies, including the built-in `default` and `root`."),
             Path::new("policy/{name}")
+                .case_insensitive("name")
                 .field(policy_name_field())
                 .field(Field::new("policy", Kind::Str, "The rules of the policy, in HCL or JSON (optionally base64-encoded)."))
                 .field(Field::new("rules", Kind::Str, "Deprecated: use `policy`."))
@@ -571,6 +572,7 @@ fn table() -> Table<Sys> {
                 .op(Operation::Read, |s, _, _| Box::pin(policy_list(s)))
                 .help("List the ACL policies.", "Returns the names of all ACL policies."),
             Path::new("policies/acl/{name}")
+                .case_insensitive("name")
                 .field(policy_name_field())
                 .field(Field::new("policy", Kind::Str, "The rules of the policy, in HCL or JSON (optionally base64-encoded)."))
                 .field(Field::new("rules", Kind::Str, "Deprecated: use `policy`."))
@@ -654,8 +656,8 @@ fn table() -> Table<Sys> {
                 .op(Operation::Read, |s, r, f| Box::pin(ui_mount(s, r, f)))
                 .help("Returns the mount serving a path, if the caller may use it.", "The CLI's kv commands use this to find a mount's path and KV version."),
             Path::new("internal/specs/openapi")
-                .op(Operation::Read, |s, _, _| Box::pin(openapi(s)))
-                .help("Generate an OpenAPI 3 document of all mounted paths.", "Built from every mounted engine's path table."),
+                .op(Operation::Read, |s, r, _| Box::pin(openapi(s, r)))
+                .help("Generate an OpenAPI 3 document of the mounted paths the caller may use.", "Built from every mounted engine's path table; as in Vault, the set of included paths depends on the request token: a mount's paths are listed only to a token whose policies grant something inside it (all of them to a root token), and a request without a token sees only the unauthenticated paths."),
         ],
     };
     table.paths.extend(crate::system_leases::paths());
@@ -887,13 +889,41 @@ async fn ui_mount(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Respons
     Ok(Some(obj(info)))
 }
 
-async fn openapi(s: Arc<Sys>) -> Result<Option<Response>> {
+/// A path pattern with each `{capture}` replaced by a plain name, to ask the ACL about it.
+fn sample_path(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn openapi(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
+    let acl = req
+        .caller
+        .token_id
+        .is_some()
+        .then(|| u.policies.acl(&req.caller.policies));
     let mut paths = Map::new();
     for r in u.router().routes() {
         for (p, item) in r.backend.openapi_paths() {
-            paths.insert(format!("/{}{}", r.path, p.trim_start_matches('/')), item);
+            let rel = p.trim_start_matches('/');
+            let full = format!("{}{rel}", r.path);
+            // A path is listed when the caller's policies grant something on it (captures
+            // stand for any one name), or when it needs no token at all.
+            let visible = tresor_sdk::path_matches_special(&r.special.unauthenticated, rel)
+                || acl.as_ref().is_some_and(|acl| {
+                    acl.is_root()
+                        || acl
+                            .capabilities(&sample_path(&full))
+                            .iter()
+                            .any(|c| *c != "deny")
+                });
+            if visible {
+                paths.insert(format!("/{full}"), item);
+            }
         }
     }
     Ok(Some(obj(

@@ -108,6 +108,14 @@ fn sanitize_policies(mut p: Vec<String>, add_default: bool) -> Vec<String> {
 }
 
 async fn caller_entry(u: &Unsealed, req: &Request) -> Result<Arc<TokenEntry>> {
+    if let Some(batch) = &req.caller.batch_token {
+        return u
+            .tokens
+            .lookup(batch)
+            .await
+            .map_err(le)?
+            .ok_or(LogicalError::PermissionDenied);
+    }
     let id = req
         .caller
         .token_id
@@ -301,6 +309,24 @@ async fn create(
             }
         }
     }
+    // Internal policies are never assignable; a root token needs a root parent whatever a
+    // role allows; a batch token is never root (it could not be revoked).
+    if let Some(p) = policies
+        .iter()
+        .find(|p| crate::policies::NON_ASSIGNABLE.contains(&p.as_str()))
+    {
+        return Err(LogicalError::invalid(format!("cannot assign policy {p:?}")));
+    }
+    if policies.iter().any(|p| p == "root") {
+        if !parent_root {
+            return Err(LogicalError::invalid(
+                "root tokens may not be created without parent token being root",
+            ));
+        }
+        if token_type == "batch" {
+            return Err(LogicalError::invalid("batch tokens cannot be root tokens"));
+        }
+    }
     let mut warnings = Vec::new();
     for p in &policies {
         if p != "root" && u.policies.get(p).is_none() {
@@ -323,30 +349,34 @@ async fn create(
             .map(|r| Duration::from_secs(r.period))
             .filter(|d| !d.is_zero())
     });
-    if f.is_set("period")
-        && !f.duration("period").unwrap_or_default().is_zero()
-        && !sudo
-        && role.is_none()
-    {
+    // Setting a period needs sudo, with or without a role (a role's own period does not).
+    if f.is_set("period") && !f.duration("period").unwrap_or_default().is_zero() && !sudo {
         return Err(LogicalError::invalid(
             "root or sudo privileges required to create periodic token",
         ));
     }
-    let explicit_max = f
-        .duration("explicit_max_ttl")
-        .filter(|d| !d.is_zero())
-        .or_else(|| {
-            role.as_ref()
-                .map(|r| Duration::from_secs(r.explicit_max_ttl))
-                .filter(|d| !d.is_zero())
-        });
-    let num_uses = f
-        .int("num_uses")
-        .unwrap_or(0)
-        .max(role.as_ref().map(|r| r.token_num_uses).unwrap_or(0));
-    if num_uses < 0 {
+    // A request may tighten the role's limits, never loosen them: the lesser explicit max TTL
+    // and the lesser number of uses win (0 means none on either side).
+    let lesser = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let explicit_max = lesser(
+        f.duration("explicit_max_ttl").filter(|d| !d.is_zero()),
+        role.as_ref()
+            .map(|r| Duration::from_secs(r.explicit_max_ttl))
+            .filter(|d| !d.is_zero()),
+    );
+    let requested_uses = f.int("num_uses").unwrap_or(0);
+    if requested_uses < 0 {
         return Err(LogicalError::invalid("number of uses cannot be negative"));
     }
+    let role_uses = role.as_ref().map(|r| r.token_num_uses).unwrap_or(0).max(0);
+    let num_uses = match (requested_uses, role_uses) {
+        (0, r) => r,
+        (n, 0) => n,
+        (n, r) => n.min(r),
+    };
     let mut ttl = f
         .duration("ttl")
         .filter(|d| !d.is_zero())
@@ -439,7 +469,7 @@ async fn create(
         ttl: ttl.map(|t| t.as_secs()).unwrap_or(0),
         explicit_max_ttl: explicit_max.map(|d| d.as_secs()).unwrap_or(0),
         period: period.map(|d| d.as_secs()).unwrap_or(0),
-        expire_time: ttl.map(|t| created + t.as_secs() as i64),
+        expire_time: ttl.map(|t| created.saturating_add(crate::tokens::secs(t))),
         last_renewal_time: None,
         token_type: token_type.clone(),
         orphan,
@@ -560,31 +590,51 @@ async fn renew(
     if e.is_batch() {
         return Err(LogicalError::invalid("batch tokens cannot be renewed"));
     }
-    if !e.renewable || e.expire_time.is_none() {
-        return Err(LogicalError::invalid("lease is not renewable"));
-    }
-    let at = now();
     let increment = f.duration("increment").filter(|d| !d.is_zero());
-    let mut ttl = if e.period > 0 {
-        Duration::from_secs(e.period)
-    } else {
-        increment
-            .unwrap_or(Duration::from_secs(e.ttl))
-            .min(req.mount.max_lease_ttl)
-    };
-    if e.explicit_max_ttl > 0 {
-        let hard = (e.creation_time + e.explicit_max_ttl as i64 - at).max(0) as u64;
-        ttl = ttl.min(Duration::from_secs(hard));
-    }
-    if e.period == 0 {
-        // Without a period a token never lives past the system max TTL from its creation.
-        let cap = (e.creation_time + req.mount.max_lease_ttl.as_secs() as i64 - at).max(0) as u64;
-        ttl = ttl.min(Duration::from_secs(cap));
-    }
-    let mut updated = (*e).clone();
-    updated.expire_time = Some(at + ttl.as_secs() as i64);
-    updated.last_renewal_time = Some(at);
-    let updated = u.tokens.store(updated).await.map_err(le)?;
+    let max_lease = req.mount.max_lease_ttl;
+    // Under the token's lock, on the entry as stored now: a renewal racing a revocation
+    // finds nothing to renew and can never write the revoked token back.
+    let updated = u
+        .tokens
+        .modify(&e.hash, |e| {
+            if !e.renewable || e.expire_time.is_none() {
+                return Err(CoreError::InvalidRequest("lease is not renewable".into()));
+            }
+            let at = now();
+            let secs = crate::tokens::secs;
+            let mut ttl = if e.period > 0 {
+                secs(Duration::from_secs(e.period))
+            } else {
+                secs(
+                    increment
+                        .unwrap_or(Duration::from_secs(e.ttl))
+                        .min(max_lease),
+                )
+            };
+            if e.explicit_max_ttl > 0 {
+                let hard = e
+                    .creation_time
+                    .saturating_add(secs(Duration::from_secs(e.explicit_max_ttl)))
+                    .saturating_sub(at);
+                ttl = ttl.min(hard.max(0));
+            }
+            if e.period == 0 {
+                // Without a period a token never lives past the system max TTL from its
+                // creation.
+                let cap = e
+                    .creation_time
+                    .saturating_add(secs(max_lease))
+                    .saturating_sub(at);
+                ttl = ttl.min(cap.max(0));
+            }
+            e.expire_time = Some(at.saturating_add(ttl));
+            e.last_renewal_time = Some(at);
+            Ok(())
+        })
+        .await
+        .map_err(le)?
+        .map(|(e, ())| e)
+        .ok_or_else(|| LogicalError::invalid("token not found"))?;
     let mut a = auth_of(&updated);
     if which == "accessor" {
         a.client_token.clear();
@@ -710,6 +760,9 @@ async fn role_write(_s: Arc<TokenAuth>, req: Request, f: Fields) -> Result<Optio
     }
     if f.is_set("token_num_uses") {
         role.token_num_uses = f.int("token_num_uses").unwrap_or(0);
+        if role.token_num_uses < 0 {
+            return Err(LogicalError::invalid("token_num_uses cannot be negative"));
+        }
     }
     if f.is_set("token_bound_cidrs") {
         role.token_bound_cidrs = f.list("token_bound_cidrs");
@@ -726,7 +779,7 @@ fn table() -> Table<TokenAuth> {
             create_fields(Path::new("create-orphan"))
                 .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "orphan")))
                 .help("Create a root token, or an orphan token.", "The token has no parent: revoking its creator does not revoke it."),
-            create_fields(Path::new("create/{role_name}"))
+            create_fields(Path::new("create/{role_name}")).case_insensitive("role_name")
                 .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "role")))
                 .help("Create a token against a role.", "The role's settings constrain the token's policies, type, TTLs and orphan status."),
             create_fields(Path::new("create"))
@@ -801,6 +854,7 @@ fn table() -> Table<TokenAuth> {
                 })
                 .help("List token roles.", "Returns the names of all token roles."),
             Path::new("roles/{role_name}")
+                .case_insensitive("role_name")
                 .field(Field::new("role_name", Kind::Str, "Name of the role."))
                 .field(Field::new("allowed_policies", Kind::List, "Policies tokens of this role may have."))
                 .field(Field::new("disallowed_policies", Kind::List, "Policies tokens of this role may never have."))

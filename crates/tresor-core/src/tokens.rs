@@ -27,8 +27,12 @@ use crate::error::CoreError;
 const SALT_PATH: &str = "salt";
 /// Most token entries kept in memory at once.
 const CACHE_CAP: usize = 16_384;
-/// `num_uses` of a token whose last use is in flight: it is revoked when that request ends.
-const EXHAUSTED: i64 = -1;
+/// `num_uses` of a token whose last use has been spent: it authenticates nothing more and is
+/// revoked when that request ends (or, should the process die first, reads as unusable).
+pub const EXHAUSTED: i64 = -1;
+/// Stripes of the per-token lock: every read-modify-write or removal of a stored token holds
+/// its stripe, so a use, a renewal and a revocation of one token never interleave.
+const LOCK_STRIPES: usize = 256;
 
 /// A stored token. `id` is the token itself, only ever held behind the barrier.
 #[derive(Clone, Serialize, Deserialize)]
@@ -94,6 +98,12 @@ impl std::fmt::Debug for TokenEntry {
     }
 }
 
+/// Whole seconds of a client-controlled duration, capped so that adding it to a Unix time can
+/// neither wrap nor exceed what a duration may be (Go's limit, as in Vault).
+pub fn secs(d: std::time::Duration) -> i64 {
+    d.as_secs().min(tresor_sdk::duration::MAX_SECS) as i64
+}
+
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -140,7 +150,10 @@ impl TokenEntry {
     /// Sets a TTL counted from the creation time.
     pub fn with_ttl(mut self, ttl_secs: u64) -> Self {
         self.ttl = ttl_secs;
-        self.expire_time = Some(self.creation_time + ttl_secs as i64);
+        self.expire_time = Some(
+            self.creation_time
+                .saturating_add(secs(std::time::Duration::from_secs(ttl_secs))),
+        );
         self
     }
 
@@ -149,6 +162,10 @@ impl TokenEntry {
     }
     pub fn is_batch(&self) -> bool {
         self.token_type == "batch"
+    }
+    /// Whether the token's last use has been spent (see [`EXHAUSTED`]).
+    pub fn is_exhausted(&self) -> bool {
+        self.num_uses < 0
     }
     pub fn expired(&self, at: i64) -> bool {
         self.expire_time.is_some_and(|e| e <= at)
@@ -235,6 +252,8 @@ pub struct TokenStore {
     salt: hmac::Key,
     batch_key: aws_lc_rs::aead::LessSafeKey,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Striped by internal id. Holders never take a second stripe, so stripes cannot deadlock.
+    locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 fn sdk(e: tresor_sdk::LogicalError) -> CoreError {
@@ -264,7 +283,52 @@ impl TokenStore {
             salt: hkey,
             batch_key,
             cache: RwLock::new(HashMap::new()),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
+    }
+
+    /// The lock of one token (by internal id). Everything that changes or removes a stored
+    /// entry holds it, and reads the entry afresh under it.
+    pub async fn lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let h = id
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        self.locks[h % self.locks.len()].lock().await
+    }
+
+    /// Reads an entry from storage (not the cache) and refreshes the cache with it; the
+    /// caller holds the token's lock, so no change can slip in between.
+    async fn load_locked(&self, id: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
+        let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? else {
+            self.cache.write().remove(id);
+            return Ok(None);
+        };
+        let bytes = Zeroizing::new(bytes);
+        let e: TokenEntry = serde_json::from_slice(&bytes)
+            .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
+        let e = Arc::new(e);
+        self.cache_insert(id.to_owned(), e.clone());
+        Ok(Some(e))
+    }
+
+    /// Changes a stored token in place: under its lock, on the entry as stored now. `None`
+    /// when the token no longer exists (a revocation always wins: nothing written here can
+    /// bring a revoked token back).
+    pub async fn modify<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut TokenEntry) -> Result<R, CoreError>,
+    ) -> Result<Option<(Arc<TokenEntry>, R)>, CoreError> {
+        let _g = self.lock(id).await;
+        let Some(cur) = self.load_locked(id).await? else {
+            return Ok(None);
+        };
+        let mut e = (*cur).clone();
+        let r = f(&mut e)?;
+        let e = self.store(e).await?;
+        Ok(Some((e, r)))
     }
 
     /// Caches an entry. The cache is bounded: past [`CACHE_CAP`] entries it is emptied and
@@ -352,6 +416,8 @@ impl TokenStore {
             if !entry.parent.is_empty() && self.by_id(&entry.parent).await?.is_none() {
                 return Ok(None);
             }
+            // Its internal id names it (leases, audit) without revealing it.
+            entry.hash = self.hash(token);
             entry.id = token.to_owned();
             return Ok(Some(Arc::new(entry)));
         }
@@ -371,14 +437,12 @@ impl TokenStore {
         let entry = match cached {
             Some(e) => e,
             None => {
-                let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? else {
+                // A miss loads under the token's lock: a read racing a revocation can then not
+                // put the revoked entry back into the cache after the revocation cleared it.
+                let _g = self.lock(id).await;
+                let Some(e) = self.load_locked(id).await? else {
                     return Ok(None);
                 };
-                let bytes = Zeroizing::new(bytes);
-                let e: TokenEntry = serde_json::from_slice(&bytes)
-                    .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
-                let e = Arc::new(e);
-                self.cache_insert(id.to_owned(), e.clone());
                 e
             }
         };
@@ -415,18 +479,29 @@ impl TokenStore {
         self.by_id(&String::from_utf8_lossy(&id)).await
     }
 
-    /// Uses up one of a limited-use token's uses. Returns true when that was the last one:
-    /// the token is then marked exhausted (no new request may use it) and the caller revokes
-    /// it once the current request is done.
+    /// Spends one use of a limited-use token, under its lock and on the stored count, so N
+    /// uses serve exactly N requests however many arrive at once. Returns true when that was
+    /// the last one: the token is then [`EXHAUSTED`] (it authenticates nothing more) and the
+    /// caller revokes it once the current request is done. A token with no use left, or no
+    /// longer stored, is `PermissionDenied`.
     pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool, CoreError> {
-        if entry.num_uses <= 0 || entry.is_batch() {
+        // The number of uses of a stored token never goes from unlimited to limited.
+        if entry.num_uses == 0 || entry.is_batch() {
             return Ok(false);
         }
-        let mut e = entry.clone();
-        let last = e.num_uses == 1;
-        e.num_uses = if last { EXHAUSTED } else { e.num_uses - 1 };
-        self.store(e).await?;
-        Ok(last)
+        let spent = self
+            .modify(&entry.hash, |e| {
+                if e.num_uses <= 0 {
+                    return Err(CoreError::PermissionDenied);
+                }
+                let last = e.num_uses == 1;
+                e.num_uses = if last { EXHAUSTED } else { e.num_uses - 1 };
+                Ok(last)
+            })
+            .await?;
+        spent
+            .map(|(_, last)| last)
+            .ok_or(CoreError::PermissionDenied)
     }
 
     /// Revokes a token and, recursively, every child token. Returns the revoked ids.
@@ -459,17 +534,18 @@ impl TokenStore {
             .await
             .map_err(sdk)?
         {
-            if let Some(c) = self.by_id(&child).await? {
-                let mut c = (*c).clone();
+            self.modify(&child, |c| {
                 c.parent.clear();
                 c.orphan = true;
-                self.store(c).await?;
-            }
+                Ok(())
+            })
+            .await?;
         }
         self.revoke_one(id).await
     }
 
     async fn revoke_one(&self, id: &str) -> Result<(), CoreError> {
+        let _g = self.lock(id).await;
         let mut ops: Vec<(String, Option<Vec<u8>>)> = Vec::new();
         if let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? {
             let bytes = Zeroizing::new(bytes);

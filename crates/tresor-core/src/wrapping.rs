@@ -66,7 +66,12 @@ impl Core {
             )
             .await?;
         u.expiration
-            .register_token("sys/wrapping/wrap", &e.hash, at, at + ttl.as_secs() as i64)
+            .register_token(
+                "sys/wrapping/wrap",
+                &e.hash,
+                at,
+                at.saturating_add(crate::tokens::secs(ttl)),
+            )
             .await?;
         let wrapped_accessor = out
             .auth
@@ -104,7 +109,12 @@ impl Core {
             .lookup(token)
             .await?
             .ok_or_else(|| CoreError::InvalidRequest(INVALID.into()))?;
-        if e.policies != [WRAPPING_POLICY] {
+        if e.policies != [WRAPPING_POLICY] || e.is_exhausted() {
+            return Err(CoreError::InvalidRequest(INVALID.into()));
+        }
+        // The one use of a wrapping token is spent under its lock on the stored count: of
+        // any number of concurrent unwraps exactly one gets past this line.
+        if consume && u.tokens.use_token(&e).await.is_err() {
             return Err(CoreError::InvalidRequest(INVALID.into()));
         }
         let cubby = self.cubbyhole(u)?;

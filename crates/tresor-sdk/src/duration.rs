@@ -5,14 +5,45 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// Parses a duration string. Errors name the offending text.
+/// The longest duration accepted: Go's `time.Duration` limit (about 292 years), which is also
+/// what keeps every TTL sum in signed 64-bit seconds far from overflowing.
+pub const MAX_SECS: u64 = (i64::MAX / 1_000_000_000) as u64;
+
+fn out_of_range(s: &str) -> String {
+    format!("invalid duration {s:?}: out of range (at most {MAX_SECS} seconds)")
+}
+
+/// Seconds as a duration, refusing what is out of range.
+fn from_secs_checked(n: u64, text: &str) -> Result<Duration, String> {
+    if n > MAX_SECS {
+        return Err(out_of_range(text));
+    }
+    Ok(Duration::from_secs(n))
+}
+
+/// Fractional seconds as a duration, refusing NaN, infinities and what is out of range.
+fn from_f64_checked(f: f64, text: &str) -> Result<Duration, String> {
+    if !f.is_finite() || f < 0.0 {
+        return Err(format!("invalid duration {text:?}"));
+    }
+    if f > MAX_SECS as f64 {
+        return Err(out_of_range(text));
+    }
+    Duration::try_from_secs_f64(f).map_err(|_| out_of_range(text))
+}
+
+/// Parses a duration string. Errors name the offending text. Never panics: values past
+/// [`MAX_SECS`] are an error.
 pub fn parse(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(Duration::ZERO);
     }
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(n));
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<u64>() {
+            Ok(n) => from_secs_checked(n, s),
+            Err(_) => Err(out_of_range(s)),
+        };
     }
     if s.starts_with('-') {
         return Err(format!(
@@ -49,8 +80,11 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}")),
         };
         total += n * mult;
+        if !total.is_finite() || total > MAX_SECS as f64 {
+            return Err(out_of_range(s));
+        }
     }
-    Ok(Duration::from_secs_f64(total))
+    from_f64_checked(total, s)
 }
 
 /// Parses a JSON value as a duration: a number of seconds or a duration string.
@@ -58,9 +92,9 @@ pub fn from_json(v: &Value) -> Result<Duration, String> {
     match v {
         Value::Number(n) => {
             if let Some(i) = n.as_u64() {
-                Ok(Duration::from_secs(i))
+                from_secs_checked(i, &n.to_string())
             } else if let Some(f) = n.as_f64().filter(|f| *f >= 0.0) {
-                Ok(Duration::from_secs_f64(f))
+                from_f64_checked(f, &n.to_string())
             } else {
                 Err(format!(
                     "invalid duration {n}: negative durations are not allowed"
@@ -118,6 +152,37 @@ mod tests {
         }
         assert!(from_json(&Value::Bool(true)).is_err());
         assert!(from_json(&serde_json::json!(-3)).is_err());
+    }
+
+    /// Issue 10, finding 10: huge, infinite and overflowing durations were a panic
+    /// (`Duration::from_secs_f64`) reachable unauthenticated through X-Vault-Wrap-TTL.
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        for s in [
+            "1e300s",
+            "99999999999999999999999h",
+            "18446744073709551615",
+            "184467440737095516150",
+            "9223372037",
+            "300000000000h",
+            "1.0000000000000000000000000000000000000000000000000001e308s",
+        ] {
+            let e = parse(s).unwrap_err();
+            assert!(e.contains("invalid duration"), "{s}: {e}");
+        }
+        for v in [
+            serde_json::json!(1e300),
+            serde_json::json!(f64::MAX),
+            serde_json::json!(u64::MAX),
+            serde_json::json!(10_000_000_000u64),
+        ] {
+            assert!(from_json(&v).is_err(), "{v}");
+        }
+        assert_eq!(parse("9223372036").unwrap().as_secs(), MAX_SECS);
+        assert_eq!(
+            parse(&format!("{}h", MAX_SECS / 3600)).unwrap().as_secs(),
+            MAX_SECS / 3600 * 3600
+        );
     }
 
     #[test]

@@ -280,6 +280,10 @@ pub struct Path<B> {
     pub existence: Option<Existence<B>>,
     pub synopsis: &'static str,
     pub description: &'static str,
+    /// One-segment captures whose values are names compared without case or surrounding
+    /// spaces (policy and token role names, as in Vault): [`Table::canonical_path`] folds them
+    /// before the ACL sees the path, so the ACL and the handler see one spelling.
+    folded: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -316,8 +320,16 @@ fn compile(pattern: &'static str) -> Vec<Segment> {
         .collect()
 }
 
-/// Matches `path` against compiled segments, returning captures.
-fn match_segments(segments: &[Segment], path: &str) -> Option<Vec<(&'static str, String)>> {
+/// Matches `path` against compiled segments, returning captures. `trailing_slash` lets one
+/// trailing `/` follow a last literal or `{name}` segment: LIST requests carry one
+/// (`LIST policy/` is the listing of `policy`). Every other operation must spell the path
+/// exactly, since the ACL decided on the spelling as sent (`sys/policy/admin/` is not a way
+/// to write `sys/policy/admin`).
+fn match_segments(
+    segments: &[Segment],
+    path: &str,
+    trailing_slash: bool,
+) -> Option<Vec<(&'static str, String)>> {
     let mut caps = Vec::new();
     let mut rest = path;
     for (i, seg) in segments.iter().enumerate() {
@@ -342,8 +354,8 @@ fn match_segments(segments: &[Segment], path: &str) -> Option<Vec<(&'static str,
                     _ => {}
                 }
                 match (last, tail) {
-                    // Allow one trailing slash on the last segment (`config/` == `config`).
-                    (true, None) | (true, Some("")) => return Some(caps),
+                    (true, None) => return Some(caps),
+                    (true, Some("")) if trailing_slash => return Some(caps),
                     (true, Some(_)) => return None,
                     (false, None) => {
                         // Only a following optional rest capture may match nothing.
@@ -378,7 +390,21 @@ impl<B> Path<B> {
             existence: None,
             synopsis: "",
             description: "",
+            folded: Vec::new(),
         }
+    }
+    /// Marks the `{name}` capture as a case-insensitive name: its canonical spelling is
+    /// trimmed and lower-cased (see [`Table::canonical_path`]).
+    pub fn case_insensitive(mut self, name: &'static str) -> Self {
+        debug_assert!(
+            self.segments
+                .iter()
+                .any(|s| matches!(s, Segment::One(n) if *n == name)),
+            "{name:?} is not a one-segment capture of {:?}",
+            self.pattern
+        );
+        self.folded.push(name);
+        self
     }
     pub fn field(mut self, f: Field) -> Self {
         self.fields.push(f);
@@ -472,15 +498,44 @@ pub struct Table<B> {
 }
 
 impl<B: Send + Sync + 'static> Table<B> {
-    fn route(&self, path: &str) -> Option<(&Path<B>, Vec<(&'static str, String)>)> {
+    fn route(&self, path: &str, op: Operation) -> Option<(&Path<B>, Vec<(&'static str, String)>)> {
+        let trailing_slash = matches!(op, Operation::List | Operation::Help);
         self.paths
             .iter()
-            .find_map(|p| match_segments(&p.segments, path).map(|c| (p, c)))
+            .find_map(|p| match_segments(&p.segments, path, trailing_slash).map(|c| (p, c)))
+    }
+
+    /// The one spelling of `path` that both the ACL and the handler act on, when it differs
+    /// from `path`: case-insensitive name captures are trimmed and lower-cased. `None` when the
+    /// path is already canonical (or matches no path of the table).
+    pub fn canonical_path(&self, path: &str) -> Option<String> {
+        let (p, _) = self.route(path, Operation::List)?;
+        if p.folded.is_empty() {
+            return None;
+        }
+        let mut parts: Vec<String> = path.split('/').map(str::to_owned).collect();
+        let mut changed = false;
+        // One-segment captures precede any rest capture, so segment i is path segment i.
+        for (i, seg) in p.segments.iter().enumerate() {
+            if let Segment::One(name) = seg
+                && p.folded.contains(name)
+                && let Some(part) = parts.get_mut(i)
+            {
+                let folded = part.trim().to_lowercase();
+                if folded != *part {
+                    *part = folded;
+                    changed = true;
+                }
+            }
+        }
+        changed.then(|| parts.join("/"))
     }
 
     /// Routes and runs one request.
     pub async fn handle(&self, backend: Arc<B>, req: Request) -> Result<Option<Response>> {
-        let (path, caps) = self.route(&req.path).ok_or(LogicalError::UnsupportedPath)?;
+        let (path, caps) = self
+            .route(&req.path, req.operation)
+            .ok_or(LogicalError::UnsupportedPath)?;
         let op = match req.operation {
             // A create without its own handler is served by the update handler, as in Vault.
             Operation::Create if !path.operations.iter().any(|(o, _)| *o == Operation::Create) => {
@@ -507,7 +562,7 @@ impl<B: Send + Sync + 'static> Table<B> {
 
     /// Runs the path's existence check, if it has one.
     pub async fn exists(&self, backend: Arc<B>, req: &Request) -> Result<Option<bool>> {
-        let Some((path, caps)) = self.route(&req.path) else {
+        let Some((path, caps)) = self.route(&req.path, req.operation) else {
             return Ok(None);
         };
         let Some(check) = path.existence else {
@@ -519,7 +574,7 @@ impl<B: Send + Sync + 'static> Table<B> {
 
     /// Vault's `?help=1` answer for `path`.
     pub fn help(&self, path: &str) -> Option<Map<String, Value>> {
-        let Some((p, _)) = self.route(path) else {
+        let Some((p, _)) = self.route(path, Operation::Help) else {
             // The mount root (or an unknown path): the engine's own help and its paths.
             if !path.is_empty() {
                 return None;
@@ -647,6 +702,9 @@ impl<B: Send + Sync + 'static> crate::LogicalBackend for TableBackend<B> {
     async fn exists(&self, req: &Request) -> Result<Option<bool>> {
         self.table.exists(self.state.clone(), req).await
     }
+    fn canonical_path(&self, path: &str) -> Option<String> {
+        self.table.canonical_path(path)
+    }
     fn special_paths(&self) -> SpecialPaths {
         self.table.special.clone()
     }
@@ -700,11 +758,36 @@ mod tests {
             ("{path:*}", "", Some(&[("path", "")])),
         ];
         for (pat, path, want) in cases {
-            let got = match_segments(&compile(pat), path);
+            let got = match_segments(&compile(pat), path, true);
             let want: Option<Vec<(&str, String)>> =
                 want.map(|w| w.iter().map(|(a, b)| (*a, b.to_string())).collect());
             assert_eq!(got, want, "pattern {pat:?} path {path:?}");
         }
+    }
+
+    /// Issue 10, finding 1: only a LIST (or help) may add a trailing slash to a path that ends
+    /// in a literal or a `{name}`; a write to `policy/admin/` is not a write to `policy/admin`.
+    #[test]
+    fn trailing_slash_only_for_list() {
+        for (pat, path) in [
+            ("config", "config/"),
+            ("policy/{name}", "policy/admin/"),
+            ("issue/{role}", "issue/admin-role/"),
+        ] {
+            assert!(
+                match_segments(&compile(pat), path, false).is_none(),
+                "{pat} {path}"
+            );
+            assert!(
+                match_segments(&compile(pat), path, true).is_some(),
+                "{pat} {path}"
+            );
+        }
+        // A rest capture keeps the slash as part of the value either way.
+        assert_eq!(
+            match_segments(&compile("data/{path:+}"), "data/a/", false),
+            Some(vec![("path", "a/".to_string())])
+        );
     }
 
     #[test]
@@ -743,5 +826,33 @@ mod tests {
             parse_value(&m, &json!("a=1")).unwrap(),
             FieldValue::StrMap(want)
         );
+    }
+
+    /// Issue 10, finding 1: a case-insensitive name has one canonical spelling, computed
+    /// before the ACL; other captures are left exactly as sent.
+    #[test]
+    fn canonical_path_folds_only_case_insensitive_names() {
+        let table: Table<()> = Table {
+            paths: vec![
+                Path::new("policy/{name}").case_insensitive("name"),
+                Path::new("roles/{role_name}/{rest:*}").case_insensitive("role_name"),
+                Path::new("data/{path:*}"),
+            ],
+            special: SpecialPaths::default(),
+            help: "",
+        };
+        let cases: &[(&str, Option<&str>)] = &[
+            ("policy/admin", None),
+            ("policy/ADMIN", Some("policy/admin")),
+            ("policy/ admin ", Some("policy/admin")),
+            ("policy/Admin\t", Some("policy/admin")),
+            ("roles/Tok-Admin/X Y", Some("roles/tok-admin/X Y")),
+            ("roles/tok/A", None),
+            ("data/ Mixed/Case ", None),
+            ("unknown/ADMIN", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(table.canonical_path(path).as_deref(), *want, "{path}");
+        }
     }
 }

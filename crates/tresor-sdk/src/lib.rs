@@ -151,7 +151,7 @@ pub struct MountView {
 }
 
 /// Facts about the caller that some engines need (cubbyhole, token-bound features).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Caller {
     /// The internal (hashed) id of the caller's token: names it without revealing it.
     pub token_id: Option<String>,
@@ -163,6 +163,26 @@ pub struct Caller {
     pub policies: Vec<String>,
     pub entity_id: String,
     pub remote_addr: Option<String>,
+    /// A batch token is not stored anywhere: it is its own entry. The token store reads it
+    /// back from here (`lookup-self`); other engines must ignore it, and nothing stores it.
+    /// A batch token has no cubbyhole.
+    pub batch_token: Option<String>,
+}
+
+/// Never prints the batch token.
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("token_accessor", &self.token_accessor)
+            .field("sudo", &self.sudo)
+            .field("is_root", &self.is_root)
+            .field("display_name", &self.display_name)
+            .field("policies", &self.policies)
+            .field("entity_id", &self.entity_id)
+            .field("remote_addr", &self.remote_addr)
+            .field("batch", &self.batch_token.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One request as an engine sees it: built fresh by the router for each dispatch.
@@ -381,6 +401,12 @@ pub trait LogicalBackend: Send + Sync {
     /// `None` means the path has no existence check (the write is an update).
     async fn exists(&self, _req: &Request) -> Result<Option<bool>> {
         Ok(None)
+    }
+    /// The canonical spelling of `path` (relative to the mount), when it differs: the core
+    /// routes, authorizes and dispatches that spelling, so an ACL decides on exactly the path
+    /// the handler acts on. `None` means `path` is canonical.
+    fn canonical_path(&self, _path: &str) -> Option<String> {
+        None
     }
     fn special_paths(&self) -> SpecialPaths {
         SpecialPaths::default()
