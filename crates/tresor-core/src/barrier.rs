@@ -131,7 +131,25 @@ struct Term {
     raw: Key,
     install_time: i64,
     encryptions: AtomicU64,
+    /// The count the stored keyring already records for this term: always at least the
+    /// encryptions made, so a crash can only over-count (rotation comes early, never late).
+    reserved: AtomicU64,
 }
+
+impl Term {
+    fn new(key: Key, install_time: i64, count: u64) -> Self {
+        Term {
+            key: key.aead(),
+            raw: key,
+            install_time,
+            encryptions: AtomicU64::new(count),
+            reserved: AtomicU64::new(count),
+        }
+    }
+}
+
+/// How many encryptions one write of the keyring reserves ahead of use.
+const COUNT_RESERVATION: u64 = 1 << 20;
 
 /// The persisted form of the keyring (inside the root-key-sealed blob).
 #[derive(Serialize, Deserialize)]
@@ -175,6 +193,9 @@ pub struct Barrier {
     physical: Arc<dyn Backend>,
     root_key: Key,
     keyring: RwLock<Keyring>,
+    /// Held across every keyring write, from the snapshot to the storage write, so the stored
+    /// keyring is always the newest (an older snapshot can never be written last).
+    persist: tokio::sync::Mutex<()>,
 }
 
 fn now() -> i64 {
@@ -190,12 +211,7 @@ impl Barrier {
     ) -> Result<Arc<Barrier>, CoreError> {
         let root_key = Key::generate();
         let first = Key::generate();
-        let term = Arc::new(Term {
-            key: first.aead(),
-            raw: first,
-            install_time: now(),
-            encryptions: AtomicU64::new(0),
-        });
+        let term = Arc::new(Term::new(first, now(), 0));
         let barrier = Barrier {
             physical,
             root_key,
@@ -204,9 +220,10 @@ impl Barrier {
                 terms: BTreeMap::from([(1, term)]),
                 rotation: RotationConfig::default(),
             }),
+            persist: tokio::sync::Mutex::new(()),
         };
         barrier.store_root_key(unseal_key).await?;
-        barrier.persist_keyring().await?;
+        barrier.persist_keyring(false).await?;
         Ok(Arc::new(barrier))
     }
 
@@ -238,12 +255,7 @@ impl Barrier {
             let key = Key::from_slice(&raw)?;
             terms.insert(
                 t.term,
-                Arc::new(Term {
-                    key: key.aead(),
-                    raw: key,
-                    install_time: t.install_time,
-                    encryptions: AtomicU64::new(t.encryptions),
-                }),
+                Arc::new(Term::new(key, t.install_time, t.encryptions)),
             );
         }
         Ok(Arc::new(Barrier {
@@ -254,6 +266,7 @@ impl Barrier {
                 terms,
                 rotation: stored.rotation,
             }),
+            persist: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -276,29 +289,35 @@ impl Barrier {
     /// The physical write that stores `plaintext` at `path` sealed under the active key term,
     /// for a commit that also holds writes the barrier does not encrypt (rekey's backup).
     pub fn sealed_op(&self, path: &str, plaintext: &[u8]) -> Op {
-        let (blob, _) = self.encrypt(path, plaintext);
+        let (blob, _, _) = self.encrypt(path, plaintext);
         Op::Put(path.to_owned(), blob)
     }
 
-    async fn persist_keyring(&self) -> Result<(), CoreError> {
-        let stored = {
-            let kr = self.keyring.read();
-            StoredKeyring {
-                version: 1,
-                active: kr.active,
-                rotation: kr.rotation.clone(),
-                terms: kr
-                    .terms
-                    .iter()
-                    .map(|(n, t)| StoredTerm {
-                        term: *n,
-                        key: B64.encode(&t.raw.0[..]),
-                        install_time: t.install_time,
-                        encryptions: t.encryptions.load(Ordering::Relaxed),
-                    })
-                    .collect(),
-            }
-        };
+    /// The stored form of a keyring. `count` gives each term's recorded encryptions.
+    fn stored(
+        active: u32,
+        terms: &BTreeMap<u32, Arc<Term>>,
+        rotation: &RotationConfig,
+        count: impl Fn(u32, &Term) -> u64,
+    ) -> StoredKeyring {
+        StoredKeyring {
+            version: 1,
+            active,
+            rotation: rotation.clone(),
+            terms: terms
+                .iter()
+                .map(|(n, t)| StoredTerm {
+                    term: *n,
+                    key: B64.encode(&t.raw.0[..]),
+                    install_time: t.install_time,
+                    encryptions: count(*n, t),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes a keyring snapshot. The caller holds `persist`.
+    async fn write_keyring(&self, stored: StoredKeyring) -> Result<(), CoreError> {
         let plain = Zeroizing::new(
             serde_json::to_vec(&stored).map_err(|e| CoreError::Internal(e.to_string()))?,
         );
@@ -307,26 +326,83 @@ impl Barrier {
         Ok(())
     }
 
-    /// Adds a new key term and makes it active (`sys/rotate`). Returns the new term.
-    pub async fn rotate(&self) -> Result<u32, CoreError> {
-        let term = {
-            let mut kr = self.keyring.write();
-            let next = kr.active + 1;
-            let k = Key::generate();
-            kr.terms.insert(
-                next,
-                Arc::new(Term {
-                    key: k.aead(),
-                    raw: k,
-                    install_time: now(),
-                    encryptions: AtomicU64::new(0),
-                }),
-            );
-            kr.active = next;
-            next
+    /// Persists the keyring as it is now. `exact` records the encryptions actually made (on
+    /// seal, when no more are coming); otherwise each term records its reservation.
+    async fn persist_keyring(&self, exact: bool) -> Result<(), CoreError> {
+        let _g = self.persist.lock().await;
+        let stored = {
+            let kr = self.keyring.read();
+            Self::stored(kr.active, &kr.terms, &kr.rotation, |_, t| {
+                let used = t.encryptions.load(Ordering::SeqCst);
+                if exact {
+                    used
+                } else {
+                    used.max(t.reserved.load(Ordering::SeqCst))
+                }
+            })
         };
-        self.persist_keyring().await?;
-        Ok(term)
+        self.write_keyring(stored).await?;
+        if exact {
+            for t in self.keyring.read().terms.values() {
+                t.reserved
+                    .store(t.encryptions.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the stored keyring record more encryptions of `term` than have been made, before
+    /// a value encrypted past the last reservation reaches storage.
+    async fn reserve(&self, term: u32) -> Result<(), CoreError> {
+        let _g = self.persist.lock().await;
+        let (stored, t, bound) = {
+            let kr = self.keyring.read();
+            let Some(t) = kr.terms.get(&term).cloned() else {
+                return Ok(());
+            };
+            let used = t.encryptions.load(Ordering::SeqCst);
+            if used <= t.reserved.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let bound = used.saturating_add(COUNT_RESERVATION);
+            let stored = Self::stored(kr.active, &kr.terms, &kr.rotation, |n, x| {
+                if n == term {
+                    bound
+                } else {
+                    x.encryptions
+                        .load(Ordering::SeqCst)
+                        .max(x.reserved.load(Ordering::SeqCst))
+                }
+            });
+            (stored, t, bound)
+        };
+        self.write_keyring(stored).await?;
+        t.reserved.fetch_max(bound, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Adds a new key term and makes it active (`sys/rotate`). Returns the new term. The
+    /// keyring holding the new term is stored before anything is encrypted with it.
+    pub async fn rotate(&self) -> Result<u32, CoreError> {
+        let _g = self.persist.lock().await;
+        let term = Arc::new(Term::new(Key::generate(), now(), 0));
+        let (next, stored) = {
+            let kr = self.keyring.read();
+            let next = kr.active + 1;
+            let mut terms = kr.terms.clone();
+            terms.insert(next, term.clone());
+            let stored = Self::stored(next, &terms, &kr.rotation, |_, t| {
+                t.encryptions
+                    .load(Ordering::SeqCst)
+                    .max(t.reserved.load(Ordering::SeqCst))
+            });
+            (next, stored)
+        };
+        self.write_keyring(stored).await?;
+        let mut kr = self.keyring.write();
+        kr.terms.insert(next, term);
+        kr.active = next;
+        Ok(next)
     }
 
     pub fn key_status(&self) -> KeyStatus {
@@ -358,15 +434,19 @@ impl Barrier {
 
     pub async fn set_rotation_config(&self, c: RotationConfig) -> Result<(), CoreError> {
         self.keyring.write().rotation = c;
-        self.persist_keyring().await
+        self.persist_keyring(false).await
     }
 
-    /// Persists encryption counters (called on seal so key-status survives restarts).
+    /// Persists the exact encryption counters (called on seal so key-status survives
+    /// restarts).
     pub async fn flush(&self) -> Result<(), CoreError> {
-        self.persist_keyring().await
+        self.persist_keyring(true).await
     }
 
-    fn encrypt(&self, path: &str, plaintext: &[u8]) -> (Vec<u8>, bool) {
+    /// Encrypts under the active term. Returns the blob, whether the term reached its
+    /// rotation limit, and the term whose count must be reserved in storage before the blob
+    /// is written (see [`Term::reserved`]).
+    fn encrypt(&self, path: &str, plaintext: &[u8]) -> (Vec<u8>, bool, Option<u32>) {
         let (term_no, term, rotation) = {
             let kr = self.keyring.read();
             (
@@ -375,9 +455,14 @@ impl Barrier {
                 kr.rotation.enabled.then_some(kr.rotation.max_operations),
             )
         };
-        let n = term.encryptions.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = term.encryptions.fetch_add(1, Ordering::SeqCst) + 1;
         let due = rotation.is_some_and(|max| n >= max);
-        (seal_value(&term.key, term_no, path, plaintext), due)
+        let reserve = (n > term.reserved.load(Ordering::SeqCst)).then_some(term_no);
+        (
+            seal_value(&term.key, term_no, path, plaintext),
+            due,
+            reserve,
+        )
     }
 
     fn decrypt(&self, path: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CoreError> {
@@ -400,7 +485,10 @@ impl Barrier {
     }
 
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<(), CoreError> {
-        let (blob, rotate_due) = self.encrypt(path, plaintext);
+        let (blob, rotate_due, reserve) = self.encrypt(path, plaintext);
+        if let Some(term) = reserve {
+            self.reserve(term).await?;
+        }
         self.physical.put(path, blob).await?;
         if rotate_due {
             tracing::info!("barrier key reached its operation limit; rotating");
@@ -411,16 +499,21 @@ impl Barrier {
 
     /// Applies puts (given as plaintext) and deletes atomically.
     pub async fn transaction(&self, ops: Vec<Op>) -> Result<(), CoreError> {
+        let mut reserve = None;
         let ops = ops
             .into_iter()
             .map(|op| match op {
                 Op::Put(k, v) => {
-                    let (blob, _) = self.encrypt(&k, &v);
+                    let (blob, _, r) = self.encrypt(&k, &v);
+                    reserve = reserve.or(r);
                     Op::Put(k, blob)
                 }
                 d => d,
             })
             .collect();
+        if let Some(term) = reserve {
+            self.reserve(term).await?;
+        }
         self.physical.transaction(ops).await?;
         Ok(())
     }
@@ -603,5 +696,70 @@ mod tests {
             2,
             "third encryption reaches the limit and rotates"
         );
+    }
+
+    /// Issue 10, finding 18: the encryption counter survives a crash (no flush): the stored
+    /// keyring always records at least as many encryptions as were made, so a key is never
+    /// used past its rotation limit because a crash reset its count.
+    #[tokio::test]
+    async fn encryption_counts_survive_a_crash() {
+        let phys: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let uk = Key::generate();
+        let b = Barrier::initialize(phys.clone(), &uk).await.unwrap();
+        for i in 0..25 {
+            b.put(&format!("k{i}"), b"v").await.unwrap();
+        }
+        b.transaction(vec![Op::Put("t1".into(), b"v".to_vec())])
+            .await
+            .unwrap();
+        assert_eq!(b.key_status().encryptions, 26);
+        drop(b); // a crash: no flush
+        let b2 = Barrier::unseal(phys.clone(), &uk).await.unwrap();
+        assert!(
+            b2.key_status().encryptions >= 26,
+            "{} encryptions recorded after a crash",
+            b2.key_status().encryptions
+        );
+        // A clean seal records the exact count.
+        b2.put("after", b"v").await.unwrap();
+        let n = b2.key_status().encryptions;
+        b2.flush().await.unwrap();
+        drop(b2);
+        let b3 = Barrier::unseal(phys, &uk).await.unwrap();
+        assert_eq!(b3.key_status().encryptions, n);
+    }
+
+    /// Issue 10, finding 18: rotations racing writes and flushes never leave a stored keyring
+    /// older than the terms values were written with.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_rotations_never_lose_a_term() {
+        let phys: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let uk = Key::generate();
+        let b = Barrier::initialize(phys.clone(), &uk).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let b = b.clone();
+            tasks.push(tokio::spawn(async move {
+                for j in 0..8 {
+                    if (i + j) % 3 == 0 {
+                        b.rotate().await.unwrap();
+                    } else if (i + j) % 3 == 1 {
+                        b.flush().await.unwrap();
+                    }
+                    b.put(&format!("v/{i}/{j}"), b"payload").await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let reopened = Barrier::unseal(phys, &uk).await.unwrap();
+        assert_eq!(reopened.key_status().term, b.key_status().term);
+        for i in 0..16 {
+            for j in 0..8 {
+                let v = reopened.get(&format!("v/{i}/{j}")).await.unwrap().unwrap();
+                assert_eq!(&v[..], b"payload");
+            }
+        }
     }
 }
