@@ -7,12 +7,18 @@
 //! so a revocation rewrites one small chunk and a rebuild of a 10,000-entry CRL reads forty
 //! chunks. Full and delta CRLs share one number sequence; the delta CRL lists the index
 //! entries added since the last full CRL.
+//!
+//! Which CRL: issuers with the same subject and key (a reissued CA) share one CRL, index and
+//! number sequence, as in Vault ([`CrlGroup`], [`issuers::crl_id`]); it is served at every
+//! one of their `issuer/:ref/crl` paths and signed by one of them. A revocation is recorded
+//! against the issuer that signed the certificate ([`Engine::issuer_of`]).
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::json;
 use tresor_sdk::framework::Fields;
-use tresor_sdk::{LogicalError, Request, Response, Result, get_json};
+use tresor_sdk::{LogicalError, Request, Response, Result, Storage, get_json};
 
 use crate::issuers::{self, LoadedIssuer, raw};
 use crate::keys::PrivateKey;
@@ -36,7 +42,30 @@ impl CrlKind {
     }
 }
 
-/// Reads index entries `from..to` of an issuer.
+/// The issuers of a mount that share one CRL: the same subject and the same key.
+pub(crate) struct CrlGroup {
+    /// The CRL id ([`issuers::crl_id`]) that keys its index, state and signed CRLs.
+    pub id: String,
+    /// Sorted by issuer id.
+    pub members: Vec<Arc<LoadedIssuer>>,
+}
+
+impl CrlGroup {
+    /// The member that signs the group's CRLs: one holding the key, preferring one with the
+    /// `crl-signing` usage, then the one valid longest (the newest reissue), then the lowest id.
+    pub fn signer(&self) -> Option<&Arc<LoadedIssuer>> {
+        self.members
+            .iter()
+            .filter(|m| m.key.is_some())
+            .max_by(|a, b| {
+                (a.has_usage("crl-signing"), a.cert.not_after)
+                    .cmp(&(b.has_usage("crl-signing"), b.cert.not_after))
+                    .then_with(|| b.entry.id.cmp(&a.entry.id))
+            })
+    }
+}
+
+/// Reads index entries `from..` of a CRL.
 async fn read_index(
     s: &dyn tresor_sdk::Storage,
     issuer: &str,
@@ -63,15 +92,113 @@ async fn read_index(
 }
 
 impl Engine {
-    /// Signs and stores a CRL of `issuer`. Callers hold the issuer's CRL lock.
-    async fn build_crl(
-        &self,
-        req: &Request,
-        issuer: &LoadedIssuer,
-        kind: CrlKind,
-    ) -> Result<Vec<u8>> {
+    /// Every issuer of the mount, sorted by id.
+    pub(crate) async fn all_issuers(&self, req: &Request) -> Result<Vec<Arc<LoadedIssuer>>> {
+        let mut ids = issuers::list_issuer_ids(&*req.storage).await?;
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.load_issuer(req, &id).await?);
+        }
+        Ok(out)
+    }
+
+    /// The issuers sharing the CRL `crl_id`.
+    pub(crate) async fn crl_group(&self, req: &Request, crl_id: &str) -> Result<CrlGroup> {
+        let members = self
+            .all_issuers(req)
+            .await?
+            .into_iter()
+            .filter(|i| i.crl_id == crl_id)
+            .collect();
+        Ok(CrlGroup {
+            id: crl_id.to_owned(),
+            members,
+        })
+    }
+
+    /// Every CRL of the mount with its issuers.
+    pub(crate) async fn crl_groups(&self, req: &Request) -> Result<Vec<CrlGroup>> {
+        let mut groups: BTreeMap<String, Vec<Arc<LoadedIssuer>>> = BTreeMap::new();
+        for i in self.all_issuers(req).await? {
+            groups.entry(i.crl_id.clone()).or_default().push(i);
+        }
+        Ok(groups
+            .into_iter()
+            .map(|(id, members)| CrlGroup { id, members })
+            .collect())
+    }
+
+    /// Folds the per-issuer CRL records of the older layout (index, state and signed CRLs
+    /// keyed by issuer id) of the group's members into the group's, once, in one transaction.
+    /// Callers hold the group's CRL lock.
+    async fn migrate_legacy_crls(&self, s: &dyn Storage, group: &CrlGroup) -> Result<()> {
+        if s.get(&format!("crl-state/{}", group.id)).await?.is_some() {
+            return Ok(());
+        }
+        let mut ops: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut entries: Vec<(String, i64)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next_number = 0;
+        for m in &group.members {
+            let id = &m.entry.id;
+            let Some(old) = get_json::<CrlState>(s, &format!("crl-state/{id}")).await? else {
+                continue;
+            };
+            for n in 0..old.chunks {
+                for (serial, at) in store::load_index_chunk(s, id, n).await?.entries {
+                    if seen.insert(serial.clone()) {
+                        entries.push((serial, at));
+                    }
+                }
+                ops.push((format!("crl-index/{id}/{n:08}"), None));
+            }
+            next_number = next_number.max(old.next_number);
+            for k in [
+                format!("crl-state/{id}"),
+                CrlKind::Full.key(id),
+                CrlKind::Delta.key(id),
+            ] {
+                ops.push((k, None));
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        entries.sort_by_key(|e| e.1);
+        // Numbering continues; the first CRL built from here is a full one listing all.
+        let mut state = CrlState {
+            v: store::RECORD_VERSION,
+            next_number,
+            count: entries.len() as u64,
+            ..Default::default()
+        };
+        for (n, part) in entries.chunks(store::INDEX_CHUNK).enumerate() {
+            let chunk = IndexChunk {
+                v: store::RECORD_VERSION,
+                entries: part.to_vec(),
+            };
+            ops.push((
+                format!("crl-index/{}/{n:08}", group.id),
+                Some(serde_json::to_vec(&chunk).map_err(store::internal)?),
+            ));
+            state.chunks += 1;
+        }
+        ops.push((
+            format!("crl-state/{}", group.id),
+            Some(serde_json::to_vec(&state).map_err(store::internal)?),
+        ));
+        s.transaction(ops).await
+    }
+
+    /// Signs and stores a CRL of `group`. Callers hold the group's CRL lock.
+    async fn build_crl(&self, req: &Request, group: &CrlGroup, kind: CrlKind) -> Result<Vec<u8>> {
         let s = &*req.storage;
-        let id = &issuer.entry.id;
+        let id = &group.id;
+        let issuer = group
+            .signer()
+            .ok_or_else(|| bad(format!("no issuer holds the key to sign crl {id}")))?;
+        self.migrate_legacy_crls(s, group).await?;
         let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
         let mut state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
         let now = self.now();
@@ -122,17 +249,18 @@ impl Engine {
     }
 
     /// Rebuilds the full CRL (and, when delta CRLs are on, an empty delta after it).
-    pub(crate) async fn rebuild_crls(&self, req: &Request, issuer: &LoadedIssuer) -> Result<()> {
-        let _g = self.lock(req, &format!("crl/{}", issuer.entry.id)).await;
-        self.build_crl(req, issuer, CrlKind::Full).await?;
+    pub(crate) async fn rebuild_crls(&self, req: &Request, group: &CrlGroup) -> Result<()> {
+        let _g = self.lock(req, &format!("crl/{}", group.id)).await;
+        self.build_crl(req, group, CrlKind::Full).await?;
         let cfg: CrlConfig = store::load_or_default(&*req.storage, "config/crl").await?;
         if cfg.enable_delta {
-            self.build_crl(req, issuer, CrlKind::Delta).await?;
+            self.build_crl(req, group, CrlKind::Delta).await?;
         }
         Ok(())
     }
 
-    /// The current CRL of an issuer, built first when missing or (with `auto_rebuild`) due.
+    /// The current CRL of an issuer (the one it shares with every issuer of its subject and
+    /// key), built first when missing or (with `auto_rebuild`) due.
     ///
     /// A delta CRL is served whether or not `enable_delta` is set: with delta CRLs off it is
     /// built on demand against the current full CRL (and is empty unless `auto_rebuild` let
@@ -147,13 +275,14 @@ impl Engine {
         kind: CrlKind,
     ) -> Result<Vec<u8>> {
         let s = &*req.storage;
-        let id = &issuer.entry.id;
         if issuer.key.is_none() {
             // Vault's wording: CRLs belong to issuers that hold a key in this mount.
             return Err(LogicalError::NotFound(format!(
-                "unable to find crl for issuer: id:{id}/ref:{reference}"
+                "unable to find crl for issuer: id:{}/ref:{reference}",
+                issuer.entry.id
             )));
         }
+        let id = &issuer.crl_id;
         let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
         let now = self.now();
         let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
@@ -173,14 +302,16 @@ impl Engine {
         if let Some(der) = stored.filter(|_| !due) {
             return Ok(der);
         }
+        let group = self.crl_group(req, id).await?;
         let _g = self.lock(req, &format!("crl/{id}")).await;
         if kind == CrlKind::Delta {
+            self.migrate_legacy_crls(s, &group).await?;
             let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
             if state.base_number == 0 {
-                self.build_crl(req, issuer, CrlKind::Full).await?;
+                self.build_crl(req, &group, CrlKind::Full).await?;
             }
         }
-        self.build_crl(req, issuer, kind).await
+        self.build_crl(req, &group, kind).await
     }
 
     /// Serves a CRL: `form` is `der`, `pem` or `json` (`{"crl": pem}` or cert-style).
@@ -275,20 +406,21 @@ impl Engine {
         if delta && !cfg.enable_delta {
             return Err(bad("delta crls are not enabled (config/crl enable_delta)"));
         }
-        for id in issuers::list_issuer_ids(s).await? {
-            let issuer = self.load_issuer(&req, &id).await?;
-            if issuer.key.is_none() {
+        for group in self.crl_groups(&req).await? {
+            if group.signer().is_none() {
                 continue;
             }
             if delta {
-                let _g = self.lock(&req, &format!("crl/{id}")).await;
-                let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
+                let _g = self.lock(&req, &format!("crl/{}", group.id)).await;
+                self.migrate_legacy_crls(s, &group).await?;
+                let state: CrlState =
+                    store::load_or_default(s, &format!("crl-state/{}", group.id)).await?;
                 if state.base_number == 0 {
-                    self.build_crl(&req, &issuer, CrlKind::Full).await?;
+                    self.build_crl(&req, &group, CrlKind::Full).await?;
                 }
-                self.build_crl(&req, &issuer, CrlKind::Delta).await?;
+                self.build_crl(&req, &group, CrlKind::Delta).await?;
             } else {
-                self.rebuild_crls(&req, &issuer).await?;
+                self.rebuild_crls(&req, &group).await?;
             }
         }
         Ok(Some(Response::json(json!({"success": true}))))
@@ -360,39 +492,61 @@ impl Engine {
         }
         store::save(s, "config/crl", &c).await?;
         if c.disable != old_disable {
-            for id in issuers::list_issuer_ids(s).await? {
-                let issuer = self.load_issuer(&req, &id).await?;
-                if issuer.key.is_some() {
-                    self.rebuild_crls(&req, &issuer).await?;
+            for group in self.crl_groups(&req).await? {
+                if group.signer().is_some() {
+                    self.rebuild_crls(&req, &group).await?;
                 }
             }
         }
         self.config_crl_read(req, f).await
     }
 
-    /// Finds the issuer in this mount that signed `cert` (by name and signature).
+    /// Finds the issuer of this mount that signed `cert`.
     ///
-    /// A certificate from this mount's own store is matched by issuer name and authority key
-    /// identifier (the engine wrote both); one supplied by a caller must also carry a valid
-    /// signature of the issuer.
+    /// Candidates carry the certificate's issuer name as their subject and a public key that
+    /// verifies its signature. Issuers sharing subject and key (a reissued CA) all verify, so
+    /// the choice among them is: the issuer recorded when this mount issued the certificate
+    /// (`stored`: `cert` is the mount's stored copy), else one whose subject key identifier is
+    /// the certificate's authority key identifier, whose validity covers the certificate's
+    /// NotBefore, holding a key, the newest, the lowest id. They share one CRL, so the choice
+    /// decides only the `issuer_id` reported.
     pub(crate) async fn issuer_of(
         &self,
         req: &Request,
         cert: &x509::CertInfo,
-        trusted: bool,
+        stored: bool,
     ) -> Result<Option<Arc<LoadedIssuer>>> {
-        for id in issuers::list_issuer_ids(&*req.storage).await? {
-            let issuer = self.load_issuer(req, &id).await?;
-            if issuer.cert.subject_der != cert.issuer_der {
-                continue;
-            }
-            let aki_matches =
-                cert.authority_key_id.as_deref() == Some(&issuer.cert.subject_key_id[..]);
-            if (trusted && aki_matches) || x509::signed_by(&cert.der, &issuer.cert.der) {
-                return Ok(Some(issuer));
-            }
+        let recorded = if stored {
+            store::get_issued_by(&*req.storage, &cert.serial).await?
+        } else {
+            None
+        };
+        let candidates: Vec<Arc<LoadedIssuer>> = self
+            .all_issuers(req)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                i.cert.subject_der == cert.issuer_der && x509::signed_by(&cert.der, &i.cert.der)
+            })
+            .collect();
+        if let Some(r) = recorded
+            && let Some(i) = candidates.iter().find(|i| i.entry.id == r)
+        {
+            return Ok(Some(i.clone()));
         }
-        Ok(None)
+        let rank = |i: &LoadedIssuer| {
+            (
+                cert.authority_key_id.as_deref() == Some(&i.cert.subject_key_id[..]),
+                i.cert.not_before <= cert.not_before && cert.not_before <= i.cert.not_after,
+                i.key.is_some(),
+                i.cert.not_before,
+            )
+        };
+        Ok(candidates.into_iter().max_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| b.entry.id.cmp(&a.entry.id))
+        }))
     }
 
     pub(crate) async fn revoke(
@@ -475,6 +629,12 @@ impl Engine {
             .issuer_of(req, &cert, stored.is_some())
             .await?
             .ok_or_else(|| bad("the certificate was not issued by any issuer of this mount"))?;
+        if issuer.key.is_none() {
+            return Err(bad(format!(
+                "issuer {} has no private key in this mount and cannot sign a crl",
+                issuer.entry.id
+            )));
+        }
         // Issuers are revoked through issuer/:ref/revoke, not by putting them on their own CRL.
         for id in issuers::list_issuer_ids(s).await? {
             let e = self.load_issuer(req, &id).await?;
@@ -513,9 +673,10 @@ impl Engine {
         Ok(Some(revocation_response(at)))
     }
 
-    /// Records `serial` as revoked by `issuer` (its entry, the issuer's index, the CRLs) and
-    /// returns the revocation time; an earlier revocation's time if it was already revoked.
-    /// `store_der` also stores the certificate (one supplied by a caller, not issued here).
+    /// Records `serial` as revoked by `issuer` (its entry, the index of the CRL the issuer
+    /// shares, the CRLs) and returns the revocation time; an earlier revocation's time if it
+    /// was already revoked. `store_der` also stores the certificate (one supplied by a caller,
+    /// not issued here) with `issuer` as its signer.
     pub(crate) async fn record_revocation(
         &self,
         req: &Request,
@@ -527,24 +688,28 @@ impl Engine {
     ) -> Result<i64> {
         let s = &*req.storage;
         let key = format!("revoked/{}", store::serial_key(serial));
-        let _g = self.lock(req, &format!("crl/{}", issuer.entry.id)).await;
+        let id = &issuer.crl_id;
+        let group = self.crl_group(req, id).await?;
+        let _g = self.lock(req, &format!("crl/{id}")).await;
         if let Some(existing) = get_json::<RevokedEntry>(s, &key).await? {
             return Ok(existing.revocation_time);
         }
+        self.migrate_legacy_crls(s, &group).await?;
         let now = self.now();
         if store_der {
-            store::put_cert(s, serial, der).await?;
+            s.transaction(store::issued_cert_ops(serial, der, &issuer.entry.id)?)
+                .await?;
         }
         let entry = RevokedEntry {
             v: store::RECORD_VERSION,
             serial: x509::serial_colon(serial),
             revocation_time: now,
             issuer_id: issuer.entry.id.clone(),
+            crl_id: id.clone(),
             not_after,
         };
         store::save(s, &key, &entry).await?;
-        // Append to the issuer's index.
-        let id = &issuer.entry.id;
+        // Append to the CRL's index.
         let mut state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
         let mut n = state.chunks.saturating_sub(1);
         let mut chunk = if state.chunks == 0 {
@@ -567,28 +732,31 @@ impl Engine {
         let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
         if !cfg.disable {
             if !cfg.auto_rebuild {
-                self.build_crl(req, issuer, CrlKind::Full).await?;
+                self.build_crl(req, &group, CrlKind::Full).await?;
             } else if cfg.enable_delta {
                 let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
                 if state.base_number == 0 {
-                    self.build_crl(req, issuer, CrlKind::Full).await?;
+                    self.build_crl(req, &group, CrlKind::Full).await?;
                 }
-                self.build_crl(req, issuer, CrlKind::Delta).await?;
+                self.build_crl(req, &group, CrlKind::Delta).await?;
             }
         }
         Ok(now)
     }
 
-    /// Removes serials from an issuer's index (tidy), compacting its chunks, and rebuilds the
-    /// full CRL. Callers hold no CRL lock.
+    /// Removes serials from a CRL's index (tidy), compacting its chunks, and rebuilds the
+    /// full CRL. `issuer_id` is a CRL id, or an issuer id of the older per-issuer layout.
+    /// Callers hold no CRL lock.
     pub(crate) async fn remove_from_index(
         &self,
         req: &Request,
         issuer_id: &str,
-        serials: &std::collections::HashSet<String>,
+        serials: &HashSet<String>,
     ) -> Result<()> {
         let s = &*req.storage;
+        let group = self.crl_group(req, issuer_id).await?;
         let _g = self.lock(req, &format!("crl/{issuer_id}")).await;
+        self.migrate_legacy_crls(s, &group).await?;
         let mut state: CrlState =
             store::load_or_default(s, &format!("crl-state/{issuer_id}")).await?;
         let mut kept = Vec::new();
@@ -625,10 +793,8 @@ impl Engine {
         state.count_at_full = state.count_at_full.min(state.count);
         store::save(s, &format!("crl-state/{issuer_id}"), &state).await?;
         drop(_g);
-        if let Ok(issuer) = self.load_issuer(req, issuer_id).await
-            && issuer.key.is_some()
-        {
-            self.rebuild_crls(req, &issuer).await?;
+        if group.signer().is_some() {
+            self.rebuild_crls(req, &group).await?;
         }
         Ok(())
     }

@@ -513,7 +513,8 @@ impl Engine {
         let der = x509::build_certificate(&spec, &issuer.signer(role.signature_bits as u32)?)
             .map_err(|e| bad(e.to_string()))?;
         if !role.no_store {
-            store::put_cert(s, &serial, &der).await?;
+            // With the issuer that signed it: a reissued CA's copies sign indistinguishably.
+            store::put_issued_cert(s, &serial, &der, &issuer.entry.id).await?;
         }
         // The response, in Vault's shape.
         let format = f

@@ -27,6 +27,28 @@ pub struct LoadedIssuer {
     pub entry: IssuerEntry,
     pub cert: CertInfo,
     pub key: Option<PrivateKey>,
+    /// The CRL this issuer's revocations go on ([`crl_id`]).
+    pub crl_id: String,
+}
+
+/// Names the CRL of an issuer certificate: a digest of its subject and public key.
+///
+/// Issuers with the same subject and key (a CA reissued with its key: `root/generate` or
+/// `issuers/generate/root` with `existing`, or an imported reissue) share one CRL, as in
+/// Vault: their signatures verify with either certificate, so a relying party holding either
+/// one must find every revocation of both on the CRL it fetches, under one CRL number
+/// sequence. Hex of SHA-256, so it never looks like an issuer id (a UUID).
+pub fn crl_id(cert: &CertInfo) -> String {
+    use aws_lc_rs::digest;
+    use der::Decode;
+    let key = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&cert.spki_der)
+        .map(|k| k.subject_public_key.raw_bytes().to_vec())
+        .unwrap_or_else(|_| cert.spki_der.clone());
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(&(cert.subject_der.len() as u64).to_be_bytes());
+    ctx.update(&cert.subject_der);
+    ctx.update(&key);
+    hex::encode(ctx.finish().as_ref())
 }
 
 impl std::fmt::Debug for LoadedIssuer {
@@ -558,7 +580,13 @@ impl Engine {
                 None => (None, None),
             }
         };
-        let loaded = Arc::new(LoadedIssuer { entry, cert, key });
+        let crl_id = crl_id(&cert);
+        let loaded = Arc::new(LoadedIssuer {
+            entry,
+            cert,
+            key,
+            crl_id,
+        });
         self.issuers.lock().insert(
             cache_key,
             CachedIssuer {
@@ -718,7 +746,7 @@ impl Engine {
             serial_number: x509::serial_colon(&serial),
         };
         store::save(s, &format!("issuer/{id}"), &entry).await?;
-        store::put_cert(s, &serial, &der).await?;
+        store::put_issued_cert(s, &serial, &der, &id).await?;
         let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
         let mut warnings = vec![];
         if cfg.default.is_empty() || cfg.default_follows_latest_issuer {
@@ -903,7 +931,7 @@ impl Engine {
             &issuer.signer(f.int("signature_bits").unwrap_or(0) as u32)?,
         )
         .map_err(|e| bad(e.to_string()))?;
-        store::put_cert(s, &serial, &der).await?;
+        store::put_issued_cert(s, &serial, &der, &issuer.entry.id).await?;
         let format = f.str("format").unwrap_or("pem").to_owned();
         let mut chain: Vec<String> = issuer.entry.ca_chain.clone();
         if chain.is_empty() {
@@ -995,23 +1023,25 @@ impl Engine {
         }
         drop(guard);
         let issuer = self.load_issuer(&req, &id).await?;
-        for other in list_issuer_ids(s).await? {
-            if other == id {
-                continue;
-            }
-            let parent = self.load_issuer(&req, &other).await?;
-            if parent.key.is_some() && x509::signed_by(&issuer.cert.der, &parent.cert.der) {
-                let stored = store::get_cert(s, &issuer.cert.serial).await?.is_some();
-                self.record_revocation(
-                    &req,
-                    &parent,
-                    &issuer.cert.serial,
-                    &issuer.cert.der,
-                    !stored,
-                    issuer.cert.not_after,
-                )
-                .await?;
-            }
+        // On the CRL of the issuer that signed it (found as for any certificate: recorded at
+        // signing, else by name, key identifier and signature). A self-signed root, or one
+        // signed by a reissue of itself, has no CRL to go on: issuers never list themselves.
+        // Recorded again on every call, so a retry after a crash completes the listing.
+        let stored = store::get_cert(s, &issuer.cert.serial).await?;
+        let is_stored = stored.as_deref() == Some(&issuer.cert.der[..]);
+        if let Some(parent) = self.issuer_of(&req, &issuer.cert, is_stored).await?
+            && parent.crl_id != issuer.crl_id
+            && parent.key.is_some()
+        {
+            self.record_revocation(
+                &req,
+                &parent,
+                &issuer.cert.serial,
+                &issuer.cert.der,
+                stored.is_none(),
+                issuer.cert.not_after,
+            )
+            .await?;
         }
         Ok(Some(issuer_response(&issuer)))
     }
@@ -1204,7 +1234,17 @@ impl Engine {
         let Ok(id) = resolve_issuer(s, &f.string("issuer_ref")).await else {
             return Ok(None);
         };
+        let crl_id = self
+            .load_issuer(&req, &id)
+            .await
+            .ok()
+            .map(|i| i.crl_id.clone());
         s.delete(&format!("issuer/{id}")).await?;
+        // The shared CRL may have been signed by this issuer: drop the signed copies so the
+        // next fetch re-signs them with a remaining one (numbering and index are kept).
+        if let Some(crl_id) = crl_id {
+            tresor_sdk::delete_prefix(s, &format!("crls/{crl_id}/")).await?;
+        }
         tresor_sdk::delete_prefix(s, &format!("crls/{id}/")).await?;
         let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
         let mut r = Response::default();

@@ -1,7 +1,12 @@
 //! The OCSP responder (RFC 6960) at `ocsp`: `GET ocsp/<base64 request>` and `POST ocsp` with
-//! a DER body. Each issuer of the mount answers for the certificates it signed, with `good`
-//! (stored, not revoked), `revoked` (with its time) or `unknown`; responses are signed by the
-//! issuer itself, carry the issuer's certificate, and echo the request's nonce.
+//! a DER body. The issuers the request names (by name and key hash: every issuer of that
+//! subject and key, as they share one CRL) answer for the certificates signed with that key:
+//! `revoked` (with its time) when it is on their CRL, `good` when the mount stored it and its
+//! signature verifies, else `unknown`. Responses are signed by one of those issuers allowed
+//! `ocsp-signing`, carry its certificate, and echo the request's nonce. As in Vault, a request
+//! naming no issuer of the mount is answered `unknown` (signed by the default issuer), and one
+//! whose issuers may not sign OCSP responses `unauthorized`: never `good` when the responder
+//! cannot decide.
 //!
 //! The HTTP edge parses bodies as JSON; a DER body arrives here base64-encoded in the request
 //! field `http_raw_body` (see the crate documentation).
@@ -21,7 +26,7 @@ use x509_ocsp::{
     Version,
 };
 
-use crate::issuers::{self, raw};
+use crate::issuers::{LoadedIssuer, raw};
 use crate::store::{self, CrlConfig, RevokedEntry};
 use crate::{Engine, x509};
 
@@ -94,14 +99,11 @@ impl Engine {
             return Ok(Some(status_only(OcspResponseStatus::MalformedRequest)));
         }
         let cert_id = &list[0].req_cert;
-        // Find the issuer this request is about.
-        let mut found = None;
-        for id in issuers::list_issuer_ids(s).await? {
-            let issuer = self.load_issuer(req, &id).await?;
-            if issuer.key.is_none() || !issuer.has_usage("ocsp-signing") {
-                continue;
-            }
-            let alg = &cert_id.hash_algorithm.oid;
+        // The issuers this request is about: every issuer whose name and key hash match (all
+        // of one subject and key, so one CRL).
+        let alg = &cert_id.hash_algorithm.oid;
+        let mut matched = Vec::new();
+        for issuer in self.all_issuers(req).await? {
             let key_bits =
                 x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&issuer.cert.spki_der)
                     .map(|k| k.subject_public_key.raw_bytes().to_vec())
@@ -110,32 +112,75 @@ impl Engine {
                 == Some(cert_id.issuer_name_hash.as_bytes())
                 && digest(alg, &key_bits).as_deref() == Some(cert_id.issuer_key_hash.as_bytes())
             {
-                found = Some(issuer);
-                break;
+                matched.push(issuer);
             }
         }
-        let Some(issuer) = found else {
+        let can_sign = |i: &LoadedIssuer| i.key.is_some() && i.has_usage("ocsp-signing");
+        if matched.is_empty() {
+            // Not an issuer of this mount: `unknown`, signed by the default issuer if it may
+            // sign OCSP responses, else unauthorized (Vault's rule).
+            let signer = match self.issuer_by_ref(req, "default").await {
+                Ok(d) if can_sign(&d) => d,
+                _ => return Ok(Some(status_only(OcspResponseStatus::Unauthorized))),
+            };
+            return self
+                .signed_ocsp(&request, &cfg, &signer, CertStatus::unknown())
+                .map(Some);
+        }
+        // Among them, one allowed to sign. None means this mount may not answer for that
+        // issuer (Vault: unauthorized), rather than falling through to another issuer.
+        let Some(signer) = matched
+            .iter()
+            .filter(|i| can_sign(i))
+            .max_by(|a, b| {
+                a.cert
+                    .not_after
+                    .cmp(&b.cert.not_after)
+                    .then_with(|| b.entry.id.cmp(&a.entry.id))
+            })
+            .cloned()
+        else {
             return Ok(Some(status_only(OcspResponseStatus::Unauthorized)));
         };
         let serial = x509::trim_serial(cert_id.serial_number.as_bytes());
         let revoked: Option<RevokedEntry> =
             get_json(s, &format!("revoked/{}", store::serial_key(&serial))).await?;
+        // Issued under this name with this key: the stored certificate verifies.
+        let ours = match store::get_cert(s, &serial).await? {
+            Some(d) => x509::signed_by(&d, &signer.cert.der),
+            None => false,
+        };
+        let on_this_crl = |r: &RevokedEntry| {
+            ours || r.crl_id == signer.crl_id
+                || (r.crl_id.is_empty() && matched.iter().any(|m| m.entry.id == r.issuer_id))
+        };
         let status = match revoked {
-            Some(r) if r.issuer_id == issuer.entry.id => match gtime(r.revocation_time) {
+            Some(r) if on_this_crl(&r) => match gtime(r.revocation_time) {
                 Some(t) => CertStatus::Revoked(RevokedInfo {
                     revocation_time: t,
                     revocation_reason: None,
                 }),
                 None => CertStatus::unknown(),
             },
-            _ => match store::get_cert(s, &serial).await? {
-                Some(d) if x509::signed_by(&d, &issuer.cert.der) => CertStatus::Good(Null),
-                _ => CertStatus::unknown(),
-            },
+            _ if ours => CertStatus::Good(Null),
+            _ => CertStatus::unknown(),
         };
+        self.signed_ocsp(&request, &cfg, &signer, status).map(Some)
+    }
+
+    /// A successful response with one answer, `status`, for the request's certificate, signed
+    /// by `issuer`.
+    fn signed_ocsp(
+        &self,
+        request: &OcspRequest,
+        cfg: &CrlConfig,
+        issuer: &LoadedIssuer,
+        status: CertStatus,
+    ) -> Result<Response> {
+        let cert_id = &request.tbs_request.request_list[0].req_cert;
         let now = self.now();
         let (Some(produced), Some(this_update)) = (gtime(now), gtime(now)) else {
-            return Ok(Some(status_only(OcspResponseStatus::InternalError)));
+            return Ok(status_only(OcspResponseStatus::InternalError));
         };
         let next_update = if cfg.ocsp_expiry > 0 {
             gtime(now + cfg.ocsp_expiry as i64)
@@ -190,6 +235,6 @@ impl Engine {
         }
         .to_der()
         .map_err(crate::store::internal)?;
-        Ok(Some(raw(200, "application/ocsp-response", body)))
+        Ok(raw(200, "application/ocsp-response", body))
     }
 }

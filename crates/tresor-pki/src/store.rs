@@ -8,13 +8,20 @@
 //! issuer/<issuer id>               IssuerEntry (certificate, chain, AIA overrides)
 //! certs/<xx>/<serial>              raw DER of every stored certificate, sharded by the
 //!                                  first byte of the serial so listing pages stay cheap
-//! revoked/<serial>                 RevokedEntry (time, issuer, expiry)
-//! crl-index/<issuer id>/<chunk>    the compact revocation index: append-only chunks of
+//! issued-by/<xx>/<serial>          IssuedBy: the issuer that signed a certificate this mount
+//!                                  issued, written with the certificate in one transaction
+//! revoked/<serial>                 RevokedEntry (time, issuer, CRL, expiry)
+//! crl-index/<crl id>/<chunk>       the compact revocation index: append-only chunks of
 //!                                  (serial, time) pairs that a CRL rebuild reads instead of
 //!                                  every revoked entry
-//! crl-state/<issuer id>            CRL numbers and index positions
-//! crls/<issuer id>/full|delta      the last signed CRLs (DER)
+//! crl-state/<crl id>               CRL numbers and index positions
+//! crls/<crl id>/full|delta         the last signed CRLs (DER)
 //! ```
+//!
+//! A `<crl id>` names one CRL: issuers with the same subject and the same key (a reissued
+//! CA) share it, as in Vault, since a relying party cannot tell their signatures apart (see
+//! `issuers::crl_id`). Mounts written before CRLs were shared keyed the last three by issuer
+//! id (a UUID, never a CRL id); the CRL code folds those into the shared CRL on first use.
 //!
 //! Serials in keys are lowercase hex joined by `-` (Vault's storage spelling); the API prints
 //! them with `:`. Every JSON record carries `v` (its format version); decoding is where an
@@ -246,8 +253,23 @@ pub struct RevokedEntry {
     pub v: u32,
     pub serial: String,
     pub revocation_time: i64,
+    /// The issuer that signed the certificate.
     pub issuer_id: String,
+    /// The CRL (and index) it is listed on; empty in entries written before CRLs were shared,
+    /// which are read through their issuer.
+    #[serde(default)]
+    pub crl_id: String,
     pub not_after: i64,
+}
+
+/// `issued-by/<xx>/<serial>`: which issuer signed a certificate this mount issued. Issuers that
+/// share subject and key produce signatures nobody can tell apart, so this is the only record
+/// of which one it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedBy {
+    #[serde(default = "v1")]
+    pub v: u32,
+    pub issuer_id: String,
 }
 
 /// One chunk of the revocation index of an issuer.
@@ -292,11 +314,48 @@ pub fn serial_key(serial: &[u8]) -> String {
     crate::x509::serial_colon(serial).replace(':', "-")
 }
 
-fn cert_path(serial: &[u8]) -> String {
+fn sharded(prefix: &str, serial: &[u8]) -> String {
     let key = serial_key(serial);
-    format!("certs/{}/{}", &key[..2.min(key.len())], key)
+    format!("{prefix}/{}/{}", &key[..2.min(key.len())], key)
 }
 
+pub fn cert_path(serial: &[u8]) -> String {
+    sharded("certs", serial)
+}
+
+fn issued_by_path(serial: &[u8]) -> String {
+    sharded("issued-by", serial)
+}
+
+/// The writes that store a certificate and the issuer that signed it, for a transaction.
+pub fn issued_cert_ops(
+    serial: &[u8],
+    der: &[u8],
+    issuer_id: &str,
+) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    let by = serde_json::to_vec(&IssuedBy {
+        v: RECORD_VERSION,
+        issuer_id: issuer_id.to_owned(),
+    })
+    .map_err(internal)?;
+    Ok(vec![
+        (cert_path(serial), Some(der.to_vec())),
+        (issued_by_path(serial), Some(by)),
+    ])
+}
+
+/// Stores a certificate signed by `issuer_id` together with that fact, in one commit.
+pub async fn put_issued_cert(
+    s: &dyn Storage,
+    serial: &[u8],
+    der: &[u8],
+    issuer_id: &str,
+) -> Result<()> {
+    s.transaction(issued_cert_ops(serial, der, issuer_id)?)
+        .await
+}
+
+/// Stores a certificate this mount did not sign (an imported CA certificate).
 pub async fn put_cert(s: &dyn Storage, serial: &[u8], der: &[u8]) -> Result<()> {
     s.put(&cert_path(serial), der.to_vec()).await
 }
@@ -305,8 +364,19 @@ pub async fn get_cert(s: &dyn Storage, serial: &[u8]) -> Result<Option<Vec<u8>>>
     s.get(&cert_path(serial)).await
 }
 
+/// The issuer recorded as the signer of a stored certificate, if any.
+pub async fn get_issued_by(s: &dyn Storage, serial: &[u8]) -> Result<Option<String>> {
+    Ok(get_json::<IssuedBy>(s, &issued_by_path(serial))
+        .await?
+        .map(|b| b.issuer_id))
+}
+
 pub async fn delete_cert(s: &dyn Storage, serial: &[u8]) -> Result<()> {
-    s.delete(&cert_path(serial)).await
+    s.transaction(vec![
+        (cert_path(serial), None),
+        (issued_by_path(serial), None),
+    ])
+    .await
 }
 
 /// Stored serials (storage spelling) in order, starting after `after`, at most `limit`.

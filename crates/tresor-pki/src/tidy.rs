@@ -168,6 +168,7 @@ impl Engine {
         let (mut certs_deleted, mut revoked_deleted, mut certs_left, mut revoked_left) =
             (0, 0, 0, 0);
         let mut removals: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut orphans: HashSet<String> = HashSet::new();
         if p.tidy_revoked_certs || p.tidy_revoked_cert_issuer_associations {
             for k in s.list("revoked/").await? {
                 if cancel.load(Ordering::SeqCst) {
@@ -180,10 +181,22 @@ impl Engine {
                     s.delete(&format!("revoked/{k}")).await?;
                     if let Some(serial) = x509::parse_serial(&k) {
                         store::delete_cert(s, &serial).await?;
-                        removals
-                            .entry(e.issuer_id.clone())
-                            .or_default()
-                            .insert(hex::encode(&serial));
+                        // The CRL it is listed on; entries from before CRLs were shared name
+                        // only their issuer, and one whose issuer is gone is looked for on
+                        // every CRL.
+                        let crl = if !e.crl_id.is_empty() {
+                            Some(e.crl_id.clone())
+                        } else {
+                            self.load_issuer(req, &e.issuer_id)
+                                .await
+                                .ok()
+                                .map(|i| i.crl_id.clone())
+                        };
+                        match crl {
+                            Some(id) => removals.entry(id).or_default(),
+                            None => &mut orphans,
+                        }
+                        .insert(hex::encode(&serial));
                     }
                     revoked_deleted += 1;
                 } else {
@@ -217,7 +230,7 @@ impl Engine {
                     // for tidy_revoked_certs.
                     let revoked = s.get(&format!("revoked/{k}")).await?.is_some();
                     if info.not_after < cutoff && !issuer_serials.contains(&colon) && !revoked {
-                        s.delete(&path).await?;
+                        store::delete_cert(s, &info.serial).await?;
                         certs_deleted += 1;
                     } else {
                         certs_left += 1;
@@ -225,8 +238,18 @@ impl Engine {
                 }
             }
         }
-        for (issuer, serials) in removals {
-            self.remove_from_index(req, &issuer, &serials).await?;
+        if !orphans.is_empty() {
+            for id in s.list("crl-state/").await? {
+                if !id.ends_with('/') {
+                    removals
+                        .entry(id)
+                        .or_default()
+                        .extend(orphans.iter().cloned());
+                }
+            }
+        }
+        for (crl, serials) in removals {
+            self.remove_from_index(req, &crl, &serials).await?;
         }
         Ok((certs_deleted, revoked_deleted, certs_left, revoked_left))
     }

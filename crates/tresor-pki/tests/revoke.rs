@@ -235,7 +235,8 @@ async fn ocsp_answers_unknown_unauthorized_and_malformed() {
         .await;
     let out = status_of(&resp, root_pem, unstored["certificate"].as_str().unwrap());
     assert!(out.contains(": unknown"), "{out}");
-    // A certificate of another CA: this mount is not authoritative.
+    // A certificate of another CA: this mount does not know it, and says so (Vault answers
+    // `unknown`, signed by the default issuer), verifiably signed.
     let req = ask(
         other_root["certificate"].as_str().unwrap(),
         foreign["certificate"].as_str().unwrap(),
@@ -244,8 +245,19 @@ async fn ocsp_answers_unknown_unauthorized_and_malformed() {
     let (_, resp) = h
         .raw(Operation::Read, &format!("ocsp/{b64}"), Value::Null)
         .await;
-    let out = status_of(&resp, root_pem, foreign["certificate"].as_str().unwrap());
-    assert!(out.contains("unauthorized"), "{out}");
+    let r = write_file(d.path(), "foreign.der", &resp);
+    let root_file = write_file(d.path(), "root-only.pem", root_pem);
+    let (ok, out) = openssl(&[
+        "ocsp",
+        "-respin",
+        r.to_str().unwrap(),
+        "-resp_text",
+        "-VAfile",
+        root_file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("Cert Status: unknown"), "{out}");
     // Garbage is malformed (status 1): a 3-byte OCSPResponse SEQUENCE { ENUMERATED 1 }.
     let (_, resp) = h.raw(Operation::Read, "ocsp/AAAA", Value::Null).await;
     assert_eq!(resp, [0x30, 0x03, 0x0a, 0x01, 0x01]);
