@@ -476,6 +476,7 @@ async fn create(
         role: role.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
         renewable: renewable && token_type == "service",
         entity_id: String::new(),
+        revoking: false,
     };
     if token_type == "batch" {
         if num_uses > 0 {
@@ -500,7 +501,7 @@ async fn create(
         }
         _ => Vec::new(),
     };
-    let entry = u.tokens.store_with(entry, lease_ops).await.map_err(le)?;
+    let entry = u.tokens.store_child(entry, lease_ops).await.map_err(le)?;
     let mut resp = Response::default();
     resp.auth = Some(auth_of(&entry));
     resp.warnings = warnings;

@@ -73,6 +73,10 @@ pub struct TokenEntry {
     pub renewable: bool,
     #[serde(default)]
     pub entity_id: String,
+    /// Set first when the token's tree is revoked: it then authenticates nothing and can get
+    /// no new children, so a child created while the tree is walked cannot survive it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoking: bool,
 }
 
 fn v1() -> u32 {
@@ -144,6 +148,7 @@ impl TokenEntry {
             role: String::new(),
             renewable: false,
             entity_id: String::new(),
+            revoking: false,
         }
     }
 
@@ -163,9 +168,10 @@ impl TokenEntry {
     pub fn is_batch(&self) -> bool {
         self.token_type == "batch"
     }
-    /// Whether the token's last use has been spent (see [`EXHAUSTED`]).
+    /// Whether the token can no longer authenticate: its last use is spent (see
+    /// [`EXHAUSTED`]) or its revocation has begun.
     pub fn is_exhausted(&self) -> bool {
-        self.num_uses < 0
+        self.num_uses < 0 || self.revoking
     }
     pub fn expired(&self, at: i64) -> bool {
         self.expire_time.is_some_and(|e| e <= at)
@@ -504,11 +510,35 @@ impl TokenStore {
             .ok_or(CoreError::PermissionDenied)
     }
 
+    /// Stores a new child token, under its parent's lock, only while the parent exists and is
+    /// not being revoked: a child can never outlive a revocation of its parent's tree.
+    pub async fn store_child(
+        &self,
+        entry: TokenEntry,
+        extra: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<Arc<TokenEntry>, CoreError> {
+        if entry.parent.is_empty() {
+            return self.store_with(entry, extra).await;
+        }
+        let parent = entry.parent.clone();
+        let _g = self.lock(&parent).await;
+        match self.load_locked(&parent).await? {
+            Some(p) if !p.revoking => self.store_with(entry, extra).await,
+            _ => Err(CoreError::PermissionDenied),
+        }
+    }
+
     /// Revokes a token and, recursively, every child token. Returns the revoked ids.
     pub async fn revoke_tree(&self, id: &str) -> Result<Vec<String>, CoreError> {
         let mut stack = vec![id.to_owned()];
         let mut order = Vec::new();
         while let Some(cur) = stack.pop() {
+            // Mark before listing: from here on no new child of `cur` can be stored.
+            self.modify(&cur, |e| {
+                e.revoking = true;
+                Ok(())
+            })
+            .await?;
             for child in self
                 .view
                 .list(&format!("parent/{cur}/"))

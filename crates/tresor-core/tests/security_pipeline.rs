@@ -741,3 +741,47 @@ async fn batch_tokens_can_look_themselves_up() {
     assert_eq!(d["type"], "batch");
     let _ = Operation::Read;
 }
+
+/// Finding 4: a child token created while its parent's tree is being revoked does not survive
+/// the revocation.
+#[tokio::test]
+async fn children_created_during_a_revocation_do_not_survive_it() {
+    let t = Arc::new(dev_core().await);
+    for round in 0..10 {
+        let parent = t.token(&["default"], json!({"ttl": "1h"})).await;
+        let mut creators = Vec::new();
+        for _ in 0..4 {
+            let (t, parent) = (t.clone(), parent.clone());
+            creators.push(tokio::spawn(async move {
+                let mut made = Vec::new();
+                for _ in 0..10 {
+                    if let Ok(r) = t.req(Update, "auth/token/create", json!({}), &parent).await {
+                        made.push(auth_token(&r));
+                    }
+                    tokio::task::yield_now().await;
+                }
+                made
+            }));
+        }
+        tokio::task::yield_now().await;
+        t.ok(
+            Update,
+            "auth/token/revoke",
+            json!({"token": parent}),
+            &t.root,
+        )
+        .await;
+        let mut children = Vec::new();
+        for c in creators {
+            children.extend(c.await.unwrap());
+        }
+        for child in &children {
+            assert!(
+                t.req(Read, "auth/token/lookup-self", json!({}), child)
+                    .await
+                    .is_err(),
+                "round {round}: a child outlived its revoked parent"
+            );
+        }
+    }
+}
