@@ -7,6 +7,11 @@
 //!
 //! **Fail closed:** when at least one device is enabled and none can record an entry, the
 //! broker returns an error and the request is refused — an unaudited request must not happen.
+//! The one exception is the way out of that state: a `DELETE sys/audit/:path` by a token with
+//! sudo there (see [`AuditBroker::log`] and docs/SECURITY.md), logged to the server log instead.
+//! A device is enabled only after a test entry was written to it, so a device that cannot write
+//! is refused instead of stored; one that fails later (disk full, listener gone, a file that
+//! cannot be opened at unseal) stays enabled and failing until it works again or is disabled.
 //! Each device has its own lock held only for one write, so logging does not serialise the
 //! server; a file sink is reopened on SIGHUP (`reload`) so logrotate works.
 
@@ -18,6 +23,8 @@ use aws_lc_rs::hmac;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use tresor_physical::Op;
 
 use crate::barrier::{Barrier, Key};
 use crate::error::CoreError;
@@ -123,7 +130,8 @@ fn syslog_facility(name: &str) -> Result<u8, CoreError> {
 }
 
 impl Device {
-    /// Builds a device; opens its sink so a bad file path or address fails the enable.
+    /// Builds a device from its options without touching its sink: the file is opened, the
+    /// socket connected, on the first write ([`AuditBroker::enable`] makes a test write).
     pub fn new(entry: AuditEntry, salt: &[u8]) -> Result<Device, CoreError> {
         let o = &entry.options;
         let format = o.get("format").cloned().unwrap_or_else(|| "json".into());
@@ -149,12 +157,10 @@ impl Device {
                                 |_| CoreError::InvalidRequest(format!("invalid mode {m:?}")),
                             )?,
                         };
-                        let path = std::path::PathBuf::from(&p);
-                        let f = open_append(&path, mode)?;
                         Sink::File {
-                            path,
+                            path: std::path::PathBuf::from(&p),
                             mode,
-                            file: Mutex::new(Some(f)),
+                            file: Mutex::new(None),
                         }
                     }
                 }
@@ -173,28 +179,20 @@ impl Device {
                         )));
                     }
                 };
-                let conn = connect(&address, udp).map_err(|e| {
-                    CoreError::InvalidRequest(format!("error connecting to {address}: {e}"))
-                })?;
                 Sink::Socket {
                     address,
                     udp,
-                    conn: Mutex::new(Some(conn)),
+                    conn: Mutex::new(None),
                 }
             }
             "syslog" => {
                 let facility =
                     syslog_facility(o.get("facility").map(String::as_str).unwrap_or("AUTH"))?;
                 let tag = o.get("tag").cloned().unwrap_or_else(|| "tresor".into());
-                let sock = std::os::unix::net::UnixDatagram::unbound()
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
-                sock.connect("/dev/log").map_err(|e| {
-                    CoreError::InvalidRequest(format!("cannot reach syslog at /dev/log: {e}"))
-                })?;
                 Sink::Syslog {
                     facility,
                     tag,
-                    sock: Mutex::new(Some(sock)),
+                    sock: Mutex::new(None),
                 }
             }
             other => {
@@ -258,10 +256,7 @@ impl Device {
             Sink::File { path, mode, file } => {
                 let mut g = file.lock();
                 if g.is_none() {
-                    *g = Some(
-                        open_append(path, *mode)
-                            .map_err(|e| std::io::Error::other(e.to_string()))?,
-                    );
+                    *g = Some(open_file(path, *mode)?);
                 }
                 let f = g.as_mut().expect("just opened");
                 f.write_all(line)
@@ -270,7 +265,7 @@ impl Device {
                 let mut g = conn.lock();
                 for attempt in 0..2 {
                     if g.is_none() {
-                        *g = Some(connect(address, *udp)?);
+                        *g = Some(open_socket(address, *udp)?);
                     }
                     let r = match g.as_mut().expect("connected") {
                         SocketConn::Tcp(s) => s.write_all(line),
@@ -289,16 +284,93 @@ impl Device {
                 tag,
                 sock,
             } => {
-                let g = sock.lock();
-                let s = g
-                    .as_ref()
-                    .ok_or_else(|| std::io::Error::other("syslog closed"))?;
+                let mut g = sock.lock();
                 let pri = (*facility as u32) * 8 + 6; // severity: info
                 let mut msg = format!("<{pri}>{tag}: ").into_bytes();
                 msg.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
-                s.send(&msg).map(|_| ())
+                for attempt in 0..2 {
+                    if g.is_none() {
+                        *g = Some(open_syslog()?);
+                    }
+                    match g.as_ref().expect("connected").send(&msg) {
+                        Ok(_) => return Ok(()),
+                        Err(e) if attempt == 1 => return Err(e),
+                        Err(_) => *g = None,
+                    }
+                }
+                Ok(())
             }
         }
+    }
+
+    /// Opens the sink (file, connection) if it is not open yet; writes open it too.
+    fn open(&self) -> std::io::Result<()> {
+        match &self.sink {
+            Sink::Discard | Sink::Stdout => {}
+            Sink::File { path, mode, file } => {
+                let mut g = file.lock();
+                if g.is_none() {
+                    *g = Some(open_file(path, *mode)?);
+                }
+            }
+            Sink::Socket { address, udp, conn } => {
+                let mut g = conn.lock();
+                if g.is_none() {
+                    *g = Some(open_socket(address, *udp)?);
+                }
+            }
+            Sink::Syslog { sock, .. } => {
+                let mut g = sock.lock();
+                if g.is_none() {
+                    *g = Some(open_syslog()?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One entry as this device writes it: prefix, JSON (or jsonx) line, newline.
+    fn encode(&self, facts: &crate::audit_entry::Facts<'_>) -> serde_json::Result<Vec<u8>> {
+        let mut line = Vec::with_capacity(1024);
+        line.extend_from_slice(self.prefix.as_bytes());
+        let entry = crate::audit_entry::Line { f: facts, d: self };
+        if self.jsonx {
+            let v = serde_json::to_value(&entry)?;
+            line.extend_from_slice(to_jsonx(&v).as_bytes());
+        } else {
+            serde_json::to_writer(&mut line, &entry)?;
+        }
+        line.push(b'\n');
+        Ok(line)
+    }
+
+    /// Writes a test entry (a request for `sys/audit/test`, as Vault's probe), so a device that
+    /// cannot open its file, reach its address or write is refused before it is stored.
+    fn test_write(&self) -> std::io::Result<()> {
+        let time = now_rfc3339();
+        let id = uuid::Uuid::new_v4().to_string();
+        let data = serde_json::Map::new();
+        let facts = crate::audit_entry::Facts {
+            kind: "request",
+            time: &time,
+            id: &id,
+            operation: "update",
+            path: "sys/audit/test",
+            mount_point: "sys/",
+            mount_type: "system",
+            mount_accessor: "",
+            token: None,
+            token_issue_time: "",
+            data: &data,
+            remote: "",
+            headers: &[],
+            error: "",
+            response: None,
+            non_hmac_req: &[],
+            non_hmac_resp: &[],
+        };
+        let line = self.encode(&facts).map_err(std::io::Error::other)?;
+        self.write(&line)
     }
 
     fn reopen(&self) {
@@ -309,16 +381,30 @@ impl Device {
     }
 }
 
-fn open_append(path: &std::path::Path, mode: u32) -> Result<std::fs::File, CoreError> {
+/// The error `e` with `what` in front, keeping its kind.
+fn context(what: String, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+fn open_file(path: &std::path::Path, mode: u32) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| {
-            CoreError::InvalidRequest(format!("failed to open audit file {}: {e}", path.display()))
-        })
+        .map_err(|e| context(format!("failed to open audit file {}", path.display()), e))
+}
+
+fn open_socket(address: &str, udp: bool) -> std::io::Result<SocketConn> {
+    connect(address, udp).map_err(|e| context(format!("error connecting to {address}"), e))
+}
+
+fn open_syslog() -> std::io::Result<std::os::unix::net::UnixDatagram> {
+    let s = std::os::unix::net::UnixDatagram::unbound()?;
+    s.connect("/dev/log")
+        .map_err(|e| context("cannot reach syslog at /dev/log".into(), e))?;
+    Ok(s)
 }
 
 fn connect(address: &str, udp: bool) -> std::io::Result<SocketConn> {
@@ -376,6 +462,8 @@ fn to_jsonx(v: &Value) -> String {
 #[derive(Default)]
 pub struct AuditBroker {
     devices: RwLock<Vec<Arc<Device>>>,
+    /// Serialises enable and disable, so each stores the table it computed.
+    changes: tokio::sync::Mutex<()>,
     /// Request headers to include in entries: lowercase name → hmac it?
     headers: RwLock<BTreeMap<String, bool>>,
 }
@@ -390,19 +478,22 @@ impl AuditBroker {
             None => Vec::new(),
         };
         for e in entries {
-            let salt = salt_for(barrier, &e.path).await?;
-            match Device::new(e.clone(), &salt) {
-                Ok(d) => b.devices.write().push(Arc::new(d)),
-                // A device that cannot open now still counts as enabled-but-failing: requests
-                // will be refused until it works or is disabled (fail closed).
-                Err(err) => {
-                    tracing::error!(path = %e.path, error = %err, "audit device failed to start");
-                    return Err(CoreError::Internal(format!(
-                        "audit device {} failed to start: {err}",
-                        e.path
-                    )));
-                }
+            let (salt, new) = salt_for(barrier, &e.path).await?;
+            if let Some(op) = new {
+                barrier.transaction(vec![op]).await?;
             }
+            let d = Device::new(e, &salt)?;
+            // A device that cannot open now (file unopenable, listener down) still counts as
+            // enabled: unseal goes on, requests are refused until it works again or an operator
+            // disables it (fail closed, with the way out described in docs/SECURITY.md).
+            if let Err(err) = d.open() {
+                tracing::error!(
+                    path = %d.entry.path,
+                    error = %err,
+                    "audit device cannot write; requests will be refused until it can or it is disabled"
+                );
+            }
+            b.devices.write().push(Arc::new(d));
         }
         if let Some(v) = barrier.get(REQUEST_HEADERS_PATH).await? {
             *b.headers.write() = serde_json::from_slice(&v).unwrap_or_default();
@@ -430,45 +521,54 @@ impl AuditBroker {
             .cloned()
     }
 
-    async fn save(&self, barrier: &Barrier) -> Result<(), CoreError> {
-        let list = self.list();
-        barrier
-            .put(
-                AUDIT_TABLE_PATH,
-                &serde_json::to_vec(&list).map_err(|e| CoreError::Internal(e.to_string()))?,
-            )
-            .await
+    fn table_op(list: &[AuditEntry]) -> Result<Op, CoreError> {
+        Ok(Op::Put(
+            AUDIT_TABLE_PATH.to_owned(),
+            serde_json::to_vec(list).map_err(|e| CoreError::Internal(e.to_string()))?,
+        ))
     }
 
-    /// Enables a device (`PUT sys/audit/:path`).
+    /// Enables a device (`PUT sys/audit/:path`). The device must take a test entry first;
+    /// if it cannot, the answer names the device and the error and nothing is stored.
     pub async fn enable(&self, barrier: &Barrier, entry: AuditEntry) -> Result<(), CoreError> {
-        if self
-            .devices
-            .read()
-            .iter()
-            .any(|d| d.entry.path == entry.path)
-        {
+        let _changing = self.changes.lock().await;
+        if self.device(&entry.path).is_some() {
             return Err(CoreError::InvalidRequest(format!(
                 "path already in use: {}",
                 entry.path
             )));
         }
-        let salt = salt_for(barrier, &entry.path).await?;
+        let (salt, new_salt) = salt_for(barrier, &entry.path).await?;
         let d = Device::new(entry, &salt)?;
+        if let Err(e) = d.test_write() {
+            return Err(CoreError::InvalidRequest(format!(
+                "audit device {} ({}) failed its test write, not enabled: {e}",
+                d.entry.path, d.entry.kind
+            )));
+        }
+        let mut list = self.list();
+        list.push(d.entry.clone());
+        let mut ops = vec![Self::table_op(&list)?];
+        ops.extend(new_salt);
+        barrier.transaction(ops).await?;
         self.devices.write().push(Arc::new(d));
-        self.save(barrier).await
+        Ok(())
     }
 
     /// Disables a device (`DELETE sys/audit/:path`); a missing one is not an error.
     pub async fn disable(&self, barrier: &Barrier, path: &str) -> Result<(), CoreError> {
-        let before = self.devices.read().len();
-        self.devices.write().retain(|d| d.entry.path != path);
-        if self.devices.read().len() != before {
-            self.save(barrier).await?;
-            barrier
-                .delete(&format!("{SALT_PREFIX}{}", path.trim_end_matches('/')))
-                .await?;
+        let _changing = self.changes.lock().await;
+        if self.device(path).is_none() {
+            return Ok(());
         }
+        let list: Vec<AuditEntry> = self.list().into_iter().filter(|e| e.path != path).collect();
+        barrier
+            .transaction(vec![
+                Self::table_op(&list)?,
+                Op::Delete(format!("{SALT_PREFIX}{}", path.trim_end_matches('/'))),
+            ])
+            .await?;
+        self.devices.write().retain(|d| d.entry.path != path);
         Ok(())
     }
 
@@ -501,7 +601,8 @@ impl AuditBroker {
         barrier.put(REQUEST_HEADERS_PATH, &bytes).await
     }
 
-    /// Writes one entry to every device. Fails only if devices exist and none recorded it.
+    /// Writes one entry to every device. Fails only if devices exist and none recorded it,
+    /// unless the entry is [`operator_disable`]'s way out.
     pub fn log(&self, facts: &crate::audit_entry::Facts<'_>) -> Result<(), CoreError> {
         let devices = self.devices.read().clone();
         if devices.is_empty() {
@@ -509,20 +610,13 @@ impl AuditBroker {
         }
         let mut ok = 0;
         for d in &devices {
-            let mut line = Vec::with_capacity(1024);
-            line.extend_from_slice(d.prefix.as_bytes());
-            let entry = crate::audit_entry::Line { f: facts, d };
-            let written = if d.jsonx {
-                serde_json::to_value(&entry)
-                    .map(|v| line.extend_from_slice(to_jsonx(&v).as_bytes()))
-            } else {
-                serde_json::to_writer(&mut line, &entry)
+            let line = match d.encode(facts) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(device = %d.entry.path, error = %e, "audit entry could not be encoded");
+                    continue;
+                }
             };
-            if let Err(e) = written {
-                tracing::error!(device = %d.entry.path, error = %e, "audit entry could not be encoded");
-                continue;
-            }
-            line.push(b'\n');
             match d.write(&line) {
                 Ok(()) => ok += 1,
                 Err(e) => {
@@ -531,6 +625,16 @@ impl AuditBroker {
             }
         }
         if ok == 0 {
+            if let Some(accessor) = operator_disable(facts) {
+                tracing::warn!(
+                    path = %facts.path,
+                    accessor = %accessor,
+                    entry = facts.kind,
+                    "no audit device can record this entry; letting a sudo token's disable of an \
+                     audit device proceed (the recovery from failed audit devices)"
+                );
+                return Ok(());
+            }
             return Err(CoreError::Internal(
                 "no audit device could record the request; refusing it".into(),
             ));
@@ -539,14 +643,41 @@ impl AuditBroker {
     }
 }
 
-async fn salt_for(barrier: &Barrier, path: &str) -> Result<Vec<u8>, CoreError> {
+/// The way out when every enabled device fails (disk full, listener gone): an entry for a
+/// `DELETE sys/audit/:path` that the pipeline let through may proceed unrecorded. Returns the
+/// caller's accessor when `facts` is such an entry.
+///
+/// `sys/audit/*` is a sudo path of the system backend, and the pipeline writes an error-free
+/// request entry (and a response entry) only after `authorize` passed, sudo check included; so
+/// the caller holds root or sudo there. A denied request's entry carries its error and is not
+/// exempt. Everything else stays fail-closed.
+fn operator_disable<'a>(facts: &crate::audit_entry::Facts<'a>) -> Option<&'a str> {
+    let token = facts.token?;
+    let authorized = match facts.kind {
+        "request" => facts.error.is_empty(),
+        "response" => true,
+        _ => false,
+    };
+    let device = facts
+        .path
+        .strip_prefix(facts.mount_point)
+        .and_then(|rel| rel.strip_prefix("audit/"))
+        .unwrap_or_default();
+    (authorized
+        && facts.mount_type == "system"
+        && facts.operation == "delete"
+        && !device.trim_matches('/').is_empty())
+    .then_some(token.accessor.as_str())
+}
+
+/// A device's salt, and the write that stores it when it is new (made with the table write).
+async fn salt_for(barrier: &Barrier, path: &str) -> Result<(Vec<u8>, Option<Op>), CoreError> {
     let key = format!("{SALT_PREFIX}{}", path.trim_end_matches('/'));
     if let Some(s) = barrier.get(&key).await? {
-        return Ok(s.to_vec());
+        return Ok((s.to_vec(), None));
     }
     let k = Key::generate();
-    barrier.put(&key, &k.0[..]).await?;
-    Ok(k.0.to_vec())
+    Ok((k.0.to_vec(), Some(Op::Put(key, k.0.to_vec()))))
 }
 
 /// Now as RFC 3339 with nanoseconds, as audit `time` fields are.

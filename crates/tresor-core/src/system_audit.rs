@@ -28,7 +28,17 @@ async fn audit_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Respo
     let path = sanitize_path(&f.string("path"));
     match req.operation {
         Operation::Delete => {
+            let enabled = u.audit.device(&path).is_some();
             u.audit.disable(&u.barrier, &path).await.map_err(le)?;
+            if enabled {
+                // Also in the server log: when every device fails, this disable is the one
+                // request that proceeds without an audit entry.
+                tracing::warn!(
+                    device = %path,
+                    accessor = %req.caller.token_accessor.as_deref().unwrap_or_default(),
+                    "audit device disabled"
+                );
+            }
             Ok(None)
         }
         Operation::Read => Ok(u

@@ -459,17 +459,19 @@ async fn audit_log_has_no_secret_in_clear_records_denials_and_fails_closed() {
         &t.root,
     )
     .await;
-    // The device is enabled, but the enable's own response can no longer be recorded.
-    let e = t
-        .req(
-            Update,
-            "sys/audit/full",
-            json!({"type": "file", "options": {"file_path": "/dev/full"}}),
-            &t.root,
-        )
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("audit"), "{e}");
+    // A device that cannot write is refused at enable (tests/security_audit.rs); one that
+    // breaks later (its directory removed, then reopened as on SIGHUP) blocks requests.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    t.ok(
+        Update,
+        "sys/audit/full",
+        json!({"type": "file", "options": {"file_path": logs.join("a.log").to_str().unwrap()}}),
+        &t.root,
+    )
+    .await;
+    std::fs::remove_dir_all(&logs).unwrap();
+    t.core.unsealed().unwrap().audit.reload();
     let e = t
         .req(
             Update,
