@@ -287,10 +287,14 @@ impl Barrier {
     }
 
     /// The physical write that stores `plaintext` at `path` sealed under the active key term,
-    /// for a commit that also holds writes the barrier does not encrypt (rekey's backup).
-    pub fn sealed_op(&self, path: &str, plaintext: &[u8]) -> Op {
-        let (blob, _, _) = self.encrypt(path, plaintext);
-        Op::Put(path.to_owned(), blob)
+    /// for a commit that also holds writes the barrier does not encrypt (rekey's backup). Like
+    /// every encryption, it reserves the term's count in storage first when it has to.
+    pub async fn sealed_op(&self, path: &str, plaintext: &[u8]) -> Result<Op, CoreError> {
+        let (blob, _, reserve) = self.encrypt(path, plaintext);
+        if let Some(term) = reserve {
+            self.reserve(term).await?;
+        }
+        Ok(Op::Put(path.to_owned(), blob))
     }
 
     /// The stored form of a keyring. `count` gives each term's recorded encryptions.

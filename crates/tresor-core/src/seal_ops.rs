@@ -153,7 +153,7 @@ impl Core {
             let backup = json!({"nonce": nonce, "keys": by_fp, "keys_base64": by_fp64});
             let bytes =
                 serde_json::to_vec(&backup).map_err(|e| CoreError::Internal(e.to_string()))?;
-            ops.push(u.barrier.sealed_op(REKEY_BACKUP_PATH, &bytes));
+            ops.push(u.barrier.sealed_op(REKEY_BACKUP_PATH, &bytes).await?);
         }
         u.barrier.physical().transaction(ops).await.map_err(|e| {
             CoreError::Internal(format!(
