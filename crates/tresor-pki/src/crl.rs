@@ -91,6 +91,89 @@ async fn read_index(
     Ok(out)
 }
 
+/// The hex serials on a CRL's index.
+async fn read_index_serials(
+    s: &dyn tresor_sdk::Storage,
+    id: &str,
+    state: &CrlState,
+) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for n in 0..state.chunks {
+        out.extend(
+            store::load_index_chunk(s, id, n)
+                .await?
+                .entries
+                .into_iter()
+                .map(|(serial, _)| serial),
+        );
+    }
+    Ok(out)
+}
+
+/// Appends (hex serial, time) pairs to a CRL's index in memory; [`IndexAppend::ops`] gives
+/// the writes (the chunks touched and the state) for one transaction.
+struct IndexAppend {
+    id: String,
+    state: CrlState,
+    chunks: BTreeMap<u32, IndexChunk>,
+}
+
+impl IndexAppend {
+    async fn new(s: &dyn tresor_sdk::Storage, id: &str) -> Result<Self> {
+        Ok(IndexAppend {
+            id: id.to_owned(),
+            state: store::load_or_default(s, &format!("crl-state/{id}")).await?,
+            chunks: BTreeMap::new(),
+        })
+    }
+
+    async fn push(
+        &mut self,
+        s: &dyn tresor_sdk::Storage,
+        hex_serial: String,
+        at: i64,
+    ) -> Result<()> {
+        if self.state.chunks == 0 {
+            self.state.chunks = 1;
+            self.chunks.insert(0, IndexChunk::default());
+        }
+        let mut n = self.state.chunks - 1;
+        if !self.chunks.contains_key(&n) {
+            let chunk = store::load_index_chunk(s, &self.id, n).await?;
+            self.chunks.insert(n, chunk);
+        }
+        if self.chunks[&n].entries.len() >= store::INDEX_CHUNK {
+            n += 1;
+            self.state.chunks += 1;
+            self.chunks.insert(n, IndexChunk::default());
+        }
+        let chunk = self.chunks.entry(n).or_default();
+        chunk.v = store::RECORD_VERSION;
+        chunk.entries.push((hex_serial, at));
+        self.state.count += 1;
+        Ok(())
+    }
+
+    fn ops(self) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        let mut ops = Vec::with_capacity(self.chunks.len() + 1);
+        for (n, chunk) in &self.chunks {
+            ops.push((
+                format!("crl-index/{}/{n:08}", self.id),
+                Some(to_json(chunk)?),
+            ));
+        }
+        ops.push((
+            format!("crl-state/{}", self.id),
+            Some(to_json(&self.state)?),
+        ));
+        Ok(ops)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(store::internal)
+}
+
 impl Engine {
     /// Every issuer of the mount, sorted by id.
     pub(crate) async fn all_issuers(&self, req: &Request) -> Result<Vec<Arc<LoadedIssuer>>> {
@@ -216,6 +299,7 @@ impl Engine {
                 };
                 state.base_number = number;
                 state.count_at_full = state.count;
+                state.count_at_delta = state.count;
                 state.last_full = now;
                 (entries, None)
             }
@@ -225,6 +309,7 @@ impl Engine {
                 }
                 state.last_delta = now;
                 state.delta_base = state.base_number;
+                state.count_at_delta = state.count;
                 (
                     read_index(s, id, &state, state.count_at_full).await?,
                     Some(state.base_number),
@@ -243,8 +328,13 @@ impl Engine {
             &signer,
         )
         .map_err(|e| bad(e.to_string()))?;
-        s.put(&kind.key(id), der.clone()).await?;
-        store::save(s, &format!("crl-state/{id}"), &state).await?;
+        // The CRL and the state that numbers it, in one commit: a crash between them would
+        // reuse a CRL number for different contents.
+        s.transaction(vec![
+            (kind.key(id), Some(der.clone())),
+            (format!("crl-state/{id}"), Some(to_json(&state)?)),
+        ])
+        .await?;
         Ok(der)
     }
 
@@ -287,16 +377,21 @@ impl Engine {
         let now = self.now();
         let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
         let stored = s.get(&kind.key(id)).await?;
+        // Besides expiry: a CRL that should list every revocation at once (full without
+        // auto_rebuild, delta with enable_delta) but lags the index is one whose revocation
+        // crashed before it was signed; rebuild it rather than serve it stale.
         let due = match kind {
             CrlKind::Full => {
-                cfg.auto_rebuild
+                (cfg.auto_rebuild
                     && state.last_full + cfg.expiry as i64 - cfg.auto_rebuild_grace_period as i64
-                        <= now
+                        <= now)
+                    || (!cfg.auto_rebuild && !cfg.disable && state.count != state.count_at_full)
             }
             CrlKind::Delta => {
                 state.delta_base != state.base_number
                     || (state.count > state.count_at_full
                         && state.last_delta + cfg.delta_rebuild_interval as i64 <= now)
+                    || (cfg.enable_delta && !cfg.disable && state.count != state.count_at_delta)
             }
         };
         if let Some(der) = stored.filter(|_| !due) {
@@ -650,12 +745,12 @@ impl Engine {
                 return Err(bad("the private key does not match the certificate"));
             }
         }
+        // Already revoked: record_revocation answers its time and, if a crash left it off
+        // the CRL, lists it there (a retry repairs rather than short-circuits).
         let key = format!("revoked/{}", store::serial_key(&serial));
-        if let Some(existing) = get_json::<RevokedEntry>(s, &key).await? {
-            return Ok(Some(revocation_response(existing.revocation_time)));
-        }
+        let revoked = s.get(&key).await?.is_some();
         let now = self.now();
-        if cert.not_after < now {
+        if !revoked && cert.not_after < now {
             return Ok(Some(Response::default().with_warning(
                 "the certificate has expired and was not added to the crl",
             )));
@@ -674,9 +769,15 @@ impl Engine {
     }
 
     /// Records `serial` as revoked by `issuer` (its entry, the index of the CRL the issuer
-    /// shares, the CRLs) and returns the revocation time; an earlier revocation's time if it
-    /// was already revoked. `store_der` also stores the certificate (one supplied by a caller,
-    /// not issued here) with `issuer` as its signer.
+    /// shares, the CRLs) and returns the revocation time. `store_der` also stores the
+    /// certificate (one supplied by a caller, not issued here) with `issuer` as its signer.
+    ///
+    /// The entry, the certificate and the index (chunk and state) are written in one storage
+    /// transaction, so a crash leaves either nothing or a revocation the CRL code knows of;
+    /// the CRL is then signed, and a CRL that a crash left behind the index is rebuilt when
+    /// next served. If it was already revoked, the earlier time is kept and the revocation is
+    /// repaired instead: listed on the index if missing (a half-written revocation of an
+    /// older version), and recorded against the issuer that signed it.
     pub(crate) async fn record_revocation(
         &self,
         req: &Request,
@@ -691,15 +792,23 @@ impl Engine {
         let id = &issuer.crl_id;
         let group = self.crl_group(req, id).await?;
         let _g = self.lock(req, &format!("crl/{id}")).await;
-        if let Some(existing) = get_json::<RevokedEntry>(s, &key).await? {
-            return Ok(existing.revocation_time);
-        }
         self.migrate_legacy_crls(s, &group).await?;
-        let now = self.now();
-        if store_der {
-            s.transaction(store::issued_cert_ops(serial, der, &issuer.entry.id)?)
-                .await?;
+        if let Some(existing) = get_json::<RevokedEntry>(s, &key).await? {
+            let at = existing.revocation_time;
+            self.repair_locked(
+                req,
+                &group,
+                vec![(serial.to_vec(), existing, issuer.entry.id.clone())],
+            )
+            .await?;
+            return Ok(at);
         }
+        let now = self.now();
+        let mut ops = if store_der {
+            store::issued_cert_ops(serial, der, &issuer.entry.id)?
+        } else {
+            vec![]
+        };
         let entry = RevokedEntry {
             v: store::RECORD_VERSION,
             serial: x509::serial_colon(serial),
@@ -708,40 +817,96 @@ impl Engine {
             crl_id: id.clone(),
             not_after,
         };
-        store::save(s, &key, &entry).await?;
-        // Append to the CRL's index.
-        let mut state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
-        let mut n = state.chunks.saturating_sub(1);
-        let mut chunk = if state.chunks == 0 {
-            IndexChunk::default()
-        } else {
-            store::load_index_chunk(s, id, n).await?
-        };
-        if state.chunks == 0 {
-            state.chunks = 1;
-        } else if chunk.entries.len() >= store::INDEX_CHUNK {
-            n += 1;
-            state.chunks += 1;
-            chunk = IndexChunk::default();
-        }
-        chunk.v = store::RECORD_VERSION;
-        chunk.entries.push((hex::encode(serial), now));
-        store::save_index_chunk(s, id, n, &chunk).await?;
-        state.count += 1;
-        store::save(s, &format!("crl-state/{id}"), &state).await?;
-        let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
-        if !cfg.disable {
-            if !cfg.auto_rebuild {
-                self.build_crl(req, &group, CrlKind::Full).await?;
-            } else if cfg.enable_delta {
-                let state: CrlState = store::load_or_default(s, &format!("crl-state/{id}")).await?;
-                if state.base_number == 0 {
-                    self.build_crl(req, &group, CrlKind::Full).await?;
-                }
-                self.build_crl(req, &group, CrlKind::Delta).await?;
+        ops.push((key, Some(to_json(&entry)?)));
+        let mut index = IndexAppend::new(s, id).await?;
+        index.push(s, hex::encode(serial), now).await?;
+        ops.extend(index.ops()?);
+        s.transaction(ops).await?;
+        self.sign_after_revocation(req, &group, true).await?;
+        Ok(now)
+    }
+
+    /// Makes sure revocations of certificates signed by members of `group` are listed on its
+    /// index and name the issuer that signed (given with each entry), then brings the CRLs up
+    /// to date. Returns how many were missing from the index. Used by a retried revoke and by
+    /// `tidy_revoked_cert_issuer_associations`.
+    pub(crate) async fn repair_revocations(
+        &self,
+        req: &Request,
+        group: &CrlGroup,
+        found: Vec<(Vec<u8>, RevokedEntry, String)>,
+    ) -> Result<usize> {
+        let _g = self.lock(req, &format!("crl/{}", group.id)).await;
+        self.migrate_legacy_crls(&*req.storage, group).await?;
+        self.repair_locked(req, group, found).await
+    }
+
+    /// [`Self::repair_revocations`] for callers holding the group's CRL lock.
+    async fn repair_locked(
+        &self,
+        req: &Request,
+        group: &CrlGroup,
+        found: Vec<(Vec<u8>, RevokedEntry, String)>,
+    ) -> Result<usize> {
+        let s = &*req.storage;
+        let id = &group.id;
+        let mut index = IndexAppend::new(s, id).await?;
+        let mut listed = read_index_serials(s, id, &index.state).await?;
+        let mut ops = Vec::new();
+        let mut missing = 0;
+        for (serial, mut entry, issuer_id) in found {
+            let hex = hex::encode(&serial);
+            if listed.insert(hex.clone()) {
+                index.push(s, hex, entry.revocation_time).await?;
+                missing += 1;
+            }
+            if entry.crl_id != *id || entry.issuer_id != issuer_id {
+                entry.crl_id = id.clone();
+                entry.issuer_id = issuer_id;
+                ops.push((
+                    format!("revoked/{}", store::serial_key(&serial)),
+                    Some(to_json(&entry)?),
+                ));
             }
         }
-        Ok(now)
+        if missing > 0 {
+            ops.extend(index.ops()?);
+        }
+        if !ops.is_empty() {
+            s.transaction(ops).await?;
+        }
+        self.sign_after_revocation(req, group, false).await?;
+        Ok(missing)
+    }
+
+    /// Signs what a revocation changes: the full CRL (without `auto_rebuild`) or the delta CRL
+    /// (with `enable_delta`), always when `fresh` (a new revocation), else only when it lags
+    /// the index. Callers hold the group's CRL lock.
+    async fn sign_after_revocation(
+        &self,
+        req: &Request,
+        group: &CrlGroup,
+        fresh: bool,
+    ) -> Result<()> {
+        let s = &*req.storage;
+        let cfg: CrlConfig = store::load_or_default(s, "config/crl").await?;
+        if cfg.disable || group.signer().is_none() {
+            return Ok(());
+        }
+        let state: CrlState = store::load_or_default(s, &format!("crl-state/{}", group.id)).await?;
+        if !cfg.auto_rebuild {
+            if fresh || state.count != state.count_at_full {
+                self.build_crl(req, group, CrlKind::Full).await?;
+            }
+        } else if cfg.enable_delta {
+            if state.base_number == 0 {
+                self.build_crl(req, group, CrlKind::Full).await?;
+            }
+            if fresh || state.base_number == 0 || state.count != state.count_at_delta {
+                self.build_crl(req, group, CrlKind::Delta).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes serials from a CRL's index (tidy), compacting its chunks, and rebuilds the
@@ -769,29 +934,33 @@ impl Engine {
                     .filter(|(hexs, _)| !serials.contains(hexs)),
             );
         }
+        if kept.len() as u64 == state.count {
+            return Ok(());
+        }
+        // The compacted chunks, the stale ones' removal and the state: one commit.
+        let mut ops = Vec::new();
         let old_chunks = state.chunks;
         let mut n = 0u32;
         for part in kept.chunks(store::INDEX_CHUNK) {
-            store::save_index_chunk(
-                s,
-                issuer_id,
-                n,
-                &IndexChunk {
-                    v: store::RECORD_VERSION,
-                    entries: part.to_vec(),
-                },
-            )
-            .await?;
+            let chunk = IndexChunk {
+                v: store::RECORD_VERSION,
+                entries: part.to_vec(),
+            };
+            ops.push((
+                format!("crl-index/{issuer_id}/{n:08}"),
+                Some(to_json(&chunk)?),
+            ));
             n += 1;
         }
         for stale in n..old_chunks {
-            s.delete(&format!("crl-index/{issuer_id}/{stale:08}"))
-                .await?;
+            ops.push((format!("crl-index/{issuer_id}/{stale:08}"), None));
         }
         state.chunks = n;
         state.count = kept.len() as u64;
         state.count_at_full = state.count_at_full.min(state.count);
-        store::save(s, &format!("crl-state/{issuer_id}"), &state).await?;
+        state.count_at_delta = state.count_at_delta.min(state.count);
+        ops.push((format!("crl-state/{issuer_id}"), Some(to_json(&state)?)));
+        s.transaction(ops).await?;
         drop(_g);
         if group.signer().is_some() {
             self.rebuild_crls(req, &group).await?;

@@ -302,6 +302,9 @@ pub struct CrlState {
     pub count: u64,
     /// Entries the last full CRL covered; later ones go on the delta CRL.
     pub count_at_full: u64,
+    /// Entries the last delta (or full) CRL covered: a CRL behind the index is one whose
+    /// revocation crashed before it was signed, and is rebuilt when served.
+    pub count_at_delta: u64,
     pub last_full: i64,
     pub last_delta: i64,
     /// The full CRL the stored delta CRL was built against (0: none yet, or a record written
@@ -371,12 +374,13 @@ pub async fn get_issued_by(s: &dyn Storage, serial: &[u8]) -> Result<Option<Stri
         .map(|b| b.issuer_id))
 }
 
+/// The deletes that remove a stored certificate and its issuer record, for a transaction.
+pub fn cert_delete_ops(serial: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
+    vec![(cert_path(serial), None), (issued_by_path(serial), None)]
+}
+
 pub async fn delete_cert(s: &dyn Storage, serial: &[u8]) -> Result<()> {
-    s.transaction(vec![
-        (cert_path(serial), None),
-        (issued_by_path(serial), None),
-    ])
-    .await
+    s.transaction(cert_delete_ops(serial)).await
 }
 
 /// Stored serials (storage spelling) in order, starting after `after`, at most `limit`.
@@ -422,10 +426,6 @@ pub async fn save<T: Serialize>(s: &dyn Storage, key: &str, v: &T) -> Result<()>
 
 pub async fn load_index_chunk(s: &dyn Storage, issuer: &str, n: u32) -> Result<IndexChunk> {
     load_or_default(s, &format!("crl-index/{issuer}/{n:08}")).await
-}
-
-pub async fn save_index_chunk(s: &dyn Storage, issuer: &str, n: u32, c: &IndexChunk) -> Result<()> {
-    save(s, &format!("crl-index/{issuer}/{n:08}"), c).await
 }
 
 pub fn internal(e: impl std::fmt::Display) -> LogicalError {

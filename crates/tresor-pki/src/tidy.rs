@@ -170,6 +170,8 @@ impl Engine {
         let mut removals: HashMap<String, HashSet<String>> = HashMap::new();
         let mut orphans: HashSet<String> = HashSet::new();
         if p.tidy_revoked_certs || p.tidy_revoked_cert_issuer_associations {
+            let mut expired: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+            let mut repairs: HashMap<String, Vec<(Vec<u8>, RevokedEntry, String)>> = HashMap::new();
             for k in s.list("revoked/").await? {
                 if cancel.load(Ordering::SeqCst) {
                     break;
@@ -177,10 +179,10 @@ impl Engine {
                 let Some(e) = get_json::<RevokedEntry>(s, &format!("revoked/{k}")).await? else {
                     continue;
                 };
+                let serial = x509::parse_serial(&k);
                 if p.tidy_revoked_certs && e.not_after < cutoff {
-                    s.delete(&format!("revoked/{k}")).await?;
-                    if let Some(serial) = x509::parse_serial(&k) {
-                        store::delete_cert(s, &serial).await?;
+                    expired.push((k.clone(), serial.clone()));
+                    if let Some(serial) = serial {
                         // The CRL it is listed on; entries from before CRLs were shared name
                         // only their issuer, and one whose issuer is gone is looked for on
                         // every CRL.
@@ -201,7 +203,49 @@ impl Engine {
                     revoked_deleted += 1;
                 } else {
                     revoked_left += 1;
+                    // Check the revocation against the certificate: recorded against the
+                    // issuer that signed it, and listed on that issuer's CRL (a revocation an
+                    // older version half-wrote before crashing is otherwise never listed).
+                    if p.tidy_revoked_cert_issuer_associations
+                        && let Some(serial) = serial
+                        && let Some(der) = store::get_cert(s, &serial).await?
+                        && let Ok(info) = x509::parse_cert(&der)
+                        && let Some(issuer) = self.issuer_of(req, &info, true).await?
+                        && issuer.key.is_some()
+                    {
+                        repairs.entry(issuer.crl_id.clone()).or_default().push((
+                            serial,
+                            e,
+                            issuer.entry.id.clone(),
+                        ));
+                    }
                 }
+            }
+            // Off the CRLs first, then out of storage: a crash in between leaves expired
+            // entries the next tidy removes, never a CRL listing a serial no entry explains.
+            if !orphans.is_empty() {
+                for id in s.list("crl-state/").await? {
+                    if !id.ends_with('/') {
+                        removals
+                            .entry(id)
+                            .or_default()
+                            .extend(orphans.iter().cloned());
+                    }
+                }
+            }
+            for (crl, serials) in removals.drain() {
+                self.remove_from_index(req, &crl, &serials).await?;
+            }
+            for (k, serial) in expired {
+                let mut ops = vec![(format!("revoked/{k}"), None)];
+                if let Some(serial) = serial {
+                    ops.extend(store::cert_delete_ops(&serial));
+                }
+                s.transaction(ops).await?;
+            }
+            for (crl, found) in repairs {
+                let group = self.crl_group(req, &crl).await?;
+                self.repair_revocations(req, &group, found).await?;
             }
         }
         if p.tidy_cert_store {
@@ -237,19 +281,6 @@ impl Engine {
                     }
                 }
             }
-        }
-        if !orphans.is_empty() {
-            for id in s.list("crl-state/").await? {
-                if !id.ends_with('/') {
-                    removals
-                        .entry(id)
-                        .or_default()
-                        .extend(orphans.iter().cloned());
-                }
-            }
-        }
-        for (crl, serials) in removals {
-            self.remove_from_index(req, &crl, &serials).await?;
         }
         Ok((certs_deleted, revoked_deleted, certs_left, revoked_left))
     }

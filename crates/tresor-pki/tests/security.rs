@@ -7,15 +7,20 @@
 //! - Finding 9: `issue/:role`, `sign/:role` and `sign-verbatim[/:role]` take the issuer from
 //!   the role, never from `issuer_ref` in the body (which would bypass ACLs written on
 //!   `issuer/+/issue/...`).
+//! - Finding 13: revocation is one storage transaction, and a retried revocation repairs a
+//!   half-written one instead of short-circuiting on it.
 
 mod common;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use base64::Engine as _;
-use common::{Harness, pem_der};
+use common::{Harness, MemStorage, pem_der};
 use der::asn1::{Null, OctetString};
 use der::{Decode, Encode};
-use serde_json::{Value, json};
-use tresor_sdk::Operation;
+use serde_json::{Map, Value, json};
+use tresor_sdk::{Caller, LogicalError, Operation, Request, Storage};
 use x509_ocsp::{BasicOcspResponse, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus};
 
 // ---------------------------------------------------------------------------------------------
@@ -602,4 +607,212 @@ async fn finding_9_issuer_ref_in_the_body_does_not_choose_the_issuer() {
         )
         .await;
     assert!(signed_by(c["certificate"].as_str().unwrap(), &other_pem));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding 13: atomic revocation, and a retry that repairs.
+
+/// A storage view over the harness's storage that fails writes to keys under a prefix, like
+/// a crash between two writes. Its transaction is atomic, as the barrier view's is: it fails
+/// whole or applies whole.
+struct Crashing {
+    inner: Arc<MemStorage>,
+    fail_prefix: parking_lot::Mutex<Option<String>>,
+}
+
+impl Crashing {
+    fn fails(&self, key: &str) -> bool {
+        self.fail_prefix
+            .lock()
+            .as_deref()
+            .is_some_and(|p| key.starts_with(p))
+    }
+}
+
+#[async_trait]
+impl Storage for Crashing {
+    async fn get(&self, key: &str) -> tresor_sdk::Result<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, value: Vec<u8>) -> tresor_sdk::Result<()> {
+        if self.fails(key) {
+            return Err(LogicalError::Internal(format!("crash writing {key}")));
+        }
+        self.inner.put(key, value).await
+    }
+    async fn delete(&self, key: &str) -> tresor_sdk::Result<()> {
+        if self.fails(key) {
+            return Err(LogicalError::Internal(format!("crash deleting {key}")));
+        }
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> tresor_sdk::Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+    async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> tresor_sdk::Result<()> {
+        if let Some((k, _)) = ops.iter().find(|(k, _)| self.fails(k)) {
+            return Err(LogicalError::Internal(format!("crash committing {k}")));
+        }
+        for (k, v) in ops {
+            match v {
+                Some(v) => self.inner.put(&k, v).await?,
+                None => self.inner.delete(&k).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn request_on(h: &Harness, s: Arc<dyn Storage>, op: Operation, path: &str, data: Value) -> Request {
+    let data = match data {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    Request {
+        operation: op,
+        path: path.to_owned(),
+        data,
+        storage: s,
+        mount: h.mount.clone(),
+        caller: Caller::default(),
+        secret: None,
+    }
+}
+
+#[tokio::test]
+async fn finding_13_a_crash_inside_a_revocation_leaves_nothing_half_written_and_a_retry_lists_it() {
+    let h = Harness::new("pki/");
+    let root = h.root("ec", 256).await;
+    let root_pem = root["certificate"].as_str().unwrap().to_owned();
+    role(&h, "r", json!({})).await;
+    let leaf = h.write("issue/r", json!({"common_name": "a"})).await;
+    let serial = leaf["serial_number"].as_str().unwrap().to_owned();
+    let key = format!("revoked/{}", serial.replace(':', "-"));
+    // A CRL exists before the revocation.
+    assert!(crl_serials(&crl_at(&h, "crl").await, &root_pem).is_empty());
+
+    let crashing = Arc::new(Crashing {
+        inner: h.storage.clone(),
+        fail_prefix: parking_lot::Mutex::new(Some("crl-index/".into())),
+    });
+    let r = h
+        .pki
+        .handle(request_on(
+            &h,
+            crashing.clone(),
+            Operation::Update,
+            "revoke",
+            json!({"serial_number": serial}),
+        ))
+        .await;
+    assert!(r.is_err(), "the crash surfaces: {r:?}");
+    // Nothing half-written: not revoked for cert/ and OCSP while missing from the CRL.
+    assert!(
+        h.storage.map.lock().get(&key).is_none(),
+        "revoked/<serial> was committed without the CRL index"
+    );
+    assert_eq!(
+        h.read(&format!("cert/{serial}")).await["revocation_time"],
+        0
+    );
+
+    // The retry (storage healthy again) revokes it and lists it on the next CRL.
+    *crashing.fail_prefix.lock() = None;
+    h.write("revoke", json!({"serial_number": serial})).await;
+    let serials = crl_serials(&crl_at(&h, "crl").await, &root_pem);
+    assert_eq!(serials, std::slice::from_ref(&serial));
+    assert_eq!(ocsp(&h, &root_pem, &serial, None).await, Ocsp::Revoked);
+
+    // A crash after the revocation was recorded but before the CRL was re-signed: the
+    // served CRL is rebuilt rather than left stale.
+    let later = h.write("issue/r", json!({"common_name": "b"})).await;
+    let later_serial = later["serial_number"].as_str().unwrap().to_owned();
+    *crashing.fail_prefix.lock() = Some("crls/".into());
+    let r = h
+        .pki
+        .handle(request_on(
+            &h,
+            crashing.clone(),
+            Operation::Update,
+            "revoke",
+            json!({"serial_number": later_serial}),
+        ))
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    *crashing.fail_prefix.lock() = None;
+    let serials = crl_serials(&crl_at(&h, "crl").await, &root_pem);
+    assert!(serials.contains(&later_serial), "{serials:?}");
+}
+
+#[tokio::test]
+async fn finding_13_a_retry_repairs_a_revocation_missing_from_the_crl_index() {
+    // The half state the old code could leave behind: revoked/<serial> committed, the index
+    // and the CRL never written. A retried revoke used to short-circuit on the entry.
+    let h = Harness::new("pki/");
+    let root = h.root("ec", 256).await;
+    let root_pem = root["certificate"].as_str().unwrap().to_owned();
+    let root_id = root["issuer_id"].as_str().unwrap().to_owned();
+    role(&h, "r", json!({})).await;
+    let mut serials = vec![];
+    for cn in ["a", "b"] {
+        let leaf = h.write("issue/r", json!({"common_name": cn})).await;
+        serials.push(leaf);
+    }
+    let not_after = |v: &Value| v["expiration"].as_i64().unwrap();
+    for leaf in &serials {
+        let serial = leaf["serial_number"].as_str().unwrap();
+        let entry = json!({
+            "v": 1,
+            "serial": serial,
+            "revocation_time": h.clock.unix(),
+            "issuer_id": root_id,
+            "not_after": not_after(leaf),
+        });
+        h.storage.map.lock().insert(
+            format!("revoked/{}", serial.replace(':', "-")),
+            serde_json::to_vec(&entry).unwrap(),
+        );
+    }
+    let a = serials[0]["serial_number"].as_str().unwrap().to_owned();
+    let b = serials[1]["serial_number"].as_str().unwrap().to_owned();
+    assert!(
+        h.read(&format!("cert/{a}")).await["revocation_time"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    assert!(crl_serials(&crl_at(&h, "crl").await, &root_pem).is_empty());
+
+    // Retrying the revocation repairs the index and the CRL, keeping the first time.
+    let again = h.write("revoke", json!({"serial_number": a})).await;
+    assert_eq!(again["revocation_time"], h.clock.unix());
+    assert_eq!(
+        crl_serials(&crl_at(&h, "crl").await, &root_pem),
+        std::slice::from_ref(&a)
+    );
+    // Revoking again does not list it twice.
+    h.write("revoke", json!({"serial_number": a})).await;
+    assert_eq!(
+        crl_serials(&crl_at(&h, "crl").await, &root_pem),
+        std::slice::from_ref(&a)
+    );
+
+    // tidy with tidy_revoked_cert_issuer_associations repairs the rest without a retry.
+    h.write(
+        "tidy",
+        json!({"tidy_revoked_cert_issuer_associations": true}),
+    )
+    .await;
+    for _ in 0..200 {
+        if h.read("tidy-status").await["state"] != "Running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.read("tidy-status").await["state"], "Finished");
+    let mut on_crl = crl_serials(&crl_at(&h, "crl").await, &root_pem);
+    on_crl.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(on_crl, want);
 }
