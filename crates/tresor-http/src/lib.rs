@@ -10,10 +10,16 @@
 
 #![forbid(unsafe_code)]
 
+mod deadline;
+mod forwarded;
 mod listener;
 mod raw;
 
-pub use listener::{ListenerConfig, TlsSettings, bind, serve};
+pub use forwarded::{Cidr, ForwardedFor};
+pub use listener::{
+    Bound, ClientAuth, ListenerConfig, Timeouts, TlsSettings, bind, cipher_suite,
+    default_max_connections, serve,
+};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,19 +37,32 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
 pub type Body = Full<Bytes>;
 
-/// Per-server HTTP settings.
+/// The HTTP settings a request is handled with: the server's, with its listener's laid over
+/// them by [`serve`].
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_request_size: usize,
+    /// How long a request's body may take to arrive (`http_read_timeout`); `None` = no limit.
+    /// The listener counts it from the request's first byte; a caller of [`dispatch`] that sets
+    /// no [`ReadDeadline`] gets it counted from the call.
+    pub read_timeout: Option<Duration>,
+    /// The listener's `X-Forwarded-For` handling; `None` ignores the header.
+    pub forwarded_for: Option<ForwardedFor>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            read_timeout: None,
+            forwarded_for: None,
         }
     }
 }
+
+/// A request extension: the instant by which its body must have arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadDeadline(pub tokio::time::Instant);
 
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone, Default)]
@@ -308,6 +327,31 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
+    // A trusted proxy's X-Forwarded-For decides the client address, for every path (as in Vault).
+    let forwarded;
+    let conn = match &cfg.forwarded_for {
+        None => conn,
+        Some(ff) => {
+            let peer = conn.remote_addr.as_deref().and_then(|a| a.parse().ok());
+            let values: Vec<&str> = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.to_str().unwrap_or(""))
+                .collect();
+            match ff.client(peer, &values) {
+                Ok(None) => conn,
+                Ok(Some(client)) => {
+                    forwarded = ConnInfo {
+                        remote_addr: Some(client.to_string()),
+                        peer_certs: conn.peer_certs.clone(),
+                    };
+                    &forwarded
+                }
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, &[e]),
+            }
+        }
+    };
     let Some(path) = parts.uri.path().strip_prefix("/v1/") else {
         if parts.uri.path() == "/" || parts.uri.path().starts_with("/ui") {
             let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
@@ -330,30 +374,67 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/ocsp-request"));
-    let body = if ocsp {
-        match read_raw(body, cfg.max_request_size).await {
-            Ok(raw) => {
-                use base64::Engine as _;
-                let mut m = Map::new();
-                m.insert(
-                    "http_raw_body".into(),
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
-                );
-                Some(m)
+    let deadline = parts
+        .extensions
+        .get::<ReadDeadline>()
+        .map(|d| d.0)
+        .or_else(|| cfg.read_timeout.map(|d| tokio::time::Instant::now() + d));
+    let body = match deadline {
+        None => read_request_body(body, ocsp, cfg.max_request_size).await,
+        Some(at) => {
+            match tokio::time::timeout_at(at, read_request_body(body, ocsp, cfg.max_request_size))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    let mut r = error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &["http: request body read timed out".into()],
+                    );
+                    // The rest of the body is still owed: the connection cannot carry another request.
+                    if parts.version < http::Version::HTTP_2 {
+                        r.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    return r;
+                }
             }
-            Err(resp) => return resp,
         }
-    } else {
-        match read_body(body, cfg.max_request_size).await {
-            Ok(b) => b,
-            Err(resp) => return resp,
-        }
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     // Bare-JSON endpoints are served on the core directly; the rest goes through the pipeline.
     if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {
         return resp;
     }
     logical(core, &parts.method, &parts.headers, path, query, body, conn).await
+}
+
+/// Reads a request body: JSON, or an OCSP request (DER) handed on base64-encoded in
+/// `http_raw_body`, which the PKI engine's OCSP path reads.
+async fn read_request_body<B>(
+    body: B,
+    ocsp: bool,
+    limit: usize,
+) -> Result<Option<Map<String, Value>>, http::Response<Body>>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if ocsp {
+        use base64::Engine as _;
+        let raw = read_raw(body, limit).await?;
+        let mut m = Map::new();
+        m.insert(
+            "http_raw_body".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
+        );
+        Ok(Some(m))
+    } else {
+        read_body(body, limit).await
+    }
 }
 
 /// The logical (enveloped) half of dispatch.

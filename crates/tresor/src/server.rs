@@ -107,7 +107,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
                 .dev_listen_address
                 .clone()
                 .unwrap_or_else(|| "127.0.0.1:8200".into()),
-            tls: None,
+            ..ListenerConfig::default()
         }];
         c
     } else {
@@ -171,11 +171,12 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
     }
     let http = Arc::new(HttpConfig {
         max_request_size: cfg.max_request_size,
+        ..HttpConfig::default()
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for (l, (tcp, tls)) in bound {
-        let addr = tcp
+    for (l, b) in bound {
+        let addr = b
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or(l.address.clone());
@@ -191,8 +192,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
         tasks.push(tokio::spawn(tresor_http::serve(
             core.clone(),
             http.clone(),
-            tcp,
-            tls,
+            b,
             stop_rx.clone(),
         )));
     }
