@@ -208,27 +208,47 @@ pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
 }
 
 fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s, true)).into_owned()
+}
+
+/// Decodes a request path once, for the ACL and the handler alike. Unlike a query string, a
+/// path keeps `+` as `+`; bytes that are not UTF-8 or decode to control characters are refused
+/// (two spellings must never alias one key, and nothing internal may echo back).
+fn decode_path(s: &str) -> Result<String, http::Response<Body>> {
+    let bad = |why: &str| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &[format!("invalid request path: {why}")],
+        )
+    };
+    let decoded = String::from_utf8(percent_decode_bytes(s, false))
+        .map_err(|_| bad("it is not valid UTF-8"))?;
+    if decoded.chars().any(char::is_control) {
+        return Err(bad("control characters are not allowed"));
+    }
+    Ok(decoded)
+}
+
+fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                if let Ok(v) =
-                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    out.push(v);
-                    i += 2;
-                } else {
-                    out.push(b'%');
-                }
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' if i + 2 < b.len()
+                && b[i + 1].is_ascii_hexdigit()
+                && b[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(hex(b[i + 1]) << 4 | hex(b[i + 2]));
+                i += 2;
             }
             c => out.push(c),
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 fn token_of(headers: &HeaderMap) -> Option<Zeroizing<String>> {
@@ -364,7 +384,10 @@ where
         }
         return error_response(StatusCode::NOT_FOUND, &[]);
     };
-    let path = percent_decode(path);
+    let path = match decode_path(path) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
     let query = parse_query(parts.uri.query());
 
     // OCSP requests arrive as DER, not JSON: they are handed on base64-encoded in
