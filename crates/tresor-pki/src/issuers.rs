@@ -446,6 +446,16 @@ fn first_with_key_missing(out: &Imported) -> bool {
         .all(|id| out.mapping.get(id).is_none_or(|k| k.is_empty()))
 }
 
+/// The issuer a signing path names: its `issuer/:issuer_ref/...` URL, else `default` (the
+/// `root/...` forms). Decided by the route, so a body `issuer_ref` never chooses.
+pub fn issuer_from_route(req: &Request, f: &Fields) -> String {
+    if req.path.starts_with("issuer/") {
+        f.string("issuer_ref")
+    } else {
+        "default".to_owned()
+    }
+}
+
 /// Subject parameters shared by root, intermediate and issue paths.
 pub fn subject_from(f: &Fields, common_name: String) -> Subject {
     Subject {
@@ -843,11 +853,9 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let reference = f
-            .str("issuer_ref")
-            .filter(|r| !r.is_empty())
-            .unwrap_or("default")
-            .to_owned();
+        // From the URL on issuer/:ref/..., else the default issuer: never from the body,
+        // which would bypass ACLs on issuer/+/... (issue 10, finding 9).
+        let reference = issuer_from_route(&req, &f);
         let issuer = self.issuer_by_ref(&req, &reference).await?;
         if issuer.entry.revoked {
             return Err(bad("the issuer has been revoked and cannot sign"));
@@ -963,11 +971,9 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let reference = f
-            .str("issuer_ref")
-            .filter(|r| !r.is_empty())
-            .unwrap_or("default")
-            .to_owned();
+        // From the URL on issuer/:ref/..., else the default issuer: never from the body,
+        // which would bypass ACLs on issuer/+/... (issue 10, finding 9).
+        let reference = issuer_from_route(&req, &f);
         let issuer = self.issuer_by_ref(&req, &reference).await?;
         if issuer.entry.revoked {
             return Err(bad("the issuer has been revoked and cannot sign"));

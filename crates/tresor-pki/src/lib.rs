@@ -240,11 +240,24 @@ fn ca_fields() -> Vec<Field> {
     v
 }
 
-fn sign_intermediate_fields() -> Vec<Field> {
+/// The issuer that signs, on the `issuer/:issuer_ref/...` forms only (part of the URL, where
+/// ACLs see it); the `root/...` forms sign with the default issuer, as in Vault, and ignore
+/// an `issuer_ref` in the body with the unrecognized-parameter warning.
+fn issuer_in_url(v: &mut Vec<Field>, issuer_in_path: bool) {
+    if issuer_in_path {
+        v.push(f(
+            "issuer_ref",
+            Kind::Str,
+            "issuer that signs (part of the URL)",
+        ));
+    }
+}
+
+fn sign_intermediate_fields(issuer_in_path: bool) -> Vec<Field> {
     let mut v = subject_fields();
+    issuer_in_url(&mut v, issuer_in_path);
     v.extend([
         f("csr", Kind::Str, "PEM CSR of the intermediate").required(),
-        f("issuer_ref", Kind::Str, "issuer that signs").default(json!("default")),
         f(
             "use_csr_values",
             Kind::Bool,
@@ -266,21 +279,22 @@ fn sign_intermediate_fields() -> Vec<Field> {
     v
 }
 
-fn self_issued_fields() -> Vec<Field> {
-    vec![
+fn self_issued_fields(issuer_in_path: bool) -> Vec<Field> {
+    let mut v = vec![
         f(
             "certificate",
             Kind::Str,
             "PEM of the self-issued CA certificate",
         )
         .required(),
-        f("issuer_ref", Kind::Str, "issuer that signs").default(json!("default")),
         f(
             "require_matching_certificate_algorithms",
             Kind::Bool,
             "refuse a certificate whose key algorithm differs from the issuer's",
         ),
-    ]
+    ];
+    issuer_in_url(&mut v, issuer_in_path);
+    v
 }
 
 /// The fields of the issue and sign paths. Only the `issuer/:issuer_ref/...` forms name an
@@ -289,13 +303,7 @@ fn self_issued_fields() -> Vec<Field> {
 /// Vault's unrecognized-parameter warning.
 fn leaf_fields(issuer_in_path: bool) -> Vec<Field> {
     let mut v = subject_fields();
-    if issuer_in_path {
-        v.push(f(
-            "issuer_ref",
-            Kind::Str,
-            "issuer to use instead of the role's (part of the URL)",
-        ));
-    }
+    issuer_in_url(&mut v, issuer_in_path);
     v.extend([
         f("role", Kind::Str, "the role"),
         f("csr", Kind::Str, "PEM CSR to sign"),
@@ -425,16 +433,16 @@ fn table() -> Table<Engine> {
         with(p("issuers/generate/root/{exported}"), ca_fields())
             .op(Update, h!(root_generate))
             .help("Generate a self-signed root CA", ""),
-        with(p("root/sign-intermediate"), sign_intermediate_fields())
+        with(p("root/sign-intermediate"), sign_intermediate_fields(false))
             .op(Update, h!(sign_intermediate))
             .help("Sign an intermediate CA's CSR", ""),
         with(
             p("issuer/{issuer_ref}/sign-intermediate"),
-            sign_intermediate_fields(),
+            sign_intermediate_fields(true),
         )
         .op(Update, h!(sign_intermediate))
         .help("Sign an intermediate CA's CSR with this issuer", ""),
-        with(p("root/sign-self-issued"), self_issued_fields())
+        with(p("root/sign-self-issued"), self_issued_fields(false))
             .op(Update, h!(sign_self_issued))
             .help(
                 "Sign a self-issued CA certificate with the default issuer",
@@ -442,7 +450,7 @@ fn table() -> Table<Engine> {
             ),
         with(
             p("issuer/{issuer_ref}/sign-self-issued"),
-            self_issued_fields(),
+            self_issued_fields(true),
         )
         .op(Update, h!(sign_self_issued))
         .help("Sign a self-issued CA certificate with this issuer", ""),

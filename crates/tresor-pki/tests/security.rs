@@ -609,6 +609,73 @@ async fn finding_9_issuer_ref_in_the_body_does_not_choose_the_issuer() {
     assert!(signed_by(c["certificate"].as_str().unwrap(), &other_pem));
 }
 
+#[tokio::test]
+async fn finding_9_root_sign_paths_sign_with_the_default_issuer_whatever_the_body_says() {
+    // root/sign-intermediate and root/sign-self-issued sign with the default issuer (Vault:
+    // the parameter is not present there); only issuer/:ref/... picks another.
+    let h = Harness::new("pki/");
+    let default = h.root("ec", 256).await;
+    let default_pem = default["certificate"].as_str().unwrap().to_owned();
+    let other = h
+        .write(
+            "issuers/generate/root/internal",
+            json!({"common_name": "Other Root", "key_type": "ec", "issuer_name": "other", "ttl": "87600h"}),
+        )
+        .await;
+    let other_pem = other["certificate"].as_str().unwrap().to_owned();
+    let signed_by =
+        |cert: &str, issuer: &str| tresor_pki::x509::signed_by(&pem_der(cert), &pem_der(issuer));
+    let csr = h
+        .write(
+            "intermediate/generate/internal",
+            json!({"common_name": "Int", "key_type": "ec"}),
+        )
+        .await["csr"]
+        .clone();
+    let resp = h
+        .resp(
+            Operation::Update,
+            "root/sign-intermediate",
+            json!({"csr": csr, "common_name": "Int", "ttl": "1h", "issuer_ref": "other"}),
+        )
+        .await;
+    let cert = resp.data.as_ref().unwrap()["certificate"].as_str().unwrap();
+    assert!(signed_by(cert, &default_pem));
+    assert!(!signed_by(cert, &other_pem));
+    assert!(
+        resp.warnings.iter().any(|w| w.contains("issuer_ref")),
+        "{:?}",
+        resp.warnings
+    );
+    let c = h
+        .write(
+            "issuer/other/sign-intermediate",
+            json!({"csr": csr, "common_name": "Int", "ttl": "1h", "issuer_ref": "default"}),
+        )
+        .await;
+    assert!(signed_by(c["certificate"].as_str().unwrap(), &other_pem));
+
+    let elsewhere = h.sibling("elsewhere/");
+    let self_issued = elsewhere.root("ec", 256).await["certificate"].clone();
+    let resp = h
+        .resp(
+            Operation::Update,
+            "root/sign-self-issued",
+            json!({"certificate": self_issued, "issuer_ref": "other"}),
+        )
+        .await;
+    let cert = resp.data.as_ref().unwrap()["certificate"].as_str().unwrap();
+    assert!(signed_by(cert, &default_pem));
+    assert!(!signed_by(cert, &other_pem));
+    let c = h
+        .write(
+            "issuer/other/sign-self-issued",
+            json!({"certificate": self_issued}),
+        )
+        .await;
+    assert!(signed_by(c["certificate"].as_str().unwrap(), &other_pem));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Finding 13: atomic revocation, and a retry that repairs.
 
