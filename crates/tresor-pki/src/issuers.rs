@@ -172,7 +172,9 @@ struct DefaultRef {
 
 /// Resolves a reference (`default`, an id or a name) to the id of an `issuer` or a `key`.
 async fn resolve_ref(s: &dyn Storage, reference: &str, kind: &str) -> Result<String> {
-    let r = reference.trim();
+    // No trimming: a reference is matched exactly as written, so `default ` or `%20default` in
+    // a URL is not a second spelling of `default` that an ACL on `issuer/default/...` misses.
+    let r = reference;
     if r.is_empty() || r == "default" {
         let cfg: DefaultRef = store::load_or_default(s, &format!("config/{kind}s")).await?;
         if cfg.default.is_empty() {

@@ -99,6 +99,8 @@ path "pki/sign/*"             { capabilities = ["update"] }
 path "pki/sign/admin-role"    { capabilities = ["deny"] }
 path "sys/policy/*"           { capabilities = ["create", "update"] }
 path "sys/policy/admin"       { capabilities = ["deny"] }
+path "pki/issuer/+/issue/*"   { capabilities = ["update"] }
+path "pki/issuer/default/issue/*" { capabilities = ["deny"] }
 "#}),
     );
     let tok = must(
@@ -161,6 +163,20 @@ path "sys/policy/admin"       { capabilities = ["deny"] }
                 "POST {path} issued a certificate"
             );
         }
+    }
+    // An issuer reference is matched exactly: ` default` is not `default`.
+    for v in ["default%20", "%20default", "default%09", "DEFAULT"] {
+        let path = format!("pki/issuer/{v}/issue/web");
+        let (code, body) = curl_as_is(
+            &s,
+            "POST",
+            &path,
+            Some(&json!({"common_name": "b.example.com"})),
+            &tok,
+            &[],
+        );
+        assert!((400..500).contains(&code), "POST {path} -> {code}: {body}");
+        assert!(body.pointer("/data/certificate").is_none(), "{path} issued");
     }
     let evil = json!({"policy": "path \"*\" { capabilities = [\"sudo\", \"update\", \"read\"] }"});
     for v in [
