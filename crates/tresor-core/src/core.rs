@@ -933,6 +933,7 @@ impl Core {
         &self,
         u: &Unsealed,
         token: Option<&str>,
+        remote_addr: Option<&str>,
     ) -> Result<Arc<TokenEntry>, CoreError> {
         let token = token
             .filter(|t| !t.is_empty())
@@ -940,7 +941,7 @@ impl Core {
         u.tokens
             .lookup(token)
             .await?
-            .filter(|t| !t.is_exhausted())
+            .filter(|t| !t.is_exhausted() && t.allows_remote(remote_addr))
             .ok_or(CoreError::PermissionDenied)
     }
 
@@ -972,29 +973,35 @@ impl Core {
         //    when a valid token is sent (the CLI's mount preflight relies on that).
         let unauthenticated = path_matches_special(&route.special.unauthenticated, rel);
         let presented = req.token.as_deref().map(|t| t.as_str());
-        let token = if unauthenticated {
-            match presented.filter(|t| !t.is_empty()) {
-                Some(t) => u.tokens.lookup(t).await?.filter(|t| !t.is_exhausted()),
-                None => None,
-            }
-        } else {
-            match self.authenticate(&u, presented).await {
-                Ok(t) => Some(t),
-                // A spent wrapping token sent as the request token gets Vault's unwrap error.
-                Err(CoreError::PermissionDenied)
-                    if route.entry.kind == "system"
-                        && rel == "wrapping/unwrap"
-                        && !req.data.contains_key("token") =>
-                {
-                    return Err(audit.denied(
-                        None,
-                        req.operation,
-                        CoreError::InvalidRequest(crate::wrapping::INVALID.into()),
-                    ));
+        let token =
+            if unauthenticated {
+                match presented.filter(|t| !t.is_empty()) {
+                    Some(t) => u.tokens.lookup(t).await?.filter(|t| {
+                        !t.is_exhausted() && t.allows_remote(req.remote_addr.as_deref())
+                    }),
+                    None => None,
                 }
-                Err(e) => return Err(audit.denied(None, req.operation, e)),
-            }
-        };
+            } else {
+                match self
+                    .authenticate(&u, presented, req.remote_addr.as_deref())
+                    .await
+                {
+                    Ok(t) => Some(t),
+                    // A spent wrapping token sent as the request token gets Vault's unwrap error.
+                    Err(CoreError::PermissionDenied)
+                        if route.entry.kind == "system"
+                            && rel == "wrapping/unwrap"
+                            && !req.data.contains_key("token") =>
+                    {
+                        return Err(audit.denied(
+                            None,
+                            req.operation,
+                            CoreError::InvalidRequest(crate::wrapping::INVALID.into()),
+                        ));
+                    }
+                    Err(e) => return Err(audit.denied(None, req.operation, e)),
+                }
+            };
         // 4. a fresh engine request (the original is never mutated)
         let mut engine_req = Request {
             operation: req.operation,

@@ -477,6 +477,10 @@ async fn create(
         renewable: renewable && token_type == "service",
         entity_id: String::new(),
         revoking: false,
+        bound_cidrs: role
+            .as_ref()
+            .map(|r| r.token_bound_cidrs.clone())
+            .unwrap_or_default(),
     };
     if token_type == "batch" {
         if num_uses > 0 {
@@ -765,8 +769,13 @@ async fn role_write(_s: Arc<TokenAuth>, req: Request, f: Fields) -> Result<Optio
             return Err(LogicalError::invalid("token_num_uses cannot be negative"));
         }
     }
-    if f.is_set("token_bound_cidrs") {
-        role.token_bound_cidrs = f.list("token_bound_cidrs");
+    for k in ["token_bound_cidrs", "bound_cidrs"] {
+        if f.is_set(k) {
+            let list = f.list(k);
+            tresor_sdk::cidr::parse_list(&list)
+                .map_err(|e| LogicalError::invalid(format!("invalid {k}: {e}")))?;
+            role.token_bound_cidrs = list;
+        }
     }
     tresor_sdk::put_json(&*req.storage, &key, &role).await?;
     Ok(None)
@@ -873,6 +882,7 @@ fn table() -> Table<TokenAuth> {
                 .field(Field::new("token_no_default_policy", Kind::Bool, "Do not attach the default policy."))
                 .field(Field::new("token_num_uses", Kind::Int, "Maximum uses of tokens of this role."))
                 .field(Field::new("token_bound_cidrs", Kind::List, "CIDRs tokens of this role may be used from."))
+                .field(Field::new("bound_cidrs", Kind::List, "Deprecated: use token_bound_cidrs."))
                 .existence(|_, req, f| Box::pin(async move { Ok(req.storage.get(&format!("roles/{}", f.string("role_name").to_lowercase())).await?.is_some()) }))
                 .op(Operation::Read, |_, req, f| {
                     Box::pin(async move {

@@ -77,6 +77,9 @@ pub struct TokenEntry {
     /// no new children, so a child created while the tree is walked cannot survive it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revoking: bool,
+    /// `token_bound_cidrs`: the token works only from these client addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_cidrs: Vec<String>,
 }
 
 fn v1() -> u32 {
@@ -149,6 +152,7 @@ impl TokenEntry {
             renewable: false,
             entity_id: String::new(),
             revoking: false,
+            bound_cidrs: Vec::new(),
         }
     }
 
@@ -168,6 +172,19 @@ impl TokenEntry {
     pub fn is_batch(&self) -> bool {
         self.token_type == "batch"
     }
+    /// Whether a request from `remote` may use this token (`token_bound_cidrs`). A token
+    /// bound to addresses is refused when the address is unknown; a stored block that no
+    /// longer parses binds to nothing (fail closed).
+    pub fn allows_remote(&self, remote: Option<&str>) -> bool {
+        if self.bound_cidrs.is_empty() {
+            return true;
+        }
+        match tresor_sdk::cidr::parse_list(&self.bound_cidrs) {
+            Ok(blocks) => tresor_sdk::cidr::allows(&blocks, remote),
+            Err(_) => false,
+        }
+    }
+
     /// Whether the token can no longer authenticate: its last use is spent (see
     /// [`EXHAUSTED`]) or its revocation has begun.
     pub fn is_exhausted(&self) -> bool {
@@ -224,6 +241,9 @@ impl TokenEntry {
         }
         if self.period > 0 {
             m.insert("period".into(), json!(self.period));
+        }
+        if !self.bound_cidrs.is_empty() {
+            m.insert("bound_cidrs".into(), json!(self.bound_cidrs));
         }
         if let Some(r) = self.last_renewal_time {
             m.insert("last_renewal_time".into(), json!(r));

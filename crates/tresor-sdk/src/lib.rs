@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cidr;
 pub mod duration;
 pub mod framework;
 
