@@ -30,11 +30,23 @@ pub type EngineFactory =
     Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn LogicalBackend>, String> + Send + Sync>;
 
 /// Server-wide settings the core needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CoreConfig {
     pub default_lease_ttl: Duration,
     pub max_lease_ttl: Duration,
     pub cluster_name: Option<String>,
+    /// Where the core's background work reads the time (tests inject a manual clock).
+    pub clock: Arc<dyn tresor_sdk::clock::Clock>,
+}
+
+impl std::fmt::Debug for CoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreConfig")
+            .field("default_lease_ttl", &self.default_lease_ttl)
+            .field("max_lease_ttl", &self.max_lease_ttl)
+            .field("cluster_name", &self.cluster_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for CoreConfig {
@@ -44,9 +56,13 @@ impl Default for CoreConfig {
             default_lease_ttl: d,
             max_lease_ttl: d,
             cluster_name: None,
+            clock: Arc::new(tresor_sdk::clock::SystemClock),
         }
     }
 }
+
+/// How often engines' `periodic` work runs (Vault's rollback manager runs once a minute).
+pub const PERIODIC_INTERVAL_SECS: i64 = 60;
 
 /// One logical request as the HTTP layer hands it to the core.
 #[derive(Clone)]
@@ -260,6 +276,8 @@ pub struct Unsealed {
     mount_lock: tokio::sync::Mutex<()>,
     pub cluster_name: String,
     pub cluster_id: String,
+    /// Unix seconds of the last run of the engines' periodic work.
+    last_periodic: std::sync::atomic::AtomicI64,
 }
 
 impl Unsealed {
@@ -274,6 +292,11 @@ pub(crate) struct Inner {
     engines: HashMap<String, EngineFactory>,
     credentials: HashMap<String, EngineFactory>,
     state: RwLock<Option<Arc<Unsealed>>>,
+    /// Every request holds this for reading while it runs; sealing takes it for writing, so
+    /// engines are cleaned up only after the requests in flight have finished.
+    in_flight: tokio::sync::RwLock<()>,
+    /// The background cleanup of the last seal, until it has run.
+    draining: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     unseal_progress: tokio::sync::Mutex<Progress>,
     pub(crate) rekey: tokio::sync::Mutex<Option<Rekey>>,
     pub(crate) genroot: tokio::sync::Mutex<Option<GenerateRoot>>,
@@ -346,6 +369,8 @@ impl Core {
             engines: HashMap::new(),
             credentials: HashMap::new(),
             state: RwLock::new(None),
+            in_flight: tokio::sync::RwLock::new(()),
+            draining: parking_lot::Mutex::new(None),
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
             rekey: tokio::sync::Mutex::new(None),
             genroot: tokio::sync::Mutex::new(None),
@@ -532,15 +557,82 @@ impl Core {
     }
 
     /// `sys/seal`: drops everything behind the barrier.
+    ///
+    /// From the moment it returns, every new request gets `Sealed`. Requests already in flight
+    /// finish with the state they started with (it, and the barrier key, live as long as they
+    /// do); then the engines' `cleanup` runs and the key is dropped. That last part happens in
+    /// the background, because `sys/seal` itself is a request in flight: see
+    /// [`Core::sealed_and_drained`].
     pub async fn seal(&self) -> Result<(), CoreError> {
         let u = self.0.state.write().take();
-        if let Some(u) = u {
-            let _ = u.barrier.flush().await;
-            tracing::info!("vault is sealed");
-        }
         *self.0.rekey.lock().await = None;
         *self.0.genroot.lock().await = None;
+        if let Some(u) = u {
+            tracing::info!("vault is sealed");
+            let core = self.clone();
+            let task = tokio::spawn(async move { core.drain_and_cleanup(u).await });
+            *self.0.draining.lock() = Some(task);
+        }
         Ok(())
+    }
+
+    /// Waits for the requests in flight, then cleans up every engine of the sealed state and
+    /// records the barrier's exact counters.
+    async fn drain_and_cleanup(&self, u: Arc<Unsealed>) {
+        let _all = self.0.in_flight.write().await;
+        for r in u.router().routes() {
+            r.backend.cleanup().await;
+        }
+        let _ = u.barrier.flush().await;
+    }
+
+    /// Waits until the last seal's requests in flight have finished and its engines were
+    /// cleaned up. For tests and orderly shutdown; never call it from inside a request.
+    pub async fn sealed_and_drained(&self) {
+        let task = self.0.draining.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// What an engine is handed outside a request.
+    fn context(&self, route: &Route, at: std::time::SystemTime) -> tresor_sdk::Context {
+        tresor_sdk::Context {
+            storage: Arc::new(route.view.clone()),
+            mount: route.mount.clone(),
+            now: at,
+        }
+    }
+
+    /// Runs every engine's `periodic` work at time `at` (Unix seconds). The background loop
+    /// calls it once a minute; tests call it with a chosen `at`. An engine's failure is logged
+    /// and does not stop the others.
+    pub async fn periodic_tick(&self, at: i64) -> Result<(), CoreError> {
+        let u = self.unsealed()?;
+        u.last_periodic
+            .store(at, std::sync::atomic::Ordering::SeqCst);
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(at.max(0) as u64);
+        for r in u.router().routes() {
+            if let Err(e) = r.backend.periodic(&self.context(r, when)).await {
+                tracing::warn!(mount = %r.path, error = %e, "periodic work failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the engines' periodic work is due at `at`.
+    pub(crate) fn periodic_due(&self, u: &Unsealed, at: i64) -> bool {
+        at - u.last_periodic.load(std::sync::atomic::Ordering::SeqCst) >= PERIODIC_INTERVAL_SECS
+    }
+
+    /// Calls `initialize` on a route's engine at the current time.
+    async fn initialize_route(&self, route: &Route) -> Result<(), CoreError> {
+        let ctx = self.context(route, self.0.config.clock.now());
+        route
+            .backend
+            .initialize(&ctx)
+            .await
+            .map_err(CoreError::from)
     }
 
     /// Checks that `key` is the current unseal key (for rekey and generate-root).
@@ -594,6 +686,7 @@ impl Core {
             mount_lock: tokio::sync::Mutex::new(()),
             cluster_name: cluster.name,
             cluster_id: cluster.id,
+            last_periodic: std::sync::atomic::AtomicI64::new(0),
         });
         let mut mounts = self.load_table(&barrier, MOUNTS_PATH).await?;
         if mounts.is_empty() {
@@ -631,6 +724,11 @@ impl Core {
                 Err(err) => {
                     tracing::error!(path = %e.path, kind = %e.kind, error = %err, "cannot set up mount; skipping it")
                 }
+            }
+        }
+        for r in &routes {
+            if let Err(e) = self.initialize_route(r).await {
+                tracing::error!(mount = %r.path, error = %e, "engine failed to initialize");
             }
         }
         *u.router.write() = Arc::new(Router::new(routes));
@@ -736,6 +834,9 @@ impl Core {
             }
         }
         let route = self.route_for(&u, entry.clone())?;
+        self.initialize_route(&route).await.map_err(|e| {
+            CoreError::InvalidRequest(format!("failed to initialize the mount: {e}"))
+        })?;
         let mut entries: Vec<MountEntry> = router
             .routes()
             .iter()
@@ -879,6 +980,7 @@ impl Core {
         let mut entry = (*route.entry).clone();
         entry.path = rel;
         let new_route = self.route_for(&u, entry)?;
+        self.initialize_route(&new_route).await?;
         let routes: Vec<Route> = router
             .routes()
             .iter()
@@ -894,6 +996,8 @@ impl Core {
         self.save_table(&u.barrier, table_path(table), &entries)
             .await?;
         *u.router.write() = Arc::new(Router::new(routes));
+        // The engine instance that served the old path is done.
+        route.backend.cleanup().await;
         Ok(())
     }
 
@@ -947,7 +1051,8 @@ impl Core {
 
     /// The request pipeline. Reads top to bottom in Vault's order; see house-style §1.
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse, CoreError> {
-        // 1. seal gate
+        // 1. seal gate; a seal waits for this request before cleaning up the engines
+        let _in_flight = self.0.in_flight.read().await;
         let u = self.unsealed()?;
         // 2. the one canonical spelling of the path, then longest-prefix mount lookup. The ACL
         //    decides on exactly the path (and names) the handler acts on.

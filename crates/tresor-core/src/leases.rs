@@ -247,6 +247,9 @@ impl Core {
             let term = u.barrier.rotate().await?;
             tracing::info!(term, "barrier key rotated: rotation interval elapsed");
         }
+        if self.periodic_due(&u, at) {
+            self.periodic_tick(at).await?;
+        }
         self.expire_tick(at).await
     }
 
@@ -325,7 +328,8 @@ impl Core {
                     _ => return,
                 }
                 drop(u);
-                if let Err(e) = core.maintenance_tick(now()).await {
+                let at = tresor_sdk::clock::unix(core.config().clock.now());
+                if let Err(e) = core.maintenance_tick(at).await {
                     tracing::warn!(error = %e, "background tick failed");
                 }
             }

@@ -111,8 +111,16 @@ impl LogicalBackend for Pki {
                 .ok_or(LogicalError::UnsupportedPath)?;
             return Ok(Some(Response::data(help)));
         }
-        self.engine.maybe_auto_tidy(&req).await;
         self.table.handle(self.engine.clone(), req).await
+    }
+
+    /// Auto-tidy runs here, on the core's schedule (active node only), not on requests.
+    async fn periodic(&self, ctx: &tresor_sdk::Context) -> Result<()> {
+        let req = ctx.request(Operation::Update, "tidy");
+        self.engine
+            .maybe_auto_tidy(&req, clock::unix(ctx.now))
+            .await;
+        Ok(())
     }
 
     async fn exists(&self, req: &Request) -> Result<Option<bool>> {

@@ -375,7 +375,9 @@ impl Engine {
     }
 
     /// Starts an automatic tidy when the mount's interval has passed.
-    pub(crate) async fn maybe_auto_tidy(self: &Arc<Self>, req: &Request) {
+    /// Starts a tidy with `config/auto-tidy`'s settings when its interval has passed at `now`
+    /// (the core's periodic tick).
+    pub(crate) async fn maybe_auto_tidy(self: &Arc<Self>, req: &Request, now: i64) {
         let mount = self.mount_id(req);
         let known = self.auto_tidy.lock().get(&mount).cloned();
         let (cfg, last) = match known {
@@ -387,14 +389,12 @@ impl Engine {
                 else {
                     return;
                 };
-                let now = self.now();
                 self.auto_tidy
                     .lock()
                     .insert(mount.clone(), (cfg.clone(), now));
                 (cfg, now)
             }
         };
-        let now = self.now();
         if !cfg.enabled || now < last + cfg.interval_duration as i64 {
             return;
         }

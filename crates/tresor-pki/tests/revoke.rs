@@ -542,12 +542,16 @@ async fn auto_tidy_runs_once_its_interval_has_passed() {
     let cfg = h.write("config/auto-tidy", json!({"enabled": true, "interval_duration": "1h", "tidy_cert_store": true, "safety_buffer": "1s"})).await;
     assert_eq!(cfg["enabled"], true);
     assert_eq!(h.read("config/auto-tidy").await["interval_duration"], 3600);
+    // The core's periodic tick starts it once the interval has passed, and only then.
+    let start = h.clock.unix();
+    h.periodic(start).await;
     h.clock.advance(Duration::from_secs(2 * 3600));
-    // Any request after the interval starts the tidy.
-    let st = {
-        h.read("config/urls").await;
-        wait_tidy(&h).await
-    };
+    h.read("config/urls").await; // requests no longer start a tidy
+    assert_eq!(h.read("tidy-status").await["state"], "Inactive");
+    h.periodic(start + 1800).await;
+    assert_eq!(h.read("tidy-status").await["state"], "Inactive");
+    h.periodic(start + 2 * 3600).await;
+    let st = wait_tidy(&h).await;
     assert_eq!(st["state"], "Finished", "{st}");
     assert_eq!(st["cert_store_deleted_count"], 1);
 }

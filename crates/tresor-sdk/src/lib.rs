@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cidr;
+pub mod clock;
 pub mod duration;
 pub mod framework;
 
@@ -206,6 +207,41 @@ impl std::fmt::Debug for Request {
             .field("operation", &self.operation)
             .field("path", &self.path)
             .field("mount", &self.mount.mount_point)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an engine is handed outside a request: at `initialize`, `invalidate` and `periodic`.
+#[derive(Clone)]
+pub struct Context {
+    /// The mount's storage view, as in a request.
+    pub storage: Arc<dyn Storage>,
+    pub mount: Arc<MountView>,
+    /// The time of this call, from the core's injected clock.
+    pub now: std::time::SystemTime,
+}
+
+impl Context {
+    /// A request carrying this context (no caller, no data), for engine code written against
+    /// requests, such as a periodic tidy.
+    pub fn request(&self, operation: Operation, path: &str) -> Request {
+        Request {
+            operation,
+            path: path.to_owned(),
+            data: Map::new(),
+            storage: self.storage.clone(),
+            mount: self.mount.clone(),
+            caller: Caller::default(),
+            secret: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("mount", &self.mount.mount_point)
+            .field("now", &self.now)
             .finish_non_exhaustive()
     }
 }
@@ -426,6 +462,22 @@ pub trait LogicalBackend: Send + Sync {
     async fn revoke_secret(&self, _req: Request) -> Result<Option<Response>> {
         Ok(None)
     }
-    /// Called once the mount is removed, after its storage was deleted.
+    /// Called before the mount serves its first request: when it is mounted, and for every
+    /// mount when the server unseals. An error fails a new mount (nothing is stored) and is
+    /// logged for an existing one.
+    async fn initialize(&self, _ctx: &Context) -> Result<()> {
+        Ok(())
+    }
+    /// A key of this mount's view (relative to it) was changed outside this process, by
+    /// another server sharing the storage: drop whatever is cached of it.
+    async fn invalidate(&self, _ctx: &Context, _key: &str) {}
+    /// Background work (tidies, rotations), run on the active node about once a minute, at
+    /// the time the core's clock gives in `ctx.now`.
+    async fn periodic(&self, _ctx: &Context) -> Result<()> {
+        Ok(())
+    }
+    /// Called when this engine instance stops serving its mount: after an unmount (its
+    /// storage already deleted), a remount (another instance serves the new path) and a seal
+    /// (after the requests in flight have finished). Close pools, stop tasks, drop caches.
     async fn cleanup(&self) {}
 }

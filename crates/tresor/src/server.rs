@@ -150,6 +150,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             default_lease_ttl: cfg.default_lease_ttl,
             max_lease_ttl: cfg.max_lease_ttl,
             cluster_name: cfg.cluster_name.clone(),
+            ..CoreConfig::default()
         },
     );
     register_engines(&mut core);

@@ -157,6 +157,16 @@ impl Harness {
         }
     }
 
+    /// The core's periodic tick for this mount at `unix` seconds.
+    pub async fn periodic(&self, unix: i64) {
+        let ctx = tresor_sdk::Context {
+            storage: self.storage.clone(),
+            mount: self.mount.clone(),
+            now: std::time::UNIX_EPOCH + Duration::from_secs(unix as u64),
+        };
+        self.pki.periodic(&ctx).await.expect("periodic");
+    }
+
     pub async fn call(
         &self,
         op: Operation,
