@@ -872,6 +872,17 @@ impl Core {
                 route.entry.path
             )));
         }
+        // As in Vault, the mount's leases go with it: its secrets are revoked through the
+        // engine while it still serves, and an auth method's tokens are revoked.
+        drop(_g);
+        if let Err(e) = self.revoke_prefix(&full, true).await {
+            tracing::warn!(mount = %full, error = %e, "revoking the leases of an unmounted path failed");
+        }
+        let _g = u.mount_lock.lock().await;
+        let router = u.router();
+        if router.exact(&full).is_none() {
+            return Ok(());
+        }
         let routes: Vec<Route> = router
             .routes()
             .iter()
@@ -1295,7 +1306,7 @@ impl Core {
             out.renewable = renewable;
         }
         if let Some(auth) = resp.auth.take() {
-            let auth = self.materialize_auth(u, auth, path, at).await?;
+            let auth = self.materialize_auth(u, route, auth, path, at).await?;
             out.auth = Some(render_auth(&auth));
         }
         out.response = Some(resp);

@@ -19,50 +19,136 @@ const REVOKE_BATCH: usize = 1024;
 /// Revocations in flight at once during a tick.
 const TICK_PARALLEL: usize = 32;
 
+/// Whether a login gets a batch token: the auth mount's `token_type` forces a type or sets the
+/// default, which the role's choice overrides.
+fn login_token_type(role: &str, mount: &str) -> Result<bool, CoreError> {
+    let explicit = match role {
+        "service" => Some(false),
+        "batch" => Some(true),
+        _ => None,
+    };
+    match mount {
+        "service" | "batch" => {
+            let forced = mount == "batch";
+            if explicit.is_some_and(|b| b != forced) {
+                return Err(CoreError::InvalidRequest(format!(
+                    "the auth mount only issues {mount} tokens, and the role asks for {role} tokens"
+                )));
+            }
+            Ok(forced)
+        }
+        "default-batch" => Ok(explicit.unwrap_or(true)),
+        _ => Ok(explicit.unwrap_or(match role {
+            "default-batch" => true,
+            _ => false,
+        })),
+    }
+}
+
+/// A login token's TTL (`None`: never expires) and the cap on its lifetime.
+struct LoginTtl {
+    ttl: Duration,
+    max: Duration,
+}
+
+/// Vault's rules: the method's TTL or the mount's default; never past the method's max TTL or
+/// the mount's; a period replaces the TTL; an explicit max TTL caps everything.
+fn login_ttl(auth: &tresor_sdk::Auth, mount: &tresor_sdk::MountView) -> LoginTtl {
+    let mut max = mount.max_lease_ttl;
+    if !auth.max_ttl.is_zero() {
+        max = max.min(auth.max_ttl);
+    }
+    let mut ttl = if !auth.period.is_zero() {
+        auth.period
+    } else if auth.ttl.is_zero() {
+        mount.default_lease_ttl.min(max)
+    } else {
+        auth.ttl.min(max)
+    };
+    if !auth.explicit_max_ttl.is_zero() {
+        ttl = ttl.min(auth.explicit_max_ttl);
+        max = max.min(auth.explicit_max_ttl);
+    }
+    LoginTtl { ttl, max }
+}
+
 impl Core {
-    /// Turns an engine's `Auth` into a token (logins) or registers the token the token store
-    /// already created; expiring tokens get a lease.
+    /// Turns an auth method's `Auth` into a token (logins), honouring the auth mount's tuned
+    /// TTLs and token type and recording the login path (the issuing method, called back on
+    /// renewal). Tokens the token store created itself pass through unchanged.
     pub(crate) async fn materialize_auth(
         &self,
         u: &Unsealed,
+        route: &crate::mounts::Route,
         mut auth: tresor_sdk::Auth,
         path: &str,
         at: i64,
     ) -> Result<tresor_sdk::Auth, CoreError> {
         if auth.client_token.is_empty() {
-            // A login: mint a service token from what the auth method decided.
-            let mut policies = auth.policies.clone();
-            if !auth.no_default_policy && !policies.iter().any(|p| p == "default" || p == "root") {
+            let mut policies: Vec<String> = auth
+                .policies
+                .iter()
+                .map(|p| p.trim().to_lowercase())
+                .filter(|p| !p.is_empty())
+                .collect();
+            if policies.iter().any(|p| p == "root")
+                || policies
+                    .iter()
+                    .any(|p| crate::policies::NON_ASSIGNABLE.contains(&p.as_str()))
+            {
+                return Err(CoreError::InvalidRequest(
+                    "an auth method cannot grant the root or an internal policy".into(),
+                ));
+            }
+            if !auth.no_default_policy && !policies.iter().any(|p| p == "default") {
                 policies.push("default".into());
             }
             policies.sort();
             policies.dedup();
-            let ttl = if auth.ttl.is_zero() {
-                self.config().default_lease_ttl
-            } else {
-                auth.ttl
-            }
-            .min(self.config().max_lease_ttl);
-            let mut entry = TokenEntry::service(policies.clone(), path, &auth.display_name, at)
-                .with_ttl(ttl.as_secs());
-            entry.meta = auth.metadata.clone();
-            entry.num_uses = auth.num_uses;
-            entry.explicit_max_ttl = auth.explicit_max_ttl.as_secs();
-            entry.period = auth.period.as_secs();
-            entry.renewable = auth.renewable;
-            entry.hash = u.tokens.hash(&entry.id);
-            let lease = u.expiration.token_lease_ops(
-                &entry.path,
-                &entry.hash,
-                at,
-                at.saturating_add(crate::tokens::secs(ttl)),
+            let batch = login_token_type(
+                auth.token_type.as_deref().unwrap_or("default"),
+                &route.entry.config.token_type,
             )?;
-            let e = u.tokens.store_with(entry, lease).await?;
+            let limits = login_ttl(&auth, &route.mount);
+            let mut entry = TokenEntry::service(policies.clone(), path, &auth.display_name, at)
+                .with_ttl(limits.ttl.as_secs());
+            entry.meta = auth.metadata.clone();
+            entry.num_uses = auth.num_uses.max(0);
+            entry.explicit_max_ttl = auth.explicit_max_ttl.as_secs();
+            entry.max_ttl = limits.max.as_secs();
+            entry.period = auth.period.as_secs();
+            entry.renewable = auth.renewable && !batch;
+            entry.bound_cidrs = auth.bound_cidrs.clone();
+            entry.internal_data = auth.internal_data.clone();
+            entry.mount_accessor = route.entry.accessor.clone();
+            let e = if batch {
+                if entry.num_uses > 0 || entry.period > 0 {
+                    return Err(CoreError::InvalidRequest(
+                        "batch tokens cannot be periodic or have a use limit".into(),
+                    ));
+                }
+                entry.token_type = "batch".into();
+                entry.accessor.clear();
+                entry.id = u.tokens.mint_batch(&entry)?;
+                std::sync::Arc::new(entry)
+            } else {
+                entry.hash = u.tokens.hash(&entry.id);
+                let lease = match entry.expire_time {
+                    Some(exp) => u
+                        .expiration
+                        .token_lease_ops(&entry.path, &entry.hash, at, exp)?,
+                    None => Vec::new(),
+                };
+                u.tokens.store_with(entry, lease).await?
+            };
             auth.client_token = e.id.clone();
             auth.accessor = e.accessor.clone();
             auth.orphan = true;
             auth.policies = policies;
-            auth.ttl = ttl;
+            auth.ttl = Duration::from_secs(e.remaining(at).max(0) as u64);
+            auth.renewable = e.renewable && e.expire_time.is_some();
+            auth.token_type = Some(e.token_type.clone());
+            auth.num_uses = e.num_uses;
         }
         // Tokens the token store created arrive with their lease already committed.
         Ok(auth)

@@ -481,6 +481,9 @@ async fn create(
             .as_ref()
             .map(|r| r.token_bound_cidrs.clone())
             .unwrap_or_default(),
+        max_ttl: 0,
+        internal_data: serde_json::Map::new(),
+        mount_accessor: String::new(),
     };
     if token_type == "batch" {
         if num_uses > 0 {
@@ -596,7 +599,14 @@ async fn renew(
         return Err(LogicalError::invalid("batch tokens cannot be renewed"));
     }
     let increment = f.duration("increment").filter(|d| !d.is_zero());
-    let max_lease = req.mount.max_lease_ttl;
+    // A login token goes back to the auth method that issued it, which may refuse the
+    // renewal or shorten it; its own max TTL (from the method and its mount) caps it.
+    let method_cap = renew_with_method(&u, &e, increment).await?;
+    let max_lease = if e.max_ttl > 0 {
+        Duration::from_secs(e.max_ttl)
+    } else {
+        req.mount.max_lease_ttl
+    };
     // Under the token's lock, on the entry as stored now: a renewal racing a revocation
     // finds nothing to renew and can never write the revoked token back.
     let updated = u
@@ -632,6 +642,9 @@ async fn renew(
                     .saturating_sub(at);
                 ttl = ttl.min(cap.max(0));
             }
+            if let Some(cap) = method_cap {
+                ttl = ttl.min(secs(cap));
+            }
             e.expire_time = Some(at.saturating_add(ttl));
             e.last_renewal_time = Some(at);
             Ok(())
@@ -647,6 +660,55 @@ async fn renew(
     let mut r = Response::default();
     r.auth = Some(a);
     Ok(Some(r))
+}
+
+/// Calls back the auth method that issued a login token: `Err` when it refuses the renewal,
+/// `Some(ttl)` when it shortens it. Tokens the token store created renew without a callback.
+async fn renew_with_method(
+    u: &Unsealed,
+    e: &TokenEntry,
+    increment: Option<Duration>,
+) -> Result<Option<Duration>> {
+    if !e.path.starts_with("auth/") || e.path.starts_with("auth/token/") {
+        return Ok(None);
+    }
+    let router = u.router();
+    let Some((route, rel)) = router.route(&e.path) else {
+        return Err(LogicalError::invalid(
+            "the auth method that issued this token is no longer mounted",
+        ));
+    };
+    if !e.mount_accessor.is_empty() && route.entry.accessor != e.mount_accessor {
+        return Err(LogicalError::invalid(
+            "the auth method that issued this token is no longer mounted",
+        ));
+    }
+    let req = Request {
+        operation: Operation::Update,
+        path: rel.to_owned(),
+        data: serde_json::Map::new(),
+        storage: Arc::new(route.view.clone()),
+        mount: route.mount.clone(),
+        caller: tresor_sdk::Caller {
+            token_accessor: Some(e.accessor.clone()),
+            policies: e.policies.clone(),
+            display_name: e.display_name.clone(),
+            ..Default::default()
+        },
+        secret: Some(tresor_sdk::SecretRef {
+            lease_id: e.path.clone(),
+            secret_type: "auth".into(),
+            internal_data: e.internal_data.clone(),
+            increment,
+        }),
+    };
+    let resp = route.backend.renew_auth(req).await?;
+    Ok(resp.and_then(|r| r.auth).and_then(|a| {
+        [a.ttl, a.max_ttl]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min()
+    }))
 }
 
 async fn revoke(

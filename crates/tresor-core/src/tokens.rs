@@ -80,6 +80,20 @@ pub struct TokenEntry {
     /// `token_bound_cidrs`: the token works only from these client addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bound_cidrs: Vec<String>,
+    /// Login tokens: the cap on the token's lifetime from its creation (seconds; 0 means the
+    /// token store's mount maximum).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_ttl: u64,
+    /// Login tokens: the auth method's data, handed back to it on renewal.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub internal_data: serde_json::Map<String, Value>,
+    /// Login tokens: the accessor of the auth mount that issued it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mount_accessor: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn v1() -> u32 {
@@ -153,6 +167,9 @@ impl TokenEntry {
             entity_id: String::new(),
             revoking: false,
             bound_cidrs: Vec::new(),
+            max_ttl: 0,
+            internal_data: serde_json::Map::new(),
+            mount_accessor: String::new(),
         }
     }
 

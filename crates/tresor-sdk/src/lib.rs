@@ -14,6 +14,7 @@ pub mod cidr;
 pub mod clock;
 pub mod duration;
 pub mod framework;
+pub mod token;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -265,8 +266,18 @@ pub struct SecretLease {
     pub internal_data: Map<String, Value>,
 }
 
-/// The result of a successful login, turned into a token by the core.
-#[derive(Debug, Clone, Default)]
+/// Who logged in, as the auth method names them: resolved to an identity entity by the core
+/// (the mount accessor and `name` identify the alias).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Alias {
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The result of a successful login, turned into a token by the core. The core honours the
+/// auth mount's tuned TTLs and token type, records the method that issued the token, and calls
+/// the method's [`LogicalBackend::renew_auth`] when the token is renewed.
+#[derive(Clone, Default)]
 pub struct Auth {
     /// Set when the token already exists (the token store creates its own tokens); empty for
     /// logins, where the core mints the token from the rest of this struct.
@@ -285,7 +296,36 @@ pub struct Auth {
     pub explicit_max_ttl: Duration,
     pub no_default_policy: bool,
     pub token_type: Option<String>,
+    /// Kept with the token and handed back to the method on renewal; never shown to clients.
     pub internal_data: Map<String, Value>,
+    /// The login's identity alias (entity resolution comes with the identity store).
+    pub alias: Option<Alias>,
+    /// External groups the login belongs to (LDAP groups, OIDC `groups` claim).
+    pub group_aliases: Vec<Alias>,
+    /// `token_bound_cidrs`: the token works only from these client addresses.
+    pub bound_cidrs: Vec<String>,
+}
+
+/// Never prints the token or the method's internal data.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field(
+                "client_token",
+                &(!self.client_token.is_empty()).then_some("<redacted>"),
+            )
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("display_name", &self.display_name)
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("period", &self.period)
+            .field("num_uses", &self.num_uses)
+            .field("token_type", &self.token_type)
+            .field("alias", &self.alias.as_ref().map(|a| &a.name))
+            .field("bound_cidrs", &self.bound_cidrs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A raw HTTP body for endpoints that do not answer in the JSON envelope (CA PEMs, CRLs).
@@ -457,6 +497,13 @@ pub trait LogicalBackend: Send + Sync {
     /// Renews a leased secret this engine issued.
     async fn renew_secret(&self, _req: Request) -> Result<Option<Response>> {
         Err(LogicalError::invalid("lease is not renewable"))
+    }
+    /// A token this auth method issued at login is being renewed. `req.secret` carries the
+    /// token's internal data and the requested increment. `Ok(None)` allows the renewal as
+    /// asked; an error refuses it (the user was deleted, the certificate revoked); a response
+    /// whose `auth` has a TTL (or max TTL) shortens it.
+    async fn renew_auth(&self, _req: Request) -> Result<Option<Response>> {
+        Ok(None)
     }
     /// Revokes a leased secret this engine issued.
     async fn revoke_secret(&self, _req: Request) -> Result<Option<Response>> {
