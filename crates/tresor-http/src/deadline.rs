@@ -23,6 +23,14 @@
 //! fails (the client stopped reading). This differs from Go's `WriteTimeout`, which also counts
 //! the handler's time; see `docs/compat.md`.
 //!
+//! When the listener is at its connection cap and a new client is waiting, connections with no
+//! request in flight that have been quiet (idle, or in their head) for a while are *evicted*
+//! ([`ConnState::evict_if_quiet`]): their next or pending read fails at once. A slowloris that
+//! fills the cap thus costs legitimate clients about a second, not a header timeout per wave.
+//!
+//! The wrapper sits under TLS, so the first head deadline (from accept) also bounds the
+//! handshake, as Go's does, and a stalled handshake can be evicted too.
+//!
 //! A deadline only fires while hyper is waiting on the stream: the wrapper arms a timer whenever
 //! a read or write returns `Pending`, and when the timer fires the waiting task is woken and
 //! gets `ErrorKind::TimedOut`. Ending the last request in flight wakes a pending reader, so an
@@ -54,6 +62,16 @@ struct Inner {
     idle_since: Instant,
     /// The task waiting in `poll_read`, woken when the last request ends.
     reader: Option<Waker>,
+    /// Closed to make room for a waiting client.
+    evicted: bool,
+}
+
+/// What a read that is waiting must do.
+enum ReadLimit {
+    None,
+    At(Instant),
+    /// Fail now: the connection was evicted.
+    Now,
 }
 
 /// The state one connection's requests and its byte stream share.
@@ -74,6 +92,7 @@ impl ConnState {
                 head_started: Some(now),
                 idle_since: now,
                 reader: None,
+                evicted: false,
             }),
         })
     }
@@ -114,18 +133,37 @@ impl ConnState {
     }
 
     /// When a read waiting now must give up, if ever. Records the waiting task.
-    fn read_deadline(&self, waker: &Waker) -> Option<Instant> {
+    fn read_deadline(&self, waker: &Waker) -> ReadLimit {
         let mut g = self.lock();
+        if g.evicted {
+            return ReadLimit::Now;
+        }
         if !g.reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
             g.reader = Some(waker.clone());
         }
         if g.in_flight > 0 {
-            return None;
+            return ReadLimit::None;
         }
-        match g.head_started {
+        let at = match g.head_started {
             Some(t) => self.limits.head.map(|d| t + d),
             None => self.limits.idle.map(|d| g.idle_since + d),
+        };
+        at.map_or(ReadLimit::None, ReadLimit::At)
+    }
+
+    /// Evicts the connection if no request is in flight and it has been idle, or in its request
+    /// head (or TLS handshake), for at least `quiet`. Returns whether it did.
+    pub(crate) fn evict_if_quiet(&self, quiet: Duration) -> bool {
+        let mut g = self.lock();
+        let since = g.head_started.unwrap_or(g.idle_since);
+        if g.evicted || g.in_flight > 0 || since.elapsed() < quiet {
+            return false;
         }
+        g.evicted = true;
+        if let Some(w) = g.reader.take() {
+            w.wake();
+        }
+        true
     }
 }
 
@@ -212,14 +250,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                if let Some(deadline) = this.state.read_deadline(cx.waker())
-                    && expired(&mut this.read_timer, deadline, cx)
-                {
-                    return Poll::Ready(Err(timed_out("request read")));
+            Poll::Pending => match this.state.read_deadline(cx.waker()) {
+                ReadLimit::None => Poll::Pending,
+                ReadLimit::Now => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection closed to make room for a waiting client",
+                ))),
+                ReadLimit::At(deadline) => {
+                    if expired(&mut this.read_timer, deadline, cx) {
+                        return Poll::Ready(Err(timed_out("request read")));
+                    }
+                    Poll::Pending
                 }
-                Poll::Pending
-            }
+            },
         }
     }
 }
@@ -400,6 +443,33 @@ mod tests {
         // Sixteen 20-second stalls, each under the 30-second limit.
         io.write_all(&[0u8; 1024]).await.unwrap();
         drain.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_quiet_connections_are_evicted_and_their_reader_is_woken() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let state = ConnState::new(LIMITS);
+        let mut io = TimedIo::new(server, state.clone());
+        let q = Duration::from_secs(1);
+        // Too fresh.
+        assert!(!state.evict_if_quiet(q));
+        // Busy: never, however long.
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        read_once(&mut io).await.0.unwrap();
+        let (g, _) = state.begin();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!state.evict_if_quiet(q));
+        drop(g);
+        // Idle for a second: evicted, and the waiting read fails at once.
+        let reader = tokio::spawn(async move { read_once(&mut io).await });
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        assert!(!state.evict_if_quiet(q));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(state.evict_if_quiet(q));
+        let (r, took) = reader.await.unwrap();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(took, Duration::from_secs(1));
+        drop(client);
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,10 +9,12 @@
 //! certificate from `tls_client_ca_file` mandatory; `tls_disable_client_certs` stops asking.
 //!
 //! Unauthenticated clients must not be able to exhaust the server (issue 10, finding 6), so:
-//! - a listener holds at most `max_connections` connections (a Tresor extension); at the cap it
-//!   stops accepting, and new clients wait in the kernel's backlog until a connection closes;
-//! - the TLS handshake must finish within the header timeout (as in Go, where the header
-//!   deadline covers the handshake);
+//! - a listener holds at most `max_connections` connections (a Tresor extension); at the cap the
+//!   next client waits for a slot and further ones wait in the kernel's backlog, while
+//!   connections with no request in flight for a second (idle, or stuck in their head or TLS
+//!   handshake) are closed to make room;
+//! - the TLS handshake must finish within the header timeout, counted from accept (as in Go,
+//!   where the first header deadline covers the handshake);
 //! - every connection carries the deadlines of [`crate::deadline`] (head, idle, write stall) and
 //!   every request body the whole-request read deadline (in `dispatch`);
 //! - a failing `accept` (EMFILE, ENFILE, ENOBUFS) backs off exponentially from 5 ms to 1 s and
@@ -20,7 +22,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -34,7 +36,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CipherSuite, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 use tokio::time::Instant;
 use tresor_core::Core;
 
@@ -470,21 +472,13 @@ pub async fn serve(
         forwarded_for: config.forwarded_for.clone(),
     });
     let limits = config.timeouts.limits();
-    let handshake = config.timeouts.head();
     let cap = config
         .max_connections
         .unwrap_or_else(default_max_connections);
     let slots = Arc::new(Semaphore::new(cap));
+    let open = Arc::new(OpenConns::default());
     let mut backoff = AcceptBackoff::default();
     loop {
-        // At the cap, stop accepting: new clients wait in the listen backlog, not in our memory.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.changed() => return,
-        };
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = loop {
             tokio::select! {
                 r = tcp.accept() => match r {
@@ -493,6 +487,11 @@ pub async fn serve(
                         break x;
                     }
                     Err(e) => {
+                        // Out of file descriptors: the cap is above what the process may open.
+                        // Make room as at the cap, or clients wait for whole timeouts.
+                        if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
+                            open.evict_quiet(EVICT_AFTER);
+                        }
                         let (delay, log) = backoff.failed(Instant::now());
                         if let Some(unlogged) = log {
                             tracing::warn!(
@@ -511,10 +510,39 @@ pub async fn serve(
                 _ = shutdown.changed() => return,
             }
         };
+        // At the cap this client waits for a slot, and the loop accepts no one else meanwhile:
+        // further clients wait in the kernel's listen backlog, not in our memory. While it
+        // waits, connections doing nothing make room (see `OpenConns::evict_quiet`).
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return,
+            Err(TryAcquireError::NoPermits) => loop {
+                let evicted = open.evict_quiet(EVICT_AFTER);
+                if evicted > 0 {
+                    tracing::debug!(
+                        evicted,
+                        cap,
+                        "at the connection cap: closed quiet connections"
+                    );
+                }
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => break p,
+                        Err(_) => return,
+                    },
+                    _ = tokio::time::sleep(EVICT_ROUND) => {}
+                    _ = shutdown.changed() => return,
+                }
+            },
+        };
         let _ = stream.set_nodelay(true);
         let core = core.clone();
         let cfg = cfg.clone();
         let tls = tls.clone();
+        // The deadlines sit under TLS: the first head deadline, from now, bounds the handshake.
+        let state = ConnState::new(limits);
+        open.add(&state, cap);
+        let io = TimedIo::new(stream, state.clone());
         tokio::spawn(async move {
             let _slot = permit;
             let mut info = ConnInfo {
@@ -522,41 +550,71 @@ pub async fn serve(
                 peer_certs: Vec::new(),
             };
             match tls {
-                None => serve_conn(core, cfg, limits, info, stream).await,
-                Some(acceptor) => {
-                    let accept = acceptor.accept(stream);
-                    let done = match handshake {
-                        Some(d) => match tokio::time::timeout(d, accept).await {
-                            Ok(r) => r,
-                            Err(_) => {
-                                tracing::debug!(%peer, "tls handshake timed out");
-                                return;
-                            }
-                        },
-                        None => accept.await,
-                    };
-                    match done {
-                        Ok(s) => {
-                            if let Some(certs) = s.get_ref().1.peer_certificates() {
-                                info.peer_certs = certs.iter().map(|c| c.to_vec()).collect();
-                            }
-                            serve_conn(core, cfg, limits, info, s).await
+                None => serve_conn(core, cfg, state, info, io).await,
+                Some(acceptor) => match acceptor.accept(io).await {
+                    Ok(s) => {
+                        if let Some(certs) = s.get_ref().1.peer_certificates() {
+                            info.peer_certs = certs.iter().map(|c| c.to_vec()).collect();
                         }
-                        Err(e) => tracing::debug!(error = %e, "tls handshake failed"),
+                        serve_conn(core, cfg, state, info, s).await
                     }
-                }
+                    Err(e) => tracing::debug!(error = %e, %peer, "tls handshake failed"),
+                },
             }
         });
     }
 }
 
-async fn serve_conn<S>(core: Core, cfg: Arc<HttpConfig>, limits: Limits, info: ConnInfo, io: S)
-where
+/// How long a connection must have had no request in flight before it may be closed to make
+/// room at the cap. Real clients send a request head within milliseconds of connecting.
+const EVICT_AFTER: Duration = Duration::from_secs(1);
+/// How often a client waiting at the cap looks again for connections to close.
+const EVICT_ROUND: Duration = Duration::from_millis(250);
+/// `accept`'s "too many open files" (process, system): the same numbers on Linux and the BSDs.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
+/// The open connections of one listener, for eviction at the cap.
+#[derive(Debug, Default)]
+struct OpenConns(std::sync::Mutex<Vec<Weak<ConnState>>>);
+
+impl OpenConns {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Weak<ConnState>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, c: &Arc<ConnState>, cap: usize) {
+        let mut l = self.list();
+        // Entries of closed connections are dropped once they could outnumber the live ones.
+        if l.len() >= cap.saturating_mul(2) {
+            l.retain(|w| w.strong_count() > 0);
+        }
+        l.push(Arc::downgrade(c));
+    }
+
+    /// Closes every connection with no request in flight that has been idle, or in its request
+    /// head or TLS handshake, for at least `quiet`. Returns how many.
+    fn evict_quiet(&self, quiet: Duration) -> usize {
+        let mut l = self.list();
+        l.retain(|w| w.strong_count() > 0);
+        l.iter()
+            .filter_map(Weak::upgrade)
+            .filter(|c| c.evict_if_quiet(quiet))
+            .count()
+    }
+}
+
+async fn serve_conn<S>(
+    core: Core,
+    cfg: Arc<HttpConfig>,
+    state: Arc<ConnState>,
+    info: ConnInfo,
+    io: S,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = Arc::new(info);
-    let state = ConnState::new(limits);
-    let io = TokioIo::new(TimedIo::new(io, state.clone()));
+    let io = TokioIo::new(io);
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let core = core.clone();
         let cfg = cfg.clone();

@@ -184,44 +184,108 @@ fn idle_keep_alive_connections_close_after_the_idle_timeout() {
     );
 }
 
-/// With `max_connections = 8`, eight held connections make the listener stop accepting: a
-/// ninth client waits (in the kernel's backlog) and is served as soon as one of them closes.
-#[test]
-fn at_the_connection_cap_new_clients_wait_until_a_connection_closes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = plain_config(port, "").replace(
+/// A config with one plain listener capped at 8 connections and the given extra keys.
+fn capped(port: u16, extra: &str) -> String {
+    plain_config(port, "").replace(
         "tls_disable = true",
-        "tls_disable = true\n  max_connections = 8\n  http_read_header_timeout = \"60s\"",
-    );
-    let s = Server::start(tmp.path(), port, &config);
+        &format!("tls_disable = true\n  max_connections = 8\n{extra}"),
+    )
+}
 
-    let mut held: Vec<TcpStream> = (0..8).map(|_| stalled(port, b"")).collect();
-    std::thread::sleep(Duration::from_millis(300));
+/// Starts `curl` of `url` on a thread; the receiver gets the instant it finished.
+fn curl_in_background(
+    dir: &Path,
+    url: String,
+) -> (
+    mpsc::Receiver<Instant>,
+    std::thread::JoinHandle<(i32, String, Duration)>,
+) {
     let (tx, rx) = mpsc::channel();
-    let url = format!("{}/v1/sys/health?uninitcode=200", s.addr);
-    let dir = tmp.path().to_path_buf();
-    let ninth = std::thread::spawn(move || {
+    let dir = dir.to_path_buf();
+    let t = std::thread::spawn(move || {
         let r = curl(&dir, &[], &url);
         let _ = tx.send(Instant::now());
         r
     });
+    (rx, t)
+}
+
+/// With `max_connections = 8` and eight requests in flight (their bodies still arriving), the
+/// listener has no slot: a ninth client waits, and is served as soon as one of them closes.
+#[test]
+fn at_the_connection_cap_new_clients_wait_for_a_busy_connection_to_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = capped(
+        port,
+        "  http_read_header_timeout = \"60s\"\n  http_read_timeout = \"60s\"",
+    );
+    let s = Server::start(tmp.path(), port, &config);
+
+    let mut busy: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            stalled(
+                port,
+                b"PUT /v1/sys/init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (served, ninth) = curl_in_background(
+        tmp.path(),
+        format!("{}/v1/sys/health?uninitcode=200", s.addr),
+    );
     assert!(
-        rx.recv_timeout(Duration::from_secs(2)).is_err(),
-        "the ninth client was served while eight connections were open"
+        served.recv_timeout(Duration::from_secs(3)).is_err(),
+        "the ninth client was served while eight requests were in flight"
     );
     let released = Instant::now();
-    drop(held.pop());
-    let served = rx
+    drop(busy.pop());
+    let at = served
         .recv_timeout(Duration::from_secs(10))
         .expect("the ninth client was not served after a connection closed");
     let (code, status, _) = ninth.join().unwrap();
     assert_eq!((code, status.as_str()), (0, "200"));
     assert!(
-        served - released < Duration::from_secs(5),
+        at - released < Duration::from_secs(5),
         "served {:?} after the release",
-        served - released
+        at - released
     );
+    // The busy connections were not touched to make room.
+    for (i, c) in busy.iter_mut().enumerate() {
+        let (_, closed) = wait_closed(c, Duration::from_millis(10));
+        assert!(closed.is_none(), "busy connection {i} was closed");
+    }
+}
+
+/// A slowloris that fills the cap (20 half-sent heads against `max_connections = 8`, with a
+/// 60 s header timeout) delays a real client by seconds, not by the header timeout: while a
+/// client waits for a slot, connections quiet for a second are closed.
+#[test]
+fn at_the_connection_cap_quiet_connections_make_room() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = capped(port, "  http_read_header_timeout = \"60s\"");
+    let s = Server::start(tmp.path(), port, &config);
+
+    let start = Instant::now();
+    let mut attack: Vec<TcpStream> = (0..20)
+        .map(|_| stalled(port, b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    let (code, status, took) = curl(
+        tmp.path(),
+        &[],
+        &format!("{}/v1/sys/health?uninitcode=200", s.addr),
+    );
+    assert_eq!((code, status.as_str()), (0, "200"), "health at the cap");
+    assert!(took < Duration::from_secs(10), "health took {took:?}");
+    let closed = attack
+        .iter_mut()
+        .map(|c| wait_closed(c, Duration::from_millis(10)).1.is_some())
+        .filter(|closed| *closed)
+        .count();
+    assert!(closed >= 8, "only {closed} stalled connections were closed");
+    assert!(start.elapsed() < Duration::from_secs(30));
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -582,5 +646,98 @@ listener "tcp" {{
             .iter()
             .any(|(_, a)| a == "203.0.113.8" || a == "203.0.113.9"),
         "an untrusted header reached the audit log: {requests:?}"
+    );
+}
+
+/// Kills the process it holds when dropped.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let after_name = stat.rsplit_once(')').expect("stat format").1;
+    let f: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// The original report: with the file-descriptor limit reached, `accept` failed in a busy loop
+/// that pinned a core and wrote gigabytes of "accept failed" lines, and real clients timed out.
+/// Here the server runs under `ulimit -n 64` with `max_connections` above that, and 100
+/// half-sent heads exhaust its descriptors: it must stay nearly idle, log a line a second at
+/// most, and still serve a real client promptly (quiet connections make room).
+#[test]
+fn out_of_file_descriptors_the_accept_loop_backs_off_and_makes_room() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = free_port();
+    std::fs::write(
+        dir.join("config.hcl"),
+        capped(port, "  http_read_header_timeout = \"60s\"")
+            .replace("max_connections = 8", "max_connections = 1000"),
+    )
+    .unwrap();
+    let log = dir.join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let server = Kill(
+        Command::new("bash")
+            .args([
+                "-c",
+                "ulimit -n 64 && exec \"$0\" server -config=config.hcl",
+                env!("CARGO_BIN_EXE_tresor"),
+            ])
+            .current_dir(dir)
+            .env("HOME", dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start tresor server"),
+    );
+    let health = format!("http://127.0.0.1:{port}/v1/sys/health?uninitcode=200");
+    let ready = Instant::now() + common::READY_TIMEOUT;
+    while curl(dir, &["--max-time", "2"], &health).1 != "200" {
+        assert!(
+            Instant::now() < ready,
+            "server not ready:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let cpu_before = cpu_seconds(server.0.id());
+    let _attack: Vec<TcpStream> = (0..100)
+        .map(|_| stalled(port, b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, status, took) = curl(dir, &[], &health);
+    assert_eq!(
+        (code, status.as_str()),
+        (0, "200"),
+        "health out of descriptors"
+    );
+    assert!(took < Duration::from_secs(5), "health took {took:?}");
+    std::thread::sleep(Duration::from_secs(2));
+
+    let cpu = cpu_seconds(server.0.id()) - cpu_before;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text.matches("accept failed").count();
+    assert!(cpu < 1.5, "the server used {cpu:.2} s of CPU in about 4 s");
+    assert!(lines <= 8, "{lines} \"accept failed\" lines in about 4 s");
+    assert!(
+        text.len() < 64 * 1024,
+        "the log grew to {} bytes",
+        text.len()
+    );
+    assert!(
+        text.contains("Too many open files"),
+        "the test did not exhaust the server's descriptors:\n{text}"
     );
 }
