@@ -37,6 +37,8 @@ pub struct CoreConfig {
     pub cluster_name: Option<String>,
     /// Where the core's background work reads the time (tests inject a manual clock).
     pub clock: Arc<dyn tresor_sdk::clock::Clock>,
+    /// How long an engine may take over one request (Vault's `max_request_duration`).
+    pub max_request_duration: Duration,
 }
 
 impl std::fmt::Debug for CoreConfig {
@@ -57,6 +59,7 @@ impl Default for CoreConfig {
             max_lease_ttl: d,
             cluster_name: None,
             clock: Arc::new(tresor_sdk::clock::SystemClock),
+            max_request_duration: Duration::from_secs(90),
         }
     }
 }
@@ -75,8 +78,13 @@ pub struct CoreRequest {
     pub remote_addr: Option<String>,
     /// `X-Vault-Wrap-TTL`: wrap the response in a single-use token with this TTL.
     pub wrap_ttl: Option<Duration>,
-    /// Request headers (lowercase names), for the audit log's configured headers.
+    /// Request headers (lowercase names), for the audit log's configured headers and the
+    /// mount's passthrough headers.
     pub headers: Vec<(String, String)>,
+    /// The DER certificates the client presented in the TLS handshake, leaf first.
+    pub peer_certificates: Vec<Vec<u8>>,
+    /// The body as sent, when it is not JSON (an OCSP request's DER).
+    pub raw_body: Option<Arc<[u8]>>,
 }
 
 /// Never prints the token or the request data (which may hold secrets).
@@ -107,6 +115,8 @@ impl CoreRequest {
             remote_addr: None,
             wrap_ttl: None,
             headers: Vec::new(),
+            peer_certificates: Vec::new(),
+            raw_body: None,
         }
     }
 }
@@ -1125,11 +1135,15 @@ impl Core {
             data: req.data.clone(),
             storage: Arc::new(route.view.clone()),
             mount: route.mount.clone(),
-            caller: Caller {
-                remote_addr: req.remote_addr.clone(),
-                ..Default::default()
-            },
+            caller: Caller::default(),
             secret: None,
+            connection: Arc::new(tresor_sdk::Connection {
+                remote_addr: req.remote_addr.clone(),
+                peer_certificates: req.peer_certificates.clone(),
+            }),
+            headers: passthrough_headers(&route.entry.config.passthrough_request_headers, &req),
+            raw_body: req.raw_body.clone(),
+            deadline: Some(std::time::Instant::now() + self.0.config.max_request_duration),
         };
         // 5. the existence check decides create vs update, but only for a caller the ACL lets
         //    do one of the two: nothing reaches an engine for a write the token cannot make.
@@ -1220,10 +1234,15 @@ impl Core {
         } else {
             // A panic in an engine is an internal error for this request, not a lost
             // connection: the response is still audited and the token's use still counted.
-            match CatchPanic(route.backend.handle(engine_req)).await {
-                Err(e) => Err(e),
-                Ok(Err(e)) => Err(CoreError::from(e)),
-                Ok(Ok(response)) => self
+            let limit = self.0.config.max_request_duration;
+            match tokio::time::timeout(limit, CatchPanic(route.backend.handle(engine_req))).await {
+                Err(_) => Err(CoreError::Internal(format!(
+                    "the request took longer than the maximum request duration ({}s)",
+                    limit.as_secs()
+                ))),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(Err(e))) => Err(CoreError::from(e)),
+                Ok(Ok(Ok(response))) => self
                     .finish(&u, route, &req, &path, token.as_deref(), response, &mut out)
                     .await
                     .map(|()| None),
@@ -1328,10 +1347,7 @@ impl Core {
         let Some(token) = token else {
             // Only unauthenticated paths get here without a token.
             return Ok(Authorized {
-                caller: Caller {
-                    remote_addr: req.caller.remote_addr.clone(),
-                    ..Default::default()
-                },
+                caller: Caller::default(),
                 min_wrap: None,
                 max_wrap: None,
             });
@@ -1359,7 +1375,6 @@ impl Core {
                 display_name: token.display_name.clone(),
                 policies: token.policies.clone(),
                 entity_id: token.entity_id.clone(),
-                remote_addr: req.caller.remote_addr.clone(),
                 batch_token: token.is_batch().then(|| token.id.clone()),
             },
             min_wrap,
@@ -1373,6 +1388,22 @@ impl Core {
         let router = u.router();
         router.route(path).map(|(r, _)| r.special.clone())
     }
+}
+
+/// The request headers a mount lets through to its engine (`passthrough_request_headers`,
+/// compared without case). The token and cookies never pass.
+fn passthrough_headers(allowed: &[String], req: &CoreRequest) -> Vec<(String, String)> {
+    if allowed.is_empty() {
+        return Vec::new();
+    }
+    req.headers
+        .iter()
+        .filter(|(n, _)| {
+            !matches!(n.as_str(), "x-vault-token" | "authorization" | "cookie")
+                && allowed.iter().any(|a| a.eq_ignore_ascii_case(n))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Refuses request paths that no client sends and that could be read two ways: control

@@ -201,6 +201,10 @@ impl Core {
             mount: route.mount.clone(),
             caller: Caller::default(),
             secret: Some(secret_ref(e, increment)),
+            connection: Default::default(),
+            headers: Vec::new(),
+            raw_body: None,
+            deadline: None,
         };
         Ok((req, route.backend.clone()))
     }

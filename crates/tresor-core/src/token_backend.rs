@@ -701,6 +701,10 @@ async fn renew_with_method(
             internal_data: e.internal_data.clone(),
             increment,
         }),
+        connection: Default::default(),
+        headers: Vec::new(),
+        raw_body: None,
+        deadline: None,
     };
     let resp = route.backend.renew_auth(req).await?;
     Ok(resp.and_then(|r| r.auth).and_then(|a| {

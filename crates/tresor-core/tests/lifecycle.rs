@@ -189,3 +189,68 @@ async fn a_seal_waits_for_requests_in_flight_before_cleaning_up() {
         "cleanup must follow the request in flight: {ev:?}"
     );
 }
+
+/// Echoes what the engine is told about the request's connection.
+struct Echo;
+
+#[async_trait::async_trait]
+impl LogicalBackend for Echo {
+    async fn handle(&self, req: Request) -> Result<Option<Response>> {
+        let mut m = Map::new();
+        m.insert("remote".into(), json!(req.connection.remote_addr));
+        m.insert(
+            "certs".into(),
+            json!(req.connection.peer_certificates.len()),
+        );
+        m.insert("headers".into(), json!(req.headers));
+        m.insert(
+            "raw".into(),
+            json!(req.raw_body.as_deref().map(<[u8]>::to_vec)),
+        );
+        m.insert(
+            "deadline_in_future".into(),
+            json!(req.deadline.is_some_and(|d| d > std::time::Instant::now())),
+        );
+        Ok(Some(Response::data(m)))
+    }
+    fn help(&self, _path: &str) -> Option<Map<String, Value>> {
+        None
+    }
+}
+
+/// Issue 11: engines see the connection facts (client address, TLS peer certificates), the
+/// headers their mount lets through (never the token), a raw body, and their deadline.
+#[tokio::test]
+async fn engines_see_connection_facts_and_passthrough_headers() {
+    let t = dev_core_with(|c| c.register_engine("echo", Arc::new(|_| Ok(Arc::new(Echo))))).await;
+    t.ok(
+        Update,
+        "sys/mounts/echo",
+        json!({"type": "echo", "config": {"passthrough_request_headers": ["X-Custom", "Authorization"]}}),
+        &t.root,
+    )
+    .await;
+    let mut r = tresor_core::CoreRequest::new(Read, "echo/x", Map::new(), Some(&t.root));
+    r.remote_addr = Some("127.0.0.2".into());
+    r.peer_certificates = vec![vec![1, 2, 3], vec![4]];
+    r.raw_body = Some(vec![0x30, 0x03].into());
+    r.headers = vec![
+        ("x-custom".into(), "yes".into()),
+        ("authorization".into(), "Bearer secret".into()),
+        ("x-other".into(), "no".into()),
+    ];
+    let d = t
+        .core
+        .handle(r)
+        .await
+        .unwrap()
+        .response
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(d["remote"], "127.0.0.2");
+    assert_eq!(d["certs"], 2);
+    assert_eq!(d["headers"], json!([["x-custom", "yes"]]), "{d:?}");
+    assert_eq!(d["raw"], json!([48, 3]));
+    assert_eq!(d["deadline_in_future"], true);
+}

@@ -390,8 +390,7 @@ where
     };
     let query = parse_query(parts.uri.query());
 
-    // OCSP requests arrive as DER, not JSON: they are handed on base64-encoded in
-    // `http_raw_body`, which the PKI engine's OCSP path reads.
+    // OCSP requests arrive as DER, not JSON: the bytes are handed on as the raw body.
     let ocsp = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -424,52 +423,71 @@ where
             }
         }
     };
-    let body = match body {
-        Ok(b) => b,
+    let (body, raw_body) = match body {
+        Ok(RequestBody::Json(b)) => (b, None),
+        Ok(RequestBody::Raw(r)) => (None, Some(r)),
         Err(resp) => return resp,
     };
     // Bare-JSON endpoints are served on the core directly; the rest goes through the pipeline.
     if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {
         return resp;
     }
-    logical(core, &parts.method, &parts.headers, path, query, body, conn).await
+    let req = Incoming {
+        method: &parts.method,
+        headers: &parts.headers,
+        path,
+        query,
+        body,
+        raw_body,
+    };
+    logical(core, req, conn).await
 }
 
-/// Reads a request body: JSON, or an OCSP request (DER) handed on base64-encoded in
-/// `http_raw_body`, which the PKI engine's OCSP path reads.
+/// A request body: JSON (the usual), or bytes handed on untouched (an OCSP request's DER).
+enum RequestBody {
+    Json(Option<Map<String, Value>>),
+    Raw(std::sync::Arc<[u8]>),
+}
+
+/// Reads a request body under the size limit.
 async fn read_request_body<B>(
     body: B,
-    ocsp: bool,
+    raw: bool,
     limit: usize,
-) -> Result<Option<Map<String, Value>>, http::Response<Body>>
+) -> Result<RequestBody, http::Response<Body>>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if ocsp {
-        use base64::Engine as _;
-        let raw = read_raw(body, limit).await?;
-        let mut m = Map::new();
-        m.insert(
-            "http_raw_body".into(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
-        );
-        Ok(Some(m))
+    if raw {
+        Ok(RequestBody::Raw(
+            read_raw(body, limit).await?.to_vec().into(),
+        ))
     } else {
-        read_body(body, limit).await
+        read_body(body, limit).await.map(RequestBody::Json)
     }
 }
 
-/// The logical (enveloped) half of dispatch.
-async fn logical(
-    core: &Core,
-    method: &Method,
-    headers: &HeaderMap,
+/// A decoded request on its way to the pipeline.
+struct Incoming<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
     path: String,
     query: Vec<(String, String)>,
     body: Option<Map<String, Value>>,
-    conn: &ConnInfo,
-) -> http::Response<Body> {
+    raw_body: Option<std::sync::Arc<[u8]>>,
+}
+
+/// The logical (enveloped) half of dispatch.
+async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Response<Body> {
+    let Incoming {
+        method,
+        headers,
+        path,
+        query,
+        body,
+        raw_body,
+    } = req;
     let mut data = body.unwrap_or_default();
     let mut list = method.as_str() == "LIST";
     let mut help = method.as_str() == "HELP";
@@ -568,6 +586,8 @@ async fn logical(
         remote_addr: conn.remote_addr.clone(),
         wrap_ttl,
         headers: hdrs,
+        peer_certificates: conn.peer_certs.clone(),
+        raw_body,
     };
     match core.handle(req).await {
         Err(e) => core_error(&e),

@@ -6,8 +6,8 @@
 //! (CA setup and the multi-issuer API), `issue` (issue and sign), `crl` (revocation and
 //! CRLs), `ocsp`, `fetch` (reading certificates back), `tidy`, `store` (storage layout).
 //!
-//! `POST ocsp` receives its DER body (`application/ocsp-request`) from the HTTP edge
-//! base64-encoded in the field `http_raw_body`.
+//! `POST ocsp` receives its DER body (`application/ocsp-request`) from the HTTP edge as the
+//! request's raw body.
 
 #![forbid(unsafe_code)]
 
@@ -754,7 +754,6 @@ fn table() -> Table<Engine> {
             .op(List, h!(certs_list))
             .help("List stored certificates", ""),
         p("ocsp")
-            .field(f("http_raw_body", Kind::Str, "the DER request, base64"))
             .op(Update, h!(ocsp))
             .help("OCSP responder (POST)", ""),
         p("ocsp/{request:+}")

@@ -9,7 +9,7 @@
 //! cannot decide.
 //!
 //! The HTTP edge parses bodies as JSON; a DER body arrives here base64-encoded in the request
-//! field `http_raw_body` (see the crate documentation).
+//! request's raw body (see the crate documentation).
 
 use std::sync::Arc;
 
@@ -67,11 +67,14 @@ fn status_only(status: OcspResponseStatus) -> Response {
 
 impl Engine {
     pub(crate) async fn ocsp(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let encoded = if req.operation == tresor_sdk::Operation::Read {
-            f.string("request")
-        } else {
-            f.string("http_raw_body")
-        };
+        // POST carries the DER request as its body, handed on untouched by the HTTP edge.
+        if req.operation != tresor_sdk::Operation::Read {
+            let Some(der) = req.raw_body.clone() else {
+                return Ok(Some(status_only(OcspResponseStatus::MalformedRequest)));
+            };
+            return self.answer_ocsp(&req, &der).await;
+        }
+        let encoded = f.string("request");
         let cleaned: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(cleaned.as_bytes())

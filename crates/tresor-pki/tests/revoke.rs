@@ -158,9 +158,7 @@ async fn story_3_a_revoked_certificate_is_on_the_next_crl_and_ocsp_says_revoked(
         assert!(ok, "{out}");
         assert!(out.contains(&format!(": {want}")), "{out}");
         // POST with the DER body gives the same status.
-        let (_, resp) = h
-            .raw(Operation::Update, "ocsp", json!({"http_raw_body": b64}))
-            .await;
+        let (_, resp) = h.post_raw("ocsp", std::fs::read(&reqf).unwrap()).await;
         let respf = write_file(d.path(), "resp2.der", &resp);
         let (ok, out) = openssl(&[
             "ocsp",

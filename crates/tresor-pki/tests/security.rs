@@ -743,6 +743,10 @@ fn request_on(h: &Harness, s: Arc<dyn Storage>, op: Operation, path: &str, data:
         mount: h.mount.clone(),
         caller: Caller::default(),
         secret: None,
+        connection: Default::default(),
+        headers: Vec::new(),
+        raw_body: None,
+        deadline: None,
     }
 }
 

@@ -165,7 +165,6 @@ pub struct Caller {
     pub display_name: String,
     pub policies: Vec<String>,
     pub entity_id: String,
-    pub remote_addr: Option<String>,
     /// A batch token is not stored anywhere: it is its own entry. The token store reads it
     /// back from here (`lookup-self`); other engines must ignore it, and nothing stores it.
     /// A batch token has no cubbyhole.
@@ -182,9 +181,27 @@ impl std::fmt::Debug for Caller {
             .field("display_name", &self.display_name)
             .field("policies", &self.policies)
             .field("entity_id", &self.entity_id)
-            .field("remote_addr", &self.remote_addr)
             .field("batch", &self.batch_token.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Clone, Default)]
+pub struct Connection {
+    /// The client's address (after a trusted proxy's `X-Forwarded-For`).
+    pub remote_addr: Option<String>,
+    /// The DER certificates the client presented in the TLS handshake, leaf first (the
+    /// listener asks for them and does not require them).
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("remote_addr", &self.remote_addr)
+            .field("peer_certificates", &self.peer_certificates.len())
+            .finish()
     }
 }
 
@@ -200,6 +217,15 @@ pub struct Request {
     pub caller: Caller,
     /// Set for secret renew/revoke callbacks.
     pub secret: Option<SecretRef>,
+    pub connection: Arc<Connection>,
+    /// The request headers the mount lets through (`passthrough_request_headers`), names in
+    /// lower case. Never the token.
+    pub headers: Vec<(String, String)>,
+    /// The body as sent, when it is not JSON (an OCSP request's DER).
+    pub raw_body: Option<Arc<[u8]>>,
+    /// When the core stops waiting for this request (`max_request_duration`): long work
+    /// should stop by then.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Request {
@@ -234,6 +260,10 @@ impl Context {
             mount: self.mount.clone(),
             caller: Caller::default(),
             secret: None,
+            connection: Default::default(),
+            headers: Vec::new(),
+            raw_body: None,
+            deadline: None,
         }
     }
 }

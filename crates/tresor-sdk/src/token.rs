@@ -290,6 +290,10 @@ mod tests {
             }),
             caller: Caller::default(),
             secret: None,
+            connection: Default::default(),
+            headers: Vec::new(),
+            raw_body: None,
+            deadline: None,
         };
         table.handle(Arc::new(()), req).await?;
         Ok(OUT.lock().unwrap().take().unwrap())

@@ -138,6 +138,10 @@ impl Harness {
             mount: self.mount.clone(),
             caller: Caller::default(),
             secret: None,
+            connection: Default::default(),
+            headers: Vec::new(),
+            raw_body: None,
+            deadline: None,
         }
     }
 

@@ -154,6 +154,10 @@ impl Harness {
             mount: self.mount.clone(),
             caller: Caller::default(),
             secret: None,
+            connection: Default::default(),
+            headers: Vec::new(),
+            raw_body: None,
+            deadline: None,
         }
     }
 
@@ -205,6 +209,23 @@ impl Harness {
     /// A raw body (PEM, DER, CRL, OCSP) with its content type.
     pub async fn raw(&self, op: Operation, path: &str, data: Value) -> (String, Vec<u8>) {
         let r = self.resp(op, path, data).await;
+        let raw = r
+            .raw
+            .unwrap_or_else(|| panic!("{path}: expected a raw response"));
+        assert_eq!(raw.status, 200, "{path}");
+        (raw.content_type, raw.body)
+    }
+
+    /// A POST whose body is not JSON (an OCSP request's DER): the raw response.
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (String, Vec<u8>) {
+        let mut req = self.req(Operation::Update, path, Value::Null);
+        req.raw_body = Some(body.into());
+        let r = self
+            .pki
+            .handle(req)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .unwrap_or_else(|| panic!("{path}: no response"));
         let raw = r
             .raw
             .unwrap_or_else(|| panic!("{path}: expected a raw response"));
