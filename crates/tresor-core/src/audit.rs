@@ -501,6 +501,32 @@ impl AuditBroker {
         Ok(b)
     }
 
+    /// Reloads the devices and request headers after another server changed the audit
+    /// table: devices still enabled keep their open file or socket.
+    pub async fn reload_table(&self, barrier: &Barrier) -> Result<(), CoreError> {
+        let _g = self.changes.lock().await;
+        let fresh = AuditBroker::load(barrier).await?;
+        let fresh_devices = fresh.devices.into_inner();
+        let mut devices = self.devices.write();
+        let kept: Vec<Arc<Device>> = fresh_devices
+            .into_iter()
+            .map(|d| {
+                devices
+                    .iter()
+                    .find(|old| {
+                        old.entry.path == d.entry.path
+                            && old.entry.kind == d.entry.kind
+                            && old.entry.options == d.entry.options
+                    })
+                    .cloned()
+                    .unwrap_or(d)
+            })
+            .collect();
+        *devices = kept;
+        *self.headers.write() = fresh.headers.into_inner();
+        Ok(())
+    }
+
     pub fn enabled(&self) -> bool {
         !self.devices.read().is_empty()
     }

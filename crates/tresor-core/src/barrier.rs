@@ -409,6 +409,45 @@ impl Barrier {
         Ok(next)
     }
 
+    /// Reads the stored keyring again after another server changed it (a rotation there):
+    /// new terms are added and the active term follows the stored one. Terms are never
+    /// removed here, so values written under any known term keep opening.
+    pub async fn reload_keyring(&self) -> Result<(), CoreError> {
+        let _g = self.persist.lock().await;
+        let blob = self
+            .physical
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or_else(|| CoreError::Internal("keyring missing".into()))?;
+        let plain = open_value(&self.root_key.aead(), KEYRING_PATH, &blob)?;
+        let stored: StoredKeyring = serde_json::from_slice(&plain)
+            .map_err(|e| CoreError::Internal(format!("decoding keyring: {e}")))?;
+        let mut fresh = Vec::new();
+        for t in &stored.terms {
+            let raw = Zeroizing::new(
+                B64.decode(&t.key)
+                    .map_err(|e| CoreError::Internal(format!("keyring term: {e}")))?,
+            );
+            fresh.push((
+                t.term,
+                Key::from_slice(&raw)?,
+                t.install_time,
+                t.encryptions,
+            ));
+        }
+        let mut kr = self.keyring.write();
+        for (n, key, installed, count) in fresh {
+            kr.terms
+                .entry(n)
+                .or_insert_with(|| Arc::new(Term::new(key, installed, count)));
+        }
+        if stored.active > kr.active && kr.terms.contains_key(&stored.active) {
+            kr.active = stored.active;
+        }
+        kr.rotation = stored.rotation;
+        Ok(())
+    }
+
     pub fn key_status(&self) -> KeyStatus {
         let kr = self.keyring.read();
         let t = &kr.terms[&kr.active];

@@ -294,6 +294,12 @@ impl Unsealed {
     pub fn router(&self) -> Arc<Router> {
         self.router.read().clone()
     }
+    pub(crate) fn set_router(&self, r: Router) {
+        *self.router.write() = Arc::new(r);
+    }
+    pub(crate) fn mount_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.mount_lock
+    }
 }
 
 pub(crate) struct Inner {
@@ -605,6 +611,22 @@ impl Core {
         }
     }
 
+    /// What an engine is handed outside a request, at the clock's current time.
+    pub(crate) fn engine_context(&self, route: &Route) -> tresor_sdk::Context {
+        self.context(route, self.0.config.clock.now())
+    }
+
+    /// The same mount and engine with a changed entry (a tune).
+    pub(crate) fn retuned(&self, route: &Route, entry: MountEntry) -> Route {
+        Route {
+            mount: Arc::new(
+                entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl),
+            ),
+            entry: Arc::new(entry),
+            ..route.clone()
+        }
+    }
+
     /// What an engine is handed outside a request.
     fn context(&self, route: &Route, at: std::time::SystemTime) -> tresor_sdk::Context {
         tresor_sdk::Context {
@@ -636,7 +658,7 @@ impl Core {
     }
 
     /// Calls `initialize` on a route's engine at the current time.
-    async fn initialize_route(&self, route: &Route) -> Result<(), CoreError> {
+    pub(crate) async fn initialize_route(&self, route: &Route) -> Result<(), CoreError> {
         let ctx = self.context(route, self.0.config.clock.now());
         route
             .backend
@@ -745,7 +767,7 @@ impl Core {
         Ok(u)
     }
 
-    async fn load_table(
+    pub(crate) async fn load_table(
         &self,
         barrier: &Barrier,
         path: &str,
@@ -795,7 +817,7 @@ impl Core {
         }
     }
 
-    fn route_for(&self, u: &Unsealed, entry: MountEntry) -> Result<Route, CoreError> {
+    pub(crate) fn route_for(&self, u: &Unsealed, entry: MountEntry) -> Result<Route, CoreError> {
         let backend = self.backend_for(&entry)?;
         let special = backend.special_paths();
         let mount = entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl);
@@ -933,13 +955,7 @@ impl Core {
         })?;
         let mut entry = (*route.entry).clone();
         f(&mut entry)?;
-        let new_route = Route {
-            mount: Arc::new(
-                entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl),
-            ),
-            entry: Arc::new(entry),
-            ..route
-        };
+        let new_route = self.retuned(&route, entry);
         let routes: Vec<Route> = router
             .routes()
             .iter()

@@ -13,6 +13,7 @@ mod core;
 mod cubbyhole;
 pub mod error;
 pub mod expiration;
+mod invalidate;
 mod leases;
 pub mod mounts;
 pub mod policies;

@@ -26,7 +26,7 @@ pub enum Table {
 }
 
 /// Tunable mount configuration. TTLs are seconds; 0 means "the system default".
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MountConfig {
     #[serde(default)]
     pub default_lease_ttl: u64,
@@ -49,7 +49,7 @@ pub struct MountConfig {
 }
 
 /// One persisted mount. `path` has a trailing `/` and, for auth mounts, no `auth/` prefix.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MountEntry {
     #[serde(default = "one")]
     pub version: u32,

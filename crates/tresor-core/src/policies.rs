@@ -142,6 +142,25 @@ impl PolicyStore {
         acls.clear();
     }
 
+    /// Reads one policy again after another server changed or deleted it.
+    pub async fn reload(&self, name: &str) -> Result<(), CoreError> {
+        let _w = self.writes.lock().await;
+        match self.view.get(&format!("acl/{name}")).await.map_err(sdk)? {
+            Some(text) => {
+                let text = String::from_utf8_lossy(&text).into_owned();
+                let p = parse_policy(name, &text).map_err(|e| {
+                    CoreError::Internal(format!("stored policy {name:?} no longer parses: {e}"))
+                })?;
+                self.policies.write().insert(name.to_owned(), Arc::new(p));
+            }
+            None => {
+                self.policies.write().remove(name);
+            }
+        }
+        self.invalidate_acls();
+        Ok(())
+    }
+
     /// Every policy name, sorted, without `root`.
     pub fn list(&self) -> Vec<String> {
         let mut v: Vec<String> = self.policies.read().keys().cloned().collect();

@@ -637,6 +637,12 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Forgets the cached entry of a token another server changed or revoked.
+    pub async fn invalidate(&self, id: &str) {
+        let _g = self.lock(id).await;
+        self.cache.write().remove(id);
+    }
+
     /// All accessors (for `LIST auth/token/accessors`).
     pub async fn accessors(&self) -> Result<Vec<String>, CoreError> {
         let mut out = Vec::new();

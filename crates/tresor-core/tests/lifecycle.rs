@@ -71,6 +71,10 @@ impl LogicalBackend for Probe {
     async fn cleanup(&self) {
         self.journal.push("cleanup".into());
     }
+    async fn invalidate(&self, ctx: &Context, key: &str) {
+        self.journal
+            .push(format!("invalidate {} {key}", ctx.mount.mount_point));
+    }
 }
 
 async fn core_with_probe() -> (common::TestCore, Arc<Journal>, Arc<tokio::sync::Notify>) {
@@ -253,4 +257,24 @@ async fn engines_see_connection_facts_and_passthrough_headers() {
     assert_eq!(d["headers"], json!([["x-custom", "yes"]]), "{d:?}");
     assert_eq!(d["raw"], json!([48, 3]));
     assert_eq!(d["deadline_in_future"], true);
+}
+
+/// Issue 11: a storage key inside a mount's view reaches that engine's `invalidate`, relative
+/// to its view.
+#[tokio::test]
+async fn invalidate_reaches_the_engine_that_owns_the_key() {
+    let (t, j, _) = core_with_probe().await;
+    t.ok(Update, "sys/mounts/p", json!({"type": "probe"}), &t.root)
+        .await;
+    let mounts = t.data(Read, "sys/mounts", json!({}), &t.root).await;
+    let uuid = mounts["p/"]["uuid"].as_str().expect("uuid").to_owned();
+    t.core
+        .invalidate(&format!("logical/{uuid}/config/x"))
+        .await
+        .unwrap();
+    assert!(
+        j.events().contains(&"invalidate p/ config/x".to_string()),
+        "{:?}",
+        j.events()
+    );
 }

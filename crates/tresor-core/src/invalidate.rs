@@ -1,0 +1,103 @@
+//! Cache coherence across servers sharing one storage: `Core::invalidate(key)` tells the
+//! subsystem or engine that owns a storage key that another server changed it, so the cached
+//! copy is dropped or reloaded. HA (a change feed from the shared storage) calls it for every
+//! key another server wrote; a single server never needs it.
+//!
+//! Ownership of the barrier's key space:
+//! - `core/keyring` → the barrier (new key terms from a rotation elsewhere);
+//! - `core/mounts`, `core/auth` → the mount tables and the router;
+//! - `core/audit`, `core/audit-request-headers` → the audit broker;
+//! - `sys/token/id/<id>` → the token store's cache;
+//! - `sys/policy/acl/<name>` → the policy store (and its compiled ACLs);
+//! - `logical/<uuid>/…`, `auth/<uuid>/…` → the engine mounted on that view, with the key
+//!   relative to it.
+
+use std::sync::Arc;
+
+use crate::core::{Core, Unsealed};
+use crate::error::CoreError;
+use crate::mounts::{AUTH_PATH, MOUNTS_PATH, Route, Router};
+
+impl Core {
+    /// Another server changed `key` (a barrier path): drop or reload what this server cached
+    /// of it. Keys nobody caches are ignored.
+    pub async fn invalidate(&self, key: &str) -> Result<(), CoreError> {
+        let u = self.unsealed()?;
+        match key {
+            crate::barrier::KEYRING_PATH => return u.barrier.reload_keyring().await,
+            MOUNTS_PATH | AUTH_PATH => return self.reload_mounts(&u).await,
+            crate::audit::AUDIT_TABLE_PATH | crate::audit::REQUEST_HEADERS_PATH => {
+                return u.audit.reload_table(&u.barrier).await;
+            }
+            _ => {}
+        }
+        if let Some(id) = key.strip_prefix("sys/token/id/") {
+            u.tokens.invalidate(id).await;
+            return Ok(());
+        }
+        if let Some(name) = key.strip_prefix("sys/policy/acl/") {
+            return u.policies.reload(name).await;
+        }
+        if key.starts_with("logical/") || key.starts_with("auth/") {
+            let router = u.router();
+            if let Some(r) = router
+                .routes()
+                .iter()
+                .find(|r| key.starts_with(r.view.prefix()))
+            {
+                let rel = &key[r.view.prefix().len()..];
+                let ctx = self.engine_context(r);
+                r.backend.invalidate(&ctx, rel).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the router from the stored mount tables: mounts that are unchanged keep their
+    /// engine instance, new ones are initialized, removed ones are cleaned up.
+    async fn reload_mounts(&self, u: &Arc<Unsealed>) -> Result<(), CoreError> {
+        let _g = u.mount_lock().lock().await;
+        let old = u.router();
+        let entries = self
+            .load_table(&u.barrier, MOUNTS_PATH)
+            .await?
+            .into_iter()
+            .chain(self.load_table(&u.barrier, AUTH_PATH).await?);
+        let mut routes: Vec<Route> = Vec::new();
+        for e in entries {
+            let same = old
+                .routes()
+                .iter()
+                .find(|r| r.entry.uuid == e.uuid && r.entry.kind == e.kind);
+            match same {
+                Some(r) if *r.entry == e => routes.push(r.clone()),
+                Some(r) if r.entry.path == e.path => {
+                    // Tuned elsewhere: same engine, new settings.
+                    routes.push(self.retuned(r, e));
+                }
+                _ => match self.route_for(u, e.clone()) {
+                    Ok(r) => {
+                        if let Err(err) = self.initialize_route(&r).await {
+                            tracing::error!(mount = %r.path, error = %err, "engine failed to initialize");
+                        }
+                        routes.push(r)
+                    }
+                    Err(err) => {
+                        tracing::error!(path = %e.path, kind = %e.kind, error = %err, "cannot set up mount; skipping it")
+                    }
+                },
+            }
+        }
+        let gone: Vec<Route> = old
+            .routes()
+            .iter()
+            .filter(|r| !routes.iter().any(|n| Arc::ptr_eq(&n.backend, &r.backend)))
+            .cloned()
+            .collect();
+        u.set_router(Router::new(routes));
+        for r in gone {
+            r.backend.cleanup().await;
+        }
+        Ok(())
+    }
+}
