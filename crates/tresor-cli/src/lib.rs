@@ -12,20 +12,20 @@
 //! returns 2 when uninitialised; unknown commands return 127).
 //!
 //! Module map: [`flags`] (Vault-style flag parsing), [`kvargs`] (`k=v`, `k=@file`, `k=-`),
-//! [`duration`] (Go durations), [`format`] (tables, JSON, YAML), [`secret`] (the response
-//! envelope), [`client`] (HTTP, TLS, headers, API errors), [`env`] (environment and token
-//! helper), and `commands` (one module per command group).
+//! [`format`] (tables, JSON, YAML), [`client`] (the HTTP flags and their mapping onto
+//! `tresor_client`), and `commands` (one module per command group). HTTP, TLS, retries, the
+//! response envelope ([`secret`]), Go durations ([`duration`]) and the environment with the
+//! token helper ([`env`]) come from `tresor_client`, re-exported under their old names.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
 mod commands;
-pub mod duration;
-pub mod env;
 pub mod flags;
 pub mod format;
 pub mod kvargs;
-pub mod secret;
+
+pub use tresor_client::{duration, env, secret};
 
 #[cfg(test)]
 mod cli_tests;

@@ -6,8 +6,8 @@
 //! inserted right after the mount path; version 1 paths are used as given. With `-mount`
 //! the argument is the path inside that mount.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
+use tresor_client::Method;
 
 use super::{
     Cli, CliError, CmdResult, Usage, exact_args, max_args, min_args, remote, sanitize_path,

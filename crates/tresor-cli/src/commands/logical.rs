@@ -1,7 +1,7 @@
 //! The generic path commands: `read`, `write`, `list`, `delete`, `patch`, `path-help`.
 
-use reqwest::Method;
 use serde_json::{Map, Value};
+use tresor_client::Method;
 
 use super::{Cli, CliError, CmdResult, Usage, exact_args, min_args, remote, sanitize_path};
 use crate::client::Request;

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::Context;
-use crate::client::{Client, ClientError, Config, HTTP_FLAGS};
+use crate::client::{self, Client, ClientError, HTTP_FLAGS};
 use crate::flags::{self, FlagError, Kind, Parsed, Spec, flag};
 use crate::format::{self, Format};
 use crate::secret::Secret;
@@ -138,7 +138,7 @@ impl<'c, 'io> Cli<'c, 'io> {
 
     /// A client configured from the flags and environment.
     pub fn client(&self, p: &Parsed) -> Result<Client, CliError> {
-        let cfg = Config::from_env(self.ctx.env, p).map_err(|e| CliError::Local(e.to_string()))?;
+        let cfg = client::config(self.ctx.env, p).map_err(|e| CliError::Local(e.to_string()))?;
         Client::new(cfg).map_err(|e| CliError::Local(format!("Error initializing client: {e}")))
     }
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
+use tresor_client::Method;
 
 use super::{
     Cli, CliError, CmdResult, Usage, exact_args, max_args, min_args, mount_path, remote,

@@ -8,8 +8,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use rand_core::{OsRng, RngCore};
-use reqwest::Method;
 use serde_json::{Map, Value, json};
+use tresor_client::Method;
 use zeroize::Zeroizing;
 
 use super::{Cli, CliError, CmdResult, Usage, max_args, remote};

@@ -1,8 +1,8 @@
 //! `policy write|read|list|delete|fmt`: ACL policies under `sys/policies/acl`, and local
 //! HCL formatting.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
+use tresor_client::Method;
 
 use super::{Cli, CliError, CmdResult, Usage, exact_args, max_args, remote};
 use crate::client::{ClientError, Request};

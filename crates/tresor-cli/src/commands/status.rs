@@ -1,7 +1,7 @@
 //! `status`: seal and HA state, and the seal-status table that `operator unseal` reuses.
 
-use reqwest::Method;
 use serde_json::{Map, Value};
+use tresor_client::Method;
 
 use super::{Cli, CliError, CmdResult, Usage, max_args};
 use crate::client::{Client, Request};

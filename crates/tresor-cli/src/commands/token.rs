@@ -2,9 +2,9 @@
 //! (which validates a token and stores it in `~/.vault-token`), `unwrap`, and
 //! `lease lookup|renew|revoke`.
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
+use tresor_client::Method;
 use zeroize::Zeroizing;
 
 use super::{Cli, CliError, CmdResult, Usage, exact_args, max_args, min_args, remote};
