@@ -1259,7 +1259,7 @@ impl Core {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(Err(e))) => Err(CoreError::from(e)),
                 Ok(Ok(Ok(response))) => self
-                    .finish(&u, route, &req, &path, token.as_deref(), response, &mut out)
+                    .finish(&u, route, &path, token.as_deref(), response, &mut out)
                     .await
                     .map(|()| None),
             }
@@ -1291,12 +1291,10 @@ impl Core {
     }
 
     /// Step 8's second half: leases for secrets, tokens for auth, lease reports.
-    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         u: &Unsealed,
         route: &Route,
-        req: &CoreRequest,
         path: &str,
         token: Option<&TokenEntry>,
         response: Option<Response>,
@@ -1323,17 +1321,9 @@ impl Core {
             out.lease_duration = (lease.expire_time - at).max(0) as u64;
             out.renewable = lease.renewable;
         }
-        // KV v1 reports an advisory refresh interval: the data's `ttl`, else the mount default.
-        if route.entry.kind == "kv"
-            && route.entry.options.get("version").is_none_or(|v| v != "2")
-            && req.operation == Operation::Read
-            && let Some(d) = &resp.data
-        {
-            let hint = d
-                .get("ttl")
-                .and_then(|v| tresor_sdk::duration::from_json(v).ok())
-                .filter(|d| !d.is_zero());
-            out.lease_duration = hint.unwrap_or(route.mount.default_lease_ttl).as_secs();
+        // An advisory duration with no lease behind it (KV v1's refresh interval).
+        if let Some(d) = resp.lease_duration.take() {
+            out.lease_duration = d.as_secs();
         }
         if let Some((id, ttl, renewable)) = resp.renewed.take() {
             out.lease_id = id;

@@ -637,14 +637,8 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
             return error_response(StatusCode::NOT_FOUND, &[]);
         }
     }
-    // KV v2 answers a read of a deleted or destroyed version with 404 and the metadata.
-    let kv_deleted = op == Operation::Read
-        && r.mount_type == "kv"
-        && resp
-            .data
-            .as_ref()
-            .is_some_and(|d| d.get("data") == Some(&Value::Null) && d.contains_key("metadata"));
-    let status = if kv_deleted {
+    // "Not found", with data all the same (KV v2's deleted version and its metadata).
+    let status = if resp.not_found {
         StatusCode::NOT_FOUND
     } else {
         StatusCode::OK

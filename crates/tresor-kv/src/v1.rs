@@ -67,10 +67,20 @@ async fn exists(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<bool> {
         .is_some())
 }
 
+/// A read reports the secret's `ttl` (else the mount's default lease TTL) as an advisory
+/// refresh interval, as Vault does; no lease is created.
 async fn read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    Ok(store::load_v1(&*req.storage, &f.string("path"))
-        .await?
-        .map(Response::data))
+    let Some(data) = store::load_v1(&*req.storage, &f.string("path")).await? else {
+        return Ok(None);
+    };
+    let hint = data
+        .get("ttl")
+        .and_then(|v| tresor_sdk::duration::from_json(v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(req.mount.default_lease_ttl);
+    let mut r = Response::data(data);
+    r.lease_duration = Some(hint);
+    Ok(Some(r))
 }
 
 async fn write(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {

@@ -9,8 +9,8 @@
 //! | `subkeys/<path>` | read (`version`, `depth`) |
 //!
 //! A read of a deleted or destroyed version answers `{"data": null, "metadata": {...}}` (and
-//! `subkeys` answers `{"subkeys": null, ...}`): Vault sends that body with a 404 status, which
-//! the HTTP layer decides, since engines never know status codes.
+//! `subkeys` answers `{"subkeys": null, ...}`) marked `not_found`: Vault sends that body with a
+//! 404 status, which the HTTP layer decides, since engines never know status codes.
 //!
 //! Writes to one secret are serialised by a per-secret lock, so check-and-set is atomic.
 
@@ -531,9 +531,10 @@ async fn data_read(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Re
     } else {
         Value::Null
     };
-    Ok(Some(Response::json(
-        json!({ "data": data, "metadata": metadata }),
-    )))
+    let gone = data.is_null();
+    let mut r = Response::json(json!({ "data": data, "metadata": metadata }));
+    r.not_found = gone;
+    Ok(Some(r))
 }
 
 async fn data_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
@@ -805,7 +806,8 @@ async fn subkeys_read(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option
     } else {
         Value::Null
     };
-    Ok(Some(Response::json(
-        json!({ "subkeys": keys, "metadata": metadata }),
-    )))
+    let gone = keys.is_null();
+    let mut r = Response::json(json!({ "subkeys": keys, "metadata": metadata }));
+    r.not_found = gone;
+    Ok(Some(r))
 }

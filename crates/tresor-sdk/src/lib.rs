@@ -377,6 +377,12 @@ pub struct Response {
     /// Set by lease renewal endpoints: the existing lease this response reports on
     /// (lease id, remaining TTL, renewable), shown in the envelope's lease fields.
     pub renewed: Option<(String, Duration, bool)>,
+    /// An advisory `lease_duration` shown without creating a lease (KV v1's refresh
+    /// interval).
+    pub lease_duration: Option<Duration>,
+    /// The answer is "not found" but still carries its data (a KV v2 read of a deleted
+    /// version answers 404 with the version's metadata).
+    pub not_found: bool,
 }
 
 impl Response {
