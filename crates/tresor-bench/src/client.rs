@@ -1,24 +1,33 @@
-//! The HTTP client side: one kept-alive HTTP/1.1 connection per worker, over TCP or TLS.
+//! The HTTP client side: one kept-alive HTTP/1.1 connection per worker, over TCP or TLS, and
+//! the setup client.
 //!
 //! A load generator wants as little between the clock and the socket as possible, so each
-//! worker owns a raw hyper connection (no pool, no redirects, no retries) and reconnects only
-//! when the server closes it. [`Api`] is the small JSON client that workloads use for setup and
-//! cleanup; it keeps a few connections of its own so that seeding can run in parallel.
+//! worker owns a raw hyper connection (no pool, no redirects, no retries, no header it does not
+//! need) and reconnects only when the server closes it. That loop deliberately does not go
+//! through `tresor_client`: retries would hide the failures being measured, and its pool,
+//! per-request header building and deadline add work to every request being timed. It does
+//! share `tresor_client`'s TLS configuration, so `-ca-cert`, `-tls-skip-verify` and
+//! `-tls-server-name` mean the same on both paths.
+//!
+//! [`Api`] is the JSON client that workloads use for setup and cleanup: `tresor_client`'s
+//! async client (connection pool, Vault's headers, retries on 412/5xx), with a timeout of at
+//! least [`API_MIN_TIMEOUT`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::HOST;
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::net::TcpStream;
+pub use tresor_client::TlsOptions;
+use tresor_client::{ClientConfig, ClientError, TokenChoice};
 use zeroize::Zeroizing;
 
 use crate::error::BenchError;
@@ -55,24 +64,14 @@ impl fmt::Debug for Token {
     }
 }
 
-/// How to verify the server's certificate.
-#[derive(Clone, Debug, Default)]
-pub struct TlsOptions {
-    /// A PEM file of CA certificates to trust instead of the system's.
-    pub ca_cert: Option<PathBuf>,
-    /// Accept any certificate (testing only).
-    pub skip_verify: bool,
-    /// The name to verify the certificate against, instead of the address's host.
-    pub server_name: Option<String>,
-}
-
-/// Where requests go: the parsed address and, for `https`, a TLS connector.
+/// Where requests go: the parsed address, for `https` a TLS connector, and the setup client.
 pub struct Target {
     address: String,
     authority: String,
     host: HeaderValue,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     timeout: Duration,
+    setup: tresor_client::Client,
 }
 
 impl fmt::Debug for Target {
@@ -99,7 +98,7 @@ pub struct Conn {
 impl Target {
     /// Parses `address` (`http://host:port` or `https://host:port`; Vault's default port 8200
     /// when none is given) and prepares TLS for `https`.
-    pub fn new(address: &str, tls: &TlsOptions, timeout: Duration) -> Result<Self, BenchError> {
+    pub fn new(address: &str, opts: &TlsOptions, timeout: Duration) -> Result<Self, BenchError> {
         let invalid = |reason: &str| BenchError::InvalidValue {
             flag: "-address".into(),
             value: address.to_owned(),
@@ -123,22 +122,34 @@ impl Target {
             format!("{bare_host}:{port}")
         };
         let tls = if secure {
-            let name = tls.server_name.as_deref().unwrap_or(bare_host).to_owned();
+            let name = opts.server_name.as_deref().unwrap_or(bare_host).to_owned();
             let server_name = ServerName::try_from(name.clone())
                 .map_err(|_| BenchError::Tls(format!("invalid server name {name:?}")))?;
+            let config = tresor_client::tls::rustls_config(opts)
+                .map_err(|e| BenchError::Tls(e.to_string()))?;
             Some((
-                tokio_rustls::TlsConnector::from(Arc::new(tls_config(tls)?)),
+                tokio_rustls::TlsConnector::from(Arc::new(config)),
                 server_name,
             ))
         } else {
             None
         };
+        let address = format!("{}://{authority}", if secure { "https" } else { "http" });
+        let setup = tresor_client::Client::new(ClientConfig {
+            address: address.clone(),
+            tls: opts.clone(),
+            timeout: timeout.max(API_MIN_TIMEOUT),
+            user_agent: concat!("tresor-bench/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ..ClientConfig::default()
+        })
+        .map_err(|e| BenchError::Tls(e.to_string()))?;
         Ok(Target {
-            address: format!("{}://{authority}", if secure { "https" } else { "http" }),
+            address,
             host: HeaderValue::from_str(&authority).map_err(|_| invalid("bad host"))?,
             authority,
             tls,
             timeout,
+            setup,
         })
     }
 
@@ -270,128 +281,15 @@ pub fn describe_failure(status: StatusCode, body: &[u8]) -> String {
     s
 }
 
-fn tls_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, BenchError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| BenchError::Tls(e.to_string()))?;
-    let mut config = if opts.skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        let file = match &opts.ca_cert {
-            Some(p) => p.clone(),
-            None => system_ca_file().ok_or_else(|| {
-                BenchError::Tls(
-                    "no CA bundle found: use -ca-cert=FILE (or VAULT_CACERT), or -tls-skip-verify"
-                        .into(),
-                )
-            })?,
-        };
-        for cert in read_certs(&file)? {
-            roots
-                .add(cert)
-                .map_err(|e| BenchError::Tls(format!("{}: {e}", file.display())))?;
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-fn system_ca_file() -> Option<PathBuf> {
-    let candidates = std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(
-            [
-                "/etc/ssl/certs/ca-certificates.crt",
-                "/etc/pki/tls/certs/ca-bundle.crt",
-                "/etc/ssl/cert.pem",
-            ]
-            .map(PathBuf::from),
-        );
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, BenchError> {
-    let data = std::fs::read(path)
-        .map_err(|e| BenchError::Tls(format!("reading {}: {e}", path.display())))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| BenchError::Tls(format!("{}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(BenchError::Tls(format!(
-            "{}: no PEM certificate found",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// `-tls-skip-verify`: accepts any certificate chain but still checks the handshake
-/// signatures, so the connection is encrypted to whoever holds the presented key.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The shortest timeout setup and cleanup requests get: revoking a parent token revokes every
 /// token a `token-create` run made, which can take a while on a slow store.
-const API_MIN_TIMEOUT: Duration = Duration::from_secs(300);
+pub const API_MIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The JSON client workloads use for setup and cleanup.
 pub struct Api {
     target: Arc<Target>,
     token: Option<Token>,
-    idle: Mutex<Vec<Conn>>,
-    timeout: Duration,
+    client: tresor_client::Client,
 }
 
 impl fmt::Debug for Api {
@@ -400,15 +298,36 @@ impl fmt::Debug for Api {
     }
 }
 
+fn zeroizing(t: &Token) -> Zeroizing<String> {
+    Zeroizing::new(t.expose().to_owned())
+}
+
+/// A one-line description of a failed setup call: the status and Vault's `errors` list (as
+/// [`describe_failure`]), or the transport failure.
+pub fn describe_error(e: &ClientError) -> String {
+    match e {
+        ClientError::Api(api) => {
+            let status =
+                StatusCode::from_u16(api.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = match &api.raw {
+                Some(raw) => raw.clone().into_bytes(),
+                None => serde_json::to_vec(&serde_json::json!({ "errors": api.errors }))
+                    .unwrap_or_default(),
+            };
+            describe_failure(status, &body)
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Api {
     /// A client for `target` that sends `token` (when there is one).
     pub fn new(target: Arc<Target>, token: Option<Token>) -> Self {
-        let timeout = target.timeout().max(API_MIN_TIMEOUT);
+        let client = target.setup.with_token(token.as_ref().map(zeroizing));
         Api {
             target,
             token,
-            idle: Mutex::new(Vec::new()),
-            timeout,
+            client,
         }
     }
 
@@ -422,8 +341,26 @@ impl Api {
         self.token.as_ref()
     }
 
-    /// Sends `method /v1/{path}` with an optional JSON body as `token` (or the caller's token
-    /// when `None`), and returns the raw response. Transport failures are `Err`.
+    /// The `tresor_client` client underneath, sending the caller's token.
+    pub fn client(&self) -> &tresor_client::Client {
+        &self.client
+    }
+
+    /// Awaits one `tresor_client` call, reporting a failure with `context`.
+    pub async fn check<T>(
+        &self,
+        context: &str,
+        call: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, BenchError> {
+        call.await.map_err(|e| BenchError::Server {
+            context: context.to_owned(),
+            message: describe_error(&e),
+        })
+    }
+
+    /// Sends `method /v1/{path}` (a `?query` in `path` is sent as the query) with an optional
+    /// JSON body as `token` (or the caller's token when `None`), and returns the raw response
+    /// after `tresor_client`'s retries. Transport failures are `Err`.
     pub async fn send(
         &self,
         method: Method,
@@ -431,34 +368,25 @@ impl Api {
         body: Option<&Value>,
         token: Option<&Token>,
     ) -> Result<Response, String> {
-        let uri: Uri = format!("/v1/{}", path.trim_start_matches('/'))
-            .parse()
-            .map_err(|_| format!("invalid path {path:?}"))?;
-        let token = match token.or(self.token.as_ref()) {
-            Some(t) => Some(t.header().map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let body = body
-            .map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()))
-            .unwrap_or_default();
-        let has_body = !body.is_empty();
-        let mut req = self.target.request(method, uri, token.as_ref(), body);
-        if has_body {
-            req.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut req = tresor_client::Request::new(method, path);
+        req.query = query
+            .split('&')
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        req.body = body.cloned();
+        if let Some(t) = token {
+            req.token = TokenChoice::Override(zeroizing(t));
         }
-        let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
-        let mut conn = match pooled {
-            Some(c) if c.is_open() => c,
-            _ => self.target.connect().await?,
-        };
-        let resp = tokio::time::timeout(self.timeout, conn.send(req))
-            .await
-            .map_err(|_| "request timed out".to_owned())??;
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
-        Ok(resp)
+        let resp = self.client.send(&req).await.map_err(|e| e.to_string())?;
+        Ok(Response {
+            status: StatusCode::from_u16(resp.status).map_err(|e| e.to_string())?,
+            body: Bytes::from(resp.body),
+        })
     }
 
     /// Like [`Api::send`], but any non-2xx answer is an error, reported with `context`; the
@@ -561,6 +489,83 @@ mod tests {
         assert_eq!(s, "403 Forbidden: permission denied");
         let s = describe_failure(StatusCode::BAD_GATEWAY, b"upstream down\n");
         assert_eq!(s, "502 Bad Gateway: upstream down");
+    }
+
+    /// Answers each connection with the next of `replies` (status, body) and records the
+    /// request lines; stops after the last reply.
+    fn scripted(
+        replies: Vec<(u16, &'static str)>,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (status, body) in replies {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                seen.push(line.trim_end().to_owned());
+                let mut length = 0;
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h.trim_end().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut b = vec![0u8; length];
+                std::io::Read::read_exact(&mut r, &mut b).unwrap();
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(reply.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn setup_requests_keep_their_query_and_are_retried() {
+        let (addr, server) = scripted(vec![
+            (503, r#"{"errors":["busy"]}"#),
+            (200, r#"{"data":{"keys":["a"]}}"#),
+            (403, r#"{"errors":["permission denied"]}"#),
+        ]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let target = Target::new(&addr, &TlsOptions::default(), Duration::from_secs(10)).unwrap();
+        let api = Api::new(Arc::new(target), Some(Token::new("t".into())));
+        let v = rt
+            .block_on(api.expect_ok("listing", Method::GET, "pki/certs?list=true", None, None))
+            .unwrap();
+        assert_eq!(v["data"]["keys"][0], "a");
+        let e = rt
+            .block_on(api.check("deleting policy p", api.client().delete_policy("p")))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "deleting policy p: 403 Forbidden: permission denied"
+        );
+        assert_eq!(e.exit_code(), 2);
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen,
+            [
+                "GET /v1/pki/certs?list=true HTTP/1.1",
+                "GET /v1/pki/certs?list=true HTTP/1.1",
+                "DELETE /v1/sys/policies/acl/p HTTP/1.1",
+            ]
+        );
     }
 
     #[test]

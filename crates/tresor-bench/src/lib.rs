@@ -7,8 +7,9 @@
 //!
 //! Module map: [`options`] (flags, environment) and [`config`] (the HCL file) produce validated
 //! [`Options`]; [`runner`] does preflight, setup, the measured phase and cleanup; [`workloads`]
-//! is the registry of what can be run; [`client`] is the raw HTTP/1.1 client; [`histogram`]
-//! and [`mix`] are the two small data structures the hot loop uses; [`report`] prints.
+//! is the registry of what can be run; [`client`] is the raw HTTP/1.1 client of the measured
+//! loop plus the setup client (`tresor_client`, with retries); [`histogram`] and [`mix`] are
+//! the two small data structures the hot loop uses; [`report`] prints.
 
 #![forbid(unsafe_code)]
 

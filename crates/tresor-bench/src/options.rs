@@ -1,8 +1,9 @@
 //! Command-line options of `tresor bench`, in Vault's flag style, merged with a config file.
 //!
 //! Precedence, lowest first: built-in defaults, the environment (`VAULT_ADDR`, `VAULT_CACERT`,
-//! `VAULT_SKIP_VERIFY`, `VAULT_TLS_SERVER_NAME`), the `-config` file, then flags. The
-//! environment is read through [`Env`] so tests can supply their own. Everything is validated
+//! `VAULT_SKIP_VERIFY`, `VAULT_TLS_SERVER_NAME`; `VAULT_CAPATH`, `VAULT_CLIENT_CERT` and
+//! `VAULT_CLIENT_KEY` have no flag), the `-config` file, then flags. The environment is read
+//! through [`Env`] so tests can supply their own. Everything is validated
 //! here, before the server is contacted: an unknown workload, a zero concurrency or a bad
 //! workload option is an error naming the flag or key.
 
@@ -16,21 +17,11 @@ use crate::config::FileConfig;
 use crate::error::BenchError;
 use crate::workloads::{self, Kind};
 
-/// Where options read environment variables from.
-pub trait Env {
-    /// The variable's value, if set.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
+/// Where options read environment variables from: `tresor_client`'s environment trait (only
+/// `var` needs implementing; the home directory defaults to `$HOME`).
+pub use tresor_client::env::Env;
 /// The process environment.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemEnv;
-
-impl Env for SystemEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
+pub use tresor_client::env::ProcessEnv as SystemEnv;
 
 /// When the measured phase ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -411,11 +402,15 @@ pub fn parse(args: &[String], env: &dyn Env) -> Result<Parsed, BenchError> {
             .clone()
             .or(file.ca_cert.clone())
             .or_else(|| env_var("VAULT_CACERT").map(PathBuf::from)),
+        ca_path: env_var("VAULT_CAPATH").map(PathBuf::from),
+        client_cert: env_var("VAULT_CLIENT_CERT").map(PathBuf::from),
+        client_key: env_var("VAULT_CLIENT_KEY").map(PathBuf::from),
         skip_verify: tls_skip_verify,
         server_name: flags
             .tls_server_name
             .clone()
             .or_else(|| env_var("VAULT_TLS_SERVER_NAME")),
+        ..TlsOptions::default()
     };
 
     let stop = match (flags.duration, flags.requests) {
@@ -548,12 +543,7 @@ pub fn resolve_token(opts: &Options, env: &dyn Env) -> Option<Token> {
     if let Some(t) = env.var("VAULT_TOKEN").filter(|t| !t.trim().is_empty()) {
         return Some(Token::new(t.trim().to_owned()));
     }
-    let home = env.var("HOME")?;
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(PathBuf::from(home).join(".vault-token")).ok()?,
-    );
-    let t = text.trim();
-    (!t.is_empty()).then(|| Token::new(t.to_owned()))
+    tresor_client::env::read_stored_token(env).map(|t| Token::new(t.to_string()))
 }
 
 /// `tresor bench -help`.
@@ -590,8 +580,11 @@ Options:
   -cleanup=false          Leave what setup created in place.
   -format=<table|json>    Report format (default table).
 
-  The token comes from VAULT_TOKEN, else ~/.vault-token. \"ok/s\" counts successful
-  requests per second; latencies are of successful requests.
+  The token comes from VAULT_TOKEN, else ~/.vault-token. VAULT_CAPATH,
+  VAULT_CLIENT_CERT and VAULT_CLIENT_KEY are honoured too. Setup and cleanup
+  requests are retried as Vault's client retries them; measured requests never
+  are. \"ok/s\" counts successful requests per second; latencies are of
+  successful requests.
 
 Workloads:
 ",

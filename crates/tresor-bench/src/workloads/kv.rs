@@ -20,6 +20,7 @@ use http::{HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tresor_client::MountInput;
 
 use super::{BoxFuture, Kind, SetupContext, Workload};
 use crate::client::{Api, Target, Token};
@@ -199,32 +200,23 @@ fn uri(path: String) -> Result<Uri, BenchError> {
 
 /// Enables KV v2 at `mount`.
 async fn enable(api: &Api, name: &str, mount: &str) -> Result<(), BenchError> {
-    api.expect_ok(
+    let input = MountInput {
+        engine: "kv".into(),
+        description: "tresor bench (removed when the run ends)".into(),
+        options: [("version".to_owned(), "2".to_owned())].into(),
+        config: None,
+    };
+    api.check(
         &format!("{name}: enabling kv version 2 at {mount}/"),
-        Method::POST,
-        &format!("sys/mounts/{mount}"),
-        Some(&json!({
-            "type": "kv",
-            "description": "tresor bench (removed when the run ends)",
-            "options": { "version": "2" },
-        })),
-        None,
+        api.client().mount(mount, &input),
     )
     .await
-    .map(|_| ())
 }
 
 /// Disables `mount`, deleting everything in it.
 async fn disable(api: &Api, mount: &str) -> Result<(), BenchError> {
-    api.expect_ok(
-        &format!("disabling {mount}/"),
-        Method::DELETE,
-        &format!("sys/mounts/{mount}"),
-        None,
-        None,
-    )
-    .await
-    .map(|_| ())
+    api.check(&format!("disabling {mount}/"), api.client().unmount(mount))
+        .await
 }
 
 /// Seeds `numkvs` secrets. A freshly enabled KV v2 mount may answer with an error for a
@@ -352,12 +344,9 @@ async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<(String, Token
     let policy = format!("{}-read", ctx.unique);
     let rules = format!("path \"{mount}/data/*\" {{\n  capabilities = [\"read\"]\n}}\n");
     ctx.api
-        .expect_ok(
+        .check(
             &format!("{}: writing policy {policy}", ctx.name),
-            Method::PUT,
-            &format!("sys/policies/acl/{policy}"),
-            Some(&json!({ "policy": rules })),
-            None,
+            ctx.api.client().put_policy(&policy, &rules),
         )
         .await?;
     let created = ctx
@@ -386,15 +375,11 @@ async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<(String, Token
 }
 
 async fn delete_policy(api: &Api, policy: &str) -> Result<(), BenchError> {
-    api.expect_ok(
+    api.check(
         &format!("deleting policy {policy}"),
-        Method::DELETE,
-        &format!("sys/policies/acl/{policy}"),
-        None,
-        None,
+        api.client().delete_policy(policy),
     )
     .await
-    .map(|_| ())
 }
 
 #[async_trait::async_trait]

@@ -18,6 +18,7 @@ use http::{HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tresor_client::MountInput;
 
 use super::{BoxFuture, Kind, SetupContext, Workload};
 use crate::client::{Api, Target};
@@ -161,39 +162,28 @@ fn check_sign(v: &Value) -> Result<(), String> {
 
 /// Enables `pki` at `mount` and tunes its max lease TTL.
 async fn enable(api: &Api, name: &str, mount: &str) -> Result<(), BenchError> {
-    api.expect_ok(
+    let input = MountInput {
+        engine: "pki".into(),
+        description: "tresor bench (removed when the run ends)".into(),
+        ..MountInput::default()
+    };
+    api.check(
         &format!("{name}: enabling pki at {mount}/"),
-        Method::POST,
-        &format!("sys/mounts/{mount}"),
-        Some(&json!({
-            "type": "pki",
-            "description": "tresor bench (removed when the run ends)",
-        })),
-        None,
+        api.client().mount(mount, &input),
     )
     .await?;
-    api.expect_ok(
+    api.check(
         &format!("{name}: tuning {mount}/ (max_lease_ttl = {MOUNT_MAX_TTL})"),
-        Method::POST,
-        &format!("sys/mounts/{mount}/tune"),
-        Some(&json!({ "max_lease_ttl": MOUNT_MAX_TTL })),
-        None,
+        api.client()
+            .tune_mount(mount, json!({ "max_lease_ttl": MOUNT_MAX_TTL })),
     )
     .await
-    .map(|_| ())
 }
 
 /// Disables `mount`, deleting the CA and every stored certificate.
 async fn disable(api: &Api, mount: &str) -> Result<(), BenchError> {
-    api.expect_ok(
-        &format!("disabling {mount}/"),
-        Method::DELETE,
-        &format!("sys/mounts/{mount}"),
-        None,
-        None,
-    )
-    .await
-    .map(|_| ())
+    api.check(&format!("disabling {mount}/"), api.client().unmount(mount))
+        .await
 }
 
 /// The body of `roles/bench`.

@@ -97,15 +97,11 @@ pub(crate) fn client_token(resp: &Value, workload: &str) -> Result<Token, BenchE
 
 /// Revokes `token` and its children.
 pub(crate) async fn revoke(api: &Api, token: &Token) -> Result<(), BenchError> {
-    api.expect_ok(
+    api.check(
         "revoking a benchmark token",
-        Method::POST,
-        "auth/token/revoke",
-        Some(&json!({ "token": token.expose() })),
-        None,
+        api.client().revoke_token(token.expose()),
     )
     .await
-    .map(|_| ())
 }
 
 /// Creates the parent token every token of this workload descends from.
