@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tresor_physical::Backend;
-use tresor_policy::{AclResult, Operation as PolicyOp};
+use tresor_policy::AclResult;
 use tresor_sdk::{
     Caller, LogicalBackend, Operation, Request, Response, SpecialPaths, path_matches_special,
 };
@@ -364,18 +364,6 @@ pub struct SealStatus {
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const BUILD_DATE: &str = "2026-11-22T00:00:00Z";
-
-fn policy_op(op: Operation) -> PolicyOp {
-    match op {
-        Operation::Create => PolicyOp::Create,
-        Operation::Read => PolicyOp::Read,
-        Operation::Update => PolicyOp::Update,
-        Operation::Patch => PolicyOp::Patch,
-        Operation::Delete => PolicyOp::Delete,
-        Operation::List => PolicyOp::List,
-        Operation::Help => PolicyOp::Help,
-    }
-}
 
 impl Core {
     pub fn new(physical: Arc<dyn Backend>, config: CoreConfig) -> Self {
@@ -1172,7 +1160,7 @@ impl Core {
                     acl.allow_operation(op, &path, Some(&engine_req.data))
                         .allowed
                 };
-                if !may(PolicyOp::Update) && !may(PolicyOp::Create) {
+                if !may(Operation::Update) && !may(Operation::Create) {
                     return Err(audit.denied(
                         Some(t),
                         engine_req.operation,
@@ -1363,8 +1351,7 @@ impl Core {
         let (mut min_wrap, mut max_wrap) = (None, None);
         if !unauthenticated {
             let sudo_path = path_matches_special(&special.root, rel);
-            let result: AclResult =
-                acl.allow_operation(policy_op(req.operation), full_path, Some(&req.data));
+            let result: AclResult = acl.allow_operation(req.operation, full_path, Some(&req.data));
             if !result.allowed || (sudo_path && !result.root_privs) {
                 return Err(CoreError::PermissionDenied);
             }

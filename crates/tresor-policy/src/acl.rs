@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::capability::{Capabilities, Capability, Operation, Requirement};
+use crate::capability::{
+    Capabilities, Capability, Operation, Requirement, checks_parameters, requirement,
+};
 use crate::policy::{PathRule, Policy, lowercase};
 
 /// The outcome of [`Acl::allow_operation`].
@@ -75,8 +77,6 @@ pub enum DeniedReason {
     ExplicitDeny,
     /// The deciding rule lacks the capability the operation needs.
     MissingCapability(Capability),
-    /// The operation is internal and never authorized by a non-root ACL.
-    OperationNotAuthorizable(Operation),
     /// The merged rule's `max_wrapping_ttl` is below its `min_wrapping_ttl`.
     WrappingTtlConflict,
     /// A `required_parameters` entry (lowercased) is absent from the request.
@@ -98,13 +98,6 @@ impl fmt::Display for DeniedReason {
                     f,
                     "the {cap:?} capability is not granted",
                     cap = cap.as_str()
-                )
-            }
-            DeniedReason::OperationNotAuthorizable(op) => {
-                write!(
-                    f,
-                    "operation {:?} cannot be authorized by policy",
-                    op.as_str()
                 )
             }
             DeniedReason::WrappingTtlConflict => {
@@ -641,7 +634,7 @@ impl Acl {
     ///
     /// `path` is relative to `/v1/`, without a leading slash. For `List`, a path without a
     /// trailing `/` is treated as if it had one, as Vault's HTTP layer does. `Help` is always
-    /// allowed; see [`Operation::requirement`] for the others. Allocation-free.
+    /// allowed; see [`requirement`] for the others. Allocation-free.
     pub fn allow_operation(
         &self,
         op: Operation,
@@ -659,16 +652,13 @@ impl Acl {
                 denied_reason: None,
             };
         }
-        let needed = match op.requirement() {
+        let needed = match requirement(op) {
             Requirement::Nothing => {
                 return AclResult {
                     allowed: true,
                     denied_reason: None,
                     ..AclResult::denied(DeniedReason::NoMatchingRule)
                 };
-            }
-            Requirement::NotAuthorizable => {
-                return AclResult::denied(DeniedReason::OperationNotAuthorizable(op));
             }
             Requirement::Capability(cap) => cap,
         };
@@ -700,7 +690,7 @@ impl Acl {
         {
             return result.deny_with(DeniedReason::WrappingTtlConflict);
         }
-        if op.checks_parameters()
+        if checks_parameters(op)
             && let Err(reason) = check_parameters(perms, params)
         {
             return result.deny_with(reason);

@@ -268,36 +268,8 @@ impl<'de> Deserialize<'de> for Capabilities {
     }
 }
 
-/// A request operation, as the router decodes it from the HTTP method and path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// Write to a path that does not exist yet (decided by the existence check).
-    Create,
-    /// `GET`.
-    Read,
-    /// `POST`/`PUT` to an existing path.
-    Update,
-    /// `PATCH`.
-    Patch,
-    /// `DELETE`.
-    Delete,
-    /// `LIST` (or `GET ?list=true`).
-    List,
-    /// `?help=1`: always allowed, because help text reveals no data.
-    Help,
-    /// Internal alias look-ahead during login; never authorized through an ACL.
-    Alias,
-    /// Internal header-based login resolution; never authorized through an ACL.
-    Header,
-    /// Internal role resolution; never authorized through an ACL.
-    Resolve,
-    /// Lease revocation; needs `update`, as in Vault.
-    Revoke,
-    /// Lease renewal; needs `update`, as in Vault.
-    Renew,
-    /// Rollback of a failed write; needs `update`, as in Vault.
-    Rollback,
-}
+/// A request operation: the SDK's, the one enum the router, the engines and the ACL share.
+pub use tresor_sdk::Operation;
 
 /// What an operation needs from the ACL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,68 +278,29 @@ pub enum Requirement {
     Nothing,
     /// This capability on the matched path.
     Capability(Capability),
-    /// Cannot be authorized by a (non-root) ACL at all.
-    NotAuthorizable,
 }
 
-impl Operation {
-    /// Vault's lowercase name of the operation.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "create",
-            Operation::Read => "read",
-            Operation::Update => "update",
-            Operation::Patch => "patch",
-            Operation::Delete => "delete",
-            Operation::List => "list",
-            Operation::Help => "help",
-            Operation::Alias => "alias-lookahead",
-            Operation::Header => "header",
-            Operation::Resolve => "resolve-role",
-            Operation::Revoke => "revoke",
-            Operation::Renew => "renew",
-            Operation::Rollback => "rollback",
-        }
-    }
-
-    /// What this operation needs from the ACL.
-    ///
-    /// Create, read, update, patch, delete and list need the capability of the same name.
-    /// Help is always allowed. Revoke, renew and rollback need `update`, as Vault maps them.
-    /// Alias, header and resolve are internal to login flows: a non-root ACL never allows
-    /// them, so a caller that routes them through the ACL fails closed.
-    pub const fn requirement(self) -> Requirement {
-        match self {
-            Operation::Create => Requirement::Capability(Capability::Create),
-            Operation::Read => Requirement::Capability(Capability::Read),
-            Operation::Update => Requirement::Capability(Capability::Update),
-            Operation::Patch => Requirement::Capability(Capability::Patch),
-            Operation::Delete => Requirement::Capability(Capability::Delete),
-            Operation::List => Requirement::Capability(Capability::List),
-            Operation::Help => Requirement::Nothing,
-            Operation::Revoke | Operation::Renew | Operation::Rollback => {
-                Requirement::Capability(Capability::Update)
-            }
-            Operation::Alias | Operation::Header | Operation::Resolve => {
-                Requirement::NotAuthorizable
-            }
-        }
-    }
-
-    /// Whether parameter constraints (allowed, denied, required) apply to this operation.
-    /// Vault checks them for the operations that carry a body: create, read, update and patch.
-    pub const fn checks_parameters(self) -> bool {
-        matches!(
-            self,
-            Operation::Create | Operation::Read | Operation::Update | Operation::Patch
-        )
+/// What `op` needs from the ACL: create, read, update, patch, delete and list need the
+/// capability of the same name; help is always allowed.
+pub const fn requirement(op: Operation) -> Requirement {
+    match op {
+        Operation::Create => Requirement::Capability(Capability::Create),
+        Operation::Read => Requirement::Capability(Capability::Read),
+        Operation::Update => Requirement::Capability(Capability::Update),
+        Operation::Patch => Requirement::Capability(Capability::Patch),
+        Operation::Delete => Requirement::Capability(Capability::Delete),
+        Operation::List => Requirement::Capability(Capability::List),
+        Operation::Help => Requirement::Nothing,
     }
 }
 
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Whether parameter constraints (allowed, denied, required) apply to `op`. Vault checks them
+/// for the operations that carry a body: create, read, update and patch.
+pub const fn checks_parameters(op: Operation) -> bool {
+    matches!(
+        op,
+        Operation::Create | Operation::Read | Operation::Update | Operation::Patch
+    )
 }
 
 #[cfg(test)]

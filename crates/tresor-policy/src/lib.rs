@@ -23,6 +23,7 @@ mod policy;
 pub use acl::{Acl, AclResult, DeniedReason};
 pub use capability::{
     Capabilities, CapabilitiesIter, Capability, Operation, Requirement, UnknownCapability,
+    checks_parameters, requirement,
 };
 pub use default_policy::DEFAULT_POLICY;
 pub use duration::{DurationError, parse_duration};

@@ -8,7 +8,7 @@
 //! * expectation: `allow` or `deny`, then optional words: `sudo` (root_privs must be true;
 //!   without it, it must be false), and for denials the reason: `nomatch`, `explicit`,
 //!   `missing:<capability>`, `required:<name>`, `denied:<name>`, `notallowed`,
-//!   `notallowed:<name>`, `notauth`, `ttl`.
+//!   `notallowed:<name>`, `ttl`.
 
 use std::sync::Arc;
 
@@ -408,16 +408,12 @@ sudo                | update   | sys/mounts                | -                  
 # --- root
 root                | read     | anything/at/all           | -                               | allow sudo
 root                | delete   | sys/audit/file            | {"x": 1}                        | allow sudo
-root                | alias    | auth/x/login              | -                               | allow sudo
 # --- deny by default and operations without capabilities
 none                | read     | secret/foo                | -                               | deny nomatch
 none                | list     | /                         | -                               | deny nomatch
 nothing             | read     | empty/path                | -                               | deny missing:read
 nothing             | help     | empty/path                | -                               | allow
 none                | help     | sys/mounts                | -                               | allow
-sudo                | revoke   | sys/audit/x               | -                               | allow sudo
-sudo                | renew    | sys/mounts                | -                               | deny missing:update
-sudo                | alias    | sys/audit/x               | -                               | deny notauth
 # --- wrapping TTLs
 ttl_a+ttl_b         | read     | wrap/me                   | -                               | allow
 ttl_b+ttl_c         | read     | wrap/conflict             | -                               | deny ttl
@@ -448,9 +444,6 @@ fn parse_op(s: &str) -> Operation {
         "delete" => Operation::Delete,
         "list" => Operation::List,
         "help" => Operation::Help,
-        "alias" => Operation::Alias,
-        "revoke" => Operation::Revoke,
-        "renew" => Operation::Renew,
         other => panic!("unknown operation {other:?} in the table"),
     }
 }
@@ -479,7 +472,6 @@ fn reason_word(reason: &DeniedReason) -> String {
         DeniedReason::NoMatchingRule => "nomatch".into(),
         DeniedReason::ExplicitDeny => "explicit".into(),
         DeniedReason::MissingCapability(cap) => format!("missing:{}", cap.as_str()),
-        DeniedReason::OperationNotAuthorizable(_) => "notauth".into(),
         DeniedReason::WrappingTtlConflict => "ttl".into(),
         DeniedReason::RequiredParameterMissing(p) => format!("required:{p}"),
         DeniedReason::ParameterDenied(p) => format!("denied:{p}"),
@@ -622,12 +614,6 @@ fn empty_acls_deny_every_operation() {
         Operation::Patch,
         Operation::Delete,
         Operation::List,
-        Operation::Alias,
-        Operation::Header,
-        Operation::Resolve,
-        Operation::Revoke,
-        Operation::Renew,
-        Operation::Rollback,
     ];
     for acl in [&nothing, &empty] {
         for path in paths {

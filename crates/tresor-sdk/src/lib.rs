@@ -36,8 +36,15 @@ pub enum Operation {
     Help,
 }
 
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Operation {
-    pub fn as_str(self) -> &'static str {
+    /// Vault's lowercase name of the operation.
+    pub const fn as_str(self) -> &'static str {
         match self {
             Operation::Create => "create",
             Operation::Read => "read",
