@@ -476,7 +476,6 @@ async fn create(
         role: role.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
         renewable: renewable && token_type == "service",
         entity_id: String::new(),
-        revoking: false,
         bound_cidrs: role
             .as_ref()
             .map(|r| r.token_bound_cidrs.clone())

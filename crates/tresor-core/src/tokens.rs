@@ -73,10 +73,6 @@ pub struct TokenEntry {
     pub renewable: bool,
     #[serde(default)]
     pub entity_id: String,
-    /// Set first when the token's tree is revoked: it then authenticates nothing and can get
-    /// no new children, so a child created while the tree is walked cannot survive it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub revoking: bool,
     /// `token_bound_cidrs`: the token works only from these client addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bound_cidrs: Vec<String>,
@@ -165,7 +161,6 @@ impl TokenEntry {
             role: String::new(),
             renewable: false,
             entity_id: String::new(),
-            revoking: false,
             bound_cidrs: Vec::new(),
             max_ttl: 0,
             internal_data: serde_json::Map::new(),
@@ -203,9 +198,9 @@ impl TokenEntry {
     }
 
     /// Whether the token can no longer authenticate: its last use is spent (see
-    /// [`EXHAUSTED`]) or its revocation has begun.
+    /// [`EXHAUSTED`]).
     pub fn is_exhausted(&self) -> bool {
-        self.num_uses < 0 || self.revoking
+        self.num_uses < 0
     }
     pub fn expired(&self, at: i64) -> bool {
         self.expire_time.is_some_and(|e| e <= at)
@@ -297,6 +292,10 @@ pub struct TokenStore {
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
     /// Striped by internal id. Holders never take a second stripe, so stripes cannot deadlock.
     locks: Box<[tokio::sync::Mutex<()>]>,
+    /// Tokens whose tree is being revoked: they authenticate nothing and get no new children
+    /// (checked under the parent's lock), so a child created while the tree is walked cannot
+    /// survive it. Entered under the token's lock.
+    revoking: RwLock<std::collections::HashSet<String>>,
 }
 
 fn sdk(e: tresor_sdk::LogicalError) -> CoreError {
@@ -329,6 +328,7 @@ impl TokenStore {
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            revoking: RwLock::new(std::collections::HashSet::new()),
         })
     }
 
@@ -493,6 +493,9 @@ impl TokenStore {
             // Reads as absent at once; the expiration manager revokes it and its leases.
             return Ok(None);
         }
+        if self.is_being_revoked(id) {
+            return Ok(None);
+        }
         Ok(Some(entry))
     }
 
@@ -559,10 +562,15 @@ impl TokenStore {
         }
         let parent = entry.parent.clone();
         let _g = self.lock(&parent).await;
-        match self.load_locked(&parent).await? {
-            Some(p) if !p.revoking => self.store_with(entry, extra).await,
-            _ => Err(CoreError::PermissionDenied),
+        if self.revoking.read().contains(&parent) {
+            return Err(CoreError::PermissionDenied);
         }
+        // Under the lock the cache is as fresh as storage (every change and removal holds it).
+        let cached = self.cache.read().contains_key(&parent);
+        if !cached && self.load_locked(&parent).await?.is_none() {
+            return Err(CoreError::PermissionDenied);
+        }
+        self.store_with(entry, extra).await
     }
 
     /// Revokes a token and, recursively, every child token. Returns the revoked ids.
@@ -571,11 +579,10 @@ impl TokenStore {
         let mut order = Vec::new();
         while let Some(cur) = stack.pop() {
             // Mark before listing: from here on no new child of `cur` can be stored.
-            self.modify(&cur, |e| {
-                e.revoking = true;
-                Ok(())
-            })
-            .await?;
+            {
+                let _g = self.lock(&cur).await;
+                self.revoking.write().insert(cur.clone());
+            }
             for child in self
                 .view
                 .list(&format!("parent/{cur}/"))
@@ -587,10 +594,18 @@ impl TokenStore {
             order.push(cur);
         }
         // Children first, so a crash midway never leaves a child without its parent entry.
+        let mut result = Ok(());
         for cur in order.iter().rev() {
-            self.revoke_one(cur).await?;
+            if let Err(e) = self.revoke_one(cur).await {
+                result = Err(e);
+                break;
+            }
         }
-        Ok(order)
+        let mut marked = self.revoking.write();
+        for cur in &order {
+            marked.remove(cur);
+        }
+        result.map(|()| order)
     }
 
     /// Revokes one token; its children become orphans.
@@ -635,6 +650,11 @@ impl TokenStore {
         self.view.transaction(ops).await?;
         self.cache.write().remove(id);
         Ok(())
+    }
+
+    fn is_being_revoked(&self, id: &str) -> bool {
+        let set = self.revoking.read();
+        !set.is_empty() && set.contains(id)
     }
 
     /// Forgets the cached entry of a token another server changed or revoked.
