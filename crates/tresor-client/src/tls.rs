@@ -7,6 +7,11 @@
 //! (Vault's Go client uses only the first of file, bytes and directory that is set; Tresor's
 //! CLI has always trusted all that are named, and keeps doing so.)
 //!
+//! A server certificate that is itself one of the named CA certificates (what
+//! `openssl req -x509` makes: self-signed, `CA:TRUE`) is accepted when it is valid now and
+//! for the server's name, as Go's and OpenSSL's verifiers accept it; webpki alone refuses a CA
+//! certificate as an end entity.
+//!
 //! `skip_verify` accepts any certificate chain but still checks the handshake signatures, so
 //! the session is at least bound to whoever holds the presented key. `server_name` verifies
 //! the certificate against that name instead of the address's host, like Go's
@@ -20,6 +25,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::ConfigError;
@@ -167,10 +173,15 @@ pub(crate) fn build(
             }
         };
         let mut roots = RootCertStore::empty();
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| tls_error("a CA certificate", e))?;
+        if opts.has_custom_roots() {
+            for cert in &certs {
+                roots
+                    .add(cert.clone())
+                    .map_err(|e| tls_error("a CA certificate", e))?;
+            }
+        } else {
+            // A system store may hold a certificate webpki cannot use; skip it, as Go does.
+            roots.add_parsable_certificates(certs.iter().cloned());
         }
         let pinned = opts
             .server_name
@@ -184,17 +195,26 @@ pub(crate) fn build(
                 })
             })
             .transpose()?;
-        match pinned {
-            // An empty store (an `http://` client without a system bundle) has nothing to pin.
-            Some(name) if !roots.is_empty() => {
-                let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| tls_error("the trust store", e))?;
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(NamedVerifier { inner, name }))
-            }
-            _ => builder.with_root_certificates(roots),
+        if roots.is_empty() {
+            // An `http://` client without a system bundle: nothing to verify against.
+            builder.with_root_certificates(roots)
+        } else {
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| tls_error("the trust store", e))?;
+            let verifier = Verifier {
+                inner,
+                name: pinned,
+                // Only certificates the user named can stand in for their own chain.
+                trusted_leaves: if opts.has_custom_roots() {
+                    certs
+                } else {
+                    Vec::new()
+                },
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
         }
     };
     let mut config = match identity(opts)? {
@@ -213,25 +233,48 @@ pub(crate) fn build(
     Ok(config)
 }
 
-/// Verifies the server's certificate against a fixed name (`VAULT_TLS_SERVER_NAME`) rather
-/// than the name the connection was opened with.
+/// webpki's verification, plus two things Go's client does: verify against a fixed name
+/// (`VAULT_TLS_SERVER_NAME`) rather than the name the connection was opened with, and accept a
+/// server certificate that is byte for byte one of the named CA certificates.
 #[derive(Debug)]
-struct NamedVerifier {
+struct Verifier {
     inner: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
+    name: Option<ServerName<'static>>,
+    trusted_leaves: Vec<CertificateDer<'static>>,
 }
 
-impl ServerCertVerifier for NamedVerifier {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+        let name = self.name.as_ref().unwrap_or(server_name);
+        let refused =
+            match self
+                .inner
+                .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+            {
+                Ok(ok) => return Ok(ok),
+                Err(e) => e,
+            };
+        // webpki checks an end entity's validity period before its basic constraints, so
+        // "a CA used as end entity" means the certificate is otherwise current; what is left
+        // to check for a trusted self-signed certificate is the name.
+        if is_ca_used_as_end_entity(&refused)
+            && self
+                .trusted_leaves
+                .iter()
+                .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            let parsed = ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        Err(refused)
     }
 
     fn verify_tls12_signature(
@@ -254,6 +297,16 @@ impl ServerCertVerifier for NamedVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        ),
+        _ => false,
     }
 }
 

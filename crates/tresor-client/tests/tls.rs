@@ -208,3 +208,86 @@ async fn a_redirect_from_https_to_http_is_refused() {
     );
     assert_eq!(server.requests().len(), 1);
 }
+
+/// What `openssl req -x509` makes: one self-signed `CA:TRUE` certificate used as the server's
+/// own, valid from `not_before` to `not_after` (Unix seconds).
+fn self_signed_ca_leaf(not_before: i64, not_after: i64) -> (rustls::ServerConfig, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(not_before).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .unwrap();
+    (config, cert.pem())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn a_trusted_self_signed_ca_certificate_serves_as_its_own_chain() {
+    let (server_config, pem) = self_signed_ca_leaf(now() - 3600, now() + 86_400);
+    let server = TestServer::start_tls(server_config, |_, _| health());
+    let tls = |name: Option<&str>| TlsOptions {
+        ca_cert_pem: Some(pem.clone()),
+        server_name: name.map(str::to_string),
+        ..TlsOptions::default()
+    };
+    let client = Client::new(config(&server, tls(None))).unwrap();
+    client.health().await.unwrap();
+    // The name is still checked.
+    let client = Client::new(ClientConfig {
+        max_retries: 0,
+        ..config(&server, tls(Some("vault.example.com")))
+    })
+    .unwrap();
+    let err = client.health().await.unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // Only a certificate the user named stands in for its chain: skip-verify aside, an unnamed
+    // one is refused.
+    let other = Pki::new();
+    let client = Client::new(config(
+        &server,
+        TlsOptions {
+            ca_cert_pem: Some(other.ca_pem.clone()),
+            ..TlsOptions::default()
+        },
+    ))
+    .unwrap();
+    client.health().await.unwrap_err();
+}
+
+#[tokio::test]
+async fn an_expired_self_signed_certificate_is_refused() {
+    let (server_config, pem) = self_signed_ca_leaf(now() - 7200, now() - 3600);
+    let server = TestServer::start_tls(server_config, |_, _| health());
+    let client = Client::new(config(
+        &server,
+        TlsOptions {
+            ca_cert_pem: Some(pem),
+            ..TlsOptions::default()
+        },
+    ))
+    .unwrap();
+    let err = client.health().await.unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert_eq!(
+        server.connections(),
+        1,
+        "certificate errors are not retried"
+    );
+}
