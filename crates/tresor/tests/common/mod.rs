@@ -1,7 +1,8 @@
 //! Shared harness for the end-to-end tests: starts the real `tresor` binary on 127.0.0.1 in a
-//! temporary directory, waits (boundedly) until it answers, and drives it the way a user would,
-//! with the `bao` CLI, `curl` and friends. Every external command runs under a deadline, and
-//! the server is killed by PID when its guard drops, so a failing test never hangs or leaks.
+//! temporary directory, waits (boundedly, with `tresor_client`) until it answers, and drives it
+//! the way a user would, with the `bao` CLI, `curl` and friends. Every external command runs
+//! under a deadline, and the server is killed by PID when its guard drops, so a failing test
+//! never hangs or leaks.
 
 #![allow(dead_code)] // reason: each test binary uses its own subset of the harness
 
@@ -269,6 +270,20 @@ impl Server {
     /// Polls `/v1/sys/health` until any HTTP status comes back, within [`READY_TIMEOUT`].
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
+        // One try per poll (no retries), each bounded; the loop does the waiting.
+        let client = tresor_client::blocking::Client::new(tresor_client::ClientConfig {
+            address: self.addr.clone(),
+            tls: tresor_client::TlsOptions {
+                ca_cert: self.cacert.clone(),
+                ..Default::default()
+            },
+            timeout: Duration::from_secs(2),
+            max_retries: 0,
+            ..Default::default()
+        })
+        .expect("a client for the server under test");
+        let health =
+            tresor_client::Request::new(tresor_client::Method::GET, "sys/health").no_wrap();
         loop {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
@@ -279,22 +294,8 @@ impl Server {
                     self.log()
                 );
             }
-            let mut cmd = Command::new("curl");
-            cmd.args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "2",
-            ]);
-            if let Some(ca) = &self.cacert {
-                cmd.arg("--cacert").arg(ca);
-            }
-            cmd.arg(format!("{}/v1/sys/health", self.addr));
-            let o = run(&mut cmd);
-            if o.stdout.trim() != "000" && !o.stdout.trim().is_empty() {
+            // Any answer at all, whatever its status, means the listener is up.
+            if client.send(&health).is_ok() {
                 return;
             }
             if Instant::now() > deadline {
