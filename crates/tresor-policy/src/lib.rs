@@ -17,7 +17,6 @@
 mod acl;
 mod capability;
 mod default_policy;
-mod duration;
 mod policy;
 
 pub use acl::{Acl, AclResult, DeniedReason};
@@ -26,5 +25,4 @@ pub use capability::{
     checks_parameters, requirement,
 };
 pub use default_policy::DEFAULT_POLICY;
-pub use duration::{DurationError, parse_duration};
 pub use policy::{ErrorLocation, PathRule, Policy, PolicyError, parse_policy};

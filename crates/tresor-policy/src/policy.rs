@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::capability::{Capabilities, Capability};
-use crate::duration::{DurationError, parse_duration};
 
 /// A parsed policy: a name and its path rules, in the order written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,12 +142,12 @@ pub enum PolicyError {
         at: ErrorLocation,
     },
     /// A wrapping TTL that is not a duration.
-    #[error("invalid value for {field:?}{at}: {source}")]
+    #[error("invalid value for {field:?}{at}: {reason}")]
     InvalidDuration {
         /// `min_wrapping_ttl` or `max_wrapping_ttl`.
         field: &'static str,
-        /// Why it is not a duration.
-        source: DurationError,
+        /// Why it is not a duration (the SDK's duration parser, the one every field uses).
+        reason: String,
         /// Where it is.
         at: ErrorLocation,
     },
@@ -718,29 +717,9 @@ fn wrapping_ttl(
     line: Option<usize>,
 ) -> Result<Option<Duration>, PolicyError> {
     let line = node.line.or(line);
-    let duration = match node.kind {
-        Kind::Str(s) => parse_duration(&s).map_err(|source| PolicyError::InvalidDuration {
-            field,
-            source,
-            at: at(p, line),
-        })?,
-        Kind::Number(n) => {
-            if let Some(secs) = n.as_u64() {
-                Duration::from_secs(secs)
-            } else {
-                match n.as_f64() {
-                    Some(f) if (0.0..1e15).contains(&f) => Duration::from_secs_f64(f),
-                    _ => {
-                        return Err(invalid_value(
-                            field,
-                            "a non-negative number of seconds or a duration string such as \"90s\"",
-                            p,
-                            line,
-                        ));
-                    }
-                }
-            }
-        }
+    let value = match node.kind {
+        Kind::Str(s) => serde_json::Value::String(s),
+        Kind::Number(n) => serde_json::Value::Number(n),
         _ => {
             return Err(invalid_value(
                 field,
@@ -750,6 +729,12 @@ fn wrapping_ttl(
             ));
         }
     };
+    let duration =
+        tresor_sdk::duration::from_json(&value).map_err(|reason| PolicyError::InvalidDuration {
+            field,
+            reason,
+            at: at(p, line),
+        })?;
     // Zero means "not set", as in Vault.
     Ok((!duration.is_zero()).then_some(duration))
 }
