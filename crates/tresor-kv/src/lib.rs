@@ -82,6 +82,8 @@ pub(crate) struct Engine {
     /// Mount accessors known to be upgraded, so the marker is read once per mount.
     upgraded: parking_lot::RwLock<HashSet<String>>,
     upgrade_lock: tokio::sync::Mutex<()>,
+    /// KV v2 writes waiting to be combined into one commit, by (mount accessor, path).
+    queued: parking_lot::Mutex<std::collections::HashMap<(String, String), Vec<v2::PendingWrite>>>,
 }
 
 impl Engine {
@@ -93,6 +95,7 @@ impl Engine {
                 .collect(),
             upgraded: parking_lot::RwLock::new(HashSet::new()),
             upgrade_lock: tokio::sync::Mutex::new(()),
+            queued: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -102,11 +105,38 @@ impl Engine {
 
     /// Serialises writers of `key` within the request's mount.
     pub(crate) async fn lock(&self, req: &Request, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock_key(&req.mount.mount_accessor, key).await
+    }
+
+    /// Serialises writers of `key` within the mount with `accessor`.
+    pub(crate) async fn lock_key(
+        &self,
+        accessor: &str,
+        key: &str,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
-        req.mount.mount_accessor.hash(&mut h);
+        accessor.hash(&mut h);
         key.hash(&mut h);
         let stripe = usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0);
         self.locks[stripe].lock().await
+    }
+
+    /// Queues a write of `key`; true when the queue was empty, so the caller starts a batch.
+    pub(crate) fn queue_write(&self, req: &Request, key: &str, w: v2::PendingWrite) -> bool {
+        let mut q = self.queued.lock();
+        let list = q
+            .entry((req.mount.mount_accessor.clone(), key.to_owned()))
+            .or_default();
+        list.push(w);
+        list.len() == 1
+    }
+
+    /// Takes every write queued for `key`, in arrival order.
+    pub(crate) fn take_writes(&self, accessor: &str, key: &str) -> Vec<v2::PendingWrite> {
+        self.queued
+            .lock()
+            .remove(&(accessor.to_owned(), key.to_owned()))
+            .unwrap_or_default()
     }
 
     /// Runs the v1 → v2 upgrade of the request's mount unless it is known to be done.

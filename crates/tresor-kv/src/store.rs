@@ -247,17 +247,21 @@ pub(crate) async fn save_version(
 }
 
 /// Stores version `n`, erases `pruned` versions and saves the metadata in one transaction.
-pub(crate) async fn write_version_atomically(
+/// Writes new versions, erases pruned ones and saves the metadata, in one commit.
+pub(crate) async fn write_versions_atomically(
     s: &dyn Storage,
     path: &str,
-    n: u64,
-    data: Map<String, Value>,
+    versions: Vec<(u64, Map<String, Value>)>,
     pruned: &[u64],
     meta: &SecretMeta,
 ) -> Result<()> {
-    let record =
-        Zeroizing::new(serde_json::to_vec(&DataRecord::new(data)).map_err(LogicalError::internal)?);
-    let mut ops = vec![(version_key(path, n), Some(record.to_vec()))];
+    let mut ops = Vec::with_capacity(versions.len() + pruned.len() + 1);
+    for (n, data) in versions {
+        let record = Zeroizing::new(
+            serde_json::to_vec(&DataRecord::new(data)).map_err(LogicalError::internal)?,
+        );
+        ops.push((version_key(path, n), Some(record.to_vec())));
+    }
     for old in pruned {
         ops.push((version_key(path, *old), None));
     }

@@ -238,6 +238,76 @@ async fn concurrent_cas_writes_let_exactly_one_win() {
     assert_eq!(h.metadata("race").await["current_version"], 1);
 }
 
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Issue 11: concurrent writes to one secret are combined into shared commits, and each still
+/// gets its own version, in order, with its own data; with max_versions, versions written and
+/// pushed out in the same batch are never left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_to_one_secret_each_get_their_own_version() {
+    let h = Arc::new(Harness::v2());
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let v = h
+                .ok(
+                    Operation::Update,
+                    "data/hot",
+                    json!({"data": {"writer": i}}),
+                )
+                .await;
+            (i, v["version"].as_u64().unwrap())
+        }));
+    }
+    let mut versions = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (i, v) = t.await.unwrap();
+        assert!(versions.insert(v, i).is_none(), "version {v} given twice");
+    }
+    assert_eq!(
+        versions.keys().copied().collect::<Vec<_>>(),
+        (1..=48).collect::<Vec<u64>>()
+    );
+    // The default max_versions keeps the last ten.
+    for (v, i) in versions.iter().skip(38) {
+        let d = h.get_version("hot", *v).await;
+        assert_eq!(d["data"]["writer"], *i, "version {v}");
+    }
+    // Pruning inside a batch.
+    h.ok(
+        Operation::Update,
+        "metadata/pruned",
+        json!({"max_versions": 2}),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            h.ok(Operation::Update, "data/pruned", json!({"data": {"i": i}}))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let meta = h.metadata("pruned").await;
+    assert_eq!(meta["current_version"], 20);
+    assert_eq!(meta["versions"].as_object().unwrap().len(), 2, "{meta}");
+    // Version data lives under versions/<hex of the path>/<n>.
+    let prefix = format!("versions/{}/", hex("pruned"));
+    let stored: Vec<String> = h
+        .storage
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(&prefix))
+        .collect();
+    assert_eq!(stored.len(), 2, "versions left behind: {stored:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // PATCH
 
