@@ -12,7 +12,6 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tresor_physical::Backend;
-use tresor_policy::AclResult;
 use tresor_sdk::{
     Caller, LogicalBackend, Operation, Request, Response, SpecialPaths, path_matches_special,
 };
@@ -121,33 +120,27 @@ impl CoreRequest {
     }
 }
 
-/// Proof that a request passed the ACL: the only way to the caller identity dispatch uses.
-pub(crate) struct Authorized {
-    caller: Caller,
-    min_wrap: Option<Duration>,
-    max_wrap: Option<Duration>,
-}
-
 /// Decides whether and for how long to wrap the response, enforcing the policy's bounds.
 fn wrap_ttl_for(
     req: &CoreRequest,
     rel: &str,
     route: &Route,
-    a: &Authorized,
+    a: &tresor_policy::Authorized,
 ) -> Result<Option<Duration>, CoreError> {
+    let (min_wrap, max_wrap) = (a.min_wrapping_ttl(), a.max_wrapping_ttl());
     let mut ttl = req.wrap_ttl.filter(|d| !d.is_zero());
     // sys/wrapping/wrap always wraps (five minutes unless asked otherwise).
     if ttl.is_none() && route.entry.kind == "system" && rel == "wrapping/wrap" {
         ttl = Some(Duration::from_secs(300));
     }
     match ttl {
-        None if a.min_wrap.is_some() || a.max_wrap.is_some() => Err(CoreError::InvalidRequest(
+        None if min_wrap.is_some() || max_wrap.is_some() => Err(CoreError::InvalidRequest(
             "request must be wrapped: the policy for this path sets a wrapping TTL".into(),
         )),
-        Some(t) if a.min_wrap.is_some_and(|m| t < m) => {
+        Some(t) if min_wrap.is_some_and(|m| t < m) => {
             Err(CoreError::InvalidRequest("wrapping ttl too low".into()))
         }
-        Some(t) if a.max_wrap.is_some_and(|m| t > m) => {
+        Some(t) if max_wrap.is_some_and(|m| t > m) => {
             Err(CoreError::InvalidRequest("wrapping ttl too high".into()))
         }
         other => Ok(other),
@@ -1181,12 +1174,12 @@ impl Core {
             }
         }
         // 6. authorization: only `authorize` can produce the `Authorized` value dispatch needs
+        let sudo_path = path_matches_special(&route.special.root, rel);
         let authorized = match self.authorize(
             &u,
             token.as_deref(),
             unauthenticated,
-            &route.special,
-            rel,
+            sudo_path,
             &path,
             &engine_req,
         ) {
@@ -1216,7 +1209,7 @@ impl Core {
         audit.request(token.as_deref(), engine_req.operation, "")?;
         // 8. dispatch
         let mount_type = route.entry.kind.clone();
-        engine_req.caller = authorized.caller;
+        engine_req.caller = Self::caller(token.as_deref(), &authorized);
         let mut out = CoreResponse {
             request_id: request_id.clone(),
             mount_type,
@@ -1239,7 +1232,9 @@ impl Core {
             // A panic in an engine is an internal error for this request, not a lost
             // connection: the response is still audited and the token's use still counted.
             let limit = self.0.config.max_request_duration;
-            match tokio::time::timeout(limit, CatchPanic(route.backend.handle(engine_req))).await {
+            match tokio::time::timeout(limit, CatchPanic(dispatch(route, engine_req, authorized)))
+                .await
+            {
                 Err(_) => Err(CoreError::Internal(format!(
                     "the request took longer than the maximum request duration ({}s)",
                     limit.as_secs()
@@ -1326,53 +1321,46 @@ impl Core {
         Ok(())
     }
 
-    /// The ACL decision. The only constructor of [`Authorized`].
-    #[allow(clippy::too_many_arguments)]
+    /// The ACL decision: the policy module alone builds the [`tresor_policy::Authorized`]
+    /// that dispatch takes.
     fn authorize(
         &self,
         u: &Unsealed,
         token: Option<&TokenEntry>,
         unauthenticated: bool,
-        special: &SpecialPaths,
-        rel: &str,
+        sudo_path: bool,
         full_path: &str,
         req: &Request,
-    ) -> Result<Authorized, CoreError> {
+    ) -> Result<tresor_policy::Authorized, CoreError> {
         let Some(token) = token else {
             // Only unauthenticated paths get here without a token.
-            return Ok(Authorized {
-                caller: Caller::default(),
-                min_wrap: None,
-                max_wrap: None,
-            });
+            return Ok(tresor_policy::Authorized::unauthenticated_path(false));
         };
         let acl = u.policies.acl(&token.policies);
-        let mut sudo = acl.is_root();
-        let (mut min_wrap, mut max_wrap) = (None, None);
-        if !unauthenticated {
-            let sudo_path = path_matches_special(&special.root, rel);
-            let result: AclResult = acl.allow_operation(req.operation, full_path, Some(&req.data));
-            if !result.allowed || (sudo_path && !result.root_privs) {
-                return Err(CoreError::PermissionDenied);
-            }
-            sudo = result.root_privs;
-            min_wrap = result.min_wrapping_ttl;
-            max_wrap = result.max_wrapping_ttl;
+        if unauthenticated {
+            return Ok(tresor_policy::Authorized::unauthenticated_path(
+                acl.is_root(),
+            ));
         }
-        Ok(Authorized {
-            caller: Caller {
-                token_id: Some(token.hash.clone()),
-                token_accessor: Some(token.accessor.clone()),
-                sudo,
-                is_root: acl.is_root(),
-                display_name: token.display_name.clone(),
-                policies: token.policies.clone(),
-                entity_id: token.entity_id.clone(),
-                batch_token: token.is_batch().then(|| token.id.clone()),
-            },
-            min_wrap,
-            max_wrap,
-        })
+        acl.authorize(req.operation, full_path, Some(&req.data), sudo_path)
+            .map_err(|_| CoreError::PermissionDenied)
+    }
+
+    /// The caller an engine sees: who the token is, and what the ACL decided.
+    fn caller(token: Option<&TokenEntry>, a: &tresor_policy::Authorized) -> Caller {
+        let Some(token) = token else {
+            return Caller::default();
+        };
+        Caller {
+            token_id: Some(token.hash.clone()),
+            token_accessor: Some(token.accessor.clone()),
+            sudo: a.sudo(),
+            is_root: a.is_root(),
+            display_name: token.display_name.clone(),
+            policies: token.policies.clone(),
+            entity_id: token.entity_id.clone(),
+            batch_token: token.is_batch().then(|| token.id.clone()),
+        }
     }
 
     /// The compiled ACL and special paths needed by `sys/capabilities`.
@@ -1397,6 +1385,19 @@ fn passthrough_headers(allowed: &[String], req: &CoreRequest) -> Vec<(String, St
         })
         .cloned()
         .collect()
+}
+
+/// Hands a request to its engine. The ACL's [`tresor_policy::Authorized`], which only the
+/// policy module can build, is the ticket: no other code path reaches an engine's handler.
+fn dispatch(
+    route: &Route,
+    req: Request,
+    authorized: tresor_policy::Authorized,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = tresor_sdk::Result<Option<Response>>> + Send + '_>,
+> {
+    drop(authorized);
+    route.backend.handle(req)
 }
 
 /// Refuses request paths that no client sends and that could be read two ways: control

@@ -47,6 +47,44 @@ pub struct AclResult {
     pub denied_reason: Option<DeniedReason>,
 }
 
+/// Proof that a request passed the ACL, and what the decision carries on: whether the caller
+/// has `sudo` there and the wrapping TTL bounds. Only this module builds one (through
+/// [`Acl::authorize`], or [`Authorized::unauthenticated_path`] for the paths an engine
+/// declares unauthenticated), and the core's dispatch takes one, so a request no policy
+/// allowed cannot reach an engine.
+#[derive(Debug)]
+pub struct Authorized {
+    sudo: bool,
+    is_root: bool,
+    min_wrapping_ttl: Option<Duration>,
+    max_wrapping_ttl: Option<Duration>,
+}
+
+impl Authorized {
+    /// A path the engine declares unauthenticated (logins, public CA certificates): no ACL
+    /// decides it. `root` says whether a token that came along anyway is root.
+    pub fn unauthenticated_path(root: bool) -> Authorized {
+        Authorized {
+            sudo: root,
+            is_root: root,
+            min_wrapping_ttl: None,
+            max_wrapping_ttl: None,
+        }
+    }
+    pub fn sudo(&self) -> bool {
+        self.sudo
+    }
+    pub fn is_root(&self) -> bool {
+        self.is_root
+    }
+    pub fn min_wrapping_ttl(&self) -> Option<Duration> {
+        self.min_wrapping_ttl
+    }
+    pub fn max_wrapping_ttl(&self) -> Option<Duration> {
+        self.max_wrapping_ttl
+    }
+}
+
 impl AclResult {
     fn denied(reason: DeniedReason) -> AclResult {
         AclResult {
@@ -627,6 +665,31 @@ impl Acl {
     /// The names of the policies this ACL was compiled from.
     pub fn policy_names(&self) -> &[String] {
         &self.policy_names
+    }
+
+    /// The ACL decision for a request: allowed, and with `sudo` where the engine marks the
+    /// path root-protected (`sudo_required`). The only way to an [`Authorized`] for a path the
+    /// ACL governs.
+    pub fn authorize(
+        &self,
+        op: Operation,
+        path: &str,
+        data: Option<&serde_json::Map<String, serde_json::Value>>,
+        sudo_required: bool,
+    ) -> Result<Authorized, DeniedReason> {
+        let r = self.allow_operation(op, path, data);
+        if !r.allowed {
+            return Err(r.denied_reason.unwrap_or(DeniedReason::NoMatchingRule));
+        }
+        if sudo_required && !r.root_privs {
+            return Err(DeniedReason::MissingCapability(Capability::Sudo));
+        }
+        Ok(Authorized {
+            sudo: r.root_privs,
+            is_root: r.is_root,
+            min_wrapping_ttl: r.min_wrapping_ttl,
+            max_wrapping_ttl: r.max_wrapping_ttl,
+        })
     }
 
     /// Decides whether `op` on `path` is allowed, with `params` being the request body (used

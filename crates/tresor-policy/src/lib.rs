@@ -19,7 +19,7 @@ mod capability;
 mod default_policy;
 mod policy;
 
-pub use acl::{Acl, AclResult, DeniedReason};
+pub use acl::{Acl, AclResult, Authorized, DeniedReason};
 pub use capability::{
     Capabilities, CapabilitiesIter, Capability, Operation, Requirement, UnknownCapability,
     checks_parameters, requirement,

@@ -1,0 +1,100 @@
+//! The architecture's invariants that a search of the source can check (docs/architecture.md):
+//! a change that breaks one fails here, in CI, before review.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// Every `.rs` file under `dir`, with its text.
+fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).expect("read source");
+                out.push((p, text));
+            }
+        }
+    }
+    out
+}
+
+fn crate_src(name: &str) -> Vec<(PathBuf, String)> {
+    sources(&workspace().join("crates").join(name).join("src"))
+}
+
+/// Only the policy module can build the value dispatch requires.
+#[test]
+fn only_the_policy_module_builds_authorized() {
+    for entry in std::fs::read_dir(workspace().join("crates")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        for (path, text) in crate_src(&name) {
+            let builds = text.contains("Authorized {") && !text.contains("pub struct Authorized {");
+            if name == "tresor-policy" {
+                continue;
+            }
+            assert!(!builds, "{} builds an Authorized", path.display());
+        }
+    }
+    // And the core reaches an engine's handler in exactly one place, which takes it.
+    let calls: Vec<PathBuf> = crate_src("tresor-core")
+        .into_iter()
+        .filter(|(_, t)| t.contains("backend.handle("))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(calls.len(), 1, "engine handlers called from {calls:?}");
+    let core = std::fs::read_to_string(calls[0].clone()).unwrap();
+    assert_eq!(core.matches("backend.handle(").count(), 1);
+    assert!(core.contains("authorized: tresor_policy::Authorized"));
+}
+
+/// Engines never depend on the core or the HTTP layer.
+#[test]
+fn engines_never_depend_on_the_core() {
+    for engine in [
+        "tresor-kv",
+        "tresor-pki",
+        "tresor-sdk",
+        "tresor-policy",
+        "tresor-physical",
+    ] {
+        let toml =
+            std::fs::read_to_string(workspace().join("crates").join(engine).join("Cargo.toml"))
+                .unwrap();
+        let deps = toml.split("[dev-dependencies]").next().unwrap();
+        for forbidden in ["tresor-core", "tresor-http"] {
+            assert!(!deps.contains(forbidden), "{engine} depends on {forbidden}");
+        }
+    }
+}
+
+/// Only the HTTP crate (and the clients) know status codes.
+#[test]
+fn only_the_http_edge_knows_status_codes() {
+    for name in [
+        "tresor-core",
+        "tresor-sdk",
+        "tresor-kv",
+        "tresor-pki",
+        "tresor-policy",
+        "tresor-physical",
+        "tresor-seal",
+    ] {
+        for (path, text) in crate_src(name) {
+            assert!(
+                !text.contains("StatusCode"),
+                "{} mentions HTTP status codes",
+                path.display()
+            );
+        }
+    }
+}
