@@ -4,7 +4,7 @@
 //! Besides the basic key-value contract it covers the primitives for HA and snapshots (see
 //! the crate docs): revisions, conditional writes and their atomicity under concurrent
 //! writers, the change feed (order, prefix deletions, compaction, slow watchers), range
-//! delete, paged listing and point-in-time snapshots.
+//! delete, paged listing, point-in-time snapshots and the leader lock.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    Backend, Check, Entry, Event, EventKind, Op, PhysicalError, WATCH_BUFFER, WATCH_HISTORY,
-    Watcher,
+    Backend, Check, Entry, Event, EventKind, Leader, Op, PhysicalError, WATCH_BUFFER,
+    WATCH_HISTORY, Watcher,
 };
 
 /// Runs every conformance case against `b`, which must start empty.
@@ -36,6 +36,7 @@ pub async fn run(b: Arc<dyn Backend>) {
     range_delete(&*b).await;
     paging(&*b).await;
     snapshots(b.clone()).await;
+    leader_lock(&*b).await;
     assert!(
         b.list("").await.unwrap().is_empty(),
         "every case cleans up after itself"
@@ -802,4 +803,57 @@ async fn state(b: &dyn Backend, prefix: &str) -> Vec<Entry> {
         });
     }
     out
+}
+
+async fn leader_lock(b: &dyn Backend) {
+    let Some(lock) = b.leader_lock() else {
+        return;
+    };
+    assert_eq!(lock.leader().await.unwrap(), None);
+    let first = within(
+        5,
+        "first acquire",
+        lock.acquire("node-1", b"addr-1".to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        lock.leader().await.unwrap(),
+        Some(Leader {
+            node_id: "node-1".into(),
+            value: b"addr-1".to_vec()
+        })
+    );
+    let contender = {
+        let lock = lock.clone();
+        tokio::spawn(async move { lock.acquire("node-2", b"addr-2".to_vec()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !contender.is_finished(),
+        "a second acquirer waits while the lock is held"
+    );
+    // Giving up waiting does not take the lock either.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(50), lock.acquire("node-3", vec![])).await;
+    assert!(gave_up.is_err(), "a third acquirer waits too");
+    assert!(!first.is_lost());
+    let term = first.term();
+    first.release().await.unwrap();
+    let second = within(5, "acquire after release", contender)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second.term() > term, "each grant has a larger term");
+    assert_eq!(second.leader().node_id, "node-2");
+    assert_eq!(
+        lock.leader().await.unwrap().map(|l| l.node_id).as_deref(),
+        Some("node-2")
+    );
+    drop(second);
+    let third = within(5, "acquire after drop", lock.acquire("node-3", vec![]))
+        .await
+        .unwrap();
+    third.release().await.unwrap();
+    assert_eq!(lock.leader().await.unwrap(), None);
 }

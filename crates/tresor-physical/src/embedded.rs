@@ -32,6 +32,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHand
 use tokio::sync::oneshot;
 
 use crate::feed::Feed;
+use crate::lock::{InProcessLock, LeaderLock};
 use crate::txn::{self, Request, Store};
 use crate::{
     Backend, Check, Entry, Event, Op, PhysicalError, Result, Snapshot, Watcher, check_key,
@@ -61,6 +62,7 @@ pub struct EmbeddedBackend {
     db: Arc<Database>,
     tx: parking_lot::Mutex<Option<mpsc::Sender<(Request, Reply)>>>,
     feed: Arc<Feed>,
+    lock: Arc<InProcessLock>,
     path: PathBuf,
 }
 
@@ -113,6 +115,7 @@ impl EmbeddedBackend {
             db,
             tx: parking_lot::Mutex::new(Some(tx)),
             feed,
+            lock: Arc::new(InProcessLock::new()),
             path,
         })
     }
@@ -498,6 +501,10 @@ impl Backend for EmbeddedBackend {
         let revision = read_revision(&txn)?;
         let table = txn.open_table(ENTRIES).map_err(io)?;
         Ok(Box::new(RedbSnapshot { table, revision }))
+    }
+
+    fn leader_lock(&self) -> Option<Arc<dyn LeaderLock>> {
+        Some(self.lock.clone())
     }
 }
 

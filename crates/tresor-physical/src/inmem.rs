@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use crate::feed::Feed;
+use crate::lock::{InProcessLock, LeaderLock};
 use crate::txn::{self, Request, Store};
 use crate::{
     Backend, Check, Entry, Op, Result, Snapshot, Watcher, check_key, check_limit, children, page,
@@ -36,6 +37,7 @@ struct State {
 pub struct InmemBackend {
     state: RwLock<State>,
     feed: Feed,
+    lock: Arc<InProcessLock>,
 }
 
 impl Default for InmemBackend {
@@ -46,6 +48,7 @@ impl Default for InmemBackend {
                 revision: 0,
             }),
             feed: Feed::new(0),
+            lock: Arc::new(InProcessLock::new()),
         }
     }
 }
@@ -213,5 +216,9 @@ impl Backend for InmemBackend {
             map: s.map.clone(),
             revision: s.revision,
         }))
+    }
+
+    fn leader_lock(&self) -> Option<Arc<dyn LeaderLock>> {
+        Some(self.lock.clone())
     }
 }

@@ -50,6 +50,9 @@
 //! - **Point-in-time iteration.** [`Backend::snapshot`] returns a [`Snapshot`]: every key,
 //!   value and revision as of one instant, and that instant's revision, unaffected by writes
 //!   made after it was taken.
+//! - **Leadership.** [`LeaderLock`] elects one active node. Single-server backends hand out an
+//!   [`InProcessLock`] from [`Backend::leader_lock`]: granted at once to the only node, but two
+//!   acquirers in one process still exclude each other.
 //!
 //! [`conformance`] holds the one test suite every backend must pass.
 
@@ -59,11 +62,15 @@ pub mod conformance;
 mod embedded;
 mod feed;
 mod inmem;
+mod lock;
 mod txn;
 
 pub use embedded::EmbeddedBackend;
 pub use feed::{WATCH_BUFFER, WATCH_HISTORY, Watcher};
 pub use inmem::InmemBackend;
+pub use lock::{HeldLock, InProcessLock, Leader, LeaderGuard, LeaderLock};
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -239,6 +246,11 @@ pub trait Backend: Send + Sync + 'static {
     /// A consistent point-in-time view of every entry; see [`Snapshot`].
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
         Err(PhysicalError::Unsupported("snapshots"))
+    }
+    /// The lock that elects the active node among the servers sharing this storage, if the
+    /// backend provides one (single-server backends give an [`InProcessLock`]).
+    fn leader_lock(&self) -> Option<Arc<dyn LeaderLock>> {
+        None
     }
 }
 

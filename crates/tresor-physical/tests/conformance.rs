@@ -10,6 +10,7 @@ use tresor_physical::{Backend, EmbeddedBackend, InmemBackend, PhysicalError, con
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inmem_conforms() {
     let b = Arc::new(InmemBackend::new());
+    assert!(b.leader_lock().is_some(), "inmem provides a leader lock");
     conformance::run(b).await;
 }
 
@@ -17,6 +18,7 @@ async fn inmem_conforms() {
 async fn embedded_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let b = Arc::new(EmbeddedBackend::open(dir.path()).unwrap());
+    assert!(b.leader_lock().is_some(), "embedded provides a leader lock");
     conformance::run(b).await;
 }
 
