@@ -38,6 +38,8 @@ pub struct CoreConfig {
     pub clock: Arc<dyn tresor_sdk::clock::Clock>,
     /// How long an engine may take over one request (Vault's `max_request_duration`).
     pub max_request_duration: Duration,
+    /// Quotas, governing policies and metrics plug in here.
+    pub hooks: Arc<dyn crate::hooks::PipelineHooks>,
 }
 
 impl std::fmt::Debug for CoreConfig {
@@ -59,6 +61,7 @@ impl Default for CoreConfig {
             cluster_name: None,
             clock: Arc::new(tresor_sdk::clock::SystemClock),
             max_request_duration: Duration::from_secs(90),
+            hooks: Arc::new(crate::hooks::NoHooks),
         }
     }
 }
@@ -1067,8 +1070,28 @@ impl Core {
             .ok_or(CoreError::PermissionDenied)
     }
 
-    /// The request pipeline. Reads top to bottom in Vault's order; see house-style §1.
+    /// The request pipeline, timed for the metrics hook.
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse, CoreError> {
+        let started = std::time::Instant::now();
+        let result = self.pipeline(&req).await;
+        let facts = crate::hooks::RequestFacts {
+            path: &req.path,
+            operation: req.operation,
+            remote_addr: req.remote_addr.as_deref(),
+            mount_path: "",
+            mount_type: result.as_ref().map(|r| r.mount_type.as_str()).unwrap_or(""),
+            unauthenticated: false,
+            policies: None,
+        };
+        self.0
+            .config
+            .hooks
+            .observe(&facts, result.is_ok(), started.elapsed());
+        result
+    }
+
+    /// The request pipeline. Reads top to bottom in Vault's order; see house-style §1.
+    async fn pipeline(&self, req: &CoreRequest) -> Result<CoreResponse, CoreError> {
         // 1. seal gate; a seal waits for this request before cleaning up the engines
         let _in_flight = self.0.in_flight.read().await;
         let u = self.unsealed()?;
@@ -1088,13 +1111,26 @@ impl Core {
         let audit = AuditCtx {
             u: &u,
             route,
-            req: &req,
+            req,
             path: &path,
             request_id: &request_id,
         };
-        // 3. token lookup. Unauthenticated paths skip the check but still learn who is calling
-        //    when a valid token is sent (the CLI's mount preflight relies on that).
         let unauthenticated = path_matches_special(&route.special.unauthenticated, rel);
+        let mut facts = crate::hooks::RequestFacts {
+            path: &path,
+            operation: req.operation,
+            remote_addr: req.remote_addr.as_deref(),
+            mount_path: &route.path,
+            mount_type: &route.entry.kind,
+            unauthenticated,
+            policies: None,
+        };
+        // 3. rate limit: quotas turn a flood away before it costs a token lookup
+        if let Err(e) = self.0.config.hooks.rate_limit(&facts) {
+            return Err(audit.denied(None, req.operation, e));
+        }
+        // 4. token lookup. Unauthenticated paths skip the check but still learn who is calling
+        //    when a valid token is sent (the CLI's mount preflight relies on that).
         let presented = req.token.as_deref().map(|t| t.as_str());
         let token =
             if unauthenticated {
@@ -1125,7 +1161,7 @@ impl Core {
                     Err(e) => return Err(audit.denied(None, req.operation, e)),
                 }
             };
-        // 4. a fresh engine request (the original is never mutated)
+        // 5. a fresh engine request (the original is never mutated)
         let mut engine_req = Request {
             operation: req.operation,
             path: rel.to_owned(),
@@ -1142,7 +1178,7 @@ impl Core {
             raw_body: req.raw_body.clone(),
             deadline: Some(std::time::Instant::now() + self.0.config.max_request_duration),
         };
-        // 5. the existence check decides create vs update, but only for a caller the ACL lets
+        // 6. the existence check decides create vs update, but only for a caller the ACL lets
         //    do one of the two: nothing reaches an engine for a write the token cannot make.
         if engine_req.operation == Operation::Update {
             if let Some(t) = token.as_deref()
@@ -1173,7 +1209,7 @@ impl Core {
                 }
             }
         }
-        // 6. authorization: only `authorize` can produce the `Authorized` value dispatch needs
+        // 7. authorization: only the policy module can build the `Authorized` dispatch needs
         let sudo_path = path_matches_special(&route.special.root, rel);
         let authorized = match self.authorize(
             &u,
@@ -1186,7 +1222,14 @@ impl Core {
             Ok(a) => a,
             Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
         };
-        let wrap_ttl = match wrap_ttl_for(&req, rel, route, &authorized) {
+        let wrap_ttl = match wrap_ttl_for(req, rel, route, &authorized) {
+            Ok(w) => w,
+            Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
+        };
+        // 8. governing policies, after the ACL: they may refuse, or allow with warnings
+        facts.operation = engine_req.operation;
+        facts.policies = token.as_deref().map(|t| t.policies.as_slice());
+        let governed = match self.0.config.hooks.govern(&facts) {
             Ok(w) => w,
             Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
         };
@@ -1205,9 +1248,9 @@ impl Core {
                 Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e)),
             }
         }
-        // 7. audit the request; if no device can record it, it does not happen
+        // 9. audit the request; if no device can record it, it does not happen
         audit.request(token.as_deref(), engine_req.operation, "")?;
-        // 8. dispatch
+        // 10. dispatch
         let mount_type = route.entry.kind.clone();
         engine_req.caller = Self::caller(token.as_deref(), &authorized);
         let mut out = CoreResponse {
@@ -1258,7 +1301,13 @@ impl Core {
             Ok(Some(unwrapped)) => out = unwrapped,
             Ok(None) => {}
         }
-        // 9. response wrapping
+        if !governed.is_empty() {
+            out.response
+                .get_or_insert_with(Response::default)
+                .warnings
+                .extend(governed);
+        }
+        // 11. response wrapping
         if let Some(ttl) = wrap_ttl
             && (out
                 .response
@@ -1268,7 +1317,7 @@ impl Core {
         {
             out = self.wrap(&u, out, ttl, &path).await?;
         }
-        // 10. audit the response
+        // 12. audit the response
         audit.response(token.as_deref(), req.operation, Some(&out), "")?;
         Ok(out)
     }

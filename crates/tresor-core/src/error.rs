@@ -33,6 +33,9 @@ pub enum CoreError {
     NotFoundEmpty,
     #[error("{0}")]
     Conflict(String),
+    /// A quota refused the request (429).
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -13,6 +13,7 @@ mod core;
 mod cubbyhole;
 pub mod error;
 pub mod expiration;
+pub mod hooks;
 mod invalidate;
 mod leases;
 pub mod mounts;

@@ -114,6 +114,7 @@ pub fn error_status(e: &CoreError) -> StatusCode {
         | CoreError::NotFound(_)
         | CoreError::NotFoundEmpty => StatusCode::NOT_FOUND,
         CoreError::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
+        CoreError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
