@@ -225,20 +225,21 @@ fn secret_path(f: &Fields) -> Result<String> {
     Ok(path)
 }
 
-/// `options.cas`, if given.
-fn cas_option(f: &Fields) -> Result<Option<u64>> {
+/// `options.cas`, if given. Any integer is a `cas`: a negative one names a version no secret
+/// is ever at, so it fails the check as a mismatch (as in Vault), not as bad input.
+fn cas_option(f: &Fields) -> Result<Option<i64>> {
     let Some(v) = f.map("options").and_then(|o| o.get("cas")) else {
         return Ok(None);
     };
     let bad = || {
         LogicalError::invalid(format!(
-            "error converting input {v} for field \"cas\": expected a non-negative integer"
+            "error converting input {v} for field \"cas\": expected an integer"
         ))
     };
     match v {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_u64().map(Some).ok_or_else(bad),
-        Value::String(s) => s.trim().parse::<u64>().map(Some).map_err(|_| bad()),
+        Value::Number(n) => n.as_i64().map(Some).ok_or_else(bad),
+        Value::String(s) => s.trim().parse::<i64>().map(Some).map_err(|_| bad()),
         _ => Err(bad()),
     }
 }
@@ -355,9 +356,9 @@ fn effective_delete_version_after(meta: &SecretMeta, config: &Config) -> u64 {
     }
 }
 
-fn check_cas(meta: &SecretMeta, config: &Config, cas: Option<u64>) -> Result<()> {
+fn check_cas(meta: &SecretMeta, config: &Config, cas: Option<i64>) -> Result<()> {
     match cas {
-        Some(c) if c != meta.current_version => Err(LogicalError::invalid(
+        Some(c) if u64::try_from(c) != Ok(meta.current_version) => Err(LogicalError::invalid(
             "check-and-set parameter did not match the current version",
         )),
         None if meta.cas_required || config.cas_required => Err(LogicalError::invalid(
@@ -473,7 +474,7 @@ fn stage_version(config: &Config, meta: &mut SecretMeta, now: u64) -> (u64, Vers
 /// One `PUT data/<path>` waiting to be written (see [`data_write`]).
 pub(crate) struct PendingWrite {
     data: Map<String, Value>,
-    cas: Option<u64>,
+    cas: Option<i64>,
     reply: tokio::sync::oneshot::Sender<Result<Value>>,
 }
 
