@@ -35,6 +35,7 @@ fn table() -> Table<Cubbyhole> {
         special: SpecialPaths::default(),
         paths: vec![
             Path::new("{path:*}")
+                .free_form()
                 .field(Field::new("path", Kind::Str, "Specifies the path of the secret."))
                 .op(Operation::Read, |_, req, f| {
                     Box::pin(async move {

@@ -213,21 +213,6 @@ impl Kv {
     }
 }
 
-/// Version 1 paths take free-form data, so every key looks "unrecognised" to the table; its
-/// warning about ignored parameters is wrong there and is dropped (turning an otherwise empty
-/// response back into a 204).
-fn without_unknown_field_warning(resp: Option<Response>) -> Option<Response> {
-    let mut resp = resp?;
-    resp.warnings
-        .retain(|w| !w.starts_with("Endpoint ignored these unrecognized parameters"));
-    let empty = resp.data.is_none()
-        && resp.secret.is_none()
-        && resp.auth.is_none()
-        && resp.raw.is_none()
-        && resp.warnings.is_empty();
-    (!empty).then_some(resp)
-}
-
 #[async_trait]
 impl LogicalBackend for Kv {
     async fn handle(&self, req: Request) -> Result<Option<Response>> {
@@ -240,9 +225,7 @@ impl LogicalBackend for Kv {
             return Ok(Some(Response::data(help)));
         }
         match version {
-            KvVersion::V1 => Ok(without_unknown_field_warning(
-                self.v1.handle(self.engine.clone(), req).await?,
-            )),
+            KvVersion::V1 => self.v1.handle(self.engine.clone(), req).await,
             KvVersion::V2 => {
                 self.engine.ensure_upgraded(&req).await?;
                 self.v2.handle(self.engine.clone(), req).await

@@ -34,6 +34,7 @@ pub(crate) fn table() -> Table<Engine> {
     Table {
         paths: vec![
             Path::new("{path:+}")
+                .free_form()
                 .field(Field::new("path", Kind::Str, PATH_DESC))
                 .op(Operation::Read, |b, req, f| {
                     Box::pin(async move { read(&b, req, f).await })

@@ -284,6 +284,9 @@ pub struct Path<B> {
     /// spaces (policy and token role names, as in Vault): [`Table::canonical_path`] folds them
     /// before the ACL sees the path, so the ACL and the handler see one spelling.
     folded: Vec<&'static str>,
+    /// The path stores whatever keys it is given (KV version 1, cubbyhole): undeclared keys
+    /// are its data, not ignored parameters, so no warning names them.
+    free_form: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -391,7 +394,14 @@ impl<B> Path<B> {
             synopsis: "",
             description: "",
             folded: Vec::new(),
+            free_form: false,
         }
+    }
+    /// Marks the path as taking arbitrary data keys (see [`Fields::raw`]): writes with keys
+    /// that are not declared fields get no "ignored these unrecognized parameters" warning.
+    pub fn free_form(mut self) -> Self {
+        self.free_form = true;
+        self
     }
     /// Marks the `{name}` capture as a case-insensitive name: its canonical spelling is
     /// trimmed and lower-cased (see [`Table::canonical_path`]).
@@ -552,6 +562,7 @@ impl<B: Send + Sync + 'static> Table<B> {
         let (fields, unknown) = path.parse(caps, &req.data)?;
         let mut resp = handler(backend, req, fields).await?;
         if !unknown.is_empty()
+            && !path.free_form
             && matches!(op, Operation::Create | Operation::Update | Operation::Patch)
         {
             let w = format!("Endpoint ignored these unrecognized parameters: {unknown:?}");
