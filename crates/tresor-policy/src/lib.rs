@@ -17,6 +17,7 @@
 mod acl;
 mod capability;
 mod default_policy;
+pub mod hcl1;
 mod policy;
 
 pub use acl::{Acl, AclResult, Authorized, DeniedReason};

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::capability::{Capabilities, Capability};
+use crate::hcl1;
 
 /// A parsed policy: a name and its path rules, in the order written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ pub enum PolicyError {
     #[error("policy is empty")]
     Empty,
     /// The text is neither valid HCL nor valid JSON.
-    #[error("failed to parse policy: syntax error on line {line}, column {column}: {message}")]
+    #[error("syntax error on line {line}, column {column}: {message}")]
     Syntax {
         /// 1-based line of the error.
         line: usize,
@@ -227,12 +228,14 @@ struct LineIndex {
 }
 
 impl LineIndex {
-    fn new(text: &str) -> LineIndex {
+    /// Lines of `text`, not counting the line breaks [`hcl1::normalize`] inserted, so that a
+    /// line number is the one the author sees.
+    fn new(text: &str, normalized: Option<&hcl1::Normalized>) -> LineIndex {
         LineIndex {
             newlines: text
                 .bytes()
                 .enumerate()
-                .filter(|(_, b)| *b == b'\n')
+                .filter(|(i, b)| *b == b'\n' && !normalized.is_some_and(|n| n.is_inserted(*i)))
                 .map(|(i, _)| i)
                 .collect(),
         }
@@ -281,17 +284,45 @@ fn json_to_node(value: &Value) -> Node {
     Node { line: None, kind }
 }
 
+/// Parses HCL. Vault's HCL 1 forms that HCL 2 refuses (several items on one line) are
+/// rewritten by [`hcl1::normalize`] when the text does not parse as written; positions in
+/// errors are always those of the text as written.
 fn hcl_to_node(text: &str) -> Result<Node, PolicyError> {
-    let body = hcl::edit::parser::parse_body(text).map_err(|err| {
-        let loc = err.location();
-        PolicyError::Syntax {
-            line: loc.line(),
-            column: loc.column(),
-            message: err.message().replace('\n', " "),
-        }
-    })?;
-    let idx = LineIndex::new(text);
-    body_to_node(&body, &idx, true)
+    let first = match hcl::edit::parser::parse_body(text) {
+        Ok(body) => return body_to_node(&body, &LineIndex::new(text, None), true),
+        Err(err) => err,
+    };
+    let normalized = hcl1::normalize(text);
+    if !normalized.changed() {
+        return Err(hcl_syntax_error(text, None, &first));
+    }
+    match hcl::edit::parser::parse_body(&normalized.text) {
+        Ok(body) => body_to_node(
+            &body,
+            &LineIndex::new(&normalized.text, Some(&normalized)),
+            true,
+        ),
+        Err(err) => Err(hcl_syntax_error(text, Some(&normalized), &err)),
+    }
+}
+
+/// A syntax error at the position the author wrote (`normalized` is the text it was found in,
+/// when that was the rewrite).
+fn hcl_syntax_error(
+    text: &str,
+    normalized: Option<&hcl1::Normalized>,
+    err: &hcl::edit::parser::Error,
+) -> PolicyError {
+    let loc = err.location();
+    let (line, column) = match normalized {
+        Some(n) => hcl1::line_column(text, n.original_offset(loc.offset())),
+        None => (loc.line(), loc.column()),
+    };
+    PolicyError::Syntax {
+        line,
+        column,
+        message: err.message().replace('\n', " "),
+    }
 }
 
 fn body_to_node(body: &Body, idx: &LineIndex, top_level: bool) -> Result<Node, PolicyError> {
@@ -857,5 +888,65 @@ mod syntax_variants {
             p.paths[1].allowed_parameters.get("bar"),
             Some(&vec![Value::from("zip")])
         );
+    }
+}
+
+/// Issue 12: the HCL 1 forms Vault accepts in policies, several items on one line.
+#[cfg(test)]
+mod hcl1_forms {
+    use super::*;
+
+    #[test]
+    fn one_line_maps_and_blocks_parse_like_their_multi_line_forms() {
+        let one_line = r#"path "pki/issue/web" { capabilities = ["update"] allowed_parameters = { "common_name" = [] "ttl" = ["5m"] } }
+path "secret/*" { capabilities = ["read"] } path "auth/*" { capabilities = ["deny"] }
+"#;
+        let multi_line = r#"path "pki/issue/web" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "common_name" = []
+    "ttl" = ["5m"]
+  }
+}
+path "secret/*" {
+  capabilities = ["read"]
+}
+path "auth/*" {
+  capabilities = ["deny"]
+}
+"#;
+        let a = parse_policy("p", one_line).unwrap();
+        let b = parse_policy("p", multi_line).unwrap();
+        assert_eq!(a.paths, b.paths);
+        assert_eq!(a.paths.len(), 3);
+        assert_eq!(
+            a.paths[0].allowed_parameters.get("ttl"),
+            Some(&vec![Value::from("5m")])
+        );
+        assert_eq!(
+            a.paths[0].allowed_parameters.get("common_name"),
+            Some(&vec![])
+        );
+        assert_eq!(a.raw, one_line, "the stored text is what was written");
+    }
+
+    #[test]
+    fn errors_in_rewritten_text_name_the_line_as_written() {
+        // The first line needs the rewrite; the error is on line 3, whatever was inserted.
+        let text = "path \"a\" { capabilities = [\"read\"] allowed_parameters = { \"x\" = [] \"y\" = [] } }\n\npath \"b\" { capabilities = [\"reed\"] max_wrapping_ttl = \"1m\" }\n";
+        let e = parse_policy("p", text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid capability \"reed\" in path \"b\" on line 3"
+        );
+        let e = parse_policy(
+            "p",
+            "path \"a\" { capabilities = [\"read\"] policy = \"read\" }\npath \"b\" { capabilities = [\"read\",, ] }\n",
+        )
+        .unwrap_err();
+        assert!(matches!(e, PolicyError::Syntax { line: 2, .. }), "{e:?}");
+        // The message is the parser's, without a prefix the caller adds ("failed to parse
+        // policy: ..." in the policy store).
+        assert!(e.to_string().starts_with("syntax error on line 2"), "{e}");
     }
 }
