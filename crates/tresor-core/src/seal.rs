@@ -132,6 +132,19 @@ impl Progress {
     }
 }
 
+/// What `sys/rekey/init` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RekeyRequest {
+    pub secret_shares: usize,
+    pub secret_threshold: usize,
+    pub pgp_keys: Vec<String>,
+    /// Keep the PGP-encrypted new shares in storage (`sys/rekey/backup`).
+    pub backup: bool,
+    /// The new shares take effect only once a threshold of them has been given back to
+    /// `sys/rekey/verify`.
+    pub require_verification: bool,
+}
+
 /// A rekey in progress.
 pub struct Rekey {
     pub progress: Progress,
@@ -140,6 +153,20 @@ pub struct Rekey {
     pub pgp_keys: Vec<String>,
     pub backup: bool,
     pub fingerprints: Vec<String>,
+    pub require_verification: bool,
+    /// Set once the current shares were given and verification is required: the new key
+    /// and what its switch will write, waiting for the new shares.
+    pub pending: Option<PendingRekey>,
+}
+
+/// A rekey whose new shares were handed out but not yet proven (`sys/rekey/verify`). Nothing
+/// is written until they are: the old shares stay valid until the switch commits.
+pub struct PendingRekey {
+    pub key: Key,
+    /// The new shares given back so far, behind the verification nonce.
+    pub progress: Progress,
+    /// The backup document (PGP-encrypted shares) written with the switch, if asked for.
+    pub backup: Option<Vec<u8>>,
 }
 
 /// A root-token generation in progress.

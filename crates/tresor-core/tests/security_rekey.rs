@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use parking_lot::Mutex;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tresor_core::seal::RekeyRequest;
 use tresor_core::{Core, CoreConfig, CoreError, InitRequest};
 use tresor_physical::{Backend, InmemBackend, Op, PhysicalError};
 
@@ -120,7 +121,15 @@ async fn rekey(
     pgp_keys: Vec<String>,
     backup: bool,
 ) -> Result<Value, CoreError> {
-    let status = core.rekey_init(n, t, pgp_keys, backup).await?;
+    let status = core
+        .rekey_init(RekeyRequest {
+            secret_shares: n,
+            secret_threshold: t,
+            pgp_keys,
+            backup,
+            require_verification: false,
+        })
+        .await?;
     let nonce = status["nonce"].as_str().unwrap().to_owned();
     let mut last = Value::Null;
     for s in current {
@@ -318,4 +327,154 @@ async fn a_rekey_with_backup_commits_the_backup_with_the_keys() {
     assert_eq!(seal_config(&s).await, ((1, 1), (1, 1)));
     s.core.seal().await.unwrap();
     unseal(&s.core, &[share]).await.expect("new share unseals");
+}
+
+/// Issue 12: `require_verification`. The current shares produce the new shares, but nothing
+/// is written until a threshold of the NEW shares is given back to `sys/rekey/verify`; shares
+/// that do not make the new key restart the verification under a new nonce, and so does a
+/// cancel; the switch, when it comes, is still the one physical commit.
+#[tokio::test]
+async fn a_verified_rekey_switches_only_when_the_new_shares_are_proven() {
+    let s = setup().await;
+    let status = s
+        .core
+        .rekey_init(RekeyRequest {
+            secret_shares: 4,
+            secret_threshold: 3,
+            require_verification: true,
+            ..Default::default()
+        })
+        .await
+        .expect("rekey init");
+    assert_eq!(status["verification_required"], true, "{status}");
+    let nonce = status["nonce"].as_str().unwrap().to_owned();
+    // Before the current shares are in, there is nothing to verify.
+    let v = s.core.rekey_verify_status().await.unwrap();
+    assert_eq!(
+        (&v["started"], &v["nonce"], &v["t"], &v["n"]),
+        (&json!(false), &json!(""), &json!(3), &json!(4)),
+        "{v}"
+    );
+    assert!(
+        s.core
+            .rekey_verify_update(&s.shares[0], "whatever")
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("no rekey verification in progress")
+    );
+
+    s.flaky.take_log();
+    s.core.rekey_update(&s.shares[0], &nonce).await.unwrap();
+    let out = s.core.rekey_update(&s.shares[1], &nonce).await.unwrap();
+    assert_eq!(
+        (&out["complete"], &out["verification_required"]),
+        (&json!(true), &json!(true)),
+        "{out}"
+    );
+    let new = hex_keys(&out);
+    assert_eq!(new.len(), 4);
+    let vnonce = out["verification_nonce"].as_str().unwrap().to_owned();
+    assert!(!vnonce.is_empty() && vnonce != nonce, "{out}");
+    // Nothing was written: the old configuration and shares are still the ones in force.
+    assert!(
+        s.flaky
+            .take_log()
+            .iter()
+            .all(|keys| !keys.iter().any(|k| k == ROOT_KEY || k == SEAL_CONFIG)),
+        "no switch before verification"
+    );
+    assert_eq!(seal_config(&s).await, ((2, 3), (2, 3)));
+    let st = s.core.rekey_status().await.unwrap();
+    assert_eq!(st["verification_nonce"], json!(vnonce), "{st}");
+    // The rekey step is over; more current shares are refused.
+    let e = s.core.rekey_update(&s.shares[2], &nonce).await.unwrap_err();
+    assert!(e.to_string().contains("verif"), "{e}");
+
+    // A wrong nonce, then shares that do not make the new key (two new, one old).
+    assert!(
+        s.core
+            .rekey_verify_update(&new[0], &nonce)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("incorrect nonce")
+    );
+    s.core.rekey_verify_update(&new[0], &vnonce).await.unwrap();
+    let p = s.core.rekey_verify_update(&new[1], &vnonce).await.unwrap();
+    assert_eq!((&p["progress"], &p["started"]), (&json!(2), &json!(true)));
+    let e = s
+        .core
+        .rekey_verify_update(&s.shares[0], &vnonce)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("verification failed"), "{e}");
+    let v = s.core.rekey_verify_status().await.unwrap();
+    let vnonce2 = v["nonce"].as_str().unwrap().to_owned();
+    assert_eq!(v["progress"], 0, "{v}");
+    assert_ne!(
+        vnonce2, vnonce,
+        "a failed verification starts again with a new nonce"
+    );
+    assert_eq!(seal_config(&s).await, ((2, 3), (2, 3)));
+
+    // A cancel forgets the progress and changes the nonce, but keeps the new key.
+    s.core.rekey_verify_update(&new[3], &vnonce2).await.unwrap();
+    let c = s.core.rekey_verify_cancel().await.unwrap();
+    let vnonce3 = c["nonce"].as_str().unwrap().to_owned();
+    assert_eq!((&c["progress"], &c["started"]), (&json!(0), &json!(true)));
+    assert_ne!(vnonce3, vnonce2);
+
+    // Three new shares prove it: the switch is one commit, and the rekey is over.
+    s.flaky.take_log();
+    s.core.rekey_verify_update(&new[1], &vnonce3).await.unwrap();
+    s.core.rekey_verify_update(&new[2], &vnonce3).await.unwrap();
+    let done = s.core.rekey_verify_update(&new[3], &vnonce3).await.unwrap();
+    assert_eq!(done, json!({"nonce": vnonce3, "complete": true}));
+    assert_eq!(the_switch(&s.flaky), [ROOT_KEY, SEAL_CONFIG]);
+    assert_eq!(seal_config(&s).await, ((3, 4), (3, 4)));
+    assert_eq!(s.core.rekey_status().await.unwrap()["started"], false);
+    assert!(s.core.rekey_verify_status().await.is_err());
+
+    s.core.seal().await.unwrap();
+    assert!(
+        matches!(
+            unseal(&s.core, &s.shares).await,
+            Err(CoreError::InvalidUnsealKey)
+        ),
+        "old shares must no longer unseal"
+    );
+    unseal(&s.core, &new[..3]).await.expect("new shares unseal");
+}
+
+/// Cancelling the rekey (or sealing) before verification discards the new shares: the old
+/// ones stay in force and nothing was written.
+#[tokio::test]
+async fn cancelling_an_unverified_rekey_keeps_the_old_shares() {
+    let s = setup().await;
+    let status = s
+        .core
+        .rekey_init(RekeyRequest {
+            secret_shares: 3,
+            secret_threshold: 2,
+            require_verification: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let nonce = status["nonce"].as_str().unwrap().to_owned();
+    s.core.rekey_update(&s.shares[0], &nonce).await.unwrap();
+    let out = s.core.rekey_update(&s.shares[1], &nonce).await.unwrap();
+    let new = hex_keys(&out);
+    s.core.rekey_cancel().await.unwrap();
+    assert!(s.core.rekey_verify_status().await.is_err());
+    assert_old_shares_still_unseal(&s).await;
+    s.core.seal().await.unwrap();
+    assert!(
+        matches!(
+            unseal(&s.core, &new[..2]).await,
+            Err(CoreError::InvalidUnsealKey)
+        ),
+        "the discarded new shares must not unseal"
+    );
 }

@@ -1,10 +1,11 @@
 //! The endpoints Vault answers with bare JSON, outside the logical router: `sys/init`,
-//! `sys/seal-status`, `sys/unseal`, `sys/health`, `sys/leader`, `sys/rekey/{init,update}` and
+//! `sys/seal-status`, `sys/unseal`, `sys/health`, `sys/leader`, `sys/rekey/{init,update,verify}` and
 //! `sys/generate-root/{attempt,update}`, and OpenBao's newer names for the same endpoints
 //! (`sys/rotate/root/*`, `sys/generate-root-token/*`). They work while sealed.
 
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
+use tresor_core::seal::RekeyRequest;
 use tresor_core::{Core, CoreError, InitRequest};
 
 use crate::{Body, core_error, empty, error_response, json_response, parse_bool};
@@ -170,15 +171,30 @@ pub(crate) async fn handle(
                             return Some(error_response(StatusCode::BAD_REQUEST, &[e]));
                         }
                     };
-                if b(body, "require_verification") {
+                ok(core
+                    .rekey_init(RekeyRequest {
+                        secret_shares: shares,
+                        secret_threshold: threshold,
+                        pgp_keys: list(body, "pgp_keys"),
+                        backup: b(body, "backup"),
+                        require_verification: b(body, "require_verification"),
+                    })
+                    .await)
+            }
+            _ => return method_not_allowed(),
+        }),
+        "sys/rekey/verify" | "sys/rotate/root/verify" => Some(match method {
+            &Method::GET => ok(core.rekey_verify_status().await),
+            &Method::DELETE => ok(core.rekey_verify_cancel().await),
+            m if is_write(m) => {
+                let key = s(body, "key");
+                if key.is_empty() {
                     return Some(error_response(
                         StatusCode::BAD_REQUEST,
-                        &["rekey verification is not supported by this server".into()],
+                        &["'key' must be specified in request body as JSON".into()],
                     ));
                 }
-                ok(core
-                    .rekey_init(shares, threshold, list(body, "pgp_keys"), b(body, "backup"))
-                    .await)
+                ok(core.rekey_verify_update(&key, &s(body, "nonce")).await)
             }
             _ => return method_not_allowed(),
         }),
