@@ -540,8 +540,39 @@ impl Barrier {
         Ok(())
     }
 
-    /// Applies puts (given as plaintext) and deletes atomically.
-    pub async fn transaction(&self, ops: Vec<Op>) -> Result<(), CoreError> {
+    /// A value and its storage revision (for a conditional write after it).
+    pub async fn get_with_revision(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Zeroizing<Vec<u8>>, u64)>, CoreError> {
+        match self.physical.get_with_revision(path).await? {
+            None => Ok(None),
+            Some((blob, rev)) => Ok(Some((self.decrypt(path, &blob)?, rev))),
+        }
+    }
+
+    /// Applies puts (plaintext) and deletes atomically if every check (`key` at `revision`, 0
+    /// meaning absent) still holds when the commit happens. `Ok(false)`: a check failed and
+    /// nothing was written (another writer, on this server or another, got there first).
+    pub async fn transaction_if(
+        &self,
+        checks: Vec<(String, u64)>,
+        ops: Vec<Op>,
+    ) -> Result<bool, CoreError> {
+        let ops = self.seal_ops(ops).await?;
+        let checks = checks
+            .into_iter()
+            .map(|(k, r)| tresor_physical::Check::new(k, r))
+            .collect();
+        match self.physical.transaction_if(checks, ops).await {
+            Ok(_) => Ok(true),
+            Err(tresor_physical::PhysicalError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Encrypts the puts of a batch, reserving key-term counts first if needed.
+    async fn seal_ops(&self, ops: Vec<Op>) -> Result<Vec<Op>, CoreError> {
         let mut reserve = None;
         let ops = ops
             .into_iter()
@@ -557,6 +588,18 @@ impl Barrier {
         if let Some(term) = reserve {
             self.reserve(term).await?;
         }
+        Ok(ops)
+    }
+
+    /// Deletes every key under `prefix` in one commit.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), CoreError> {
+        self.physical.delete_prefix(prefix).await?;
+        Ok(())
+    }
+
+    /// Applies puts (given as plaintext) and deletes atomically.
+    pub async fn transaction(&self, ops: Vec<Op>) -> Result<(), CoreError> {
+        let ops = self.seal_ops(ops).await?;
         self.physical.transaction(ops).await?;
         Ok(())
     }
@@ -629,6 +672,30 @@ impl View {
             .collect();
         self.barrier.transaction(out).await
     }
+    /// [`Barrier::transaction_if`] for keys of this view.
+    pub async fn transaction_if(
+        &self,
+        checks: Vec<(String, u64)>,
+        ops: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<bool, CoreError> {
+        let bad = |e: tresor_sdk::LogicalError| CoreError::InvalidRequest(e.to_string());
+        let checks = checks
+            .into_iter()
+            .map(|(k, r)| Ok((self.full(&k).map_err(bad)?, r)))
+            .collect::<Result<Vec<_>, CoreError>>()?;
+        let ops = ops
+            .into_iter()
+            .map(|(k, v)| {
+                let full = self.full(&k).map_err(bad)?;
+                Ok(match v {
+                    Some(v) => Op::Put(full, v),
+                    None => Op::Delete(full),
+                })
+            })
+            .collect::<Result<Vec<_>, CoreError>>()?;
+        self.barrier.transaction_if(checks, ops).await
+    }
+
     fn full(&self, key: &str) -> tresor_sdk::Result<String> {
         if key.split('/').any(|s| s == "..") {
             return Err(tresor_sdk::LogicalError::invalid(
@@ -668,6 +735,27 @@ impl tresor_sdk::Storage for View {
     }
     async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> tresor_sdk::Result<()> {
         View::transaction(self, ops).await.map_err(sdk_err)
+    }
+    async fn get_with_revision(&self, key: &str) -> tresor_sdk::Result<Option<(Vec<u8>, u64)>> {
+        let full = self.full(key)?;
+        self.barrier
+            .get_with_revision(&full)
+            .await
+            .map(|o| o.map(|(v, r)| (v.to_vec(), r)))
+            .map_err(sdk_err)
+    }
+    async fn transaction_if(
+        &self,
+        checks: Vec<(String, u64)>,
+        ops: Vec<(String, Option<Vec<u8>>)>,
+    ) -> tresor_sdk::Result<bool> {
+        View::transaction_if(self, checks, ops)
+            .await
+            .map_err(sdk_err)
+    }
+    async fn delete_prefix(&self, prefix: &str) -> tresor_sdk::Result<()> {
+        let full = self.full(prefix)?;
+        self.barrier.delete_prefix(&full).await.map_err(sdk_err)
     }
 }
 

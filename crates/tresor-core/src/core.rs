@@ -913,7 +913,7 @@ impl Core {
         self.save_table(&u.barrier, table_path(table), &entries)
             .await?;
         *u.router.write() = Arc::new(Router::new(routes));
-        tresor_sdk::delete_prefix(&route.view, "").await?;
+        tresor_sdk::Storage::delete_prefix(&route.view, "").await?;
         route.backend.cleanup().await;
         Ok(())
     }

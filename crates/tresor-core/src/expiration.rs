@@ -276,7 +276,7 @@ impl Expiration {
     }
 
     pub async fn forget_token_index(&self, token_id: &str) -> Result<(), CoreError> {
-        tresor_sdk::delete_prefix(&self.view, &format!("token/{token_id}/"))
+        tresor_sdk::Storage::delete_prefix(&self.view, &format!("token/{token_id}/"))
             .await
             .map_err(sdk)
     }

@@ -177,7 +177,7 @@ impl Core {
             }
             u.expiration.forget_token_index(t).await?;
             if let Some(v) = &cubby {
-                tresor_sdk::delete_prefix(v, &format!("{t}/")).await?;
+                tresor_sdk::Storage::delete_prefix(v, &format!("{t}/")).await?;
             }
         }
         Ok(())

@@ -356,22 +356,43 @@ impl TokenStore {
         Ok(Some(e))
     }
 
-    /// Changes a stored token in place: under its lock, on the entry as stored now. `None`
-    /// when the token no longer exists (a revocation always wins: nothing written here can
-    /// bring a revoked token back).
+    /// Changes a stored token in place, on the entry as stored now: under its lock (other
+    /// requests of this server), and written only if storage still holds the revision read
+    /// (other servers sharing the storage; on a conflict the change is made again on what
+    /// they wrote). `None` when the token no longer exists: a revocation always wins, nothing
+    /// written here can bring a revoked token back.
     pub async fn modify<R>(
         &self,
         id: &str,
-        f: impl FnOnce(&mut TokenEntry) -> Result<R, CoreError>,
+        mut f: impl FnMut(&mut TokenEntry) -> Result<R, CoreError>,
     ) -> Result<Option<(Arc<TokenEntry>, R)>, CoreError> {
         let _g = self.lock(id).await;
-        let Some(cur) = self.load_locked(id).await? else {
-            return Ok(None);
-        };
-        let mut e = (*cur).clone();
-        let r = f(&mut e)?;
-        let e = self.store(e).await?;
-        Ok(Some((e, r)))
+        let key = format!("id/{id}");
+        loop {
+            let Some((bytes, rev)) = self.view.get_with_revision(&key).await.map_err(sdk)? else {
+                self.cache.write().remove(id);
+                return Ok(None);
+            };
+            let bytes = Zeroizing::new(bytes);
+            let mut e: TokenEntry = serde_json::from_slice(&bytes)
+                .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
+            let r = f(&mut e)?;
+            let out = Zeroizing::new(
+                serde_json::to_vec(&e).map_err(|e| CoreError::Internal(e.to_string()))?,
+            );
+            if self
+                .view
+                .transaction_if(
+                    vec![(key.clone(), rev)],
+                    vec![(key.clone(), Some(out.to_vec()))],
+                )
+                .await?
+            {
+                let e = Arc::new(e);
+                self.cache_insert(id.to_owned(), e.clone());
+                return Ok(Some((e, r)));
+            }
+        }
     }
 
     /// Caches an entry. The cache is bounded: past [`CACHE_CAP`] entries it is emptied and

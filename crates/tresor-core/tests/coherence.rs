@@ -11,7 +11,49 @@ use common::{TestCore, dev_core};
 use serde_json::json;
 use tresor_core::barrier::Key;
 use tresor_core::{Core, CoreConfig, CoreError};
+use tresor_physical::{Backend, InmemBackend, Op};
 use tresor_sdk::Operation::{Read, Update};
+
+/// Shared storage a little slow to read, as a network store is: reads of a revision yield to
+/// other tasks, so two servers' read-modify-writes interleave as they do for real.
+struct Slow(Arc<dyn Backend>);
+
+#[async_trait::async_trait]
+impl Backend for Slow {
+    async fn get(&self, key: &str) -> tresor_physical::Result<Option<Vec<u8>>> {
+        self.0.get(key).await
+    }
+    async fn transaction(&self, ops: Vec<Op>) -> tresor_physical::Result<()> {
+        self.0.transaction(ops).await
+    }
+    async fn list(&self, prefix: &str) -> tresor_physical::Result<Vec<String>> {
+        self.0.list(prefix).await
+    }
+    fn kind(&self) -> &'static str {
+        "slow"
+    }
+    fn durable(&self) -> bool {
+        false
+    }
+    async fn get_with_revision(
+        &self,
+        key: &str,
+    ) -> tresor_physical::Result<Option<(Vec<u8>, u64)>> {
+        let r = self.0.get_with_revision(key).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        r
+    }
+    async fn transaction_if(
+        &self,
+        checks: Vec<tresor_physical::Check>,
+        ops: Vec<Op>,
+    ) -> tresor_physical::Result<u64> {
+        self.0.transaction_if(checks, ops).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> tresor_physical::Result<u64> {
+        self.0.delete_prefix(prefix).await
+    }
+}
 
 /// A second server on the first one's storage, unsealed with the same key.
 async fn second(a: &TestCore) -> Core {
@@ -126,4 +168,102 @@ async fn mounts_and_key_rotations_elsewhere_apply_after_invalidate() {
         read(&b, "kv2/data/x", "root").await,
         Err(CoreError::NoRoute(_))
     ));
+}
+
+/// Issue 11, correct under concurrency across servers: the guarantees the in-process locks
+/// give one server hold through storage's conditional writes when two servers share it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_unwraps_and_check_and_set_hold_across_two_servers() {
+    let shared: Arc<dyn Backend> = Arc::new(Slow(Arc::new(InmemBackend::new())));
+    let a = Arc::new(common::dev_core_on(shared).await);
+    let b = Arc::new(second(&a).await);
+    a.ok(
+        Update,
+        "secret/data/app",
+        json!({"data": {"k": "v"}}),
+        &a.root,
+    )
+    .await;
+    a.policy(
+        "reader",
+        r#"path "secret/data/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let servers = |i: usize| -> Core {
+        if i % 2 == 0 {
+            a.core.clone()
+        } else {
+            (*b).clone()
+        }
+    };
+
+    // N uses serve exactly N requests, wherever they arrive.
+    let tok = a.token(&["reader"], json!({"num_uses": 5})).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (core, tok) = (servers(i), tok.clone());
+        tasks.push(tokio::spawn(async move {
+            read(&core, "secret/data/app", &tok).await.is_ok()
+        }));
+    }
+    let mut served = 0;
+    for t in tasks {
+        served += usize::from(t.await.unwrap());
+    }
+    assert_eq!(served, 5, "num_uses=5 served {served} across two servers");
+
+    // One unwrap, wherever the 50 attempts arrive.
+    let w = a
+        .req_wrapped(Read, "secret/data/app", json!({}), &a.root, 300)
+        .await
+        .unwrap();
+    let wtok = w.wrap_info.unwrap()["token"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (core, wtok) = (servers(i), wtok.clone());
+        tasks.push(tokio::spawn(async move {
+            core.handle(tresor_core::CoreRequest::new(
+                Update,
+                "sys/wrapping/unwrap",
+                json!({"token": wtok}).as_object().cloned().unwrap(),
+                Some("root"),
+            ))
+            .await
+            .ok()
+            .and_then(|r| r.response)
+            .and_then(|r| r.data)
+            .is_some()
+        }));
+    }
+    let mut got = 0;
+    for t in tasks {
+        got += usize::from(t.await.unwrap());
+    }
+    assert_eq!(got, 1, "{got} unwraps across two servers got the payload");
+
+    // Check-and-set: of 16 writers with cas=0 on a new secret, one wins.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let core = servers(i);
+        tasks.push(tokio::spawn(async move {
+            core.handle(tresor_core::CoreRequest::new(
+                Update,
+                "secret/data/race",
+                json!({"data": {"writer": i}, "options": {"cas": 0}})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+                Some("root"),
+            ))
+            .await
+            .is_ok()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "{wins} cas=0 writes won across two servers");
+    let meta = read(&a.core, "secret/metadata/race", "root").await.unwrap();
+    assert_eq!(meta.response.unwrap().data.unwrap()["current_version"], 1);
 }

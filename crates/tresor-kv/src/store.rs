@@ -172,6 +172,10 @@ async fn load<T: DeserializeOwned + Versioned>(s: &dyn Storage, key: &str) -> Re
     let Some(bytes) = s.get(key).await? else {
         return Ok(None);
     };
+    decode(key, bytes)
+}
+
+fn decode<T: DeserializeOwned + Versioned>(key: &str, bytes: Vec<u8>) -> Result<Option<T>> {
     let bytes = Zeroizing::new(bytes);
     let record: T = serde_json::from_slice(&bytes)
         .map_err(|e| LogicalError::Internal(format!("decoding stored entry {key:?}: {e}")))?;
@@ -223,6 +227,19 @@ pub(crate) async fn load_meta(s: &dyn Storage, path: &str) -> Result<Option<Secr
     load(s, &meta_key(path)).await
 }
 
+/// A secret's metadata and its storage revision (0 when there is none yet), for a write that
+/// must not land if another writer changed the secret in between.
+pub(crate) async fn load_meta_with_revision(
+    s: &dyn Storage,
+    path: &str,
+) -> Result<(Option<SecretMeta>, u64)> {
+    let key = meta_key(path);
+    match s.get_with_revision(&key).await? {
+        None => Ok((None, 0)),
+        Some((bytes, rev)) => Ok((decode(&key, bytes)?, rev)),
+    }
+}
+
 pub(crate) async fn save_meta(s: &dyn Storage, path: &str, m: &SecretMeta) -> Result<()> {
     save(s, &meta_key(path), m).await
 }
@@ -248,13 +265,27 @@ pub(crate) async fn save_version(
 
 /// Stores version `n`, erases `pruned` versions and saves the metadata in one transaction.
 /// Writes new versions, erases pruned ones and saves the metadata, in one commit.
-pub(crate) async fn write_versions_atomically(
+/// Writes new versions, erases pruned ones and saves the metadata in one commit, if the
+/// metadata is still at `meta_revision` (0: absent). `Ok(false)`: it was not, nothing written.
+pub(crate) async fn write_versions_if(
     s: &dyn Storage,
     path: &str,
     versions: Vec<(u64, Map<String, Value>)>,
     pruned: &[u64],
     meta: &SecretMeta,
-) -> Result<()> {
+    meta_revision: u64,
+) -> Result<bool> {
+    let ops = version_ops(path, versions, pruned, meta)?;
+    s.transaction_if(vec![(meta_key(path), meta_revision)], ops)
+        .await
+}
+
+fn version_ops(
+    path: &str,
+    versions: Vec<(u64, Map<String, Value>)>,
+    pruned: &[u64],
+    meta: &SecretMeta,
+) -> Result<Vec<(String, Option<Vec<u8>>)>> {
     let mut ops = Vec::with_capacity(versions.len() + pruned.len() + 1);
     for (n, data) in versions {
         let record = Zeroizing::new(
@@ -269,7 +300,19 @@ pub(crate) async fn write_versions_atomically(
         meta_key(path),
         Some(serde_json::to_vec(meta).map_err(LogicalError::internal)?),
     ));
-    s.transaction(ops).await
+    Ok(ops)
+}
+
+/// Writes new versions, erases pruned ones and saves the metadata, in one commit.
+pub(crate) async fn write_versions_atomically(
+    s: &dyn Storage,
+    path: &str,
+    versions: Vec<(u64, Map<String, Value>)>,
+    pruned: &[u64],
+    meta: &SecretMeta,
+) -> Result<()> {
+    s.transaction(version_ops(path, versions, pruned, meta)?)
+        .await
 }
 
 pub(crate) async fn delete_version(s: &dyn Storage, path: &str, n: u64) -> Result<()> {

@@ -480,59 +480,59 @@ pub(crate) struct PendingWrite {
 
 /// Writes queued for one secret, in arrival order, as one commit: each is checked against the
 /// metadata the ones before it left (so check-and-set holds exactly as if they ran one by
-/// one), then every new version and the final metadata are written together.
+/// one), then every new version and the final metadata are written together — only if the
+/// metadata is still at the revision read. Otherwise another writer (another server sharing
+/// the storage) got there first, and the whole batch is decided again on what it wrote: the
+/// in-process lock batches writes, storage decides who wins.
 async fn write_batch(b: &Engine, s: &dyn Storage, path: &str, batch: Vec<PendingWrite>) {
     let now = b.now_ns();
-    let loaded = async {
-        let config = store::load_config(s).await?;
-        let meta = store::load_meta(s, path)
-            .await?
-            .unwrap_or_else(|| SecretMeta::new(now));
-        Ok::<_, LogicalError>((config, meta))
+    let outcome = loop {
+        let loaded = async {
+            let config = store::load_config(s).await?;
+            let (meta, rev) = store::load_meta_with_revision(s, path).await?;
+            Ok::<_, LogicalError>((config, meta.unwrap_or_else(|| SecretMeta::new(now)), rev))
+        };
+        let (config, mut meta, rev) = match loaded.await {
+            Ok(x) => x,
+            Err(e) => break Err(e),
+        };
+        let mut staged: Vec<(u64, Map<String, Value>)> = Vec::new();
+        let mut pruned: Vec<u64> = Vec::new();
+        let mut plan: Vec<Result<(u64, VersionMeta)>> = Vec::with_capacity(batch.len());
+        for p in &batch {
+            if let Err(e) = check_cas(&meta, &config, p.cas) {
+                plan.push(Err(e));
+                continue;
+            }
+            let (n, vm, gone) = stage_version(&config, &mut meta, now);
+            staged.push((n, p.data.clone()));
+            pruned.extend(gone);
+            plan.push(Ok((n, vm)));
+        }
+        if !plan.iter().any(|r| r.is_ok()) {
+            break Ok((meta, plan));
+        }
+        // A version written and pushed out within the same batch is never stored.
+        staged.retain(|(n, _)| !pruned.contains(n));
+        match store::write_versions_if(s, path, staged, &pruned, &meta, rev).await {
+            Ok(true) => break Ok((meta, plan)),
+            Ok(false) => continue,
+            Err(e) => break Err(e),
+        }
     };
-    let (config, mut meta) = match loaded.await {
-        Ok(x) => x,
+    match outcome {
         Err(e) => {
             for p in batch {
                 let _ = p.reply.send(Err(e.clone()));
             }
-            return;
         }
-    };
-    let mut staged: Vec<(u64, Map<String, Value>)> = Vec::new();
-    let mut pruned: Vec<u64> = Vec::new();
-    let mut answers: Vec<(
-        WriteReply,
-        std::result::Result<(u64, VersionMeta), LogicalError>,
-    )> = Vec::new();
-    for p in batch {
-        if let Err(e) = check_cas(&meta, &config, p.cas) {
-            answers.push((p.reply, Err(e)));
-            continue;
+        Ok((meta, plan)) => {
+            for (p, r) in batch.into_iter().zip(plan) {
+                let _ = p.reply.send(r.map(|(n, vm)| version_json(&meta, n, &vm)));
+            }
         }
-        let (n, vm, gone) = stage_version(&config, &mut meta, now);
-        staged.push((n, p.data));
-        pruned.extend(gone);
-        answers.push((p.reply, Ok((n, vm))));
-    }
-    // A version written and pushed out within the same batch is never stored.
-    staged.retain(|(n, _)| !pruned.contains(n));
-    let committed = if answers.iter().any(|(_, r)| r.is_ok()) {
-        store::write_versions_atomically(s, path, staged, &pruned, &meta).await
-    } else {
-        Ok(())
-    };
-    for (reply, r) in answers {
-        let out = match (&committed, r) {
-            (_, Err(e)) => Err(e),
-            (Err(e), Ok(_)) => Err(e.clone()),
-            (Ok(()), Ok((n, vm))) => Ok(version_json(&meta, n, &vm)),
-        };
-        let _ = reply.send(out);
     }
 }
-
-type WriteReply = tokio::sync::oneshot::Sender<Result<Value>>;
 
 /// Which version a read asks for, or `None` when there is nothing to read.
 fn requested_version(meta: &SecretMeta, asked: u64) -> Option<(u64, &VersionMeta)> {
@@ -863,7 +863,7 @@ async fn metadata_delete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opt
         store::delete_version(s, &path, *n).await?;
     }
     // Anything a crash once left behind under this secret goes too.
-    tresor_sdk::delete_prefix(s, &store::versions_prefix(&path)).await?;
+    s.delete_prefix(&store::versions_prefix(&path)).await?;
     s.delete(&store::meta_key(&path)).await?;
     Ok(None)
 }

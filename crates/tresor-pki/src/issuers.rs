@@ -1251,9 +1251,9 @@ impl Engine {
         // The shared CRL may have been signed by this issuer: drop the signed copies so the
         // next fetch re-signs them with a remaining one (numbering and index are kept).
         if let Some(crl_id) = crl_id {
-            tresor_sdk::delete_prefix(s, &format!("crls/{crl_id}/")).await?;
+            s.delete_prefix(&format!("crls/{crl_id}/")).await?;
         }
-        tresor_sdk::delete_prefix(s, &format!("crls/{id}/")).await?;
+        s.delete_prefix(&format!("crls/{id}/")).await?;
         let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
         let mut r = Response::default();
         if cfg.default == id {
@@ -1443,7 +1443,7 @@ impl Engine {
         let s = &*req.storage;
         let _guard = self.lock(&req, "issuers").await;
         for p in ["issuer/", "key/", "crls/", "crl-state/", "crl-index/"] {
-            tresor_sdk::delete_prefix(s, p).await?;
+            s.delete_prefix(p).await?;
         }
         s.delete("config/issuers").await?;
         s.delete("config/keys").await?;

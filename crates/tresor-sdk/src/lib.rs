@@ -113,6 +113,30 @@ pub trait Storage: Send + Sync {
         }
         Ok(())
     }
+    /// A value with its storage revision, for [`Storage::transaction_if`] (0 is never a
+    /// stored revision: it stands for "absent").
+    async fn get_with_revision(&self, _key: &str) -> Result<Option<(Vec<u8>, u64)>> {
+        Err(LogicalError::internal(
+            "this storage does not support conditional writes",
+        ))
+    }
+    /// Writes and deletes atomically if every `(key, revision)` check still holds at commit
+    /// (revision 0: the key is absent). `Ok(false)`: a check failed, nothing was written —
+    /// another writer, possibly on another server sharing the storage, got there first.
+    async fn transaction_if(
+        &self,
+        _checks: Vec<(String, u64)>,
+        _ops: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<bool> {
+        Err(LogicalError::internal(
+            "this storage does not support conditional writes",
+        ))
+    }
+    /// Deletes everything under `prefix` (which ends in `/` or is empty). Storage that can
+    /// does it in one commit (the barrier view does).
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        delete_prefix(self, prefix).await
+    }
 }
 
 /// Helpers for storing JSON values in a [`Storage`].
@@ -133,8 +157,9 @@ pub async fn put_json<T: serde::Serialize>(s: &dyn Storage, key: &str, value: &T
     s.put(key, bytes).await
 }
 
-/// Recursively deletes everything below `prefix` (which ends in `/` or is empty).
-pub async fn delete_prefix(s: &dyn Storage, prefix: &str) -> Result<()> {
+/// Recursively deletes everything below `prefix` (which ends in `/` or is empty), one key at
+/// a time: the fallback of [`Storage::delete_prefix`].
+pub async fn delete_prefix<S: Storage + ?Sized>(s: &S, prefix: &str) -> Result<()> {
     let mut stack = vec![prefix.to_owned()];
     while let Some(p) = stack.pop() {
         for child in s.list(&p).await? {

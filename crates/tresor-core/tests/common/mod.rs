@@ -22,9 +22,20 @@ pub async fn dev_core() -> TestCore {
     dev_core_with(|_| {}).await
 }
 
+/// A dev core on the given storage.
+pub async fn dev_core_on(physical: Arc<dyn Backend>) -> TestCore {
+    dev_core_with_storage(physical, |_| {}).await
+}
+
 /// A dev core; `register` may add engines before the core is shared.
 pub async fn dev_core_with(register: impl FnOnce(&mut Core)) -> TestCore {
-    let physical: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    dev_core_with_storage(Arc::new(InmemBackend::new()), register).await
+}
+
+async fn dev_core_with_storage(
+    physical: Arc<dyn Backend>,
+    register: impl FnOnce(&mut Core),
+) -> TestCore {
     let mut core = Core::new(physical.clone(), CoreConfig::default());
     core.register_engine("kv", Arc::new(|_| Ok(tresor_kv::backend())));
     register(&mut core);

@@ -16,7 +16,9 @@ use tresor_sdk::{
 
 #[derive(Default)]
 pub struct MemStorage {
-    map: parking_lot::Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Each key's value and revision (a store-wide counter, as the real backends keep).
+    map: parking_lot::Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
+    revision: std::sync::atomic::AtomicU64,
     pub gets: AtomicUsize,
 }
 
@@ -36,11 +38,40 @@ impl MemStorage {
 impl Storage for MemStorage {
     async fn get(&self, key: &str) -> tresor_sdk::Result<Option<Vec<u8>>> {
         self.gets.fetch_add(1, Ordering::SeqCst);
-        Ok(self.map.lock().get(key).cloned())
+        Ok(self.map.lock().get(key).map(|(v, _)| v.clone()))
     }
     async fn put(&self, key: &str, value: Vec<u8>) -> tresor_sdk::Result<()> {
-        self.map.lock().insert(key.to_owned(), value);
+        let rev = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        self.map.lock().insert(key.to_owned(), (value, rev));
         Ok(())
+    }
+    async fn get_with_revision(&self, key: &str) -> tresor_sdk::Result<Option<(Vec<u8>, u64)>> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        Ok(self.map.lock().get(key).cloned())
+    }
+    async fn transaction_if(
+        &self,
+        checks: Vec<(String, u64)>,
+        ops: Vec<(String, Option<Vec<u8>>)>,
+    ) -> tresor_sdk::Result<bool> {
+        let mut map = self.map.lock();
+        for (k, want) in &checks {
+            if map.get(k).map_or(0, |(_, r)| *r) != *want {
+                return Ok(false);
+            }
+        }
+        let rev = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        for (k, v) in ops {
+            match v {
+                Some(v) => {
+                    map.insert(k, (v, rev));
+                }
+                None => {
+                    map.remove(&k);
+                }
+            }
+        }
+        Ok(true)
     }
     async fn delete(&self, key: &str) -> tresor_sdk::Result<()> {
         self.map.lock().remove(key);
