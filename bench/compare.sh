@@ -38,6 +38,7 @@ WORKLOADS=(
   "kv-read|-workload=kv-read"
   "kv-read-non-root|-workload=kv-read -non-root"
   "kv-write|-workload=kv-write"
+  "kv-write-same-key|-config=bench/kv-write-same-key.hcl"
   "kv-list|-workload=kv-list"
   "token-create|-workload=token-create"
   "token-lookup|-workload=token-lookup"
