@@ -785,3 +785,42 @@ async fn children_created_during_a_revocation_do_not_survive_it() {
         }
     }
 }
+
+struct Panicky;
+
+#[async_trait::async_trait]
+impl tresor_sdk::LogicalBackend for Panicky {
+    async fn handle(
+        &self,
+        req: tresor_sdk::Request,
+    ) -> tresor_sdk::Result<Option<tresor_sdk::Response>> {
+        if req.path == "boom" {
+            panic!("an engine bug");
+        }
+        Ok(Some(tresor_sdk::Response::data(Map::new())))
+    }
+    fn help(&self, _path: &str) -> Option<Map<String, Value>> {
+        None
+    }
+}
+
+/// Finding 10: a panic that happens anyway in an engine fails that request with a 500-class
+/// error; the pipeline's safety steps still run (the token's use is spent, the server goes on).
+#[tokio::test]
+async fn an_engine_panic_fails_one_request_and_still_spends_the_use() {
+    let t =
+        dev_core_with(|c| c.register_engine("panicky", Arc::new(|_| Ok(Arc::new(Panicky))))).await;
+    t.ok(Update, "sys/mounts/p", json!({"type": "panicky"}), &t.root)
+        .await;
+    t.policy("p", r#"path "p/*" { capabilities = ["read"] }"#)
+        .await;
+    let tok = t.token(&["p"], json!({"num_uses": 2})).await;
+    let e = t.req(Read, "p/boom", json!({}), &tok).await.unwrap_err();
+    assert!(matches!(e, CoreError::Internal(_)), "{e}");
+    assert!(!e.to_string().contains("an engine bug"), "{e}");
+    // The panic cost a use: one left.
+    t.ok(Read, "p/fine", json!({}), &tok).await;
+    assert!(t.req(Read, "p/fine", json!({}), &tok).await.is_err());
+    // And the server goes on serving.
+    t.ok(Read, "p/fine", json!({}), &t.root).await;
+}
