@@ -31,10 +31,11 @@ async fn lookup(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     }
 }
 
-async fn list(s: Arc<Sys>, _req: Request, f: Fields) -> Result<Option<Response>> {
+/// `LIST sys/leases/lookup/<prefix>`; an empty prefix lists the top level (the mounts that
+/// hold leases). Nothing there is a 404, as for every empty listing.
+async fn list(s: Arc<Sys>, mut prefix: String) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let mut prefix = f.string("prefix");
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
@@ -105,10 +106,12 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
     let mut v = vec![
         lease_fields(Path::new("leases/lookup"))
             .op(Operation::Update, |s, _, f| Box::pin(lookup(s, f)))
-            .help("Look up a lease's metadata.", "Returns the lease's issue time, expire time, last renewal, renewability and remaining TTL."),
+            // `LIST sys/leases/lookup/` arrives here (a LIST may end in `/`).
+            .op(Operation::List, |s, _, _| Box::pin(list(s, String::new())))
+            .help("Look up a lease's metadata; LIST lists the top-level lease-id prefixes.", "Returns the lease's issue time, expire time, last renewal, renewability and remaining TTL. LIST (sudo) lists the prefixes that hold leases."),
         Path::new("leases/lookup/{prefix:*}")
             .field(Field::new("prefix", Kind::Str, "The lease-id prefix to list."))
-            .op(Operation::List, |s, r, f| Box::pin(list(s, r, f)))
+            .op(Operation::List, |s, _, f| Box::pin(list(s, f.string("prefix"))))
             .help("List lease ids under a prefix.", "Requires sudo."),
         Path::new("leases/tidy")
             .op(Operation::Update, |s, _, _| {

@@ -627,16 +627,8 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
             _ => empty(StatusCode::NO_CONTENT),
         };
     }
-    if op == Operation::List {
-        let empty_keys = resp
-            .data
-            .as_ref()
-            .and_then(|d| d.get("keys"))
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
-        if empty_keys && resp.warnings.is_empty() {
-            return error_response(StatusCode::NOT_FOUND, &[]);
-        }
+    if op == Operation::List && list_is_empty(resp) {
+        return error_response(StatusCode::NOT_FOUND, &[]);
     }
     // "Not found", with data all the same (KV v2's deleted version and its metadata).
     let status = if resp.not_found {
@@ -645,6 +637,17 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
         StatusCode::OK
     };
     json_response(status, &envelope(path, r))
+}
+
+/// Vault's rule for a LIST answer that is a 404 with an empty `errors` list: `keys` present
+/// but empty (whatever else the answer carries), or no `keys` and nothing else at all — no
+/// data and no warnings. A LIST answer with other data or only warnings is returned as it is.
+fn list_is_empty(resp: &tresor_sdk::Response) -> bool {
+    let data = resp.data.as_ref();
+    match data.and_then(|d| d.get("keys")).filter(|k| !k.is_null()) {
+        Some(keys) => keys.as_array().is_some_and(Vec::is_empty),
+        None => data.is_none_or(Map::is_empty) && resp.warnings.is_empty(),
+    }
 }
 
 /// How long a server waits for in-flight requests on shutdown.

@@ -1,0 +1,100 @@
+//! Issue 12, "Vault behaviours that differ today", end to end against `tresor server -dev`
+//! with curl and the `bao` CLI (OpenBao 2.7.2).
+
+mod common;
+
+use common::{Server, free_port};
+use serde_json::{Value, json};
+
+fn dev() -> (tempfile::TempDir, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let s = Server::start_dev(tmp.path(), port);
+    (tmp, s)
+}
+
+/// A LIST of a prefix with nothing under it is a 404 whose body is `{"errors":[]}`, on every
+/// list endpoint, by the LIST verb and by `?list=true`.
+#[test]
+fn every_empty_listing_is_a_404_with_an_empty_errors_list() {
+    let (_tmp, s) = dev();
+    let root = Some("root");
+    for (path, body) in [
+        ("sys/mounts/kv1", json!({"type": "kv"})),
+        ("sys/mounts/pki", json!({"type": "pki"})),
+    ] {
+        let (code, b) = s.api("POST", path, Some(&body.to_string()), root);
+        assert_eq!(code, 204, "{path}: {b}");
+    }
+    let empty = [
+        "secret/metadata/",
+        "secret/metadata/nothing/here/",
+        "kv1/",
+        "kv1/nothing/",
+        "cubbyhole/",
+        "cubbyhole/nothing/",
+        "auth/token/roles/",
+        "sys/leases/lookup/",
+        "sys/leases/lookup/secret/",
+        "sys/leases/lookup/auth/token/create/",
+        "pki/certs/",
+        "pki/certs/revoked/",
+        "pki/issuers/",
+        "pki/keys/",
+        "pki/roles/",
+    ];
+    for path in empty {
+        let (code, b) = s.api("LIST", path, None, root);
+        assert_eq!((code, &b), (404, &json!({"errors": []})), "LIST {path}");
+        let (code, b) = s.api("GET", &format!("{path}?list=true"), None, root);
+        assert_eq!(
+            (code, &b),
+            (404, &json!({"errors": []})),
+            "GET {path}?list=true"
+        );
+    }
+
+    // The same endpoints list what is there once something is.
+    let (code, b) = s.api(
+        "POST",
+        "auth/token/create",
+        Some(r#"{"ttl": "1h", "policies": ["default"]}"#),
+        root,
+    );
+    assert_eq!(code, 200, "{b}");
+    let (code, b) = s.api("LIST", "sys/leases/lookup/", None, root);
+    assert_eq!(code, 200, "{b}");
+    assert_eq!(b["data"]["keys"], json!(["auth/"]), "{b}");
+    let (code, b) = s.api("LIST", "sys/leases/lookup/auth/token/create/", None, root);
+    assert_eq!(code, 200, "{b}");
+    assert_eq!(b["data"]["keys"].as_array().map(Vec::len), Some(1), "{b}");
+    s.api(
+        "POST",
+        "auth/token/roles/r1",
+        Some(r#"{"allowed_policies": ["default"]}"#),
+        root,
+    );
+    let (code, b) = s.api("LIST", "auth/token/roles/", None, root);
+    assert_eq!((code, &b["data"]["keys"]), (200, &json!(["r1"])), "{b}");
+    // Policies and accessors are never empty (default/root, and the caller's own token).
+    let (code, b) = s.api("LIST", "sys/policies/acl/", None, root);
+    assert_eq!(
+        (code, &b["data"]["keys"]),
+        (200, &json!(["default", "root"]))
+    );
+    let (code, b) = s.api("LIST", "auth/token/accessors/", None, root);
+    assert_eq!(code, 200, "{b}");
+    assert!(!b["data"]["keys"].as_array().unwrap().is_empty(), "{b}");
+
+    // A LIST without sudo on the lease listing is refused, not an empty 404.
+    let (_, b) = s.api(
+        "POST",
+        "auth/token/create",
+        Some(r#"{"policies": ["default"]}"#),
+        root,
+    );
+    let t = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (code, b) = s.api("LIST", "sys/leases/lookup/", None, Some(&t));
+    assert_eq!(code, 403, "{b}");
+    let _: Value = b;
+}
