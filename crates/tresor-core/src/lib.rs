@@ -23,6 +23,7 @@ pub mod seal_ops;
 mod system;
 mod system_audit;
 mod system_leases;
+mod system_tools;
 mod token_backend;
 pub mod tokens;
 mod wrapping;

@@ -661,6 +661,7 @@ fn table() -> Table<Sys> {
         ],
     };
     table.paths.extend(crate::system_leases::paths());
+    table.paths.extend(crate::system_tools::paths());
     table.paths.extend(crate::system_audit::paths());
     table
 }

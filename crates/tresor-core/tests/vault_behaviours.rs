@@ -48,3 +48,159 @@ async fn cubbyhole_writes_answer_nothing_and_warn_about_nothing() {
 pub fn err_of<T: std::fmt::Debug>(r: Result<T, CoreError>) -> CoreError {
     r.expect_err("the request must fail")
 }
+
+/// `sys/tools/random`: the count from the URL or the body, the source and format, Vault's
+/// bounds; readable with GET too (`bao read sys/tools/random/16`).
+#[tokio::test]
+async fn tools_random_returns_the_bytes_asked_for() {
+    use base64::Engine as _;
+    let t = dev_core().await;
+    let b64 = |d: &serde_json::Map<String, Value>| {
+        base64::engine::general_purpose::STANDARD
+            .decode(d["random_bytes"].as_str().unwrap())
+            .unwrap()
+    };
+    let d = t
+        .data(Operation::Update, "sys/tools/random", json!({}), &t.root)
+        .await;
+    assert_eq!(b64(&d).len(), 32, "default is 32 bytes, base64");
+    let d = t
+        .data(Operation::Read, "sys/tools/random/16", Value::Null, &t.root)
+        .await;
+    assert_eq!(b64(&d).len(), 16);
+    let d = t
+        .data(
+            Operation::Update,
+            "sys/tools/random/all/20",
+            json!({"format": "hex"}),
+            &t.root,
+        )
+        .await;
+    let hex = d["random_bytes"].as_str().unwrap();
+    assert_eq!(hex.len(), 40, "{hex}");
+    assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()));
+    let d = t
+        .data(
+            Operation::Update,
+            "sys/tools/random/platform",
+            json!({"bytes": 8}),
+            &t.root,
+        )
+        .await;
+    assert_eq!(b64(&d).len(), 8);
+    let r = t
+        .ok(
+            Operation::Update,
+            "sys/tools/random/seal/4",
+            json!({}),
+            &t.root,
+        )
+        .await
+        .response
+        .unwrap();
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    let d = t
+        .data(
+            Operation::Update,
+            "sys/tools/random/131072",
+            json!({}),
+            &t.root,
+        )
+        .await;
+    assert_eq!(b64(&d).len(), 131072);
+    for (path, body, want) in [
+        ("sys/tools/random/0", json!({}), "cannot be less than 1"),
+        (
+            "sys/tools/random/131073",
+            json!({}),
+            "cannot be more than 131072",
+        ),
+        ("sys/tools/random/abc", json!({}), "not an integer"),
+        (
+            "sys/tools/random/foo/8",
+            json!({}),
+            "unsupported entropy source",
+        ),
+        (
+            "sys/tools/random",
+            json!({"bytes": -3}),
+            "cannot be less than 1",
+        ),
+        (
+            "sys/tools/random/8",
+            json!({"format": "raw"}),
+            "unsupported encoding format",
+        ),
+    ] {
+        match err_of(t.req(Operation::Update, path, body, &t.root).await) {
+            CoreError::InvalidRequest(m) => assert!(m.contains(want), "{path}: {m}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+}
+
+/// `sys/tools/hash`: base64 input, every SHA-2 and SHA-3 size, hex or base64 output; the
+/// default policy lets any token use it.
+#[tokio::test]
+async fn tools_hash_digests_base64_input() {
+    let t = dev_core().await;
+    let token = t.token(&["default"], json!({})).await;
+    let sum = |d: serde_json::Map<String, Value>| d["sum"].as_str().unwrap().to_owned();
+    let hello = json!({"input": "aGVsbG8="});
+    assert_eq!(
+        sum(t
+            .data(Operation::Update, "sys/tools/hash", hello.clone(), &token)
+            .await),
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    for (alg, len) in [
+        ("sha2-224", 28),
+        ("sha2-256", 32),
+        ("sha2-384", 48),
+        ("sha2-512", 64),
+        ("sha3-224", 28),
+        ("sha3-256", 32),
+        ("sha3-384", 48),
+        ("sha3-512", 64),
+    ] {
+        let hex = sum(t
+            .data(
+                Operation::Update,
+                &format!("sys/tools/hash/{alg}"),
+                hello.clone(),
+                &token,
+            )
+            .await);
+        assert_eq!(hex.len(), len * 2, "{alg}: {hex}");
+    }
+    // The algorithm in the body, base64 output.
+    assert_eq!(
+        sum(t
+            .data(
+                Operation::Update,
+                "sys/tools/hash",
+                json!({"input": "aGVsbG8=", "algorithm": "sha3-256", "format": "base64"}),
+                &token,
+            )
+            .await),
+        "Mzi+aU9QxfM4gUmGzfBoZFOoiLhPQk15KvS5ICOY85I="
+    );
+    for (path, body, want) in [
+        (
+            "sys/tools/hash/md5",
+            hello.clone(),
+            "unsupported algorithm md5",
+        ),
+        ("sys/tools/hash", json!({"input": "%%%"}), "base64"),
+        (
+            "sys/tools/hash",
+            json!({"input": "aGVsbG8=", "format": "raw"}),
+            "unsupported encoding format",
+        ),
+    ] {
+        match err_of(t.req(Operation::Update, path, body, &token).await) {
+            CoreError::InvalidRequest(m) => assert!(m.contains(want), "{path}: {m}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+}

@@ -98,3 +98,73 @@ fn every_empty_listing_is_a_404_with_an_empty_errors_list() {
     assert_eq!(code, 403, "{b}");
     let _: Value = b;
 }
+
+/// `bao read sys/tools/random/16` and `bao write sys/tools/hash/sha2-256 input=...`.
+#[test]
+fn bao_uses_the_random_and_hash_tools() {
+    let (_tmp, s) = dev();
+    let o = s
+        .bao_as("root", &["read", "-format=json", "sys/tools/random/16"])
+        .expect(0, "bao read sys/tools/random/16");
+    let v = o.json();
+    let b64 = v["data"]["random_bytes"].as_str().unwrap_or_default();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_else(|e| panic!("{e}: {o}"));
+    assert_eq!(bytes.len(), 16, "{o}");
+    let o = s
+        .bao_as(
+            "root",
+            &[
+                "write",
+                "-format=json",
+                "sys/tools/random/all/8",
+                "format=hex",
+            ],
+        )
+        .expect(0, "bao write sys/tools/random/all/8");
+    assert_eq!(
+        o.json()["data"]["random_bytes"].as_str().map(str::len),
+        Some(16),
+        "{o}"
+    );
+    // A token with only the default policy may hash.
+    let (_, b) = s.api(
+        "POST",
+        "auth/token/create",
+        Some(r#"{"policies": ["default"]}"#),
+        Some("root"),
+    );
+    let t = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    let o = s
+        .bao_as(
+            &t,
+            &[
+                "write",
+                "-format=json",
+                "sys/tools/hash/sha2-256",
+                "input=aGVsbG8=",
+            ],
+        )
+        .expect(0, "bao write sys/tools/hash/sha2-256");
+    assert_eq!(
+        o.json()["data"]["sum"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        "{o}"
+    );
+    let o = s
+        .bao_as(
+            &t,
+            &[
+                "write",
+                "-field=sum",
+                "sys/tools/hash",
+                "input=aGVsbG8=",
+                "algorithm=sha3-512",
+                "format=base64",
+            ],
+        )
+        .expect(0, "bao write sys/tools/hash with the algorithm in the body");
+    assert_eq!(o.stdout.trim().len(), 88, "{o}");
+}
