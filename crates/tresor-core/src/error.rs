@@ -14,6 +14,9 @@ pub enum CoreError {
     InvalidUnsealKey,
     #[error("permission denied")]
     PermissionDenied,
+    /// A 403 with the reason shown to the client (an engine's [`LogicalError::Forbidden`]).
+    #[error("{0}")]
+    Forbidden(String),
     /// A 400 with the message shown to the client.
     #[error("{0}")]
     InvalidRequest(String),
@@ -53,6 +56,7 @@ impl From<LogicalError> for CoreError {
             LogicalError::UnsupportedPath => CoreError::UnsupportedPath,
             LogicalError::UnsupportedOperation => CoreError::UnsupportedOperation,
             LogicalError::PermissionDenied => CoreError::PermissionDenied,
+            LogicalError::Forbidden(m) => CoreError::Forbidden(m),
             LogicalError::Conflict(m) => CoreError::Conflict(m),
             LogicalError::NotFound(m) => CoreError::NotFound(m),
             LogicalError::Internal(m) => CoreError::Internal(m),

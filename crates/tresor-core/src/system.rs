@@ -34,6 +34,7 @@ pub(crate) fn le(e: CoreError) -> LogicalError {
     match e {
         CoreError::InvalidRequest(m) => LogicalError::InvalidRequest(m),
         CoreError::PermissionDenied => LogicalError::PermissionDenied,
+        CoreError::Forbidden(m) => LogicalError::Forbidden(m),
         CoreError::NotFound(m) => LogicalError::NotFound(m),
         other => LogicalError::Internal(other.to_string()),
     }

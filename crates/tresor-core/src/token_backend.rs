@@ -37,6 +37,7 @@ fn le(e: CoreError) -> LogicalError {
     match e {
         CoreError::InvalidRequest(m) => LogicalError::InvalidRequest(m),
         CoreError::PermissionDenied => LogicalError::PermissionDenied,
+        CoreError::Forbidden(m) => LogicalError::Forbidden(m),
         other => LogicalError::Internal(other.to_string()),
     }
 }
@@ -573,8 +574,9 @@ async fn lookup(
 ) -> Result<Option<Response>> {
     let (_, u) = unsealed(&s)?;
     let e = match lookup_target(&u, &req, &f, which).await {
+        // As in Vault: a token that does not exist (or no longer does) is a permission error.
         Err(LogicalError::PermissionDenied) if which == "token" => {
-            return Err(LogicalError::invalid("bad token"));
+            return Err(LogicalError::Forbidden("bad token".into()));
         }
         other => other?,
     };

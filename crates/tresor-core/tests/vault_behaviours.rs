@@ -204,3 +204,44 @@ async fn tools_hash_digests_base64_input() {
         }
     }
 }
+
+/// Looking up a token that does not exist, or was revoked, is Vault's `bad token` permission
+/// error (a 403), not bad input; a missing accessor stays an invalid request, as in Vault.
+#[tokio::test]
+async fn looking_up_a_missing_or_revoked_token_is_a_bad_token_permission_error() {
+    let t = dev_core().await;
+    let revoked = t.token(&["default"], json!({})).await;
+    t.ok(
+        Operation::Update,
+        "auth/token/revoke",
+        json!({"token": revoked}),
+        &t.root,
+    )
+    .await;
+    for token in ["hvs.doesnotexist", revoked.as_str()] {
+        match err_of(
+            t.req(
+                Operation::Update,
+                "auth/token/lookup",
+                json!({"token": token}),
+                &t.root,
+            )
+            .await,
+        ) {
+            CoreError::Forbidden(m) => assert_eq!(m, "bad token"),
+            other => panic!("lookup of {token}: {other:?}"),
+        }
+    }
+    match err_of(
+        t.req(
+            Operation::Update,
+            "auth/token/lookup-accessor",
+            json!({"accessor": "nope"}),
+            &t.root,
+        )
+        .await,
+    ) {
+        CoreError::InvalidRequest(m) => assert_eq!(m, "invalid accessor"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -108,7 +108,7 @@ pub fn error_status(e: &CoreError) -> StatusCode {
         | CoreError::InvalidUnsealKey
         | CoreError::InvalidRequest(_)
         | CoreError::Conflict(_) => StatusCode::BAD_REQUEST,
-        CoreError::PermissionDenied => StatusCode::FORBIDDEN,
+        CoreError::PermissionDenied | CoreError::Forbidden(_) => StatusCode::FORBIDDEN,
         CoreError::NoRoute(_)
         | CoreError::UnsupportedPath
         | CoreError::NotFound(_)

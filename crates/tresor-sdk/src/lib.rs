@@ -71,6 +71,10 @@ pub enum LogicalError {
     UnsupportedOperation,
     #[error("permission denied")]
     PermissionDenied,
+    /// Permission denied, with the reason the client is told (Vault's `bad token` for a
+    /// token lookup that finds nothing): a 403 like [`LogicalError::PermissionDenied`].
+    #[error("{0}")]
+    Forbidden(String),
     /// A check-and-set or version precondition failed.
     #[error("{0}")]
     Conflict(String),

@@ -168,3 +168,31 @@ fn bao_uses_the_random_and_hash_tools() {
         .expect(0, "bao write sys/tools/hash with the algorithm in the body");
     assert_eq!(o.stdout.trim().len(), 88, "{o}");
 }
+
+/// `auth/token/lookup` of a token that does not exist, or was revoked: 403 `bad token`.
+#[test]
+fn looking_up_a_missing_or_revoked_token_is_403_bad_token() {
+    let (_tmp, s) = dev();
+    let (code, b) = s.api(
+        "POST",
+        "auth/token/lookup",
+        Some(r#"{"token": "hvs.doesnotexist"}"#),
+        Some("root"),
+    );
+    assert_eq!((code, &b), (403, &json!({"errors": ["bad token"]})));
+    let (_, b) = s.api(
+        "POST",
+        "auth/token/create",
+        Some(r#"{"policies": ["default"]}"#),
+        Some("root"),
+    );
+    let t = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    s.bao_as("root", &["token", "revoke", &t])
+        .expect(0, "revoke");
+    let o = s.bao_as("root", &["token", "lookup", &t]);
+    assert_eq!(o.code, 2, "{o}");
+    assert!(
+        o.stderr.contains("Code: 403") && o.stderr.contains("bad token"),
+        "{o}"
+    );
+}
