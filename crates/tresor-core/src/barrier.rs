@@ -160,6 +160,13 @@ struct StoredKeyring {
     rotation: RotationConfig,
 }
 
+impl tresor_sdk::record::Versioned for StoredKeyring {
+    const FORMAT: u32 = 1;
+    fn format(&self) -> u32 {
+        self.version
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredTerm {
     term: u32,
@@ -244,8 +251,8 @@ impl Barrier {
             .await?
             .ok_or_else(|| CoreError::Internal("keyring missing".into()))?;
         let plain = open_value(&root_key.aead(), KEYRING_PATH, &blob)?;
-        let stored: StoredKeyring = serde_json::from_slice(&plain)
-            .map_err(|e| CoreError::Internal(format!("decoding keyring: {e}")))?;
+        let stored: StoredKeyring =
+            tresor_sdk::record::decode("keyring", &plain).map_err(CoreError::Internal)?;
         let mut terms = BTreeMap::new();
         for t in &stored.terms {
             let raw = Zeroizing::new(
@@ -420,8 +427,8 @@ impl Barrier {
             .await?
             .ok_or_else(|| CoreError::Internal("keyring missing".into()))?;
         let plain = open_value(&self.root_key.aead(), KEYRING_PATH, &blob)?;
-        let stored: StoredKeyring = serde_json::from_slice(&plain)
-            .map_err(|e| CoreError::Internal(format!("decoding keyring: {e}")))?;
+        let stored: StoredKeyring =
+            tresor_sdk::record::decode("keyring", &plain).map_err(CoreError::Internal)?;
         let mut fresh = Vec::new();
         for t in &stored.terms {
             let raw = Zeroizing::new(

@@ -101,15 +101,30 @@ pub fn backoff(attempts: u32) -> i64 {
     1i64 << attempts.min(12)
 }
 
+impl tresor_sdk::record::Versioned for LeaseEntry {
+    const FORMAT: u32 = 1;
+    fn format(&self) -> u32 {
+        self.version
+    }
+}
+
 impl Expiration {
     pub fn new(view: View) -> Self {
         Expiration { view }
     }
 
     pub async fn get(&self, lease_id: &str) -> Result<Option<LeaseEntry>, CoreError> {
-        tresor_sdk::get_json(&self.view, &format!("id/{lease_id}"))
+        match self
+            .view
+            .get(&format!("id/{lease_id}"))
             .await
-            .map_err(sdk)
+            .map_err(sdk)?
+        {
+            None => Ok(None),
+            Some(b) => tresor_sdk::record::decode("lease", &b)
+                .map(Some)
+                .map_err(CoreError::Internal),
+        }
     }
 
     /// Writes a lease entry, its expiry index entry and (optionally) its token index entry in

@@ -99,6 +99,18 @@ fn service() -> String {
     "service".into()
 }
 
+impl tresor_sdk::record::Versioned for TokenEntry {
+    const FORMAT: u32 = 1;
+    fn format(&self) -> u32 {
+        self.version
+    }
+}
+
+/// Decodes a stored token entry (refusing a format newer than this build's).
+fn decode_entry(bytes: &[u8]) -> Result<TokenEntry, CoreError> {
+    tresor_sdk::record::decode("token entry", bytes).map_err(CoreError::Internal)
+}
+
 impl Drop for TokenEntry {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.id);
@@ -349,8 +361,7 @@ impl TokenStore {
             return Ok(None);
         };
         let bytes = Zeroizing::new(bytes);
-        let e: TokenEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
+        let e = decode_entry(&bytes)?;
         let e = Arc::new(e);
         self.cache_insert(id.to_owned(), e.clone());
         Ok(Some(e))
@@ -374,8 +385,7 @@ impl TokenStore {
                 return Ok(None);
             };
             let bytes = Zeroizing::new(bytes);
-            let mut e: TokenEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
+            let mut e = decode_entry(&bytes)?;
             let r = f(&mut e)?;
             let out = Zeroizing::new(
                 serde_json::to_vec(&e).map_err(|e| CoreError::Internal(e.to_string()))?,
@@ -470,7 +480,7 @@ impl TokenStore {
             let Ok(plain) = open_value(&self.batch_key, "batch", &blob) else {
                 return Ok(None);
             };
-            let Ok(mut entry) = serde_json::from_slice::<TokenEntry>(&plain) else {
+            let Ok(mut entry) = decode_entry(&plain) else {
                 return Ok(None);
             };
             if entry.expired(now()) {
@@ -529,8 +539,7 @@ impl TokenStore {
             return Ok(None);
         };
         let bytes = Zeroizing::new(bytes);
-        let e: TokenEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| CoreError::Internal(format!("decoding token entry: {e}")))?;
+        let e = decode_entry(&bytes)?;
         Ok(Some(Arc::new(e)))
     }
 
@@ -652,7 +661,7 @@ impl TokenStore {
         let mut ops: Vec<(String, Option<Vec<u8>>)> = Vec::new();
         if let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? {
             let bytes = Zeroizing::new(bytes);
-            if let Ok(e) = serde_json::from_slice::<TokenEntry>(&bytes) {
+            if let Ok(e) = decode_entry(&bytes) {
                 ops.push((format!("accessor/{}", self.hash(&e.accessor)), None));
                 if !e.parent.is_empty() {
                     ops.push((format!("parent/{}/{id}", e.parent), None));

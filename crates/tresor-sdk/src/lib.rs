@@ -14,6 +14,7 @@ pub mod cidr;
 pub mod clock;
 pub mod duration;
 pub mod framework;
+pub mod record;
 pub mod token;
 
 use std::collections::BTreeMap;
