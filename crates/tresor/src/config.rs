@@ -1,10 +1,17 @@
 //! The server configuration file: Vault's HCL (or JSON) format, read into typed settings.
 //!
-//! Unknown keys are reported as warnings, so a Vault config with features Tresor lacks still
-//! starts, with one exception: a listener key whose loss would widen who may reach the server
-//! (`chroot_namespace`, `proxy_protocol_behavior = "deny_unauthorized"`) stops the server, as
-//! do hardening keys that cannot be honoured as written (issue 10, finding 11). Bad values are
-//! errors that name the key.
+//! Every key is honoured, ignored as harmless, or refused (issue 12): a stanza Tresor cannot
+//! honour (`seal "awskms"`, `ha_storage`, raft clustering, `telemetry`, `cluster_addr`, an
+//! unknown key, ...) stops the server with a message naming it, so that no operator believes
+//! they have auto-unseal, HA or metrics they do not have. Keys whose absence changes nothing
+//! an operator relies on (`ui`, `disable_cache`, `plugin_directory`, ...) are accepted with a
+//! warning naming them ([`IGNORED_KEYS`]). The same rule holds inside a listener for keys that
+//! would widen access (`chroot_namespace`, `proxy_protocol_behavior = "deny_unauthorized"`) or
+//! harden TLS (issue 10, finding 11). Bad values are errors that name the key. docs/compat.md
+//! lists the decisions.
+//!
+//! HCL is Vault's HCL 1: one-line blocks with several attributes and maps without commas are
+//! accepted ([`tresor_policy::hcl1`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,8 +42,14 @@ pub struct ServerConfig {
     pub log_level: String,
     pub log_format: String,
     pub max_request_size: usize,
+    /// `default_max_request_duration`: how long one request may run.
+    pub max_request_duration: Option<Duration>,
+    /// `pid_file`: where the server writes its process id.
+    pub pid_file: Option<PathBuf>,
     /// Warnings about keys that were ignored.
     pub warnings: Vec<String>,
+    /// The top-level keys the file set (`storage` for `backend` too), for [`ServerConfig::merge`].
+    pub keys: std::collections::BTreeSet<String>,
 }
 
 impl Default for ServerConfig {
@@ -54,7 +67,10 @@ impl Default for ServerConfig {
             log_level: "info".into(),
             log_format: "standard".into(),
             max_request_size: tresor_http::DEFAULT_MAX_REQUEST_SIZE,
+            max_request_duration: None,
+            pid_file: None,
             warnings: Vec::new(),
+            keys: Default::default(),
         }
     }
 }
@@ -111,12 +127,293 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     if p.is_absolute() { p } else { base.join(p) }
 }
 
-/// Parses config text. `json` picks the syntax; relative paths resolve against `cwd`.
+/// Top-level keys Tresor accepts without acting on them, and why that is harmless: nothing
+/// an operator relies on (who may reach the server, where data or keys live, what is kept)
+/// depends on them. Each is reported as a warning naming it.
+pub const IGNORED_KEYS: &[(&str, &str)] = &[
+    ("disable_cache", "the storage has no read cache to turn off"),
+    ("cache_size", "the storage has no read cache to size"),
+    ("plugin_directory", "Tresor runs no external plugins"),
+    ("plugin_file_uid", "Tresor runs no external plugins"),
+    ("plugin_file_permissions", "Tresor runs no external plugins"),
+    ("plugin_tmpdir", "Tresor runs no external plugins"),
+    (
+        "disable_clustering",
+        "there is no cluster port (single node)",
+    ),
+    (
+        "cluster_cipher_suites",
+        "there is no cluster port (single node)",
+    ),
+    (
+        "disable_performance_standby",
+        "there are no standbys (single node)",
+    ),
+    (
+        "raw_storage_endpoint",
+        "sys/raw is not served, so it stays off",
+    ),
+    (
+        "introspection_endpoint",
+        "sys/internal/inspect is not served, so it stays off",
+    ),
+    (
+        "enable_response_header_hostname",
+        "an informational response header",
+    ),
+    (
+        "enable_response_header_raft_node_id",
+        "an informational response header",
+    ),
+    ("license_path", "Tresor needs no license"),
+    (
+        "disable_sealwrap",
+        "seal wrapping is an HSM feature; values are barrier-encrypted as always",
+    ),
+    (
+        "disable_printable_check",
+        "Tresor keeps refusing non-printable characters in paths",
+    ),
+    (
+        "log_requests_level",
+        "request logging is the audit devices' job",
+    ),
+    ("detect_deadlocks", "a debugging aid"),
+    (
+        "imprecise_lease_role_tracking",
+        "lease counting by role is not kept",
+    ),
+    (
+        "user_lockout",
+        "no auth method Tresor has (token) locks users out",
+    ),
+];
+
+/// Top-level keys that name a feature Tresor lacks and whose absence an operator would not
+/// notice: the server refuses to start rather than pretend. The text says what is missing.
+fn refused_key(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "ha_storage" | "ha_backend" => {
+            "high availability is not implemented: one node serves, so there is no HA storage to use"
+        }
+        "cluster_addr" => {
+            "there is no cluster port and no HA (single node); clients use api_addr and the listeners"
+        }
+        "telemetry" => {
+            "metrics are not exported (no statsd, statsite, Prometheus, Circonus, DogStatsD or Stackdriver sink)"
+        }
+        "service_registration" => "service registration (Consul, Kubernetes) is not implemented",
+        "log_file" | "log_rotate_duration" | "log_rotate_bytes" | "log_rotate_max_files" => {
+            "logs go to stderr only (redirect it, or read the service manager's journal)"
+        }
+        "entropy" => "entropy augmentation is not implemented",
+        "replication"
+        | "sentinel"
+        | "kms_library"
+        | "hcp_link"
+        | "reporting"
+        | "administrative_namespace_path"
+        | "experiments" => "a Vault Enterprise, HCP or experimental feature Tresor does not have",
+        _ => return None,
+    })
+}
+
+fn refuse(key: &str, why: &str) -> anyhow::Error {
+    anyhow!(
+        "{key}: not supported by Tresor ({why}); remove it to start (docs/compat.md lists what is supported)"
+    )
+}
+
+/// Parses HCL, accepting Vault's HCL 1 forms; errors give the position as written.
+fn parse_hcl(text: &str) -> Result<Value> {
+    let located = |e: hcl::Error, normalized: Option<&tresor_policy::hcl1::Normalized>| match e {
+        hcl::Error::Parse(p) => {
+            let loc = p.location();
+            let (line, column) = match normalized {
+                Some(n) => tresor_policy::hcl1::line_column(text, n.original_offset(loc.offset())),
+                None => (loc.line(), loc.column()),
+            };
+            anyhow!(
+                "parsing HCL config: syntax error on line {line}, column {column}: {}",
+                p.message().replace('\n', " ")
+            )
+        }
+        other => anyhow!("parsing HCL config: {other}"),
+    };
+    let first = match hcl::from_str(text) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let normalized = tresor_policy::hcl1::normalize(text);
+    if !normalized.changed() {
+        return Err(located(first, None));
+    }
+    hcl::from_str(&normalized.text).map_err(|e| located(e, Some(&normalized)))
+}
+
+/// The `seal` stanza: only Shamir (Tresor's only seal) may be named.
+fn seal(v: &Value) -> Result<()> {
+    let groups = block_groups(v);
+    if groups.is_empty() {
+        bail!("seal: expected a block like seal \"shamir\" {{}}");
+    }
+    let kinds: Vec<(&String, &Value)> = groups.into_iter().flatten().collect();
+    if kinds.len() > 1 {
+        return Err(refuse(
+            "seal",
+            "one seal only: seal high availability and seal migration need auto-unseal, and Tresor's seal is Shamir",
+        ));
+    }
+    for (kind, body) in kinds {
+        if kind != "shamir" {
+            return Err(refuse(
+                &format!("seal \"{kind}\""),
+                "auto-unseal is not implemented: the only seal is Shamir, unsealed with key shares (supported: seal \"shamir\" {}, or no seal stanza)",
+            ));
+        }
+        if let Some(k) = blocks(body).iter().flat_map(|b| b.keys()).next() {
+            return Err(refuse(
+                &format!("seal.shamir.{k}"),
+                "the Shamir seal takes no settings",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Raft settings that only tune Raft's log and elections, which a single node on the embedded
+/// store does not have: ignored with a warning.
+const RAFT_TUNING_KEYS: &[&str] = &[
+    "node_id",
+    "performance_multiplier",
+    "trailing_logs",
+    "snapshot_threshold",
+    "snapshot_interval",
+];
+
+/// A storage stanza: `embedded`/`file`/`raft` (single node) take `path`, `inmem` nothing.
+fn storage(
+    key: &str,
+    kind: &str,
+    body: &Map<String, Value>,
+    cwd: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<StorageConfig> {
+    let supported = "supported: storage \"embedded\", \"file\" or \"raft\" with path (one node), or storage \"inmem\"";
+    match kind {
+        "embedded" | "file" | "raft" => {
+            for k in body.keys().filter(|k| *k != "path") {
+                if kind == "raft" && RAFT_TUNING_KEYS.contains(&k.as_str()) {
+                    warnings.push(format!(
+                        "{key}.raft.{k} ignored: it tunes Raft's log or elections, which a single node on the embedded store does not have"
+                    ));
+                    continue;
+                }
+                let why = match (kind, k.as_str()) {
+                    ("raft", "retry_join") => {
+                        "Raft clustering is not implemented: the embedded store serves one node, and retry_join would join others".to_string()
+                    }
+                    ("raft", _) => format!(
+                        "Raft clustering is not implemented: the embedded store serves one node ({supported}; ignored on one node: {})",
+                        RAFT_TUNING_KEYS.join(", ")
+                    ),
+                    _ => format!("unknown setting ({supported})"),
+                };
+                return Err(refuse(&format!("{key}.{kind}.{k}"), &why));
+            }
+            let path = body
+                .get("path")
+                .map(|p| as_str(p, &format!("{key}.{kind}.path")))
+                .transpose()?
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| anyhow!("{key} \"{kind}\": 'path' must be set"))?;
+            if kind == "raft" {
+                warnings.push(
+                    "storage \"raft\" is served by the embedded store on this one node".into(),
+                );
+            }
+            Ok(StorageConfig::Embedded(resolve(cwd, &path)))
+        }
+        "inmem" => match body.keys().next() {
+            Some(k) => Err(refuse(
+                &format!("{key}.inmem.{k}"),
+                "storage \"inmem\" takes no settings",
+            )),
+            None => Ok(StorageConfig::Inmem),
+        },
+        other => Err(refuse(
+            &format!("{key} \"{other}\""),
+            &format!("unknown storage type {other:?}; {supported}"),
+        )),
+    }
+}
+
+impl ServerConfig {
+    /// Lays a later config file over this one, as Vault does with several `-config` files:
+    /// listeners add up, and every other key the later file sets replaces this one's.
+    pub fn merge(&mut self, later: ServerConfig) {
+        for key in &later.keys {
+            match key.as_str() {
+                "storage" => self.storage = later.storage.clone(),
+                "api_addr" => self.api_addr = later.api_addr.clone(),
+                "cluster_name" => self.cluster_name = later.cluster_name.clone(),
+                "default_lease_ttl" => self.default_lease_ttl = later.default_lease_ttl,
+                "max_lease_ttl" => self.max_lease_ttl = later.max_lease_ttl,
+                "default_max_request_duration" => {
+                    self.max_request_duration = later.max_request_duration
+                }
+                "disable_mlock" => self.disable_mlock = later.disable_mlock,
+                "ui" => self.ui = later.ui,
+                "log_level" => self.log_level = later.log_level.clone(),
+                "log_format" => self.log_format = later.log_format.clone(),
+                "max_request_size" => self.max_request_size = later.max_request_size,
+                "pid_file" => self.pid_file = later.pid_file.clone(),
+                _ => {}
+            }
+        }
+        self.listeners.extend(later.listeners);
+        self.warnings.extend(later.warnings);
+        self.keys.extend(later.keys);
+    }
+
+    /// What a whole configuration needs: storage, a listener, and TTLs in order.
+    pub fn validate(&self) -> Result<()> {
+        if self.default_lease_ttl > self.max_lease_ttl {
+            bail!(
+                "default_lease_ttl ({:?}) cannot be greater than max_lease_ttl ({:?})",
+                self.default_lease_ttl,
+                self.max_lease_ttl
+            );
+        }
+        if !self.keys.contains("storage") {
+            bail!(
+                "no storage configured: add storage \"embedded\" {{ path = \"...\" }} (or storage \"inmem\" {{}})"
+            );
+        }
+        if self.listeners.is_empty() {
+            bail!(
+                "no listener configured: add listener \"tcp\" {{ address = \"127.0.0.1:8200\" }}"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Parses a whole configuration in one text. `json` picks the syntax; relative paths resolve
+/// against `cwd`.
+#[cfg(test)]
 pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
+    let c = parse_part(text, json, cwd)?;
+    c.validate()?;
+    Ok(c)
+}
+
+/// Parses one config file, which may hold only part of the configuration.
+fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
     let root: Value = if json {
         serde_json::from_str(text).context("parsing JSON config")?
     } else {
-        hcl::from_str(text).map_err(|e| anyhow!("parsing HCL config: {e}"))?
+        parse_hcl(text)?
     };
     let Value::Object(root) = root else {
         bail!("config must be an object")
@@ -124,6 +421,11 @@ pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
     let mut c = ServerConfig::default();
     let mut storage_seen = false;
     for (key, v) in &root {
+        c.keys.insert(if key == "backend" {
+            "storage".to_owned()
+        } else {
+            key.clone()
+        });
         match key.as_str() {
             "storage" | "backend" => {
                 let groups = block_groups(v);
@@ -141,29 +443,7 @@ pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                 }
                 storage_seen = true;
                 let body = blocks(body).into_iter().next().cloned().unwrap_or_default();
-                c.storage = match kind.as_str() {
-                    "embedded" | "file" | "raft" => {
-                        let path = body
-                            .get("path")
-                            .map(|p| as_str(p, &format!("{key}.{kind}.path")))
-                            .transpose()?;
-                        let path = path
-                            .filter(|p| !p.is_empty())
-                            .ok_or_else(|| anyhow!("{key} \"{kind}\": 'path' must be set"))?;
-                        if kind == "raft" {
-                            c.warnings.push("storage \"raft\" is served by the embedded store (single node); raft clustering settings are ignored".into());
-                        }
-                        for k in body.keys().filter(|k| *k != "path") {
-                            c.warnings
-                                .push(format!("unknown key {key}.{kind}.{k} ignored"));
-                        }
-                        StorageConfig::Embedded(resolve(cwd, &path))
-                    }
-                    "inmem" => StorageConfig::Inmem,
-                    other => bail!(
-                        "{key}: unknown storage type {other:?} (supported: embedded, file, inmem)"
-                    ),
-                };
+                c.storage = storage(key, kind, &body, cwd, &mut c.warnings)?;
             }
             "listener" => {
                 let groups = block_groups(v);
@@ -179,29 +459,33 @@ pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                     }
                 }
             }
+            "seal" => seal(v)?,
             "api_addr" => c.api_addr = Some(as_str(v, key)?),
             "cluster_name" => c.cluster_name = Some(as_str(v, key)?),
             "default_lease_ttl" => c.default_lease_ttl = duration(v, key)?,
             "max_lease_ttl" => c.max_lease_ttl = duration(v, key)?,
+            "default_max_request_duration" => {
+                let d = duration(v, key)?;
+                c.max_request_duration = (!d.is_zero()).then_some(d);
+            }
             "disable_mlock" => c.disable_mlock = as_bool(v, key)?,
-            "ui" => c.ui = as_bool(v, key)?,
-            "log_level" => {
-                let l = as_str(v, key)?.to_lowercase();
-                if !matches!(
-                    l.as_str(),
-                    "trace" | "debug" | "info" | "warn" | "err" | "error"
-                ) {
-                    bail!("log_level: unknown level {l:?} (trace, debug, info, warn, error)");
+            "ui" => {
+                c.ui = as_bool(v, key)?;
+                if c.ui {
+                    c.warnings.push(
+                        "ui = true ignored: Tresor has no web UI (the API is served as usual)"
+                            .into(),
+                    );
                 }
-                c.log_level = if l == "err" { "error".into() } else { l };
             }
-            "log_format" => {
-                let f = as_str(v, key)?;
-                if !matches!(f.as_str(), "standard" | "json") {
-                    bail!("log_format: unknown format {f:?} (standard, json)");
+            "pid_file" => {
+                let p = as_str(v, key)?;
+                if !p.is_empty() {
+                    c.pid_file = Some(resolve(cwd, &p));
                 }
-                c.log_format = f;
             }
+            "log_level" => c.log_level = log_level(&as_str(v, key)?).context("log_level")?,
+            "log_format" => c.log_format = log_format(&as_str(v, key)?).context("log_format")?,
             "max_request_size" => {
                 c.max_request_size = match v {
                     Value::Number(n) => n
@@ -211,46 +495,42 @@ pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                     _ => bail!("max_request_size: expected a positive integer"),
                 }
             }
-            "cluster_addr"
-            | "disable_cache"
-            | "pid_file"
-            | "telemetry"
-            | "seal"
-            | "plugin_directory"
-            | "disable_clustering"
-            | "raw_storage_endpoint"
-            | "introspection_endpoint"
-            | "enable_response_header_hostname"
-            | "enable_response_header_raft_node_id"
-            | "license_path"
-            | "service_registration"
-            | "disable_performance_standby"
-            | "cache_size" => {
-                c.warnings.push(format!(
-                    "config key {key:?} is not supported by Tresor and was ignored"
-                ));
+            other => {
+                if let Some((_, why)) = IGNORED_KEYS.iter().find(|(k, _)| *k == other) {
+                    c.warnings
+                        .push(format!("config key {other:?} ignored: {why}"));
+                } else if let Some(why) = refused_key(other) {
+                    return Err(refuse(other, why));
+                } else {
+                    return Err(refuse(
+                        other,
+                        "an unknown key; a typo, or a feature Tresor does not have",
+                    ));
+                }
             }
-            other => c
-                .warnings
-                .push(format!("unknown config key {other:?} ignored")),
         }
     }
-    if c.default_lease_ttl > c.max_lease_ttl {
-        bail!(
-            "default_lease_ttl ({:?}) cannot be greater than max_lease_ttl ({:?})",
-            c.default_lease_ttl,
-            c.max_lease_ttl
-        );
-    }
-    if !storage_seen {
-        bail!(
-            "no storage configured: add storage \"embedded\" {{ path = \"...\" }} (or storage \"inmem\" {{}})"
-        );
-    }
-    if c.listeners.is_empty() {
-        bail!("no listener configured: add listener \"tcp\" {{ address = \"127.0.0.1:8200\" }}");
-    }
     Ok(c)
+}
+
+/// A log level as Vault spells them (`err` is `error`).
+pub fn log_level(l: &str) -> Result<String> {
+    let l = l.trim().to_lowercase();
+    match l.as_str() {
+        "trace" | "debug" | "info" | "warn" | "error" => Ok(l),
+        "err" => Ok("error".into()),
+        "warning" => Ok("warn".into()),
+        _ => bail!("unknown level {l:?} (trace, debug, info, warn, error)"),
+    }
+}
+
+/// A log format: `standard` or `json`.
+pub fn log_format(f: &str) -> Result<String> {
+    let f = f.trim().to_lowercase();
+    match f.as_str() {
+        "standard" | "json" => Ok(f),
+        _ => bail!("unknown format {f:?} (standard, json)"),
+    }
 }
 
 /// A comma-separated string or a list of strings (Vault accepts both for address lists and
@@ -470,14 +750,33 @@ fn tls_version(v: &Value, key: &str) -> Result<String> {
     Ok(s)
 }
 
-/// Reads and parses a config file; `.json` files are JSON, everything else HCL.
-pub fn load(path: &Path) -> Result<ServerConfig> {
+/// Reads one config file; `.json` files are JSON, everything else HCL.
+fn load_part(path: &Path, cwd: &Path) -> Result<ServerConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     let json = path.extension().is_some_and(|e| e == "json");
-    let cwd = std::env::current_dir().context("working directory")?;
-    parse(&text, json, &cwd)
+    parse_part(&text, json, cwd)
         .with_context(|| format!("error loading configuration from {}", path.display()))
+}
+
+/// Reads the `-config` files in order, each laid over the ones before ([`ServerConfig::merge`]),
+/// and checks the result is a whole configuration.
+pub fn load_all(paths: &[PathBuf]) -> Result<ServerConfig> {
+    let cwd = std::env::current_dir().context("working directory")?;
+    let mut merged: Option<ServerConfig> = None;
+    for p in paths {
+        let c = load_part(p, &cwd)?;
+        match &mut merged {
+            None => merged = Some(c),
+            Some(m) => m.merge(c),
+        }
+    }
+    let c = merged.context("no configuration files")?;
+    c.validate().with_context(|| {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        format!("error loading configuration from {}", names.join(", "))
+    })?;
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -505,7 +804,7 @@ mod tests {
             disable_mlock = true
             ui = true
             log_level = "warn"
-            something_new = 1
+            disable_cache = true
             "#,
             false,
             Path::new("/srv"),
@@ -521,10 +820,224 @@ mod tests {
         assert_eq!(c.default_lease_ttl, Duration::from_secs(3600));
         assert!(c.disable_mlock && c.ui);
         assert!(
-            c.warnings.iter().any(|w| w.contains("something_new")),
+            c.warnings.iter().any(|w| w.contains("disable_cache")),
             "{:?}",
             c.warnings
         );
+    }
+
+    fn with_base(extra: &str) -> Result<ServerConfig> {
+        parse(
+            &format!(
+                "storage \"embedded\" {{\n  path = \"d\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:8200\"\n  tls_disable = true\n}}\n{extra}\n"
+            ),
+            false,
+            Path::new("/srv"),
+        )
+    }
+
+    /// Issue 12: a stanza Tresor cannot honour stops the server, and the message names it and
+    /// says what is supported; nothing is half-honoured.
+    #[test]
+    fn stanzas_tresor_cannot_honour_are_refused_by_name() {
+        let cases = [
+            (
+                "seal \"awskms\" {\n  region = \"eu-west-1\"\n  kms_key_id = \"k\"\n}",
+                &["seal \"awskms\": not supported", "Shamir"][..],
+            ),
+            (
+                "seal \"transit\" {\n  address = \"https://v:8200\"\n}",
+                &["seal \"transit\"", "seal \"shamir\""],
+            ),
+            (
+                "seal \"shamir\" {}\nseal \"pkcs11\" {\n  lib = \"x\"\n}",
+                &["seal: not supported", "one seal only"],
+            ),
+            (
+                "ha_storage \"consul\" {\n  address = \"127.0.0.1:8500\"\n}",
+                &["ha_storage: not supported", "high availability"],
+            ),
+            (
+                "ha_backend \"consul\" {\n  address = \"x\"\n}",
+                &["ha_backend: not supported"],
+            ),
+            (
+                "cluster_addr = \"https://127.0.0.1:8201\"",
+                &["cluster_addr: not supported", "single node"],
+            ),
+            (
+                "telemetry {\n  statsite_address = \"127.0.0.1:8125\"\n}",
+                &["telemetry: not supported", "metrics"],
+            ),
+            (
+                "service_registration \"consul\" {\n  address = \"x\"\n}",
+                &["service_registration: not supported"],
+            ),
+            (
+                "log_file = \"/var/log/vault.log\"",
+                &["log_file: not supported", "stderr"],
+            ),
+            (
+                "something_new = 42",
+                &["something_new: not supported", "unknown key"],
+            ),
+            (
+                "listner \"tcp\" {\n  address = \"x\"\n}",
+                &["listner: not supported"],
+            ),
+        ];
+        for (extra, wants) in cases {
+            let e = format!("{:#}", with_base(extra).unwrap_err());
+            for want in wants {
+                assert!(e.contains(want), "{extra}:\n  {e}\n  wanted {want:?}");
+            }
+            assert!(e.contains("remove it to start"), "{e}");
+        }
+        // Raft: one node is served by the embedded store; clustering is refused by name.
+        let raft = |body: &str| {
+            parse(
+                &format!(
+                    "storage \"raft\" {{\n  path = \"/var/raft\"\n{body}\n}}\nlistener \"tcp\" {{\n  tls_disable = true\n}}\n"
+                ),
+                false,
+                Path::new("/"),
+            )
+        };
+        let c = raft("  node_id = \"node-1\"\n  performance_multiplier = 1").unwrap();
+        assert_eq!(
+            c.storage,
+            StorageConfig::Embedded(PathBuf::from("/var/raft"))
+        );
+        for key in ["node_id", "performance_multiplier"] {
+            assert!(
+                c.warnings
+                    .iter()
+                    .any(|w| w.contains(&format!("raft.{key} ignored"))),
+                "{key}: {:?}",
+                c.warnings
+            );
+        }
+        for (body, want) in [
+            (
+                "  retry_join {\n    leader_api_addr = \"http://10.0.0.2:8200\"\n  }",
+                "storage.raft.retry_join: not supported",
+            ),
+            (
+                "  autopilot_redundancy_zone = \"a\"",
+                "storage.raft.autopilot_redundancy_zone",
+            ),
+            ("  max_entry_size = 2097152", "storage.raft.max_entry_size"),
+        ] {
+            let e = format!("{:#}", raft(body).unwrap_err());
+            assert!(e.contains(want) && e.contains("one node"), "{body}: {e}");
+        }
+        // Unknown settings inside a storage block are refused too.
+        let e = format!(
+            "{:#}",
+            parse(
+                "storage \"file\" {\n  path = \"d\"\n  pathh = \"e\"\n}\nlistener \"tcp\" {\n  tls_disable = true\n}",
+                false,
+                Path::new("/")
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("storage.file.pathh: not supported"), "{e}");
+    }
+
+    /// Issue 12: keys that change nothing an operator relies on are accepted, with a warning,
+    /// and a Shamir seal stanza is what Tresor does anyway.
+    #[test]
+    fn harmless_keys_keep_working() {
+        let c = with_base(
+            "ui = true\ndisable_mlock = true\napi_addr = \"https://t:8200\"\nlog_level = \"err\"\nlog_format = \"json\"\npid_file = \"run/tresor.pid\"\ncluster_name = \"c\"\ndefault_max_request_duration = \"30s\"\nplugin_directory = \"/p\"\ndisable_clustering = true\nraw_storage_endpoint = true\nseal \"shamir\" {}",
+        )
+        .unwrap();
+        assert_eq!(c.log_level, "error");
+        assert_eq!(c.log_format, "json");
+        assert_eq!(c.pid_file, Some(PathBuf::from("/srv/run/tresor.pid")));
+        assert_eq!(c.max_request_duration, Some(Duration::from_secs(30)));
+        for key in [
+            "ui",
+            "plugin_directory",
+            "disable_clustering",
+            "raw_storage_endpoint",
+        ] {
+            assert!(
+                c.warnings.iter().any(|w| w.contains(key)),
+                "{key}: {:?}",
+                c.warnings
+            );
+        }
+    }
+
+    /// Several `-config` files: listeners add up, later keys win, and only the whole needs
+    /// storage and a listener (before, each file had to be whole and only listeners and
+    /// storage of later files were kept).
+    #[test]
+    fn later_config_files_lay_over_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.hcl");
+        let b = dir.path().join("b.json");
+        std::fs::write(
+            &a,
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:1\"\n  tls_disable = true\n}\nlog_level = \"warn\"\nmax_lease_ttl = \"2h\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            r#"{"listener": {"tcp": {"address": "127.0.0.1:2", "tls_disable": true}}, "log_level": "debug", "disable_mlock": true, "default_lease_ttl": "1h"}"#,
+        )
+        .unwrap();
+        let c = load_all(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.storage, StorageConfig::Inmem);
+        assert_eq!(c.log_level, "debug");
+        assert!(c.disable_mlock);
+        assert_eq!(c.default_lease_ttl, Duration::from_secs(3600));
+        assert_eq!(c.max_lease_ttl, Duration::from_secs(7200));
+        // Alone, the second file lacks storage.
+        let e = format!("{:#}", load_all(&[b]).unwrap_err());
+        assert!(
+            e.contains("no storage configured") && e.contains("b.json"),
+            "{e}"
+        );
+    }
+
+    /// Issue 12: Vault's HCL 1 forms: a one-line block with several attributes, a map on one
+    /// line without commas, two blocks on a line. Errors keep the line as written.
+    #[test]
+    fn one_line_blocks_and_maps_parse() {
+        let c = parse(
+            "storage \"file\" { path = \"d\" } listener \"tcp\" { address = \"127.0.0.1:8201\" tls_disable = true }\nlistener \"tcp\" { address = \"127.0.0.1:8202\" tls_cert_file = \"t.crt\" tls_key_file = \"t.key\" x_forwarded_for_authorized_addrs = [\"10.0.0.0/8\"] }\nui = true disable_mlock = true\n",
+            false,
+            Path::new("/srv"),
+        );
+        // `ui = true disable_mlock = true` is two attributes on one line: HCL 1 takes that too.
+        let c = c.unwrap();
+        assert_eq!(c.storage, StorageConfig::Embedded(PathBuf::from("/srv/d")));
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[0].address, "127.0.0.1:8201");
+        assert!(c.listeners[0].tls.is_none());
+        let t = c.listeners[1].tls.as_ref().unwrap();
+        assert_eq!(t.cert_file, PathBuf::from("/srv/t.crt"));
+        assert!(c.listeners[1].forwarded_for.is_some());
+        assert!(c.disable_mlock && c.ui);
+
+        let c = with_base("seal \"shamir\" {}\nmap_test = { \"a\" = [] \"b\" = [\"5m\"] }");
+        // An unknown key is still refused, but only after the map parsed.
+        let e = format!("{:#}", c.unwrap_err());
+        assert!(e.contains("map_test: not supported"), "{e}");
+
+        let e = format!(
+            "{:#}",
+            parse(
+                "storage \"inmem\" {} listener \"tcp\" { tls_disable = true }\n\nx = [1,, 2]\n",
+                false,
+                Path::new("/")
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("syntax error on line 3"), "{e}");
     }
 
     #[test]

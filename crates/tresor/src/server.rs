@@ -95,6 +95,12 @@ pub fn register_engines(core: &mut Core) {
     crate::engines::register(core);
 }
 
+/// Writes the process id to `pid_file` (Vault's `pid_file`), readable by all as pid files are.
+fn write_pid_file(path: &std::path::Path) -> Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("pid_file: writing {}", path.display()))
+}
+
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(flags: ServerFlags) -> Result<()> {
     let started = Instant::now();
@@ -111,20 +117,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
         }];
         c
     } else {
-        let mut merged: Option<ServerConfig> = None;
-        for p in &flags.configs {
-            let c = crate::config::load(p)?;
-            merged = Some(match merged {
-                None => c,
-                Some(mut m) => {
-                    m.listeners.extend(c.listeners);
-                    m.storage = c.storage;
-                    m.warnings.extend(c.warnings);
-                    m
-                }
-            });
-        }
-        merged.context("no configuration")?
+        crate::config::load_all(&flags.configs)?
     };
     if let Some(l) = &flags.log_level {
         cfg.log_level = l.clone();
@@ -144,15 +137,16 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
                 .with_context(|| format!("opening storage at {}", dir.display()))?,
         ),
     };
-    let mut core = Core::new(
-        physical,
-        CoreConfig {
-            default_lease_ttl: cfg.default_lease_ttl,
-            max_lease_ttl: cfg.max_lease_ttl,
-            cluster_name: cfg.cluster_name.clone(),
-            ..CoreConfig::default()
-        },
-    );
+    let mut core_config = CoreConfig {
+        default_lease_ttl: cfg.default_lease_ttl,
+        max_lease_ttl: cfg.max_lease_ttl,
+        cluster_name: cfg.cluster_name.clone(),
+        ..CoreConfig::default()
+    };
+    if let Some(d) = cfg.max_request_duration {
+        core_config.max_request_duration = d;
+    }
+    let mut core = Core::new(physical, core_config);
     register_engines(&mut core);
     let mut bound = Vec::new();
     for l in &cfg.listeners {
@@ -169,6 +163,9 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("dev init: {e}"))?;
         crate::engines::dev_mounts(&core).await?;
         dev_info = Some((key, root));
+    }
+    if let Some(p) = &cfg.pid_file {
+        write_pid_file(p)?;
     }
     let http = Arc::new(HttpConfig {
         max_request_size: cfg.max_request_size,
@@ -230,6 +227,9 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
     let _ = core.seal().await;
     for t in tasks {
         let _ = tokio::time::timeout(tresor_http::SHUTDOWN_GRACE, t).await;
+    }
+    if let Some(p) = &cfg.pid_file {
+        let _ = std::fs::remove_file(p);
     }
     Ok(())
 }

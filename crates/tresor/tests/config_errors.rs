@@ -1,6 +1,8 @@
 //! End to end: `tresor server -config=FILE` with a bad value exits non-zero with a message
-//! naming the key; unknown keys (Vault features Tresor lacks) only warn, and the server starts.
-//! JSON configs are chosen by the `.json` extension.
+//! naming the key; so does a stanza naming a feature Tresor lacks (auto-unseal, HA, raft
+//! clustering, telemetry, an unknown key: issue 12), while harmless keys only warn and the
+//! server starts. Vault's HCL 1 one-line forms are read. JSON configs are chosen by the
+//! `.json` extension.
 
 mod common;
 
@@ -109,28 +111,80 @@ fn bad_values_stop_the_server_with_a_message_naming_the_key() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
+/// Issue 12: a stanza Tresor cannot honour stops the server with a message naming it; before,
+/// each only logged a warning and the server started with a Shamir seal on one node.
 #[test]
-fn unknown_keys_only_warn_and_json_configs_work() {
+fn stanzas_tresor_cannot_honour_stop_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!(
+        "disable_mlock = true\nstorage \"embedded\" {{\n  path = \"data\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n"
+    );
+    let cases = [
+        (
+            format!(
+                "{base}seal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"alias/vault\"\n}}\n"
+            ),
+            "seal \"awskms\": not supported",
+        ),
+        (
+            format!("{base}ha_storage \"consul\" {{\n  address = \"127.0.0.1:8500\"\n}}\n"),
+            "ha_storage: not supported",
+        ),
+        (
+            format!("{base}telemetry {{\n  statsite_address = \"127.0.0.1:8125\"\n}}\n"),
+            "telemetry: not supported",
+        ),
+        (
+            format!("{base}cluster_addr = \"https://127.0.0.1:8201\"\n"),
+            "cluster_addr: not supported",
+        ),
+        (
+            format!("{base}something_new = 42\n"),
+            "something_new: not supported",
+        ),
+        (
+            format!(
+                "disable_mlock = true\nstorage \"raft\" {{\n  path = \"data\"\n  node_id = \"n1\"\n  retry_join {{\n    leader_api_addr = \"http://10.0.0.2:8200\"\n  }}\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n"
+            ),
+            "storage.raft.retry_join: not supported",
+        ),
+    ];
+    for (text, want) in &cases {
+        let o = refused(tmp.path(), "refused.hcl", text);
+        assert!(o.stderr.contains(want), "wanted {want:?}\n{text}\n{o}");
+        assert!(o.stderr.contains("remove it to start"), "{o}");
+    }
+    // The same in JSON.
+    let json = format!(
+        r#"{{"storage": {{"embedded": {{"path": "data"}}}}, "listener": {{"tcp": {{"address": "127.0.0.1:{port}", "tls_disable": true}}}}, "disable_mlock": true, "seal": {{"transit": {{"address": "https://v:8200"}}}}}}"#
+    );
+    let o = refused(tmp.path(), "refused.json", &json);
+    assert!(o.stderr.contains("seal \"transit\": not supported"), "{o}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+/// Harmless keys warn and the server starts; a single-node raft stanza is served by the
+/// embedded store; one-line blocks (HCL 1) are read; `pid_file` is written.
+#[test]
+fn harmless_keys_warn_and_json_configs_work() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let text = format!(
-        r#"storage "embedded" {{
+        r#"storage "raft" {{
   path    = "data"
   node_id = "node-1"
 }}
 
-listener "tcp" {{
-  address                 = "127.0.0.1:{port}"
-  tls_disable             = true
-  proxy_protocol_behavior = "allow_any"
-}}
+listener "tcp" {{ address = "127.0.0.1:{port}" tls_disable = true proxy_protocol_behavior = "allow_any" }}
 
-telemetry {{
-  statsite_address = "127.0.0.1:8125"
-}}
+seal "shamir" {{}}
 
+ui                = true
+disable_cache     = true
 disable_mlock     = true
-something_new     = 42
+pid_file          = "tresor.pid"
+api_addr          = "http://127.0.0.1:{port}"
 default_lease_ttl = "1h"
 max_lease_ttl     = "768h"
 "#
@@ -139,14 +193,15 @@ max_lease_ttl     = "768h"
     let (code, v) = s.api("GET", "sys/health", None, None);
     assert_eq!(code, 501, "{v}");
     let log = s.log();
-    for key in [
-        "something_new",
-        "telemetry",
-        "proxy_protocol_behavior",
-        "node_id",
-    ] {
+    for key in ["ui", "disable_cache", "proxy_protocol_behavior", "node_id"] {
         assert!(log.contains(key), "no warning naming {key:?}:\n{log}");
     }
+    assert!(
+        tmp.path().join("data").join("tresor.redb").exists(),
+        "storage \"raft\" with a path is the embedded store"
+    );
+    let pid = std::fs::read_to_string(tmp.path().join("tresor.pid")).unwrap();
+    assert_eq!(pid.trim(), s.pid().to_string());
     drop(s);
 
     // A .json config is read as JSON.
