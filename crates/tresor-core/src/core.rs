@@ -302,6 +302,9 @@ pub(crate) struct Inner {
     pub(crate) physical: Arc<dyn Backend>,
     pub(crate) config: CoreConfig,
     engines: HashMap<String, EngineFactory>,
+    /// Other names of registered engine types (Vault's `generic` for `kv`): a mount keeps the
+    /// name it was made with and is served by the engine it stands for.
+    engine_aliases: HashMap<String, String>,
     credentials: HashMap<String, EngineFactory>,
     state: RwLock<Option<Arc<Unsealed>>>,
     /// Every request holds this for reading while it runs; sealing takes it for writing, so
@@ -367,6 +370,7 @@ impl Core {
             physical,
             config,
             engines: HashMap::new(),
+            engine_aliases: HashMap::new(),
             credentials: HashMap::new(),
             state: RwLock::new(None),
             in_flight: tokio::sync::RwLock::new(()),
@@ -384,6 +388,37 @@ impl Core {
             .expect("register engines before sharing the core")
             .engines
             .insert(kind.to_owned(), f);
+    }
+
+    /// Registers `alias` as another name of the engine type `kind` (registered too, before or
+    /// after). Call before the core is shared.
+    pub fn register_engine_alias(&mut self, alias: &str, kind: &str) {
+        Arc::get_mut(&mut self.0)
+            .expect("register engines before sharing the core")
+            .engine_aliases
+            .insert(alias.to_owned(), kind.to_owned());
+    }
+
+    /// The type names a mount of `table` can be made with: the registered engines (and their
+    /// aliases) or auth methods, sorted. The built-in `system`, `cubbyhole` and `token` are
+    /// not among them (they exist once, at fixed paths).
+    pub fn mountable_types(&self, table: Table) -> Vec<String> {
+        let mut v = self.registered_types(table);
+        if table == Table::Mounts {
+            v.extend(self.0.engine_aliases.keys().cloned());
+            v.sort();
+        }
+        v
+    }
+
+    /// The registered engine (or auth method) types, without aliases, sorted.
+    pub fn registered_types(&self, table: Table) -> Vec<String> {
+        let mut v: Vec<String> = match table {
+            Table::Mounts => self.0.engines.keys().cloned().collect(),
+            Table::Auth => self.0.credentials.keys().cloned().collect(),
+        };
+        v.sort();
+        v
     }
 
     /// Registers an auth method type. Call before the core is shared.
@@ -787,18 +822,37 @@ impl Core {
             (Table::Mounts, "cubbyhole") => Ok(crate::cubbyhole::backend()),
             (Table::Auth, "token") => Ok(crate::token_backend::backend(weak)),
             (Table::Mounts, kind) => {
-                let f = self.0.engines.get(kind).ok_or_else(|| {
-                    CoreError::InvalidRequest(format!("plugin not found in the catalog: {kind}"))
-                })?;
+                let kind = self.0.engine_aliases.get(kind).map_or(kind, String::as_str);
+                let f = self
+                    .0
+                    .engines
+                    .get(kind)
+                    .ok_or_else(|| self.not_in_catalog(entry))?;
                 f(entry).map_err(CoreError::InvalidRequest)
             }
             (Table::Auth, kind) => {
-                let f = self.0.credentials.get(kind).ok_or_else(|| {
-                    CoreError::InvalidRequest(format!("plugin not found in the catalog: {kind}"))
-                })?;
+                let f = self
+                    .0
+                    .credentials
+                    .get(kind)
+                    .ok_or_else(|| self.not_in_catalog(entry))?;
                 f(entry).map_err(CoreError::InvalidRequest)
             }
         }
+    }
+
+    /// Vault's error for a type no engine or auth method has, naming the ones there are.
+    fn not_in_catalog(&self, entry: &MountEntry) -> CoreError {
+        let available = self.mountable_types(entry.table);
+        let available = if available.is_empty() {
+            "none besides the built-in token method".to_owned()
+        } else {
+            available.join(", ")
+        };
+        CoreError::InvalidRequest(format!(
+            "plugin not found in the catalog: {} (available: {available})",
+            entry.kind
+        ))
     }
 
     pub(crate) fn route_for(&self, u: &Unsealed, entry: MountEntry) -> Result<Route, CoreError> {

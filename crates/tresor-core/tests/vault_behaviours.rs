@@ -245,3 +245,96 @@ async fn looking_up_a_missing_or_revoked_token_is_a_bad_token_permission_error()
         other => panic!("{other:?}"),
     }
 }
+
+/// A dev core with the binary's registrations: `kv` (with its `generic` alias) and `pki`'s
+/// stand-in (any engine will do for the catalog; KV is what this crate's tests depend on).
+async fn core_with_generic() -> common::TestCore {
+    common::dev_core_with(|c| {
+        c.register_engine_alias("generic", "kv");
+    })
+    .await
+}
+
+/// `generic` is Vault's old name of KV version 1: a mount of that type keeps the name, is
+/// unversioned, and refuses a `version` option, as Vault does.
+#[tokio::test]
+async fn generic_mounts_are_kv_version_1() {
+    let t = core_with_generic().await;
+    t.ok(
+        Operation::Update,
+        "sys/mounts/old",
+        json!({"type": "generic"}),
+        &t.root,
+    )
+    .await;
+    let info = t
+        .data(Operation::Read, "sys/mounts/old", Value::Null, &t.root)
+        .await;
+    assert_eq!(info["type"], "generic", "{info:?}");
+    t.ok(
+        Operation::Update,
+        "old/app",
+        json!({"user": "alice"}),
+        &t.root,
+    )
+    .await;
+    let back = t
+        .data(Operation::Read, "old/app", Value::Null, &t.root)
+        .await;
+    assert_eq!(back["user"], "alice");
+    // Unversioned: the path is the secret itself, with no `data/` layer.
+    let listed = t.data(Operation::List, "old/", Value::Null, &t.root).await;
+    assert_eq!(listed["keys"], json!(["app"]));
+    match err_of(
+        t.req(
+            Operation::Update,
+            "sys/mounts/old2",
+            json!({"type": "generic", "options": {"version": "2"}}),
+            &t.root,
+        )
+        .await,
+    ) {
+        CoreError::InvalidRequest(m) => {
+            assert!(m.contains("does not allow setting a version"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// An unknown mount or auth type names the types this server has.
+#[tokio::test]
+async fn an_unknown_type_names_the_types_there_are() {
+    let t = core_with_generic().await;
+    match err_of(
+        t.req(
+            Operation::Update,
+            "sys/mounts/x",
+            json!({"type": "foo"}),
+            &t.root,
+        )
+        .await,
+    ) {
+        CoreError::InvalidRequest(m) => assert_eq!(
+            m,
+            "plugin not found in the catalog: foo (available: generic, kv)"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match err_of(
+        t.req(
+            Operation::Update,
+            "sys/auth/x",
+            json!({"type": "userpass"}),
+            &t.root,
+        )
+        .await,
+    ) {
+        CoreError::InvalidRequest(m) => {
+            assert!(
+                m.starts_with("plugin not found in the catalog: userpass (available: "),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -9,6 +9,8 @@ use tresor_core::mounts::{MountEntry, Table};
 
 pub fn register(core: &mut Core) {
     core.register_engine("kv", Arc::new(|_| Ok(tresor_kv::backend())));
+    // Vault's old name of KV: a `generic` mount is KV version 1 under its own type name.
+    core.register_engine_alias("generic", "kv");
     core.register_engine("pki", Arc::new(|_| Ok(tresor_pki::backend())));
 }
 

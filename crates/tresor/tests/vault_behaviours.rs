@@ -196,3 +196,40 @@ fn looking_up_a_missing_or_revoked_token_is_403_bad_token() {
         "{o}"
     );
 }
+
+/// `bao secrets enable generic` makes a KV version 1 mount of type `generic`; an unknown type
+/// names the types there are.
+#[test]
+fn bao_enables_generic_as_kv_version_1() {
+    let (_tmp, s) = dev();
+    s.bao_as("root", &["secrets", "enable", "generic"])
+        .expect(0, "bao secrets enable generic");
+    let list = s
+        .bao_as("root", &["secrets", "list", "-format=json"])
+        .expect(0, "secrets list")
+        .json();
+    assert_eq!(list["generic/"]["type"], "generic", "{list}");
+    s.bao_as("root", &["kv", "put", "generic/app", "colour=teal"])
+        .expect(0, "kv put on a generic mount");
+    let got = s
+        .bao_as("root", &["kv", "get", "-format=json", "generic/app"])
+        .expect(0, "kv get")
+        .json();
+    assert_eq!(got["data"]["colour"], "teal", "version 1 shape: {got}");
+    let o = s
+        .bao_as("root", &["read", "-format=json", "generic/app"])
+        .expect(0, "read");
+    assert_eq!(o.json()["data"]["colour"], "teal", "{o}");
+    let o = s.bao_as(
+        "root",
+        &["secrets", "enable", "-version=2", "-path=g2", "generic"],
+    );
+    assert_ne!(o.code, 0, "generic takes no version, as in Vault\n{o}");
+    let o = s.bao_as("root", &["secrets", "enable", "foo"]);
+    assert_ne!(o.code, 0, "{o}");
+    assert!(
+        o.stderr
+            .contains("plugin not found in the catalog: foo (available: generic, kv, pki)"),
+        "{o}"
+    );
+}
