@@ -22,6 +22,7 @@ pub mod seal;
 pub mod seal_ops;
 mod system;
 mod system_audit;
+mod system_catalog;
 mod system_leases;
 mod system_tools;
 mod token_backend;

@@ -338,3 +338,186 @@ async fn an_unknown_type_names_the_types_there_are() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `sys/plugins/catalog` lists the built-in types in Vault's shape; one type lists with
+/// LIST, one plugin reads with GET; registering is refused.
+#[tokio::test]
+async fn the_plugin_catalog_lists_the_built_in_types() {
+    let t = core_with_generic().await;
+    let d = t
+        .data(Operation::Read, "sys/plugins/catalog", Value::Null, &t.root)
+        .await;
+    assert_eq!(d["secret"], json!(["cubbyhole", "kv", "system"]), "{d:?}");
+    assert_eq!(d["auth"], json!(["token"]));
+    assert_eq!(d["database"], json!([]));
+    let detailed = d["detailed"].as_array().unwrap();
+    assert_eq!(detailed.len(), 4);
+    assert_eq!(
+        detailed[0],
+        json!({"builtin": true, "deprecation_status": "supported", "name": "token", "type": "auth", "version": format!("v{}+builtin.tresor", tresor_core::VERSION)})
+    );
+    let keys = t
+        .data(
+            Operation::List,
+            "sys/plugins/catalog/secret",
+            Value::Null,
+            &t.root,
+        )
+        .await;
+    assert_eq!(keys["keys"], json!(["cubbyhole", "kv", "system"]));
+    let kv = t
+        .data(
+            Operation::Read,
+            "sys/plugins/catalog/secret/kv",
+            Value::Null,
+            &t.root,
+        )
+        .await;
+    assert_eq!((&kv["name"], &kv["builtin"]), (&json!("kv"), &json!(true)));
+    let none = t
+        .ok(
+            Operation::Read,
+            "sys/plugins/catalog/secret/nope",
+            Value::Null,
+            &t.root,
+        )
+        .await;
+    assert!(none.response.is_none(), "an unknown plugin is a 404");
+    assert!(matches!(
+        err_of(
+            t.req(
+                Operation::Update,
+                "sys/plugins/catalog/secret/mine",
+                json!({"sha256": "00", "command": "mine"}),
+                &t.root
+            )
+            .await
+        ),
+        CoreError::InvalidRequest(_)
+    ));
+    // The per-type paths need sudo, as in Vault.
+    let token = t.token(&["default"], json!({})).await;
+    t.policy(
+        "catalog",
+        r#"path "sys/plugins/catalog/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+    let reader = t.token(&["catalog"], json!({})).await;
+    for tok in [&token, &reader] {
+        assert!(matches!(
+            err_of(
+                t.req(
+                    Operation::Read,
+                    "sys/plugins/catalog/secret/kv",
+                    Value::Null,
+                    tok
+                )
+                .await
+            ),
+            CoreError::PermissionDenied
+        ));
+    }
+}
+
+/// `sys/internal/ui/resultant-acl`: the caller's policies merged in Vault's shape; the
+/// default policy grants it; a root token reads `root: true`.
+#[tokio::test]
+async fn the_resultant_acl_is_the_tokens_merged_policies() {
+    let t = dev_core().await;
+    t.policy(
+        "p1",
+        r#"
+path "secret/data/*" { capabilities = ["read", "list"] }
+path "secret/data/app" {
+  capabilities = ["create"]
+  allowed_parameters = { "a" = [] }
+  min_wrapping_ttl = "1s"
+}
+path "sys/foo" { capabilities = ["deny"] }
+path "a/+/b" { capabilities = ["update"] }
+"#,
+    )
+    .await;
+    t.policy(
+        "p2",
+        r#"
+path "secret/data/app" {
+  capabilities = ["update"]
+  denied_parameters = { "b" = ["x"] }
+  max_wrapping_ttl = "1h"
+}
+path "sys/foo" { capabilities = ["read"] }
+"#,
+    )
+    .await;
+    let token = t.token(&["p1", "p2"], json!({})).await;
+    let d = Value::Object(
+        t.data(
+            Operation::Read,
+            "sys/internal/ui/resultant-acl",
+            Value::Null,
+            &token,
+        )
+        .await,
+    );
+    assert_eq!(d["root"], false, "{d}");
+    assert_eq!(
+        d["exact_paths"]["secret/data/app"],
+        json!({
+            "capabilities": ["create", "update"],
+            "allowed_parameters": {"a": []},
+            "denied_parameters": {"b": ["x"]},
+            "min_wrapping_ttl": 1,
+            "max_wrapping_ttl": 3600,
+        }),
+        "{d}"
+    );
+    assert_eq!(
+        d["exact_paths"]["sys/foo"],
+        json!({"capabilities": ["deny"]}),
+        "deny wins across policies: {d}"
+    );
+    assert_eq!(
+        d["glob_paths"]["secret/data/"],
+        json!({"capabilities": ["list", "read"]})
+    );
+    // From the default policy, which every such token has.
+    assert_eq!(
+        d["exact_paths"]["sys/internal/ui/resultant-acl"],
+        json!({"capabilities": ["read"]})
+    );
+    assert_eq!(
+        d["glob_paths"]["cubbyhole/"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(
+        d["exact_paths"].get("a/+/b").is_none(),
+        "segment wildcards are not listed"
+    );
+    let root = t
+        .data(
+            Operation::Read,
+            "sys/internal/ui/resultant-acl",
+            Value::Null,
+            &t.root,
+        )
+        .await;
+    assert_eq!(Value::Object(root), json!({"root": true}));
+    // Without the default policy (and no grant), the token may not read it.
+    let bare = t.token(&["p1"], json!({"no_default_policy": true})).await;
+    assert!(matches!(
+        err_of(
+            t.req(
+                Operation::Read,
+                "sys/internal/ui/resultant-acl",
+                Value::Null,
+                &bare
+            )
+            .await
+        ),
+        CoreError::PermissionDenied
+    ));
+}

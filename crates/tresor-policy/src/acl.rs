@@ -507,6 +507,73 @@ impl Merged {
     }
 }
 
+/// Vault's `sys/internal/ui/resultant-acl` answer for a token with these (non-root)
+/// policies: `exact_paths` and `glob_paths` (keyed without the trailing `*`), each path with
+/// its rules merged as the ACL merges them, and `root: false`. A path whose merged
+/// capabilities are empty reads `["deny"]`. Templated paths and paths with `+` segments are
+/// not listed, as in Vault.
+pub fn resultant_acl(policies: &[Arc<Policy>]) -> Value {
+    let mut merged: BTreeMap<&str, Merged> = BTreeMap::new();
+    for policy in policies {
+        for rule in &policy.paths {
+            if !rule.is_templated() {
+                merged.entry(rule.path.as_str()).or_default().add(rule);
+            }
+        }
+    }
+    let mut exact = Map::new();
+    let mut glob = Map::new();
+    for (pattern, m) in merged {
+        let (key, into) = match pattern.strip_suffix('*') {
+            Some(body) => (body, &mut glob),
+            None => (pattern, &mut exact),
+        };
+        if key.split('/').any(|seg| seg == "+") {
+            continue;
+        }
+        into.insert(key.to_owned(), m.describe());
+    }
+    serde_json::json!({"exact_paths": exact, "glob_paths": glob, "root": false})
+}
+
+impl Merged {
+    /// The merged rule in Vault's resultant-ACL shape.
+    fn describe(&self) -> Value {
+        let mut out = Map::new();
+        let caps = if self.caps.is_empty() || self.caps.contains(Capability::Deny) {
+            vec!["deny"]
+        } else {
+            self.caps.to_strings()
+        };
+        out.insert("capabilities".into(), Value::from(caps));
+        let params = |map: &BTreeMap<String, Option<Vec<Value>>>| -> Value {
+            map.iter()
+                .map(|(k, v)| (k.clone(), Value::Array(v.clone().unwrap_or_default())))
+                .collect::<Map<String, Value>>()
+                .into()
+        };
+        if !self.allowed.is_empty() {
+            out.insert("allowed_parameters".into(), params(&self.allowed));
+        }
+        if !self.denied.is_empty() {
+            out.insert("denied_parameters".into(), params(&self.denied));
+        }
+        if !self.required.is_empty() {
+            out.insert(
+                "required_parameters".into(),
+                Value::from(self.required.clone()),
+            );
+        }
+        if let Some(d) = self.min_wrap {
+            out.insert("min_wrapping_ttl".into(), Value::from(d.as_secs()));
+        }
+        if let Some(d) = self.max_wrap {
+            out.insert("max_wrapping_ttl".into(), Value::from(d.as_secs()));
+        }
+        Value::Object(out)
+    }
+}
+
 /// Keeps the lowest of two optional TTLs, as Vault does when merging.
 fn lowest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {

@@ -5,7 +5,7 @@
 //! * [`Acl::new`] merges a token's policies into lookup structures; [`Acl::root`] is the root
 //!   token's ACL.
 //! * [`Acl::allow_operation`] decides one request without allocating; [`Acl::capabilities`]
-//!   answers `sys/capabilities`.
+//!   answers `sys/capabilities`, [`resultant_acl`] `sys/internal/ui/resultant-acl`.
 //!
 //! Deny by default: with no matching rule, nothing is allowed.
 //!
@@ -20,7 +20,7 @@ mod default_policy;
 pub mod hcl1;
 mod policy;
 
-pub use acl::{Acl, AclResult, Authorized, DeniedReason};
+pub use acl::{Acl, AclResult, Authorized, DeniedReason, resultant_acl};
 pub use capability::{
     Capabilities, CapabilitiesIter, Capability, Operation, Requirement, UnknownCapability,
     checks_parameters, requirement,

@@ -233,3 +233,116 @@ fn bao_enables_generic_as_kv_version_1() {
         "{o}"
     );
 }
+
+/// `bao plugin list` (and `bao plugin list secret`, `bao plugin info secret kv`) read the
+/// built-in catalog.
+#[test]
+fn bao_lists_the_built_in_plugins() {
+    let (_tmp, s) = dev();
+    let o = s
+        .bao_as("root", &["plugin", "list", "-format=json"])
+        .expect(0, "bao plugin list");
+    let v = o.json();
+    let names: Vec<(String, String)> = v["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{o}"))
+        .iter()
+        .map(|p| {
+            (
+                p["type"].as_str().unwrap_or_default().to_owned(),
+                p["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("auth", "token"),
+        ("secret", "cubbyhole"),
+        ("secret", "kv"),
+        ("secret", "pki"),
+        ("secret", "system"),
+    ] {
+        assert!(
+            names.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} in {names:?}"
+        );
+    }
+    let o = s
+        .bao_as("root", &["plugin", "list"])
+        .expect(0, "bao plugin list (table)");
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["token", "auth"])),
+        "{o}"
+    );
+    let o = s
+        .bao_as("root", &["plugin", "list", "secret"])
+        .expect(0, "bao plugin list secret");
+    for n in ["cubbyhole", "kv", "pki", "system"] {
+        assert!(
+            o.stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(n)),
+            "{n}: {o}"
+        );
+    }
+    let o = s
+        .bao_as("root", &["plugin", "info", "-format=json", "secret", "kv"])
+        .expect(0, "bao plugin info secret kv");
+    let v = o.json();
+    assert_eq!(
+        (&v["name"], &v["builtin"]),
+        (&json!("kv"), &json!(true)),
+        "{o}"
+    );
+}
+
+/// The merged ACL through bao, and path-help for every path issue 12 added.
+#[test]
+fn resultant_acl_and_help_for_the_new_paths() {
+    let (_tmp, s) = dev();
+    let (_, b) = s.api(
+        "POST",
+        "auth/token/create",
+        Some(r#"{"policies": ["default"]}"#),
+        Some("root"),
+    );
+    let t = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    let o = s
+        .bao_as(
+            &t,
+            &["read", "-format=json", "sys/internal/ui/resultant-acl"],
+        )
+        .expect(0, "bao read sys/internal/ui/resultant-acl");
+    let v = o.json();
+    assert_eq!(v["data"]["root"], false, "{o}");
+    assert_eq!(
+        v["data"]["exact_paths"]["auth/token/lookup-self"]["capabilities"],
+        json!(["read"]),
+        "{o}"
+    );
+    assert_eq!(
+        v["data"]["glob_paths"]["sys/tools/hash/"]["capabilities"],
+        json!(["update"]),
+        "{o}"
+    );
+    for path in [
+        "sys/tools/random",
+        "sys/tools/random/16",
+        "sys/tools/random/all/16",
+        "sys/tools/hash",
+        "sys/tools/hash/sha2-256",
+        "sys/plugins/catalog",
+        "sys/plugins/catalog/secret",
+        "sys/plugins/catalog/secret/kv",
+        "sys/internal/ui/resultant-acl",
+    ] {
+        let (code, b) = s.api("GET", &format!("{path}?help=1"), None, Some("root"));
+        assert_eq!(code, 200, "{path}: {b}");
+        let help = b["help"].as_str().unwrap_or_default();
+        assert!(help.contains("## DESCRIPTION"), "{path}: {b}");
+    }
+    let (code, b) = s.api("GET", "sys/rekey/verify", None, None);
+    assert_eq!(code, 400, "no rekey: {b}");
+    let _: Value = b;
+}

@@ -1,0 +1,166 @@
+//! `sys/plugins/catalog` and `sys/internal/ui/resultant-acl` of the system backend.
+//!
+//! Tresor runs no external plugins: its catalog is what is compiled in, in Vault's answer
+//! shape — the built-in `system` and `cubbyhole` backends and the `token` method, plus every
+//! engine and auth method the binary registered. Registering or removing plugins is refused.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
+
+use crate::core::Core;
+use crate::mounts::Table;
+use crate::system::{Sys, core, le};
+
+/// Vault's plugin types, in the order its catalog lists them.
+const TYPES: [&str; 3] = ["auth", "database", "secret"];
+
+/// The version every built-in reports (as `sys/mounts` reports `running_plugin_version`).
+fn builtin_version() -> String {
+    format!("v{}+builtin.tresor", crate::VERSION)
+}
+
+/// The names in the catalog under one plugin type, sorted.
+fn names(c: &Core, plugin_type: &str) -> Vec<String> {
+    let mut v = match plugin_type {
+        "secret" => {
+            let mut v = c.registered_types(Table::Mounts);
+            v.extend(["cubbyhole".to_owned(), "system".to_owned()]);
+            v
+        }
+        "auth" => {
+            let mut v = c.registered_types(Table::Auth);
+            v.push("token".to_owned());
+            v
+        }
+        _ => Vec::new(),
+    };
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn plugin_type(f: &Fields) -> Result<String> {
+    let t = f.string("type");
+    if TYPES.contains(&t.as_str()) {
+        return Ok(t);
+    }
+    Err(LogicalError::invalid(format!(
+        "unknown plugin type {t:?}: expected auth, database or secret"
+    )))
+}
+
+/// `GET sys/plugins/catalog`: the names by type and the `detailed` list.
+async fn catalog(s: Arc<Sys>) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let mut data = Map::new();
+    let mut detailed = Vec::new();
+    for t in TYPES {
+        let names = names(&c, t);
+        for n in &names {
+            detailed.push(json!({
+                "builtin": true,
+                "deprecation_status": "supported",
+                "name": n,
+                "type": t,
+                "version": builtin_version(),
+            }));
+        }
+        data.insert(t.to_owned(), json!(names));
+    }
+    data.insert("detailed".into(), Value::Array(detailed));
+    Ok(Some(Response::data(data)))
+}
+
+/// `LIST sys/plugins/catalog/:type`.
+async fn list(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    Ok(Some(Response::list(names(&c, &plugin_type(&f)?))))
+}
+
+/// `GET sys/plugins/catalog/:type/:name`; an unknown name is a 404.
+async fn read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let name = f.string("name");
+    if !names(&c, &plugin_type(&f)?).contains(&name) {
+        return Ok(None);
+    }
+    Ok(Some(Response::json(json!({
+        "args": [],
+        "builtin": true,
+        "command": "",
+        "deprecation_status": "supported",
+        "name": name,
+        "sha256": "",
+        "version": builtin_version(),
+    }))))
+}
+
+async fn refuse_registration() -> Result<Option<Response>> {
+    Err(LogicalError::invalid(
+        "Tresor runs only its built-in plugins: registering or removing plugins is not supported",
+    ))
+}
+
+/// `GET sys/internal/ui/resultant-acl`: the caller's policies merged, in Vault's shape; a
+/// root token reads `{"root": true}`.
+async fn resultant_acl(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    if req.caller.token_id.is_none() && req.caller.batch_token.is_none() {
+        return Err(LogicalError::PermissionDenied);
+    }
+    let u = c.unsealed().map_err(le)?;
+    if u.policies.acl(&req.caller.policies).is_root() {
+        return Ok(Some(Response::json(json!({"root": true}))));
+    }
+    let policies: Vec<_> = req
+        .caller
+        .policies
+        .iter()
+        .filter_map(|n| u.policies.get(n))
+        .collect();
+    Ok(Some(Response::json(tresor_policy::resultant_acl(
+        &policies,
+    ))))
+}
+
+pub(crate) fn paths() -> Vec<Path<Sys>> {
+    vec![
+        Path::new("plugins/catalog")
+            .op(Operation::Read, |s, _, _| Box::pin(catalog(s)))
+            .help(
+                "Lists the plugins in the catalog by type.",
+                "Returns the names of the built-in secrets engines (`secret`), auth methods (`auth`) and database plugins (`database`, none here), and a `detailed` list with each one's type and version. Tresor runs no external plugins.",
+            ),
+        Path::new("plugins/catalog/{type}")
+            .field(Field::new("type", Kind::Str, "The plugin type: auth, database or secret."))
+            .op(Operation::List, |s, _, f| Box::pin(list(s, f)))
+            .help(
+                "Lists the plugins in the catalog of one type.",
+                "Returns the names of the built-in plugins of the type (sudo).",
+            ),
+        Path::new("plugins/catalog/{type}/{name}")
+            .field(Field::new("type", Kind::Str, "The plugin type: auth, database or secret."))
+            .field(Field::new("name", Kind::Str, "The name of the plugin."))
+            .field(Field::new("sha256", Kind::Str, "Not supported: plugins cannot be registered."))
+            .field(Field::new("command", Kind::Str, "Not supported: plugins cannot be registered."))
+            .field(Field::new("args", Kind::List, "Not supported: plugins cannot be registered."))
+            .field(Field::new("env", Kind::List, "Not supported: plugins cannot be registered."))
+            .field(Field::new("version", Kind::Str, "Not supported: plugins cannot be registered."))
+            .op(Operation::Read, |s, _, f| Box::pin(read(s, f)))
+            .op(Operation::Update, |_, _, _| Box::pin(refuse_registration()))
+            .op(Operation::Delete, |_, _, _| Box::pin(refuse_registration()))
+            .help(
+                "Reads a plugin of the catalog.",
+                "Returns a built-in plugin's entry (sudo). Registering (PUT) and removing (DELETE) plugins are refused: Tresor runs only what is compiled in.",
+            ),
+        Path::new("internal/ui/resultant-acl")
+            .op(Operation::Read, |s, r, _| Box::pin(resultant_acl(s, r)))
+            .help(
+                "Returns the calling token's merged ACL.",
+                "The rules of all the token's policies merged per path, as the ACL applies them: `exact_paths` and `glob_paths` (keyed without the trailing `*`) with their capabilities, parameter constraints and wrapping TTLs, and `root`. A root token reads only `root: true`. The default policy grants it.",
+            ),
+    ]
+}
