@@ -3,7 +3,9 @@
 //! generator.
 
 mod config;
+mod devtls;
 mod engines;
+mod logging;
 mod secure;
 mod server;
 

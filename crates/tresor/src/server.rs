@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tresor_core::{Core, CoreConfig};
-use tresor_http::{HttpConfig, ListenerConfig};
+use tresor_http::{HttpConfig, ListenerConfig, TlsSettings};
 use tresor_physical::{Backend, EmbeddedBackend, InmemBackend};
 
 use crate::config::{ServerConfig, StorageConfig};
+use crate::logging::say;
 
 /// Flags of `tresor server`.
 #[derive(Debug, Default)]
@@ -18,13 +19,39 @@ pub struct ServerFlags {
     pub dev: bool,
     pub dev_root_token_id: Option<String>,
     pub dev_listen_address: Option<String>,
+    /// `-dev-tls`: the dev listener serves TLS with a generated CA and certificate.
+    pub dev_tls: bool,
+    /// `-dev-tls-cert-dir`: where `-dev-tls` writes its files (default: a temporary directory).
+    pub dev_tls_cert_dir: Option<PathBuf>,
+    /// `-dev-kv-v1`: `secret/` is KV version 1.
+    pub dev_kv_v1: bool,
     pub log_level: Option<String>,
+    pub log_format: Option<String>,
 }
 
-/// Parses `server` flags in Vault's style (`-flag=v`, `--flag=v`, `-flag v`).
+/// Parses `server` flags in Vault's style (`-flag=v`, `--flag=v`, `-flag v`), with the
+/// process environment for the `VAULT_*` variables the flags stand for.
 pub fn parse_flags(args: &[String]) -> Result<ServerFlags> {
+    parse_flags_with(args, &|k| std::env::var(k).ok())
+}
+
+fn bool_flag(inline: Option<&str>, name: &str) -> Result<bool> {
+    match inline {
+        None | Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Ok(true),
+        Some("false" | "0" | "f" | "F" | "FALSE" | "False") => Ok(false),
+        Some(v) => bail!("invalid boolean value {v:?} for -{name}"),
+    }
+}
+
+/// [`parse_flags`] with the environment given: a flag wins over its variable
+/// (`VAULT_DEV_ROOT_TOKEN_ID`, `VAULT_DEV_LISTEN_ADDRESS`, `VAULT_LOG_LEVEL`,
+/// `VAULT_LOG_FORMAT`), which wins over the config file.
+pub fn parse_flags_with(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServerFlags> {
     let mut f = ServerFlags::default();
-    let mut it = args.iter().peekable();
+    let mut it = args.iter();
     while let Some(a) = it.next() {
         let Some(stripped) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
             bail!("unexpected argument {a:?}: server takes flags only (see tresor server -help)");
@@ -44,16 +71,47 @@ pub fn parse_flags(args: &[String]) -> Result<ServerFlags> {
         };
         match name {
             "config" => f.configs.push(PathBuf::from(value(name)?)),
-            "dev" => f.dev = inline.as_deref().is_none_or(|v| v != "false"),
+            "dev" => f.dev = bool_flag(inline.as_deref(), name)?,
             "dev-root-token-id" => f.dev_root_token_id = Some(value(name)?),
             "dev-listen-address" => f.dev_listen_address = Some(value(name)?),
+            "dev-tls" => f.dev_tls = bool_flag(inline.as_deref(), name)?,
+            "dev-tls-cert-dir" => f.dev_tls_cert_dir = Some(PathBuf::from(value(name)?)),
+            "dev-kv-v1" => f.dev_kv_v1 = bool_flag(inline.as_deref(), name)?,
             "log-level" => f.log_level = Some(value(name)?),
+            "log-format" => f.log_format = Some(value(name)?),
             "h" | "help" => {
                 println!("{HELP}");
                 std::process::exit(0);
             }
             other => bail!("flag provided but not defined: -{other}"),
         }
+    }
+    let from_env = |name: &str| env(name).filter(|v| !v.is_empty());
+    if f.dev_root_token_id.is_none() {
+        f.dev_root_token_id = from_env("VAULT_DEV_ROOT_TOKEN_ID");
+    }
+    if f.dev_listen_address.is_none() {
+        f.dev_listen_address = from_env("VAULT_DEV_LISTEN_ADDRESS");
+    }
+    f.log_level = match (f.log_level.take(), from_env("VAULT_LOG_LEVEL")) {
+        (Some(l), _) => Some(crate::config::log_level(&l).context("-log-level")?),
+        (None, Some(l)) => Some(crate::config::log_level(&l).context("VAULT_LOG_LEVEL")?),
+        (None, None) => None,
+    };
+    f.log_format = match (f.log_format.take(), from_env("VAULT_LOG_FORMAT")) {
+        (Some(l), _) => Some(crate::config::log_format(&l).context("-log-format")?),
+        (None, Some(l)) => Some(crate::config::log_format(&l).context("VAULT_LOG_FORMAT")?),
+        (None, None) => None,
+    };
+    // As in Vault, the dev options turn dev mode on.
+    f.dev |= f.dev_tls || f.dev_kv_v1;
+    if f.dev_tls_cert_dir.is_some() && !f.dev_tls {
+        bail!("-dev-tls-cert-dir is where -dev-tls writes its certificates: add -dev-tls");
+    }
+    if f.dev && !f.configs.is_empty() {
+        bail!(
+            "-dev and -config cannot be combined: a dev server has its own in-memory storage and listener (use one or the other)"
+        );
     }
     if !f.dev && f.configs.is_empty() {
         bail!("no configuration files found: use -config=FILE, or -dev for a development server");
@@ -72,27 +130,60 @@ pub const HELP: &str = "Usage: tresor server [options]
 
 Options:
   -config=<path>               A configuration file (may be repeated; later files win).
-  -dev                         Development mode: in-memory storage, initialized and unsealed.
-  -dev-root-token-id=<string>  The root token id in dev mode (default: random).
-  -dev-listen-address=<addr>   Address for the dev listener (default 127.0.0.1:8200).
-  -log-level=<level>           trace, debug, info, warn or error.";
+  -log-level=<level>           trace, debug, info, warn or error (VAULT_LOG_LEVEL; default:
+                               the config's log_level, else info).
+  -log-format=<format>         standard or json (VAULT_LOG_FORMAT; default: the config's
+                               log_format, else standard).
 
-fn init_logging(level: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        let _ = b.json().try_init();
-    } else {
-        let _ = b.try_init();
-    }
-}
+Dev options:
+  -dev                         Development mode: in-memory storage, initialized and unsealed.
+  -dev-root-token-id=<string>  The root token id (VAULT_DEV_ROOT_TOKEN_ID; default: random).
+  -dev-listen-address=<addr>   The dev listener's address (VAULT_DEV_LISTEN_ADDRESS; default
+                               127.0.0.1:8200).
+  -dev-tls                     Serve TLS with a generated CA and certificate, and print the
+                               CA file to export as VAULT_CACERT. Implies -dev.
+  -dev-tls-cert-dir=<path>     Where -dev-tls writes its files (default: a temporary
+                               directory, removed at shutdown).
+  -dev-kv-v1                   Mount secret/ as KV version 1 instead of 2. Implies -dev.";
 
 /// Registers every built-in engine and auth method with the core.
 pub fn register_engines(core: &mut Core) {
     crate::engines::register(core);
+}
+
+/// The dev server's configuration: in-memory storage and one listener, with TLS under
+/// `-dev-tls` (the generated files are returned, to print and to remove at shutdown).
+fn dev_config(flags: &ServerFlags) -> Result<(ServerConfig, Option<crate::devtls::DevTls>)> {
+    let address = flags
+        .dev_listen_address
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8200".into());
+    let tls = if flags.dev_tls {
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(h, _)| h);
+        Some(crate::devtls::generate(
+            flags.dev_tls_cert_dir.as_deref(),
+            host,
+        )?)
+    } else {
+        None
+    };
+    let c = ServerConfig {
+        storage: StorageConfig::Inmem,
+        disable_mlock: true,
+        listeners: vec![ListenerConfig {
+            address,
+            tls: tls.as_ref().map(|t| TlsSettings {
+                cert_file: t.cert.clone(),
+                key_file: t.key.clone(),
+                ..TlsSettings::default()
+            }),
+            ..ListenerConfig::default()
+        }],
+        ..ServerConfig::default()
+    };
+    Ok((c, tls))
 }
 
 /// Writes the process id to `pid_file` (Vault's `pid_file`), readable by all as pid files are.
@@ -104,25 +195,31 @@ fn write_pid_file(path: &std::path::Path) -> Result<()> {
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(flags: ServerFlags) -> Result<()> {
     let started = Instant::now();
-    let mut cfg = if flags.dev {
-        let mut c = ServerConfig::default();
-        c.storage = StorageConfig::Inmem;
-        c.disable_mlock = true;
-        c.listeners = vec![ListenerConfig {
-            address: flags
-                .dev_listen_address
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1:8200".into()),
-            ..ListenerConfig::default()
-        }];
-        c
+    let (mut cfg, dev_tls) = if flags.dev {
+        dev_config(&flags)?
     } else {
-        crate::config::load_all(&flags.configs)?
+        (crate::config::load_all(&flags.configs)?, None)
     };
     if let Some(l) = &flags.log_level {
         cfg.log_level = l.clone();
     }
-    init_logging(&cfg.log_level, &cfg.log_format);
+    if let Some(f) = &flags.log_format {
+        cfg.log_format = f.clone();
+    }
+    crate::logging::init(&cfg.log_level, &cfg.log_format);
+    let result = serve(&flags, &cfg, dev_tls.as_ref(), started).await;
+    if let Some(t) = &dev_tls {
+        t.remove();
+    }
+    result
+}
+
+async fn serve(
+    flags: &ServerFlags,
+    cfg: &ServerConfig,
+    dev_tls: Option<&crate::devtls::DevTls>,
+    started: Instant,
+) -> Result<()> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -161,7 +258,8 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             .init_dev(flags.dev_root_token_id.clone())
             .await
             .map_err(|e| anyhow::anyhow!("dev init: {e}"))?;
-        crate::engines::dev_mounts(&core).await?;
+        let kv_version = if flags.dev_kv_v1 { 1 } else { 2 };
+        crate::engines::dev_mounts(&core, kv_version).await?;
         dev_info = Some((key, root));
     }
     if let Some(p) = &cfg.pid_file {
@@ -178,7 +276,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or(l.address.clone());
-        eprintln!(
+        say(&format!(
             "==> Tresor server listening on {} ({})",
             addr,
             if l.tls.is_some() {
@@ -186,7 +284,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             } else {
                 "tls disabled"
             }
-        );
+        ));
         tasks.push(tokio::spawn(tresor_http::serve(
             core.clone(),
             http.clone(),
@@ -194,7 +292,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             stop_rx.clone(),
         )));
     }
-    eprintln!(
+    say(&format!(
         "==> Tresor server configuration:\n\n            Storage: {}\n            Version: Tresor v{}\n               Mlock: {}\n\n==> Tresor server started in {} ms! Log data will stream in below:\n",
         core.storage_type(),
         tresor_core::VERSION,
@@ -204,15 +302,35 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
             "enabled"
         },
         started.elapsed().as_millis()
-    );
+    ));
     if let Some((key, root)) = &dev_info {
         use base64::Engine as _;
         let addr = &cfg.listeners[0].address;
+        let exports = match dev_tls {
+            Some(t) => format!(
+                "    $ export VAULT_ADDR='https://{addr}'\n    $ export VAULT_CACERT='{}'\n",
+                t.ca_cert.display()
+            ),
+            None => format!("    $ export VAULT_ADDR='http://{addr}'\n"),
+        };
         println!(
-            "WARNING! dev mode is enabled! In this mode, Tresor runs entirely in-memory\nand starts unsealed with a single unseal key. The root token is already\nauthenticated to the CLI, so you can immediately begin using Tresor.\n\nYou may need to set the following environment variables:\n\n    $ export VAULT_ADDR='http://{addr}'\n\nThe unseal key and root token are displayed below in case you want to\nseal/unseal the Vault or re-authenticate.\n\nUnseal Key: {}\nRoot Token: {}\n\nDevelopment mode should NOT be used in production installations!\n",
+            "WARNING! dev mode is enabled! In this mode, Tresor runs entirely in-memory\nand starts unsealed with a single unseal key. The root token is already\nauthenticated to the CLI, so you can immediately begin using Tresor.\n\nYou may need to set the following environment variables:\n\n{exports}\nThe unseal key and root token are displayed below in case you want to\nseal/unseal the Vault or re-authenticate.\n\nUnseal Key: {}\nRoot Token: {}\n\nDevelopment mode should NOT be used in production installations!\n",
             base64::engine::general_purpose::STANDARD.encode(&key[..]),
             root.as_str()
         );
+        if let Some(t) = dev_tls {
+            println!(
+                "The CA certificate, server certificate and key are in {}{}.\n",
+                t.dir.display(),
+                if t.temporary {
+                    " (removed at shutdown)"
+                } else {
+                    ""
+                }
+            );
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
         // Like Vault, the dev server logs the CLI in by writing the token helper file.
         if let Some(home) = std::env::var_os("HOME") {
             let path = PathBuf::from(home).join(".vault-token");
@@ -222,7 +340,7 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
         }
     }
     wait_for_signal(&core).await;
-    eprintln!("==> Tresor shutdown triggered");
+    say("==> Tresor shutdown triggered");
     let _ = stop_tx.send(true);
     let _ = core.seal().await;
     for t in tasks {
@@ -273,7 +391,81 @@ async fn wait_for_signal(core: &Core) {
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
-    use super::write_token_file;
+    use super::{parse_flags_with, write_token_file};
+
+    fn flags(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<super::ServerFlags> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_flags_with(&args, &move |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    /// Issue 12: the dev server and the log settings read Vault's variables; a flag wins.
+    #[test]
+    fn flags_fall_back_to_vault_variables() {
+        let env = [
+            ("VAULT_DEV_ROOT_TOKEN_ID", "from-env"),
+            ("VAULT_DEV_LISTEN_ADDRESS", "127.0.0.1:9999"),
+            ("VAULT_LOG_LEVEL", "DEBUG"),
+            ("VAULT_LOG_FORMAT", "json"),
+        ];
+        let f = flags(&["-dev"], &env).unwrap();
+        assert_eq!(f.dev_root_token_id.as_deref(), Some("from-env"));
+        assert_eq!(f.dev_listen_address.as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(f.log_level.as_deref(), Some("debug"));
+        assert_eq!(f.log_format.as_deref(), Some("json"));
+        let f = flags(
+            &[
+                "-dev",
+                "-dev-root-token-id=flag",
+                "-dev-listen-address",
+                "127.0.0.1:1",
+                "-log-level=err",
+                "--log-format=standard",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(f.dev_root_token_id.as_deref(), Some("flag"));
+        assert_eq!(f.dev_listen_address.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(f.log_level.as_deref(), Some("error"));
+        assert_eq!(f.log_format.as_deref(), Some("standard"));
+        // Nothing set: the config decides.
+        let f = flags(&["-dev"], &[]).unwrap();
+        assert_eq!((f.log_level, f.log_format), (None, None));
+        // A bad value names where it came from.
+        let e = format!(
+            "{:#}",
+            flags(&["-dev"], &[("VAULT_LOG_FORMAT", "xml")]).unwrap_err()
+        );
+        assert!(e.contains("VAULT_LOG_FORMAT") && e.contains("xml"), "{e}");
+        let e = format!(
+            "{:#}",
+            flags(&["-dev", "-log-level=loud"], &[]).unwrap_err()
+        );
+        assert!(e.contains("-log-level"), "{e}");
+    }
+
+    #[test]
+    fn dev_options_imply_dev_and_do_not_mix_with_a_config() {
+        let f = flags(&["-dev-tls", "-dev-tls-cert-dir=/tmp/x"], &[]).unwrap();
+        assert!(f.dev && f.dev_tls);
+        let f = flags(&["-dev-kv-v1"], &[]).unwrap();
+        assert!(f.dev && f.dev_kv_v1 && !f.dev_tls);
+        let e = format!(
+            "{:#}",
+            flags(&["-dev", "-dev-tls-cert-dir=/x"], &[]).unwrap_err()
+        );
+        assert!(e.contains("-dev-tls"), "{e}");
+        let e = format!("{:#}", flags(&["-dev", "-config=a.hcl"], &[]).unwrap_err());
+        assert!(e.contains("-dev and -config"), "{e}");
+        let e = format!("{:#}", flags(&["-dev-tls=maybe"], &[]).unwrap_err());
+        assert!(e.contains("-dev-tls"), "{e}");
+    }
 
     fn mode(p: &std::path::Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
