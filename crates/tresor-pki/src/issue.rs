@@ -378,6 +378,8 @@ impl Engine {
         mode: Mode,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
+        // Checked first: a request refused for its format must not leave a certificate behind.
+        let format = crate::issuers::output_format(&f)?;
         let role_name = f.string("role");
         let role = match (mode, role_name.as_str()) {
             (Mode::Verbatim, "") => {
@@ -517,16 +519,6 @@ impl Engine {
             store::put_issued_cert(s, &serial, &der, &issuer.entry.id).await?;
         }
         // The response, in Vault's shape.
-        let format = f
-            .str("format")
-            .filter(|s| !s.is_empty())
-            .unwrap_or("pem")
-            .to_owned();
-        if !["pem", "der", "pem_bundle"].contains(&format.as_str()) {
-            return Err(bad(format!(
-                "invalid format {format:?}: expected pem, der or pem_bundle"
-            )));
-        }
         let mut chain_pems: Vec<String> = if issuer.entry.ca_chain.is_empty() {
             vec![issuer.entry.certificate.clone()]
         } else {

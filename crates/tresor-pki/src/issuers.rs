@@ -677,6 +677,7 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
         let _guard = self.lock(&req, "issuers").await;
+        let format = output_format(&f)?;
         let cn = f.string("common_name");
         if cn.is_empty() {
             return Err(bad("the common_name field is required"));
@@ -773,7 +774,6 @@ impl Engine {
             .await?
             .map(|k| k.name)
             .unwrap_or_default();
-        let format = f.str("format").unwrap_or("pem").to_owned();
         let mut data = json!({
             "certificate": encode_cert(&der, &format),
             "issuing_ca": encode_cert(&der, &format),
@@ -812,6 +812,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
+        let format = output_format(&f)?;
         let cn = f.string("common_name");
         if cn.is_empty() {
             return Err(bad("the common_name field is required"));
@@ -830,7 +831,6 @@ impl Engine {
             f.flag("add_basic_constraints"),
         )
         .map_err(|e| bad(e.to_string()))?;
-        let format = f.str("format").unwrap_or("pem").to_owned();
         let csr_text = if format == "der" {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD.encode(&csr)
@@ -855,6 +855,7 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
+        let format = output_format(&f)?;
         // From the URL on issuer/:ref/..., else the default issuer: never from the body,
         // which would bypass ACLs on issuer/+/... (issue 10, finding 9).
         let reference = issuer_from_route(&req, &f);
@@ -942,7 +943,6 @@ impl Engine {
         )
         .map_err(|e| bad(e.to_string()))?;
         store::put_issued_cert(s, &serial, &der, &issuer.entry.id).await?;
-        let format = f.str("format").unwrap_or("pem").to_owned();
         let mut chain: Vec<String> = issuer.entry.ca_chain.clone();
         if chain.is_empty() {
             chain.push(issuer.entry.certificate.clone());
@@ -1125,8 +1125,20 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let issuer = self.issuer_by_ref(&req, &f.string("issuer_ref")).await?;
+        let issuer = self.issuer_to_read(&req, &f).await?;
         Ok(Some(issuer_response(&issuer)))
+    }
+
+    /// The issuer `issuer/:ref` (and its `json`, `pem`, `der` forms) reads. As in Vault, a
+    /// reference that names no issuer (one that was deleted, or `default` with none set) fails
+    /// the read as a server error carrying the resolution error, not as bad input.
+    async fn issuer_to_read(&self, req: &Request, f: &Fields) -> Result<Arc<LoadedIssuer>> {
+        self.issuer_by_ref(req, &f.string("issuer_ref"))
+            .await
+            .map_err(|e| match e {
+                LogicalError::InvalidRequest(m) => LogicalError::Internal(m),
+                other => other,
+            })
     }
 
     /// `issuer/:ref/json`, `issuer/:ref/pem`, `issuer/:ref/der` (unauthenticated).
@@ -1136,7 +1148,7 @@ impl Engine {
         f: Fields,
         kind: &str,
     ) -> Result<Option<Response>> {
-        let issuer = self.issuer_by_ref(&req, &f.string("issuer_ref")).await?;
+        let issuer = self.issuer_to_read(&req, &f).await?;
         Ok(Some(match kind {
             "der" => raw(200, "application/pkix-cert", issuer.cert.der.clone()),
             "pem" => {
@@ -1482,6 +1494,17 @@ fn issuer_response(issuer: &LoadedIssuer) -> Response {
         })
         .unwrap_or("");
     Response::data(issuer_json(&issuer.entry, sig))
+}
+
+/// The request's `format` (default `pem`), checked before anything is generated or stored.
+pub(crate) fn output_format(f: &Fields) -> Result<String> {
+    let format = f.str("format").filter(|s| !s.is_empty()).unwrap_or("pem");
+    if !["pem", "der", "pem_bundle"].contains(&format) {
+        return Err(bad(format!(
+            "invalid format {format:?}: expected pem, der or pem_bundle"
+        )));
+    }
+    Ok(format.to_owned())
 }
 
 /// A certificate in Vault's `format`: PEM, or base64 DER for `der`.

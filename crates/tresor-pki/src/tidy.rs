@@ -91,19 +91,18 @@ fn params_from(f: &Fields) -> TidyParams {
 impl Engine {
     pub(crate) async fn tidy(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
         let params = params_from(&f);
-        if !params.tidy_cert_store
+        // Vault's tidy operations all default to off: a tidy that names none runs with nothing
+        // to do, and the answer says so instead of announcing work.
+        let nothing = !params.tidy_cert_store
             && !params.tidy_revoked_certs
             && !params.tidy_expired_issuers
-            && !params.tidy_revoked_cert_issuer_associations
-        {
-            return Err(bad(
-                "tidy request does not enable any operation: set tidy_cert_store or tidy_revoked_certs",
-            ));
-        }
+            && !params.tidy_revoked_cert_issuer_associations;
         self.start_tidy(&req, params)?;
-        Ok(Some(Response::default().with_warning(
-            "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.",
-        )))
+        Ok(Some(Response::default().with_warning(if nothing {
+            "This tidy enables no operation and will do nothing: set at least one of tidy_cert_store, tidy_revoked_certs, tidy_revoked_cert_issuer_associations or tidy_expired_issuers."
+        } else {
+            "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs."
+        })))
     }
 
     /// Starts a tidy in the background unless one is running.
