@@ -1409,3 +1409,110 @@ fn dispatch_version_help_and_unknown() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("generate-root"));
 }
+
+/// The rows of every `    name    synopsis` table in a help text: (name, synopsis, column
+/// where the synopsis starts), one list per table.
+fn help_tables(text: &str) -> Vec<Vec<(String, String, usize)>> {
+    let mut tables = Vec::new();
+    let mut cur: Vec<(String, String, usize)> = Vec::new();
+    for line in text.lines() {
+        let Some(row) = line.strip_prefix("    ") else {
+            if !cur.is_empty() {
+                tables.push(std::mem::take(&mut cur));
+            }
+            continue;
+        };
+        let name: String = row.chars().take_while(|c| !c.is_whitespace()).collect();
+        let rest = &row[name.len()..];
+        let synopsis = rest.trim_start();
+        let column = 4 + name.len() + (rest.len() - synopsis.len());
+        cur.push((name, synopsis.to_owned(), column));
+    }
+    if !cur.is_empty() {
+        tables.push(cur);
+    }
+    tables
+}
+
+/// Issue 12: `tresor -help` lists every command, the binary's own (`server`, `bench`)
+/// included, each group with a one-line description, aligned however long the names; `tresor
+/// help` and `tresor help CMD` work.
+#[test]
+fn help_lists_every_command_aligned_and_help_cmd_works() {
+    let home = tempfile::tempdir().unwrap();
+    let addr = "http://127.0.0.1:1";
+    let top = run_cli(addr, home.path(), &[], &["-help"], "");
+    assert_eq!(top.code, 0, "{}", top.stderr);
+    let tables = help_tables(&top.stdout);
+    assert_eq!(
+        tables.len(),
+        2,
+        "common and other commands:\n{}",
+        top.stdout
+    );
+    let names: Vec<&str> = tables
+        .iter()
+        .flatten()
+        .map(|(n, _, _)| n.as_str())
+        .collect();
+    let mut wanted: Vec<&str> = crate::COMMANDS.iter().map(|e| e.path[0]).collect();
+    wanted.extend(["server", "bench"]);
+    for w in &wanted {
+        assert!(names.contains(w), "{w} missing:\n{}", top.stdout);
+    }
+    assert!(!names.contains(&"agent"), "there is no agent yet");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "each command once: {names:?}");
+    for table in &tables {
+        for (name, synopsis, column) in table {
+            assert!(!synopsis.is_empty(), "{name} has no description");
+            assert_eq!(
+                *column, table[0].2,
+                "{name} is out of line:\n{}",
+                top.stdout
+            );
+        }
+    }
+    // `tresor help` is the same text; so is a group's listing with `help`.
+    let help = run_cli(addr, home.path(), &[], &["help"], "");
+    assert_eq!((help.code, help.stdout.as_str()), (0, top.stdout.as_str()));
+
+    // Every group lists its commands, aligned even with long names (`enable-versioning`).
+    let groups: Vec<Vec<&str>> = crate::COMMANDS
+        .iter()
+        .flat_map(|e| (1..e.path.len()).map(|n| e.path[..n].to_vec()))
+        .collect();
+    for group in groups {
+        let mut args = vec!["help"];
+        args.extend(&group);
+        let out = run_cli(addr, home.path(), &[], &args, "");
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let tables = help_tables(&out.stdout);
+        assert_eq!(tables.len(), 1, "{args:?}:\n{}", out.stdout);
+        for (name, synopsis, column) in &tables[0] {
+            assert!(!synopsis.is_empty(), "{args:?}: {name} has no description");
+            assert_eq!(*column, tables[0][0].2, "{args:?}: {name}:\n{}", out.stdout);
+        }
+    }
+    let kv = run_cli(addr, home.path(), &[], &["help", "kv"], "");
+    assert!(kv.stdout.contains("enable-versioning"), "{}", kv.stdout);
+
+    // `help CMD` is the command's own help, for every command.
+    for e in crate::COMMANDS {
+        let mut args = vec!["help"];
+        args.extend(e.path);
+        let out = run_cli(addr, home.path(), &[], &args, "");
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stdout
+                .starts_with(&format!("Usage: tresor {}", e.path.join(" "))),
+            "{args:?}:\n{}",
+            out.stdout
+        );
+    }
+    let out = run_cli(addr, home.path(), &[], &["help", "frobnicate"], "");
+    assert_eq!(out.code, 127);
+    assert!(out.stderr.contains("Unknown command: frobnicate"));
+}

@@ -340,36 +340,122 @@ const COMMANDS: &[Entry] = &[
 ];
 
 fn version(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
+    if let [a] = args
+        && matches!(a.as_str(), "-h" | "-help" | "--help")
+    {
+        return Err(CliError::Help(
+            "Usage: tresor version\n\n  Prints the version of this CLI.".into(),
+        ));
+    }
     commands::max_args(args, 0)?;
     cli.outln(VERSION_LINE);
     Ok(0)
 }
 
-fn listing(prefix: &[String]) -> String {
-    let mut out = String::new();
+/// Commands the `tresor` binary runs itself, before this crate sees the arguments; listed
+/// here so that `tresor -help` shows every command.
+pub const BINARY_COMMANDS: &[(&str, &str)] = &[
+    ("server", "Start a Tresor server"),
+    ("bench", "Run a load test against a Vault-API server"),
+];
+
+/// One line for each command group.
+const GROUPS: &[(&[&str], &str)] = &[
+    (&["audit"], "Interact with audit devices"),
+    (&["auth"], "Interact with auth methods"),
+    (&["kv"], "Interact with the key/value secrets engine"),
+    (
+        &["kv", "metadata"],
+        "Interact with the metadata of KV v2 secrets",
+    ),
+    (&["lease"], "Interact with leases"),
+    (&["operator"], "Perform operator-specific tasks"),
+    (&["pki"], "Interact with the PKI secrets engine"),
+    (&["policy"], "Interact with policies"),
+    (&["secrets"], "Interact with secrets engines"),
+    (&["token"], "Interact with tokens"),
+];
+
+/// The commands listed first at the top level, as in Vault.
+const COMMON: &[&str] = &[
+    "read", "write", "delete", "list", "login", "server", "status", "unwrap",
+];
+
+/// `name` and synopsis of each command or group directly under `prefix`.
+fn children(prefix: &[String]) -> Vec<(&'static str, &'static str)> {
     let depth = prefix.len();
-    let mut seen: Vec<&str> = Vec::new();
+    let mut out: Vec<(&str, &str)> = Vec::new();
     for e in COMMANDS {
         if e.path.len() <= depth || !e.path.iter().zip(prefix).all(|(a, b)| a == b) {
             continue;
         }
         let name = e.path[depth];
-        if seen.contains(&name) {
+        if out.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        seen.push(name);
         let synopsis = if e.path.len() == depth + 1 {
             e.synopsis
         } else {
-            ""
+            GROUPS
+                .iter()
+                .find(|(path, _)| {
+                    path.len() == depth + 1 && path[..depth] == *prefix && path[depth] == name
+                })
+                .map_or("", |(_, s)| *s)
         };
-        out.push_str(&format!("    {name:<15} {synopsis}\n"));
+        out.push((name, synopsis));
+    }
+    if prefix.is_empty() {
+        out.extend(BINARY_COMMANDS.iter().copied());
     }
     out
 }
 
+/// Lines `    name    synopsis`, the synopses aligned one column past the longest name.
+fn table(rows: &[(&str, &str)]) -> String {
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(name, synopsis)| format!("    {name:<width$}    {synopsis}\n"))
+        .collect()
+}
+
+/// The help text of a group (`prefix` empty: the whole CLI).
+fn listing(prefix: &[String]) -> String {
+    let name = if prefix.is_empty() {
+        "tresor".to_string()
+    } else {
+        format!("tresor {}", prefix.join(" "))
+    };
+    let mut rows = children(prefix);
+    if !prefix.is_empty() {
+        return format!(
+            "Usage: {name} <command> [args]\n\nCommands:\n{}",
+            table(&rows)
+        );
+    }
+    rows.sort_by_key(|(n, _)| *n);
+    let (mut common, other): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|(n, _)| COMMON.contains(n));
+    common.sort_by_key(|(n, _)| COMMON.iter().position(|c| c == n));
+    format!(
+        "Usage: {name} <command> [args]\n\nCommon commands:\n{}\nOther commands:\n{}\nRun \"tresor help <command>\" (or \"tresor <command> -help\") for a command's options.\n",
+        table(&common),
+        table(&other)
+    )
+}
+
 /// Runs one CLI invocation with explicit streams and environment; returns the exit code.
 pub fn run_with(args: &[String], ctx: &mut Context<'_>) -> i32 {
+    // `tresor help` is `tresor -help`; `tresor help CMD...` is `tresor CMD... -help`.
+    if args.first().is_some_and(|a| a == "help") {
+        if args.len() == 1 {
+            let _ = write!(ctx.stdout, "{}", listing(&[]));
+            return 0;
+        }
+        let mut rest = args[1..].to_vec();
+        rest.push("-help".into());
+        return run_with(&rest, ctx);
+    }
     // The longest command path that prefixes the arguments.
     let found = COMMANDS
         .iter()
@@ -392,15 +478,7 @@ pub fn run_with(args: &[String], ctx: &mut Context<'_>) -> i32 {
         let wants_help = args
             .get(prefix.len())
             .is_none_or(|a| matches!(a.as_str(), "-h" | "-help" | "--help"));
-        let name = if prefix.is_empty() {
-            "tresor".to_string()
-        } else {
-            format!("tresor {}", prefix.join(" "))
-        };
-        let text = format!(
-            "Usage: {name} <command> [args]\n\nCommands:\n{}",
-            listing(&prefix)
-        );
+        let text = listing(&prefix);
         if prefix.is_empty() && !args.is_empty() && !wants_help {
             let _ = writeln!(ctx.stderr, "Unknown command: {}\n\n{text}", args[0]);
             return 127;

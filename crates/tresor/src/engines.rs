@@ -17,8 +17,7 @@ pub fn register(core: &mut Core) {
 /// Dev mode mounts KV at `secret/`, as Vault does: version 2, or 1 under `-dev-kv-v1`.
 pub async fn dev_mounts(core: &Core, kv_version: u8) -> Result<()> {
     let mut kv = MountEntry::new(Table::Mounts, "secret/", "kv", "key/value secret storage");
-    kv.options
-        .insert("version".into(), kv_version.to_string());
+    kv.options.insert("version".into(), kv_version.to_string());
     core.mount(kv)
         .await
         .map_err(|e| anyhow::anyhow!("mounting secret/: {e}"))?;

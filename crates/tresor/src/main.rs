@@ -10,7 +10,14 @@ mod secure;
 mod server;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // `tresor help server` / `tresor help bench`: the commands this binary runs itself (the
+    // CLI answers `help` for the others).
+    if args.first().is_some_and(|a| a == "help")
+        && args.get(1).is_some_and(|a| a == "server" || a == "bench")
+    {
+        args = vec![args[1].clone(), "-help".into()];
+    }
     match args.first().map(String::as_str) {
         Some("server") => {
             let flags = match server::parse_flags(&args[1..]) {
