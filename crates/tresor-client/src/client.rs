@@ -63,6 +63,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// What to say when a server answered plain HTTP to an HTTPS request: Go's words (scripts
+/// match them), and the likely fix, instead of a TLS record error.
+fn plain_http_answer(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let addr = match url.port() {
+        Some(port) => format!("http://{host}:{port}"),
+        None => format!("http://{host}"),
+    };
+    format!(
+        "http: server gave HTTP response to HTTPS client (the server answered HTTP to an HTTPS request: is VAULT_ADDR {addr}?)"
+    )
+}
+
 /// Why one attempt got no response, and whether another attempt could help.
 struct Failure {
     message: String,
@@ -181,9 +194,17 @@ impl Client {
                 .header(CONTENT_TYPE, ct)
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let failure = |e: reqwest::Error| Failure {
-            retryable: !e.is_builder() && !tls::is_certificate_error(&e),
-            message: error_chain(&e),
+        let failure = |e: reqwest::Error| {
+            if url.scheme() == "https" && tls::is_plain_http_answer(&e) {
+                return Failure {
+                    retryable: false,
+                    message: plain_http_answer(url),
+                };
+            }
+            Failure {
+                retryable: !e.is_builder() && !tls::is_certificate_error(&e),
+                message: error_chain(&e),
+            }
         };
         let resp = rb.send().await.map_err(failure)?;
         let status = resp.status().as_u16();

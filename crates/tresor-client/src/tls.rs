@@ -363,13 +363,33 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 /// Whether a transport error is a certificate the client refused: retrying cannot help, so
 /// the retry policy gives up at once (as Go's `retryablehttp` does for x509 errors).
 pub(crate) fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    has_rustls_error(err, |e| matches!(e, rustls::Error::InvalidCertificate(_)))
+}
+
+/// Whether a transport error is the server's first bytes not being a TLS record: a plain-HTTP
+/// server answering an HTTPS request (Go's client says "server gave HTTP response to HTTPS
+/// client").
+pub(crate) fn is_plain_http_answer(err: &(dyn std::error::Error + 'static)) -> bool {
+    has_rustls_error(err, |e| {
+        matches!(
+            e,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+        )
+    })
+}
+
+/// Whether a rustls error matching `pred` is anywhere in the chain.
+fn has_rustls_error(
+    err: &(dyn std::error::Error + 'static),
+    pred: impl Fn(&rustls::Error) -> bool,
+) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         // `io::Error` hides what it wraps from `source()`, and the TLS stack wraps a rustls
         // error in more than one of them: unwrap them explicitly.
         let mut inner = e;
         loop {
-            if is_rustls_cert_error(inner) {
+            if inner.downcast_ref::<rustls::Error>().is_some_and(&pred) {
                 return true;
             }
             match inner
@@ -383,13 +403,6 @@ pub(crate) fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> b
         cur = e.source();
     }
     false
-}
-
-fn is_rustls_cert_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    matches!(
-        e.downcast_ref::<rustls::Error>(),
-        Some(rustls::Error::InvalidCertificate(_))
-    )
 }
 
 #[cfg(test)]
@@ -460,5 +473,12 @@ mod tests {
         assert!(!is_certificate_error(&other));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(!is_certificate_error(&refused));
+        // An HTTP answer to a TLS hello: not a certificate error, but recognised as such.
+        let http = std::io::Error::other(std::io::Error::other(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        )));
+        assert!(!is_certificate_error(&http));
+        assert!(is_plain_http_answer(&http));
+        assert!(!is_plain_http_answer(&other));
     }
 }

@@ -291,3 +291,43 @@ async fn an_expired_self_signed_certificate_is_refused() {
         "certificate errors are not retried"
     );
 }
+
+/// Issue 12: an HTTPS request to a plain-HTTP server says so, as Go's client does, with the
+/// likely fix, instead of a TLS record error; it is not retried.
+#[tokio::test]
+async fn an_http_answer_to_https_says_so() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            // What Go's and hyper's servers answer to a TLS hello.
+            let _ = conn.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let mut cfg = fast_config(&format!("https://127.0.0.1:{port}"));
+    cfg.max_retries = 2;
+    let client = Client::new(cfg).unwrap();
+    let e = client.health().await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ClientError::Transport { .. }), "{e:?}");
+    assert!(
+        text.contains("server gave HTTP response to HTTPS client"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("is VAULT_ADDR http://127.0.0.1:{port}?")),
+        "{text}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "not retried");
+}
