@@ -57,6 +57,20 @@ pub fn say(text: &str) {
     }
 }
 
+/// Prints the error that stops the server: `Error: ...`, or a JSON line at level `error` in the
+/// JSON format (errors before the log is set up, such as a refused config, are always text).
+pub fn fatal(text: &str) {
+    if JSON.load(Ordering::Relaxed) {
+        let mut line = Map::new();
+        line.insert("@level".into(), "error".into());
+        line.insert("@message".into(), format!("Error: {text}").into());
+        line.insert("@timestamp".into(), timestamp().into());
+        let _ = writeln!(std::io::stderr().lock(), "{}", Value::Object(line));
+    } else {
+        eprintln!("Error: {text}");
+    }
+}
+
 fn timestamp() -> String {
     let mut s = String::new();
     let _ = SystemTime.format_time(&mut Writer::new(&mut s));

@@ -32,7 +32,7 @@ fn main() {
                 .build()
                 .expect("tokio runtime");
             if let Err(e) = rt.block_on(server::run(flags)) {
-                eprintln!("Error: {e:#}");
+                logging::fatal(&format!("{e:#}"));
                 std::process::exit(1);
             }
         }

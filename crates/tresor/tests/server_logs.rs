@@ -133,6 +133,38 @@ fn json_logs_from_config_flag_and_variable() {
     }
 }
 
+/// An error that stops a started server (here: its port is taken) is a JSON line too.
+#[test]
+fn a_fatal_error_is_a_json_line_in_the_json_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        tmp.path().join("config.hcl"),
+        plain_config(port, "log_format = \"json\""),
+    )
+    .unwrap();
+    let o = common::run_for(
+        clean_command(env!("CARGO_BIN_EXE_tresor"))
+            .args(["server", "-config=config.hcl"])
+            .current_dir(tmp.path())
+            .env("HOME", tmp.path())
+            .env_remove("RUST_LOG"),
+        None,
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.code, 1, "{o}");
+    let lines = json_lines(&o.stderr);
+    let last = lines.last().expect("an error line");
+    assert_eq!(last["@level"], "error", "{o}");
+    assert!(
+        last["@message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Error: ")),
+        "{o}"
+    );
+}
+
 #[test]
 fn standard_logs_have_no_colour_off_a_terminal_and_levels_apply() {
     let tmp = tempfile::tempdir().unwrap();
