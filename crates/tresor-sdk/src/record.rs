@@ -31,7 +31,7 @@ pub fn decode<T: DeserializeOwned + Versioned>(what: &str, bytes: &[u8]) -> Resu
 mod tests {
     use super::*;
 
-    #[derive(serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize)]
     struct R {
         version: u32,
     }
