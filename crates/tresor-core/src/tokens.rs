@@ -580,8 +580,12 @@ impl TokenStore {
             .ok_or(CoreError::PermissionDenied)
     }
 
-    /// Stores a new child token, under its parent's lock, only while the parent exists and is
-    /// not being revoked: a child can never outlive a revocation of its parent's tree.
+    /// Stores a new child token while its parent exists and is not being revoked, so a child
+    /// can never outlive a revocation of its parent's tree. No lock is held across the commit
+    /// (children of one parent, root included, share group commits): the parent is checked
+    /// again after the child is stored. A revocation that listed the parent's children before
+    /// this store marked the parent first, so the second check sees it marked or gone, and the
+    /// child is revoked at once.
     pub async fn store_child(
         &self,
         entry: TokenEntry,
@@ -591,16 +595,15 @@ impl TokenStore {
             return self.store_with(entry, extra).await;
         }
         let parent = entry.parent.clone();
-        let _g = self.lock(&parent).await;
-        if self.revoking.read().contains(&parent) {
+        if self.by_id(&parent).await?.is_none() {
             return Err(CoreError::PermissionDenied);
         }
-        // Under the lock the cache is as fresh as storage (every change and removal holds it).
-        let cached = self.cache.read().contains_key(&parent);
-        if !cached && self.load_locked(&parent).await?.is_none() {
+        let stored = self.store_with(entry, extra).await?;
+        if self.by_id(&parent).await?.is_none() {
+            self.revoke_one(&stored.hash).await?;
             return Err(CoreError::PermissionDenied);
         }
-        self.store_with(entry, extra).await
+        Ok(stored)
     }
 
     /// Revokes a token and, recursively, every child token. Returns the revoked ids.
