@@ -252,7 +252,7 @@ impl AuditCtx<'_> {
 }
 
 /// What the pipeline answers; the HTTP layer turns it into Vault's envelope.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CoreResponse {
     pub request_id: String,
     pub response: Option<Response>,
@@ -329,7 +329,7 @@ pub struct InitResult {
 }
 
 /// Init parameters.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct InitRequest {
     pub secret_shares: usize,
     pub secret_threshold: usize,
@@ -337,6 +337,39 @@ pub struct InitRequest {
     pub root_token_pgp_key: String,
     /// Dev mode: choose the root token's id.
     pub root_token_id: Option<String>,
+}
+
+/// Never prints the response's data, the auth block (it holds the token) or the wrapping
+/// token.
+impl std::fmt::Debug for CoreResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreResponse")
+            .field("request_id", &self.request_id)
+            .field("response", &self.response)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("mount_type", &self.mount_type)
+            .field("lease_id", &self.lease_id)
+            .field("lease_duration", &self.lease_duration)
+            .field("renewable", &self.renewable)
+            .field("wrap_info", &self.wrap_info.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Never prints the chosen root token id; PGP keys are public and shown.
+impl std::fmt::Debug for InitRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitRequest")
+            .field("secret_shares", &self.secret_shares)
+            .field("secret_threshold", &self.secret_threshold)
+            .field("pgp_keys", &self.pgp_keys.len())
+            .field("root_token_pgp_key", &!self.root_token_pgp_key.is_empty())
+            .field(
+                "root_token_id",
+                &self.root_token_id.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// `sys/seal-status`.

@@ -99,13 +99,23 @@ pub enum FieldValue {
 
 /// The fields of one request, parsed by the path's table. Accessors take declared names only:
 /// asking for an undeclared field is a programming error caught by every test of that path.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Fields {
     values: BTreeMap<&'static str, FieldValue>,
     provided: Vec<&'static str>,
     declared: Vec<&'static str>,
     /// Everything the caller sent, for engines that take free-form data (KV).
     pub raw: Map<String, Value>,
+}
+
+/// Names the fields given, never their values (passwords, keys and secrets are fields too).
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fields")
+            .field("provided", &self.provided)
+            .field("raw_keys", &crate::keys_only(&self.raw))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fields {
@@ -869,5 +879,18 @@ mod tests {
         for (path, want) in cases {
             assert_eq!(table.canonical_path(path).as_deref(), *want, "{path}");
         }
+    }
+
+    /// Issue 12: a request's fields print their names, never their values.
+    #[test]
+    fn fields_debug_names_no_values() {
+        let mut f = Fields::default();
+        f.raw.insert("password".into(), json!("s3cr3t-VALUE"));
+        f.values
+            .insert("password", FieldValue::Str("s3cr3t-VALUE".into()));
+        f.provided.push("password");
+        let printed = format!("{f:?}");
+        assert!(!printed.contains("s3cr3t-VALUE"), "{printed}");
+        assert!(printed.contains("password"), "{printed}");
     }
 }

@@ -315,7 +315,7 @@ impl std::fmt::Debug for Context {
 }
 
 /// A secret being renewed or revoked: what the engine stored in `internal_data` at issue time.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SecretRef {
     pub lease_id: String,
     pub secret_type: String,
@@ -324,7 +324,7 @@ pub struct SecretRef {
 }
 
 /// A leased secret in a response: the core registers it with the expiration manager.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SecretLease {
     pub secret_type: String,
     pub ttl: Duration,
@@ -396,7 +396,7 @@ impl std::fmt::Debug for Auth {
 }
 
 /// A raw HTTP body for endpoints that do not answer in the JSON envelope (CA PEMs, CRLs).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RawResponse {
     pub status: u16,
     pub content_type: String,
@@ -404,7 +404,7 @@ pub struct RawResponse {
 }
 
 /// What an engine answers. `None` data with no other part is an empty 204.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Response {
     pub data: Option<Map<String, Value>>,
     pub secret: Option<SecretLease>,
@@ -600,4 +600,60 @@ pub trait LogicalBackend: Send + Sync {
     /// storage already deleted), a remount (another instance serves the new path) and a seal
     /// (after the requests in flight have finished). Close pools, stop tasks, drop caches.
     async fn cleanup(&self) {}
+}
+
+/// The names of a map's keys, for `Debug` output that must not show the values (secrets).
+pub fn keys_only(m: &Map<String, Value>) -> Vec<&str> {
+    m.keys().map(String::as_str).collect()
+}
+
+/// Never prints the engine's internal data (it may hold credentials).
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRef")
+            .field("lease_id", &self.lease_id)
+            .field("secret_type", &self.secret_type)
+            .field("internal_data_keys", &keys_only(&self.internal_data))
+            .field("increment", &self.increment)
+            .finish()
+    }
+}
+
+/// Never prints the engine's internal data (it may hold credentials).
+impl std::fmt::Debug for SecretLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretLease")
+            .field("secret_type", &self.secret_type)
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("renewable", &self.renewable)
+            .field("internal_data_keys", &keys_only(&self.internal_data))
+            .finish()
+    }
+}
+
+/// Prints the status, type and size, never the body.
+impl std::fmt::Debug for RawResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawResponse")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// Never prints the data's values, the lease's internal data or a token (secrets all).
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("data_keys", &self.data.as_ref().map(keys_only))
+            .field("secret", &self.secret)
+            .field("auth", &self.auth)
+            .field("warnings", &self.warnings)
+            .field("raw", &self.raw)
+            .field("lease_duration", &self.lease_duration)
+            .field("not_found", &self.not_found)
+            .finish_non_exhaustive()
+    }
 }
