@@ -67,6 +67,7 @@ pub fn normalize(text: &str) -> Normalized {
     let mut p = Parser {
         toks: &tokens,
         i: 0,
+        depth: 0,
         ins: Vec::new(),
     };
     // Where the text stops making sense to this module, the rewrites before that point are
@@ -148,7 +149,7 @@ fn lex(s: &[u8]) -> Option<Vec<Token>> {
                 i = close + 2;
             }
             b'"' => {
-                i = string_end(s, i + 1)?;
+                i = string_end(s, i + 1, 0)?;
                 push(&mut toks, Tok::Str, start, i);
             }
             b'<' if s.get(i + 1) == Some(&b'<') => {
@@ -213,14 +214,17 @@ fn find(s: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 
 /// The offset after the closing quote of a string whose body starts at `i`. Templates
 /// (`${...}`, `%{...}`) may hold strings of their own; a string does not span lines.
-fn string_end(s: &[u8], mut i: usize) -> Option<usize> {
+fn string_end(s: &[u8], mut i: usize, nest: usize) -> Option<usize> {
+    if nest > MAX_NESTING {
+        return None;
+    }
     while i < s.len() {
         match s[i] {
             b'"' => return Some(i + 1),
             b'\\' => i += 2,
             b'\n' => return None,
             b'$' | b'%' if s.get(i + 1) == Some(&s[i]) && s.get(i + 2) == Some(&b'{') => i += 3,
-            b'$' | b'%' if s.get(i + 1) == Some(&b'{') => i = template_end(s, i + 2)?,
+            b'$' | b'%' if s.get(i + 1) == Some(&b'{') => i = template_end(s, i + 2, nest + 1)?,
             _ => i += 1,
         }
     }
@@ -228,12 +232,12 @@ fn string_end(s: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// The offset after the `}` closing a template interpolation whose body starts at `i`.
-fn template_end(s: &[u8], mut i: usize) -> Option<usize> {
+fn template_end(s: &[u8], mut i: usize, nest: usize) -> Option<usize> {
     let mut depth = 1usize;
     while i < s.len() {
         match s[i] {
             b'"' => {
-                i = string_end(s, i + 1)?;
+                i = string_end(s, i + 1, nest)?;
                 continue;
             }
             b'{' => depth += 1,
@@ -280,9 +284,18 @@ fn heredoc_end(s: &[u8], mut i: usize) -> Option<usize> {
     None
 }
 
+/// How deep this module follows nesting (blocks, brackets, braces, parentheses, unary
+/// operators, templates in strings) before it gives up and leaves the text to the HCL parser,
+/// which refuses more than 64 levels anyway. Its recursion must stay bounded whatever the
+/// input (issue 12: a policy of 10,000 nested `[` overflowed a worker's stack and aborted the
+/// server).
+const MAX_NESTING: usize = 128;
+
 struct Parser<'a> {
     toks: &'a [Token],
     i: usize,
+    /// How many blocks and operands enclose the current token.
+    depth: usize,
     /// (offset in the original text, byte to insert before it).
     ins: Vec<(usize, u8)>,
 }
@@ -379,6 +392,21 @@ impl Parser<'_> {
     /// A block after its `{`, through its `}`. A body that is not HCL 2's one-line form (one
     /// attribute, braces on its line) gets its braces on lines of their own.
     fn block(&mut self) -> Option<()> {
+        self.nested(Self::block_body)
+    }
+
+    /// Runs `step` one level deeper, or fails past [`MAX_NESTING`].
+    fn nested(&mut self, step: fn(&mut Self) -> Option<()>) -> Option<()> {
+        if self.depth >= MAX_NESTING {
+            return None;
+        }
+        self.depth += 1;
+        let r = step(self);
+        self.depth -= 1;
+        r
+    }
+
+    fn block_body(&mut self) -> Option<()> {
         let open = self.i - 1;
         if self.peek() == Some(Tok::RBrace) {
             self.next();
@@ -427,6 +455,10 @@ impl Parser<'_> {
     /// One operand: a literal, a name (or function call), a list, an object, a parenthesised
     /// expression, or a unary operator applied to one of those; then any `[index]`.
     fn operand(&mut self) -> Option<()> {
+        self.nested(Self::operand_body)
+    }
+
+    fn operand_body(&mut self) -> Option<()> {
         match self.next()?.kind {
             Tok::Str | Tok::Heredoc => {}
             Tok::Word => {
@@ -584,5 +616,26 @@ mod tests {
         }
         let d = n.text.find('d').unwrap();
         assert_eq!(line_column(text, n.original_offset(d)), (2, 1));
+    }
+
+    /// Issue 12: nesting of any depth is refused, not followed until the stack overflows (the
+    /// test thread's stack is no bigger than a server worker's).
+    #[test]
+    fn deep_nesting_gives_up_instead_of_overflowing_the_stack() {
+        let n = 100_000;
+        for text in [
+            format!("a {{ x = {}{} }}", "[".repeat(n), "]".repeat(n)),
+            format!("a {{ x = {}1{} }}", "(".repeat(n), ")".repeat(n)),
+            format!("a {{ x = {}1{} }}", "{a=".repeat(n), "}".repeat(n)),
+            format!("a {{ x = {}1 }}", "-".repeat(n)),
+            format!("{}{}", "a {\n".repeat(n), "}\n".repeat(n)),
+            format!("x = {}{}", "\"${".repeat(n), "}\"".repeat(n)),
+        ] {
+            let out = normalize(&text);
+            assert!(!out.changed(), "{:?}...", &text[..40]);
+        }
+        // Shallow nesting is still rewritten.
+        let shallow = format!("a {{ x = {}1{} y = 2 }}", "[".repeat(50), "]".repeat(50));
+        assert!(normalize(&shallow).changed());
     }
 }

@@ -949,4 +949,22 @@ path "auth/*" {
         // policy: ..." in the policy store).
         assert!(e.to_string().starts_with("syntax error on line 2"), "{e}");
     }
+
+    /// Issue 12: a policy nested 10,000 deep is a syntax error, not a crash.
+    #[test]
+    fn deeply_nested_policies_are_syntax_errors() {
+        let n = 10_000;
+        for text in [
+            format!(
+                "path \"a\" {{ capabilities = {}{} }}",
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+            format!("path \"a\" {{ x = {}1{} }}", "{a=".repeat(n), "}".repeat(n)),
+            format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n)),
+        ] {
+            let err = parse_policy("deep", &text).unwrap_err();
+            assert!(matches!(err, PolicyError::Syntax { .. }), "{err}");
+        }
+    }
 }
