@@ -549,18 +549,22 @@ async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Respo
     if operation == Operation::List && !path.ends_with('/') {
         path.push('/');
     }
-    let wrap_ttl = match headers
-        .get("x-vault-wrap-ttl")
-        .and_then(|v| v.to_str().ok())
-    {
+    let wrap_ttl = match headers.get("x-vault-wrap-ttl").map(|v| v.to_str()) {
         None => None,
-        Some(v) if v.trim().starts_with('-') => {
+        // Not visible ASCII: no duration, and no reason to answer unwrapped (issue 12).
+        Some(Err(_)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &["error parsing X-Vault-Wrap-TTL: invalid duration (not ASCII)".into()],
+            );
+        }
+        Some(Ok(v)) if v.trim().starts_with('-') => {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 &["requested wrap ttl cannot be negative".into()],
             );
         }
-        Some(v) => match tresor_sdk::duration::parse(v) {
+        Some(Ok(v)) => match tresor_sdk::duration::parse(v) {
             Ok(d) => Some(d),
             Err(e) => {
                 return error_response(
