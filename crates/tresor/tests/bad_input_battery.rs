@@ -824,6 +824,9 @@ fn bad_durations(b: &Battery) {
         ("a huge number", b"1e300", "X-Vault-Wrap-TTL"),
         ("unitless garbage", b"garbage", "X-Vault-Wrap-TTL"),
         ("an unknown unit", b"5 parsecs", "unknown unit"),
+        // Not visible ASCII: once silently ignored, answering unwrapped (issue 12).
+        ("non-ASCII", "5ü".as_bytes(), "X-Vault-Wrap-TTL"),
+        ("invalid UTF-8", b"\xff", "X-Vault-Wrap-TTL"),
     ] {
         for (method, path, body) in [
             ("GET", "secret/data/app", &b""[..]),
@@ -935,6 +938,65 @@ fn pki_junk(b: &Battery) {
         let r = b.root("POST", "pki/revoke", body.to_string().as_bytes());
         b.refused(&format!("pki/revoke with {what}"), r, &[400], needle);
     }
+    // 10,000 nested DER SEQUENCEs where a CSR, a certificate or a key is expected.
+    let deep_der = {
+        let mut x = vec![0x05, 0x00];
+        for _ in 0..10_000 {
+            let mut lenb = x.len().to_be_bytes().to_vec();
+            while lenb.first() == Some(&0) {
+                lenb.remove(0);
+            }
+            let mut next = vec![0x30];
+            if x.len() < 128 {
+                next.push(x.len() as u8);
+            } else {
+                next.push(0x80 | lenb.len() as u8);
+                next.extend_from_slice(&lenb);
+            }
+            next.extend_from_slice(&x);
+            x = next;
+        }
+        x
+    };
+    let deep_pem = |label: &str| {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&deep_der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
+    };
+    for (path, body, needle) in [
+        (
+            "pki/sign/web",
+            json!({"csr": deep_pem("CERTIFICATE REQUEST"), "common_name": "a.example.com"}),
+            "csr",
+        ),
+        (
+            "pki/config/ca",
+            json!({"pem_bundle": deep_pem("CERTIFICATE")}),
+            "certificate",
+        ),
+        (
+            "pki/issuers/import/bundle",
+            json!({"pem_bundle": deep_pem("PRIVATE KEY")}),
+            "private key",
+        ),
+        (
+            "pki/revoke",
+            json!({"certificate": deep_pem("CERTIFICATE")}),
+            "certificate",
+        ),
+    ] {
+        let r = b.root("POST", path, body.to_string().as_bytes());
+        b.refused(&format!("{path} with deeply nested DER"), r, &[400], needle);
+    }
+
     let r = b.root(
         "POST",
         "pki/intermediate/set-signed",
@@ -950,6 +1012,7 @@ fn pki_junk(b: &Battery) {
     // OCSP: junk DER gets an OCSP malformedRequest answer (OCSPResponse with status 1),
     // never a 5xx.
     const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
+    let deep_ber = [b"\x30\x80".repeat(10_000), b"\x00\x00".repeat(10_000)].concat();
     for (what, der) in [
         ("text", &b"junk"[..]),
         ("an empty body", b""),
@@ -959,6 +1022,8 @@ fn pki_junk(b: &Battery) {
             &[0x30, 0x03, 0x02, 0x01, 0x00],
         ),
         ("random bytes", &[0xde, 0xad, 0xbe, 0xef, 0x00, 0xff]),
+        ("10,000 nested SEQUENCEs", &deep_der),
+        ("10,000 nested indefinite-length SEQUENCEs", &deep_ber),
     ] {
         let r = b.raw(
             "POST",
