@@ -1261,7 +1261,7 @@ impl Core {
                 remote_addr: req.remote_addr.clone(),
                 peer_certificates: req.peer_certificates.clone(),
             }),
-            headers: passthrough_headers(&route.entry.config.passthrough_request_headers, &req),
+            headers: passthrough_headers(&route.entry.config.passthrough_request_headers, req),
             raw_body: req.raw_body.clone(),
             deadline: Some(std::time::Instant::now() + self.0.config.max_request_duration),
         };
@@ -1357,7 +1357,7 @@ impl Core {
         } else if route.entry.kind == "system"
             && (rel == "wrapping/unwrap" || rel == "wrapping/rewrap")
         {
-            self.unwrap_dispatch(&u, rel, &req, token.as_deref()).await
+            self.unwrap_dispatch(&u, rel, req, token.as_deref()).await
         } else {
             // A panic in an engine is an internal error for this request, not a lost
             // connection: the response is still audited and the token's use still counted.
@@ -1528,11 +1528,10 @@ fn passthrough_headers(allowed: &[String], req: &CoreRequest) -> Vec<(String, St
 fn dispatch(
     route: &Route,
     req: Request,
-    authorized: tresor_policy::Authorized,
+    _authorized: tresor_policy::Authorized,
 ) -> std::pin::Pin<
     Box<dyn std::future::Future<Output = tresor_sdk::Result<Option<Response>>> + Send + '_>,
 > {
-    drop(authorized);
     route.backend.handle(req)
 }
 

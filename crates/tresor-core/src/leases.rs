@@ -38,10 +38,7 @@ fn login_token_type(role: &str, mount: &str) -> Result<bool, CoreError> {
             Ok(forced)
         }
         "default-batch" => Ok(explicit.unwrap_or(true)),
-        _ => Ok(explicit.unwrap_or(match role {
-            "default-batch" => true,
-            _ => false,
-        })),
+        _ => Ok(explicit.unwrap_or(role == "default-batch")),
     }
 }
 

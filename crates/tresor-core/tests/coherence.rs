@@ -190,7 +190,7 @@ async fn uses_unwraps_and_check_and_set_hold_across_two_servers() {
     )
     .await;
     let servers = |i: usize| -> Core {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             a.core.clone()
         } else {
             (*b).clone()

@@ -517,8 +517,11 @@ pub struct Table<B> {
     pub help: &'static str,
 }
 
+/// A matched path and its captures.
+type Routed<'a, B> = (&'a Path<B>, Vec<(&'static str, String)>);
+
 impl<B: Send + Sync + 'static> Table<B> {
-    fn route(&self, path: &str, op: Operation) -> Option<(&Path<B>, Vec<(&'static str, String)>)> {
+    fn route(&self, path: &str, op: Operation) -> Option<Routed<'_, B>> {
         let trailing_slash = matches!(op, Operation::List | Operation::Help);
         self.paths
             .iter()

@@ -511,33 +511,59 @@ fn special_matches(pattern: &str, path: &str) -> bool {
     false
 }
 
-#[cfg(test)]
-mod special_tests {
-    use super::path_matches_special;
+/// The names of a map's keys, for `Debug` output that must not show the values (secrets).
+pub fn keys_only(m: &Map<String, Value>) -> Vec<&str> {
+    m.keys().map(String::as_str).collect()
+}
 
-    #[test]
-    fn special_path_patterns() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("ca", "ca", true),
-            ("ca", "ca/", true),
-            ("ca", "cab", false),
-            ("cert/*", "cert/01-02", true),
-            ("cert/*", "certs", false),
-            ("issuer/+/pem", "issuer/default/pem", true),
-            ("issuer/+/pem", "issuer/default/der", false),
-            ("issuer/+/pem", "issuer//pem", false),
-            ("issuer/+/pem", "issuer/a/b/pem", false),
-            ("issuer/+/crl/*", "issuer/x/crl/delta/pem", true),
-            ("issuer/+/crl/*", "issuer/x/crl", false),
-            ("issuer/+/json", "issuer/x/json/", true),
-        ];
-        for (pat, path, want) in cases {
-            assert_eq!(
-                path_matches_special(&[pat.to_string()], path),
-                *want,
-                "{pat} vs {path}"
-            );
-        }
+/// Never prints the engine's internal data (it may hold credentials).
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRef")
+            .field("lease_id", &self.lease_id)
+            .field("secret_type", &self.secret_type)
+            .field("internal_data_keys", &keys_only(&self.internal_data))
+            .field("increment", &self.increment)
+            .finish()
+    }
+}
+
+/// Never prints the engine's internal data (it may hold credentials).
+impl std::fmt::Debug for SecretLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretLease")
+            .field("secret_type", &self.secret_type)
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("renewable", &self.renewable)
+            .field("internal_data_keys", &keys_only(&self.internal_data))
+            .finish()
+    }
+}
+
+/// Prints the status, type and size, never the body.
+impl std::fmt::Debug for RawResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawResponse")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// Never prints the data's values, the lease's internal data or a token (secrets all).
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("data_keys", &self.data.as_ref().map(keys_only))
+            .field("secret", &self.secret)
+            .field("auth", &self.auth)
+            .field("warnings", &self.warnings)
+            .field("raw", &self.raw)
+            .field("lease_duration", &self.lease_duration)
+            .field("not_found", &self.not_found)
+            .finish_non_exhaustive()
     }
 }
 
@@ -602,58 +628,32 @@ pub trait LogicalBackend: Send + Sync {
     async fn cleanup(&self) {}
 }
 
-/// The names of a map's keys, for `Debug` output that must not show the values (secrets).
-pub fn keys_only(m: &Map<String, Value>) -> Vec<&str> {
-    m.keys().map(String::as_str).collect()
-}
+#[cfg(test)]
+mod special_tests {
+    use super::path_matches_special;
 
-/// Never prints the engine's internal data (it may hold credentials).
-impl std::fmt::Debug for SecretRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretRef")
-            .field("lease_id", &self.lease_id)
-            .field("secret_type", &self.secret_type)
-            .field("internal_data_keys", &keys_only(&self.internal_data))
-            .field("increment", &self.increment)
-            .finish()
-    }
-}
-
-/// Never prints the engine's internal data (it may hold credentials).
-impl std::fmt::Debug for SecretLease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretLease")
-            .field("secret_type", &self.secret_type)
-            .field("ttl", &self.ttl)
-            .field("max_ttl", &self.max_ttl)
-            .field("renewable", &self.renewable)
-            .field("internal_data_keys", &keys_only(&self.internal_data))
-            .finish()
-    }
-}
-
-/// Prints the status, type and size, never the body.
-impl std::fmt::Debug for RawResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawResponse")
-            .field("status", &self.status)
-            .field("content_type", &self.content_type)
-            .field("body_len", &self.body.len())
-            .finish()
-    }
-}
-
-/// Never prints the data's values, the lease's internal data or a token (secrets all).
-impl std::fmt::Debug for Response {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Response")
-            .field("data_keys", &self.data.as_ref().map(keys_only))
-            .field("secret", &self.secret)
-            .field("auth", &self.auth)
-            .field("warnings", &self.warnings)
-            .field("raw", &self.raw)
-            .field("lease_duration", &self.lease_duration)
-            .field("not_found", &self.not_found)
-            .finish_non_exhaustive()
+    #[test]
+    fn special_path_patterns() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("ca", "ca", true),
+            ("ca", "ca/", true),
+            ("ca", "cab", false),
+            ("cert/*", "cert/01-02", true),
+            ("cert/*", "certs", false),
+            ("issuer/+/pem", "issuer/default/pem", true),
+            ("issuer/+/pem", "issuer/default/der", false),
+            ("issuer/+/pem", "issuer//pem", false),
+            ("issuer/+/pem", "issuer/a/b/pem", false),
+            ("issuer/+/crl/*", "issuer/x/crl/delta/pem", true),
+            ("issuer/+/crl/*", "issuer/x/crl", false),
+            ("issuer/+/json", "issuer/x/json/", true),
+        ];
+        for (pat, path, want) in cases {
+            assert_eq!(
+                path_matches_special(&[pat.to_string()], path),
+                *want,
+                "{pat} vs {path}"
+            );
+        }
     }
 }
