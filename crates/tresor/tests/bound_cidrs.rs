@@ -17,6 +17,19 @@ fn from(
     body: Option<&Value>,
     token: &str,
 ) -> (u16, Value) {
+    from_with(s, local, method, path, body, token, &[])
+}
+
+/// [`from`] with extra request headers.
+fn from_with(
+    s: &Server,
+    local: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: &str,
+    headers: &[&str],
+) -> (u16, Value) {
     let mut c = Command::new("curl");
     c.args([
         "-s",
@@ -30,6 +43,9 @@ fn from(
         "\n%{http_code}",
     ]);
     c.args(["-H", &format!("X-Vault-Token: {token}")]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
     if let Some(b) = body {
         c.args(["--data-binary", &b.to_string()]);
     }
@@ -87,6 +103,20 @@ fn a_token_bound_to_an_address_works_only_from_it() {
     assert_eq!(code, 403, "from another address: {v}");
     let (code, _) = from(&s, "127.0.0.1", "GET", "cubbyhole/x", None, &tok);
     assert_eq!(code, 403);
+    // A client cannot claim the bound address: without x_forwarded_for_authorized_addrs the
+    // header is not believed, whatever it says.
+    for xff in ["127.0.0.2", "127.0.0.2, 127.0.0.1", "127.0.0.1, 127.0.0.2"] {
+        let (code, v) = from_with(
+            &s,
+            "127.0.0.1",
+            "GET",
+            "auth/token/lookup-self",
+            None,
+            &tok,
+            &[&format!("X-Forwarded-For: {xff}")],
+        );
+        assert_eq!(code, 403, "X-Forwarded-For: {xff} -> {v}");
+    }
 
     // Bad blocks are refused when the role is written, and nothing changes.
     for bad in [
