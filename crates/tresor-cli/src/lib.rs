@@ -12,7 +12,7 @@
 //! returns 2 when uninitialised; unknown commands return 127).
 //!
 //! Module map: [`flags`] (Vault-style flag parsing), [`kvargs`] (`k=v`, `k=@file`, `k=-`),
-//! [`format`] (tables, JSON, YAML), [`client`] (the HTTP flags and their mapping onto
+//! [`format`] (tables, JSON, YAML), `tty` (secrets typed with echo off), [`client`] (the HTTP flags and their mapping onto
 //! `tresor_client`), and `commands` (one module per command group). HTTP, TLS, retries, the
 //! response envelope ([`secret`]), Go durations ([`duration`]) and the environment with the
 //! token helper ([`env`]) come from `tresor_client`, re-exported under their old names.
@@ -24,11 +24,14 @@ mod commands;
 pub mod flags;
 pub mod format;
 pub mod kvargs;
+mod tty;
 
 pub use tresor_client::{duration, env, secret};
 
 #[cfg(test)]
 mod cli_tests;
+#[cfg(test)]
+mod login_tests;
 #[cfg(test)]
 mod testserver;
 
@@ -52,6 +55,9 @@ pub struct Context<'a> {
     pub stderr: &'a mut dyn Write,
     /// Whether stdout is a terminal: `-field` values get a trailing newline only then.
     pub stdout_is_terminal: bool,
+    /// Whether stdin is a terminal: secrets prompted for (passwords, tokens, unseal keys) are
+    /// then read from the terminal with echo off; otherwise one line is read from stdin.
+    pub stdin_is_terminal: bool,
 }
 
 /// Runs one CLI invocation against the real process environment and standard streams;
@@ -59,6 +65,7 @@ pub struct Context<'a> {
 pub fn run(args: Vec<String>) -> i32 {
     let env = env::ProcessEnv;
     let stdin = std::io::stdin();
+    let stdin_tty = stdin.is_terminal();
     let mut stdin = stdin.lock();
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
@@ -70,6 +77,7 @@ pub fn run(args: Vec<String>) -> i32 {
         stdout: &mut stdout,
         stderr: &mut stderr,
         stdout_is_terminal: tty,
+        stdin_is_terminal: stdin_tty,
     };
     let code = run_with(&args, &mut ctx);
     let _ = ctx.stdout.flush();
@@ -253,6 +261,11 @@ const COMMANDS: &[Entry] = &[
         &["auth", "tune"],
         mounts::auth_tune,
         "Tunes an auth method configuration",
+    ),
+    entry(
+        &["auth", "help"],
+        token::auth_help,
+        "Prints usage for an auth method",
     ),
     entry(
         &["audit", "enable"],

@@ -190,6 +190,7 @@ pub fn run_cli(
             stdout: &mut out,
             stderr: &mut err,
             stdout_is_terminal: false,
+            stdin_is_terminal: false,
         };
         crate::run_with(&args, &mut ctx)
     };

@@ -164,8 +164,25 @@ impl<'c, 'io> Cli<'c, 'io> {
         matches!(self.format, Format::Table | Format::Raw)
     }
 
-    /// Reads one line from stdin after printing a prompt to stderr; `None` at end of input.
+    /// Prompts for a secret on stderr and reads it: from the terminal with echo off when
+    /// stdin is a terminal, else one line from stdin (a pipe or a file). `None` at end of input.
     pub fn prompt_line(&mut self, prompt: &str) -> Result<Option<Zeroizing<String>>, CliError> {
+        if self.ctx.stdin_is_terminal {
+            match crate::tty::read_hidden(prompt, self.ctx.stderr) {
+                Ok(v) => return Ok(v),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    return Err(CliError::Local("Interrupted".to_string()));
+                }
+                // No controlling terminal after all, or no `stty`: fall back to a plain read,
+                // and say that the input will be visible.
+                Err(e) => {
+                    let _ = writeln!(
+                        self.ctx.stderr,
+                        "WARNING! Cannot turn off echo on the terminal ({e}); input will be visible."
+                    );
+                }
+            }
+        }
         let _ = write!(self.ctx.stderr, "{prompt}");
         let _ = self.ctx.stderr.flush();
         let mut line = Zeroizing::new(String::new());

@@ -351,7 +351,10 @@ const LOGIN: Usage = Usage {
 
   Authenticates and stores the resulting token in ~/.vault-token. With the default token
   method the argument is the token (prompted for when missing, read from stdin when -).
-  Other methods take K=V arguments, e.g. -method=userpass username=alice.",
+  Other methods take K=V arguments, e.g. -method=userpass username=alice (the password is
+  prompted for, without echo, when password= is not given), or -method=cert with
+  -client-cert and -client-key (optionally name=ROLE). `tresor auth help TYPE` explains a
+  method's arguments.",
     flags: &[
         flag("method", Kind::Str, "Auth method type (default token)."),
         flag(
@@ -478,6 +481,26 @@ fn login_other_method(cli: &mut Cli<'_, '_>, p: &Parsed, method: &str) -> Result
                 data.insert("password".to_string(), Value::String(pw.to_string()));
             }
             format!("auth/{mount}/login/{user}")
+        }
+        "cert" => {
+            // The certificate travels in the TLS handshake, so there must be one and TLS.
+            let cfg = crate::client::config(cli.ctx.env, p)
+                .map_err(|e| CliError::Local(e.to_string()))?;
+            if cfg.tls.client_cert.is_none() || cfg.tls.client_key.is_none() {
+                return Err(CliError::Usage(
+                    "-method=cert needs a client certificate and its key: -client-cert and \
+                     -client-key, or VAULT_CLIENT_CERT and VAULT_CLIENT_KEY"
+                        .to_string(),
+                ));
+            }
+            if !cfg.address.starts_with("https://") {
+                return Err(CliError::Usage(format!(
+                    "-method=cert needs an https:// address (a client certificate is only sent \
+                     over TLS), not {}",
+                    cfg.address
+                )));
+            }
+            format!("auth/{mount}/login")
         }
         _ => format!("auth/{mount}/login"),
     };
@@ -695,6 +718,117 @@ pub fn lease_revoke(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
         .map_err(|e| remote(format_args!("revoking {id}"), e))?;
     cli.outln(&done);
     Ok(0)
+}
+
+/// What `tresor auth help TYPE` prints for the methods `tresor login` knows.
+fn method_help(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "token" => {
+            "Usage: tresor login TOKEN [CONFIG K=V...]
+
+  The token auth method logs in with an existing token. Without TOKEN the token is
+  prompted for (without echo on a terminal); with - it is read from stdin.
+
+    $ tresor login
+    $ tresor login s.abc123
+
+Configuration:
+
+  token=<string>
+      The token to use (the same as the argument)."
+        }
+        "userpass" | "ldap" | "okta" | "radius" => {
+            "Usage: tresor login -method=userpass [CONFIG K=V...]
+
+  The userpass method (and ldap, okta and radius, which log in the same way) logs in with a
+  username and password. The password is prompted for without echo when password= is not
+  given; when stdin is not a terminal one line is read from it.
+
+    $ tresor login -method=userpass username=alice
+    $ echo \"$PASSWORD\" | tresor login -method=userpass username=alice
+    $ tresor login -method=userpass -path=people username=alice password=...
+
+Configuration:
+
+  username=<string>
+      The username (default: $USER).
+
+  password=<string>
+      The password; prompted for when missing."
+        }
+        "cert" => {
+            "Usage: tresor login -method=cert [CONFIG K=V...]
+
+  The cert method logs in with the TLS client certificate presented to the server, given
+  with -client-cert and -client-key (or VAULT_CLIENT_CERT and VAULT_CLIENT_KEY). The
+  address must be https://.
+
+    $ tresor login -method=cert -client-cert=alice.pem -client-key=alice-key.pem
+    $ tresor login -method=cert -client-cert=alice.pem -client-key=alice-key.pem name=people
+
+Configuration:
+
+  name=<string>
+      The certificate role to log in against (default: any role that trusts the
+      certificate)."
+        }
+        "approle" => {
+            "Usage: tresor write auth/approle/login role_id=... secret_id=...
+
+  The approle method is for machines: there is no `tresor login` helper, write to its
+  login path instead and use the client_token from the answer.
+
+    $ tresor write -field=token auth/approle/login role_id=$ROLE_ID secret_id=$SECRET_ID"
+        }
+        _ => return None,
+    })
+}
+
+const AUTH_HELP: Usage = Usage {
+    text: "Usage: tresor auth help [options] TYPE | PATH
+
+  Prints how to log in with an auth method: TYPE is a method's type (userpass, cert, token,
+  ...); PATH is where one is mounted, whose type is then looked up on the server.
+
+    $ tresor auth help userpass
+    $ tresor auth help people/",
+    flags: &[],
+};
+
+/// `tresor auth help`.
+pub fn auth_help(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
+    let p = cli.parse(&AUTH_HELP, args)?;
+    exact_args(&p.args, 1)?;
+    let arg = p.args[0].trim().to_string();
+    let kind = if method_help(&arg).is_some() {
+        arg
+    } else {
+        // Not a type: maybe the path of a mounted method.
+        let client = cli.client(&p)?;
+        let mounts = client
+            .read("sys/auth", &[])
+            .map_err(|e| remote("retrieving help", e))?
+            .map(|s| s.data())
+            .unwrap_or_default();
+        let path = super::mount_path(&arg);
+        mounts
+            .get(&path)
+            .and_then(|m| m.get("type"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                CliError::Remote(format!("Error retrieving help: unknown auth method: {arg}"))
+            })?
+    };
+    match method_help(&kind) {
+        Some(text) => {
+            cli.outln(text);
+            Ok(0)
+        }
+        None => Err(CliError::Local(format!(
+            "No method-specific CLI help for {kind}"
+        ))),
+    }
 }
 
 #[cfg(test)]
