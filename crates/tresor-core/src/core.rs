@@ -278,6 +278,7 @@ pub struct Unsealed {
     pub expiration: crate::expiration::Expiration,
     pub audit: crate::audit::AuditBroker,
     pub policies: PolicyStore,
+    pub identity: Arc<crate::identity::IdentityStore>,
     router: RwLock<Arc<Router>>,
     mount_lock: tokio::sync::Mutex<()>,
     pub cluster_name: String,
@@ -290,8 +291,42 @@ impl Unsealed {
     pub fn router(&self) -> Arc<Router> {
         self.router.read().clone()
     }
+    /// Installs a new route table and tells the identity store the auth mounts it now has
+    /// (alias mount paths and types, templates keyed by mount path).
     pub(crate) fn set_router(&self, r: Router) {
+        self.identity.set_mounts(
+            r.routes()
+                .iter()
+                .filter(|r| r.entry.table == Table::Auth)
+                .map(|r| {
+                    (
+                        r.entry.accessor.clone(),
+                        r.path.to_string(),
+                        r.entry.kind.clone(),
+                    )
+                }),
+        );
         *self.router.write() = Arc::new(r);
+    }
+
+    /// The entity behind a token, if it has one that still exists.
+    pub fn entity(&self, entity_id: &str) -> Option<Arc<crate::identity::Resolved>> {
+        self.identity.resolve(entity_id)
+    }
+
+    /// The compiled ACL of a token: its own policies, plus, when it has an entity, the
+    /// entity's and its groups' policies with templated paths rendered for that entity. A
+    /// token of a disabled entity is denied.
+    pub fn acl_for(
+        &self,
+        policies: &[String],
+        entity_id: &str,
+    ) -> Result<Arc<tresor_policy::Acl>, CoreError> {
+        match self.entity(entity_id) {
+            None => Ok(self.policies.acl(policies)),
+            Some(r) if r.info.disabled => Err(CoreError::PermissionDenied),
+            Some(r) => Ok(self.policies.acl_with_identity(policies, &r)),
+        }
     }
     pub(crate) fn mount_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.mount_lock
@@ -757,10 +792,18 @@ impl Core {
         };
         let tokens = TokenStore::open(View::new(barrier.clone(), "sys/token/")).await?;
         let policies = PolicyStore::open(View::new(barrier.clone(), "sys/policy/")).await?;
+        let identity = Arc::new(
+            crate::identity::IdentityStore::open(View::new(
+                barrier.clone(),
+                crate::identity::PREFIX,
+            ))
+            .await?,
+        );
         let u = Arc::new(Unsealed {
             barrier: barrier.clone(),
             tokens,
             policies,
+            identity,
             expiration: crate::expiration::Expiration::new(View::new(
                 barrier.clone(),
                 "sys/expire/",
@@ -791,6 +834,14 @@ impl Core {
             mounts = vec![cubby, sys];
             self.save_table(&barrier, MOUNTS_PATH, &mounts).await?;
         }
+        // The identity store's mount, added to tables written before it existed.
+        if !mounts.iter().any(|m| m.kind == "identity") {
+            let mut identity =
+                MountEntry::new(Table::Mounts, "identity/", "identity", "identity store");
+            identity.config.passthrough_request_headers = vec!["Authorization".into()];
+            mounts.push(identity);
+            self.save_table(&barrier, MOUNTS_PATH, &mounts).await?;
+        }
         let mut auth = self.load_table(&barrier, AUTH_PATH).await?;
         if auth.is_empty() {
             auth = vec![MountEntry::new(
@@ -815,7 +866,7 @@ impl Core {
                 tracing::error!(mount = %r.path, error = %e, "engine failed to initialize");
             }
         }
-        *u.router.write() = Arc::new(Router::new(routes));
+        u.set_router(Router::new(routes));
         Ok(u)
     }
 
@@ -889,7 +940,10 @@ impl Core {
     }
 
     pub(crate) fn route_for(&self, u: &Unsealed, entry: MountEntry) -> Result<Route, CoreError> {
-        let backend = self.backend_for(&entry)?;
+        let backend = match (entry.table, entry.kind.as_str()) {
+            (Table::Mounts, "identity") => crate::identity_backend::backend(u.identity.clone()),
+            _ => self.backend_for(&entry)?,
+        };
         let special = backend.special_paths();
         let mount = entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl);
         Ok(Route {
@@ -951,7 +1005,7 @@ impl Core {
             .await?;
         let mut routes = router.routes().to_vec();
         routes.push(route);
-        *u.router.write() = Arc::new(Router::new(routes));
+        u.set_router(Router::new(routes));
         Ok(())
     }
 
@@ -967,8 +1021,10 @@ impl Core {
         let Some(route) = router.exact(&full).cloned() else {
             return Ok(());
         };
-        if matches!(route.entry.kind.as_str(), "system" | "cubbyhole")
-            || (table == Table::Auth && route.entry.kind == "token")
+        if matches!(
+            route.entry.kind.as_str(),
+            "system" | "cubbyhole" | "identity"
+        ) || (table == Table::Auth && route.entry.kind == "token")
         {
             return Err(CoreError::InvalidRequest(format!(
                 "cannot unmount {:?}",
@@ -999,7 +1055,7 @@ impl Core {
             .collect();
         self.save_table(&u.barrier, table_path(table), &entries)
             .await?;
-        *u.router.write() = Arc::new(Router::new(routes));
+        u.set_router(Router::new(routes));
         tresor_sdk::Storage::delete_prefix(&route.view, "").await?;
         route.backend.cleanup().await;
         Ok(())
@@ -1045,7 +1101,7 @@ impl Core {
             .collect();
         self.save_table(&u.barrier, table_path(table), &entries)
             .await?;
-        *u.router.write() = Arc::new(Router::new(routes));
+        u.set_router(Router::new(routes));
         Ok(())
     }
 
@@ -1058,7 +1114,10 @@ impl Core {
             .exact(from)
             .cloned()
             .ok_or_else(|| CoreError::InvalidRequest(format!("no matching mount at {from:?}")))?;
-        if matches!(route.entry.kind.as_str(), "system" | "cubbyhole" | "token") {
+        if matches!(
+            route.entry.kind.as_str(),
+            "system" | "cubbyhole" | "token" | "identity"
+        ) {
             return Err(CoreError::InvalidRequest(format!(
                 "cannot remount {from:?}"
             )));
@@ -1103,7 +1162,7 @@ impl Core {
             .collect();
         self.save_table(&u.barrier, table_path(table), &entries)
             .await?;
-        *u.router.write() = Arc::new(Router::new(routes));
+        u.set_router(Router::new(routes));
         // The engine instance that served the old path is done.
         route.backend.cleanup().await;
         Ok(())
@@ -1271,7 +1330,10 @@ impl Core {
             if let Some(t) = token.as_deref()
                 && !unauthenticated
             {
-                let acl = u.policies.acl(&t.policies);
+                let acl = match u.acl_for(&t.policies, &t.entity_id) {
+                    Ok(acl) => acl,
+                    Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e)),
+                };
                 let may = |op| {
                     acl.allow_operation(op, &path, Some(&engine_req.data))
                         .allowed
@@ -1339,7 +1401,7 @@ impl Core {
         audit.request(token.as_deref(), engine_req.operation, "")?;
         // 10. dispatch
         let mount_type = route.entry.kind.clone();
-        engine_req.caller = Self::caller(token.as_deref(), &authorized);
+        engine_req.caller = Self::caller(&u, token.as_deref(), &authorized);
         let mut out = CoreResponse {
             request_id: request_id.clone(),
             mount_type,
@@ -1451,7 +1513,11 @@ impl Core {
         }
         if let Some(auth) = resp.auth.take() {
             let auth = self.materialize_auth(u, route, auth, path, at).await?;
-            out.auth = Some(render_auth(&auth));
+            let identity = u
+                .entity(&auth.entity_id)
+                .map(|r| r.policies.clone())
+                .unwrap_or_default();
+            out.auth = Some(render_auth(&auth, &identity));
         }
         out.response = Some(resp);
         Ok(())
@@ -1472,21 +1538,23 @@ impl Core {
             // Only unauthenticated paths get here without a token.
             return Ok(tresor_policy::Authorized::unauthenticated_path(false));
         };
-        let acl = u.policies.acl(&token.policies);
         if unauthenticated {
-            return Ok(tresor_policy::Authorized::unauthenticated_path(
-                acl.is_root(),
-            ));
+            let root = u
+                .acl_for(&token.policies, &token.entity_id)
+                .is_ok_and(|acl| acl.is_root());
+            return Ok(tresor_policy::Authorized::unauthenticated_path(root));
         }
+        let acl = u.acl_for(&token.policies, &token.entity_id)?;
         acl.authorize(req.operation, full_path, Some(&req.data), sudo_path)
             .map_err(|_| CoreError::PermissionDenied)
     }
 
     /// The caller an engine sees: who the token is, and what the ACL decided.
-    fn caller(token: Option<&TokenEntry>, a: &tresor_policy::Authorized) -> Caller {
+    fn caller(u: &Unsealed, token: Option<&TokenEntry>, a: &tresor_policy::Authorized) -> Caller {
         let Some(token) = token else {
             return Caller::default();
         };
+        let entity = u.entity(&token.entity_id).map(|r| r.info.clone());
         Caller {
             token_id: Some(token.hash.clone()),
             token_accessor: Some(token.accessor.clone()),
@@ -1495,6 +1563,7 @@ impl Core {
             display_name: token.display_name.clone(),
             policies: token.policies.clone(),
             entity_id: token.entity_id.clone(),
+            entity,
             batch_token: token.is_batch().then(|| token.id.clone()),
         }
     }
@@ -1631,13 +1700,21 @@ fn table_path(t: Table) -> &'static str {
     }
 }
 
-/// Vault's `auth` block from an engine's [`tresor_sdk::Auth`].
-pub fn render_auth(a: &tresor_sdk::Auth) -> Value {
+/// Vault's `auth` block from an engine's [`tresor_sdk::Auth`]: `policies` is the token's own
+/// policies followed by its identity policies (the entity's and its groups').
+pub fn render_auth(a: &tresor_sdk::Auth, identity_policies: &[String]) -> Value {
+    let mut all = a.policies.clone();
+    for p in identity_policies {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
     json!({
         "client_token": a.client_token,
         "accessor": a.accessor,
-        "policies": a.policies,
+        "policies": all,
         "token_policies": a.policies,
+        "identity_policies": if identity_policies.is_empty() { Value::Null } else { json!(identity_policies) },
         "metadata": if a.metadata.is_empty() { Value::Null } else { json!(a.metadata) },
         "lease_duration": a.ttl.as_secs(),
         "renewable": a.renewable,

@@ -107,6 +107,15 @@ impl Core {
                 &route.entry.config.token_type,
             )?;
             let limits = login_ttl(&auth, &route.mount);
+            // The login's alias resolves to its identity entity (created on first login).
+            if auth.entity_id.is_empty()
+                && let Some(alias) = &auth.alias
+            {
+                auth.entity_id = u
+                    .identity
+                    .login(&route.entry.accessor, alias, &auth.group_aliases)
+                    .await?;
+            }
             let mut entry = TokenEntry::service(policies.clone(), path, &auth.display_name, at)
                 .with_ttl(limits.ttl.as_secs());
             entry.meta = auth.metadata.clone();
@@ -118,6 +127,12 @@ impl Core {
             entry.bound_cidrs = auth.bound_cidrs.clone();
             entry.internal_data = auth.internal_data.clone();
             entry.mount_accessor = route.entry.accessor.clone();
+            entry.entity_id = auth.entity_id.clone();
+            if let Some(r) = u.entity(&entry.entity_id)
+                && r.info.disabled
+            {
+                return Err(CoreError::PermissionDenied);
+            }
             let e = if batch {
                 if entry.num_uses > 0 || entry.period > 0 {
                     return Err(CoreError::InvalidRequest(

@@ -14,6 +14,8 @@ mod cubbyhole;
 pub mod error;
 pub mod expiration;
 pub mod hooks;
+pub mod identity;
+mod identity_backend;
 mod invalidate;
 mod leases;
 pub mod mounts;

@@ -114,6 +114,7 @@ impl MountEntry {
     pub fn view_prefix(&self) -> String {
         match (self.table, self.kind.as_str()) {
             (_, "system") => "sys/".to_owned(),
+            (Table::Mounts, "identity") => crate::identity::PREFIX.to_owned(),
             (Table::Auth, "token") => "sys/token/".to_owned(),
             (Table::Mounts, _) => format!("logical/{}/", self.uuid),
             (Table::Auth, _) => format!("auth/{}/", self.uuid),

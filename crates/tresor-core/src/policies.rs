@@ -34,6 +34,12 @@ pub struct PolicyStore {
     /// Bumped (under the `acls` lock) by every policy change: an ACL compiled from policies
     /// read before a change is not cached after it.
     generation: AtomicU64,
+    /// ACLs of tokens with an identity entity, keyed by entity id and then by the token's own
+    /// policies, each with the identity generation it was rendered at: templates are rendered
+    /// once per (policy set, entity) and again when either changes.
+    entity_acls: RwLock<HashMap<String, HashMap<Vec<String>, (u64, Arc<Acl>)>>>,
+    /// Whether any stored policy is templated (then every entity's ACL is rendered).
+    any_templated: std::sync::atomic::AtomicBool,
     /// Serialises policy writes and deletes, so storage and memory end with the same text.
     writes: tokio::sync::Mutex<()>,
     root: Arc<Acl>,
@@ -62,6 +68,8 @@ impl PolicyStore {
             policies: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            entity_acls: RwLock::new(HashMap::new()),
+            any_templated: std::sync::atomic::AtomicBool::new(false),
             writes: tokio::sync::Mutex::new(()),
             root: Arc::new(Acl::root()),
         };
@@ -81,6 +89,7 @@ impl PolicyStore {
                 }
             }
         }
+        store.invalidate_acls();
         Ok(store)
     }
 
@@ -138,8 +147,12 @@ impl PolicyStore {
     /// Drops every compiled ACL after a policy change (see `generation`).
     fn invalidate_acls(&self) {
         let mut acls = self.acls.write();
+        let mut entity_acls = self.entity_acls.write();
         self.generation.fetch_add(1, Ordering::SeqCst);
         acls.clear();
+        entity_acls.clear();
+        let templated = self.policies.read().values().any(|p| p.is_templated());
+        self.any_templated.store(templated, Ordering::SeqCst);
     }
 
     /// Reads one policy again after another server changed or deleted it.
@@ -166,6 +179,54 @@ impl PolicyStore {
         let mut v: Vec<String> = self.policies.read().keys().cloned().collect();
         v.sort();
         v
+    }
+
+    /// The ACL of a token with an identity entity: its policies plus the entity's identity
+    /// policies, templated paths rendered for the entity (cached per entity and policy set).
+    pub fn acl_with_identity(
+        &self,
+        names: &[String],
+        entity: &crate::identity::Resolved,
+    ) -> Arc<Acl> {
+        if names.iter().any(|n| n == "root") {
+            return self.root.clone();
+        }
+        if entity.policies.is_empty() && !self.any_templated.load(Ordering::SeqCst) {
+            return self.acl(names);
+        }
+        if let Some(per_entity) = self.entity_acls.read().get(&entity.info.id)
+            && let Some((generation, acl)) = per_entity.get(names)
+            && *generation == entity.generation
+        {
+            return acl.clone();
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+        for p in &entity.policies {
+            if !all.contains(&p.as_str()) {
+                all.push(p);
+            }
+        }
+        let policies: Vec<Arc<Policy>> = all
+            .iter()
+            .filter_map(|n| self.get(n))
+            .map(|p| {
+                if p.is_templated() {
+                    Arc::new(p.render(Some(&entity.info)).0)
+                } else {
+                    p
+                }
+            })
+            .collect();
+        let acl = Arc::new(Acl::new(&policies));
+        let mut cache = self.entity_acls.write();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            cache
+                .entry(entity.info.id.clone())
+                .or_default()
+                .insert(names.to_vec(), (entity.generation, acl.clone()));
+        }
+        acl
     }
 
     /// The compiled ACL for a set of policy names (cached). Unknown names grant nothing.

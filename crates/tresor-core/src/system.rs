@@ -356,17 +356,40 @@ async fn mount_path(
 
 async fn caller_acl(c: &Core, req: &Request) -> Result<Arc<tresor_policy::Acl>> {
     let u = c.unsealed().map_err(le)?;
-    Ok(u.policies.acl(&req.caller.policies))
+    u.acl_for(&req.caller.policies, &req.caller.entity_id)
+        .map_err(le)
+}
+
+/// A caller's policy names with its entity's identity policies.
+fn all_policy_names(
+    u: &crate::core::Unsealed,
+    policies: &[String],
+    entity_id: &str,
+) -> Vec<String> {
+    let mut names = policies.to_vec();
+    if let Some(r) = u.entity(entity_id) {
+        for p in &r.policies {
+            if !names.contains(p) {
+                names.push(p.clone());
+            }
+        }
+    }
+    names
 }
 
 async fn capabilities(
     s: Arc<Sys>,
     policies: Vec<String>,
+    entity_id: String,
     paths: Vec<String>,
 ) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let acl = u.policies.acl(&policies);
+    let acl = match u.acl_for(&policies, &entity_id) {
+        Ok(acl) => acl,
+        // A disabled entity's tokens can do nothing.
+        Err(_) => Arc::new(tresor_policy::Acl::new(&[])),
+    };
     let mut m = Map::new();
     for p in &paths {
         let p = p.trim_start_matches('/');
@@ -591,7 +614,7 @@ fn table() -> Table<Sys> {
                         let u = c.unsealed().map_err(le)?;
                         let t = u.tokens.lookup(f.str("token").unwrap_or_default()).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid token"))?;
-                        capabilities(s, t.policies.clone(), paths_of(&f)).await
+                        capabilities(s, t.policies.clone(), t.entity_id.clone(), paths_of(&f)).await
                     })
                 })
                 .help("Fetch the capabilities of a token on the given paths.", "Returns, for each path, the list of capabilities the token has there."),
@@ -602,7 +625,7 @@ fn table() -> Table<Sys> {
                 .op(Operation::Update, |s, r, f| {
                     Box::pin(async move {
                         let policies = r.caller.policies.clone();
-                        capabilities(s, policies, paths_of(&f)).await
+                        capabilities(s, policies, r.caller.entity_id.clone(), paths_of(&f)).await
                     })
                 })
                 .help("Fetch the capabilities of the calling token on the given paths.", "Returns, for each path, the list of capabilities the calling token has there."),
@@ -616,7 +639,7 @@ fn table() -> Table<Sys> {
                         let u = c.unsealed().map_err(le)?;
                         let t = u.tokens.by_accessor(f.str("accessor").unwrap_or_default()).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
-                        capabilities(s, t.policies.clone(), paths_of(&f)).await
+                        capabilities(s, t.policies.clone(), t.entity_id.clone(), paths_of(&f)).await
                     })
                 })
                 .help("Fetch the capabilities of the token with the given accessor.", "Returns, for each path, the list of capabilities that token has there."),
@@ -831,12 +854,11 @@ async fn ui_mounts(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
                     json!({"type": e.kind, "description": e.description, "options": e.options}),
                 );
             } else if authed
-                && (acl.is_root()
-                    || has_mount_access(
-                        &c.unsealed().map_err(le)?.policies,
-                        &req.caller.policies,
-                        &e.route_path(),
-                    ))
+                && (acl.is_root() || {
+                    let u = c.unsealed().map_err(le)?;
+                    let names = all_policy_names(&u, &req.caller.policies, &req.caller.entity_id);
+                    has_mount_access(&u.policies, &names, &e.route_path())
+                })
             {
                 out.insert(e.path.clone(), e.info());
             }
@@ -883,8 +905,11 @@ async fn ui_mount(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Respons
     let Some((route, _)) = router.route(&path) else {
         return Err(LogicalError::PermissionDenied);
     };
-    let acl = u.policies.acl(&req.caller.policies);
-    if !acl.is_root() && !has_mount_access(&u.policies, &req.caller.policies, &route.path) {
+    let acl = u
+        .acl_for(&req.caller.policies, &req.caller.entity_id)
+        .map_err(le)?;
+    let names = all_policy_names(&u, &req.caller.policies, &req.caller.entity_id);
+    if !acl.is_root() && !has_mount_access(&u.policies, &names, &route.path) {
         return Err(LogicalError::PermissionDenied);
     }
     let mut info = route.entry.info();
@@ -908,7 +933,8 @@ async fn openapi(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
         .caller
         .token_id
         .is_some()
-        .then(|| u.policies.acl(&req.caller.policies));
+        .then(|| u.acl_for(&req.caller.policies, &req.caller.entity_id).ok())
+        .flatten();
     let mut paths = Map::new();
     for r in u.router().routes() {
         for (p, item) in r.backend.openapi_paths() {

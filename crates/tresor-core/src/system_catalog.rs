@@ -112,7 +112,9 @@ async fn resultant_acl(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
         return Err(LogicalError::PermissionDenied);
     }
     let u = c.unsealed().map_err(le)?;
-    if u.policies.acl(&req.caller.policies).is_root() {
+    if u.acl_for(&req.caller.policies, &req.caller.entity_id)
+        .is_ok_and(|a| a.is_root())
+    {
         return Ok(Some(Response::json(json!({"root": true}))));
     }
     let policies: Vec<_> = req

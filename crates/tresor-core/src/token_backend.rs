@@ -476,7 +476,8 @@ async fn create(
         orphan,
         role: role.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
         renewable: renewable && token_type == "service",
-        entity_id: String::new(),
+        // A child acts for the same identity as its creator (as in Vault).
+        entity_id: parent.entity_id.clone(),
         bound_cidrs: role
             .as_ref()
             .map(|r| r.token_bound_cidrs.clone())
@@ -580,7 +581,13 @@ async fn lookup(
         }
         other => other?,
     };
-    Ok(Some(Response::data(e.lookup_data(which != "accessor"))))
+    let mut data = e.lookup_data(which != "accessor");
+    if let Some(r) = u.entity(&e.entity_id)
+        && !r.policies.is_empty()
+    {
+        data.insert("identity_policies".into(), serde_json::json!(r.policies));
+    }
+    Ok(Some(Response::data(data)))
 }
 
 async fn renew(

@@ -53,10 +53,60 @@ pub struct PathRule {
 }
 
 impl PathRule {
-    /// Whether the pattern uses identity templating (`{{identity...}}`), which this crate does
-    /// not render yet; the ACL skips such rules, as Vault does when a template cannot be filled.
+    /// Whether the pattern uses identity templating (`{{identity...}}`). The ACL skips rules
+    /// still templated: [`Policy::render`] fills them for one entity first.
     pub fn is_templated(&self) -> bool {
         self.path.contains("{{")
+    }
+}
+
+impl Policy {
+    /// Whether any path of this policy is templated.
+    pub fn is_templated(&self) -> bool {
+        self.paths.iter().any(PathRule::is_templated)
+    }
+
+    /// This policy with its templated paths rendered for `entity` (or for no entity: every
+    /// template then fails). A path that cannot render is left out, as Vault does, and
+    /// reported in the returned list (`"<pattern>: <why>"`).
+    pub fn render(
+        &self,
+        entity: Option<&tresor_sdk::identity::EntityInfo>,
+    ) -> (Policy, Vec<String>) {
+        let mut failed = Vec::new();
+        let paths = self
+            .paths
+            .iter()
+            .filter_map(|rule| {
+                if !rule.is_templated() {
+                    return Some(rule.clone());
+                }
+                let rendered = match entity {
+                    Some(e) => {
+                        tresor_sdk::identity::render(&rule.path, e).map_err(|e| e.to_string())
+                    }
+                    None => Err("the token has no identity entity".to_owned()),
+                };
+                match rendered {
+                    Ok(path) => Some(PathRule {
+                        path: path.trim_start_matches('/').to_owned(),
+                        ..rule.clone()
+                    }),
+                    Err(why) => {
+                        failed.push(format!("{}: {why}", rule.path));
+                        None
+                    }
+                }
+            })
+            .collect();
+        (
+            Policy {
+                name: self.name.clone(),
+                paths,
+                raw: self.raw.clone(),
+            },
+            failed,
+        )
     }
 }
 
@@ -88,6 +138,14 @@ pub enum PolicyError {
     /// The text is empty or whitespace.
     #[error("policy is empty")]
     Empty,
+    /// A path's `{{identity...}}` template names nothing templates can name.
+    #[error("path {path:?}: {message}")]
+    InvalidTemplate {
+        /// The path as written.
+        path: String,
+        /// What is wrong with the template.
+        message: String,
+    },
     /// The text is neither valid HCL nor valid JSON.
     #[error("syntax error on line {line}, column {column}: {message}")]
     Syntax {
@@ -188,6 +246,12 @@ pub fn parse_policy(name: &str, text: &str) -> Result<Policy, PolicyError> {
         hcl_to_node(text)?
     };
     let paths = interpret_root(root)?;
+    for rule in paths.iter().filter(|r| r.is_templated()) {
+        tresor_sdk::identity::validate(&rule.path).map_err(|e| PolicyError::InvalidTemplate {
+            path: rule.path.clone(),
+            message: e.to_string(),
+        })?;
+    }
     Ok(Policy {
         name: name.to_owned(),
         paths,

@@ -14,6 +14,7 @@ pub mod cidr;
 pub mod clock;
 pub mod duration;
 pub mod framework;
+pub mod identity;
 pub mod record;
 pub mod token;
 
@@ -202,6 +203,9 @@ pub struct Caller {
     pub display_name: String,
     pub policies: Vec<String>,
     pub entity_id: String,
+    /// The entity behind the token (its aliases, metadata and groups), for engines that
+    /// render identity templates (PKI's `allowed_domains_template`).
+    pub entity: Option<Arc<identity::EntityInfo>>,
     /// A batch token is not stored anywhere: it is its own entry. The token store reads it
     /// back from here (`lookup-self`); other engines must ignore it, and nothing stores it.
     /// A batch token has no cubbyhole.
