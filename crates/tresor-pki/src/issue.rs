@@ -75,6 +75,26 @@ struct LeafRequest<'a> {
     /// `sign-verbatim`: no name rules, subject and SANs from the CSR.
     verbatim: bool,
     display_name: &'a str,
+    /// The caller's identity entity, for templated `allowed_domains` / `allowed_uri_sans`.
+    entity: Option<&'a tresor_sdk::identity::EntityInfo>,
+}
+
+/// A role's allowed names with identity templates rendered for the caller (when the role
+/// enables templating). A template that does not render for this caller allows nothing.
+fn rendered(
+    names: &[String],
+    templated: bool,
+    entity: Option<&tresor_sdk::identity::EntityInfo>,
+) -> Vec<String> {
+    names
+        .iter()
+        .filter_map(|n| {
+            if !templated || !tresor_sdk::identity::is_templated(n) {
+                return Some(n.clone());
+            }
+            tresor_sdk::identity::render(n, entity?).ok()
+        })
+        .collect()
 }
 
 /// A validated leaf ready to sign.
@@ -158,8 +178,18 @@ fn plan_leaf(r: &LeafRequest<'_>) -> Result<LeafPlan> {
             }
         }
     }
+    let allowed_domains = rendered(
+        &role.allowed_domains,
+        role.allowed_domains_template,
+        r.entity,
+    );
+    let allowed_uri_sans = rendered(
+        &role.allowed_uri_sans,
+        role.allowed_uri_sans_template,
+        r.entity,
+    );
     let policy = DomainPolicy {
-        allowed_domains: &role.allowed_domains,
+        allowed_domains: &allowed_domains,
         allow_bare_domains: role.allow_bare_domains,
         allow_subdomains: role.allow_subdomains,
         allow_glob_domains: role.allow_glob_domains,
@@ -210,12 +240,12 @@ fn plan_leaf(r: &LeafRequest<'_>) -> Result<LeafPlan> {
         )));
     }
     for u in &sans.uri {
-        if role.allowed_uri_sans.is_empty() {
+        if allowed_uri_sans.is_empty() {
             return Err(bad(
                 "URI Subject Alternative Names are not allowed in this role",
             ));
         }
-        if !role.allowed_uri_sans.iter().any(|p| glob_match(p, u)) {
+        if !allowed_uri_sans.iter().any(|p| glob_match(p, u)) {
             return Err(bad(format!(
                 "URI Subject Alternative Name {u} not allowed by this role"
             )));
@@ -478,6 +508,7 @@ impl Engine {
             csr: csr.as_ref(),
             verbatim: mode == Mode::Verbatim,
             display_name: &req.caller.display_name,
+            entity: req.caller.entity.as_deref(),
         })?;
         let now = self.now();
         let mut warnings = Vec::new();

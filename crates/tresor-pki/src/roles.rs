@@ -154,7 +154,7 @@ pub const ROLE_FIELDS: &[(&str, Kind, &str, &str)] = &[
         "allowed_domains_template",
         Kind::Bool,
         "false",
-        "identity templating in allowed_domains (not supported)",
+        "allowed_domains may hold identity templates ({{identity.entity.name}}, {{identity.entity.aliases.<mount>.name}}, ...), rendered for the caller's entity",
     ),
     (
         "allow_bare_domains",
@@ -203,7 +203,7 @@ pub const ROLE_FIELDS: &[(&str, Kind, &str, &str)] = &[
         "allowed_uri_sans_template",
         Kind::Bool,
         "false",
-        "identity templating in allowed_uri_sans (not supported)",
+        "allowed_uri_sans may hold identity templates, rendered for the caller's entity",
     ),
     (
         "allowed_other_sans",
@@ -399,8 +399,25 @@ pub fn normalize(mut r: Role) -> Result<Role> {
     if r.max_ttl > 0 && r.ttl > r.max_ttl {
         return Err(bad("ttl cannot be larger than max_ttl"));
     }
-    if r.allowed_domains_template || r.allowed_uri_sans_template {
-        return Err(bad("identity templating of allowed names is not supported"));
+    // Templates must name something templates can name (rendering happens per request).
+    for (on, list, name) in [
+        (
+            r.allowed_domains_template,
+            &r.allowed_domains,
+            "allowed_domains",
+        ),
+        (
+            r.allowed_uri_sans_template,
+            &r.allowed_uri_sans,
+            "allowed_uri_sans",
+        ),
+    ] {
+        for v in list
+            .iter()
+            .filter(|v| on && tresor_sdk::identity::is_templated(v))
+        {
+            tresor_sdk::identity::validate(v).map_err(|e| bad(format!("{name} {v:?}: {e}")))?;
+        }
     }
     x509::key_usage_bits(&r.key_usage).map_err(|e| bad(e.to_string()))?;
     for n in &r.ext_key_usage {
