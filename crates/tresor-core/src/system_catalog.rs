@@ -117,15 +117,38 @@ async fn resultant_acl(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
     {
         return Ok(Some(Response::json(json!({"root": true}))));
     }
-    let policies: Vec<_> = req
-        .caller
-        .policies
+    // The token's policies and its entity's identity policies, templated paths rendered for
+    // the entity; a path that cannot render is reported as a warning, not silently dropped.
+    let entity = u.entity(&req.caller.entity_id);
+    let mut names = req.caller.policies.clone();
+    if let Some(r) = &entity {
+        names.extend(
+            r.policies
+                .iter()
+                .filter(|p| !req.caller.policies.contains(p))
+                .cloned(),
+        );
+    }
+    let mut warnings = Vec::new();
+    let policies: Vec<_> = names
         .iter()
         .filter_map(|n| u.policies.get(n))
+        .map(|p| {
+            if !p.is_templated() {
+                return p;
+            }
+            let (rendered, failed) = p.render(entity.as_ref().map(|r| &*r.info));
+            warnings.extend(
+                failed
+                    .into_iter()
+                    .map(|f| format!("policy {:?}: path {f} (left out)", p.name)),
+            );
+            Arc::new(rendered)
+        })
         .collect();
-    Ok(Some(Response::json(tresor_policy::resultant_acl(
-        &policies,
-    ))))
+    let mut resp = Response::json(tresor_policy::resultant_acl(&policies));
+    resp.warnings = warnings;
+    Ok(Some(resp))
 }
 
 pub(crate) fn paths() -> Vec<Path<Sys>> {
