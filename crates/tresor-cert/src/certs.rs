@@ -1,0 +1,237 @@
+//! `certs/` and `certs/:name`: the trusted certificates ("certificate roles"). A write updates
+//! the fields it sends and keeps the others (a new role starts from the defaults), as Vault's
+//! does.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::Fields;
+use tresor_sdk::{Request, Response, Result};
+
+use crate::store::{self, CertEntry};
+use crate::{Engine, bad, x509};
+
+/// The list fields of a role, with where each lives.
+fn list_field<'a>(e: &'a mut CertEntry, name: &str) -> &'a mut Vec<String> {
+    match name {
+        "allowed_names" => &mut e.allowed_names,
+        "allowed_common_names" => &mut e.allowed_common_names,
+        "allowed_dns_sans" => &mut e.allowed_dns_sans,
+        "allowed_email_sans" => &mut e.allowed_email_sans,
+        "allowed_uri_sans" => &mut e.allowed_uri_sans,
+        "allowed_organizational_units" => &mut e.allowed_organizational_units,
+        "required_extensions" => &mut e.required_extensions,
+        "allowed_metadata_extensions" => &mut e.allowed_metadata_extensions,
+        _ => &mut e.ocsp_servers_override,
+    }
+}
+
+const LIST_FIELDS: &[&str] = &[
+    "allowed_names",
+    "allowed_common_names",
+    "allowed_dns_sans",
+    "allowed_email_sans",
+    "allowed_uri_sans",
+    "allowed_organizational_units",
+    "required_extensions",
+    "allowed_metadata_extensions",
+    "ocsp_servers_override",
+];
+
+/// A new role's defaults.
+fn new_entry(name: &str) -> CertEntry {
+    CertEntry {
+        name: name.to_owned(),
+        ocsp_max_retries: 4,
+        ..Default::default()
+    }
+}
+
+fn show(e: &CertEntry) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("certificate".into(), json!(e.certificate));
+    m.insert("display_name".into(), json!(e.display_name));
+    m.insert("allowed_names".into(), json!(e.allowed_names));
+    m.insert("allowed_common_names".into(), json!(e.allowed_common_names));
+    m.insert("allowed_dns_sans".into(), json!(e.allowed_dns_sans));
+    m.insert("allowed_email_sans".into(), json!(e.allowed_email_sans));
+    m.insert("allowed_uri_sans".into(), json!(e.allowed_uri_sans));
+    m.insert(
+        "allowed_organizational_units".into(),
+        json!(e.allowed_organizational_units),
+    );
+    m.insert("required_extensions".into(), json!(e.required_extensions));
+    m.insert(
+        "allowed_metadata_extensions".into(),
+        json!(e.allowed_metadata_extensions),
+    );
+    m.insert("ocsp_enabled".into(), json!(e.ocsp_enabled));
+    m.insert("ocsp_ca_certificates".into(), json!(e.ocsp_ca_certificates));
+    m.insert(
+        "ocsp_servers_override".into(),
+        json!(e.ocsp_servers_override),
+    );
+    m.insert("ocsp_fail_open".into(), json!(e.ocsp_fail_open));
+    m.insert(
+        "ocsp_query_all_servers".into(),
+        json!(e.ocsp_query_all_servers),
+    );
+    m.insert(
+        "ocsp_this_update_max_age".into(),
+        json!(e.ocsp_this_update_max_age),
+    );
+    m.insert("ocsp_max_retries".into(), json!(e.ocsp_max_retries));
+    e.token.show(&mut m);
+    // Vault also shows the legacy names of settings that are set.
+    if !e.token.token_policies.is_empty() {
+        m.insert("policies".into(), json!(e.token.token_policies));
+    }
+    if e.token.token_ttl > 0 {
+        m.insert("ttl".into(), json!(e.token.token_ttl));
+    }
+    if e.token.token_max_ttl > 0 {
+        m.insert("max_ttl".into(), json!(e.token.token_max_ttl));
+    }
+    if e.token.token_period > 0 {
+        m.insert("period".into(), json!(e.token.token_period));
+    }
+    if !e.token.token_bound_cidrs.is_empty() {
+        m.insert("bound_cidrs".into(), json!(e.token.token_bound_cidrs));
+    }
+    m
+}
+
+/// Applies the fields a write sent to `e`, validating each.
+fn apply(e: &mut CertEntry, f: &Fields) -> Result<()> {
+    if f.is_set("certificate") {
+        e.certificate = f.string("certificate");
+    }
+    if e.certificate.trim().is_empty() {
+        return Err(bad(
+            "missing certificate: a PEM-encoded certificate is required",
+        ));
+    }
+    x509::check_trusted(&e.certificate).map_err(|m| bad(format!("certificate: {m}")))?;
+    if f.is_set("display_name") {
+        e.display_name = f.string("display_name");
+    }
+    for name in LIST_FIELDS {
+        if f.is_set(name) {
+            *list_field(e, name) = f.list(name);
+        }
+    }
+    for r in &e.required_extensions {
+        x509::check_required_extension(r).map_err(bad)?;
+    }
+    for oid in &e.allowed_metadata_extensions {
+        if oid.is_empty() || !oid.split('.').all(|p| p.parse::<u64>().is_ok()) {
+            return Err(bad(format!(
+                "invalid allowed_metadata_extensions entry {oid:?}: expected an OID such as 1.3.6.1.4.1.311.20.2"
+            )));
+        }
+    }
+    for url in &e.ocsp_servers_override {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(bad(format!(
+                "invalid ocsp_servers_override entry {url:?}: expected an http:// or https:// URL"
+            )));
+        }
+    }
+    if f.is_set("ocsp_ca_certificates") {
+        e.ocsp_ca_certificates = f.string("ocsp_ca_certificates");
+    }
+    if !e.ocsp_ca_certificates.trim().is_empty() {
+        x509::pem_certificates(&e.ocsp_ca_certificates)
+            .map_err(|m| bad(format!("ocsp_ca_certificates: {m}")))?;
+    }
+    for (name, slot) in [
+        ("ocsp_enabled", &mut e.ocsp_enabled),
+        ("ocsp_fail_open", &mut e.ocsp_fail_open),
+        ("ocsp_query_all_servers", &mut e.ocsp_query_all_servers),
+    ] {
+        if f.is_set(name) {
+            *slot = f.flag(name);
+        }
+    }
+    if f.is_set("ocsp_this_update_max_age") {
+        e.ocsp_this_update_max_age = f
+            .duration("ocsp_this_update_max_age")
+            .unwrap_or_default()
+            .as_secs();
+    }
+    if f.is_set("ocsp_max_retries") {
+        let n = f.int("ocsp_max_retries").unwrap_or(0);
+        if n < 0 {
+            return Err(bad("ocsp_max_retries cannot be negative"));
+        }
+        e.ocsp_max_retries = n;
+    }
+    // `lease` is the oldest spelling of the token TTL; the newer names win.
+    if f.is_set("lease") && !f.is_set("token_ttl") && !f.is_set("ttl") {
+        let secs = f.int("lease").unwrap_or(0);
+        if secs < 0 {
+            return Err(bad("lease cannot be negative"));
+        }
+        e.token.token_ttl = secs as u64;
+    }
+    e.token.update(f)?;
+    if e.display_name.is_empty() {
+        e.display_name = e.name.clone();
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub(crate) async fn list_certs(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        Ok(Some(Response::list(
+            store::cert_names(&*req.storage).await?,
+        )))
+    }
+
+    pub(crate) async fn cert_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
+        Ok(store::cert(&*req.storage, &f.string("name"))
+            .await?
+            .is_some())
+    }
+
+    pub(crate) async fn read_cert(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        Ok(store::cert(&*req.storage, &f.string("name"))
+            .await?
+            .map(|e| Response::data(show(&e))))
+    }
+
+    pub(crate) async fn write_cert(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let name = f.string("name");
+        let s = &*req.storage;
+        let mut e = store::cert(s, &name)
+            .await?
+            .unwrap_or_else(|| new_entry(&name));
+        e.name = name;
+        apply(&mut e, &f)?;
+        store::put_cert(s, &e).await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn delete_cert(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        req.storage
+            .delete(&format!("{}{}", store::CERT_PREFIX, f.string("name")))
+            .await?;
+        Ok(None)
+    }
+}
