@@ -25,6 +25,9 @@ path "sys/wrapping/lookup" { capabilities = ["update"] }
 path "sys/wrapping/rewrap" { capabilities = ["update"] }
 "#;
 
+/// One entity's compiled ACLs: the token's policy set → (identity generation, ACL).
+type EntityAcls = HashMap<Vec<String>, (u64, Arc<Acl>)>;
+
 pub struct PolicyStore {
     view: View,
     wrapping: Arc<Acl>,
@@ -37,7 +40,7 @@ pub struct PolicyStore {
     /// ACLs of tokens with an identity entity, keyed by entity id and then by the token's own
     /// policies, each with the identity generation it was rendered at: templates are rendered
     /// once per (policy set, entity) and again when either changes.
-    entity_acls: RwLock<HashMap<String, HashMap<Vec<String>, (u64, Arc<Acl>)>>>,
+    entity_acls: RwLock<HashMap<String, EntityAcls>>,
     /// Whether any stored policy is templated (then every entity's ACL is rendered).
     any_templated: std::sync::atomic::AtomicBool,
     /// Serialises policy writes and deletes, so storage and memory end with the same text.

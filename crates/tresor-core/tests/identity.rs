@@ -50,7 +50,6 @@ impl LogicalBackend for Named {
                 alias: Some(Alias {
                     name: user.clone(),
                     metadata: [("team".to_owned(), "red".to_owned())].into(),
-                    ..Default::default()
                 }),
                 group_aliases: groups,
                 ..Default::default()
