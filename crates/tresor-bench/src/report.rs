@@ -42,6 +42,9 @@ pub struct WorkloadReport {
     pub latency_ms: Latency,
     /// The first distinct errors, with counts.
     pub first_errors: Vec<ErrorCount>,
+    /// Figures the workload adds (`userpass-login`: the bcrypt bound it measured).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub notes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The whole run.
@@ -105,6 +108,7 @@ fn workload_report(
                 count: *c,
             })
             .collect(),
+        notes: serde_json::Map::new(),
     }
 }
 
@@ -202,6 +206,11 @@ impl Report {
             }
             out.push_str(line.trim_end());
             out.push('\n');
+        }
+        for w in &self.workloads {
+            if let Some(s) = w.notes.get("summary").and_then(|s| s.as_str()) {
+                out.push_str(&format!("\n{}: {s}\n", w.name));
+            }
         }
         for w in &self.workloads {
             if w.errors == 0 {

@@ -343,12 +343,11 @@ pub async fn execute(
     } else {
         Vec::new()
     };
-    Ok(Report::new(
-        opts,
-        target.address(),
-        measured,
-        cleanup_errors,
-    ))
+    let mut report = Report::new(opts, target.address(), measured, cleanup_errors);
+    for (row, (_, w)) in report.workloads.iter_mut().zip(&ready) {
+        row.notes = w.notes(row.ok_per_second);
+    }
+    Ok(report)
 }
 
 async fn measure(

@@ -427,3 +427,56 @@ fn pki_issue_and_sign_against_tresor_dev() {
     );
     assert!(bench_pki_mounts(&rt, &api).is_empty());
 }
+
+/// The auth mounts the bench left in place.
+fn bench_auth_mounts(rt: &tokio::runtime::Runtime, api: &tresor_bench::client::Api) -> Vec<String> {
+    let mounts = call(rt, api, http::Method::GET, "sys/auth");
+    let data = mounts.get("data").unwrap_or(&mounts);
+    data.as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("tresor-bench-"))
+        .cloned()
+        .collect()
+}
+
+/// Issue 13: the login workloads run, userpass-login reports the bcrypt bound it measured,
+/// and cleanup leaves no auth mount behind.
+#[test]
+fn userpass_and_approle_logins_against_tresor_dev() {
+    let token = format!("bench-login-{}", std::process::id());
+    let server = start_dev_server(&token);
+    let (rt, api) = api(&server.addr, &token);
+
+    let r = run_bench(
+        &server.addr,
+        &token,
+        &["-workload=userpass-login", "-requests=12"],
+    );
+    let n = &r.workloads[0].notes;
+    assert_eq!(n["bcrypt_cost"], 10, "{n:?}");
+    assert!(n["bcrypt_ms_per_hash"].as_f64().unwrap() > 0.0, "{n:?}");
+    assert!(
+        n["bcrypt_bound_per_second"].as_f64().unwrap() > 0.0,
+        "{n:?}"
+    );
+    assert!(n["fraction_of_bound"].as_f64().unwrap() > 0.0, "{n:?}");
+    assert!(
+        r.to_table().contains("userpass-login: bcrypt cost 10: "),
+        "{}",
+        r.to_table()
+    );
+
+    let r = run_bench(
+        &server.addr,
+        &token,
+        &["-workload=approle-login", "-requests=40"],
+    );
+    assert_eq!(r.workloads[0].requests, 40);
+    assert!(r.workloads[0].notes.is_empty());
+
+    assert!(
+        bench_auth_mounts(&rt, &api).is_empty(),
+        "cleanup left auth mounts"
+    );
+}

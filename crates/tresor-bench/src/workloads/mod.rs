@@ -7,15 +7,18 @@
 //! ready [`Workload`]. The runner then asks the workload for one request at a time and, at the
 //! end, calls its `cleanup`, which removes everything `setup` created.
 //!
-//! Adding an engine's workload (`transit-encrypt`, `approle-login`, `userpass-login`,
-//! `database-creds`, ...) is one module with a config struct, a setup function and a
-//! [`Workload`] impl, plus one entry here. Until then those names are unknown workloads and
-//! rejected with the list of known ones.
+//! Adding an engine's workload (`transit-encrypt`, `database-creds`, ...) is one module with a
+//! config struct, a setup function and a [`Workload`] impl, plus one entry here. Until then
+//! those names are unknown workloads and rejected with the list of known ones. The login
+//! workloads (`userpass-login`, `approle-login`) share [`auth`]'s mount and request helpers.
 
+mod approle;
+mod auth;
 mod kv;
 mod pki;
 mod sys_health;
 mod token;
+mod userpass;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +48,13 @@ pub trait Workload: Send + Sync {
     /// Whether a response status counts as success (2xx unless the workload says otherwise).
     fn accepts(&self, status: StatusCode) -> bool {
         status.is_success()
+    }
+
+    /// Figures the workload adds to its row of the report, given the measured rate of
+    /// successful requests (`userpass-login`: the bcrypt bound). A `summary` string is printed
+    /// under the table; every entry goes in the JSON report.
+    fn notes(&self, _ok_per_second: f64) -> Map<String, Value> {
+        Map::new()
     }
 
     /// Removes what setup created (mounts, policies, tokens).
@@ -96,6 +106,8 @@ pub static REGISTRY: &[Kind] = &[
     token::LOOKUP,
     pki::ISSUE,
     pki::SIGN,
+    userpass::LOGIN,
+    approle::LOGIN,
 ];
 
 /// Finds a workload by name or vault-benchmark alias.
@@ -183,6 +195,8 @@ mod tests {
         assert_eq!(lookup("kvv2_read").unwrap().name, "kv-read");
         assert_eq!(lookup("pki_issue").unwrap().name, "pki-issue");
         assert_eq!(lookup("pki-sign").unwrap().name, "pki-sign");
+        assert_eq!(lookup("userpass_auth").unwrap().name, "userpass-login");
+        assert_eq!(lookup("approle_auth").unwrap().name, "approle-login");
         assert!(
             lookup("transit-encrypt").is_none(),
             "transit lands with its engine"
