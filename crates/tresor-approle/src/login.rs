@@ -120,24 +120,9 @@ impl Engine {
         let hmac = salt.secret_id(secret_id);
         let key = store::secret_key(&role.instance, &hmac);
         let remote = req.connection.remote_addr.as_deref();
-        let _g = self.lock(&mount_id(req), &key).await;
-        loop {
-            let Some((e, rev)) =
-                store::load_rev::<SecretIdEntry>(s, "approle secret ID", &key).await?
-            else {
-                return Err(invalid_credentials());
-            };
+        // The checks that do not change storage, on the entry as read.
+        let check = |e: &SecretIdEntry| -> Result<()> {
             if !store::ct_eq(&e.secret_id_hmac, &hmac) {
-                return Err(invalid_credentials());
-            }
-            let accessor_key = store::accessor_key(&role.instance, &e.accessor);
-            let now = self.now();
-            if e.expired(now) {
-                s.transaction_if(
-                    vec![(key.clone(), rev)],
-                    vec![(key.clone(), None), (accessor_key, None)],
-                )
-                .await?;
                 return Err(invalid_credentials());
             }
             if !e.cidr_list.is_empty() {
@@ -149,6 +134,36 @@ impl Engine {
                     )));
                 }
             }
+            Ok(())
+        };
+        // Fast path: a secret ID with unlimited uses that has not expired is only read, so
+        // its logins need no lock (nothing can give an existing secret ID a use limit).
+        match store::load::<SecretIdEntry>(s, "approle secret ID", &key).await? {
+            None => return Err(invalid_credentials()),
+            Some(e) if e.num_uses == 0 && !e.expired(self.now()) => {
+                check(&e)?;
+                return Ok(e);
+            }
+            Some(_) => {}
+        }
+        let _g = self.lock(&mount_id(req), &key).await;
+        loop {
+            let Some((e, rev)) =
+                store::load_rev::<SecretIdEntry>(s, "approle secret ID", &key).await?
+            else {
+                return Err(invalid_credentials());
+            };
+            let accessor_key = store::accessor_key(&role.instance, &e.accessor);
+            let now = self.now();
+            if e.expired(now) {
+                s.transaction_if(
+                    vec![(key.clone(), rev)],
+                    vec![(key.clone(), None), (accessor_key, None)],
+                )
+                .await?;
+                return Err(invalid_credentials());
+            }
+            check(&e)?;
             let ops = match e.num_uses {
                 0 => return Ok(e),
                 1 => vec![(key.clone(), None), (accessor_key, None)],
