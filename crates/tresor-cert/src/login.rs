@@ -156,9 +156,8 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let chain = req.connection.peer_certificates.clone();
         if chain.is_empty() {
-            return Err(bad(format!(
-                "{REFUSED}: no client certificate was presented in the TLS handshake"
-            )));
+            // Vault's words (checked against OpenBao 2.7.2).
+            return Err(bad("no client certificate found"));
         }
         let name = f.string("name").trim().to_lowercase();
         let only = (!name.is_empty()).then_some(name.as_str());
@@ -202,7 +201,8 @@ impl Engine {
             display_name: m.entry.display_name.clone(),
             metadata: metadata.clone(),
             internal_data: internal,
-            // Vault names a certificate login's alias by the subject's common name.
+            // Vault names a certificate login's alias by the subject's common name (checked
+            // against OpenBao 2.7.2: `identity/entity` shows the alias `alice`).
             alias: Some(Alias {
                 name: leaf.common_name,
                 metadata: if cfg.enable_identity_alias_metadata {
