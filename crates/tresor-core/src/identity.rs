@@ -1143,9 +1143,9 @@ fn dedup(v: Vec<String>) -> Vec<String> {
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), CoreError> {
-    if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().any(char::is_control) {
         return Err(invalid(format!(
-            "invalid {what} name {name:?}: it must be non-empty and contain no '/'"
+            "invalid {what} name {name:?}: it must be non-empty, without control characters"
         )));
     }
     Ok(())

@@ -46,7 +46,7 @@ impl Identity {
             "mount_path": mount_path,
             "mount_type": mount_type,
             "name": a.name,
-            "metadata": a.metadata,
+            "metadata": if a.metadata.is_empty() { Value::Null } else { json!(a.metadata) },
             "custom_metadata": a.custom_metadata,
             "merged_from_canonical_ids": if a.merged_from_canonical_ids.is_empty() { Value::Null } else { json!(a.merged_from_canonical_ids) },
             "creation_time": a.creation_time,
@@ -74,8 +74,6 @@ impl Identity {
             "creation_time": e.creation_time,
             "last_update_time": e.last_update_time,
             "namespace_id": "root",
-            "bucket_key": "",
-            "mfa_secrets": {},
         })
     }
 
@@ -102,10 +100,10 @@ impl Identity {
             "name": g.name,
             "type": g.kind,
             "metadata": if g.metadata.is_empty() { Value::Null } else { json!(g.metadata) },
-            "policies": g.policies,
-            "member_entity_ids": g.member_entity_ids,
-            "member_group_ids": g.member_group_ids,
-            "parent_group_ids": self.store.parents_of(&g.id),
+            "policies": null_if_empty(&g.policies),
+            "member_entity_ids": null_if_empty(&g.member_entity_ids),
+            "member_group_ids": null_if_empty(&g.member_group_ids),
+            "parent_group_ids": null_if_empty(&self.store.parents_of(&g.id)),
             "alias": g.alias.as_ref().map(|a| self.group_alias_json(a)).unwrap_or_else(|| json!({})),
             "modify_index": g.modify_index,
             "creation_time": g.creation_time,
@@ -113,6 +111,10 @@ impl Identity {
             "namespace_id": "root",
         })
     }
+}
+
+fn null_if_empty(v: &[String]) -> Value {
+    if v.is_empty() { Value::Null } else { json!(v) }
 }
 
 fn opt_list(f: &Fields, name: &str) -> Option<Vec<String>> {
@@ -220,40 +222,32 @@ fn alias_field_defs(p: Path<Identity>) -> Path<Identity> {
 
 type H = tresor_sdk::framework::BoxFuture<Result<Option<Response>>>;
 
-fn write_entity(
-    b: Arc<Identity>,
-    id: Option<String>,
-    name: Option<String>,
-    f: Fields,
-    reply_on_update: bool,
-) -> H {
+fn write_entity(b: Arc<Identity>, id: Option<String>, name: Option<String>, f: Fields) -> H {
     Box::pin(async move {
         let (e, created) = b
             .store
             .write_entity(id.as_deref(), name.as_deref(), entity_fields(&f))
             .await
             .map_err(logical)?;
-        if !created && !reply_on_update {
+        // As in Vault: a create answers the new id and name, an update 204.
+        if !created {
             return Ok(None);
         }
-        Ok(Some(obj(json!({"id": e.id, "name": e.name}))))
+        Ok(Some(obj(
+            json!({"id": e.id, "name": e.name, "aliases": null}),
+        )))
     })
 }
 
-fn write_group(
-    b: Arc<Identity>,
-    id: Option<String>,
-    name: Option<String>,
-    f: Fields,
-    reply_on_update: bool,
-) -> H {
+fn write_group(b: Arc<Identity>, id: Option<String>, name: Option<String>, f: Fields) -> H {
     Box::pin(async move {
         let (g, created) = b
             .store
             .write_group(id.as_deref(), name.as_deref(), group_fields(&f))
             .await
             .map_err(logical)?;
-        if !created && !reply_on_update {
+        // As in Vault: a create answers the new id and name, an update 204.
+        if !created {
             return Ok(None);
         }
         Ok(Some(obj(json!({"id": g.id, "name": g.name}))))
@@ -311,7 +305,7 @@ fn table() -> Table<Identity> {
                 .field(Field::new("id", Kind::Str, "ID of the entity; if set, updates it."))
                 .op(Update, |b, _req, f| {
                     let id = opt_str(&f, "id").filter(|s| !s.is_empty());
-                    write_entity(b, id, None, f, true)
+                    write_entity(b, id, None, f)
                 })
                 .help("Create a new entity, or update one by ID.", "Entities tie the aliases of one person or machine in several auth methods together."),
             Path::<Identity>::new("entity/id/")
@@ -320,13 +314,14 @@ fn table() -> Table<Identity> {
                     if es.is_empty() { return Ok(None); }
                     let mut info = Map::new();
                     for e in &es {
-                        info.insert(e.id.clone(), json!({
-                            "name": e.name,
-                            "aliases": e.aliases.iter().map(|a| {
+                        let mut v = json!({"name": e.name});
+                        if !e.aliases.is_empty() {
+                            v["aliases"] = e.aliases.iter().map(|a| {
                                 let (mount_path, mount_type) = b.store.mount(&a.mount_accessor).unwrap_or_default();
                                 json!({"id": a.id, "mount_accessor": a.mount_accessor, "mount_path": mount_path, "mount_type": mount_type, "name": a.name})
-                            }).collect::<Vec<_>>(),
-                        }));
+                            }).collect();
+                        }
+                        info.insert(e.id.clone(), v);
                     }
                     Ok(Some(obj(json!({"keys": es.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), "key_info": info}))))
                 }))
@@ -337,7 +332,7 @@ fn table() -> Table<Identity> {
                 }))
                 .op(Update, |b, _req, f| {
                     let id = Some(f.string("id"));
-                    write_entity(b, id, None, f, true)
+                    write_entity(b, id, None, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
                     b.store.delete_entities(&[f.string("id")]).await.map_err(logical)?;
@@ -358,7 +353,7 @@ fn table() -> Table<Identity> {
                 }))
                 .op(Update, |b, _req, f| {
                     let name = Some(f.string("name"));
-                    write_entity(b, None, name, f, false)
+                    write_entity(b, None, name, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
                     if let Some(e) = b.store.entity_by_name(f.str("name").unwrap_or_default()) {
@@ -421,7 +416,7 @@ fn table() -> Table<Identity> {
                 .field(Field::new("id", Kind::Str, "ID of the group; if set, updates it."))
                 .op(Update, |b, _req, f| {
                     let id = opt_str(&f, "id").filter(|s| !s.is_empty());
-                    write_group(b, id, None, f, true)
+                    write_group(b, id, None, f)
                 })
                 .help("Create a group, or update one by ID.", "Members of a group get its policies on every request, from the moment they are added."),
             Path::<Identity>::new("group/id/")
@@ -445,7 +440,7 @@ fn table() -> Table<Identity> {
                 }))
                 .op(Update, |b, _req, f| {
                     let id = Some(f.string("id"));
-                    write_group(b, id, None, f, true)
+                    write_group(b, id, None, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
                     b.store.delete_group(f.str("id").unwrap_or_default()).await.map_err(logical)?;
@@ -466,7 +461,7 @@ fn table() -> Table<Identity> {
                 }))
                 .op(Update, |b, _req, f| {
                     let name = Some(f.string("name"));
-                    write_group(b, None, name, f, false)
+                    write_group(b, None, name, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
                     if let Some(g) = b.store.group_by_name(f.str("name").unwrap_or_default()) {
@@ -550,9 +545,7 @@ fn lookup<T>(
         .filter(|k| given(k).is_some())
         .count();
     if ways == 0 {
-        return Err(LogicalError::invalid(
-            "one of name, id, alias_id or alias_name (with alias_mount_accessor) is required",
-        ));
+        return Err(LogicalError::invalid("query parameter not supplied"));
     }
     if ways > 1 {
         return Err(LogicalError::invalid(

@@ -573,7 +573,7 @@ async fn bad_identity_input_is_a_clear_400_and_stores_nothing() {
         ),
         (
             "identity/entity",
-            json!({"name": "a/b"}),
+            json!({"name": "a\u{7}b"}),
             "invalid entity name",
         ),
         (
@@ -586,7 +586,11 @@ async fn bad_identity_input_is_a_clear_400_and_stores_nothing() {
             json!({"name": "g", "member_entity_ids": ["nobody"]}),
             "not found",
         ),
-        ("identity/lookup/entity", json!({}), "required"),
+        (
+            "identity/lookup/entity",
+            json!({}),
+            "query parameter not supplied",
+        ),
         (
             "identity/lookup/entity",
             json!({"name": "a", "id": "b"}),
