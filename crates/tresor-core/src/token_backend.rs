@@ -609,7 +609,7 @@ async fn renew(
     let increment = f.duration("increment").filter(|d| !d.is_zero());
     // A login token goes back to the auth method that issued it, which may refuse the
     // renewal or shorten it; its own max TTL (from the method and its mount) caps it.
-    let method_cap = renew_with_method(&u, &e, increment).await?;
+    let method_cap = renew_with_method(&u, &e, increment, req.connection.clone()).await?;
     let max_lease = if e.max_ttl > 0 {
         Duration::from_secs(e.max_ttl)
     } else {
@@ -672,10 +672,13 @@ async fn renew(
 
 /// Calls back the auth method that issued a login token: `Err` when it refuses the renewal,
 /// `Some(ttl)` when it shortens it. Tokens the token store created renew without a callback.
+/// The method sees the renewing connection (its address, its TLS client certificate), so a
+/// certificate login can check that the certificate renewing is the one that logged in.
 async fn renew_with_method(
     u: &Unsealed,
     e: &TokenEntry,
     increment: Option<Duration>,
+    connection: Arc<tresor_sdk::Connection>,
 ) -> Result<Option<Duration>> {
     if !e.path.starts_with("auth/") || e.path.starts_with("auth/token/") {
         return Ok(None);
@@ -709,7 +712,7 @@ async fn renew_with_method(
             internal_data: e.internal_data.clone(),
             increment,
         }),
-        connection: Default::default(),
+        connection,
         headers: Vec::new(),
         raw_body: None,
         deadline: None,
