@@ -12,7 +12,9 @@
 # (both on free 127.0.0.1 ports, no TLS, no audit device), initializes and unseals both with one
 # key share, runs the same `tresor bench` workloads against each in turn, and records each
 # server's RSS idle after unseal and after the run, Tresor's `-dev` start-to-serving time, and
-# the load generator's own ceiling. RSA-2048 issuance is bound by key generation, so the same run
+# the load generator's own ceiling. userpass logins are bound by bcrypt: the userpass-login
+# workload times one bcrypt hash at the servers' cost (10) in the same run and reports the
+# logins/s that allows on every core, for both servers' rows. RSA-2048 issuance is bound by key generation, so the same run
 # also measures aws-lc-rs's own RSA-2048 key-generation rate on every core (the rsa_keygen
 # example of tresor-bench), just before and just after Tresor's RSA run, as the reference for
 # that row. Every process it starts is stopped by PID on exit.
@@ -46,6 +48,8 @@ WORKLOADS=(
   "pki-issue-ec-nostore|-workload=pki-issue -key-type=ec -key-bits=256 -no-store"
   "pki-issue-rsa|-workload=pki-issue -key-type=rsa -key-bits=2048|$RSA_DURATION $RSA_WARMUP"
   "pki-sign-ec|-workload=pki-sign"
+  "approle-login|-workload=approle-login"
+  "userpass-login|-workload=userpass-login"
 )
 
 PIDS=()
