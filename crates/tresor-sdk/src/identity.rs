@@ -253,6 +253,178 @@ fn safe_value(expr: &str, v: &str) -> Result<String, TemplateError> {
     Ok(v.to_owned())
 }
 
+/// The top-level claims an identity token always sets itself: a role's JSON template may not
+/// name them (see [`validate_json`]), and a rendered template never overrides them.
+pub const RESERVED_CLAIMS: &[&str] = &["iat", "aud", "exp", "iss", "sub", "namespace"];
+
+/// Checks a JSON template (an identity token role's `template`): every `{{...}}` names
+/// something JSON templates can name, and the template renders to a JSON object with no
+/// [`RESERVED_CLAIMS`] at its top level. Returns the object rendered for an empty entity.
+pub fn validate_json(
+    template: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, TemplateError> {
+    let obj = render_json(template, &EntityInfo::default(), 0)?;
+    if let Some(k) = obj.keys().find(|k| RESERVED_CLAIMS.contains(&k.as_str())) {
+        return Err(TemplateError::Invalid(format!(
+            "top level key {k:?} not allowed. Restricted keys: {}",
+            RESERVED_CLAIMS.join(", ")
+        )));
+    }
+    Ok(obj)
+}
+
+/// Renders a JSON template for `entity` at `now` (Unix seconds) into a JSON object.
+///
+/// JSON templates name everything [`render`] does plus whole values:
+/// `{{identity.entity.groups.ids}}` and `.groups.names` (arrays), `{{identity.entity.metadata}}`
+/// and `{{identity.entity.aliases.<mount>.metadata}}` / `.custom_metadata` (objects), and
+/// `{{time.now}}`, `{{time.now.plus.<duration>}}`, `{{time.now.minus.<duration>}}` (numbers).
+/// A template outside a JSON string is replaced by the value's JSON (`"color":
+/// {{identity.entity.metadata.color}}` gives a string); inside a JSON string it is replaced by
+/// the value's text, escaped (`"user-{{identity.entity.name}}"`). Values are always encoded, so
+/// an entity's data cannot add structure to the document. As in Vault, a value the entity lacks
+/// is an empty string (or an empty object for whole metadata); unlike path templates, values
+/// need not be safe in a path.
+pub fn render_json(
+    template: &str,
+    entity: &EntityInfo,
+    now: i64,
+) -> Result<serde_json::Map<String, serde_json::Value>, TemplateError> {
+    let text = walk_json(template, |expr| json_value(expr, entity, now))?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(TemplateError::Invalid(
+            "the template is not a JSON object".to_owned(),
+        )),
+        Err(e) => Err(TemplateError::Invalid(format!(
+            "the template is not valid JSON once rendered: {e}"
+        ))),
+    }
+}
+
+/// Replaces each `{{expr}}` of a JSON document, tracking whether it stands inside a string.
+fn walk_json(
+    s: &str,
+    mut each: impl FnMut(&str) -> Result<serde_json::Value, TemplateError>,
+) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let (mut in_string, mut escaped) = (false, false);
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("{{") {
+            let end = after.find("}}").ok_or_else(|| {
+                TemplateError::Invalid(
+                    "unclosed template in the JSON template (missing \"}}\")".to_owned(),
+                )
+            })?;
+            let v = each(after[..end].trim())?;
+            if in_string {
+                let text = match v {
+                    serde_json::Value::String(t) => t,
+                    other => other.to_string(),
+                };
+                let quoted = serde_json::Value::String(text).to_string();
+                out.push_str(&quoted[1..quoted.len() - 1]);
+            } else {
+                out.push_str(&v.to_string());
+            }
+            rest = &after[end + 2..];
+            continue;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    Ok(out)
+}
+
+/// The JSON value of one template expression.
+fn json_value(
+    expr: &str,
+    entity: &EntityInfo,
+    now: i64,
+) -> Result<serde_json::Value, TemplateError> {
+    use serde_json::{Value, json};
+    let bad = || {
+        TemplateError::Invalid(format!(
+            "unknown template {{{{{expr}}}}}: JSON templates name identity.entity.id, .name, \
+             .metadata, .metadata.<key>, .groups.ids, .groups.names, \
+             .aliases.<mount accessor or path>.id|name|metadata|metadata.<key>|custom_metadata|\
+             custom_metadata.<key>, identity.groups.ids.<id>.name, \
+             identity.groups.names.<name>.id, time.now, time.now.plus.<duration> or \
+             time.now.minus.<duration>"
+        ))
+    };
+    if expr == "time.now" {
+        return Ok(json!(now));
+    }
+    for (prefix, sign) in [("time.now.plus.", 1i64), ("time.now.minus.", -1i64)] {
+        if let Some(d) = expr.strip_prefix(prefix) {
+            let d = crate::duration::parse(d).map_err(|e| {
+                TemplateError::Invalid(format!("bad duration in {{{{{expr}}}}}: {e}"))
+            })?;
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            return Ok(json!(now.saturating_add(sign.saturating_mul(secs))));
+        }
+    }
+    if let Ok(e) = parse_expr(expr) {
+        return Ok(Value::String(
+            lookup(&e, entity).unwrap_or_default().to_owned(),
+        ));
+    }
+    let map = |m: &BTreeMap<String, String>| {
+        Value::Object(m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+    };
+    match expr {
+        "identity.entity.metadata" => return Ok(map(&entity.metadata)),
+        "identity.entity.groups.ids" => {
+            return Ok(json!(
+                entity.groups.iter().map(|g| &g.id).collect::<Vec<_>>()
+            ));
+        }
+        "identity.entity.groups.names" => {
+            return Ok(json!(
+                entity.groups.iter().map(|g| &g.name).collect::<Vec<_>>()
+            ));
+        }
+        _ => {}
+    }
+    let rest = expr
+        .strip_prefix("identity.entity.aliases.")
+        .ok_or_else(bad)?;
+    let (mount, custom) = if let Some(m) = rest.strip_suffix(".custom_metadata") {
+        (m, true)
+    } else if let Some(m) = rest.strip_suffix(".metadata") {
+        (m, false)
+    } else {
+        return Err(bad());
+    };
+    if mount.is_empty() {
+        return Err(bad());
+    }
+    // The alias the path-template rules find for this mount, found by its id.
+    let id_expr = Expr::Alias {
+        mount,
+        field: AliasField::Id,
+    };
+    let alias = lookup(&id_expr, entity).and_then(|id| entity.aliases.iter().find(|a| a.id == id));
+    Ok(match alias {
+        Some(a) if custom => map(&a.custom_metadata),
+        Some(a) => map(&a.metadata),
+        None => json!({}),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +522,62 @@ mod tests {
             render("s/{{identity.entity.name}}/*", &e).unwrap(),
             "s/team/alice/*"
         );
+    }
+
+    #[test]
+    fn json_templates_render_whole_values_and_escape_entity_data() {
+        let mut e = alice();
+        e.metadata.insert("quote".into(), "a\"b}".into());
+        let t = r#"{
+            "color": {{identity.entity.metadata.team}},
+            "user": "u-{{identity.entity.name}}",
+            "groups": {{identity.entity.groups.names}},
+            "gids": {{identity.entity.groups.ids}},
+            "meta": {{identity.entity.metadata}},
+            "alias_meta": {{identity.entity.aliases.auth/userpass/.metadata}},
+            "nested": {"q": {{identity.entity.metadata.quote}}, "in": "x{{identity.entity.metadata.quote}}"},
+            "missing": {{identity.entity.metadata.nope}},
+            "no_alias": {{identity.entity.aliases.auth_other.metadata}},
+            "nbf": {{time.now}},
+            "later": {{time.now.plus.1h}},
+            "earlier": {{time.now.minus.30s}}
+        }"#;
+        let m = render_json(t, &e, 1000).unwrap();
+        assert_eq!(m["color"], "red");
+        assert_eq!(m["user"], "u-alice");
+        assert_eq!(m["groups"], serde_json::json!(["ops"]));
+        assert_eq!(m["gids"], serde_json::json!(["g-1"]));
+        assert_eq!(m["meta"]["quote"], "a\"b}");
+        assert_eq!(m["alias_meta"], serde_json::json!({"k": "v"}));
+        assert_eq!(m["nested"]["q"], "a\"b}");
+        assert_eq!(m["nested"]["in"], "xa\"b}");
+        assert_eq!(m["missing"], "");
+        assert_eq!(m["no_alias"], serde_json::json!({}));
+        assert_eq!(m["nbf"], 1000);
+        assert_eq!(m["later"], 4600);
+        assert_eq!(m["earlier"], 970);
+    }
+
+    #[test]
+    fn json_templates_refuse_bad_forms_and_reserved_claims() {
+        for bad in [
+            "{\"a\": {{identity.entity.secret}}}",
+            "{\"a\": {{time.now.plus.soon}}}",
+            "{\"a\": {{identity.entity.id}",
+            "[1, 2]",
+            "{\"a\": }",
+            "not json",
+        ] {
+            assert!(
+                matches!(validate_json(bad), Err(TemplateError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        for reserved in RESERVED_CLAIMS {
+            let t = format!("{{\"{reserved}\": 1}}");
+            let err = validate_json(&t).unwrap_err().to_string();
+            assert!(err.contains(reserved), "{err}");
+        }
+        assert!(validate_json("{\"ok\": {{identity.entity.name}}, \"n\": {\"iss\": 1}}").is_ok());
     }
 }
