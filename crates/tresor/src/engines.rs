@@ -12,6 +12,9 @@ pub fn register(core: &mut Core) {
     // Vault's old name of KV: a `generic` mount is KV version 1 under its own type name.
     core.register_engine_alias("generic", "kv");
     core.register_engine("pki", Arc::new(|_| Ok(tresor_pki::backend())));
+    core.register_engine("transit", Arc::new(|_| Ok(tresor_transit::backend())));
+    core.register_engine("ssh", Arc::new(|_| Ok(tresor_ssh::backend())));
+    core.register_engine("totp", Arc::new(|_| Ok(tresor_totp::backend())));
     core.register_credential("userpass", Arc::new(|_| Ok(tresor_userpass::backend())));
     core.register_credential("approle", Arc::new(|_| Ok(tresor_approle::backend())));
     core.register_credential("cert", Arc::new(|_| Ok(tresor_cert::backend())));
