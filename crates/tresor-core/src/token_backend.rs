@@ -198,7 +198,7 @@ fn create_fields(p: Path<TokenAuth>) -> Path<TokenAuth> {
     .field(Field::new(
         "entity_alias",
         Kind::Str,
-        "Name of the entity alias to associate (not supported yet).",
+        "Name of the entity alias the token acts for (only with a role whose allowed_entity_aliases lists it); the entity is not inherited from the parent then.",
     ))
 }
 
@@ -486,6 +486,33 @@ async fn create(
         internal_data: serde_json::Map::new(),
         mount_accessor: String::new(),
     };
+    // `entity_alias`: the token acts for the entity of that alias on the token mount
+    // (created on first use), instead of its creator's.
+    if let Some(alias) = f.str("entity_alias").filter(|a| !a.is_empty()) {
+        let Some(role) = &role else {
+            return Err(LogicalError::invalid(
+                "'entity_alias' is only allowed in combination with token role",
+            ));
+        };
+        let alias = alias.to_lowercase();
+        if !role
+            .allowed_entity_aliases
+            .iter()
+            .any(|g| glob_match(&g.to_lowercase(), &alias))
+        {
+            return Err(LogicalError::invalid("invalid 'entity_alias' value"));
+        }
+        let accessor = u
+            .router()
+            .exact("auth/token/")
+            .map(|r| r.entry.accessor.clone())
+            .unwrap_or_default();
+        let named = tresor_sdk::Alias {
+            name: alias,
+            ..Default::default()
+        };
+        entry.entity_id = u.identity.login(&accessor, &named, &[]).await.map_err(le)?;
+    }
     if token_type == "batch" {
         if num_uses > 0 {
             return Err(LogicalError::invalid(

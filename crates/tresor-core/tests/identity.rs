@@ -701,3 +701,74 @@ async fn identity_survives_a_seal_and_unseal() {
         .await;
     assert_eq!(g["member_entity_ids"], json!([a["entity_id"]]));
 }
+
+#[tokio::test]
+async fn a_token_role_may_create_tokens_for_an_entity_alias() {
+    let t = core().await;
+    t.policy(
+        "svc",
+        r#"path "secret/data/svc" { capabilities = ["read"] }"#,
+    )
+    .await;
+    t.ok(
+        Update,
+        "secret/data/svc",
+        json!({"data": {"k": 1}}),
+        &t.root,
+    )
+    .await;
+    t.ok(
+        Update,
+        "auth/token/roles/ci",
+        json!({"allowed_policies": ["default"], "allowed_entity_aliases": ["ci-*"]}),
+        &t.root,
+    )
+    .await;
+    let r = t
+        .ok(
+            Update,
+            "auth/token/create/ci",
+            json!({"entity_alias": "ci-runner"}),
+            &t.root,
+        )
+        .await;
+    let a = r.auth.expect("auth");
+    let id = a["entity_id"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty(), "{a}");
+    // The entity's policies apply to the token.
+    t.ok(
+        Update,
+        &format!("identity/entity/id/{id}"),
+        json!({"policies": ["svc"]}),
+        &t.root,
+    )
+    .await;
+    t.data(
+        Read,
+        "secret/data/svc",
+        json!({}),
+        a["client_token"].as_str().unwrap(),
+    )
+    .await;
+    // The same alias names the same entity; aliases outside the role's list, or without a
+    // role, are refused.
+    let again = t
+        .ok(
+            Update,
+            "auth/token/create/ci",
+            json!({"entity_alias": "CI-runner"}),
+            &t.root,
+        )
+        .await;
+    assert_eq!(again.auth.unwrap()["entity_id"], id.as_str());
+    for (path, alias) in [
+        ("auth/token/create/ci", "prod-runner"),
+        ("auth/token/create", "ci-runner"),
+    ] {
+        let e = t
+            .req(Update, path, json!({"entity_alias": alias}), &t.root)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("entity_alias"), "{path}: {e}");
+    }
+}
