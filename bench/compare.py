@@ -163,6 +163,8 @@ RSA_ROW = "pki-issue-rsa"
 # measured in the same run (cores / one bcrypt hash at the server's cost).
 BCRYPT_SHARE_TARGET = 0.85
 USERPASS_ROW = "userpass-login"
+# Issue 13: three templated policies cost at most 10% over three plain ones (kv-read).
+TEMPLATED_COST_TARGET = 0.10
 IDLE_RSS_TARGET_MB = 15
 DEV_START_TARGET_MS = 100
 
@@ -311,6 +313,26 @@ def cmd_report(work, out_md):
         for srv, name, w in errs:
             for e in w["first_errors"]:
                 add(f"- {srv} {name}: {e['count']} × `{e['message']}`")
+    byname = {r[0]: r for r in rows}
+    if "kv-read-identity-plain" in byname and "kv-read-identity-templated" in byname:
+        add("")
+        add("## Templated policies against plain ones")
+        add("")
+        add("`kv-read-identity-*`: kv-read with a token acting for an identity entity (a token role's "
+            "`entity_alias`) and holding three policies granting the same paths, written plainly or "
+            "with `{{identity.entity...}}` templates. Cost = 1 − templated ok/s ÷ plain ok/s, per "
+            f"server; the target is at most {TEMPLATED_COST_TARGET:.0%} for Tresor.")
+        add("")
+        add("| server | plain ok/s | templated ok/s | cost | target |")
+        add("|---|---:|---:|---:|---|")
+        for srv, idx in (("OpenBao", 1), ("Tresor", 2)):
+            plain = byname["kv-read-identity-plain"][idx]["ok_per_second"]
+            tmpl = byname["kv-read-identity-templated"][idx]["ok_per_second"]
+            cost = 1 - tmpl / plain if plain > 0 else float("nan")
+            verdict = ""
+            if srv == "Tresor":
+                verdict = f"≤ {TEMPLATED_COST_TARGET:.0%}: {'met' if cost <= TEMPLATED_COST_TARGET else 'not met'}"
+            add(f"| {srv} | {fmt_rate(plain)} | {fmt_rate(tmpl)} | {cost:+.1%} | {verdict} |")
     rsa = next((r for r in rows if r[0] == RSA_ROW), None)
     if rsa is not None and meta["keygen"]:
         _, bw, tw, _ = rsa

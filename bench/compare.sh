@@ -50,6 +50,8 @@ WORKLOADS=(
   "pki-sign-ec|-workload=pki-sign"
   "approle-login|-workload=approle-login"
   "userpass-login|-workload=userpass-login"
+  "kv-read-identity-plain|-config=bench/kv-read-identity-plain.hcl"
+  "kv-read-identity-templated|-config=bench/kv-read-identity-templated.hcl"
 )
 
 PIDS=()

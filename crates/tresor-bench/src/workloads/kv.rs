@@ -75,6 +75,11 @@ struct ReadConfig {
     /// An existing KV v2 mount holding `key-0` .. `key-<numkvs - 1>`, read as it is.
     #[serde(default)]
     mount: Option<String>,
+    /// Read with a token acting for an identity entity and holding three policies, either
+    /// `"plain"` or `"templated"` (the same grants written with `{{identity...}}` templates),
+    /// so the benchmark shows what rendering templated policies costs (issue 13).
+    #[serde(default)]
+    identity_policies: Option<String>,
 }
 
 /// `kv-write` options.
@@ -158,6 +163,16 @@ fn validate_mount(mount: Option<&str>) -> Result<(), String> {
 fn check_read(v: &Value) -> Result<(), String> {
     let c: ReadConfig = super::parse_config(v)?;
     validate(c.numkvs, c.kvsize)?;
+    if let Some(p) = &c.identity_policies {
+        if p != "plain" && p != "templated" {
+            return Err(format!(
+                "identity_policies must be \"plain\" or \"templated\", not {p:?}"
+            ));
+        }
+        if c.non_root {
+            return Err("identity_policies and non_root cannot be combined".into());
+        }
+    }
     validate_mount(c.mount.as_deref())
 }
 
@@ -296,8 +311,17 @@ struct KvRead {
     owned: bool,
     numkvs: usize,
     token: HeaderValue,
-    /// The non-root reader: its policy and token, removed at cleanup.
-    reader: Option<(String, Token)>,
+    /// The non-root reader, removed at cleanup.
+    reader: Option<Reader>,
+}
+
+/// A token made for reading, and what was created for it.
+struct Reader {
+    policies: Vec<String>,
+    token: Token,
+    /// The token role and the entity of an identity reader.
+    role: Option<String>,
+    entity: Option<String>,
 }
 
 fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>, BenchError>> {
@@ -313,6 +337,10 @@ fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>,
                 seed(&ctx.api, &ctx.name, &mount, cfg.numkvs, cfg.kvsize).await?;
                 if cfg.non_root {
                     Ok(Some(create_reader(&ctx, &mount).await?))
+                } else if let Some(kind) = &cfg.identity_policies {
+                    Ok(Some(
+                        create_identity_reader(&ctx, &mount, kind == "templated").await?,
+                    ))
                 } else {
                     Ok(None)
                 }
@@ -320,12 +348,14 @@ fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>,
             .await?
         } else if cfg.non_root {
             Some(create_reader(&ctx, &mount).await?)
+        } else if let Some(kind) = &cfg.identity_policies {
+            Some(create_identity_reader(&ctx, &mount, kind == "templated").await?)
         } else {
             None
         };
         let token = reader
             .as_ref()
-            .map(|(_, t)| t)
+            .map(|r| &r.token)
             .unwrap_or(&caller)
             .header()?;
         Ok(Box::new(KvRead {
@@ -340,7 +370,7 @@ fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>,
 
 /// Writes a policy granting only `read` on the mount's data and creates a token holding it
 /// (plus `default`, as any token created without `no_default_policy` has).
-async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<(String, Token), BenchError> {
+async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<Reader, BenchError> {
     let policy = format!("{}-read", ctx.unique);
     let rules = format!("path \"{mount}/data/*\" {{\n  capabilities = [\"read\"]\n}}\n");
     ctx.api
@@ -371,7 +401,89 @@ async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<(String, Token
         }
     };
     let token = super::token::client_token(&created, &ctx.name)?;
-    Ok((policy, token))
+    Ok(Reader {
+        policies: vec![policy],
+        token,
+        role: None,
+        entity: None,
+    })
+}
+
+/// Three policies granting read on the mount's data (and two unrelated grants), written
+/// plainly or with identity templates that render to the same paths for the reader's entity,
+/// and a token acting for that entity (a token role with `allowed_entity_aliases`).
+async fn create_identity_reader(
+    ctx: &SetupContext,
+    mount: &str,
+    templated: bool,
+) -> Result<Reader, BenchError> {
+    let u = &ctx.unique;
+    let alias = format!("{u}-reader");
+    let role = format!("{u}-role");
+    let rules: [String; 3] = if templated {
+        [
+            "path \"{{identity.entity.metadata.mount}}/data/*\" { capabilities = [\"read\"] }".into(),
+            "path \"{{identity.entity.metadata.mount}}/metadata/{{identity.entity.name}}/*\" { capabilities = [\"list\"] }".into(),
+            "path \"cubbyhole/{{identity.entity.id}}/*\" { capabilities = [\"read\"] }".into(),
+        ]
+    } else {
+        [
+            format!("path \"{mount}/data/*\" {{ capabilities = [\"read\"] }}"),
+            format!("path \"{mount}/metadata/{alias}/*\" {{ capabilities = [\"list\"] }}"),
+            format!("path \"cubbyhole/{alias}/*\" {{ capabilities = [\"read\"] }}"),
+        ]
+    };
+    let mut policies = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let name = format!("{u}-p{i}");
+        ctx.api
+            .check(
+                &format!("{}: writing policy {name}", ctx.name),
+                ctx.api.client().put_policy(&name, r),
+            )
+            .await?;
+        policies.push(name);
+    }
+    let step = |what: &str| format!("{}: {what}", ctx.name);
+    ctx.api
+        .expect_ok(
+            &step("creating a token role"),
+            Method::POST,
+            &format!("auth/token/roles/{role}"),
+            Some(&json!({"allowed_policies": policies, "allowed_entity_aliases": [alias]})),
+            None,
+        )
+        .await?;
+    let created = ctx
+        .api
+        .expect_ok(
+            &step("creating a token for an entity alias"),
+            Method::POST,
+            &format!("auth/token/create/{role}"),
+            Some(&json!({"policies": policies, "entity_alias": alias, "ttl": "2h"})),
+            None,
+        )
+        .await?;
+    let entity = created["auth"]["entity_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ctx.api
+        .expect_ok(
+            &step("naming the entity and setting its metadata"),
+            Method::POST,
+            &format!("identity/entity/id/{entity}"),
+            Some(&json!({"name": alias, "metadata": {"mount": mount}})),
+            None,
+        )
+        .await?;
+    let token = super::token::client_token(&created, &ctx.name)?;
+    Ok(Reader {
+        policies,
+        token,
+        role: Some(role),
+        entity: Some(entity),
+    })
 }
 
 async fn delete_policy(api: &Api, policy: &str) -> Result<(), BenchError> {
@@ -396,12 +508,34 @@ impl Workload for KvRead {
 
     async fn cleanup(&self, api: &Api) -> Result<(), BenchError> {
         let mut first_err = None;
-        if let Some((policy, token)) = &self.reader {
-            if let Err(e) = super::token::revoke(api, token).await {
+        if let Some(r) = &self.reader {
+            if let Err(e) = super::token::revoke(api, &r.token).await {
                 first_err.get_or_insert(e);
             }
-            if let Err(e) = delete_policy(api, policy).await {
-                first_err.get_or_insert(e);
+            for policy in &r.policies {
+                if let Err(e) = delete_policy(api, policy).await {
+                    first_err.get_or_insert(e);
+                }
+            }
+            let extra = [
+                r.role.as_ref().map(|n| format!("auth/token/roles/{n}")),
+                r.entity
+                    .as_ref()
+                    .map(|id| format!("identity/entity/id/{id}")),
+            ];
+            for path in extra.into_iter().flatten() {
+                if let Err(e) = api
+                    .expect_ok(
+                        &format!("deleting {path}"),
+                        Method::DELETE,
+                        &path,
+                        None,
+                        None,
+                    )
+                    .await
+                {
+                    first_err.get_or_insert(e);
+                }
             }
         }
         if self.owned
