@@ -4,6 +4,7 @@
 #
 #   bench/compare.sh                      # 5 s per workload (20 s for RSA issuance), 32 connections
 #   DURATION=10s CONCURRENCY=64 bench/compare.sh
+#   ONLY="approle-login userpass-login" bench/compare.sh   # some rows only
 #   OUT=/tmp/r.md TRESOR_BIN=target/debug/tresor KEYGEN_BIN=target/debug/examples/rsa_keygen \
 #     DURATION=1s RSA_DURATION=2s bench/compare.sh                                # try the script
 #
@@ -54,6 +55,16 @@ WORKLOADS=(
   "kv-read-identity-templated|-config=bench/kv-read-identity-templated.hcl"
 )
 
+# ONLY="approle-login userpass-login" runs just those rows (labels as above).
+if [[ -n "${ONLY:-}" ]]; then
+  KEEP=()
+  for entry in "${WORKLOADS[@]}"; do
+    for want in $ONLY; do
+      [[ "${entry%%|*}" == "$want" ]] && KEEP+=("$entry")
+    done
+  done
+  WORKLOADS=("${KEEP[@]}")
+fi
 PIDS=()
 WORK=$(mktemp -d /tmp/tresor-compare.XXXXXX)
 cleanup() {
