@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use tresor_sdk::framework::{Field, Fields, Kind, Path, Table, TableBackend};
-use tresor_sdk::{LogicalBackend, LogicalError, Operation, Response, Result, SpecialPaths};
+use tresor_sdk::{LogicalBackend, LogicalError, Operation, Response, Result};
 
 use crate::error::CoreError;
 use crate::identity::{
@@ -299,7 +299,7 @@ fn table() -> Table<Identity> {
     use Operation::{Delete, List, Read, Update};
     Table {
         help: "The identity store: entities and their aliases, groups and group aliases. A login's alias resolves to an entity; the policies of the entity and of its groups apply to every request of its tokens.",
-        special: SpecialPaths::default(),
+        special: crate::identity_oidc::special_paths(),
         paths: vec![
             entity_field_defs(Path::new("entity"))
                 .field(Field::new("id", Kind::Str, "ID of the entity; if set, updates it."))
@@ -527,7 +527,7 @@ fn table() -> Table<Identity> {
                     Ok(g.map(|g| obj(b.group_json(&g))))
                 }))
                 .help("Look up a group by name, ID, alias ID, or alias name and mount accessor.", "Exactly one way of naming it may be given. Nothing found is an empty 204."),
-        ],
+        ].into_iter().chain(crate::identity_oidc::paths()).collect(),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod expiration;
 pub mod hooks;
 pub mod identity;
 mod identity_backend;
+mod identity_oidc;
 mod invalidate;
 mod leases;
 pub mod mounts;
