@@ -1240,6 +1240,99 @@ mod tests {
         assert!(k.previous.is_empty(), "{:?}", k.previous);
     }
 
+    /// Storage with revisions, as the barrier view has them.
+    #[derive(Default)]
+    struct Mem(parking_lot::Mutex<(u64, std::collections::BTreeMap<String, (Vec<u8>, u64)>)>);
+
+    #[async_trait::async_trait]
+    impl Storage for Mem {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.lock().1.get(key).map(|(v, _)| v.clone()))
+        }
+        async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
+            let mut g = self.0.lock();
+            g.0 += 1;
+            let rev = g.0;
+            g.1.insert(key.to_owned(), (value, rev));
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.0.lock().1.remove(key);
+            Ok(())
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+            let g = self.0.lock();
+            Ok(g.1
+                .keys()
+                .filter_map(|k| k.strip_prefix(prefix))
+                .map(str::to_owned)
+                .collect())
+        }
+        async fn get_with_revision(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
+            Ok(self.0.lock().1.get(key).cloned())
+        }
+        async fn transaction_if(
+            &self,
+            checks: Vec<(String, u64)>,
+            ops: Vec<(String, Option<Vec<u8>>)>,
+        ) -> Result<bool> {
+            let mut g = self.0.lock();
+            if checks
+                .iter()
+                .any(|(k, r)| g.1.get(k).map_or(0, |(_, rev)| *rev) != *r)
+            {
+                return Ok(false);
+            }
+            g.0 += 1;
+            let rev = g.0;
+            for (k, v) in ops {
+                match v {
+                    Some(v) => g.1.insert(k, (v, rev)),
+                    None => g.1.remove(&k),
+                };
+            }
+            Ok(true)
+        }
+    }
+
+    /// Rotation by `rotation_period` happens when the key is next used to sign: before it is
+    /// due the key is unchanged; after, a new key signs, the old one verifies for
+    /// verification_ttl, and racing signers agree on one new key.
+    #[tokio::test]
+    async fn a_due_key_rotates_when_next_used_and_racers_agree() {
+        let s = Mem::default();
+        let mut k = key(Alg::ES256);
+        k.next_rotation = 5000;
+        let first = k.signing.kid.clone();
+        assert!(store_if(&s, "oidc/key/k", &k, 0).await.unwrap());
+        let before = signing_key(&s, "k", 4999).await.unwrap().unwrap();
+        assert_eq!(before.signing.kid, first, "not due yet");
+        let (a, b) = tokio::join!(signing_key(&s, "k", 5000), signing_key(&s, "k", 5001));
+        let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+        assert_ne!(a.signing.kid, first, "due: rotated");
+        assert_eq!(a.signing.kid, b.signing.kid, "racers use one new key");
+        let stored: NamedKey = get(&s, "oidc/key/k").await.unwrap().unwrap();
+        assert_eq!(stored.signing.kid, a.signing.kid);
+        let kids: Vec<String> = public_keys(&s, 5001)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(kid, ..)| kid)
+            .collect();
+        assert!(
+            kids.contains(&first) && kids.contains(&a.signing.kid),
+            "{kids:?}"
+        );
+        let later: Vec<String> = public_keys(&s, 5000 + 600 + 1)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(kid, ..)| kid)
+            .collect();
+        assert_eq!(later, vec![a.signing.kid.clone()]);
+        assert!(stored.next_rotation >= 5000 + 3600);
+    }
+
     #[test]
     fn issuer_rules() {
         for ok in [
