@@ -151,7 +151,8 @@ fn wrap_ttl_for(
 }
 
 /// Audit helpers for one request: the broker writes entries in Vault's shape straight from
-/// these borrowed facts (see `audit_entry`).
+/// these borrowed facts (see `audit_entry`). Each helper first asks whether any device is
+/// enabled, so without one the pipeline allocates nothing and awaits no device.
 struct AuditCtx<'a> {
     u: &'a Unsealed,
     route: &'a Route,
@@ -162,7 +163,7 @@ struct AuditCtx<'a> {
 }
 
 impl AuditCtx<'_> {
-    fn log(
+    async fn log(
         &self,
         kind: &'static str,
         token: Option<&TokenEntry>,
@@ -203,10 +204,10 @@ impl AuditCtx<'_> {
             non_hmac_req: &self.route.entry.config.audit_non_hmac_request_keys,
             non_hmac_resp: &self.route.entry.config.audit_non_hmac_response_keys,
         };
-        self.u.audit.log(&facts)
+        self.u.audit.log(&facts).await
     }
 
-    fn request(
+    async fn request(
         &self,
         token: Option<&TokenEntry>,
         op: Operation,
@@ -215,18 +216,18 @@ impl AuditCtx<'_> {
         if !self.u.audit.enabled() {
             return Ok(());
         }
-        self.log("request", token, op, error, None)
+        self.log("request", token, op, error, None).await
     }
 
     /// Records a refused request and hands back the error to return.
-    fn denied(&self, token: Option<&TokenEntry>, op: Operation, err: CoreError) -> CoreError {
-        match self.request(token, op, &err.to_string()) {
+    async fn denied(&self, token: Option<&TokenEntry>, op: Operation, err: CoreError) -> CoreError {
+        match self.request(token, op, &err.to_string()).await {
             Ok(()) => err,
             Err(audit_err) => audit_err,
         }
     }
 
-    fn response(
+    async fn response(
         &self,
         token: Option<&TokenEntry>,
         op: Operation,
@@ -247,7 +248,7 @@ impl AuditCtx<'_> {
                 warnings: resp.map(|r| r.warnings.as_slice()).unwrap_or_default(),
             }
         });
-        self.log("response", token, op, error, facts)
+        self.log("response", token, op, error, facts).await
     }
 }
 
@@ -683,6 +684,8 @@ impl Core {
     /// records the barrier's exact counters.
     async fn drain_and_cleanup(&self, u: Arc<Unsealed>) {
         let _all = self.0.in_flight.write().await;
+        // Nothing is audited any more: the audit devices' writer threads stop.
+        u.audit.shutdown();
         for r in u.router().routes() {
             r.backend.cleanup().await;
         }
@@ -1273,7 +1276,7 @@ impl Core {
         };
         // 3. rate limit: quotas turn a flood away before it costs a token lookup
         if let Err(e) = self.0.config.hooks.rate_limit(&facts) {
-            return Err(audit.denied(None, req.operation, e));
+            return Err(audit.denied(None, req.operation, e).await);
         }
         // 4. token lookup. Unauthenticated paths skip the check but still learn who is calling
         //    when a valid token is sent (the CLI's mount preflight relies on that).
@@ -1298,13 +1301,15 @@ impl Core {
                             && rel == "wrapping/unwrap"
                             && !req.data.contains_key("token") =>
                     {
-                        return Err(audit.denied(
-                            None,
-                            req.operation,
-                            CoreError::InvalidRequest(crate::wrapping::INVALID.into()),
-                        ));
+                        return Err(audit
+                            .denied(
+                                None,
+                                req.operation,
+                                CoreError::InvalidRequest(crate::wrapping::INVALID.into()),
+                            )
+                            .await);
                     }
-                    Err(e) => return Err(audit.denied(None, req.operation, e)),
+                    Err(e) => return Err(audit.denied(None, req.operation, e).await),
                 }
             };
         // 5. a fresh engine request (the original is never mutated)
@@ -1332,29 +1337,25 @@ impl Core {
             {
                 let acl = match u.acl_for(&t.policies, &t.entity_id) {
                     Ok(acl) => acl,
-                    Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e)),
+                    Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e).await),
                 };
                 let may = |op| {
                     acl.allow_operation(op, &path, Some(&engine_req.data))
                         .allowed
                 };
                 if !may(Operation::Update) && !may(Operation::Create) {
-                    return Err(audit.denied(
-                        Some(t),
-                        engine_req.operation,
-                        CoreError::PermissionDenied,
-                    ));
+                    return Err(audit
+                        .denied(Some(t), engine_req.operation, CoreError::PermissionDenied)
+                        .await);
                 }
             }
             match route.backend.exists(&engine_req).await {
                 Ok(Some(false)) => engine_req.operation = Operation::Create,
                 Ok(_) => {}
                 Err(e) => {
-                    return Err(audit.denied(
-                        token.as_deref(),
-                        engine_req.operation,
-                        CoreError::from(e),
-                    ));
+                    return Err(audit
+                        .denied(token.as_deref(), engine_req.operation, CoreError::from(e))
+                        .await);
                 }
             }
         }
@@ -1369,18 +1370,30 @@ impl Core {
             &engine_req,
         ) {
             Ok(a) => a,
-            Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
+            Err(e) => {
+                return Err(audit
+                    .denied(token.as_deref(), engine_req.operation, e)
+                    .await);
+            }
         };
         let wrap_ttl = match wrap_ttl_for(req, rel, route, &authorized) {
             Ok(w) => w,
-            Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
+            Err(e) => {
+                return Err(audit
+                    .denied(token.as_deref(), engine_req.operation, e)
+                    .await);
+            }
         };
         // 8. governing policies, after the ACL: they may refuse, or allow with warnings
         facts.operation = engine_req.operation;
         facts.policies = token.as_deref().map(|t| t.policies.as_slice());
         let governed = match self.0.config.hooks.govern(&facts) {
             Ok(w) => w,
-            Err(e) => return Err(audit.denied(token.as_deref(), engine_req.operation, e)),
+            Err(e) => {
+                return Err(audit
+                    .denied(token.as_deref(), engine_req.operation, e)
+                    .await);
+            }
         };
         // Limited-use tokens spend a use on every authorized request, under the token's lock
         // on its stored count; wrapping tokens are spent by the unwrap itself (their policy
@@ -1394,11 +1407,14 @@ impl Core {
             match u.tokens.use_token(t).await {
                 Ok(true) => last_use = Some(LastUse::new(self, &u, &t.hash)),
                 Ok(false) => {}
-                Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e)),
+                Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e).await),
             }
         }
-        // 9. audit the request; if no device can record it, it does not happen
-        audit.request(token.as_deref(), engine_req.operation, "")?;
+        // 9. audit the request; if no device can record it, it does not happen. From here on
+        //    the operation is final (create or update after the existence check), and the
+        //    response entry names the same one, as Vault's do.
+        let operation = engine_req.operation;
+        audit.request(token.as_deref(), operation, "").await?;
         // 10. dispatch
         let mount_type = route.entry.kind.clone();
         engine_req.caller = Self::caller(&u, token.as_deref(), &authorized);
@@ -1444,7 +1460,9 @@ impl Core {
         }
         match result {
             Err(e) => {
-                audit.response(token.as_deref(), req.operation, None, &e.to_string())?;
+                audit
+                    .response(token.as_deref(), operation, None, &e.to_string())
+                    .await?;
                 return Err(e);
             }
             Ok(Some(unwrapped)) => out = unwrapped,
@@ -1467,7 +1485,9 @@ impl Core {
             out = self.wrap(&u, out, ttl, &path).await?;
         }
         // 12. audit the response
-        audit.response(token.as_deref(), req.operation, Some(&out), "")?;
+        audit
+            .response(token.as_deref(), operation, Some(&out), "")
+            .await?;
         Ok(out)
     }
 
