@@ -1242,7 +1242,10 @@ mod tests {
 
     /// Storage with revisions, as the barrier view has them.
     #[derive(Default)]
-    struct Mem(parking_lot::Mutex<(u64, std::collections::BTreeMap<String, (Vec<u8>, u64)>)>);
+    struct Mem(parking_lot::Mutex<(u64, Entries)>);
+
+    /// Each key's value and revision.
+    type Entries = std::collections::BTreeMap<String, (Vec<u8>, u64)>;
 
     #[async_trait::async_trait]
     impl Storage for Mem {
