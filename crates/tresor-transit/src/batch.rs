@@ -1,0 +1,178 @@
+//! `batch_input`: reading the items of a batch request, and answering with per-item results
+//! the way Vault does (a batch with failed items answers 400, or the caller's
+//! `partial_failure_response_code` when some items succeeded, with every result in the body).
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::Fields;
+use tresor_sdk::{RawResponse, Response, Result};
+use zeroize::Zeroizing;
+
+use crate::util::{b64, bad, unb64, unb64_secret};
+
+/// One item: its fields as sent.
+pub(crate) type Item = Map<String, Value>;
+
+/// The batch items, or `None` for a single-item request. A JSON string is accepted too (the
+/// CLI's `batch_input=@file.json`).
+pub(crate) fn items(f: &Fields) -> Result<Option<Vec<Item>>> {
+    let Some(v) = f.value("batch_input") else {
+        return Ok(None);
+    };
+    let parsed;
+    let v = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::String(s) => {
+            parsed = serde_json::from_str::<Value>(s)
+                .map_err(|e| bad(format!("batch_input is not a JSON list: {e}")))?;
+            &parsed
+        }
+        other => other,
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| bad("batch_input must be a list of objects"))?;
+    if list.is_empty() {
+        return Err(bad("missing batch input to process"));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            x.as_object()
+                .cloned()
+                .ok_or_else(|| bad(format!("batch_input item {i} is not an object")))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// A string field of an item (numbers and booleans as their text).
+pub(crate) fn string(item: &Item, key: &str) -> String {
+    match item.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn int(item: &Item, key: &str) -> Result<i64> {
+    match item.get(key) {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| bad(format!("{key} must be an integer"))),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(0),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{key} must be an integer"))),
+        Some(_) => Err(bad(format!("{key} must be an integer"))),
+    }
+}
+
+/// A base64 field of an item (empty when absent); the error names the field.
+pub(crate) fn bytes(item: &Item, key: &str) -> Result<Vec<u8>> {
+    let s = string(item, key);
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    unb64(&s).ok_or_else(|| bad(format!("failed to base64-decode {key}")))
+}
+
+pub(crate) fn secret_bytes(item: &Item, key: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let s = string(item, key);
+    if s.is_empty() {
+        return Ok(Zeroizing::new(Vec::new()));
+    }
+    unb64_secret(&s).ok_or_else(|| bad(format!("failed to base64-decode {key}")))
+}
+
+/// The single-item form of a request: the listed fields of `f`, as one item.
+pub(crate) fn single(f: &Fields, keys: &[&str]) -> Item {
+    let mut m = Map::new();
+    for k in keys {
+        if let Some(v) = f.raw.get(*k) {
+            m.insert((*k).to_owned(), v.clone());
+        }
+    }
+    m
+}
+
+/// One result of a batch: its fields, or the item's error.
+pub(crate) fn result(item: &Item, r: Result<Map<String, Value>>) -> (Value, bool) {
+    let reference = string(item, "reference");
+    let (mut m, failed) = match r {
+        Ok(m) => (m, false),
+        Err(e) => {
+            let mut m = Map::new();
+            m.insert("error".into(), json!(e.to_string()));
+            (m, true)
+        }
+    };
+    if !reference.is_empty() {
+        m.insert("reference".into(), json!(reference));
+    }
+    (Value::Object(m), failed)
+}
+
+/// The answer to a batch: `batch_results`; with failed items, Vault's 400 (or the caller's
+/// `partial_failure_response_code` when some succeeded) carrying all results.
+pub(crate) fn respond(
+    results: Vec<Value>,
+    failures: usize,
+    partial_code: i64,
+    mount_type: &str,
+) -> Result<Option<Response>> {
+    let total = results.len();
+    let mut data = Map::new();
+    data.insert("batch_results".into(), Value::Array(results));
+    if failures == 0 {
+        return Ok(Some(Response::data(data)));
+    }
+    let mut status: u16 = 400;
+    let mut warnings = Value::Null;
+    if failures < total && partial_code != 0 {
+        match u16::try_from(partial_code) {
+            Ok(c) if (1..=599).contains(&c) => status = c,
+            _ => {
+                warnings = json!([format!(
+                    "invalid HTTP response code override from partial_failure_response_code, reverting to {status}"
+                )]);
+            }
+        }
+    }
+    let id = crate::util::random(16)?;
+    let request_id = format!(
+        "{}-{}-{}-{}-{}",
+        hex::encode(&id[0..4]),
+        hex::encode(&id[4..6]),
+        hex::encode(&id[6..8]),
+        hex::encode(&id[8..10]),
+        hex::encode(&id[10..16])
+    );
+    let body = json!({
+        "request_id": request_id,
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": 0,
+        "data": data,
+        "wrap_info": null,
+        "warnings": warnings,
+        "auth": null,
+        "mount_type": mount_type,
+    });
+    Ok(Some(Response {
+        raw: Some(RawResponse {
+            status,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }),
+        ..Default::default()
+    }))
+}
+
+/// Base64 of secret bytes, for a response.
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    b64(bytes)
+}

@@ -1,0 +1,238 @@
+//! `encrypt/`, `decrypt/`, `rewrap/` (each with `batch_input`) and `datakey/`.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::Fields;
+use tresor_sdk::{Request, Response, Result, Storage};
+
+use crate::batch::{self, Item};
+use crate::crypto::{self, check_decrypt_version, encryption_version, parse_ciphertext};
+use crate::engine::{Engine, Key, check_name, mount_id};
+use crate::keys::{is_create, new_key};
+use crate::util::bad;
+
+const MISSING_KEY: &str = "encryption key not found";
+
+fn single_or_error(mut results: Vec<(Value, bool)>) -> Result<Map<String, Value>> {
+    let (v, failed) = results.pop().unwrap_or((Value::Null, true));
+    let mut m = match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if failed {
+        let e = m
+            .remove("error")
+            .and_then(|e| e.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Err(bad(e));
+    }
+    m.remove("reference");
+    Ok(m)
+}
+
+/// Answers a request: the single result's fields, or the batch's results.
+fn answer(is_batch: bool, results: Vec<(Value, bool)>, f: &Fields) -> Result<Option<Response>> {
+    if !is_batch {
+        return Ok(Some(Response::data(single_or_error(results)?)));
+    }
+    let failures = results.iter().filter(|(_, e)| *e).count();
+    batch::respond(
+        results.into_iter().map(|(v, _)| v).collect(),
+        failures,
+        f.int("partial_failure_response_code").unwrap_or(0),
+        "transit",
+    )
+}
+
+fn require_aead(k: &Key, what: &str) -> Result<()> {
+    if !k.kind.supports_encryption() {
+        return Err(bad(format!(
+            "key type {} does not support {what}",
+            k.kind.name()
+        )));
+    }
+    Ok(())
+}
+
+async fn encrypt_item(k: &Key, s: &dyn Storage, item: &Item) -> Result<Map<String, Value>> {
+    let plaintext = batch::secret_bytes(item, "plaintext")?;
+    let context = batch::bytes(item, "context")?;
+    let nonce = batch::bytes(item, "nonce")?;
+    let aad = batch::bytes(item, "associated_data")?;
+    let n = encryption_version(&k.policy, batch::int(item, "key_version")?)?;
+    let v = k.version(s, n).await?;
+    let ct = crypto::encrypt(&k.policy, k.kind, &v, &plaintext, &context, &nonce, &aad)?;
+    let mut m = Map::new();
+    m.insert("ciphertext".into(), json!(crypto::format_versioned(n, &ct)));
+    m.insert("key_version".into(), json!(n));
+    Ok(m)
+}
+
+async fn decrypt_item(
+    k: &Key,
+    s: &dyn Storage,
+    item: &Item,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let ciphertext = batch::string(item, "ciphertext");
+    if ciphertext.is_empty() {
+        return Err(bad("missing ciphertext to decrypt"));
+    }
+    let context = batch::bytes(item, "context")?;
+    let aad = batch::bytes(item, "associated_data")?;
+    let (n, bytes) = parse_ciphertext(&ciphertext)?;
+    check_decrypt_version(&k.policy, n)?;
+    let v = k.version(s, n).await?;
+    crypto::decrypt(&k.policy, k.kind, &v, &bytes, &context, &aad)
+}
+
+const ENCRYPT_FIELDS: &[&str] = &[
+    "plaintext",
+    "context",
+    "nonce",
+    "key_version",
+    "associated_data",
+    "reference",
+];
+
+const DECRYPT_FIELDS: &[&str] = &[
+    "ciphertext",
+    "context",
+    "nonce",
+    "associated_data",
+    "reference",
+];
+
+impl Engine {
+    pub(crate) async fn encrypt(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let name = f.string("name");
+        check_name(&name)?;
+        let mount = mount_id(&req);
+        let s = &*req.storage;
+        let batch_items = batch::items(&f)?;
+        let is_batch = batch_items.is_some();
+        if !is_batch && !f.raw.contains_key("plaintext") {
+            return Err(bad("missing plaintext to encrypt"));
+        }
+        let items = batch_items.unwrap_or_else(|| vec![batch::single(&f, ENCRYPT_FIELDS)]);
+        let key = match self.key(&mount, s, &name).await? {
+            Some(k) => k,
+            None if is_create(&req) => self.upsert(&req, &f, &items).await?,
+            None => return Err(bad(MISSING_KEY)),
+        };
+        require_aead(&key, "encryption")?;
+        let mut results = Vec::with_capacity(items.len());
+        for item in &items {
+            results.push(batch::result(item, encrypt_item(&key, s, item).await));
+        }
+        answer(is_batch, results, &f)
+    }
+
+    /// Vault's upsert: an encrypt that may create (the core decided "create") makes the key,
+    /// derived if the first item has a context.
+    async fn upsert(&self, req: &Request, f: &Fields, items: &[Item]) -> Result<Arc<Key>> {
+        let name = f.string("name");
+        let mount = mount_id(req);
+        let s = &*req.storage;
+        let derived = items
+            .first()
+            .is_some_and(|i| !batch::string(i, "context").is_empty());
+        let n = new_key(f, derived, false)?;
+        if n.convergent && !derived {
+            return Err(bad(
+                "convergent encryption requires derivation to be enabled, so context is required",
+            ));
+        }
+        let _g = self.lock(&mount, &name).await;
+        if let Some(k) = self.key(&mount, s, &name).await? {
+            return Ok(k);
+        }
+        self.create(&mount, s, &name, &n).await
+    }
+
+    pub(crate) async fn decrypt(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let name = f.string("name");
+        let s = &*req.storage;
+        let batch_items = batch::items(&f)?;
+        let is_batch = batch_items.is_some();
+        let items = batch_items.unwrap_or_else(|| vec![batch::single(&f, DECRYPT_FIELDS)]);
+        let key = self
+            .existing(&mount_id(&req), s, &name, MISSING_KEY)
+            .await?;
+        require_aead(&key, "decryption")?;
+        let mut results = Vec::with_capacity(items.len());
+        for item in &items {
+            let r = decrypt_item(&key, s, item).await.map(|pt| {
+                let mut m = Map::new();
+                m.insert("plaintext".into(), json!(batch::encode(&pt)));
+                m
+            });
+            results.push(batch::result(item, r));
+        }
+        answer(is_batch, results, &f)
+    }
+
+    pub(crate) async fn rewrap(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let name = f.string("name");
+        let s = &*req.storage;
+        let batch_items = batch::items(&f)?;
+        let is_batch = batch_items.is_some();
+        let items = batch_items.unwrap_or_else(|| {
+            let mut fields = DECRYPT_FIELDS.to_vec();
+            fields.push("key_version");
+            vec![batch::single(&f, &fields)]
+        });
+        let key = self
+            .existing(&mount_id(&req), s, &name, MISSING_KEY)
+            .await?;
+        require_aead(&key, "encryption")?;
+        let mut results = Vec::with_capacity(items.len());
+        for item in &items {
+            let r = async {
+                let pt = decrypt_item(&key, s, item).await?;
+                let mut again = item.clone();
+                again.insert("plaintext".into(), json!(batch::encode(&pt)));
+                encrypt_item(&key, s, &again).await
+            }
+            .await;
+            results.push(batch::result(item, r));
+        }
+        answer(is_batch, results, &f)
+    }
+
+    pub(crate) async fn datakey(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let name = f.string("name");
+        let kind = f.string("plaintext");
+        let with_plaintext = match kind.as_str() {
+            "plaintext" => true,
+            "wrapped" => false,
+            other => {
+                return Err(bad(format!(
+                    "invalid path: {other:?} must be \"plaintext\" or \"wrapped\""
+                )));
+            }
+        };
+        let bits = f.int("bits").unwrap_or(256);
+        if ![128, 256, 512].contains(&bits) {
+            return Err(bad("invalid bits value; must be 128, 256 or 512"));
+        }
+        let s = &*req.storage;
+        let key = self
+            .existing(&mount_id(&req), s, &name, MISSING_KEY)
+            .await?;
+        if !key.kind.is_aead() {
+            return Err(bad(format!(
+                "key type {} does not support data keys",
+                key.kind.name()
+            )));
+        }
+        let data_key = crate::util::random(usize::try_from(bits / 8).unwrap_or(32))?;
+        let mut item = batch::single(&f, &["context", "nonce", "key_version"]);
+        item.insert("plaintext".into(), json!(batch::encode(&data_key)));
+        let mut m = encrypt_item(&key, s, &item).await?;
+        if with_plaintext {
+            m.insert("plaintext".into(), json!(batch::encode(&data_key)));
+        }
+        Ok(Some(Response::data(m)))
+    }
+}
