@@ -1,0 +1,372 @@
+//! Issue 14, LDAP: a real OpenLDAP slapd on 127.0.0.1 (users in `ou=users`, one group with
+//! `member`, one seen through the `memberOf` overlay), and `bao login -method=ldap` against
+//! Tresor: group policies, a wrong password refused, failover past a dead first URL,
+//! StartTLS and ldaps with the server's CA, LDAP groups as identity group aliases, and bad
+//! configuration refused with nothing stored.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, free_port, run};
+use serde_json::{Value, json};
+
+/// slapd, stopped (by PID) when dropped.
+struct Slapd {
+    child: Child,
+    port: u16,
+    tls_port: u16,
+    cert: String,
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const BASE: &str = "dc=example,dc=org";
+
+fn start_slapd(dir: &Path) -> Slapd {
+    let t = dir.display().to_string();
+    std::fs::create_dir_all(dir.join("db")).unwrap();
+    // A CA and a server certificate it signs (rustls, like any strict verifier, does not take
+    // a CA certificate as the server's own).
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=LDAP test CA",
+            "-days",
+            "2",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "cert.pem",
+            "-extfile",
+            "san.cnf",
+        ],
+    ] {
+        std::fs::write(
+            dir.join("san.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        let o = run(Command::new("openssl").args(&args).current_dir(dir));
+        assert_eq!(o.code, 0, "openssl {args:?}: {o}");
+    }
+    let conf = format!(
+        "include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload memberof
+pidfile {t}/slapd.pid
+TLSCertificateFile {t}/cert.pem
+TLSCertificateKeyFile {t}/key.pem
+database mdb
+maxsize 10485760
+suffix \"{BASE}\"
+rootdn \"cn=admin,{BASE}\"
+rootpw adminpw
+directory {t}/db
+overlay memberof
+access to attrs=userPassword by anonymous auth by self write by * none
+access to * by * read
+"
+    );
+    std::fs::write(dir.join("slapd.conf"), conf).unwrap();
+    let mut ldif = format!(
+        "dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+         dn: ou=users,{BASE}\nobjectClass: organizationalUnit\nou: users\n\n\
+         dn: ou=groups,{BASE}\nobjectClass: organizationalUnit\nou: groups\n\n"
+    );
+    for (uid, pw) in [("alice", "alicepw"), ("bob", "bobpw")] {
+        ldif.push_str(&format!(
+            "dn: uid={uid},ou=users,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nuserPassword: {pw}\n\n"
+        ));
+    }
+    ldif.push_str(&format!(
+        "dn: cn=devs,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: devs\nmember: uid=alice,ou=users,{BASE}\n\n"
+    ));
+    std::fs::write(dir.join("data.ldif"), ldif).unwrap();
+    let o = run(Command::new("slapadd").args([
+        "-f",
+        &format!("{t}/slapd.conf"),
+        "-l",
+        &format!("{t}/data.ldif"),
+    ]));
+    assert_eq!(o.code, 0, "slapadd: {o}");
+    let (port, tls_port) = (free_port(), free_port());
+    let child = Command::new("slapd")
+        .args([
+            "-d",
+            "0",
+            "-f",
+            &format!("{t}/slapd.conf"),
+            "-h",
+            &format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("slapd (Debian package slapd) is installed");
+    let s = Slapd {
+        child,
+        port,
+        tls_port,
+        cert: std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let o = run(Command::new("ldapwhoami").args([
+            "-x",
+            "-H",
+            &format!("ldap://127.0.0.1:{port}"),
+            "-D",
+            &format!("uid=alice,ou=users,{BASE}"),
+            "-w",
+            "alicepw",
+        ]));
+        if o.code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slapd did not start: {o}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A group added while slapd runs, so the memberOf overlay marks bob's entry.
+    let add = format!(
+        "dn: cn=ops,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: ops\nmember: uid=bob,ou=users,{BASE}\n"
+    );
+    std::fs::write(dir.join("ops.ldif"), add).unwrap();
+    let o = run(Command::new("ldapadd").args([
+        "-x",
+        "-H",
+        &format!("ldap://127.0.0.1:{port}"),
+        "-D",
+        &format!("cn=admin,{BASE}"),
+        "-w",
+        "adminpw",
+        "-f",
+        &format!("{t}/ops.ldif"),
+    ]));
+    assert_eq!(o.code, 0, "ldapadd: {o}");
+    s
+}
+
+fn ok(s: &Server, args: &[&str]) -> String {
+    let o = s.bao_as("root", args);
+    assert_eq!(o.code, 0, "bao {args:?}: {o}");
+    o.stdout
+}
+
+fn login(s: &Server, user: &str, pw: &str) -> (u16, Value) {
+    s.api(
+        "POST",
+        &format!("auth/ldap/login/{user}"),
+        Some(&json!({ "password": pw }).to_string()),
+        None,
+    )
+}
+
+fn policies(v: &Value) -> Vec<String> {
+    common::strings(&v["auth"]["policies"])
+}
+
+#[test]
+fn ldap_logins_against_a_real_slapd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = start_slapd(&tmp.path().join("ldap"));
+    let s = Server::start_dev(tmp.path(), free_port());
+    ok(&s, &["auth", "enable", "ldap"]);
+    // The first URL is dead: the login must still work, after one connection_timeout.
+    let dead = free_port();
+    ok(
+        &s,
+        &[
+            "write",
+            "auth/ldap/config",
+            &format!(
+                "url=ldap://127.0.0.1:{dead},ldap://127.0.0.1:{}",
+                slapd.port
+            ),
+            &format!("userdn=ou=users,{BASE}"),
+            "userattr=uid",
+            &format!("groupdn=ou=groups,{BASE}"),
+            "groupfilter=(member={{.UserDN}})",
+            "groupattr=cn",
+            &format!("binddn=cn=admin,{BASE}"),
+            "bindpass=adminpw",
+            "connection_timeout=2s",
+        ],
+    );
+    let cfg = ok(&s, &["read", "-format=json", "auth/ldap/config"]);
+    assert!(
+        !cfg.contains("adminpw"),
+        "the bind password is never shown: {cfg}"
+    );
+    ok(&s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
+    ok(&s, &["write", "auth/ldap/groups/ops", "policies=opspol"]);
+
+    // `tresor login -method=ldap` (the bao wheel's CLI has no ldap login helper, so bao
+    // logs in with `bao write auth/ldap/login/:user`): alice gets her group's policy.
+    let o = run(common::clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .args([
+            "login",
+            "-method=ldap",
+            "-format=json",
+            "username=alice",
+            "password=alicepw",
+        ])
+        .env("VAULT_ADDR", &s.addr)
+        .env("HOME", &s.home));
+    assert_eq!(o.code, 0, "tresor login: {o}\n{}", s.log());
+    let v: Value = serde_json::from_str(&o.stdout).expect("json");
+    assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
+    assert!(!policies(&v).contains(&"opspol".to_owned()), "{v}");
+    let o = s.bao(&[
+        "write",
+        "-format=json",
+        "auth/ldap/login/alice",
+        "password=alicepw",
+    ]);
+    assert_eq!(o.code, 0, "bao write auth/ldap/login: {o}");
+    let v: Value = serde_json::from_str(&o.stdout).expect("json");
+    assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
+    // Wrong password and unknown user: one refusal.
+    let (code, wrong) = login(&s, "alice", "nope");
+    assert_eq!(code, 400, "{wrong}");
+    let (code, unknown) = login(&s, "mallory", "nope");
+    assert_eq!(code, 400, "{unknown}");
+    assert_eq!(wrong["errors"], unknown["errors"]);
+
+    // Active Directory style: groups from memberOf on the user's entry.
+    ok(
+        &s,
+        &[
+            "write",
+            "auth/ldap/config",
+            &format!("groupdn=ou=users,{BASE}"),
+            "groupfilter=(&(objectClass=inetOrgPerson)(uid={{.Username}}))",
+            "groupattr=memberOf",
+        ],
+    );
+    let (code, v) = login(&s, "bob", "bobpw");
+    assert_eq!(code, 200, "{v}");
+    assert!(policies(&v).contains(&"opspol".to_owned()), "{v}");
+
+    // LDAP groups are identity group aliases: an external group's policy applies.
+    let acc: Value = serde_json::from_str(&ok(&s, &["auth", "list", "-format=json"])).unwrap();
+    let acc = acc["ldap/"]["accessor"].as_str().unwrap().to_owned();
+    let g: Value = serde_json::from_str(&ok(
+        &s,
+        &[
+            "write",
+            "-format=json",
+            "identity/group",
+            "name=ext-ops",
+            "type=external",
+            "policies=extpol",
+        ],
+    ))
+    .unwrap();
+    ok(
+        &s,
+        &[
+            "write",
+            "identity/group-alias",
+            "name=ops",
+            &format!("mount_accessor={acc}"),
+            &format!("canonical_id={}", g["data"]["id"].as_str().unwrap()),
+        ],
+    );
+    let (code, v) = login(&s, "bob", "bobpw");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["auth"]["identity_policies"], json!(["extpol"]), "{v}");
+
+    // StartTLS and ldaps, verified with the server's CA.
+    let ca = tmp.path().join("ldap/ca.pem");
+    for (url, starttls) in [
+        (format!("ldap://127.0.0.1:{}", slapd.port), "true"),
+        (format!("ldaps://127.0.0.1:{}", slapd.tls_port), "false"),
+    ] {
+        ok(
+            &s,
+            &[
+                "write",
+                "auth/ldap/config",
+                &format!("url={url}"),
+                &format!("starttls={starttls}"),
+                &format!("certificate=@{}", ca.display()),
+                &format!("groupdn=ou=groups,{BASE}"),
+                "groupfilter=(member={{.UserDN}})",
+                "groupattr=cn",
+            ],
+        );
+        let (code, v) = login(&s, "alice", "alicepw");
+        assert_eq!(code, 200, "{url}: {v}\n{}", s.log());
+        assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
+    }
+    assert!(slapd.cert.contains("BEGIN CERTIFICATE"));
+
+    // Bad configuration: a 400 naming the field, and the stored config unchanged.
+    let before = ok(&s, &["read", "-format=json", "auth/ldap/config"]);
+    for (args, field) in [
+        (vec!["certificate=not a pem"], "certificate"),
+        (vec!["url=http://127.0.0.1:1"], "url"),
+        (vec!["userfilter=uid=x"], "userfilter"),
+    ] {
+        let mut a = vec!["write", "auth/ldap/config"];
+        a.extend(args.iter().copied());
+        let o = s.bao_as("root", &a);
+        assert_ne!(o.code, 0, "{args:?} accepted");
+        assert!(o.stderr.contains(field), "{args:?}: {o}");
+    }
+    let after = ok(&s, &["read", "-format=json", "auth/ldap/config"]);
+    let strip = |t: &str| {
+        let mut v: Value = serde_json::from_str(t).unwrap();
+        v["request_id"] = Value::Null;
+        v
+    };
+    assert_eq!(
+        strip(&before),
+        strip(&after),
+        "nothing half-written stays behind"
+    );
+}
