@@ -1,0 +1,441 @@
+//! The mount's `config`: where the directory is, how users and groups are found, and the
+//! token settings of its logins. Stored as one entry; `bindpass` and `client_tls_key` are
+//! never shown on read.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::token::TokenParams;
+use tresor_sdk::{LogicalError, Operation, Response, Result, Storage};
+
+use crate::State;
+
+pub(crate) const KEY: &str = "config";
+
+pub(crate) const DEFAULT_USERFILTER: &str = "({{.UserAttr}}={{.Username}})";
+pub(crate) const DEFAULT_GROUPFILTER: &str =
+    "(|(memberUid={{.Username}})(member={{.UserDN}})(uniqueMember={{.UserDN}}))";
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub(crate) struct Config {
+    pub url: String,
+    pub starttls: bool,
+    pub insecure_tls: bool,
+    pub tls_min_version: String,
+    pub tls_max_version: String,
+    pub certificate: String,
+    pub client_tls_cert: String,
+    pub client_tls_key: String,
+    pub binddn: String,
+    pub bindpass: String,
+    pub userdn: String,
+    pub userattr: String,
+    pub userfilter: String,
+    pub upndomain: String,
+    pub discoverdn: bool,
+    pub groupdn: String,
+    pub groupfilter: String,
+    pub groupattr: String,
+    pub case_sensitive_names: bool,
+    pub username_as_alias: bool,
+    pub deny_null_bind: bool,
+    pub anonymous_group_search: bool,
+    /// Seconds.
+    pub request_timeout: u64,
+    /// Seconds.
+    pub connection_timeout: u64,
+    pub max_page_size: i64,
+    pub dereference_aliases: String,
+    pub use_token_groups: bool,
+    pub token: TokenParams,
+}
+
+/// Never prints the bind password or the client key.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("binddn", &self.binddn)
+            .field(
+                "bindpass",
+                &(!self.bindpass.is_empty()).then_some("<redacted>"),
+            )
+            .field("userdn", &self.userdn)
+            .field("groupdn", &self.groupdn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            url: "ldap://127.0.0.1".into(),
+            starttls: false,
+            insecure_tls: false,
+            tls_min_version: "tls12".into(),
+            tls_max_version: "tls12".into(),
+            certificate: String::new(),
+            client_tls_cert: String::new(),
+            client_tls_key: String::new(),
+            binddn: String::new(),
+            bindpass: String::new(),
+            userdn: String::new(),
+            userattr: "cn".into(),
+            userfilter: DEFAULT_USERFILTER.into(),
+            upndomain: String::new(),
+            discoverdn: false,
+            groupdn: String::new(),
+            groupfilter: DEFAULT_GROUPFILTER.into(),
+            groupattr: "cn".into(),
+            case_sensitive_names: false,
+            username_as_alias: false,
+            deny_null_bind: true,
+            anonymous_group_search: false,
+            request_timeout: 90,
+            connection_timeout: 30,
+            max_page_size: 0,
+            dereference_aliases: "never".into(),
+            use_token_groups: false,
+            token: TokenParams::default(),
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    pub(crate) fn connection_timeout(&self) -> Duration {
+        Duration::from_secs(self.connection_timeout.max(1))
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout.max(1))
+    }
+
+    fn show(&self) -> Map<String, Value> {
+        let mut m = json!({
+            "url": self.url,
+            "starttls": self.starttls,
+            "insecure_tls": self.insecure_tls,
+            "tls_min_version": self.tls_min_version,
+            "tls_max_version": self.tls_max_version,
+            "certificate": self.certificate,
+            "client_tls_cert": self.client_tls_cert,
+            "binddn": self.binddn,
+            "userdn": self.userdn,
+            "userattr": self.userattr,
+            "userfilter": self.userfilter,
+            "upndomain": self.upndomain,
+            "discoverdn": self.discoverdn,
+            "groupdn": self.groupdn,
+            "groupfilter": self.groupfilter,
+            "groupattr": self.groupattr,
+            "case_sensitive_names": self.case_sensitive_names,
+            "username_as_alias": self.username_as_alias,
+            "deny_null_bind": self.deny_null_bind,
+            "anonymous_group_search": self.anonymous_group_search,
+            "request_timeout": self.request_timeout,
+            "connection_timeout": self.connection_timeout,
+            "max_page_size": self.max_page_size,
+            "dereference_aliases": self.dereference_aliases,
+            "use_token_groups": self.use_token_groups,
+            "use_pre111_group_cn_behavior": false,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        self.token.show(&mut m);
+        m
+    }
+
+    /// Applies the fields a write sets, then checks the whole: a bad value is a 400 naming
+    /// the field, and nothing is stored.
+    fn update(&mut self, f: &Fields) -> Result<()> {
+        macro_rules! set_str {
+            ($($name:ident),*) => { $( if f.is_set(stringify!($name)) { self.$name = f.string(stringify!($name)).trim().to_owned(); } )* };
+        }
+        macro_rules! set_bool {
+            ($($name:ident),*) => { $( if f.is_set(stringify!($name)) { self.$name = f.flag(stringify!($name)); } )* };
+        }
+        set_str!(
+            url,
+            tls_min_version,
+            tls_max_version,
+            certificate,
+            client_tls_cert,
+            client_tls_key,
+            binddn,
+            userdn,
+            userattr,
+            userfilter,
+            upndomain,
+            groupdn,
+            groupfilter,
+            groupattr,
+            dereference_aliases
+        );
+        if f.is_set("bindpass") {
+            self.bindpass = f.string("bindpass");
+        }
+        set_bool!(
+            starttls,
+            insecure_tls,
+            discoverdn,
+            case_sensitive_names,
+            username_as_alias,
+            deny_null_bind,
+            anonymous_group_search,
+            use_token_groups
+        );
+        for (name, slot) in [
+            ("request_timeout", &mut self.request_timeout),
+            ("connection_timeout", &mut self.connection_timeout),
+        ] {
+            if let Some(d) = f.duration(name) {
+                *slot = d.as_secs();
+            }
+        }
+        if let Some(n) = f.int("max_page_size") {
+            self.max_page_size = n;
+        }
+        self.token.update(f)?;
+        if self.userattr.is_empty() {
+            self.userattr = "cn".into();
+        }
+        if self.groupattr.is_empty() {
+            self.groupattr = "cn".into();
+        }
+        if self.userfilter.is_empty() {
+            self.userfilter = DEFAULT_USERFILTER.into();
+        }
+        if self.groupfilter.is_empty() {
+            self.groupfilter = DEFAULT_GROUPFILTER.into();
+        }
+        self.validate()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let urls = self.urls();
+        if urls.is_empty() {
+            return Err(LogicalError::invalid(
+                "url: at least one LDAP URL is required",
+            ));
+        }
+        for u in &urls {
+            if !(u.starts_with("ldap://") || u.starts_with("ldaps://")) {
+                return Err(LogicalError::invalid(format!(
+                    "url: {u:?} is not an ldap:// or ldaps:// URL"
+                )));
+            }
+        }
+        if !self.certificate.is_empty() {
+            crate::directory::parse_certs(&self.certificate)
+                .map_err(|e| LogicalError::invalid(format!("certificate: {e}")))?;
+        }
+        if self.client_tls_cert.is_empty() != self.client_tls_key.is_empty() {
+            return Err(LogicalError::invalid(
+                "client_tls_cert and client_tls_key must be given together",
+            ));
+        }
+        if !self.client_tls_cert.is_empty() {
+            crate::directory::parse_certs(&self.client_tls_cert)
+                .map_err(|e| LogicalError::invalid(format!("client_tls_cert: {e}")))?;
+            crate::directory::parse_key(&self.client_tls_key)
+                .map_err(|e| LogicalError::invalid(format!("client_tls_key: {e}")))?;
+        }
+        for (name, v) in [
+            ("tls_min_version", &self.tls_min_version),
+            ("tls_max_version", &self.tls_max_version),
+        ] {
+            if !matches!(v.as_str(), "tls10" | "tls11" | "tls12" | "tls13") {
+                return Err(LogicalError::invalid(format!(
+                    "{name}: {v:?} is not one of tls10, tls11, tls12, tls13"
+                )));
+            }
+        }
+        for (name, v) in [
+            ("userfilter", &self.userfilter),
+            ("groupfilter", &self.groupfilter),
+        ] {
+            if !(v.starts_with('(') && v.ends_with(')')) {
+                return Err(LogicalError::invalid(format!(
+                    "{name}: {v:?} is not an LDAP filter (it must be in parentheses)"
+                )));
+            }
+        }
+        if !matches!(
+            self.dereference_aliases.as_str(),
+            "never" | "finding" | "searching" | "always"
+        ) {
+            return Err(LogicalError::invalid(
+                "dereference_aliases: must be never, finding, searching or always",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn load(storage: &dyn Storage) -> Result<Option<Config>> {
+    tresor_sdk::get_json(storage, KEY).await
+}
+
+pub(crate) fn paths() -> Vec<Path<State>> {
+    let mut p = Path::<State>::new("config");
+    for (name, kind, help) in [
+        (
+            "url",
+            Kind::Str,
+            "LDAP URLs, comma-separated, tried in order (ldap:// or ldaps://).",
+        ),
+        (
+            "starttls",
+            Kind::Bool,
+            "Upgrade ldap:// connections with StartTLS.",
+        ),
+        (
+            "insecure_tls",
+            Kind::Bool,
+            "Do not verify the server's certificate (testing only).",
+        ),
+        (
+            "tls_min_version",
+            Kind::Str,
+            "Minimum TLS version (tls12 or tls13 are used).",
+        ),
+        ("tls_max_version", Kind::Str, "Maximum TLS version."),
+        (
+            "certificate",
+            Kind::Str,
+            "CA certificate(s), PEM, to verify the server.",
+        ),
+        (
+            "client_tls_cert",
+            Kind::Str,
+            "Client certificate, PEM, for mutual TLS.",
+        ),
+        (
+            "client_tls_key",
+            Kind::Str,
+            "Client key, PEM, for mutual TLS (never shown).",
+        ),
+        (
+            "binddn",
+            Kind::Str,
+            "DN to bind as to search for users and groups.",
+        ),
+        ("bindpass", Kind::Str, "Password of binddn (never shown)."),
+        ("userdn", Kind::Str, "Base DN under which users are."),
+        (
+            "userattr",
+            Kind::Str,
+            "Attribute holding the username (default cn).",
+        ),
+        (
+            "userfilter",
+            Kind::Str,
+            "Filter finding the user; {{.UserAttr}} and {{.Username}} are filled in.",
+        ),
+        (
+            "upndomain",
+            Kind::Str,
+            "Bind as user@upndomain (Active Directory).",
+        ),
+        (
+            "discoverdn",
+            Kind::Bool,
+            "Find the user's DN by searching, even without binddn.",
+        ),
+        (
+            "groupdn",
+            Kind::Str,
+            "Base DN under which groups are searched.",
+        ),
+        (
+            "groupfilter",
+            Kind::Str,
+            "Filter finding the user's groups; {{.Username}} and {{.UserDN}} are filled in.",
+        ),
+        (
+            "groupattr",
+            Kind::Str,
+            "Attribute naming a group (cn, or memberOf on user entries).",
+        ),
+        (
+            "case_sensitive_names",
+            Kind::Bool,
+            "Compare user and group names with case.",
+        ),
+        (
+            "username_as_alias",
+            Kind::Bool,
+            "Use the login username as the identity alias name.",
+        ),
+        (
+            "deny_null_bind",
+            Kind::Bool,
+            "Refuse empty passwords (default true).",
+        ),
+        (
+            "anonymous_group_search",
+            Kind::Bool,
+            "Search groups without binding.",
+        ),
+        (
+            "request_timeout",
+            Kind::Duration,
+            "Timeout of each LDAP operation (default 90s).",
+        ),
+        (
+            "connection_timeout",
+            Kind::Duration,
+            "Timeout of connecting to one URL before the next is tried (default 30s).",
+        ),
+        (
+            "max_page_size",
+            Kind::Int,
+            "Page size of searches (0: no paging).",
+        ),
+        (
+            "dereference_aliases",
+            Kind::Str,
+            "never, finding, searching or always.",
+        ),
+        (
+            "use_token_groups",
+            Kind::Bool,
+            "Accepted for compatibility; group search uses groupfilter.",
+        ),
+    ] {
+        p = p.field(Field::new(name, kind, help));
+    }
+    p = TokenParams::add_fields(p);
+    vec![
+        p.op(Operation::Read, |_, req, _| {
+            Box::pin(
+                async move { Ok(load(&*req.storage).await?.map(|c| Response::data(c.show()))) },
+            )
+        })
+        .op(Operation::Update, |s, req, f| {
+            Box::pin(async move {
+                let _w = s.writes.lock().await;
+                let mut c = load(&*req.storage).await?.unwrap_or_default();
+                c.update(&f)?;
+                tresor_sdk::put_json(&*req.storage, KEY, &c).await?;
+                Ok(None)
+            })
+        })
+        .help(
+            "Configure how the LDAP server is reached and how users and groups are found.",
+            "The bind password and client key are stored behind the barrier and never shown.",
+        ),
+    ]
+}

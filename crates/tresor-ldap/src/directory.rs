@@ -1,0 +1,322 @@
+//! Talking to the directory: connect (each URL in order, one `connection_timeout` each), bind,
+//! find the user's DN, and find the user's groups.
+
+use std::sync::Arc;
+
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use tresor_sdk::{LogicalError, Result};
+
+use crate::config::Config;
+
+pub(crate) fn parse_certs(
+    pem: &str,
+) -> std::result::Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
+}
+
+pub(crate) fn parse_key(
+    pem: &str,
+) -> std::result::Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
+    rustls_pemfile::private_key(&mut pem.as_bytes())
+        .map_err(|e| format!("not a PEM private key: {e}"))?
+        .ok_or_else(|| "no PEM private key found".to_owned())
+}
+
+/// The TLS settings of a connection: the configured CA (or the system's), the client
+/// certificate, and `insecure_tls`.
+fn tls_config(c: &Config) -> Result<Option<Arc<rustls::ClientConfig>>> {
+    if c.insecure_tls {
+        return Ok(None);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    if c.certificate.is_empty() {
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+    } else {
+        for cert in parse_certs(&c.certificate).map_err(LogicalError::invalid)? {
+            roots
+                .add(cert)
+                .map_err(|e| LogicalError::invalid(format!("certificate: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if c.tls_min_version == "tls13" {
+        &[&rustls::version::TLS13]
+    } else if c.tls_max_version == "tls12" && c.tls_min_version != "tls13" {
+        &[&rustls::version::TLS12, &rustls::version::TLS13]
+    } else {
+        rustls::ALL_VERSIONS
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| LogicalError::invalid(format!("tls versions: {e}")))?
+        .with_root_certificates(roots);
+    let cfg = if c.client_tls_cert.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let chain = parse_certs(&c.client_tls_cert).map_err(LogicalError::invalid)?;
+        let key = parse_key(&c.client_tls_key).map_err(LogicalError::invalid)?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| LogicalError::invalid(format!("client_tls_cert: {e}")))?
+    };
+    Ok(Some(Arc::new(cfg)))
+}
+
+/// A bound connection to one directory server.
+pub(crate) struct Conn {
+    ldap: ldap3::Ldap,
+    timeout: std::time::Duration,
+}
+
+fn op_failed(what: &str, e: impl std::fmt::Display) -> LogicalError {
+    LogicalError::invalid(format!("ldap operation failed: {what}: {e}"))
+}
+
+/// Connects to the first URL that answers, in order.
+pub(crate) async fn connect(c: &Config) -> Result<Conn> {
+    let tls = tls_config(c)?;
+    let mut last = String::from("no LDAP URL configured");
+    for url in c.urls() {
+        let mut settings = LdapConnSettings::new()
+            .set_conn_timeout(c.connection_timeout())
+            .set_starttls(c.starttls && url.starts_with("ldap://"));
+        settings = match &tls {
+            Some(cfg) => settings.set_config(cfg.clone()),
+            None => settings.set_no_tls_verify(true),
+        };
+        let attempt = tokio::time::timeout(
+            c.connection_timeout(),
+            LdapConnAsync::with_settings(settings, &url),
+        )
+        .await;
+        match attempt {
+            Ok(Ok((conn, ldap))) => {
+                tokio::spawn(async move {
+                    if let Err(e) = conn.drive().await {
+                        tracing::debug!(error = %e, "LDAP connection ended");
+                    }
+                });
+                return Ok(Conn {
+                    ldap,
+                    timeout: c.request_timeout(),
+                });
+            }
+            Ok(Err(e)) => last = format!("{url}: {e}"),
+            Err(_) => last = format!("{url}: no answer within connection_timeout"),
+        }
+        tracing::warn!(url = %url, error = %last, "LDAP server unreachable; trying the next URL");
+    }
+    Err(op_failed("failed to connect to any LDAP server", last))
+}
+
+impl Conn {
+    /// A simple bind; `Ok(false)` when the directory refuses the credentials.
+    pub(crate) async fn bind(&mut self, dn: &str, password: &str) -> Result<bool> {
+        let r = self
+            .ldap
+            .with_timeout(self.timeout)
+            .simple_bind(dn, password)
+            .await
+            .map_err(|e| op_failed("bind", e))?;
+        Ok(r.rc == 0)
+    }
+
+    async fn search(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>> {
+        let (entries, _res) = self
+            .ldap
+            .with_timeout(self.timeout)
+            .search(base, Scope::Subtree, filter, attrs.to_vec())
+            .await
+            .map_err(|e| op_failed("search", e))?
+            .success()
+            .map_err(|e| op_failed("search", e))?;
+        Ok(entries.into_iter().map(SearchEntry::construct).collect())
+    }
+
+    pub(crate) async fn unbind(mut self) {
+        let _ = self.ldap.unbind().await;
+    }
+}
+
+/// Fills Vault's Go-template placeholders of a filter with escaped values.
+pub(crate) fn render_filter(filter: &str, c: &Config, username: &str, user_dn: &str) -> String {
+    let mut out = filter.to_owned();
+    for (k, v) in [
+        ("UserAttr", c.userattr.clone()),
+        ("Username", ldap3::ldap_escape(username).into_owned()),
+        ("UserDN", ldap3::ldap_escape(user_dn).into_owned()),
+    ] {
+        for spelling in [format!("{{{{.{k}}}}}"), format!("{{{{ .{k} }}}}")] {
+            out = out.replace(&spelling, &v);
+        }
+    }
+    out
+}
+
+/// The CN of a DN-valued attribute (`cn=ops,ou=groups,...` → `ops`), or the value itself.
+pub(crate) fn cn_of(value: &str) -> String {
+    let first = value.split(',').next().unwrap_or(value);
+    match first.split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("cn") && value.contains(',') => {
+            v.trim().to_owned()
+        }
+        _ => value.to_owned(),
+    }
+}
+
+/// What a successful authentication learned.
+pub(crate) struct Authenticated {
+    pub user_dn: String,
+    /// The value of `userattr` on the user's entry (the alias name unless
+    /// `username_as_alias`), or the login username when it could not be read.
+    pub user_attr_value: String,
+    pub groups: Vec<String>,
+}
+
+/// Binds as the user and finds their groups. `Ok(None)`: the credentials are wrong or the
+/// user does not exist (one answer for both).
+pub(crate) async fn authenticate(
+    c: &Config,
+    username: &str,
+    password: &str,
+) -> Result<Option<Authenticated>> {
+    let mut conn = connect(c).await?;
+    let result = authenticate_on(&mut conn, c, username, password).await;
+    conn.unbind().await;
+    result
+}
+
+async fn authenticate_on(
+    conn: &mut Conn,
+    c: &Config,
+    username: &str,
+    password: &str,
+) -> Result<Option<Authenticated>> {
+    // 1. the user's DN
+    let search_for_dn = !c.binddn.is_empty() || c.discoverdn;
+    let user_dn = if search_for_dn {
+        if !c.binddn.is_empty() && !conn.bind(&c.binddn, &c.bindpass).await? {
+            return Err(op_failed(
+                "bind as binddn",
+                "the directory refused binddn/bindpass",
+            ));
+        }
+        let filter = render_filter(&c.userfilter, c, username, "");
+        let found = conn.search(&c.userdn, &filter, &["dn"]).await?;
+        match found.as_slice() {
+            [one] => one.dn.clone(),
+            [] => return Ok(None),
+            _ => {
+                return Err(op_failed(
+                    "user search",
+                    format!("{} entries match the userfilter; expected one", found.len()),
+                ));
+            }
+        }
+    } else if !c.upndomain.is_empty() {
+        format!("{username}@{}", c.upndomain)
+    } else {
+        format!("{}={},{}", c.userattr, ldap3::dn_escape(username), c.userdn)
+    };
+    // 2. bind as the user
+    if !conn.bind(&user_dn, password).await? {
+        return Ok(None);
+    }
+    // With upndomain, the real DN is found by the UPN once bound.
+    let mut real_dn = user_dn.clone();
+    let mut user_attr_value = username.to_owned();
+    let base_for_user = if c.userdn.is_empty() {
+        None
+    } else {
+        Some(c.userdn.clone())
+    };
+    if let Some(base) = &base_for_user {
+        let filter = if !c.upndomain.is_empty() && !search_for_dn {
+            format!("(userPrincipalName={})", ldap3::ldap_escape(&user_dn))
+        } else {
+            render_filter(&c.userfilter, c, username, "")
+        };
+        if let Ok(found) = conn.search(base, &filter, &[c.userattr.as_str()]).await
+            && let [one] = found.as_slice()
+        {
+            real_dn = one.dn.clone();
+            if let Some(v) = one.attrs.get(&c.userattr).and_then(|v| v.first()) {
+                user_attr_value = v.clone();
+            }
+        }
+    }
+    // 3. groups, searched as binddn (or anonymously, or as the user)
+    let mut groups = Vec::new();
+    if !c.groupdn.is_empty() {
+        if c.anonymous_group_search {
+            conn.bind("", "").await?;
+        } else if !c.binddn.is_empty() {
+            conn.bind(&c.binddn, &c.bindpass).await?;
+        }
+        let filter = render_filter(&c.groupfilter, c, username, &real_dn);
+        for e in conn
+            .search(&c.groupdn, &filter, &[c.groupattr.as_str()])
+            .await?
+        {
+            let values = e
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&c.groupattr))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            for v in values {
+                let name = cn_of(&v);
+                if !groups.contains(&name) {
+                    groups.push(name);
+                }
+            }
+        }
+    }
+    Ok(Some(Authenticated {
+        user_dn: real_dn,
+        user_attr_value,
+        groups,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_filled_with_escaped_values() {
+        let c = Config {
+            userattr: "uid".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            render_filter("({{.UserAttr}}={{.Username}})", &c, "a*b)(x", ""),
+            "(uid=a\\2ab\\29\\28x)"
+        );
+        assert_eq!(
+            render_filter("(member={{ .UserDN }})", &c, "", "uid=a,ou=u"),
+            "(member=uid=a,ou=u)"
+        );
+    }
+
+    #[test]
+    fn group_values_that_are_dns_give_their_cn() {
+        assert_eq!(cn_of("cn=ops,ou=groups,dc=example,dc=org"), "ops");
+        assert_eq!(cn_of("CN=Dev Team,OU=x"), "Dev Team");
+        assert_eq!(cn_of("ops"), "ops");
+        assert_eq!(cn_of("uid=x,ou=y"), "uid=x,ou=y");
+    }
+}
