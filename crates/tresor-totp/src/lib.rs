@@ -1,6 +1,7 @@
 //! Vault's TOTP secrets engine: time-based one-time password keys and codes.
 //!
-//! Module map: `totp` (HOTP/TOTP arithmetic, base32, `otpauth://` URLs), `png` (QR barcodes
+//! Module map: `totp` (the `tresor-otp` crate, shared with login MFA: HOTP/TOTP arithmetic,
+//! base32, `otpauth://` URLs), `png` (QR barcodes
 //! as PNG without an image stack), `keys` (storage, `keys/:name`, `code/:name`, the spent
 //! code tidy). This file holds the path table and the [`LogicalBackend`] the core mounts.
 //!
@@ -12,7 +13,7 @@
 
 mod keys;
 mod png;
-mod totp;
+use tresor_otp as totp;
 
 use std::sync::Arc;
 
