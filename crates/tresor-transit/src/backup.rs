@@ -138,7 +138,7 @@ fn der_uint(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// A version as Vault's backup `KeyEntry`.
-fn vault_entry(t: KeyType, v: &Version) -> Result<Value> {
+fn vault_entry(t: KeyType, convergent: bool, v: &Version) -> Result<Value> {
     let created = tresor_sdk::clock::parse_rfc3339(&v.created).unwrap_or(0);
     let mut e = json!({
         "key": null,
@@ -149,7 +149,7 @@ fn vault_entry(t: KeyType, v: &Version) -> Result<Value> {
         "ec_d": null,
         "rsa_key": null,
         "public_key": "",
-        "convergent_version": 0,
+        "convergent_version": if convergent { key::CONVERGENT_VERSION } else { 0 },
         "creation_time": created,
     });
     match &v.prepared {
@@ -270,7 +270,7 @@ impl Engine {
                 continue;
             }
             let v = k.version(s, n).await?;
-            let e = vault_entry(t, &v)?;
+            let e = vault_entry(t, p.convergent_encryption, &v)?;
             if n >= p.min_decryption_version {
                 live.insert(n.to_string(), e.clone());
             }
@@ -282,7 +282,8 @@ impl Engine {
             "derived": p.derived,
             "kdf": 1,
             "convergent_encryption": p.convergent_encryption,
-            "convergent_version": if p.convergent_encryption { key::CONVERGENT_VERSION } else { 0 },
+            // -1: each version carries its own convergent version (as Vault writes it).
+            "convergent_version": if p.convergent_encryption { -1 } else { 0 },
             "exportable": p.exportable,
             "min_decryption_version": p.min_decryption_version,
             "min_encryption_version": p.min_encryption_version,
@@ -346,13 +347,8 @@ impl Engine {
         }
         let derived = pol["derived"].as_bool().unwrap_or(false);
         let convergent = pol["convergent_encryption"].as_bool().unwrap_or(false);
-        if convergent
-            && pol["convergent_version"].as_u64().unwrap_or(0) < u64::from(key::CONVERGENT_VERSION)
-        {
-            return Err(bad(
-                "invalid backup: convergent keys of versions before 3 are not supported",
-            ));
-        }
+        // The policy's convergent version, or -1: each version has its own.
+        let policy_convergent = pol["convergent_version"].as_i64().unwrap_or(0);
         if derived && pol["kdf"].as_u64() != Some(1) {
             return Err(bad(
                 "invalid backup: only the hkdf_sha256 key derivation is supported",
@@ -369,6 +365,16 @@ impl Engine {
                 .or_else(|| data["archived_keys"]["keys"].get(n as usize))
                 .filter(|e| e.as_object().is_some_and(|m| !m.is_empty()))
                 .ok_or_else(|| bad(format!("invalid backup: key version {n} is missing")))?;
+            let entry_convergent = if policy_convergent > 0 {
+                policy_convergent
+            } else {
+                e["convergent_version"].as_i64().unwrap_or(0)
+            };
+            if convergent && entry_convergent < i64::from(key::CONVERGENT_VERSION) {
+                return Err(bad(
+                    "invalid backup: convergent keys of versions before 3 are not supported",
+                ));
+            }
             let material = material_from_entry(t, e)?;
             key::prepare(t, derived, &material)?;
             let created = e["time"]
