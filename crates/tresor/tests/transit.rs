@@ -423,3 +423,172 @@ fn bad_input_is_a_clear_4xx_and_stores_nothing() {
         "aes256-gcm96"
     );
 }
+
+/// A real OpenBao dev server (the `bao` binary), killed by PID on drop.
+struct OpenBao {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl OpenBao {
+    fn start(dir: &Path) -> OpenBao {
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("openbao.log")).unwrap();
+        let child = common::clean_command(common::bao_bin())
+            .args([
+                "server",
+                "-dev",
+                "-dev-root-token-id=root",
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .env("HOME", dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start bao server -dev");
+        let b = OpenBao {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + common::READY_TIMEOUT;
+        while b.bao(&["status"]).code != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "OpenBao did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        b
+    }
+
+    fn bao(&self, args: &[&str]) -> common::Out {
+        run(common::clean_command(common::bao_bin())
+            .args(args)
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", "root"))
+    }
+}
+
+impl Drop for OpenBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keys move between OpenBao 2.7.2 and Tresor with backup/restore, both ways, and what one
+/// encrypted or signed the other decrypts or verifies; convergent keys give the same
+/// ciphertext on both.
+#[test]
+fn backups_move_keys_between_openbao_and_tresor() {
+    let (dir, s) = dev();
+    let ob = OpenBao::start(dir.path());
+    ob.bao(&["secrets", "enable", "transit"])
+        .expect(0, "openbao enable transit");
+    let tresor = |args: &[&str]| s.bao_as("root", args);
+    let openbao = |args: &[&str]| ob.bao(args);
+    type Side<'a> = &'a dyn Fn(&[&str]) -> common::Out;
+    let sides: [(&str, Side, Side); 2] = [
+        ("openbao-to-tresor", &openbao, &tresor),
+        ("tresor-to-openbao", &tresor, &openbao),
+    ];
+    for (dir_name, src, dst) in sides {
+        for ty in [
+            "aes256-gcm96",
+            "aes128-gcm96",
+            "chacha20-poly1305",
+            "ed25519",
+            "ecdsa-p256",
+            "ecdsa-p384",
+            "rsa-2048",
+        ] {
+            let key = format!("{ty}-{dir_name}");
+            src(&[
+                "write",
+                &format!("transit/keys/{key}"),
+                &format!("type={ty}"),
+                "exportable=true",
+                "allow_plaintext_backup=true",
+            ])
+            .expect(0, "create");
+            src(&["write", "-f", &format!("transit/keys/{key}/rotate")]).expect(0, "rotate");
+            let symmetric = !ty.starts_with("e") && !ty.starts_with("rsa");
+            let made = if symmetric {
+                src(&[
+                    "write",
+                    "-field=ciphertext",
+                    &format!("transit/encrypt/{key}"),
+                    "plaintext=aGVsbG8=",
+                ])
+            } else {
+                src(&[
+                    "write",
+                    "-field=signature",
+                    &format!("transit/sign/{key}"),
+                    "input=aGVsbG8=",
+                ])
+            }
+            .expect(0, "encrypt or sign");
+            let made = made.stdout.trim().to_owned();
+            let backup = src(&["read", "-field=backup", &format!("transit/backup/{key}")])
+                .expect(0, "backup");
+            dst(&[
+                "write",
+                &format!("transit/restore/{key}"),
+                &format!("backup={}", backup.stdout.trim()),
+            ])
+            .expect(0, &format!("restore {key}"));
+            let got = if symmetric {
+                dst(&[
+                    "write",
+                    "-field=plaintext",
+                    &format!("transit/decrypt/{key}"),
+                    &format!("ciphertext={made}"),
+                ])
+            } else {
+                dst(&[
+                    "write",
+                    "-field=valid",
+                    &format!("transit/verify/{key}"),
+                    "input=aGVsbG8=",
+                    &format!("signature={made}"),
+                ])
+            }
+            .expect(0, &format!("{key}: decrypt or verify"));
+            let want = if symmetric { "aGVsbG8=" } else { "true" };
+            assert_eq!(got.stdout.trim(), want, "{key}");
+        }
+        let key = format!("conv-{dir_name}");
+        src(&[
+            "write",
+            &format!("transit/keys/{key}"),
+            "derived=true",
+            "convergent_encryption=true",
+            "exportable=true",
+            "allow_plaintext_backup=true",
+        ])
+        .expect(0, "convergent key");
+        let enc = |side: Side| {
+            side(&[
+                "write",
+                "-field=ciphertext",
+                &format!("transit/encrypt/{key}"),
+                "plaintext=aGVsbG8=",
+                "context=Y3R4",
+            ])
+            .expect(0, "convergent encrypt")
+            .stdout
+        };
+        let a = enc(src);
+        let backup =
+            src(&["read", "-field=backup", &format!("transit/backup/{key}")]).expect(0, "backup");
+        dst(&[
+            "write",
+            &format!("transit/restore/{key}"),
+            &format!("backup={}", backup.stdout.trim()),
+        ])
+        .expect(0, "restore convergent");
+        assert_eq!(a, enc(dst), "{key}: convergent ciphertext differs");
+    }
+}
