@@ -100,7 +100,7 @@ const fn entry(path: &'static [&'static str], handler: Handler, synopsis: &'stat
     }
 }
 
-use commands::{kv, logical, mounts, operator, pki, policy, status, token};
+use commands::{kv, logical, mounts, operator, pki, policy, ssh, status, token};
 
 const COMMANDS: &[Entry] = &[
     entry(&["status"], status::status, "Print seal and HA status"),
@@ -281,6 +281,11 @@ const COMMANDS: &[Entry] = &[
         &["audit", "list"],
         mounts::audit_list,
         "Lists enabled audit devices",
+    ),
+    entry(
+        &["ssh"],
+        ssh::ssh,
+        "Signs your SSH key with an SSH engine role and connects with it",
     ),
     entry(
         &["pki", "issue"],

@@ -347,6 +347,54 @@ fn signed_user_and_host_certificates_work_with_a_real_sshd() {
         bad_host.stderr.contains("Host key verification failed"),
         "{bad_host}"
     );
+    // `tresor ssh` signs the local key and runs ssh with it (extra arguments go to ssh).
+    let o = run(common::clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .env("HOME", &s.home)
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root")
+        .arg("ssh")
+        .arg("-mode=ca")
+        .arg("-role=dev")
+        .arg(format!(
+            "-public-key-path={}",
+            t.join("user_key.pub").display()
+        ))
+        .arg("-strict-host-key-checking=yes")
+        .arg(format!(
+            "-user-known-hosts-file={}",
+            t.join("known_hosts").display()
+        ))
+        .arg(format!("{USER}@127.0.0.1"))
+        .args([
+            "-p",
+            &port.to_string(),
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .args(["echo", "signed-by-tresor"]));
+    assert_eq!(o.code, 0, "tresor ssh\n{o}\n--- sshd log\n{}", sshd_log());
+    assert_eq!(o.stdout.trim(), "signed-by-tresor", "{o}");
+    // As a principal the role refuses: the signing fails and ssh never runs.
+    let o = run(common::clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .env("HOME", &s.home)
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root")
+        .arg("ssh")
+        .arg("-role=dev")
+        .arg(format!(
+            "-public-key-path={}",
+            t.join("user_key.pub").display()
+        ))
+        .arg("root@127.0.0.1")
+        .args(["-p", &port.to_string(), "true"]));
+    assert_eq!(o.code, 2, "{o}");
+    assert!(
+        o.stderr
+            .contains("root is not a valid value for valid_principals"),
+        "{o}"
+    );
     drop(sshd);
 
     // Bad input: clear 4xx errors in Vault's shape, nothing stored.
