@@ -500,3 +500,92 @@ fn issue_generates_a_key_pair_ssh_keygen_reads() {
         assert!(l.stdout.contains(&fp), "{kt}: {fp} not in\n{l}");
     }
 }
+
+/// `allowed_users_template`: each person may get certificates only for their own login name,
+/// rendered from the entity behind the token that asks.
+#[test]
+fn templated_allowed_users_follow_the_callers_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(dir.path(), free_port());
+    s.bao_as("root", &["secrets", "enable", "ssh"])
+        .expect(0, "enable ssh");
+    s.bao_as("root", &["write", "ssh/config/ca", "key_type=ed25519"])
+        .expect(0, "ca");
+    s.bao_as("root", &["auth", "enable", "userpass"])
+        .expect(0, "enable userpass");
+    let auths = s
+        .bao_as("root", &["auth", "list", "-format=json"])
+        .expect(0, "auth list")
+        .json();
+    let accessor = auths["userpass/"]["accessor"].as_str().unwrap().to_owned();
+    s.bao_as(
+        "root",
+        &[
+            "write",
+            "ssh/roles/me",
+            "key_type=ca",
+            "allow_user_certificates=true",
+            "allowed_users_template=true",
+            &format!("allowed_users={{{{identity.entity.aliases.{accessor}.name}}}}"),
+            &format!("default_user={{{{identity.entity.aliases.{accessor}.name}}}}"),
+            "default_user_template=true",
+        ],
+    )
+    .expect(0, "role me");
+    std::fs::write(
+        dir.path().join("signer.hcl"),
+        r#"path "ssh/sign/me" { capabilities = ["update"] }"#,
+    )
+    .unwrap();
+    s.bao_as("root", &["policy", "write", "signer", "signer.hcl"])
+        .expect(0, "policy");
+    for user in ["carol", "dave"] {
+        s.bao_as(
+            "root",
+            &[
+                "write",
+                &format!("auth/userpass/users/{user}"),
+                "password=pw-123456",
+                "token_policies=signer",
+            ],
+        )
+        .expect(0, "user");
+    }
+    let login = s
+        .bao(&[
+            "login",
+            "-format=json",
+            "-method=userpass",
+            "username=carol",
+            "password=pw-123456",
+        ])
+        .expect(0, "login carol")
+        .json();
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    keygen(dir.path(), "k");
+    let key_arg = format!("public_key=@{}", dir.path().join("k.pub").display());
+    // Her own name, explicitly or by default.
+    for extra in [&["valid_principals=carol"][..], &[]] {
+        let mut args = vec!["write", "-field=signed_key", "ssh/sign/me", &key_arg];
+        args.extend_from_slice(extra);
+        let o = s.bao_as(&token, &args).expect(0, "sign as carol");
+        std::fs::write(dir.path().join("c.pub"), o.stdout.trim()).unwrap();
+        let l = run(Command::new("ssh-keygen")
+            .arg("-L")
+            .arg("-f")
+            .arg(dir.path().join("c.pub")));
+        let principals = l.stdout.split("Principals:").nth(1).unwrap();
+        assert_eq!(principals.split_whitespace().next(), Some("carol"), "{l}");
+    }
+    // Not dave's.
+    let o = s.bao_as(
+        &token,
+        &["write", "ssh/sign/me", &key_arg, "valid_principals=dave"],
+    );
+    assert_eq!(o.code, 2, "{o}");
+    assert!(
+        o.stderr
+            .contains("dave is not a valid value for valid_principals"),
+        "{o}"
+    );
+}
