@@ -1450,7 +1450,15 @@ impl Core {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(Err(e))) => Err(CoreError::from(e)),
                 Ok(Ok(Ok(response))) => self
-                    .finish(&u, route, &path, token.as_deref(), response, &mut out)
+                    .finish(
+                        &u,
+                        route,
+                        &path,
+                        token.as_deref(),
+                        response,
+                        &mut out,
+                        &mfa_headers(req),
+                    )
                     .await
                     .map(|()| None),
             }
@@ -1500,6 +1508,7 @@ impl Core {
         token: Option<&TokenEntry>,
         response: Option<Response>,
         out: &mut CoreResponse,
+        mfa_headers: &[&str],
     ) -> Result<(), CoreError> {
         let Some(mut resp) = response else {
             return Ok(());
@@ -1531,7 +1540,27 @@ impl Core {
             out.lease_duration = ttl.as_secs();
             out.renewable = renewable;
         }
-        if let Some(auth) = resp.auth.take() {
+        if let Some(mut auth) = resp.auth.take() {
+            self.resolve_login_entity(u, route, &mut auth).await?;
+            if let Some(requirement) = self.login_mfa(u, route, &auth, path, mfa_headers).await? {
+                // No token yet: the login waits for its passcodes (`sys/mfa/validate`).
+                out.auth = Some(json!({
+                    "client_token": "",
+                    "accessor": "",
+                    "policies": null,
+                    "token_policies": null,
+                    "metadata": null,
+                    "lease_duration": 0,
+                    "renewable": false,
+                    "entity_id": "",
+                    "token_type": "",
+                    "orphan": false,
+                    "num_uses": 0,
+                    "mfa_requirement": requirement,
+                }));
+                out.response = Some(resp);
+                return Ok(());
+            }
             let auth = self.materialize_auth(u, route, auth, path, at).await?;
             let identity = u
                 .entity(&auth.entity_id)
@@ -1594,6 +1623,15 @@ impl Core {
         let router = u.router();
         router.route(path).map(|(r, _)| r.special.clone())
     }
+}
+
+/// The `X-Vault-MFA` header values of a request (login MFA passcodes sent with the login).
+fn mfa_headers(req: &CoreRequest) -> Vec<&str> {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n == "x-vault-mfa")
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 /// The request headers a mount lets through to its engine (`passthrough_request_headers`,

@@ -236,6 +236,12 @@ impl State {
     }
 }
 
+/// A built-in's state that holds the identity store (path modules of `identity/` are written
+/// over this, not over the backend that chains them).
+pub trait HasIdentity {
+    fn identity(&self) -> &IdentityStore;
+}
+
 /// Auth mounts by accessor: (full path `auth/x/`, type).
 type Mounts = HashMap<String, (String, String)>;
 
@@ -246,6 +252,8 @@ pub struct IdentityStore {
     generation: AtomicU64,
     resolved: RwLock<HashMap<String, Arc<Resolved>>>,
     mounts: RwLock<Mounts>,
+    /// Login MFA: methods, enforcements, enrolled secrets, pending logins.
+    pub mfa: crate::mfa::MfaStore,
 }
 
 fn sdk(e: tresor_sdk::LogicalError) -> CoreError {
@@ -279,6 +287,7 @@ pub fn normalize_policies(p: &[String]) -> Vec<String> {
 impl IdentityStore {
     pub async fn open(view: View) -> Result<Self, CoreError> {
         let store = IdentityStore {
+            mfa: crate::mfa::MfaStore::open(view.clone()).await?,
             view,
             state: RwLock::new(State::default()),
             writes: tokio::sync::Mutex::new(()),
@@ -1111,6 +1120,9 @@ impl IdentityStore {
 
     /// Reloads one record after another server changed it (`Core::invalidate`).
     pub async fn invalidate(&self, key: &str) -> Result<(), CoreError> {
+        if key.starts_with("mfa/") {
+            return self.mfa.reload().await;
+        }
         let _w = self.writes.lock().await;
         if let Some(id) = key.strip_prefix("entity/") {
             let e = self.load::<Entity>(key).await?;

@@ -18,6 +18,12 @@ pub struct Identity {
     store: Arc<IdentityStore>,
 }
 
+impl crate::identity::HasIdentity for Identity {
+    fn identity(&self) -> &IdentityStore {
+        &self.store
+    }
+}
+
 pub fn backend(store: Arc<IdentityStore>) -> Arc<dyn LogicalBackend> {
     TableBackend::new(Identity { store }, table())
 }
@@ -527,7 +533,7 @@ fn table() -> Table<Identity> {
                     Ok(g.map(|g| obj(b.group_json(&g))))
                 }))
                 .help("Look up a group by name, ID, alias ID, or alias name and mount accessor.", "Exactly one way of naming it may be given. Nothing found is an empty 204."),
-        ].into_iter().chain(crate::identity_oidc::paths()).collect(),
+        ].into_iter().chain(crate::identity_oidc::paths()).chain(crate::identity_mfa::paths()).collect(),
     }
 }
 

@@ -70,6 +70,67 @@ fn login_ttl(auth: &tresor_sdk::Auth, mount: &tresor_sdk::MountView) -> LoginTtl
 }
 
 impl Core {
+    /// Resolves a login's alias to its identity entity (created on first login), once.
+    pub(crate) async fn resolve_login_entity(
+        &self,
+        u: &Unsealed,
+        route: &crate::mounts::Route,
+        auth: &mut tresor_sdk::Auth,
+    ) -> Result<(), CoreError> {
+        if auth.client_token.is_empty()
+            && auth.entity_id.is_empty()
+            && let Some(alias) = &auth.alias
+        {
+            auth.entity_id = u
+                .identity
+                .login(&route.entry.accessor, alias, &auth.group_aliases)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Login MFA: `Ok(Some(requirement))` when an enforcement selects this login and its
+    /// passcodes did not come with it (`X-Vault-MFA`); the login is then held until
+    /// `sys/mfa/validate`. `Ok(None)`: no MFA needed, or the passcodes validated.
+    pub(crate) async fn login_mfa(
+        &self,
+        u: &Unsealed,
+        route: &crate::mounts::Route,
+        auth: &tresor_sdk::Auth,
+        login_path: &str,
+        mfa_headers: &[&str],
+    ) -> Result<Option<serde_json::Value>, CoreError> {
+        if !auth.client_token.is_empty() {
+            return Ok(None);
+        }
+        let (direct, inherited) = u.identity.groups_of(&auth.entity_id);
+        let groups: Vec<String> = direct.into_iter().chain(inherited).collect();
+        let required = u.identity.mfa.required(
+            &route.entry.accessor,
+            &route.entry.kind,
+            &auth.entity_id,
+            &groups,
+        );
+        if required.is_empty() {
+            return Ok(None);
+        }
+        if !mfa_headers.is_empty() {
+            let payload = crate::mfa::payload_from_headers(mfa_headers);
+            u.identity
+                .mfa
+                .validate(&auth.entity_id, &required, &payload)
+                .await?;
+            return Ok(None);
+        }
+        let id = u.identity.mfa.hold(crate::mfa::PendingInput {
+            auth: auth.clone(),
+            mount_path: route.path.to_string(),
+            login_path: login_path.to_owned(),
+            constraints: required.clone(),
+        });
+        Ok(Some(u.identity.mfa.requirement(&id, &required)))
+    }
+
     /// Turns an auth method's `Auth` into a token (logins), honouring the auth mount's tuned
     /// TTLs and token type and recording the login path (the issuing method, called back on
     /// renewal). Tokens the token store created itself pass through unchanged.
@@ -107,15 +168,7 @@ impl Core {
                 &route.entry.config.token_type,
             )?;
             let limits = login_ttl(&auth, &route.mount);
-            // The login's alias resolves to its identity entity (created on first login).
-            if auth.entity_id.is_empty()
-                && let Some(alias) = &auth.alias
-            {
-                auth.entity_id = u
-                    .identity
-                    .login(&route.entry.accessor, alias, &auth.group_aliases)
-                    .await?;
-            }
+            self.resolve_login_entity(u, route, &mut auth).await?;
             let mut entry = TokenEntry::service(policies.clone(), path, &auth.display_name, at)
                 .with_ttl(limits.ttl.as_secs());
             entry.meta = auth.metadata.clone();

@@ -354,6 +354,53 @@ async fn mount_path(
     }
 }
 
+/// `sys/mfa/validate`: the held login gets its token once its passcodes validate.
+async fn mfa_validate(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let u = c.unsealed().map_err(le)?;
+    let id = f.string("mfa_request_id");
+    let pending = u
+        .identity
+        .mfa
+        .take(&id)
+        .ok_or_else(|| LogicalError::invalid("invalid request ID"))?;
+    let mut payload = std::collections::BTreeMap::new();
+    for (k, v) in f.map("mfa_payload").cloned().unwrap_or_default() {
+        let codes: Vec<String> = match v {
+            Value::String(s) => vec![s],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            other => vec![other.to_string()],
+        };
+        payload.insert(k, codes);
+    }
+    u.identity
+        .mfa
+        .validate(&pending.auth.entity_id, &pending.constraints, &payload)
+        .await
+        .map_err(le)?;
+    let router = u.router();
+    let route = router.exact(&pending.mount_path).ok_or_else(|| {
+        LogicalError::invalid("the auth method of this login is no longer mounted")
+    })?;
+    let auth = c
+        .materialize_auth(
+            &u,
+            route,
+            pending.auth,
+            &pending.login_path,
+            crate::tokens::now(),
+        )
+        .await
+        .map_err(le)?;
+    Ok(Some(Response {
+        auth: Some(auth),
+        ..Default::default()
+    }))
+}
+
 async fn caller_acl(c: &Core, req: &Request) -> Result<Arc<tresor_policy::Acl>> {
     let u = c.unsealed().map_err(le)?;
     u.acl_for(&req.caller.policies, &req.caller.entity_id)
@@ -516,7 +563,7 @@ fn table() -> Table<Sys> {
     let mut table = Table {
         help: "The system backend is built in to Tresor and cannot be remounted or unmounted. It contains the paths that configure Tresor itself.",
         special: SpecialPaths {
-            unauthenticated: vec!["wrapping/lookup".into(), "internal/ui/mounts".into(), "internal/ui/mounts/*".into(), "internal/specs/openapi".into()],
+            unauthenticated: vec!["wrapping/lookup".into(), "mfa/validate".into(), "internal/ui/mounts".into(), "internal/ui/mounts/*".into(), "internal/specs/openapi".into()],
             root: vec!["audit".into(), "audit/*".into(), "leases/lookup/*".into(), "plugins/catalog/*".into(), "leases/revoke-prefix/*".into(), "leases/revoke-force/*".into(), "revoke-prefix/*".into(), "revoke-force/*".into(), "auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "rotate/keyring".into(), "rotate/keyring/config".into(), "rotate/root/backup".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into()],
         },
         paths: vec![
@@ -618,6 +665,11 @@ fn table() -> Table<Sys> {
                     })
                 })
                 .help("Fetch the capabilities of a token on the given paths.", "Returns, for each path, the list of capabilities the token has there."),
+            Path::new("mfa/validate")
+                .field(Field::new("mfa_request_id", Kind::Str, "The mfa_request_id of the login's answer.").required())
+                .field(Field::new("mfa_payload", Kind::Map, "Per MFA method ID (or name), a list holding the passcode.").required())
+                .op(Operation::Update, |s, _, f| Box::pin(mfa_validate(s, f)))
+                .help("Finish a login that needs MFA.", "Checks a passcode per login enforcement against the entity's enrolled TOTP secret and, if every enforcement is satisfied, issues the login's token. A passcode validates once."),
             Path::new("capabilities-self")
                 .field(Field::new("token", Kind::Str, "Ignored: the calling token is used."))
                 .field(Field::new("paths", Kind::List, "The paths to check."))

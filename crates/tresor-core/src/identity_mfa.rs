@@ -1,0 +1,309 @@
+//! The login MFA paths of the `identity/` built-in: `mfa/method/totp` (create, read, list,
+//! delete, `generate`, `admin-generate`, `admin-destroy`) and `mfa/login-enforcement/:name`.
+//! Built over the identity store handle ([`HasIdentity`]).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
+
+use crate::error::CoreError;
+use crate::identity::HasIdentity;
+use crate::mfa::{Enforcement, TotpMethod};
+
+fn logical(e: CoreError) -> LogicalError {
+    match e {
+        CoreError::InvalidRequest(m) => LogicalError::InvalidRequest(m),
+        CoreError::NotFound(m) => LogicalError::NotFound(m),
+        CoreError::PermissionDenied => LogicalError::PermissionDenied,
+        other => LogicalError::Internal(other.to_string()),
+    }
+}
+
+fn method_fields<B>(p: Path<B>) -> Path<B> {
+    p.field(Field::new(
+        "method_name",
+        Kind::Str,
+        "A unique name for the method (usable instead of its ID).",
+    ))
+    .field(Field::new(
+        "issuer",
+        Kind::Str,
+        "The issuer shown by authenticator apps.",
+    ))
+    .field(Field::new(
+        "period",
+        Kind::Duration,
+        "Length of a passcode's validity (default 30s).",
+    ))
+    .field(Field::new(
+        "key_size",
+        Kind::Int,
+        "Size in bytes of generated secrets (default 20).",
+    ))
+    .field(Field::new(
+        "qr_size",
+        Kind::Int,
+        "Pixel size of the QR barcode (default 200).",
+    ))
+    .field(Field::new(
+        "algorithm",
+        Kind::Str,
+        "SHA1 (default), SHA256 or SHA512.",
+    ))
+    .field(Field::new(
+        "digits",
+        Kind::Int,
+        "Passcode length: 6 (default), 7 or 8.",
+    ))
+    .field(Field::new(
+        "skew",
+        Kind::Int,
+        "Periods before and after the current one a passcode may be from: 0 or 1 (default).",
+    ))
+    .field(Field::new(
+        "max_validation_attempts",
+        Kind::Int,
+        "Failed passcodes allowed per period (default 5).",
+    ))
+}
+
+fn apply(m: &mut TotpMethod, f: &Fields) {
+    if f.is_set("method_name") {
+        m.name = f.string("method_name");
+    }
+    if f.is_set("issuer") {
+        m.issuer = f.string("issuer");
+    }
+    if let Some(d) = f.duration("period").filter(|d| !d.is_zero()) {
+        m.period = d.as_secs();
+    }
+    if let Some(n) = f.int("key_size").filter(|n| *n > 0) {
+        m.key_size = n as usize;
+    }
+    if let Some(n) = f.int("qr_size").filter(|n| *n >= 0) {
+        m.qr_size = n as u64;
+    }
+    if let Some(a) = f.str("algorithm").filter(|a| !a.is_empty()) {
+        m.algorithm = a.to_uppercase();
+    }
+    if let Some(n) = f.int("digits").filter(|n| *n > 0) {
+        m.digits = n as u32;
+    }
+    if let Some(n) = f.int("skew").filter(|n| *n >= 0) {
+        m.skew = n as u64;
+    }
+    if let Some(n) = f.int("max_validation_attempts").filter(|n| *n >= 0) {
+        m.max_validation_attempts = n as u64;
+    }
+}
+
+/// The entity an admin names, or the caller's own for self-enrolment.
+fn entity_of(b: &impl HasIdentity, req: &Request, f: &Fields, admin: bool) -> Result<String> {
+    let id = if admin {
+        f.string("entity_id")
+    } else {
+        req.caller.entity_id.clone()
+    };
+    if id.is_empty() {
+        return Err(LogicalError::invalid(if admin {
+            "missing entity ID"
+        } else {
+            "no entity associated with the request's token"
+        }));
+    }
+    b.identity()
+        .entity(&id)
+        .map(|e| e.id.clone())
+        .ok_or_else(|| LogicalError::invalid(format!("entity with ID {id:?} not found")))
+}
+
+async fn generate<B: HasIdentity>(
+    b: Arc<B>,
+    req: Request,
+    f: Fields,
+    admin: bool,
+) -> Result<Option<Response>> {
+    let entity = entity_of(&*b, &req, &f, admin)?;
+    let account = b
+        .identity()
+        .entity(&entity)
+        .map(|e| e.name.clone())
+        .unwrap_or_default();
+    let (url, _secret) = b
+        .identity()
+        .mfa
+        .generate(&f.string("method_id"), &entity, &account)
+        .await
+        .map_err(logical)?;
+    Ok(Some(Response::json(
+        json!({"url": url.as_str(), "barcode": ""}),
+    )))
+}
+
+pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
+    use Operation::{Delete, List, Read, Update};
+    vec![
+        Path::new("mfa/method/totp/generate")
+            .field(Field::new("method_id", Kind::Str, "The TOTP method to enrol in.").required())
+            .op(Update, |b: Arc<B>, req, f| Box::pin(generate(b, req, f, false)))
+            .help(
+                "Enrol the caller's entity in a TOTP method.",
+                "Answers the otpauth:// URL of a new secret (refused if the entity already has one).",
+            ),
+        Path::new("mfa/method/totp/admin-generate")
+            .field(Field::new("method_id", Kind::Str, "The TOTP method.").required())
+            .field(Field::new("entity_id", Kind::Str, "The entity to enrol.").required())
+            .op(Update, |b: Arc<B>, req, f| Box::pin(generate(b, req, f, true)))
+            .help(
+                "Enrol an entity in a TOTP method.",
+                "Answers the otpauth:// URL of a new secret (refused if the entity already has one).",
+            ),
+        Path::new("mfa/method/totp/admin-destroy")
+            .field(Field::new("method_id", Kind::Str, "The TOTP method.").required())
+            .field(Field::new("entity_id", Kind::Str, "The entity whose secret to destroy.").required())
+            .op(Update, |b: Arc<B>, req, f| {
+                Box::pin(async move {
+                    let entity = entity_of(&*b, &req, &f, true)?;
+                    b.identity()
+                        .mfa
+                        .destroy(&f.string("method_id"), &entity)
+                        .await
+                        .map_err(logical)?;
+                    Ok(None)
+                })
+            })
+            .help("Destroy an entity's TOTP secret.", ""),
+        Path::new("mfa/method/totp/")
+            .op(List, |b: Arc<B>, _, _| {
+                Box::pin(async move {
+                    let ms = b.identity().mfa.methods();
+                    if ms.is_empty() {
+                        return Ok(None);
+                    }
+                    let mut info = serde_json::Map::new();
+                    for m in &ms {
+                        info.insert(m.id.clone(), m.to_json());
+                    }
+                    let keys: Vec<String> = ms.iter().map(|m| m.id.clone()).collect();
+                    Ok(Some(Response::json(json!({"keys": keys, "key_info": info}))))
+                })
+            })
+            .help("List TOTP methods.", ""),
+        method_fields(Path::new("mfa/method/totp"))
+            .op(Update, |b: Arc<B>, _, f| {
+                Box::pin(async move {
+                    let mut m = TotpMethod {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        ..Default::default()
+                    };
+                    apply(&mut m, &f);
+                    b.identity().mfa.put_method(m.clone()).await.map_err(logical)?;
+                    Ok(Some(Response::json(json!({"method_id": m.id}))))
+                })
+            })
+            .help("Create a TOTP MFA method.", "Answers the new method's ID."),
+        method_fields(Path::new("mfa/method/totp/{method_id}"))
+            .field(Field::new("method_id", Kind::Str, "ID of the method."))
+            .op(Read, |b: Arc<B>, _, f| {
+                Box::pin(async move {
+                    Ok(b.identity()
+                        .mfa
+                        .method(&f.string("method_id"))
+                        .map(|m| Response::json(m.to_json())))
+                })
+            })
+            .op(Update, |b: Arc<B>, _, f| {
+                Box::pin(async move {
+                    let mut m = b
+                        .identity()
+                        .mfa
+                        .method(&f.string("method_id"))
+                        .ok_or_else(|| LogicalError::invalid("invalid method ID"))?;
+                    apply(&mut m, &f);
+                    b.identity().mfa.put_method(m).await.map_err(logical)?;
+                    Ok(None)
+                })
+            })
+            .op(Delete, |b: Arc<B>, _, f| {
+                Box::pin(async move {
+                    b.identity()
+                        .mfa
+                        .delete_method(&f.string("method_id"))
+                        .await
+                        .map_err(logical)?;
+                    Ok(None)
+                })
+            })
+            .help("Read, update or delete a TOTP MFA method.", ""),
+        Path::new("mfa/login-enforcement/")
+            .op(List, |b: Arc<B>, _, _| {
+                Box::pin(async move {
+                    let es = b.identity().mfa.enforcements();
+                    if es.is_empty() {
+                        return Ok(None);
+                    }
+                    let mut info = serde_json::Map::new();
+                    for e in &es {
+                        info.insert(e.name.clone(), e.to_json());
+                    }
+                    let keys: Vec<String> = es.iter().map(|e| e.name.clone()).collect();
+                    Ok(Some(Response::json(json!({"keys": keys, "key_info": info}))))
+                })
+            })
+            .help("List login enforcements.", ""),
+        Path::new("mfa/login-enforcement/{name}")
+            .field(Field::new("name", Kind::Str, "Name of the enforcement."))
+            .field(Field::new("mfa_method_ids", Kind::List, "MFA methods, any one of which satisfies the enforcement."))
+            .field(Field::new("auth_method_accessors", Kind::List, "Auth mounts (by accessor) whose logins need MFA."))
+            .field(Field::new("auth_method_types", Kind::List, "Auth method types whose logins need MFA."))
+            .field(Field::new("identity_group_ids", Kind::List, "Members of these groups need MFA."))
+            .field(Field::new("identity_entity_ids", Kind::List, "These entities need MFA."))
+            .op(Read, |b: Arc<B>, _, f| {
+                Box::pin(async move {
+                    Ok(b.identity()
+                        .mfa
+                        .enforcement(&f.string("name"))
+                        .map(|e| Response::json(e.to_json())))
+                })
+            })
+            .op(Update, |b: Arc<B>, _, f| {
+                Box::pin(async move {
+                    let name = f.string("name");
+                    let mut e = b.identity().mfa.enforcement(&name).unwrap_or_else(|| Enforcement {
+                        name: name.clone(),
+                        id: uuid::Uuid::new_v4().to_string(),
+                        ..Default::default()
+                    });
+                    for (k, slot) in [
+                        ("mfa_method_ids", &mut e.mfa_method_ids),
+                        ("auth_method_accessors", &mut e.auth_method_accessors),
+                        ("auth_method_types", &mut e.auth_method_types),
+                        ("identity_group_ids", &mut e.identity_group_ids),
+                        ("identity_entity_ids", &mut e.identity_entity_ids),
+                    ] {
+                        if f.is_set(k) {
+                            *slot = f.list(k);
+                        }
+                    }
+                    b.identity().mfa.put_enforcement(e).await.map_err(logical)?;
+                    Ok(None)
+                })
+            })
+            .op(Delete, |b: Arc<B>, _, f| {
+                Box::pin(async move {
+                    b.identity()
+                        .mfa
+                        .delete_enforcement(&f.string("name"))
+                        .await
+                        .map_err(logical)?;
+                    Ok(None)
+                })
+            })
+            .help(
+                "Create, read, update or delete a login enforcement.",
+                "Logins selected by mount accessor, mount type, entity or group need a passcode of one of its MFA methods.",
+            ),
+    ]
+}
