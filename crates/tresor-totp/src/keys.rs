@@ -381,3 +381,89 @@ impl Engine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+    use tresor_sdk::clock::ManualClock;
+
+    use super::*;
+
+    /// Storage with revisions, enough for the tidy.
+    #[derive(Default)]
+    struct Mem(Mutex<(u64, BTreeMap<String, (Vec<u8>, u64)>)>);
+
+    #[async_trait]
+    impl Storage for Mem {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.lock().1.get(key).map(|(v, _)| v.clone()))
+        }
+        async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
+            let mut g = self.0.lock();
+            g.0 += 1;
+            let rev = g.0;
+            g.1.insert(key.to_owned(), (value, rev));
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.0.lock().1.remove(key);
+            Ok(())
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+            let g = self.0.lock();
+            let mut out: Vec<String> =
+                g.1.keys()
+                    .filter_map(|k| k.strip_prefix(prefix))
+                    .map(|rest| match rest.split_once('/') {
+                        Some((dir, _)) => format!("{dir}/"),
+                        None => rest.to_owned(),
+                    })
+                    .collect();
+            out.dedup();
+            Ok(out)
+        }
+        async fn get_with_revision(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
+            Ok(self.0.lock().1.get(key).cloned())
+        }
+        async fn transaction_if(
+            &self,
+            checks: Vec<(String, u64)>,
+            ops: Vec<(String, Option<Vec<u8>>)>,
+        ) -> Result<bool> {
+            let mut g = self.0.lock();
+            if checks
+                .iter()
+                .any(|(k, rev)| g.1.get(k).map_or(0, |(_, r)| *r) != *rev)
+            {
+                return Ok(false);
+            }
+            for (k, v) in ops {
+                g.0 += 1;
+                let rev = g.0;
+                match v {
+                    Some(v) => g.1.insert(k, (v, rev)),
+                    None => g.1.remove(&k),
+                };
+            }
+            Ok(true)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tidy_forgets_only_codes_that_can_no_longer_validate() {
+        let s = Mem::default();
+        let used = |until: i64| serde_json::to_vec(&Used { version: 1, until }).unwrap();
+        s.put("used/a/111111", used(100)).await.unwrap();
+        s.put("used/a/222222", used(200)).await.unwrap();
+        s.put("used/b/333333", used(50)).await.unwrap();
+        let e = Engine {
+            clock: Arc::new(ManualClock::at(0)),
+        };
+        e.tidy_used(&s, 150).await.unwrap();
+        let left: Vec<String> = s.0.lock().1.keys().cloned().collect();
+        assert_eq!(left, ["used/a/222222"]);
+    }
+}
