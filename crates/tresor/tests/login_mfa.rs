@@ -191,6 +191,64 @@ fn a_login_enforced_with_totp_needs_the_passcode_once() {
         None,
     );
     assert_eq!(code, 400);
+    // `tresor login` prompts for the passcode (read from stdin when it is not a terminal).
+    assert_eq!(
+        api(
+            &s,
+            "POST",
+            "auth/userpass/users/bob",
+            json!({"password": "pw-654321"}),
+            root
+        )
+        .0,
+        204
+    );
+    let (code, bob) = api(&s, "POST", "identity/entity", json!({"name": "bob"}), root);
+    assert_eq!(code, 200, "{bob}");
+    let bob_id = bob["data"]["id"].as_str().unwrap().to_owned();
+    let (code, a) = api(
+        &s,
+        "POST",
+        "identity/entity-alias",
+        json!({"name": "bob", "canonical_id": bob_id, "mount_accessor": accessor}),
+        root,
+    );
+    assert_eq!(code, 200, "{a}");
+    let (_, g) = api(
+        &s,
+        "POST",
+        "identity/mfa/method/totp/admin-generate",
+        json!({"method_id": method, "entity_id": bob_id}),
+        root,
+    );
+    let bob_secret = g["data"]["url"]
+        .as_str()
+        .unwrap()
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .unwrap()
+        .to_owned();
+    let passcode = format!("{}\n", oathtool(&bob_secret));
+    let o = common::run_with_stdin(
+        common::clean_command(env!("CARGO_BIN_EXE_tresor"))
+            .args([
+                "login",
+                "-method=userpass",
+                "-format=json",
+                "username=bob",
+                "password=pw-654321",
+            ])
+            .env("VAULT_ADDR", &s.addr)
+            .env("HOME", &s.home),
+        Some(passcode.as_bytes()),
+    );
+    assert_eq!(o.code, 0, "tresor login with MFA: {o}");
+    assert!(
+        o.stderr.contains("Enter the passphrase for methodID"),
+        "{o}"
+    );
+    let v: Value = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(v["auth"]["entity_id"], bob_id.as_str(), "{v}");
     // A method in use by an enforcement cannot be deleted.
     let (code, _) = api(
         &s,

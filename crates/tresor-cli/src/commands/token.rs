@@ -462,6 +462,38 @@ fn login_token_method(cli: &mut Cli<'_, '_>, p: &Parsed) -> Result<Secret, CliEr
     Ok(auth_from_lookup(&token, &lookup.data()))
 }
 
+/// Login MFA: asks for a passcode per enforcement (the first method of each) and finishes the
+/// login at `sys/mfa/validate`.
+fn login_mfa(cli: &mut Cli<'_, '_>, p: &Parsed, req: &Value) -> Result<Secret, CliError> {
+    let request_id = req["mfa_request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut payload = serde_json::Map::new();
+    for (_, c) in req["mfa_constraints"].as_object().into_iter().flatten() {
+        let Some(m) = c["any"].as_array().and_then(|a| a.first()) else {
+            continue;
+        };
+        let id = m["id"].as_str().unwrap_or_default().to_owned();
+        let kind = m["type"].as_str().unwrap_or("totp");
+        let code = cli
+            .prompt_line(&format!(
+                "Enter the passphrase for methodID \"{id}\" of type \"{kind}\": "
+            ))?
+            .ok_or_else(|| CliError::Usage("no MFA passcode given".to_string()))?;
+        payload.insert(id, Value::Array(vec![Value::String(code.to_string())]));
+    }
+    let client = cli.client(p)?;
+    client
+        .secret(
+            &Request::new(Method::POST, "sys/mfa/validate")
+                .json(serde_json::json!({"mfa_request_id": request_id, "mfa_payload": payload}))
+                .token(TokenChoice::Without),
+        )
+        .map_err(|e| remote("validating the MFA passcode", e))?
+        .ok_or_else(|| CliError::Remote("Error authenticating: empty MFA response".to_string()))
+}
+
 fn login_other_method(cli: &mut Cli<'_, '_>, p: &Parsed, method: &str) -> Result<Secret, CliError> {
     let mut data = cli.kv_data(&p.args)?;
     let mount = super::sanitize_path(p.str("path").filter(|s| !s.is_empty()).unwrap_or(method));
@@ -527,12 +559,20 @@ pub fn login(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
         .to_string();
     let token_only = p.bool("token-only");
     let no_store = p.bool("no-store") || token_only;
-    let secret = if method == "token" {
+    let mut secret = if method == "token" {
         max_args(&p.args, 1)?;
         login_token_method(cli, &p)?
     } else {
         login_other_method(cli, &p, &method)?
     };
+    if let Some(req) = secret
+        .auth
+        .as_ref()
+        .filter(|a| a.client_token.is_empty())
+        .and_then(|a| a.mfa_requirement.clone())
+    {
+        secret = login_mfa(cli, &p, &req)?;
+    }
     if secret.wrap_info.is_some() {
         // A wrapped login response: hand it over without storing anything.
         return cli.print_secret(&secret);
