@@ -392,9 +392,12 @@ mod tests {
 
     use super::*;
 
+    /// The last revision, and each key's value with the revision that wrote it.
+    type Entries = (u64, BTreeMap<String, (Vec<u8>, u64)>);
+
     /// Storage with revisions, enough for the tidy.
     #[derive(Default)]
-    struct Mem(Mutex<(u64, BTreeMap<String, (Vec<u8>, u64)>)>);
+    struct Mem(Mutex<Entries>);
 
     #[async_trait]
     impl Storage for Mem {
