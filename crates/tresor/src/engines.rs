@@ -15,6 +15,7 @@ pub fn register(core: &mut Core) {
     core.register_engine("transit", Arc::new(|_| Ok(tresor_transit::backend())));
     core.register_engine("ssh", Arc::new(|_| Ok(tresor_ssh::backend())));
     core.register_engine("totp", Arc::new(|_| Ok(tresor_totp::backend())));
+    core.register_engine("database", Arc::new(|_| Ok(tresor_database::backend())));
     core.register_credential("userpass", Arc::new(|_| Ok(tresor_userpass::backend())));
     core.register_credential("approle", Arc::new(|_| Ok(tresor_approle::backend())));
     core.register_credential("cert", Arc::new(|_| Ok(tresor_cert::backend())));
