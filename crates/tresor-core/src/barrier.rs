@@ -107,6 +107,74 @@ pub fn open_value(
     Ok(buf)
 }
 
+/// Opens the root key blob (stored at [`ROOT_KEY_PATH`]) with the unseal key; a wrong key is
+/// `CoreError::InvalidUnsealKey`. For offline checks of a snapshot, which never unseal a core.
+pub fn open_root_key(unseal_key: &Key, blob: &[u8]) -> Result<Key, CoreError> {
+    let root = open_value(&unseal_key.aead(), ROOT_KEY_PATH, blob)
+        .map_err(|_| CoreError::InvalidUnsealKey)?;
+    Key::from_slice(&root)
+}
+
+/// The key of a snapshot's integrity tag: HKDF-SHA256 of the root key with a label of its
+/// own, so the tag proves the writer held the root key (that is, the unseal keys) without
+/// the tag key ever opening a stored value.
+pub fn snapshot_mac_key(root_key: &Key) -> Key {
+    use aws_lc_rs::hkdf;
+    let mut out = Zeroizing::new([0u8; 32]);
+    hkdf::Salt::new(hkdf::HKDF_SHA256, b"tresor snapshot")
+        .extract(&root_key.0[..])
+        .expand(&[b"integrity tag hmac-sha256 v1"], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out[..]))
+        .expect("hkdf output of the hash length");
+    Key(out)
+}
+
+/// Every key term of a keyring, opened offline (a snapshot's `verify`): values decrypt, nothing
+/// is written.
+pub struct OfflineKeyring {
+    terms: BTreeMap<u32, LessSafeKey>,
+}
+
+impl std::fmt::Debug for OfflineKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineKeyring")
+            .field("terms", &self.terms.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl OfflineKeyring {
+    /// Opens the keyring blob (stored at [`KEYRING_PATH`]) with the root key.
+    pub fn open(root_key: &Key, blob: &[u8]) -> Result<Self, CoreError> {
+        let plain = open_value(&root_key.aead(), KEYRING_PATH, blob)?;
+        let stored: StoredKeyring =
+            tresor_sdk::record::decode("keyring", &plain).map_err(CoreError::Internal)?;
+        let mut terms = BTreeMap::new();
+        for t in &stored.terms {
+            let raw = Zeroizing::new(
+                B64.decode(&t.key)
+                    .map_err(|e| CoreError::Internal(format!("keyring term: {e}")))?,
+            );
+            terms.insert(t.term, Key::from_slice(&raw)?.aead());
+        }
+        Ok(OfflineKeyring { terms })
+    }
+
+    /// Decrypts a value stored at `path`, under whichever term sealed it.
+    pub fn decrypt(&self, path: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CoreError> {
+        let term = term_of(blob)?;
+        let key = self.terms.get(&term).ok_or_else(|| {
+            CoreError::Internal(format!("value at {path:?} uses unknown key term {term}"))
+        })?;
+        open_value(key, path, blob)
+    }
+
+    /// How many key terms the keyring holds.
+    pub fn terms(&self) -> usize {
+        self.terms.len()
+    }
+}
+
 /// Vault's `sys/rotate/config`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RotationConfig {
@@ -283,6 +351,11 @@ impl Barrier {
             .transaction(vec![self.root_key_op(unseal_key)])
             .await?;
         Ok(())
+    }
+
+    /// The key of a snapshot's integrity tag ([`snapshot_mac_key`] of this barrier's root key).
+    pub fn snapshot_mac_key(&self) -> Key {
+        snapshot_mac_key(&self.root_key)
     }
 
     /// The physical write that stores the root key sealed under `unseal_key`. Rekey puts it in

@@ -764,6 +764,12 @@ impl Core {
             .map(|_| ())
     }
 
+    /// The unseal progress lock: held by init, unseal and seal-status, and by a snapshot
+    /// restore while it replaces the store (`crate::snapshot`).
+    pub(crate) fn unseal_progress(&self) -> &tokio::sync::Mutex<Progress> {
+        &self.0.unseal_progress
+    }
+
     /// Replaces the cached seal configuration; rekey calls it only after its commit.
     pub(crate) fn cache_seal_config(&self, cfg: SealConfig) {
         *self.0.seal_config.write() = Some(cfg);

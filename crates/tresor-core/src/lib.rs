@@ -25,6 +25,7 @@ pub mod mounts;
 pub mod policies;
 pub mod seal;
 pub mod seal_ops;
+pub mod snapshot;
 mod system;
 mod system_audit;
 mod system_catalog;
