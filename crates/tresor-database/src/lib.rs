@@ -1,12 +1,288 @@
-//! Vault's database secrets engine: leased and static credentials for PostgreSQL and MariaDB/MySQL.
+//! Vault's database secrets engine: leased and static credentials for PostgreSQL and
+//! MariaDB/MySQL.
+//!
+//! Module map, lowest first: `password` (password policies and unbiased generation),
+//! `template` (statement placeholders and the username template language), `sql` (splitting
+//! statements, quoting), `dsn` (connection URLs with `{{username}}`/`{{password}}`), `db`
+//! (plugins, pools and the SQL the engine runs), `store` (storage layout and records),
+//! `engine` (shared state: pools per connection, rotation lock); then the handlers: `config`
+//! (connections, reset, rotate-root), `roles` (dynamic roles, creds, the lease's renew and
+//! revoke), `static_roles` (static roles, static-creds, rotate-role, periodic rotation) and
+//! `policies` (mount-local password policies). This file holds the path table and the
+//! [`LogicalBackend`] the core mounts.
+//!
+//! Differences from Vault: the engine talks to the databases itself (no plugin processes);
+//! `password_policy` names a policy in this mount's `password_policies/` (engines cannot read
+//! `sys/policies/password`); TLS to PostgreSQL (`sslmode=require` and stricter) and
+//! `rotation_schedule` are refused rather than half-supported.
 
 #![forbid(unsafe_code)]
 
+mod config;
+mod db;
+mod dsn;
+mod engine;
+mod password;
+mod policies;
+mod roles;
+mod sql;
+mod static_roles;
+mod store;
+mod template;
+
 use std::sync::Arc;
 
-use tresor_sdk::LogicalBackend;
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use tresor_sdk::clock::{Clock, SystemClock};
+use tresor_sdk::framework::{Field, Fields, Kind, Path, Table};
+use tresor_sdk::{
+    Context, LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
+};
 
-/// The engine, ready to mount.
+use engine::Engine;
+
+pub use password::PasswordPolicy;
+
+/// The engine on the system clock, ready to mount.
 pub fn backend() -> Arc<dyn LogicalBackend> {
-    todo!("tresor-database")
+    backend_with_clock(Arc::new(SystemClock))
+}
+
+/// The engine reading time from `clock` (tests pass a clock they control).
+pub fn backend_with_clock(clock: Arc<dyn Clock>) -> Arc<dyn LogicalBackend> {
+    Arc::new(Database {
+        engine: Arc::new(Engine::new(clock)),
+        table: table(),
+    })
+}
+
+struct Database {
+    engine: Arc<Engine>,
+    table: Table<Engine>,
+}
+
+#[async_trait]
+impl LogicalBackend for Database {
+    async fn handle(&self, req: Request) -> Result<Option<Response>> {
+        if req.operation == Operation::Help {
+            let help = self
+                .table
+                .help(&req.path)
+                .ok_or(LogicalError::UnsupportedPath)?;
+            return Ok(Some(Response::data(help)));
+        }
+        self.table.handle(self.engine.clone(), req).await
+    }
+
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        self.table.exists(self.engine.clone(), req).await
+    }
+
+    fn special_paths(&self) -> SpecialPaths {
+        self.table.special.clone()
+    }
+
+    fn help(&self, path: &str) -> Option<Map<String, Value>> {
+        self.table.help(path)
+    }
+
+    fn openapi_paths(&self) -> Map<String, Value> {
+        self.table.openapi_paths()
+    }
+
+    async fn renew_secret(&self, req: Request) -> Result<Option<Response>> {
+        self.check_secret_type(&req)?;
+        self.engine
+            .clone()
+            .creds_renew(req, Fields::default())
+            .await
+    }
+
+    async fn revoke_secret(&self, req: Request) -> Result<Option<Response>> {
+        self.check_secret_type(&req)?;
+        self.engine
+            .clone()
+            .creds_revoke(req, Fields::default())
+            .await
+    }
+
+    /// A connection's config changed on another server: its pool is rebuilt on next use.
+    async fn invalidate(&self, _ctx: &Context, key: &str) {
+        if let Some(name) = key.strip_prefix(store::CONFIG) {
+            self.engine.replace_pool(name, None).await;
+        }
+    }
+
+    /// Static-role rotation, once a minute on the active node.
+    async fn periodic(&self, ctx: &Context) -> Result<()> {
+        self.engine.rotate_due(ctx).await
+    }
+
+    async fn cleanup(&self) {
+        self.engine.close_all().await;
+    }
+}
+
+impl Database {
+    fn check_secret_type(&self, req: &Request) -> Result<()> {
+        let t = req.secret.as_ref().map(|s| s.secret_type.as_str());
+        if t != Some(roles::SECRET_CREDS) {
+            return Err(LogicalError::invalid(format!(
+                "unknown secret type {:?}",
+                t.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The path table.
+
+fn f(name: &'static str, kind: Kind, desc: &'static str) -> Field {
+    Field::new(name, kind, desc)
+}
+
+macro_rules! h {
+    ($method:ident) => {
+        |e, r, fl| Box::pin(async move { e.$method(r, fl).await })
+    };
+}
+
+const BACKEND_HELP: &str = "
+The database secrets engine generates database credentials on demand. Configure a connection
+with config/<name> (PostgreSQL or MySQL/MariaDB, with root credentials Tresor can rotate so no
+person knows them), define roles with the SQL that creates a user, and read creds/<role>: each
+read creates a user with a lease, and the user is dropped (and its sessions ended) when the
+lease expires or is revoked. Static roles rotate the password of an existing account on a
+schedule; static-creds/<role> always returns the password that works.";
+
+fn name(what: &'static str) -> Field {
+    f("name", Kind::Str, what)
+}
+
+fn table() -> Table<Engine> {
+    use Operation::*;
+    let statements = |n: &'static str, d: &'static str| f(n, Kind::Raw, d);
+    Table {
+        paths: vec![
+            Path::<Engine>::new("config")
+                .op(List, h!(config_list))
+                .help("List the configured connections.", ""),
+            Path::<Engine>::new("config/{name}")
+                .field(name("Name of this connection."))
+                .field(f("plugin_name", Kind::Str, "postgresql-database-plugin, mysql-database-plugin, mysql-aurora-database-plugin, mysql-rds-database-plugin or mysql-legacy-database-plugin."))
+                .field(f("plugin_version", Kind::Str, "Ignored: the plugins are built in."))
+                .field(f("connection_url", Kind::Str, "The connection string, with {{username}} and {{password}} placeholders: a Go MySQL DSN (user:pass@tcp(host:3306)/db) or a PostgreSQL URL or keyword/value string."))
+                .field(f("username", Kind::Str, "The root user, put in place of {{username}}."))
+                .field(f("password", Kind::Str, "The root password, put in place of {{password}}. Never shown."))
+                .field(f("verify_connection", Kind::Bool, "Connect before storing the config (default true).").default(json!(true)))
+                .field(f("allowed_roles", Kind::List, "Roles (globs) that may use this connection; empty allows none, * allows all."))
+                .field(statements("root_rotation_statements", "Statements that set the root password ({{username}}, {{password}}); default: the plugin's ALTER ROLE/ALTER USER for the current user."))
+                .field(f("password_policy", Kind::Str, "A password policy in this mount's password_policies/ for generated passwords (default: 20 letters and digits with a '-')."))
+                .field(f("max_open_connections", Kind::Int, "Most connections open at once (default 4).").default(json!(4)))
+                .field(f("max_idle_connections", Kind::Int, "Idle connections kept: 0 means max_open_connections, negative none."))
+                .field(f("max_connection_lifetime", Kind::Duration, "A connection older than this is not reused (0: forever)."))
+                .field(f("username_template", Kind::Str, "Go-style template for generated usernames (.DisplayName, .RoleName, random, truncate, printf, ...)."))
+                .field(f("tls_ca", Kind::Str, "MySQL: PEM CA certificate for TLS to the database."))
+                .field(f("tls_certificate_key", Kind::Str, "MySQL: PEM client certificate and key for TLS. Never shown."))
+                .field(f("root_credentials_rotate_statements", Kind::Raw, "Alias of root_rotation_statements."))
+                .existence(|e, r, fl| Box::pin(async move { e.config_exists(r, fl).await }))
+                .op(Create, h!(config_write))
+                .op(Update, h!(config_write))
+                .op(Read, h!(config_read))
+                .op(Delete, h!(config_delete))
+                .help(
+                    "Configure a connection to a database.",
+                    "Writes are verified by connecting first (verify_connection=false skips it); an unreachable database is refused and nothing is stored.",
+                ),
+            Path::<Engine>::new("reset/{name}")
+                .field(name("Name of the connection."))
+                .op(Update, h!(reset))
+                .help("Close the connection's pool and open a new one from its config.", ""),
+            Path::<Engine>::new("rotate-root/{name}")
+                .field(name("Name of the connection."))
+                .op(Update, h!(rotate_root))
+                .help(
+                    "Rotate the root user's password.",
+                    "Sets a generated password on the database and stores it: afterwards only Tresor knows the root password.",
+                ),
+            Path::<Engine>::new("roles")
+                .op(List, h!(role_list))
+                .help("List the dynamic roles.", ""),
+            Path::<Engine>::new("roles/{name}")
+                .field(name("Name of the role."))
+                .field(f("db_name", Kind::Str, "The connection this role uses."))
+                .field(statements("creation_statements", "Statements that create the user: {{name}}, {{password}}, {{expiration}}. Several statements may be separated by ';'."))
+                .field(statements("revocation_statements", "Statements that drop the user ({{name}}); default: drop the user (PostgreSQL reassigns and drops what it owns). The user's sessions are always ended."))
+                .field(statements("rollback_statements", "Statements run when creation fails ({{name}}); MySQL's default drops the half-created user, PostgreSQL rolls back the transaction."))
+                .field(statements("renew_statements", "Statements run on renewal ({{name}}, {{expiration}}); PostgreSQL's default moves VALID UNTIL."))
+                .field(f("default_ttl", Kind::Duration, "Lease TTL of the credentials (default: the mount's)."))
+                .field(f("max_ttl", Kind::Duration, "Longest lease of the credentials (default: the mount's)."))
+                .field(f("credential_type", Kind::Str, "Only \"password\"."))
+                .field(f("credential_config", Kind::Map, "Ignored for password credentials."))
+                .existence(|e, r, fl| Box::pin(async move { e.role_exists(r, fl).await }))
+                .op(Create, h!(role_write))
+                .op(Update, h!(role_write))
+                .op(Read, h!(role_read))
+                .op(Delete, h!(role_delete))
+                .help("Manage a dynamic role.", ""),
+            Path::<Engine>::new("creds/{name}")
+                .field(name("Name of the role."))
+                .op(Read, h!(creds))
+                .help(
+                    "Create a database user for the role, under a lease.",
+                    "The user is dropped and its sessions ended when the lease expires or is revoked.",
+                ),
+            Path::<Engine>::new("static-roles")
+                .op(List, h!(static_list))
+                .help("List the static roles.", ""),
+            Path::<Engine>::new("static-roles/{name}")
+                .field(name("Name of the role."))
+                .field(f("db_name", Kind::Str, "The connection this role uses."))
+                .field(f("username", Kind::Str, "The existing database account (cannot change)."))
+                .field(f("rotation_period", Kind::Duration, "How often the password is rotated (at least 5s)."))
+                .field(f("rotation_schedule", Kind::Str, "Not supported yet: use rotation_period."))
+                .field(f("rotation_window", Kind::Duration, "Not supported yet."))
+                .field(statements("rotation_statements", "Statements that set the password ({{name}}, {{password}}); default: the plugin's ALTER ROLE/ALTER USER."))
+                .field(f("credential_type", Kind::Str, "Only \"password\"."))
+                .existence(|e, r, fl| Box::pin(async move { e.static_exists(r, fl).await }))
+                .op(Create, h!(static_write))
+                .op(Update, h!(static_write))
+                .op(Read, h!(static_read))
+                .op(Delete, h!(static_delete))
+                .help(
+                    "Manage a static role.",
+                    "Creating a static role rotates the account's password at once.",
+                ),
+            Path::<Engine>::new("static-creds/{name}")
+                .field(name("Name of the static role."))
+                .op(Read, h!(static_creds))
+                .help("The static role's current username and password.", ""),
+            Path::<Engine>::new("rotate-role/{name}")
+                .field(name("Name of the static role."))
+                .op(Update, h!(rotate_role))
+                .help("Rotate the static role's password now.", ""),
+            Path::<Engine>::new("password_policies")
+                .op(List, h!(policy_list))
+                .help("List the mount's password policies.", ""),
+            Path::<Engine>::new("password_policies/{name}/generate")
+                .field(name("Name of the policy."))
+                .op(Read, h!(policy_generate))
+                .help("Generate a password from the policy.", ""),
+            Path::<Engine>::new("password_policies/{name}")
+                .field(name("Name of the policy."))
+                .field(f("policy", Kind::Str, "The policy in HCL: length, and rule \"charset\" blocks with charset and min-chars (or base64 of it)."))
+                .op(Update, h!(policy_write))
+                .op(Read, h!(policy_read))
+                .op(Delete, h!(policy_delete))
+                .help(
+                    "Manage a password policy for this mount's generated passwords.",
+                    "The same HCL as Vault's sys/policies/password.",
+                ),
+        ],
+        special: SpecialPaths::default(),
+        help: BACKEND_HELP,
+    }
 }

@@ -1,0 +1,254 @@
+//! Static roles (`static-roles/:name`): an existing database account whose password Tresor
+//! rotates every `rotation_period`, `static-creds/:name` (the password that works now), and
+//! `rotate-role/:name`.
+//!
+//! A rotation sets a fresh password on the database and then stores it; applications reading
+//! `static-creds` get the stored one. A failed rotation keeps the old password (the database
+//! refused the change, so it still works), counts the failure and is retried from `periodic`
+//! with a growing delay — always with a newly generated password, never the refused one.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tresor_sdk::framework::Fields;
+use tresor_sdk::{Context, LogicalError, Request, Response, Result, Storage};
+
+use crate::engine::Engine;
+use crate::roles::statements;
+use crate::store::{self, StaticRole};
+
+/// The shortest rotation period accepted.
+const MIN_PERIOD: u64 = 5;
+
+fn key(name: &str) -> String {
+    format!("{}{name}", store::STATIC_ROLE)
+}
+
+/// Seconds to wait after the `n`th failure in a row (30 s doubling, at most an hour).
+fn backoff(n: u32) -> i64 {
+    (30i64 << n.saturating_sub(1).min(7)).min(3600)
+}
+
+impl Engine {
+    async fn static_role(&self, s: &dyn Storage, name: &str) -> Result<Option<StaticRole>> {
+        store::load(s, "static role", &key(name)).await
+    }
+
+    pub async fn static_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
+        Ok(req.storage.get(&key(&f.string("name"))).await?.is_some())
+    }
+
+    /// Sets a fresh password on the account and stores it. The caller holds the rotation
+    /// lock.
+    async fn rotate_static(
+        &self,
+        s: &dyn Storage,
+        name: &str,
+        r: &mut StaticRole,
+        now: i64,
+    ) -> Result<()> {
+        let (cfg, db) = self.pool(s, &r.db_name).await?;
+        let pw = self.password(s, &cfg).await?;
+        match db
+            .set_password(&r.username, &pw, &r.rotation_statements)
+            .await
+        {
+            Ok(()) => {
+                r.password = pw.to_string();
+                r.last_vault_rotation = now;
+                r.failures = 0;
+                r.retry_at = 0;
+                store::save(s, &key(name), r).await
+            }
+            Err(e) => {
+                r.failures = r.failures.saturating_add(1);
+                r.retry_at = now + backoff(r.failures);
+                store::save(s, &key(name), r).await?;
+                Err(LogicalError::invalid(format!(
+                    "error rotating the password of {:?}: {e}",
+                    r.username
+                )))
+            }
+        }
+    }
+
+    pub async fn static_write(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let name = f.string("name");
+        store::check_name(&name, "role")?;
+        let s = &*req.storage;
+        if s.get(&format!("{}{name}", store::ROLE)).await?.is_some() {
+            return Err(LogicalError::invalid(format!(
+                "role {name:?} already exists as a dynamic role"
+            )));
+        }
+        if f.is_set("rotation_schedule") && !f.string("rotation_schedule").is_empty() {
+            return Err(LogicalError::invalid(
+                "rotation_schedule is not supported yet: use rotation_period",
+            ));
+        }
+        let _guard = self.rotation.lock().await;
+        let old = self.static_role(s, &name).await?;
+        let creating = old.is_none();
+        let mut r = old.unwrap_or_default();
+        r.version = 1;
+        let set = |n: &str| f.is_set(n) || creating;
+        if set("db_name") {
+            r.db_name = f.string("db_name");
+        }
+        if r.db_name.is_empty() {
+            return Err(LogicalError::invalid("empty database name attribute"));
+        }
+        let username = f.string("username");
+        if creating {
+            if username.is_empty() {
+                return Err(LogicalError::invalid(
+                    "username is a required field to create a static role",
+                ));
+            }
+            r.username = username;
+        } else if f.is_set("username") && username != r.username {
+            return Err(LogicalError::invalid(
+                "cannot update static account username",
+            ));
+        }
+        if set("rotation_period") {
+            r.rotation_period = f.duration("rotation_period").unwrap_or_default().as_secs();
+        }
+        if r.rotation_period < MIN_PERIOD {
+            return Err(LogicalError::invalid(format!(
+                "rotation_period must be {MIN_PERIOD} seconds or more"
+            )));
+        }
+        if set("rotation_statements") {
+            r.rotation_statements = statements(&f, "rotation_statements");
+        }
+        let cfg = self
+            .config(s, &r.db_name)
+            .await?
+            .ok_or_else(|| LogicalError::invalid(format!("unknown database {:?}", r.db_name)))?;
+        if !cfg.allows(&name) {
+            return Err(LogicalError::Forbidden(format!(
+                "{name:?} is not an allowed role"
+            )));
+        }
+        if creating {
+            // The account gets a password only Tresor knows, now.
+            self.rotate_static(s, &name, &mut r, self.now()).await?;
+        } else {
+            store::save(s, &key(&name), &r).await?;
+        }
+        Ok(None)
+    }
+
+    pub async fn static_read(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
+        let Some(r) = self.static_role(&*req.storage, &f.string("name")).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Response::json(json!({
+            "db_name": r.db_name,
+            "username": r.username,
+            "rotation_period": r.rotation_period,
+            "rotation_statements": r.rotation_statements,
+            "last_vault_rotation": tresor_sdk::clock::rfc3339(r.last_vault_rotation),
+            "credential_type": "password",
+        }))))
+    }
+
+    pub async fn static_delete(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        req.storage.delete(&key(&f.string("name"))).await?;
+        Ok(None)
+    }
+
+    pub async fn static_list(
+        self: Arc<Self>,
+        req: Request,
+        _f: Fields,
+    ) -> Result<Option<Response>> {
+        Ok(Some(Response::list(
+            req.storage.list(store::STATIC_ROLE).await?,
+        )))
+    }
+
+    pub async fn static_creds(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let name = f.string("name");
+        let r = self
+            .static_role(&*req.storage, &name)
+            .await?
+            .ok_or_else(|| LogicalError::invalid(format!("unknown role: {name}")))?;
+        let next = r.last_vault_rotation + r.rotation_period as i64;
+        Ok(Some(Response::json(json!({
+            "username": r.username,
+            "password": r.password.as_str(),
+            "last_vault_rotation": tresor_sdk::clock::rfc3339(r.last_vault_rotation),
+            "rotation_period": r.rotation_period,
+            "ttl": (next - self.now()).max(0),
+        }))))
+    }
+
+    pub async fn rotate_role(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
+        let name = f.string("name");
+        let s = &*req.storage;
+        let _guard = self.rotation.lock().await;
+        let mut r = self
+            .static_role(s, &name)
+            .await?
+            .ok_or_else(|| LogicalError::invalid(format!("unknown role: {name}")))?;
+        self.rotate_static(s, &name, &mut r, self.now()).await?;
+        Ok(None)
+    }
+
+    /// Rotates every static role whose period has passed (or whose retry is due), at the
+    /// time the core's clock gives.
+    pub async fn rotate_due(&self, ctx: &Context) -> Result<()> {
+        let s = &*ctx.storage;
+        let now = tresor_sdk::clock::unix(ctx.now);
+        let mut first_err = None;
+        for name in s.list(store::STATIC_ROLE).await? {
+            if name.ends_with('/') {
+                continue;
+            }
+            let _guard = self.rotation.lock().await;
+            let Some(mut r) = self.static_role(s, &name).await? else {
+                continue;
+            };
+            let due = if r.failures > 0 {
+                r.retry_at <= now
+            } else {
+                r.last_vault_rotation + r.rotation_period as i64 <= now
+            };
+            if !due {
+                continue;
+            }
+            if let Err(e) = self.rotate_static(s, &name, &mut r, now).await {
+                tracing::warn!(role = %name, error = %e, failures = r.failures, "static role rotation failed; will retry");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), 30);
+        assert_eq!(backoff(2), 60);
+        assert_eq!(backoff(3), 120);
+        assert_eq!(backoff(40), 3600);
+    }
+}
