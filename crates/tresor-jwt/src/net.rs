@@ -29,6 +29,18 @@ pub(crate) fn client(ca_pem: &str, field: &str) -> Result<reqwest::Client, Strin
     b.build().map_err(|e| format!("invalid {field}: {e}"))
 }
 
+/// An error with its causes (`reqwest`'s own text leaves out why a connection failed).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 /// `application/x-www-form-urlencoded` encoding of `pairs`.
 pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     pairs

@@ -296,7 +296,7 @@ async fn exchange(
     let resp = rb
         .send()
         .await
-        .map_err(|e| bad(format!("error exchanging oidc code: {e}")))?;
+        .map_err(|e| bad(format!("error exchanging oidc code: {}", net::chain(&e))))?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| {
         bad(format!(

@@ -50,7 +50,13 @@ impl Jwks {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("error checking {what}: fetching {}: {e}", self.url))?;
+            .map_err(|e| {
+                format!(
+                    "error checking {what}: fetching {}: {}",
+                    self.url,
+                    net::chain(&e)
+                )
+            })?;
         if !resp.status().is_success() {
             return Err(format!(
                 "error checking {what}: {} answered {}",
@@ -108,12 +114,10 @@ impl Discovery {
             "{}/.well-known/openid-configuration",
             self.url.trim_end_matches('/')
         );
-        let resp = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("error checking {field}: fetching {url}: {e}"))?;
+        let resp =
+            self.client.get(&url).send().await.map_err(|e| {
+                format!("error checking {field}: fetching {url}: {}", net::chain(&e))
+            })?;
         if !resp.status().is_success() {
             return Err(format!(
                 "error checking {field}: {url} answered {}",

@@ -453,7 +453,8 @@ impl Engine {
             .await
             .map_err(|e| {
                 bad(format!(
-                    "lookup failed: the TokenReview request failed: {e}"
+                    "lookup failed: the TokenReview request failed: {}",
+                    net::chain(&e)
                 ))
             })?;
         let status = resp.status();

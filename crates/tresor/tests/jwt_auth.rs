@@ -1,0 +1,604 @@
+//! Issue 14 end to end: the JWT/OIDC and Kubernetes auth methods on a real `tresor server
+//! -dev`, driven with the `bao` CLI and curl. Everything the server talks to runs on
+//! 127.0.0.1 and is started here: keys come from openssl and JWTs are signed by PyJWT (an
+//! independent implementation), a static JWKS is served by `python3 -m http.server`, the
+//! browser flow runs against `oidc-provider-mock` (PyPI, installed by .ci/run), and the
+//! Kubernetes logins are reviewed by a small HTTPS TokenReview endpoint written below in
+//! Python: no real Kubernetes API server is exercised.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, clean_command, errors, free_port, run, run_with_stdin};
+use serde_json::{Value, json};
+
+/// A helper process, killed by PID when the test ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command) -> Proc {
+    Proc(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start helper"),
+    )
+}
+
+/// Waits until `url` answers over HTTP(S) (any status), within 20 seconds.
+fn wait_http(url: &str, cacert: Option<&std::path::Path>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "--max-time", "2"]);
+        if let Some(ca) = cacert {
+            c.arg("--cacert").arg(ca);
+        }
+        if c.arg(url).status().map(|s| s.success()).unwrap_or(false) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn openssl_rsa(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(format!("{name}.pem"));
+    run(Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key))
+    .expect(0, "openssl genpkey");
+    let public = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key))
+    .expect(0, "openssl pkey")
+    .stdout;
+    (key, public)
+}
+
+const SIGN_PY: &str = r#"
+import json, sys, jwt
+key = open(sys.argv[1]).read()
+claims = json.loads(sys.argv[2])
+headers = {"kid": sys.argv[3]} if len(sys.argv) > 3 else None
+print(jwt.encode(claims, key, algorithm="RS256", headers=headers))
+"#;
+
+/// A JWT signed with PyJWT.
+fn sign(key: &std::path::Path, claims: &Value, kid: Option<&str>) -> String {
+    let mut c = Command::new("python3");
+    c.args(["-c", SIGN_PY]).arg(key).arg(claims.to_string());
+    if let Some(k) = kid {
+        c.arg(k);
+    }
+    run(&mut c)
+        .expect(0, "sign with PyJWT")
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn root_api(s: &Server, method: &str, path: &str, body: Value) -> (u16, Value) {
+    s.api(method, path, Some(&body.to_string()), Some("root"))
+}
+
+fn ok(s: &Server, method: &str, path: &str, body: Value) -> Value {
+    let (code, v) = root_api(s, method, path, body.clone());
+    assert!(
+        (200..300).contains(&code),
+        "{method} {path} {body} -> {code}: {v}"
+    );
+    v
+}
+
+fn accessor(s: &Server, mount: &str) -> String {
+    let (_, v) = s.api("GET", "sys/auth", None, Some("root"));
+    v["data"][format!("{mount}/")]["accessor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no accessor for {mount}: {v}"))
+        .to_owned()
+}
+
+/// An external group `name` with policy `policy`, aliased as `alias` on `mount`.
+fn external_group(s: &Server, name: &str, policy: &str, alias: &str, mount: &str) {
+    let g = ok(
+        s,
+        "PUT",
+        "identity/group",
+        json!({"name": name, "type": "external", "policies": [policy]}),
+    );
+    let id = g["data"]["id"].as_str().expect("group id").to_owned();
+    ok(
+        s,
+        "PUT",
+        "identity/group-alias",
+        json!({"name": alias, "mount_accessor": accessor(s, mount), "canonical_id": id}),
+    );
+}
+
+/// Policies `dev` (secret/data/app) and `eng` (secret/data/eng) with a secret each.
+fn policies(s: &Server) {
+    for (name, path) in [("dev", "secret/data/app"), ("eng", "secret/data/eng")] {
+        let p = format!(r#"path "{path}" {{ capabilities = ["read"] }}"#);
+        ok(
+            s,
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            json!({"policy": p}),
+        );
+    }
+    s.bao_as("root", &["kv", "put", "secret/app", "k=app"])
+        .expect(0, "kv put");
+    s.bao_as("root", &["kv", "put", "secret/eng", "k=eng"])
+        .expect(0, "kv put");
+}
+
+fn can_read(s: &Server, token: &str, path: &str) -> bool {
+    s.bao_as(token, &["kv", "get", path]).code == 0
+}
+
+#[test]
+fn jwt_logins_with_a_local_key_and_a_static_jwks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(dir.path(), free_port());
+    policies(&s);
+    s.bao_as("root", &["auth", "enable", "jwt"])
+        .expect(0, "auth enable jwt");
+    let (key, public) = openssl_rsa(dir.path(), "signer");
+    let (other_key, _) = openssl_rsa(dir.path(), "other");
+
+    // Bad configurations are a 400 naming the field, and nothing is stored.
+    let (code, v) = root_api(
+        &s,
+        "PUT",
+        "auth/jwt/config",
+        json!({"jwt_validation_pubkeys": ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"]}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("jwt_validation_pubkeys"), "{v}");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, v) = root_api(
+        &s,
+        "PUT",
+        "auth/jwt/config",
+        json!({"oidc_discovery_url": dead}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("oidc_discovery_url"), "{v}");
+    let (code, _) = s.api("GET", "auth/jwt/config", None, Some("root"));
+    assert_eq!(code, 404, "nothing was stored");
+
+    ok(
+        &s,
+        "PUT",
+        "auth/jwt/config",
+        json!({"jwt_validation_pubkeys": [public], "bound_issuer": "https://ci.example"}),
+    );
+    ok(
+        &s,
+        "PUT",
+        "auth/jwt/role/ci",
+        json!({"role_type": "jwt", "bound_audiences": ["tresor"], "user_claim": "sub",
+               "groups_claim": "groups", "token_policies": ["dev"], "token_ttl": "10m"}),
+    );
+    external_group(&s, "engineering", "eng", "eng", "jwt");
+    let t = now();
+    let claims = |aud: &str, exp: i64| json!({"iss": "https://ci.example", "sub": "builder-1", "aud": aud, "iat": t, "exp": exp, "groups": ["eng"]});
+
+    // bao login through the HTTP API with a JWT PyJWT signed.
+    let jwt = sign(&key, &claims("tresor", t + 300), None);
+    let o = s
+        .bao(&[
+            "write",
+            "-format=json",
+            "auth/jwt/login",
+            "role=ci",
+            &format!("jwt={jwt}"),
+        ])
+        .expect(0, "jwt login");
+    let auth = &o.json()["auth"];
+    let token = auth["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(auth["token_policies"], json!(["default", "dev"]), "{auth}");
+    assert!(
+        can_read(&s, &token, "secret/app"),
+        "the role's policy applies"
+    );
+    assert!(
+        can_read(&s, &token, "secret/eng"),
+        "the groups claim maps to the external group's policy"
+    );
+    let look = s
+        .bao_as(&token, &["token", "lookup", "-format=json"])
+        .expect(0, "lookup")
+        .json();
+    assert_eq!(look["data"]["identity_policies"], json!(["eng"]), "{look}");
+
+    // Wrong audience, expired, bad signature: 400 in Vault's error shape.
+    for (jwt, want) in [
+        (sign(&key, &claims("someone-else", t + 300), None), "aud"),
+        (sign(&key, &claims("tresor", t - 3600), None), "expired"),
+        (
+            sign(&other_key, &claims("tresor", t + 300), None),
+            "signature",
+        ),
+    ] {
+        let (code, v) = s.api(
+            "PUT",
+            "auth/jwt/login",
+            Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
+            None,
+        );
+        assert_eq!(code, 400, "{want}: {v}");
+        let errs = errors(&v);
+        assert!(errs.len() == 1 && errs[0].contains(want), "{want}: {v}");
+    }
+
+    // A second mount verifies with a JWKS served by a plain static file server.
+    let jwk = run(Command::new("python3").args([
+        "-c",
+        "import json,sys,jwt; from cryptography.hazmat.primitives import serialization as s; \
+         k=s.load_pem_private_key(open(sys.argv[1],'rb').read(),None).public_key(); \
+         j=json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k)); j['kid']='k1'; j['use']='sig'; j['alg']='RS256'; \
+         print(json.dumps({'keys':[j]}))",
+    ]).arg(&key))
+    .expect(0, "JWKS with PyJWT")
+    .stdout;
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("jwks.json"), jwk).unwrap();
+    let port = free_port();
+    let _http = spawn(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(&www),
+    );
+    let jwks_url = format!("http://127.0.0.1:{port}/jwks.json");
+    wait_http(&jwks_url, None);
+    s.bao_as("root", &["auth", "enable", "-path=jwks", "jwt"])
+        .expect(0, "auth enable");
+    ok(&s, "PUT", "auth/jwks/config", json!({"jwks_url": jwks_url}));
+    ok(
+        &s,
+        "PUT",
+        "auth/jwks/role/ci",
+        json!({"role_type": "jwt", "bound_audiences": "tresor", "user_claim": "sub", "token_policies": "dev"}),
+    );
+    let jwt = sign(&key, &claims("tresor", t + 300), Some("k1"));
+    let (code, v) = s.api(
+        "PUT",
+        "auth/jwks/login",
+        Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
+        None,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["auth"]["policies"], json!(["default", "dev"]));
+    let jwt = sign(&other_key, &claims("tresor", t + 300), Some("k1"));
+    let (code, v) = s.api(
+        "PUT",
+        "auth/jwks/login",
+        Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
+        None,
+    );
+    assert_eq!(code, 400, "{v}");
+}
+
+#[test]
+fn the_oidc_browser_flow_with_oidc_provider_mock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(dir.path(), free_port());
+    policies(&s);
+    let port = free_port();
+    let _idp = spawn(clean_command("oidc-provider-mock").args(["--port", &port.to_string()]));
+    let idp = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{idp}/.well-known/openid-configuration"), None);
+    run_with_stdin(
+        Command::new("curl").args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@-",
+            &format!("{idp}/users/alice"),
+        ]),
+        Some(br#"{"email": "alice@example.org", "groups": ["eng"]}"#),
+    )
+    .expect(0, "set alice's claims");
+
+    s.bao_as("root", &["auth", "enable", "oidc"])
+        .expect(0, "auth enable oidc");
+    ok(
+        &s,
+        "PUT",
+        "auth/oidc/config",
+        json!({"oidc_discovery_url": idp, "oidc_client_id": "tresor", "oidc_client_secret": "s3cret", "default_role": "web"}),
+    );
+    let (_, cfg) = s.api("GET", "auth/oidc/config", None, Some("root"));
+    assert!(cfg["data"].get("oidc_client_secret").is_none(), "{cfg}");
+    let redirect = "http://localhost:8250/oidc/callback";
+    ok(
+        &s,
+        "PUT",
+        "auth/oidc/role/web",
+        json!({"user_claim": "email", "groups_claim": "groups", "allowed_redirect_uris": [redirect],
+               "oidc_scopes": ["email"], "token_policies": ["dev"]}),
+    );
+    external_group(&s, "engineering", "eng", "eng", "oidc");
+    let (code, v) = s.api(
+        "PUT",
+        "auth/oidc/oidc/auth_url",
+        Some(&json!({"redirect_uri": "http://evil.example/cb"}).to_string()),
+        None,
+    );
+    assert_eq!(code, 400, "{v}");
+
+    // One browser login: get the URL, post the user as the provider's form does, and hand
+    // the code and state to the callback (GET the first time, POST the second).
+    let browser = |post: bool| -> Value {
+        let (code, v) = s.api(
+            "PUT",
+            "auth/oidc/oidc/auth_url",
+            Some(&json!({"redirect_uri": redirect}).to_string()),
+            None,
+        );
+        assert_eq!(code, 200, "{v}");
+        let url = v["data"]["auth_url"].as_str().unwrap().to_owned();
+        assert!(
+            url.starts_with(&idp) && url.contains("code_challenge_method=S256"),
+            "{url}"
+        );
+        let location = run(Command::new("curl").args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{redirect_url}",
+            "--max-time",
+            "20",
+            "-d",
+            "sub=alice",
+            &url,
+        ]))
+        .expect(0, "post the user")
+        .stdout;
+        let loc =
+            reqwest::Url::parse(location.trim()).unwrap_or_else(|e| panic!("{location}: {e}"));
+        assert!(loc.as_str().starts_with(redirect), "{loc}");
+        let q: std::collections::HashMap<String, String> = loc
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let (code, v) = if post {
+            s.api(
+                "POST",
+                "auth/oidc/oidc/callback",
+                Some(&json!({"state": q["state"], "code": q["code"]}).to_string()),
+                None,
+            )
+        } else {
+            s.api(
+                "GET",
+                &format!(
+                    "auth/oidc/oidc/callback?state={}&code={}",
+                    q["state"], q["code"]
+                ),
+                None,
+                None,
+            )
+        };
+        assert_eq!(code, 200, "callback: {v}");
+        v
+    };
+    for post in [false, true] {
+        let v = browser(post);
+        let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            v["auth"]["token_policies"],
+            json!(["default", "dev"]),
+            "{v}"
+        );
+        assert_eq!(v["auth"]["identity_policies"], json!(["eng"]), "{v}");
+        assert!(can_read(&s, &token, "secret/app"));
+        assert!(
+            can_read(&s, &token, "secret/eng"),
+            "the groups claim maps to the external group"
+        );
+    }
+    // A state serves one callback only.
+    let (code, v) = s.api(
+        "GET",
+        "auth/oidc/oidc/callback?state=made-up&code=x",
+        None,
+        None,
+    );
+    assert_eq!(code, 400, "{v}");
+}
+
+const TOKEN_REVIEW_PY: &str = r#"
+import http.server, json, ssl, sys, jwt
+port, cert, key, sa_pub, reviewer = sys.argv[1:6]
+public = open(sa_pub).read()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
+            return self.reply(404, {"kind": "Status", "message": "not found"})
+        if self.headers.get("authorization") != "Bearer " + reviewer:
+            return self.reply(401, {"kind": "Status", "message": "Unauthorized", "code": 401})
+        spec = body.get("spec", {})
+        auds = spec.get("audiences") or ["https://kubernetes.default.svc"]
+        try:
+            c = jwt.decode(spec.get("token", ""), public, algorithms=["RS256"], audience=auds)
+            k = c["kubernetes.io"]
+            status = {"authenticated": True, "audiences": auds, "user": {
+                "username": "system:serviceaccount:%s:%s" % (k["namespace"], k["serviceaccount"]["name"]),
+                "uid": k["serviceaccount"]["uid"], "groups": ["system:serviceaccounts"]}}
+        except Exception as e:
+            status = {"authenticated": False, "error": str(e)}
+        self.reply(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec, "status": status})
+    def reply(self, code, obj):
+        b = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+srv = http.server.HTTPServer(("127.0.0.1", int(port)), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+
+#[test]
+fn kubernetes_logins_reviewed_by_a_local_token_review_endpoint() {
+    // No real Kubernetes API server is exercised: the endpoint below verifies service-account
+    // JWTs with a key made here and answers in TokenReview's shape.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Server::start_dev(d, free_port());
+    policies(&s);
+    let (sa_key, sa_pub) = openssl_rsa(d, "sa-signer");
+    let (other_key, _) = openssl_rsa(d, "stranger");
+    std::fs::write(d.join("sa.pub"), &sa_pub).unwrap();
+    // A CA and a server certificate it signs (rustls refuses a CA certificate as a leaf).
+    for args in [
+        "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.crt",
+        "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout api.key -out api.csr",
+    ] {
+        run(Command::new("openssl").current_dir(d).args(args.split(' '))).expect(0, args);
+    }
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(Command::new("openssl").current_dir(d).args([
+        "x509",
+        "-req",
+        "-in",
+        "api.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "api.crt",
+    ]))
+    .expect(0, "API server certificate");
+    let reviewer = sign(
+        &other_key,
+        &json!({"sub": "system:serviceaccount:kube-system:reviewer"}),
+        None,
+    );
+    let port = free_port();
+    let _api = spawn(Command::new("python3").current_dir(d).args([
+        "-c",
+        TOKEN_REVIEW_PY,
+        &port.to_string(),
+        "api.crt",
+        "api.key",
+        "sa.pub",
+        &reviewer,
+    ]));
+    let host = format!("https://127.0.0.1:{port}");
+    wait_http(&format!("{host}/"), Some(&d.join("ca.crt")));
+
+    s.bao_as("root", &["auth", "enable", "kubernetes"])
+        .expect(0, "auth enable kubernetes");
+    let ca = std::fs::read_to_string(d.join("ca.crt")).unwrap();
+    ok(
+        &s,
+        "PUT",
+        "auth/kubernetes/config",
+        json!({"kubernetes_host": host, "kubernetes_ca_cert": ca, "token_reviewer_jwt": reviewer}),
+    );
+    ok(
+        &s,
+        "PUT",
+        "auth/kubernetes/role/builder",
+        json!({"bound_service_account_names": ["builder"], "bound_service_account_namespaces": ["ci"],
+               "audience": "tresor", "token_policies": ["dev"]}),
+    );
+    let t = now();
+    let sa_jwt = |key: &std::path::Path, ns: &str| {
+        sign(
+            key,
+            &json!({"iss": "https://kubernetes.default.svc.cluster.local", "aud": ["tresor"],
+                    "sub": format!("system:serviceaccount:{ns}:builder"), "iat": t, "exp": t + 600,
+                    "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": "builder", "uid": "uid-1"}}}),
+            None,
+        )
+    };
+    let o = s
+        .bao(&[
+            "write",
+            "-format=json",
+            "auth/kubernetes/login",
+            "role=builder",
+            &format!("jwt={}", sa_jwt(&sa_key, "ci")),
+        ])
+        .expect(0, "kubernetes login");
+    let auth = &o.json()["auth"];
+    assert_eq!(
+        auth["metadata"]["service_account_namespace"], "ci",
+        "{auth}"
+    );
+    assert!(can_read(
+        &s,
+        auth["client_token"].as_str().unwrap(),
+        "secret/app"
+    ));
+
+    // Another namespace, and a token the API server does not authenticate, are refused.
+    for (jwt, want) in [
+        (sa_jwt(&sa_key, "prod"), "namespace not authorized"),
+        (sa_jwt(&other_key, "ci"), "service account unauthorized"),
+    ] {
+        let (code, v) = s.api(
+            "PUT",
+            "auth/kubernetes/login",
+            Some(&json!({"role": "builder", "jwt": jwt}).to_string()),
+            None,
+        );
+        assert_eq!(code, 400, "{want}: {v}");
+        assert!(errors(&v)[0].contains(want), "{want}: {v}");
+    }
+}
