@@ -35,6 +35,10 @@ use zeroize::Zeroizing;
 /// Vault's default request size limit (`max_request_size`).
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
+/// The request size limit of a snapshot restore (`POST sys/storage/raft/snapshot[-force]`),
+/// which alone may exceed `max_request_size`: the body is held in memory while it is checked.
+pub const DEFAULT_MAX_SNAPSHOT_SIZE: usize = 1024 * 1024 * 1024;
+
 pub type Body = Full<Bytes>;
 
 /// The HTTP settings a request is handled with: the server's, with its listener's laid over
@@ -42,6 +46,9 @@ pub type Body = Full<Bytes>;
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_request_size: usize,
+    /// The body limit of a snapshot restore, the one request allowed past `max_request_size`
+    /// (never below it).
+    pub max_snapshot_size: usize,
     /// How long a request's body may take to arrive (`http_read_timeout`); `None` = no limit.
     /// The listener counts it from the request's first byte; a caller of [`dispatch`] that sets
     /// no [`ReadDeadline`] gets it counted from the call.
@@ -54,6 +61,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            max_snapshot_size: DEFAULT_MAX_SNAPSHOT_SIZE,
             read_timeout: None,
             forwarded_for: None,
         }
@@ -391,23 +399,29 @@ where
     };
     let query = parse_query(parts.uri.query());
 
-    // OCSP requests arrive as DER, not JSON: the bytes are handed on as the raw body.
-    let ocsp = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/ocsp-request"));
+    // OCSP requests arrive as DER, not JSON: the bytes are handed on as the raw body. So does
+    // a snapshot to restore, under a limit of its own.
+    let snapshot_restore = is_snapshot_restore(&parts.method, &path);
+    let raw = snapshot_restore
+        || parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/ocsp-request"));
+    let limit = if snapshot_restore {
+        cfg.max_snapshot_size.max(cfg.max_request_size)
+    } else {
+        cfg.max_request_size
+    };
     let deadline = parts
         .extensions
         .get::<ReadDeadline>()
         .map(|d| d.0)
         .or_else(|| cfg.read_timeout.map(|d| tokio::time::Instant::now() + d));
     let body = match deadline {
-        None => read_request_body(body, ocsp, cfg.max_request_size).await,
+        None => read_request_body(body, raw, limit).await,
         Some(at) => {
-            match tokio::time::timeout_at(at, read_request_body(body, ocsp, cfg.max_request_size))
-                .await
-            {
+            match tokio::time::timeout_at(at, read_request_body(body, raw, limit)).await {
                 Ok(r) => r,
                 Err(_) => {
                     let mut r = error_response(
@@ -429,6 +443,17 @@ where
         Ok(RequestBody::Raw(r)) => (None, Some(r)),
         Err(resp) => return resp,
     };
+    // An uninitialised server has no token yet: a snapshot restore is served bare, like
+    // sys/init, and the server then unseals with the snapshot's keys.
+    if snapshot_restore
+        && let Some(raw) = &raw_body
+        && matches!(core.initialized().await, Ok(false))
+    {
+        return match core.restore_uninitialized(raw).await {
+            Ok(r) => json_response(StatusCode::OK, &tresor_core::snapshot::restore_response(&r)),
+            Err(e) => core_error(&e),
+        };
+    }
     // Bare-JSON endpoints are served on the core directly; the rest goes through the pipeline.
     if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {
         return resp;
@@ -442,6 +467,15 @@ where
         raw_body,
     };
     logical(core, req, conn).await
+}
+
+/// `POST`/`PUT sys/storage/raft/snapshot` or `snapshot-force`: a snapshot to restore.
+fn is_snapshot_restore(method: &Method, path: &str) -> bool {
+    (*method == Method::POST || *method == Method::PUT)
+        && matches!(
+            path.trim_end_matches('/'),
+            "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force"
+        )
 }
 
 /// A request body: JSON (the usual), or bytes handed on untouched (an OCSP request's DER).
@@ -608,6 +642,15 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
     if r.wrap_info.is_some() {
         return json_response(StatusCode::OK, &envelope(path, r));
     }
+    // A raw body (a snapshot, a CRL) is handed on, not copied.
+    let mut r = r;
+    if let Some(raw) = r.response.as_mut().and_then(|x| x.raw.take()) {
+        return with_headers(
+            StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK),
+            raw.body,
+            &raw.content_type,
+        );
+    }
     let Some(resp) = &r.response else {
         if r.auth.is_some() || !r.lease_id.is_empty() {
             return json_response(StatusCode::OK, &envelope(path, r));
@@ -617,13 +660,6 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
             _ => empty(StatusCode::NO_CONTENT),
         };
     };
-    if let Some(raw) = &resp.raw {
-        return with_headers(
-            StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK),
-            raw.body.clone(),
-            &raw.content_type,
-        );
-    }
     if resp.data.is_none() && resp.warnings.is_empty() && r.auth.is_none() && r.lease_id.is_empty()
     {
         return match op {

@@ -468,6 +468,7 @@ pub async fn serve(
     let Bound { tcp, tls, config } = bound;
     let cfg = Arc::new(HttpConfig {
         max_request_size: config.max_request_size.unwrap_or(http.max_request_size),
+        max_snapshot_size: http.max_snapshot_size,
         read_timeout: nonzero(config.timeouts.read),
         forwarded_for: config.forwarded_for.clone(),
     });
