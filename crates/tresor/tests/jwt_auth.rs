@@ -236,6 +236,26 @@ fn jwt_logins_with_a_local_key_and_a_static_jwks() {
         .json();
     assert_eq!(look["data"]["identity_policies"], json!(["eng"]), "{look}");
 
+    // `tresor login -method=jwt` posts role and jwt to auth/jwt/login and keeps the token.
+    let jwt = sign(&key, &claims("tresor", t + 300), None);
+    let o = run(clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .current_dir(&s.dir)
+        .env("HOME", &s.home)
+        .env("VAULT_ADDR", &s.addr)
+        .args([
+            "login",
+            "-method=jwt",
+            "-format=json",
+            "role=ci",
+            &format!("jwt={jwt}"),
+        ]))
+    .expect(0, "tresor login -method=jwt");
+    let cli_token = o.json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(can_read(&s, &cli_token, "secret/app"));
+
     // Wrong audience, expired, bad signature: 400 in Vault's error shape.
     for (jwt, want) in [
         (sign(&key, &claims("someone-else", t + 300), None), "aud"),
