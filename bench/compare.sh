@@ -53,6 +53,10 @@ WORKLOADS=(
   "userpass-login|-workload=userpass-login"
   "kv-read-identity-plain|-config=bench/kv-read-identity-plain.hcl"
   "kv-read-identity-templated|-config=bench/kv-read-identity-templated.hcl"
+  "transit-encrypt|-workload=transit-encrypt"
+  "transit-encrypt-batch|-workload=transit-encrypt-batch"
+  "transit-sign-ed25519|-workload=transit-sign"
+  "ssh-sign|-workload=ssh-sign"
 )
 
 # ONLY="approle-login userpass-login" runs just those rows (labels as above).
@@ -151,6 +155,9 @@ listener "tcp" {
   address         = "127.0.0.1:$BAO_PORT"
   cluster_address = "127.0.0.1:$BAO_CLUSTER_PORT"
   tls_disable     = true
+  # the transit-encrypt-batch row sends 1,000 items (2,000 JSON strings) per request, over
+  # OpenBao's default limit; raise it so both servers do the same work
+  max_request_json_strings = 100000
 }
 api_addr      = "http://127.0.0.1:$BAO_PORT"
 cluster_addr  = "https://127.0.0.1:$BAO_CLUSTER_PORT"

@@ -14,6 +14,7 @@
 
 mod approle;
 mod auth;
+mod engine_ops;
 mod kv;
 mod pki;
 mod sys_health;
@@ -108,6 +109,10 @@ pub static REGISTRY: &[Kind] = &[
     pki::SIGN,
     userpass::LOGIN,
     approle::LOGIN,
+    engine_ops::TRANSIT_ENCRYPT,
+    engine_ops::TRANSIT_ENCRYPT_BATCH,
+    engine_ops::TRANSIT_SIGN,
+    engine_ops::SSH_SIGN,
 ];
 
 /// Finds a workload by name or vault-benchmark alias.
