@@ -65,6 +65,25 @@ impl Client {
         self.rt.block_on(self.inner.send(req))
     }
 
+    /// See [`crate::Client::upload`].
+    pub fn upload(
+        &self,
+        req: &Request,
+        body: crate::transfer::FileBody,
+    ) -> Result<Response, ClientError> {
+        self.rt.block_on(self.inner.upload(req, body))
+    }
+
+    /// See [`crate::Client::download`].
+    pub fn download(
+        &self,
+        req: &Request,
+        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+        progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
+    ) -> Result<u64, ClientError> {
+        self.rt.block_on(self.inner.download(req, sink, progress))
+    }
+
     /// See [`crate::Client::call`].
     pub fn call(&self, req: &Request) -> Result<Response, ClientError> {
         self.rt.block_on(self.inner.call(req))

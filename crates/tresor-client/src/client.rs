@@ -150,8 +150,35 @@ impl Client {
         url
     }
 
-    /// One attempt against `url`: build, send, read the whole body.
-    async fn attempt(&self, req: &Request, url: &Url) -> Result<Response, Failure> {
+    /// The request with Vault's headers (token, namespace, wrap TTL, policy override, the
+    /// configured extra headers); no body yet.
+    pub(crate) fn builder(
+        &self,
+        req: &Request,
+        url: &Url,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        self.headers(req, url).map_err(|f| ClientError::Transport {
+            method: go_method_name(&req.method),
+            url: url.to_string(),
+            message: f.message,
+        })
+    }
+
+    /// A transport failure of `req` as Go's client words it.
+    pub(crate) fn transport_error(
+        &self,
+        req: &Request,
+        url: &Url,
+        e: &reqwest::Error,
+    ) -> ClientError {
+        ClientError::Transport {
+            method: go_method_name(&req.method),
+            url: url.to_string(),
+            message: error_chain(e),
+        }
+    }
+
+    fn headers(&self, req: &Request, url: &Url) -> Result<reqwest::RequestBuilder, Failure> {
         let mut rb = self
             .http
             .request(req.method.clone(), url.clone())
@@ -184,6 +211,12 @@ impl Client {
         for (k, v) in &self.cfg.headers {
             rb = rb.header(k, v);
         }
+        Ok(rb)
+    }
+
+    /// One attempt against `url`: build, send, read the whole body.
+    async fn attempt(&self, req: &Request, url: &Url) -> Result<Response, Failure> {
+        let mut rb = self.headers(req, url)?;
         if let Some(body) = &req.body {
             let ct = if req.merge_patch {
                 "application/merge-patch+json"

@@ -33,6 +33,7 @@ pub mod retry;
 pub mod secret;
 pub mod sys;
 pub mod tls;
+pub mod transfer;
 
 pub use client::Client;
 pub use config::{ClientConfig, DEFAULT_ADDRESS, Overrides};
@@ -42,3 +43,4 @@ pub use request::{HeaderMap, Method, Request, Response, TokenChoice};
 pub use secret::{DecodeError, Secret, SecretAuth, WrapInfo};
 pub use sys::{Health, Leader, MountInput, SealStatus};
 pub use tls::TlsOptions;
+pub use transfer::FileBody;
