@@ -291,16 +291,20 @@ impl Writer {
                     if flag.swap(false, Ordering::SeqCst) {
                         sink.reopen();
                     }
-                    if let [one] = batch.as_slice() {
-                        let answer = sink.write(&one.line).map_err(|e| e.to_string());
-                        answer_all(&mut batch, answer);
-                    } else if sink.streams() {
-                        joined.clear();
-                        batch.iter().for_each(|j| joined.extend_from_slice(&j.line));
-                        let answer = sink.write(&joined).map_err(|e| e.to_string());
-                        answer_all(&mut batch, answer);
-                    }
-                    // Datagram sinks take one job at a time, so the batch is empty here.
+                    // Only stream sinks take more than one job (datagrams are one entry each).
+                    let written = match batch.as_slice() {
+                        [one] => sink.write(&one.line),
+                        many => {
+                            many.iter().for_each(|j| joined.extend_from_slice(&j.line));
+                            let r = sink.write(&joined);
+                            joined.clear();
+                            if joined.capacity() > 1 << 20 {
+                                joined = Vec::new();
+                            }
+                            r
+                        }
+                    };
+                    answer_all(&mut batch, written.map_err(|e| e.to_string()));
                 }
                 tracing::debug!(path = %device, "audit writer stopped");
             })?;
