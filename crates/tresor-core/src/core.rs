@@ -279,6 +279,8 @@ pub struct Unsealed {
     pub expiration: crate::expiration::Expiration,
     pub audit: crate::audit::AuditBroker,
     pub policies: PolicyStore,
+    /// Endpoint and role governing policies (EGPs, RGPs), evaluated by the governing hook.
+    pub governing: crate::governing::GoverningStore,
     pub identity: Arc<crate::identity::IdentityStore>,
     router: RwLock<Arc<Router>>,
     mount_lock: tokio::sync::Mutex<()>,
@@ -801,6 +803,9 @@ impl Core {
         };
         let tokens = TokenStore::open(View::new(barrier.clone(), "sys/token/")).await?;
         let policies = PolicyStore::open(View::new(barrier.clone(), "sys/policy/")).await?;
+        let governing =
+            crate::governing::GoverningStore::open(View::new(barrier.clone(), "sys/policy/"))
+                .await?;
         let identity = Arc::new(
             crate::identity::IdentityStore::open(View::new(
                 barrier.clone(),
@@ -812,6 +817,7 @@ impl Core {
             barrier: barrier.clone(),
             tokens,
             policies,
+            governing,
             identity,
             expiration: crate::expiration::Expiration::new(View::new(
                 barrier.clone(),
@@ -1237,6 +1243,7 @@ impl Core {
             mount_type: result.as_ref().map(|r| r.mount_type.as_str()).unwrap_or(""),
             unauthenticated: false,
             policies: None,
+            governing: None,
         };
         self.0
             .config
@@ -1279,6 +1286,7 @@ impl Core {
             mount_type: &route.entry.kind,
             unauthenticated,
             policies: None,
+            governing: None,
         };
         // 3. rate limit: quotas turn a flood away before it costs a token lookup
         if let Err(e) = self.0.config.hooks.rate_limit(&facts) {
@@ -1393,6 +1401,20 @@ impl Core {
         // 8. governing policies, after the ACL: they may refuse, or allow with warnings
         facts.operation = engine_req.operation;
         facts.policies = token.as_deref().map(|t| t.policies.as_slice());
+        let governing = u.governing.snapshot();
+        let identity = match token.as_deref() {
+            Some(t) if !governing.is_empty() => u.entity(&t.entity_id),
+            _ => None,
+        };
+        if !governing.is_empty() {
+            facts.governing = Some(crate::governing::facts(
+                &governing,
+                req,
+                token.as_deref(),
+                identity.as_deref(),
+                self.0.config.clock.now(),
+            ));
+        }
         let governed = match self.0.config.hooks.govern(&facts) {
             Ok(w) => w,
             Err(e) => {

@@ -9,6 +9,8 @@
 //! - `core/audit`, `core/audit-request-headers` → the audit broker;
 //! - `sys/token/id/<id>` → the token store's cache;
 //! - `sys/policy/acl/<name>` → the policy store (and its compiled ACLs);
+//! - `sys/policy/egp/<name>`, `sys/policy/rgp/<name>` → the governing-policy store (the
+//!   governing hook recompiles a policy whose stored copy changed);
 //! - `sys/identity/entity/<id>`, `sys/identity/group/<id>` → the identity store (and every
 //!   resolution and compiled ACL built from it);
 //! - `logical/<uuid>/…`, `auth/<uuid>/…` → the engine mounted on that view, with the key
@@ -39,6 +41,18 @@ impl Core {
         }
         if let Some(name) = key.strip_prefix("sys/policy/acl/") {
             return u.policies.reload(name).await;
+        }
+        if let Some(name) = key.strip_prefix("sys/policy/egp/") {
+            return u
+                .governing
+                .reload(crate::governing::GoverningKind::Egp, name)
+                .await;
+        }
+        if let Some(name) = key.strip_prefix("sys/policy/rgp/") {
+            return u
+                .governing
+                .reload(crate::governing::GoverningKind::Rgp, name)
+                .await;
         }
         if let Some(rel) = key.strip_prefix(crate::identity::PREFIX) {
             return u.identity.invalidate(rel).await;

@@ -741,6 +741,7 @@ fn table() -> Table<Sys> {
     table.paths.extend(crate::system_catalog::paths());
     table.paths.extend(crate::system_audit::paths());
     table.paths.extend(crate::snapshot::paths());
+    table.paths.extend(crate::system_governing::paths());
     table
 }
 

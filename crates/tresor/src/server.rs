@@ -238,6 +238,8 @@ async fn serve(
         default_lease_ttl: cfg.default_lease_ttl,
         max_lease_ttl: cfg.max_lease_ttl,
         cluster_name: cfg.cluster_name.clone(),
+        // Governing policies (EGPs, RGPs in Rego) after the ACL of every request.
+        hooks: Arc::new(tresor_govern::GoverningHooks::default()),
         ..CoreConfig::default()
     };
     if let Some(d) = cfg.max_request_duration {

@@ -32,11 +32,24 @@ pub async fn dev_core_with(register: impl FnOnce(&mut Core)) -> TestCore {
     dev_core_with_storage(Arc::new(InmemBackend::new()), register).await
 }
 
+/// A dev core with the given settings (hooks, clock).
+pub async fn dev_core_with_config(config: CoreConfig) -> TestCore {
+    dev_core_with_storage_config(Arc::new(InmemBackend::new()), config, |_| {}).await
+}
+
 async fn dev_core_with_storage(
     physical: Arc<dyn Backend>,
     register: impl FnOnce(&mut Core),
 ) -> TestCore {
-    let mut core = Core::new(physical.clone(), CoreConfig::default());
+    dev_core_with_storage_config(physical, CoreConfig::default(), register).await
+}
+
+async fn dev_core_with_storage_config(
+    physical: Arc<dyn Backend>,
+    config: CoreConfig,
+    register: impl FnOnce(&mut Core),
+) -> TestCore {
+    let mut core = Core::new(physical.clone(), config);
     core.register_engine("kv", Arc::new(|_| Ok(tresor_kv::backend())));
     register(&mut core);
     let (key, root) = core.init_dev(Some("root".into())).await.expect("dev init");

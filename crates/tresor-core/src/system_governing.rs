@@ -1,0 +1,156 @@
+//! `sys/policies/egp/:name` and `sys/policies/rgp/:name` of the system backend: Vault
+//! Enterprise's shapes for governing policies (here in Rego). A write is checked by the
+//! governing hook before it is stored, so a policy that does not compile is refused (400)
+//! with the line and column of the problem; see `governing` for storage and caching.
+
+use std::sync::Arc;
+
+use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::{LogicalError, Operation, Response, Result};
+
+use crate::governing::{EnforcementLevel, GoverningKind, GoverningPolicy};
+use crate::system::{Sys, core, le};
+
+/// The list path and the named path of one kind (handlers are plain `fn`s, so each kind gets
+/// its own non-capturing closures).
+macro_rules! kind_paths {
+    ($kind:expr, $list:literal, $named:literal, $help:literal) => {{
+        let named = Path::new($named)
+            .case_insensitive("name")
+            .field(Field::new("name", Kind::Str, "The name of the policy."))
+            .field(Field::new(
+                "policy",
+                Kind::Str,
+                "The policy in Rego (optionally base64-encoded).",
+            ))
+            .field(Field::new(
+                "enforcement_level",
+                Kind::Str,
+                "advisory, soft-mandatory or hard-mandatory (the default).",
+            ))
+            .field(Field::new(
+                "paths",
+                Kind::List,
+                "EGPs: the request paths the policy governs (`*` any characters, `+` one segment).",
+            ))
+            .op(Operation::Read, |s, _, f| Box::pin(read(s, $kind, f)))
+            .op(Operation::Update, |s, _, f| Box::pin(write(s, $kind, f)))
+            .op(Operation::Delete, |s, _, f| Box::pin(delete(s, $kind, f)))
+            .help("Read, write or delete a governing policy.", $help);
+        [
+            Path::new($list)
+                .op(Operation::List, |s, _, _| Box::pin(list(s, $kind)))
+                .help(
+                    "List the governing policies of this kind.",
+                    "Returns the names of the stored governing policies.",
+                ),
+            named,
+        ]
+    }};
+}
+
+pub(crate) fn paths() -> Vec<Path<Sys>> {
+    let mut v = Vec::new();
+    v.extend(kind_paths!(
+        GoverningKind::Egp,
+        "policies/egp/",
+        "policies/egp/{name}",
+        "An endpoint governing policy (Rego) runs after the ACL on every request to its paths, logins included; root tokens are exempt."
+    ));
+    v.extend(kind_paths!(
+        GoverningKind::Rgp,
+        "policies/rgp/",
+        "policies/rgp/{name}",
+        "A role governing policy (Rego) runs after the ACL for the tokens, entities and groups that name it among their policies; root tokens are exempt."
+    ));
+    v
+}
+
+async fn list(s: Arc<Sys>, kind: GoverningKind) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let names = c.unsealed().map_err(le)?.governing.list(kind);
+    Ok(Some(Response::list(names)))
+}
+
+async fn read(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let u = c.unsealed().map_err(le)?;
+    Ok(u.governing
+        .get(kind, &f.string("name"))
+        .map(|p| Response::json(p.to_json(kind))))
+}
+
+async fn write(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    let name = crate::policies::normalize(&f.string("name"));
+    if name.is_empty() {
+        return Err(LogicalError::invalid("policy name must be provided"));
+    }
+    let mut text = f.string("policy");
+    if text.trim().is_empty() {
+        return Err(LogicalError::invalid(
+            "'policy' parameter not supplied or empty",
+        ));
+    }
+    // Vault accepts base64-encoded policy text.
+    {
+        use base64::Engine as _;
+        if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(text.trim())
+            && let Ok(s) = String::from_utf8(b)
+        {
+            text = s;
+        }
+    }
+    let level = match f.string("enforcement_level") {
+        l if l.trim().is_empty() => EnforcementLevel::HardMandatory,
+        l => EnforcementLevel::parse(&l).map_err(le)?,
+    };
+    let paths = match kind {
+        GoverningKind::Egp => {
+            let paths: Vec<String> = f
+                .list("paths")
+                .into_iter()
+                .map(|p| p.trim().trim_start_matches('/').to_owned())
+                .filter(|p| !p.is_empty())
+                .collect();
+            if paths.is_empty() {
+                return Err(LogicalError::invalid(
+                    "paths: an endpoint governing policy needs at least one path",
+                ));
+            }
+            paths
+        }
+        GoverningKind::Rgp => Vec::new(),
+    };
+    c.config()
+        .hooks
+        .check_governing_policy(kind, &name, &text)
+        .map_err(|e| LogicalError::invalid(format!("failed to parse policy: {e}")))?;
+    c.unsealed()
+        .map_err(le)?
+        .governing
+        .set(
+            kind,
+            GoverningPolicy {
+                version: 0,
+                name,
+                policy: text,
+                enforcement_level: level,
+                paths,
+            },
+        )
+        .await
+        .map_err(le)?;
+    Ok(None)
+}
+
+async fn delete(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Response>> {
+    let c = core(&s)?;
+    c.unsealed()
+        .map_err(le)?
+        .governing
+        .delete(kind, &f.string("name"))
+        .await
+        .map_err(le)?;
+    Ok(None)
+}
