@@ -216,6 +216,25 @@ pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An `application/x-www-form-urlencoded` body as request data.
+fn form_data(body: &[u8]) -> Map<String, Value> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = Map::new();
+    for (k, v) in parse_query(Some(text.trim())) {
+        match out.get_mut(&k) {
+            None => {
+                out.insert(k, Value::String(v));
+            }
+            Some(Value::Array(a)) => a.push(Value::String(v)),
+            Some(first) => {
+                let prev = first.take();
+                *first = Value::Array(vec![prev, Value::String(v)]);
+            }
+        }
+    }
+    out
+}
+
 fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&percent_decode_bytes(s, true)).into_owned()
 }
@@ -402,12 +421,15 @@ where
     // OCSP requests arrive as DER, not JSON: the bytes are handed on as the raw body. So does
     // a snapshot to restore, under a limit of its own.
     let snapshot_restore = is_snapshot_restore(&parts.method, &path);
-    let raw = snapshot_restore
-        || parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("application/ocsp-request"));
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // A browser's form post (an OIDC provider's `form_post` callback) is decoded into request
+    // data as Vault does: one value is a string, several a list.
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    let raw = snapshot_restore || form || content_type.starts_with("application/ocsp-request");
     let limit = if snapshot_restore {
         cfg.max_snapshot_size.max(cfg.max_request_size)
     } else {
@@ -439,6 +461,7 @@ where
         }
     };
     let (body, raw_body) = match body {
+        Ok(RequestBody::Raw(r)) if form => (Some(form_data(&r)), None),
         Ok(RequestBody::Json(b)) => (b, None),
         Ok(RequestBody::Raw(r)) => (None, Some(r)),
         Err(resp) => return resp,
