@@ -561,9 +561,29 @@ impl Db {
             return self.exec(stmts, &vals).await;
         }
         let pw = Zeroizing::new(sql::literal(password, self.plugin.is_mysql()));
-        let stmt = match self.plugin {
-            Plugin::Postgres => format!("ALTER ROLE CURRENT_USER WITH PASSWORD {}", *pw),
-            Plugin::Mysql { .. } => format!("ALTER USER CURRENT_USER() IDENTIFIED BY {}", *pw),
+        let stmt = match &self.inner {
+            Inner::Pg(_) => format!("ALTER ROLE CURRENT_USER WITH PASSWORD {}", *pw),
+            Inner::My(pool) => {
+                // The account this session authenticated as (`user@host`): MariaDB takes
+                // `ALTER USER CURRENT_USER()` and silently changes nothing.
+                use mysql_async::prelude::Queryable;
+                let mut c = self
+                    .my_conn(pool)
+                    .await
+                    .map_err(|e| self.err(&format!("error connecting to {}", self.host), e))?;
+                let me: Option<String> = c
+                    .query_first("SELECT CURRENT_USER()")
+                    .await
+                    .map_err(|e| self.err("error looking up the current user", e))?;
+                let me = me.unwrap_or_default();
+                let (user, host) = me.rsplit_once('@').unwrap_or((me.as_str(), "%"));
+                format!(
+                    "ALTER USER {}@{} IDENTIFIED BY {}",
+                    sql::literal(user, true),
+                    sql::literal(host, true),
+                    *pw
+                )
+            }
         };
         let out = self.exec_rendered(&[stmt]).await;
         out.map_err(|e| DbError(dsn::scrub(&e.0, password)))

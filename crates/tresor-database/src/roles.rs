@@ -274,14 +274,16 @@ impl Engine {
             .await
             .map_err(|e| LogicalError::invalid(format!("error renewing the user: {e}")))?;
         }
-        let mut resp = Response::default();
-        resp.secret = Some(SecretLease {
-            secret_type: SECRET_CREDS.into(),
-            ttl,
-            max_ttl: Some(max),
-            renewable: true,
-            internal_data: Map::new(),
-        });
+        let resp = Response {
+            secret: Some(SecretLease {
+                secret_type: SECRET_CREDS.into(),
+                ttl,
+                max_ttl: Some(max),
+                renewable: true,
+                internal_data: Map::new(),
+            }),
+            ..Default::default()
+        };
         Ok(Some(resp))
     }
 

@@ -73,7 +73,9 @@ impl Drop for Pg {
             while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
         }
     }
 }
@@ -368,6 +370,10 @@ async fn leased_creds_renew_and_revoke_end_sessions() {
     let pg = start_pg();
     let t = T::new();
     configure(&t, &pg).await;
+    // Root rotation: the old password no longer connects; the engine still does.
+    assert!(pg.connects("admin", "pw"));
+    t.data(Operation::Update, "rotate-root/pg", json!({})).await;
+    assert!(!pg.connects("admin", "pw"));
     t.data(
         Operation::Update,
         "roles/app",

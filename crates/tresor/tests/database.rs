@@ -52,7 +52,9 @@ impl Drop for Db {
                     while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(50));
                     }
-                    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                    if Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                    }
                 }
             }
             Db::Maria { child, .. } => {
