@@ -562,8 +562,8 @@ fn scenario(db: &Db) {
     let (short_user, _, _) = creds(&s, "short");
     assert!(db.user_exists(&short_user));
     let gone_after = wait_for(
-        Duration::from_secs(15),
-        "the expired user to be dropped",
+        Duration::from_secs(5),
+        "the expired user to be dropped (2 s TTL, expiry ticks every second)",
         || !db.user_exists(&short_user),
     );
     eprintln!(
