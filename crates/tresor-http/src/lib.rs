@@ -346,10 +346,15 @@ where
             });
         }
     };
+    json_body(&collected)
+}
+
+/// A JSON request body: an object, or nothing.
+fn json_body(collected: &[u8]) -> Result<Option<Map<String, Value>>, http::Response<Body>> {
     if collected.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    match serde_json::from_slice::<Value>(&collected) {
+    match serde_json::from_slice::<Value>(collected) {
         Ok(Value::Object(m)) => Ok(Some(m)),
         Ok(Value::Null) => Ok(None),
         Ok(_) => Err(error_response(
@@ -428,7 +433,8 @@ where
         .unwrap_or("");
     // A browser's form post (an OIDC provider's `form_post` callback) is decoded into request
     // data as Vault does: one value is a string, several a list.
-    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    // A snapshot is raw whatever it is labelled (curl --data-binary says form-urlencoded).
+    let form = !snapshot_restore && content_type.starts_with("application/x-www-form-urlencoded");
     let raw = snapshot_restore || form || content_type.starts_with("application/ocsp-request");
     let limit = if snapshot_restore {
         cfg.max_snapshot_size.max(cfg.max_request_size)
@@ -461,7 +467,22 @@ where
         }
     };
     let (body, raw_body) = match body {
-        Ok(RequestBody::Raw(r)) if form => (Some(form_data(&r)), None),
+        // As in Vault, a body that starts like JSON is JSON whatever the content type says
+        // (`curl -d '{...}'` labels JSON as a form).
+        Ok(RequestBody::Raw(r)) if form => {
+            let json = r
+                .iter()
+                .find(|c| !c.is_ascii_whitespace())
+                .is_some_and(|c| *c == b'{' || *c == b'[');
+            if json {
+                match json_body(&r) {
+                    Ok(b) => (b, None),
+                    Err(resp) => return resp,
+                }
+            } else {
+                (Some(form_data(&r)), None)
+            }
+        }
         Ok(RequestBody::Json(b)) => (b, None),
         Ok(RequestBody::Raw(r)) => (None, Some(r)),
         Err(resp) => return resp,

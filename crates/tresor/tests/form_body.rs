@@ -31,4 +31,20 @@ fn a_form_body_is_request_data() {
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["data"]["code"], "a+b c", "{v}");
     assert_eq!(v["data"]["state"], serde_json::json!(["s1", "s2"]), "{v}");
+    // A JSON body labelled as a form (curl -d's default) is still JSON, as in Vault.
+    let o = run(Command::new("curl").args([
+        "-s",
+        "--max-time",
+        "20",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "X-Vault-Token: root",
+        "-d",
+        r#"  {"k": "json"}"#,
+        &format!("{}/v1/cubbyhole/json", s.addr),
+    ]));
+    assert!(o.stdout.trim_end().ends_with("204"), "{o}");
+    let (_, v) = s.api("GET", "cubbyhole/json", None, Some("root"));
+    assert_eq!(v["data"]["k"], "json", "{v}");
 }

@@ -622,3 +622,108 @@ fn kubernetes_logins_reviewed_by_a_local_token_review_endpoint() {
         assert!(errors(&v)[0].contains(want), "{want}: {v}");
     }
 }
+
+#[test]
+fn tresor_login_method_oidc_runs_the_browser_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(dir.path(), free_port());
+    policies(&s);
+    let port = free_port();
+    let _idp = spawn(clean_command("oidc-provider-mock").args(["--port", &port.to_string()]));
+    let idp = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{idp}/.well-known/openid-configuration"), None);
+    s.bao_as("root", &["auth", "enable", "oidc"])
+        .expect(0, "auth enable oidc");
+    ok(
+        &s,
+        "PUT",
+        "auth/oidc/config",
+        json!({"oidc_discovery_url": idp, "oidc_client_id": "tresor", "oidc_client_secret": "s3cret", "default_role": "web"}),
+    );
+    let cb = free_port();
+    ok(
+        &s,
+        "PUT",
+        "auth/oidc/role/web",
+        json!({"user_claim": "sub", "allowed_redirect_uris": [format!("http://localhost:{cb}/oidc/callback")],
+               "token_policies": ["dev"]}),
+    );
+    // `tresor login -method=oidc` waits for the browser; the test plays the browser.
+    let err_file = dir.path().join("login.err");
+    let out_file = dir.path().join("login.out");
+    let mut login = clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .args([
+            "login",
+            "-method=oidc",
+            "-format=json",
+            &format!("port={cb}"),
+            "role=web",
+            "skip_browser=true",
+        ])
+        .env("VAULT_ADDR", &s.addr)
+        .env("HOME", &s.home)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .expect("tresor login");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = loop {
+        let text = std::fs::read_to_string(&err_file).unwrap_or_default();
+        if let Some(u) = text
+            .split_whitespace()
+            .find(|w| w.starts_with(&idp))
+            .map(str::to_owned)
+        {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "no URL printed: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let location = run(Command::new("curl").args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{redirect_url}",
+        "--max-time",
+        "20",
+        "-d",
+        "sub=alice",
+        &url,
+    ]))
+    .expect(0, "post the user")
+    .stdout;
+    assert!(
+        location.starts_with(&format!("http://localhost:{cb}/oidc/callback")),
+        "{location}"
+    );
+    run(Command::new("curl").args(["-s", "--max-time", "20", location.trim()]))
+        .expect(0, "the browser follows the redirect to the CLI");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = login.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = login.kill();
+            panic!("tresor login did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        status.success(),
+        "{out}\n{}",
+        std::fs::read_to_string(&err_file).unwrap()
+    );
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read_to_string(s.home.join(".vault-token"))
+            .unwrap()
+            .trim(),
+        token
+    );
+    assert!(can_read(&s, &token, "secret/app"));
+}

@@ -462,6 +462,129 @@ fn login_token_method(cli: &mut Cli<'_, '_>, p: &Parsed) -> Result<Secret, CliEr
     Ok(auth_from_lookup(&token, &lookup.data()))
 }
 
+/// `-method=oidc`: the browser flow. Listens on `listenaddress:port` (default
+/// localhost:8250) for the provider's redirect, asks the auth method for the provider's URL
+/// with that callback, prints it (and opens a browser unless `skip_browser=true`), waits for
+/// one callback, and finishes the login at `oidc/callback`.
+fn login_oidc(cli: &mut Cli<'_, '_>, p: &Parsed) -> Result<Secret, CliError> {
+    use std::io::{Read as _, Write as _};
+    let data = cli.kv_data(&p.args)?;
+    let get = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let mount = super::sanitize_path(p.str("path").filter(|s| !s.is_empty()).unwrap_or("oidc"));
+    let listen = get("listenaddress").unwrap_or_else(|| "localhost".into());
+    let port = get("port").unwrap_or_else(|| "8250".into());
+    let host = get("callbackhost").unwrap_or_else(|| listen.clone());
+    let redirect = format!("http://{host}:{port}/oidc/callback");
+    let bind = if listen == "localhost" {
+        "127.0.0.1".to_owned()
+    } else {
+        listen.clone()
+    };
+    let listener = std::net::TcpListener::bind(format!("{bind}:{port}")).map_err(|e| {
+        CliError::Local(format!(
+            "Error starting the callback listener on {bind}:{port}: {e}"
+        ))
+    })?;
+    let mut nonce_bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut nonce_bytes)
+        .map_err(|_| CliError::Local("no randomness".to_string()))?;
+    let client_nonce: String = nonce_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut body = serde_json::json!({"redirect_uri": redirect, "client_nonce": client_nonce});
+    if let Some(role) = get("role") {
+        body["role"] = Value::String(role);
+    }
+    let client = cli.client(p)?;
+    let url = client
+        .secret(
+            &Request::new(Method::POST, &format!("auth/{mount}/oidc/auth_url"))
+                .json(body)
+                .token(TokenChoice::Without),
+        )
+        .map_err(|e| remote("getting the OIDC authorization URL", e))?
+        .and_then(|s| {
+            s.data
+                .as_ref()
+                .and_then(|d| d.get("auth_url"))
+                .and_then(|u| u.as_str())
+                .map(str::to_owned)
+        })
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            CliError::Remote("Error authenticating: no auth_url returned".to_string())
+        })?;
+    cli.errln(&format!(
+        "Complete the login via your OIDC provider. Open this URL in a browser:\n\n    {url}\n\nWaiting for OIDC authentication to complete..."
+    ));
+    if get("skip_browser").as_deref() != Some("true") {
+        let _ = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    // One callback: `GET /oidc/callback?code=...&state=...`.
+    let (mut conn, _) = listener
+        .accept()
+        .map_err(|e| CliError::Local(format!("Error waiting for the OIDC callback: {e}")))?;
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let mut buf = vec![0u8; 16 * 1024];
+    let n = conn.read(&mut buf).unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+    let query = target
+        .split_once('?')
+        .map(|(_, q)| q.to_owned())
+        .unwrap_or_default();
+    let reply = "Login finished: you can close this window and return to the terminal.";
+    let _ = write!(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+    drop(conn);
+    if !query.split('&').any(|kv| kv.starts_with("code=")) {
+        return Err(CliError::Remote(format!(
+            "Error authenticating: the OIDC callback had no code ({target})"
+        )));
+    }
+    let mut req = Request::new(Method::GET, &format!("auth/{mount}/oidc/callback"))
+        .token(TokenChoice::Without)
+        .query("client_nonce", &client_nonce);
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        req = req.query(&url_decode(k), &url_decode(v));
+    }
+    client
+        .secret(&req)
+        .map_err(|e| remote("finishing the OIDC login", e))?
+        .ok_or_else(|| {
+            CliError::Remote("Error authenticating: empty OIDC callback response".to_string())
+        })
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            out.push(b' ');
+        } else if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 2;
+        } else {
+            out.push(b[i]);
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Login MFA: asks for a passcode per enforcement (the first method of each) and finishes the
 /// login at `sys/mfa/validate`.
 fn login_mfa(cli: &mut Cli<'_, '_>, p: &Parsed, req: &Value) -> Result<Secret, CliError> {
@@ -562,6 +685,8 @@ pub fn login(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
     let mut secret = if method == "token" {
         max_args(&p.args, 1)?;
         login_token_method(cli, &p)?
+    } else if method == "oidc" {
+        login_oidc(cli, &p)?
     } else {
         login_other_method(cli, &p, &method)?
     };
