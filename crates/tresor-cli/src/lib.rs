@@ -323,6 +323,16 @@ const COMMANDS: &[Entry] = &[
         "Deletes a policy by name",
     ),
     entry(&["policy", "fmt"], policy::fmt, "Formats a policy file"),
+    entry(
+        &["policy", "test"],
+        policy::test,
+        "Runs the tests of governing policies (Rego) locally",
+    ),
+    entry(
+        &["policy", "eval"],
+        policy::eval,
+        "Evaluates a governing policy against an input document",
+    ),
     entry(&["token", "create"], token::create, "Create a new token"),
     entry(
         &["token", "lookup"],

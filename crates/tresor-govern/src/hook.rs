@@ -48,9 +48,11 @@ struct Failure<'a> {
 }
 
 impl Failure<'_> {
-    fn describe(&self) -> String {
+    /// `egp policy "x" (hard-mandatory) denied the request: reason; reason`, with `verb`
+    /// saying what the failure did.
+    fn describe(&self, verb: &str) -> String {
         let mut s = format!(
-            "{} policy {:?} ({}) denied the request",
+            "{} policy {:?} ({}) {verb}",
             self.kind.as_str(),
             self.policy.name,
             self.policy.enforcement_level.as_str()
@@ -176,16 +178,16 @@ impl PipelineHooks for GoverningHooks {
             };
             match p.enforcement_level {
                 EnforcementLevel::Advisory => {
-                    warnings.push(format!("advisory {}", failure.describe()));
+                    warnings.push(format!("advisory: {}", failure.describe("did not pass")));
                 }
                 // The override needs a caller to hold accountable: a login has none yet.
                 EnforcementLevel::SoftMandatory if g.policy_override && g.token.is_some() => {
                     warnings.push(format!(
                         "{}; overridden with X-Vault-Policy-Override",
-                        failure.describe()
+                        failure.describe("did not pass")
                     ));
                 }
-                _ => denials.push(failure.describe()),
+                _ => denials.push(failure.describe("denied the request")),
             }
         }
         if denials.is_empty() {

@@ -1,11 +1,13 @@
 //! `policy write|read|list|delete|fmt`: ACL policies under `sys/policies/acl`, and local
-//! HCL formatting.
+//! HCL formatting; `policy test|eval`: governing policies (Rego) evaluated locally with the
+//! server's engine and built-ins (`tresor-govern` without the server hook).
 
 use serde_json::{Map, Value, json};
 use tresor_client::Method;
 
 use super::{Cli, CliError, CmdResult, Usage, exact_args, max_args, remote};
 use crate::client::{ClientError, Request};
+use crate::flags::{Kind, Spec, flag};
 
 const WRITE: Usage = Usage {
     text: "Usage: tresor policy write [options] NAME PATH
@@ -41,6 +43,165 @@ const FMT: Usage = Usage {
   Checks the policy file at PATH and rewrites it in canonical HCL formatting.",
     flags: &[],
 };
+
+const TEST_FLAGS: &[Spec] = &[
+    flag(
+        "run",
+        Kind::Str,
+        "Run only the tests whose rule name matches this regular expression (RE2).",
+    ),
+    flag(
+        "json",
+        Kind::Bool,
+        "Print the results as JSON (one object per test, like opa test --format=json).",
+    ),
+    flag(
+        "coverage",
+        Kind::Bool,
+        "Report which lines of each file the tests evaluated.",
+    ),
+];
+
+const TEST: Usage = Usage {
+    text: "Usage: tresor policy test [options] DIR
+
+  Runs every test_* rule of the Rego files under DIR (recursively) with the server's engine
+  and Tresor's built-ins, as `opa test` does: tests mock the request with `with input as`.
+  Prints one line per test and \"N passed, N failed\"; exits 1 if any test fails.",
+    flags: TEST_FLAGS,
+};
+
+const EVAL_FLAGS: &[Spec] = &[
+    flag(
+        "policy",
+        Kind::Str,
+        "The Rego file of the governing policy.",
+    ),
+    flag(
+        "input",
+        Kind::Str,
+        "A JSON file with the input document (docs/governing-policies.md).",
+    ),
+];
+
+const EVAL: Usage = Usage {
+    text: "Usage: tresor policy eval -policy=FILE -input=FILE
+
+  Evaluates a governing policy against one input document as the server would, and prints
+  the decision with the policy's deny reasons. Exits 0 when the policy allows, 1 when it
+  denies or cannot be evaluated.",
+    flags: EVAL_FLAGS,
+};
+
+/// `tresor policy test`.
+pub fn test(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
+    let p = cli.parse(&TEST, args)?;
+    exact_args(&p.args, 1)?;
+    let dir = std::path::Path::new(&p.args[0]);
+    let as_json = p.bool("json") || !cli.is_table();
+    let run = tresor_govern::testing::run_tests(dir, p.str("run"), p.bool("coverage"))
+        .map_err(CliError::Local)?;
+    if as_json {
+        let mut out = json!(run.results.iter().map(|r| r.to_json()).collect::<Vec<_>>());
+        if let Some(cov) = &run.coverage {
+            out = json!({"results": out, "coverage": coverage_json(cov)});
+        }
+        cli.outln(&serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        for r in &run.results {
+            let status = match (&r.error, r.passed) {
+                (_, true) => "PASS".to_owned(),
+                (Some(e), false) => format!("ERROR: {e}"),
+                (None, false) => "FAIL".to_owned(),
+            };
+            cli.outln(&format!(
+                "{}: {}.{}: {status} ({:.3}ms)",
+                r.file,
+                r.package.trim_start_matches("data."),
+                r.name,
+                r.duration.as_secs_f64() * 1000.0
+            ));
+        }
+        if let Some(cov) = &run.coverage {
+            for f in cov {
+                cli.outln(&format!(
+                    "coverage: {}: {:.1}% ({} of {} lines; not covered: {})",
+                    f.file,
+                    f.percent(),
+                    f.covered.len(),
+                    f.covered.len() + f.not_covered.len(),
+                    f.not_covered
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            }
+        }
+        cli.outln(&format!("{} passed, {} failed", run.passed(), run.failed()));
+    }
+    Ok(if run.failed() == 0 && !run.results.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+fn coverage_json(cov: &[tresor_govern::testing::FileCoverage]) -> Value {
+    let files: Map<String, Value> = cov
+        .iter()
+        .map(|f| {
+            (
+                f.file.clone(),
+                json!({"covered": f.covered, "not_covered": f.not_covered, "coverage": f.percent()}),
+            )
+        })
+        .collect();
+    let (c, n) = cov.iter().fold((0, 0), |(c, n), f| {
+        (c + f.covered.len(), n + f.not_covered.len())
+    });
+    let total = if c + n == 0 {
+        100.0
+    } else {
+        100.0 * c as f64 / (c + n) as f64
+    };
+    json!({"files": files, "coverage": total})
+}
+
+/// `tresor policy eval`.
+pub fn eval(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
+    let p = cli.parse(&EVAL, args)?;
+    max_args(&p.args, 0)?;
+    let (Some(policy), Some(input)) = (p.str("policy"), p.str("input")) else {
+        return Err(CliError::Usage(
+            "both -policy=FILE and -input=FILE are required".to_string(),
+        ));
+    };
+    let text = std::fs::read_to_string(input)
+        .map_err(|e| CliError::Local(format!("Error opening input file: {e}")))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Local(format!("Error parsing input file: {e}")))?;
+    let decision = tresor_govern::testing::eval(std::path::Path::new(policy), &doc)
+        .map_err(|e| CliError::Local(format!("Error evaluating policy: {e}")))?;
+    if cli.is_table() {
+        cli.outln(if decision.allowed {
+            "Decision: allow"
+        } else {
+            "Decision: deny"
+        });
+        for r in &decision.reasons {
+            cli.outln(&format!("  * {r}"));
+        }
+    } else {
+        cli.outln(
+            &serde_json::to_string_pretty(
+                &json!({"allowed": decision.allowed, "reasons": decision.reasons}),
+            )
+            .unwrap_or_default(),
+        );
+    }
+    Ok(if decision.allowed { 0 } else { 1 })
+}
 
 fn policy_name(raw: &str) -> String {
     raw.trim().to_lowercase()
