@@ -100,7 +100,7 @@ const fn entry(path: &'static [&'static str], handler: Handler, synopsis: &'stat
     }
 }
 
-use commands::{kv, logical, mounts, operator, pki, policy, ssh, status, token};
+use commands::{kv, logical, mounts, operator, pki, policy, snapshot, ssh, status, token};
 
 const COMMANDS: &[Entry] = &[
     entry(&["status"], status::status, "Print seal and HA status"),
@@ -159,6 +159,41 @@ const COMMANDS: &[Entry] = &[
         &["operator", "key-status"],
         operator::key_status,
         "Provides information about the active encryption key",
+    ),
+    entry(
+        &["operator", "snapshot", "save"],
+        snapshot::save,
+        "Saves a snapshot of the whole store to a file",
+    ),
+    entry(
+        &["operator", "snapshot", "inspect"],
+        snapshot::inspect,
+        "Checks a snapshot file offline and prints its manifest",
+    ),
+    entry(
+        &["operator", "snapshot", "verify"],
+        snapshot::verify,
+        "Decrypts every entry of a snapshot offline with the unseal keys",
+    ),
+    entry(
+        &["operator", "snapshot", "restore"],
+        snapshot::restore,
+        "Restores a snapshot, replacing the whole store",
+    ),
+    entry(
+        &["operator", "raft", "snapshot", "save"],
+        snapshot::save,
+        "Saves a snapshot (Vault's name for operator snapshot save)",
+    ),
+    entry(
+        &["operator", "raft", "snapshot", "inspect"],
+        snapshot::inspect,
+        "Checks a snapshot file (Vault's name for operator snapshot inspect)",
+    ),
+    entry(
+        &["operator", "raft", "snapshot", "restore"],
+        snapshot::restore,
+        "Restores a snapshot (Vault's name for operator snapshot restore)",
     ),
     entry(&["kv", "get"], kv::get, "Retrieve data"),
     entry(

@@ -78,8 +78,8 @@ impl Client {
     pub fn download(
         &self,
         req: &Request,
-        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
-        progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<u64, ClientError> {
         self.rt.block_on(self.inner.download(req, sink, progress))
     }

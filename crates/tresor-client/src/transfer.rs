@@ -112,8 +112,8 @@ impl Client {
     pub async fn download(
         &self,
         req: &Request,
-        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
-        progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<u64, ClientError> {
         let url = self.url(&req.path, &req.query);
         let rb = self.builder(req, &url)?;

@@ -8,6 +8,7 @@ pub mod mounts;
 pub mod operator;
 pub mod pki;
 pub mod policy;
+pub mod snapshot;
 pub mod ssh;
 pub mod status;
 pub mod token;
