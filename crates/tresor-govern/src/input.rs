@@ -119,3 +119,142 @@ pub fn document(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>) -> Value {
     m.insert("time".into(), time_facts(g.now));
     Value::Object(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::{Map, Value, json};
+    use tresor_core::governing::GoverningSet;
+    use tresor_core::hooks::{GoverningFacts, RequestFacts, TokenFacts};
+    use tresor_sdk::identity::{AliasInfo, EntityInfo, GroupInfo};
+
+    /// Every object in `v` has exactly the properties its schema allows and requires.
+    fn check(v: &Value, schema: &Value, at: &str) {
+        if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
+            let branch = branches
+                .iter()
+                .find(|b| match (b["type"].as_str(), v) {
+                    (Some("null"), Value::Null) => true,
+                    (Some("object"), Value::Object(_)) => true,
+                    _ => false,
+                })
+                .unwrap_or_else(|| panic!("{at}: no schema branch for {v}"));
+            return check(v, branch, at);
+        }
+        match v {
+            Value::Object(m) if schema.get("properties").is_some() => {
+                let props = schema["properties"].as_object().unwrap();
+                for k in m.keys() {
+                    assert!(props.contains_key(k), "{at}.{k} is not in the schema");
+                }
+                for r in schema["required"].as_array().unwrap() {
+                    assert!(m.contains_key(r.as_str().unwrap()), "{at}.{r} is missing");
+                }
+                for (k, x) in m {
+                    check(x, &props[k], &format!("{at}.{k}"));
+                }
+            }
+            Value::Array(items) if schema.get("items").is_some() => {
+                for x in items {
+                    check(x, &schema["items"], &format!("{at}[]"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_document_matches_the_documented_schema() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../../docs/governing-input.schema.json"))
+                .unwrap();
+        let set = GoverningSet::default();
+        let data: Map<String, Value> = json!({"csr": "..."}).as_object().unwrap().clone();
+        let policies = vec!["default".to_owned(), "business-hours".to_owned()];
+        let meta = BTreeMap::from([("team".to_owned(), "ops".to_owned())]);
+        let resolved = tresor_core::identity::Resolved {
+            info: Arc::new(EntityInfo {
+                id: "e1".into(),
+                name: "alice".into(),
+                metadata: BTreeMap::new(),
+                aliases: vec![AliasInfo {
+                    id: "a1".into(),
+                    name: "alice".into(),
+                    mount_accessor: "auth_userpass_1".into(),
+                    mount_path: "auth/userpass/".into(),
+                    mount_type: "userpass".into(),
+                    ..AliasInfo::default()
+                }],
+                groups: vec![GroupInfo {
+                    id: "g1".into(),
+                    name: "ops".into(),
+                }],
+                disabled: false,
+            }),
+            policies: vec!["business-hours".into()],
+            generation: 1,
+        };
+        let token = TokenFacts {
+            accessor: "acc",
+            policies: &policies,
+            meta: &meta,
+            display_name: "userpass-alice",
+            path: "auth/userpass/login/alice",
+            token_type: "service",
+            entity_id: "e1",
+            creation_time: 1_796_266_800,
+            expire_time: Some(1_796_270_400),
+            ttl: 3600,
+            explicit_max_ttl: 0,
+            period: 0,
+            num_uses: 0,
+            orphan: false,
+            renewable: true,
+            role: "",
+        };
+        let g = GoverningFacts {
+            set: &set,
+            data: &data,
+            policy_override: true,
+            wrap_ttl: Some(Duration::from_secs(60)),
+            token: Some(token),
+            identity: Some(&resolved),
+            mfa_sent: false,
+            now: UNIX_EPOCH + Duration::from_secs(1_796_266_800),
+        };
+        let facts = RequestFacts {
+            path: "pki/sign/web",
+            operation: tresor_sdk::Operation::Update,
+            remote_addr: Some("127.0.0.2"),
+            mount_path: "pki/",
+            mount_type: "pki",
+            unauthenticated: false,
+            policies: Some(&policies),
+            governing: Some(g),
+        };
+        let doc = super::document(&facts, &g);
+        check(&doc, &schema, "input");
+        assert_eq!(doc["time"]["hour"], 3);
+        assert_eq!(doc["time"]["weekday"], "Thursday");
+        assert_eq!(
+            doc["request"]["wrapping"],
+            json!({"wrapped": true, "ttl": 60})
+        );
+        assert_eq!(
+            doc["identity"]["groups"],
+            json!([{"id": "g1", "name": "ops"}])
+        );
+        // Without a token or an entity (a login).
+        let login = GoverningFacts {
+            token: None,
+            identity: None,
+            ..g
+        };
+        let doc = super::document(&facts, &login);
+        check(&doc, &schema, "input");
+        assert_eq!(doc["token"], Value::Null);
+    }
+}
