@@ -525,6 +525,8 @@ impl Db {
                     .await
                     .map_err(|e| self.err(&format!("error connecting to {}", self.host), e))?;
                 let hosts = self.mysql_hosts(&mut c, name).await?;
+                // Back to the pool before the statements take one (max_open may be 1).
+                drop(c);
                 if hosts.is_empty() {
                     return Err(DbError(format!("user {name:?} does not exist")));
                 }

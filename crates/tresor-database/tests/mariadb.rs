@@ -264,6 +264,8 @@ async fn mariadb_creds_rollback_revoke_and_rotation() {
             "username": "admin",
             "password": "pw",
             "allowed_roles": "ro,broken,svc",
+            // One connection: no operation may hold one while it waits for another.
+            "max_open_connections": 1,
         }),
     )
     .await;

@@ -286,6 +286,8 @@ async fn configure(t: &T, pg: &Pg) {
             "username": "admin",
             "password": "pw",
             "allowed_roles": ["*"],
+            // One connection: no operation may hold one while it waits for another.
+            "max_open_connections": 1,
         }),
     )
     .await;
