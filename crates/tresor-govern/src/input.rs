@@ -136,10 +136,11 @@ mod tests {
         if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
             let branch = branches
                 .iter()
-                .find(|b| match (b["type"].as_str(), v) {
-                    (Some("null"), Value::Null) => true,
-                    (Some("object"), Value::Object(_)) => true,
-                    _ => false,
+                .find(|b| {
+                    matches!(
+                        (b["type"].as_str(), v),
+                        (Some("null"), Value::Null) | (Some("object"), Value::Object(_))
+                    )
                 })
                 .unwrap_or_else(|| panic!("{at}: no schema branch for {v}"));
             return check(v, branch, at);
