@@ -32,6 +32,7 @@ mod system_audit;
 mod system_catalog;
 mod system_governing;
 mod system_leases;
+mod system_password;
 mod system_tools;
 mod token_backend;
 pub mod tokens;

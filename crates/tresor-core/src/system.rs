@@ -738,6 +738,7 @@ fn table() -> Table<Sys> {
     };
     table.paths.extend(crate::system_leases::paths());
     table.paths.extend(crate::system_tools::paths());
+    table.paths.extend(crate::system_password::paths());
     table.paths.extend(crate::system_catalog::paths());
     table.paths.extend(crate::system_audit::paths());
     table.paths.extend(crate::snapshot::paths());

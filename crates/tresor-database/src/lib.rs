@@ -22,7 +22,7 @@ mod config;
 mod db;
 mod dsn;
 mod engine;
-mod password;
+use tresor_password as password;
 mod policies;
 mod roles;
 mod sql;
