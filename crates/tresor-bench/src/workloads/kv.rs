@@ -80,6 +80,10 @@ struct ReadConfig {
     /// so the benchmark shows what rendering templated policies costs (issue 13).
     #[serde(default)]
     identity_policies: Option<String>,
+    /// With `non_root`: three EGPs on the mount and one RGP on the reader's token, all
+    /// matching and all passing (issue 18: governing policies cost at most 15% of kv-read).
+    #[serde(default)]
+    governing: bool,
 }
 
 /// `kv-write` options.
@@ -163,6 +167,11 @@ fn validate_mount(mount: Option<&str>) -> Result<(), String> {
 fn check_read(v: &Value) -> Result<(), String> {
     let c: ReadConfig = super::parse_config(v)?;
     validate(c.numkvs, c.kvsize)?;
+    if c.governing && !c.non_root {
+        return Err(
+            "governing needs non_root (root tokens are exempt from governing policies)".into(),
+        );
+    }
     if let Some(p) = &c.identity_policies {
         if p != "plain" && p != "templated" {
             return Err(format!(
@@ -322,6 +331,8 @@ struct Reader {
     /// The token role and the entity of an identity reader.
     role: Option<String>,
     entity: Option<String>,
+    /// Governing policies written for the reader (their `sys/policies/...` paths).
+    governed: Vec<String>,
 }
 
 fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>, BenchError>> {
@@ -336,7 +347,7 @@ fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>,
             with_mount(&ctx, &mount, async {
                 seed(&ctx.api, &ctx.name, &mount, cfg.numkvs, cfg.kvsize).await?;
                 if cfg.non_root {
-                    Ok(Some(create_reader(&ctx, &mount).await?))
+                    Ok(Some(create_reader(&ctx, &mount, cfg.governing).await?))
                 } else if let Some(kind) = &cfg.identity_policies {
                     Ok(Some(
                         create_identity_reader(&ctx, &mount, kind == "templated").await?,
@@ -347,7 +358,7 @@ fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>,
             })
             .await?
         } else if cfg.non_root {
-            Some(create_reader(&ctx, &mount).await?)
+            Some(create_reader(&ctx, &mount, cfg.governing).await?)
         } else if let Some(kind) = &cfg.identity_policies {
             Some(create_identity_reader(&ctx, &mount, kind == "templated").await?)
         } else {
@@ -370,8 +381,44 @@ fn setup_read(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>,
 
 /// Writes a policy granting only `read` on the mount's data and creates a token holding it
 /// (plus `default`, as any token created without `no_default_policy` has).
-async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<Reader, BenchError> {
+async fn create_reader(
+    ctx: &SetupContext,
+    mount: &str,
+    governing: bool,
+) -> Result<Reader, BenchError> {
     let policy = format!("{}-read", ctx.unique);
+    let mut governed = Vec::new();
+    if governing {
+        let rego = "package tresor.bench\n\nimport rego.v1\n\ndefault main := false\n\nmain if input.request.operation == \"read\"\n";
+        for i in 0..3 {
+            let path = format!("sys/policies/egp/{}-egp{i}", ctx.unique);
+            ctx.api
+                .expect_ok(
+                    &format!("{}: writing {path}", ctx.name),
+                    Method::POST,
+                    &path,
+                    Some(&json!({"policy": rego, "paths": [format!("{mount}/*")], "enforcement_level": "hard-mandatory"})),
+                    None,
+                )
+                .await?;
+            governed.push(path);
+        }
+        let path = format!("sys/policies/rgp/{}-rgp", ctx.unique);
+        ctx.api
+            .expect_ok(
+                &format!("{}: writing {path}", ctx.name),
+                Method::POST,
+                &path,
+                Some(&json!({"policy": rego, "enforcement_level": "hard-mandatory"})),
+                None,
+            )
+            .await?;
+        governed.push(path);
+    }
+    let mut token_policies = vec![policy.clone()];
+    if governing {
+        token_policies.push(format!("{}-rgp", ctx.unique));
+    }
     let rules = format!("path \"{mount}/data/*\" {{\n  capabilities = [\"read\"]\n}}\n");
     ctx.api
         .check(
@@ -386,7 +433,7 @@ async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<Reader, BenchE
             Method::POST,
             "auth/token/create",
             Some(&json!({
-                "policies": [policy],
+                "policies": token_policies,
                 "ttl": "2h",
                 "display_name": "tresor-bench-reader",
             })),
@@ -406,6 +453,7 @@ async fn create_reader(ctx: &SetupContext, mount: &str) -> Result<Reader, BenchE
         token,
         role: None,
         entity: None,
+        governed,
     })
 }
 
@@ -483,6 +531,7 @@ async fn create_identity_reader(
         token,
         role: Some(role),
         entity: Some(entity),
+        governed: Vec::new(),
     })
 }
 
@@ -523,7 +572,11 @@ impl Workload for KvRead {
                     .as_ref()
                     .map(|id| format!("identity/entity/id/{id}")),
             ];
-            for path in extra.into_iter().flatten() {
+            for path in extra
+                .into_iter()
+                .flatten()
+                .chain(r.governed.iter().cloned())
+            {
                 if let Err(e) = api
                     .expect_ok(
                         &format!("deleting {path}"),
