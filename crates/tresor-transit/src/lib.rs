@@ -360,7 +360,10 @@ fn table() -> Table<Engine> {
             .field(f("format", Kind::Str, "hex (default) or base64."))
             .op(Update, h!(hash))
             .help("Hash data.", "The digest of the base64 input."),
+        // `urlalgorithm` is declared (never captured) because the handler asks for it; an
+        // undeclared field is a programming error (found by fuzzing, issue 12).
         Path::<Engine>::new("hash")
+            .field(f("urlalgorithm", Kind::Str, "The hash algorithm, from the URL."))
             .field(f("input", Kind::Str, "The base64 input."))
             .field(f("algorithm", Kind::Str, "sha2-224, sha2-256 (default), sha2-384, sha2-512, sha3-224, sha3-256, sha3-384 or sha3-512."))
             .field(f("format", Kind::Str, "hex (default) or base64."))
