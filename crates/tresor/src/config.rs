@@ -400,8 +400,8 @@ impl ServerConfig {
 }
 
 /// Parses a whole configuration in one text. `json` picks the syntax; relative paths resolve
-/// against `cwd`.
-#[cfg(test)]
+/// against `cwd`. Used by the tests and by the fuzz target (fuzz/fuzz_targets/server_config.rs).
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn parse(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
     let c = parse_part(text, json, cwd)?;
     c.validate()?;
