@@ -36,10 +36,7 @@ static ENTITY: LazyLock<EntityInfo> = LazyLock::new(|| EntityInfo {
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = validate(text);
-    if let Ok(out) = render(text, &ENTITY) {
-        // A rendered template contains no template.
-        assert!(!out.contains("{{") || !text.contains("{{") || validate(&out).is_err() || true);
-    }
+    let _ = render(text, &ENTITY);
     let Ok(policy) = parse_policy("fuzz", text) else { return };
     let (rendered, _failed) = policy.render(Some(&ENTITY));
     let acl = Acl::new(&[Arc::new(rendered)]);
