@@ -383,11 +383,11 @@ test "kvv2_write" "writes" {
                 .contains("workload \"r\": unknown field `numkvz`"),
             "{e}"
         );
-        std::fs::write(&path, "test \"transit-encrypt\" \"r\" {}\n").unwrap();
+        std::fs::write(&path, "test \"no-such-workload\" \"r\" {}\n").unwrap();
         let e = parse_opts(&[cfg], &NoEnv).unwrap_err();
         assert!(
             e.to_string()
-                .contains("unknown workload \"transit-encrypt\""),
+                .contains("unknown workload \"no-such-workload\""),
             "{e}"
         );
     }

@@ -781,8 +781,8 @@ mod tests {
                 "unknown workload \"nope\"; known workloads: sys-health, kv-read",
             ),
             (
-                &["-workload=transit-encrypt"],
-                "unknown workload \"transit-encrypt\"",
+                &["-workload=no-such-workload"],
+                "unknown workload \"no-such-workload\"",
             ),
             (
                 &["-workload=kv-read:0"],

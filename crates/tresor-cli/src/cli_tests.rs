@@ -1505,9 +1505,13 @@ fn help_lists_every_command_aligned_and_help_cmd_works() {
         args.extend(e.path);
         let out = run_cli(addr, home.path(), &[], &args, "");
         assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        // `operator raft snapshot ...` are Vault's names for `operator snapshot ...`.
+        let shown = e
+            .path
+            .join(" ")
+            .replace("operator raft snapshot", "operator snapshot");
         assert!(
-            out.stdout
-                .starts_with(&format!("Usage: tresor {}", e.path.join(" "))),
+            out.stdout.starts_with(&format!("Usage: tresor {shown}")),
             "{args:?}:\n{}",
             out.stdout
         );

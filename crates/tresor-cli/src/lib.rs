@@ -433,6 +433,18 @@ const GROUPS: &[(&[&str], &str)] = &[
     ),
     (&["lease"], "Interact with leases"),
     (&["operator"], "Perform operator-specific tasks"),
+    (
+        &["operator", "snapshot"],
+        "Save, inspect, verify and restore snapshots of the whole store",
+    ),
+    (
+        &["operator", "raft"],
+        "Vault's names for the snapshot commands",
+    ),
+    (
+        &["operator", "raft", "snapshot"],
+        "Save, inspect and restore snapshots (aliases of operator snapshot)",
+    ),
     (&["pki"], "Interact with the PKI secrets engine"),
     (&["policy"], "Interact with policies"),
     (&["secrets"], "Interact with secrets engines"),

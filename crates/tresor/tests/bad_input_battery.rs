@@ -507,10 +507,24 @@ fn content_types(b: &Battery) {
     let got = b.ok("GET", "secret/data/ct", Value::Null);
     assert_eq!(got["data"]["data"], json!({"a": "b"}), "{got}");
 
+    // A form body is request data, as in Vault: a field of the wrong shape is a 400 naming it.
+    let r = b.raw(
+        "POST",
+        b"secret/data/app",
+        &[
+            ("X-Vault-Token", ROOT),
+            ("Content-Type", b"application/x-www-form-urlencoded"),
+        ],
+        b"data=x",
+    );
+    b.refused("a form body with a string for data", r, &[400], "data");
+
     // Bodies that are not JSON, under the content type they really are: refused as JSON.
     for (ct, body) in [
-        (&b"application/x-www-form-urlencoded"[..], &b"data=x"[..]),
-        (b"application/xml", b"<data><password>x</password></data>"),
+        (
+            &b"application/xml"[..],
+            &b"<data><password>x</password></data>"[..],
+        ),
         (
             b"multipart/form-data; boundary=x",
             b"--x\r\n\r\nx\r\n--x--\r\n",

@@ -229,7 +229,7 @@ fn bao_enables_generic_as_kv_version_1() {
     assert_ne!(o.code, 0, "{o}");
     assert!(
         o.stderr
-            .contains("plugin not found in the catalog: foo (available: generic, kv, pki)"),
+            .contains("plugin not found in the catalog: foo (available: database, generic, kv, pki, ssh, totp, transit)"),
         "{o}"
     );
 }

@@ -7,7 +7,7 @@
 //! ready [`Workload`]. The runner then asks the workload for one request at a time and, at the
 //! end, calls its `cleanup`, which removes everything `setup` created.
 //!
-//! Adding an engine's workload (`transit-encrypt`, `database-creds`, ...) is one module with a
+//! Adding an engine's workload (`database-creds`, `jwt-login`, ...) is one module with a
 //! config struct, a setup function and a [`Workload`] impl, plus one entry here. Until then
 //! those names are unknown workloads and rejected with the list of known ones. The login
 //! workloads (`userpass-login`, `approle-login`) share [`auth`]'s mount and request helpers.
@@ -202,9 +202,11 @@ mod tests {
         assert_eq!(lookup("pki-sign").unwrap().name, "pki-sign");
         assert_eq!(lookup("userpass_auth").unwrap().name, "userpass-login");
         assert_eq!(lookup("approle_auth").unwrap().name, "approle-login");
+        assert_eq!(lookup("transit_encrypt").unwrap().name, "transit-encrypt");
+        assert_eq!(lookup("ssh_sign").unwrap().name, "ssh-sign");
         assert!(
-            lookup("transit-encrypt").is_none(),
-            "transit lands with its engine"
+            lookup("database-creds").is_none(),
+            "database-creds is not written yet"
         );
         assert!(lookup("").is_none());
     }
