@@ -55,6 +55,99 @@ pub fn line_column(text: &str, at: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The deepest nesting of brackets (`{`, `[`, `(`), strings, heredocs and template
+/// interpolations that text may have before it reaches the HCL parser. The parser backtracks
+/// through nested constructs, and on some invalid input its time grows exponentially with their
+/// depth: fuzzing found a 1 KiB policy of unclosed braces that took minutes (issue 12). Vault's
+/// policies and server configs nest four or five levels deep.
+pub const MAX_PARSE_NESTING: usize = 16;
+
+/// The byte offset at which `text` nests deeper than [`MAX_PARSE_NESTING`], if it does. Strings (with
+/// escapes), `${`/`%{` interpolations, heredocs and comments are followed as HCL's lexer
+/// reads them, so a bracket inside a string neither counts nor hides one outside.
+pub fn too_deep(text: &str) -> Option<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Frame {
+        Bracket,
+        Interp,
+        Str,
+        Heredoc { id_at: usize, id_len: usize },
+    }
+    let b = text.as_bytes();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    let mut line_start = true;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        let at_line_start = line_start;
+        line_start = c == b'\n';
+        match stack.last().copied() {
+            Some(Frame::Str) | Some(Frame::Heredoc { .. }) => {
+                if let Some(Frame::Heredoc { id_at, id_len }) = stack.last().copied()
+                    && at_line_start
+                {
+                    let end = text[i..].find('\n').map_or(b.len(), |n| i + n);
+                    if text[i..end].trim() == &text[id_at..id_at + id_len] {
+                        stack.pop();
+                        i = end;
+                        continue;
+                    }
+                }
+                match (c, next) {
+                    (b'\\', _) if stack.last() == Some(&Frame::Str) => i += 1,
+                    (b'"', _) if stack.last() == Some(&Frame::Str) => {
+                        stack.pop();
+                    }
+                    (b'$' | b'%', Some(n)) if n == c => i += 1, // `$${` and `%%{` are literal
+                    (b'$' | b'%', Some(b'{')) => {
+                        stack.push(Frame::Interp);
+                        i += 1;
+                    }
+                    _ => {}
+                }
+            }
+            Some(Frame::Bracket) | Some(Frame::Interp) | None => match (c, next) {
+                (b'#', _) | (b'/', Some(b'/')) => {
+                    i = text[i..].find('\n').map_or(b.len(), |n| i + n);
+                    continue;
+                }
+                (b'/', Some(b'*')) => {
+                    i = text[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
+                    continue;
+                }
+                (b'"', _) => stack.push(Frame::Str),
+                (b'<', Some(b'<')) => {
+                    let mut j = i + 2;
+                    if b.get(j) == Some(&b'-') {
+                        j += 1;
+                    }
+                    let id_len = b[j..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'-')
+                        .count();
+                    if id_len > 0 && matches!(b.get(j + id_len), Some(b'\n') | Some(b'\r')) {
+                        stack.push(Frame::Heredoc { id_at: j, id_len });
+                        i = j + id_len;
+                        continue;
+                    }
+                    i += 1;
+                }
+                (b'{' | b'[' | b'(', _) => stack.push(Frame::Bracket),
+                (b'}' | b']' | b')', _) => {
+                    stack.pop();
+                }
+                _ => {}
+            },
+        }
+        if stack.len() > MAX_PARSE_NESTING {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Rewrites the HCL 1 forms listed in the module documentation into HCL 2.
 pub fn normalize(text: &str) -> Normalized {
     let unchanged = || Normalized {
@@ -616,6 +709,42 @@ mod tests {
         }
         let d = n.text.find('d').unwrap();
         assert_eq!(line_column(text, n.original_offset(d)), (2, 1));
+    }
+
+    /// Issue 12: the nesting handed to the HCL parser is bounded, counted as HCL's lexer reads
+    /// the text (a bracket in a string, heredoc or comment is text, not nesting).
+    #[test]
+    fn too_deep_counts_nesting_as_the_lexer_reads_it() {
+        let max = MAX_PARSE_NESTING;
+        let at = |depth: usize| format!("x = {}1{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(too_deep(&at(max)), None);
+        assert_eq!(too_deep(&at(max + 1)), Some(4 + max));
+        for fine in [
+            "path \"secret/{{identity.entity.id}}/*\" { capabilities = [\"read\"] }",
+            "x = \"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\"",
+            "x = \"\\\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\"",
+            "x = \"$${{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\"",
+            "# {{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nx = 1",
+            "// ((((((((((((((((((((((((((((((((((((((\nx = 1",
+            "/* [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ */ x = 1",
+            "x = <<EOT\n{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nEOT\ny = 2",
+            "x = <<-EOT\n  \"\n  EOT\ny = {}",
+            "x = \"${a[\"}\"]}\" y = {}",
+        ] {
+            assert_eq!(too_deep(fine), None, "{fine:?}");
+        }
+        for deep in [
+            // A string holding a closer does not close anything.
+            format!("x = {}", "{\"}\" = ".repeat(max + 1)),
+            // Interpolations nest like brackets.
+            format!("x = {}", "\"${".repeat(max)),
+            // A quote inside a heredoc does not start a string that would hide what follows.
+            format!("x = <<E\n\"\nE\ny = {}", "{".repeat(max + 1)),
+            // Unclosed brackets, as the fuzzer wrote them.
+            format!("p = {}", "a/{{x.y = z/".repeat(max)),
+        ] {
+            assert!(too_deep(&deep).is_some(), "{deep:?}");
+        }
     }
 
     /// Issue 12: nesting of any depth is refused, not followed until the stack overflows (the

@@ -352,6 +352,15 @@ fn json_to_node(value: &Value) -> Node {
 /// rewritten by [`hcl1::normalize`] when the text does not parse as written; positions in
 /// errors are always those of the text as written.
 fn hcl_to_node(text: &str) -> Result<Node, PolicyError> {
+    // The parser's time grows exponentially with nesting on some invalid input (issue 12).
+    if let Some(at) = hcl1::too_deep(text) {
+        let (line, column) = hcl1::line_column(text, at);
+        return Err(PolicyError::Syntax {
+            line,
+            column,
+            message: format!("nested more than {} levels deep", hcl1::MAX_PARSE_NESTING),
+        });
+    }
     let first = match hcl::edit::parser::parse_body(text) {
         Ok(body) => return body_to_node(&body, &LineIndex::new(text, None), true),
         Err(err) => err,

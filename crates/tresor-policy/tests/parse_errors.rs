@@ -226,3 +226,30 @@ fn brace_text_that_is_not_json_reports_the_json_error() {
     let e = err("{ path = 1 }");
     assert!(matches!(e, PolicyError::Syntax { line: 1, .. }), "{e:?}");
 }
+
+/// Issue 12: a 1 KiB policy of unclosed braces, found by the `policy` fuzz target, kept the HCL
+/// parser backtracking for minutes: nesting past `hcl1::MAX_PARSE_NESTING` is a syntax error
+/// before the parser runs.
+#[test]
+fn deep_nesting_is_refused_before_the_parser_backtracks() {
+    let found = include_str!("fixtures/fuzz_slow_policy.txt");
+    let started = std::time::Instant::now();
+    match err(found) {
+        PolicyError::Syntax { line, message, .. } => {
+            assert_eq!(line, 1);
+            assert!(message.contains("nested more than"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // What Vault's policies look like still parses.
+    parse_policy(
+        "ok",
+        r#"path "secret/data/{{identity.entity.name}}/*" {
+  capabilities = ["read", "update"]
+  allowed_parameters = { "ttl" = ["5m", "1h"] "common_name" = [] }
+  denied_parameters = { "x" = [] }
+}"#,
+    )
+    .expect("a usual policy parses");
+}
