@@ -240,6 +240,14 @@ fn parse_hcl(text: &str) -> Result<Value> {
         }
         other => anyhow!("parsing HCL config: {other}"),
     };
+    // The parser's time grows exponentially with nesting on some invalid input (issue 12).
+    if let Some(at) = tresor_policy::hcl1::too_deep(text) {
+        let (line, column) = tresor_policy::hcl1::line_column(text, at);
+        bail!(
+            "parsing HCL config: syntax error on line {line}, column {column}: nested more than {} levels deep",
+            tresor_policy::hcl1::MAX_PARSE_NESTING
+        );
+    }
     let first = match hcl::from_str(text) {
         Ok(v) => return Ok(v),
         Err(e) => e,
@@ -782,6 +790,17 @@ pub fn load_all(paths: &[PathBuf]) -> Result<ServerConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12: the HCL parser backtracks exponentially through some deeply nested invalid
+    /// input (found by fuzzing); nesting past `hcl1::MAX_PARSE_NESTING` is refused first.
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_runs() {
+        let text = format!("ui = true\nx = {}", "a/{{b.c = d/".repeat(30));
+        let started = std::time::Instant::now();
+        let e = parse(&text, false, Path::new("/")).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("nested more than 16"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
 
     #[test]
     fn parses_a_vault_style_hcl_config() {
