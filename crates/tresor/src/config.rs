@@ -798,7 +798,10 @@ mod tests {
         let text = format!("ui = true\nx = {}", "a/{{b.c = d/".repeat(30));
         let started = std::time::Instant::now();
         let e = parse(&text, false, Path::new("/")).unwrap_err().to_string();
-        assert!(e.contains("line 2") && e.contains("nested more than 16"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("nested more than 16"),
+            "{e}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 

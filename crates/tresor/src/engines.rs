@@ -22,7 +22,10 @@ pub fn register(core: &mut Core) {
     core.register_credential("ldap", Arc::new(|_| Ok(tresor_ldap::backend())));
     core.register_credential("jwt", Arc::new(|_| Ok(tresor_jwt::backend())));
     core.register_credential("oidc", Arc::new(|_| Ok(tresor_jwt::backend())));
-    core.register_credential("kubernetes", Arc::new(|_| Ok(tresor_jwt::kubernetes_backend())));
+    core.register_credential(
+        "kubernetes",
+        Arc::new(|_| Ok(tresor_jwt::kubernetes_backend())),
+    );
 }
 
 /// Dev mode mounts KV at `secret/`, as Vault does: version 2, or 1 under `-dev-kv-v1`.
