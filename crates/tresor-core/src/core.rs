@@ -1527,7 +1527,9 @@ impl Core {
         Ok(out)
     }
 
-    /// Step 8's second half: leases for secrets, tokens for auth, lease reports.
+    /// Step 8's second half: leases for secrets, tokens for auth (or a login held for MFA),
+    /// lease reports.
+    #[allow(clippy::too_many_arguments)] // reason: the pipeline's borrowed pieces, one call site
     async fn finish(
         &self,
         u: &Unsealed,

@@ -207,8 +207,7 @@ fn signed_user_and_host_certificates_work_with_a_real_sshd() {
         "ttl": "30m", "max_ttl": "1h",
     });
     run_with_stdin(
-        &mut s
-            .bao_cmd(&["write", "ssh/roles/dev", "-"])
+        s.bao_cmd(&["write", "ssh/roles/dev", "-"])
             .env("VAULT_TOKEN", "root"),
         Some(role.to_string().as_bytes()),
     )
