@@ -57,6 +57,7 @@ WORKLOADS=(
   "transit-encrypt-batch|-workload=transit-encrypt-batch"
   "transit-sign-ed25519|-workload=transit-sign"
   "ssh-sign|-workload=ssh-sign"
+  "jwt-login|-workload=jwt-login"
 )
 
 # ONLY="approle-login userpass-login" runs just those rows (labels as above).

@@ -332,3 +332,154 @@ mod tests {
         assert_eq!(&blob[4..15], b"ssh-ed25519");
     }
 }
+
+/// The `jwt-login` registry entry.
+pub const JWT_LOGIN: Kind = Kind {
+    name: "jwt-login",
+    aliases: &["jwt_auth"],
+    summary: "log in to a jwt auth mount with one ES256 JWT signed by a key made at setup",
+    needs_token: true,
+    check_config: check_jwt,
+    setup: setup_jwt,
+};
+
+fn check_jwt(v: &Value) -> Result<(), String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Empty {}
+    let _: Empty = super::parse_config(v)?;
+    Ok(())
+}
+
+/// An ES256 key pair: (SPKI public key as PEM, a signed JWT for `sub = bench`, valid 2 hours).
+fn es256_jwt() -> Result<(String, String), String> {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let b64u = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| "cannot generate a P-256 key".to_owned())?;
+    let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|_| "cannot read the generated P-256 key".to_owned())?;
+    // SubjectPublicKeyInfo for id-ecPublicKey on prime256v1, then the uncompressed point.
+    let mut spki = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    spki.extend_from_slice(kp.public_key().as_ref());
+    let body = base64::engine::general_purpose::STANDARD.encode(&spki);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let header = b64u.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
+    let claims = b64u.encode(
+        json!({"sub": "bench", "aud": "tresor-bench", "iat": now, "nbf": now, "exp": now + 7200})
+            .to_string(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    let sig = kp
+        .sign(&rng, signing_input.as_bytes())
+        .map_err(|_| "cannot sign the JWT".to_owned())?;
+    Ok((
+        pem,
+        format!("{signing_input}.{}", b64u.encode(sig.as_ref())),
+    ))
+}
+
+fn setup_jwt(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>, BenchError>> {
+    Box::pin(async move {
+        let _: Value = super::config_of(&ctx)?;
+        let (pem, jwt) = es256_jwt().map_err(|message| BenchError::WorkloadConfig {
+            workload: ctx.name.clone(),
+            message,
+        })?;
+        let mount = format!("auth/{}", ctx.unique);
+        let enable =
+            json!({"type": "jwt", "description": "tresor bench (removed when the run ends)"});
+        ctx.api
+            .expect_ok(
+                &format!("{}: enabling jwt at {mount}/", ctx.name),
+                Method::POST,
+                &format!("sys/auth/{}", ctx.unique),
+                Some(&enable),
+                None,
+            )
+            .await?;
+        let prepared = async {
+            ctx.api
+                .expect_ok(
+                    &format!("{}: configuring {mount}/", ctx.name),
+                    Method::POST,
+                    &format!("{mount}/config"),
+                    Some(&json!({"jwt_validation_pubkeys": [pem], "jwt_supported_algs": ["ES256"]})),
+                    None,
+                )
+                .await?;
+            ctx.api
+                .expect_ok(
+                    &format!("{}: writing {mount}/role/bench", ctx.name),
+                    Method::POST,
+                    &format!("{mount}/role/bench"),
+                    Some(&json!({"role_type": "jwt", "bound_audiences": ["tresor-bench"], "user_claim": "sub", "token_policies": ["default"], "token_ttl": "1h"})),
+                    None,
+                )
+                .await
+        }
+        .await;
+        if let Err(e) = prepared {
+            let _ = ctx
+                .api
+                .expect_ok(
+                    "disabling",
+                    Method::DELETE,
+                    &format!("sys/auth/{}", ctx.unique),
+                    None,
+                    None,
+                )
+                .await;
+            return Err(e);
+        }
+        Ok(Box::new(JwtLogin {
+            unique: ctx.unique.clone(),
+            uri: uri(format!("/v1/{mount}/login"))?,
+            body: Bytes::from(json!({"role": "bench", "jwt": jwt}).to_string()),
+        }) as Box<dyn Workload>)
+    })
+}
+
+/// `jwt-login` after setup: the same login each request (JWT logins are not single-use).
+struct JwtLogin {
+    unique: String,
+    uri: Uri,
+    body: Bytes,
+}
+
+#[async_trait::async_trait]
+impl Workload for JwtLogin {
+    fn request(&self, target: &Target, _worker: usize, _seq: u64) -> Request<Full<Bytes>> {
+        let mut req = target.request(Method::POST, self.uri.clone(), None, self.body.clone());
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        req
+    }
+
+    async fn cleanup(&self, api: &Api) -> Result<(), BenchError> {
+        api.expect_ok(
+            &format!("disabling auth/{}/", self.unique),
+            Method::DELETE,
+            &format!("sys/auth/{}", self.unique),
+            None,
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+}

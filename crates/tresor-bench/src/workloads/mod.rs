@@ -113,6 +113,7 @@ pub static REGISTRY: &[Kind] = &[
     engine_ops::TRANSIT_ENCRYPT_BATCH,
     engine_ops::TRANSIT_SIGN,
     engine_ops::SSH_SIGN,
+    engine_ops::JWT_LOGIN,
 ];
 
 /// Finds a workload by name or vault-benchmark alias.
