@@ -197,7 +197,25 @@ impl PgPool {
     }
 
     /// Runs statements in one transaction; on failure the transaction is rolled back.
+    /// Runs statements in one transaction, again (up to five times, with a short pause) when
+    /// PostgreSQL refuses it for a conflict with a concurrent one: two GRANTs or REVOKEs on
+    /// the same object at once fail with "tuple concurrently updated" (revoking a prefix of
+    /// leases, or many creds at once); the transaction was rolled back, so running it again
+    /// is safe.
     async fn exec_tx(self: &Arc<Self>, stmts: &[String]) -> Result<(), String> {
+        let mut attempt = 0;
+        loop {
+            match self.exec_tx_once(stmts).await {
+                Err(e) if attempt < 4 && is_conflict(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn exec_tx_once(self: &Arc<Self>, stmts: &[String]) -> Result<(), String> {
         let c = self.get().await?;
         c.batch_execute("BEGIN").await.map_err(|e| pg_err(&e))?;
         for s in stmts {
@@ -208,6 +226,13 @@ impl PgPool {
         }
         c.batch_execute("COMMIT").await.map_err(|e| pg_err(&e))
     }
+}
+
+/// Whether a PostgreSQL error is a conflict with a concurrent transaction (worth retrying).
+fn is_conflict(e: &str) -> bool {
+    e.contains("tuple concurrently updated")
+        || e.contains("could not serialize access")
+        || e.contains("deadlock detected")
 }
 
 // ---------------------------------------------------------------------------------------------
