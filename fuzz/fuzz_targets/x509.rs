@@ -32,7 +32,8 @@ static PKI: LazyLock<Engine> = LazyLock::new(|| {
     )
 });
 
-static CERT: LazyLock<Engine> = LazyLock::new(|| Engine::new(tresor_cert::backend, &[]));
+// One cert auth engine for all inputs: building one builds an HTTP client (tens of ms).
+static CERT: LazyLock<Engine> = LazyLock::new(|| Engine::shared(tresor_cert::backend, &[]));
 
 fn pem_of(label: &str, der: &[u8]) -> String {
     format!(

@@ -104,6 +104,9 @@ impl Storage for MemStorage {
 pub struct Engine {
     make: fn() -> Arc<dyn LogicalBackend>,
     base: BTreeMap<String, (Vec<u8>, u64)>,
+    /// One engine for every input, for engines that are costly to build and keep no state
+    /// between requests beyond storage (cert auth builds an HTTP client).
+    shared: Option<Arc<dyn LogicalBackend>>,
 }
 
 fn mount() -> Arc<MountView> {
@@ -186,7 +189,18 @@ impl Engine {
             }
         });
         let base = storage.map.lock().clone();
-        Engine { make, base }
+        Engine {
+            make,
+            base,
+            shared: None,
+        }
+    }
+
+    /// Like [`Engine::new`], reusing one engine for every input (see [`Engine::shared`]).
+    pub fn shared(make: fn() -> Arc<dyn LogicalBackend>, setup: &[(&str, Map<String, Value>)]) -> Self {
+        let mut e = Self::new(make, setup);
+        e.shared = Some(make());
+        e
     }
 
     /// Runs one request on a fresh engine and a fresh copy of the set-up storage.
@@ -198,7 +212,10 @@ impl Engine {
         raw_body: Option<Arc<[u8]>>,
     ) -> tresor_sdk::Result<Option<Response>> {
         let storage = Arc::new(MemStorage::from_snapshot(self.base.clone()));
-        let backend = (self.make)();
+        let backend = match &self.shared {
+            Some(b) => b.clone(),
+            None => (self.make)(),
+        };
         RT.block_on(async move {
             let req = request(storage, op, path, data, raw_body);
             backend.handle(req).await
