@@ -14,7 +14,7 @@ fn main() {
     // `tresor help server` / `tresor help bench`: the commands this binary runs itself (the
     // CLI answers `help` for the others).
     if args.first().is_some_and(|a| a == "help")
-        && args.get(1).is_some_and(|a| a == "server" || a == "bench")
+        && args.get(1).is_some_and(|a| a == "server" || a == "bench" || a == "agent")
     {
         args = vec![args[1].clone(), "-help".into()];
     }
@@ -37,6 +37,7 @@ fn main() {
             }
         }
         Some("bench") => std::process::exit(tresor_bench::run(args[1..].to_vec())),
+        Some("agent") => std::process::exit(tresor_agent::run(args[1..].to_vec())),
         _ => std::process::exit(tresor_cli::run(args)),
     }
 }
