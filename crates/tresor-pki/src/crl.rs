@@ -450,6 +450,9 @@ impl Engine {
             "delta/pem" => (CrlKind::Delta, "pem"),
             _ => return Err(tresor_sdk::LogicalError::UnsupportedPath),
         };
+        if !crate::fetch::has_default_issuer(&req).await? {
+            return Ok(Some(crate::fetch::no_content()));
+        }
         self.serve_crl(&req, "default", kind, form).await
     }
 

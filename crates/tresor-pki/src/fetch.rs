@@ -12,6 +12,23 @@ use crate::issuers::raw;
 use crate::store::{self, ClusterConfig, RevokedEntry, UrlsConfig};
 use crate::{Engine, bad, pem, x509};
 
+/// Vault's answer to the unauthenticated raw fetches (`ca`, `ca/pem`, `ca_chain`, `crl...`,
+/// `cert/ca/raw`) before the mount has a default issuer: an empty 204, not an error.
+pub(crate) fn no_content() -> Response {
+    raw(204, "", Vec::new())
+}
+
+/// Whether `config/issuers` names a default issuer.
+pub(crate) async fn has_default_issuer(req: &Request) -> Result<bool> {
+    #[derive(serde::Deserialize, Default)]
+    struct DefaultRef {
+        #[serde(default)]
+        default: String,
+    }
+    let cfg: DefaultRef = store::load_or_default(&*req.storage, "config/issuers").await?;
+    Ok(!cfg.default.is_empty())
+}
+
 /// The most keys one page of `LIST certs` returns when no `limit` is given.
 pub const DEFAULT_PAGE: usize = 100_000;
 
@@ -23,6 +40,9 @@ impl Engine {
         _f: Fields,
         pem_form: bool,
     ) -> Result<Option<Response>> {
+        if !has_default_issuer(&req).await? {
+            return Ok(Some(no_content()));
+        }
         let issuer = self.issuer_by_ref(&req, "default").await?;
         Ok(Some(if pem_form {
             let mut body = issuer.entry.certificate.clone();
@@ -39,6 +59,9 @@ impl Engine {
         req: Request,
         _f: Fields,
     ) -> Result<Option<Response>> {
+        if !has_default_issuer(&req).await? {
+            return Ok(Some(no_content()));
+        }
         let issuer = self.issuer_by_ref(&req, "default").await?;
         let mut body = issuer.entry.ca_chain.join("\n");
         body.push('\n');
@@ -60,6 +83,12 @@ impl Engine {
         match serial_in.as_str() {
             "crl" => return self.cert_crl(&req, false).await,
             "delta-crl" => return self.cert_crl(&req, true).await,
+            "ca" if rest == "raw" || rest == "raw/pem" => {
+                return self.ca_fetch(req, f, rest == "raw/pem").await;
+            }
+            "ca" | "ca_chain" if !rest.is_empty() => {
+                return Err(tresor_sdk::LogicalError::UnsupportedPath);
+            }
             "ca" | "ca_chain" => {
                 let issuer = self.issuer_by_ref(&req, "default").await?;
                 let certificate = if serial_in == "ca" {

@@ -55,14 +55,23 @@ fn gtime(secs: i64) -> Option<OcspGeneralizedTime> {
         .map(OcspGeneralizedTime)
 }
 
+/// An unsigned answer carrying only an error status, with the HTTP status Vault sends beside
+/// it (400 malformed, 401 unauthorized, 500 internal error): OCSP clients read the body, HTTP
+/// tooling and monitoring see the failure.
 fn status_only(status: OcspResponseStatus) -> Response {
+    let http = match status {
+        OcspResponseStatus::MalformedRequest => 400,
+        OcspResponseStatus::Unauthorized => 401,
+        OcspResponseStatus::InternalError => 500,
+        _ => 200,
+    };
     let body = OcspResponse {
         response_status: status,
         response_bytes: None,
     }
     .to_der()
     .unwrap_or_default();
-    raw(200, "application/ocsp-response", body)
+    raw(http, "application/ocsp-response", body)
 }
 
 impl Engine {

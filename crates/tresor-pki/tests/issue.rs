@@ -91,6 +91,13 @@ async fn root_generation_answers_vaults_fields_and_is_fetchable() {
         .await;
     assert_eq!(raw, der);
     assert_eq!(h.read("cert/ca").await["certificate"], root["certificate"]);
+    let (ct, raw) = h.raw(Operation::Read, "cert/ca/raw", Value::Null).await;
+    assert_eq!((ct.as_str(), raw), ("application/pkix-cert", der.clone()));
+    let (_, raw) = h.raw(Operation::Read, "cert/ca/raw/pem", Value::Null).await;
+    assert_eq!(
+        String::from_utf8(raw).unwrap().trim(),
+        root["certificate"].as_str().unwrap()
+    );
     // openssl reads it as a self-signed CA.
     let (ok, out) = openssl_verify(
         root["certificate"].as_str().unwrap(),
@@ -839,4 +846,27 @@ async fn each_mount_is_its_own_ca() {
     assert_eq!(a.read("cert/ca").await["certificate"], ra["certificate"]);
     assert_eq!(b.read("cert/ca").await["certificate"], rb["certificate"]);
     let _ = Duration::ZERO;
+}
+
+/// Before the mount has a default issuer, the raw fetches answer an empty 204 as Vault's do;
+/// the JSON ones say what is missing.
+#[tokio::test]
+async fn raw_fetches_without_a_default_issuer_are_empty() {
+    let h = Harness::new("pki/");
+    for path in [
+        "ca",
+        "ca/pem",
+        "ca_chain",
+        "crl",
+        "crl/pem",
+        "crl/delta",
+        "crl/delta/pem",
+        "cert/ca/raw",
+        "cert/ca/raw/pem",
+    ] {
+        let (status, ct, body) = h.raw_with_status(Operation::Read, path, Value::Null).await;
+        assert_eq!((status, ct.as_str(), body.len()), (204, "", 0), "{path}");
+    }
+    let e = h.invalid(Operation::Read, "cert/ca", Value::Null).await;
+    assert!(e.contains("no default issuer"), "{e}");
 }

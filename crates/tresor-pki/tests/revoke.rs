@@ -257,15 +257,20 @@ async fn ocsp_answers_unknown_unauthorized_and_malformed() {
     assert!(out.contains("Response verify OK"), "{out}");
     assert!(out.contains("Cert Status: unknown"), "{out}");
     // Garbage is malformed (status 1): a 3-byte OCSPResponse SEQUENCE { ENUMERATED 1 }.
-    let (_, resp) = h.raw(Operation::Read, "ocsp/AAAA", Value::Null).await;
+    // Its HTTP status is Vault's 400 beside it.
+    let (status, ctype, resp) = h
+        .raw_with_status(Operation::Read, "ocsp/AAAA", Value::Null)
+        .await;
+    assert_eq!((status, ctype.as_str()), (400, "application/ocsp-response"));
     assert_eq!(resp, [0x30, 0x03, 0x0a, 0x01, 0x01]);
     // ocsp_disable turns the responder off (unauthorized).
     h.write("config/crl", json!({"ocsp_disable": true})).await;
     let req = ask(root_pem, unstored["certificate"].as_str().unwrap());
     let b64 = base64::engine::general_purpose::STANDARD.encode(&req);
-    let (_, resp) = h
-        .raw(Operation::Read, &format!("ocsp/{b64}"), Value::Null)
+    let (status, _, resp) = h
+        .raw_with_status(Operation::Read, &format!("ocsp/{b64}"), Value::Null)
         .await;
+    assert_eq!(status, 401, "unauthorized is Vault's HTTP 401");
     assert_eq!(resp, [0x30, 0x03, 0x0a, 0x01, 0x06]);
 }
 

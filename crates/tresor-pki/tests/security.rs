@@ -98,14 +98,22 @@ enum Ocsp {
 /// with the certificate it carries, whose key is `signer_pem`'s when given.
 async fn ocsp(h: &Harness, issuer_pem: &str, serial: &str, signer_pem: Option<&str>) -> Ocsp {
     let b64 = base64::engine::general_purpose::STANDARD.encode(ocsp_request(issuer_pem, serial));
-    let (ct, body) = h
-        .raw(Operation::Read, &format!("ocsp/{b64}"), Value::Null)
+    let (status, ct, body) = h
+        .raw_with_status(Operation::Read, &format!("ocsp/{b64}"), Value::Null)
         .await;
     assert_eq!(ct, "application/ocsp-response");
     let resp = OcspResponse::from_der(&body).expect("an OCSP response");
     if resp.response_status != OcspResponseStatus::Successful {
+        // Vault's HTTP status beside an error answer.
+        let want = match resp.response_status {
+            OcspResponseStatus::MalformedRequest => 400,
+            OcspResponseStatus::Unauthorized => 401,
+            _ => 500,
+        };
+        assert_eq!(status, want, "{:?}", resp.response_status);
         return Ocsp::Status(resp.response_status as u8);
     }
+    assert_eq!(status, 200);
     let bytes = resp.response_bytes.expect("response bytes");
     let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
     // The signature verifies with the key of the certificate sent along.

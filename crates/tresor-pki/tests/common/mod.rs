@@ -208,12 +208,23 @@ impl Harness {
 
     /// A raw body (PEM, DER, CRL, OCSP) with its content type.
     pub async fn raw(&self, op: Operation, path: &str, data: Value) -> (String, Vec<u8>) {
+        let (status, content_type, body) = self.raw_with_status(op, path, data).await;
+        assert_eq!(status, 200, "{path}");
+        (content_type, body)
+    }
+
+    /// A raw response whatever its HTTP status: (status, content type, body).
+    pub async fn raw_with_status(
+        &self,
+        op: Operation,
+        path: &str,
+        data: Value,
+    ) -> (u16, String, Vec<u8>) {
         let r = self.resp(op, path, data).await;
         let raw = r
             .raw
             .unwrap_or_else(|| panic!("{path}: expected a raw response"));
-        assert_eq!(raw.status, 200, "{path}");
-        (raw.content_type, raw.body)
+        (raw.status, raw.content_type, raw.body)
     }
 
     /// A POST whose body is not JSON (an OCSP request's DER): the raw response.
