@@ -5,70 +5,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use common::{Server, free_port, plain_config, run, strings};
-
-/// One operator's GnuPG home. Dropping it stops the agent gpg started for it.
-struct Keyring {
-    home: PathBuf,
-}
-
-impl Keyring {
-    fn new(base: &Path, name: &str) -> Keyring {
-        let home = base.join(format!("gnupg-{name}"));
-        std::fs::create_dir_all(&home).unwrap();
-        // gpg refuses homes other users can read.
-        let _ = run(Command::new("chmod").arg("700").arg(&home));
-        let k = Keyring { home };
-        let uid = format!("{name} <{name}@example.invalid>");
-        k.gpg(&[
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            &uid,
-            "future-default",
-            "default",
-            "never",
-        ])
-        .expect(0, "gpg --quick-gen-key");
-        k
-    }
-
-    fn gpg(&self, args: &[&str]) -> common::Out {
-        run(Command::new("gpg").env("GNUPGHOME", &self.home).args(args))
-    }
-
-    /// `gpg --export | base64`: what an operator hands to `pgp_keys`.
-    fn public_b64(&self) -> String {
-        let o = Command::new("gpg")
-            .env("GNUPGHOME", &self.home)
-            .arg("--export")
-            .output()
-            .expect("gpg --export");
-        assert!(o.status.success() && !o.stdout.is_empty(), "gpg --export");
-        B64.encode(o.stdout)
-    }
-
-    /// `base64 -d | gpg --decrypt`.
-    fn decrypt(&self, b64: &str, file: &Path) -> common::Out {
-        std::fs::write(file, B64.decode(b64).expect("base64 ciphertext")).unwrap();
-        self.gpg(&["--batch", "--quiet", "--decrypt", file.to_str().unwrap()])
-    }
-}
-
-impl Drop for Keyring {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", &self.home)
-            .args(["--kill", "gpg-agent"])
-            .output();
-    }
-}
+use common::gpg::Keyring;
+use common::{Server, free_port, plain_config, strings};
 
 #[test]
 fn pgp_encrypted_shares_and_root_token_open_with_gpg() {

@@ -288,13 +288,28 @@ const UNSEAL: Usage = Usage {
     text: "Usage: tresor operator unseal [options] [KEY]
 
   Provides one unseal key share. Without KEY it is read from stdin (prompted). Once enough
-  shares are in, the server unseals.",
+  shares are in, the server unseals.
+
+  Several servers at once: give -address once per server (servers sharing one storage, or
+  restored from one snapshot, have the same shares). The share is sent to every server in
+  parallel and a table shows each server's progress; the exit code is 2 if any server could
+  not take it.
+
+  -pgp-share=FILE (or - for stdin) takes the share as init printed it for a PGP key
+  (base64, ASCII-armored or binary OpenPGP) and opens it with the local gpg, piping it
+  through memory only; a share already decrypted (gpg -d | tresor operator unseal
+  -pgp-share=-) is used as it is.",
     flags: &[
         flag("reset", Kind::Bool, "Discard the shares entered so far."),
         flag(
             "migrate",
             Kind::Bool,
             "Mark the share as part of a seal migration.",
+        ),
+        flag(
+            "pgp-share",
+            Kind::Str,
+            "File with this operator's PGP-encrypted share (- for stdin), opened with gpg.",
         ),
     ],
 };
@@ -303,6 +318,9 @@ const UNSEAL: Usage = Usage {
 pub fn unseal(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
     let p = cli.parse(&UNSEAL, args)?;
     max_args(&p.args, 1)?;
+    if p.all("address").len() > 1 || p.is_set("pgp-share") {
+        return unseal_many(cli, &p);
+    }
     let client = cli.client(&p)?;
     let body = if p.bool("reset") {
         json!({ "reset": true })
@@ -319,6 +337,199 @@ pub fn unseal(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
         .map_err(|e| remote("unsealing", e))?;
     super::status::print_seal_status(cli, &client, &status)?;
     Ok(0)
+}
+
+/// `tresor operator unseal` with several `-address` flags or `-pgp-share`: one share, every
+/// server, in parallel.
+fn unseal_many(cli: &mut Cli<'_, '_>, p: &Parsed) -> CmdResult {
+    let body = if p.bool("reset") {
+        json!({ "reset": true })
+    } else {
+        let key = match p.str("pgp-share") {
+            Some(src) => {
+                if !p.args.is_empty() {
+                    return Err(CliError::Usage(
+                        "give the share either as KEY or with -pgp-share, not both".into(),
+                    ));
+                }
+                pgp_share(cli, src)?
+            }
+            None => key_input(cli, p.args.first(), "Unseal Key (will be hidden): ")?,
+        };
+        let mut b = json!({ "key": key.as_str() });
+        if p.bool("migrate") {
+            b["migrate"] = json!(true);
+        }
+        b
+    };
+    let cfg = crate::client::config(cli.ctx.env, p).map_err(|e| CliError::Local(e.to_string()))?;
+    let mut addresses = p.all("address");
+    if addresses.is_empty() {
+        addresses.push(cfg.address.clone());
+    }
+    addresses.dedup();
+    let results: Vec<Result<Value, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = addresses
+            .iter()
+            .map(|addr| {
+                let mut cfg = cfg.clone();
+                cfg.address = addr.clone();
+                let body = &body;
+                scope.spawn(move || {
+                    let client = Client::new(cfg).map_err(|e| e.to_string())?;
+                    client
+                        .json(
+                            &Request::new(Method::PUT, "sys/unseal")
+                                .json(body.clone())
+                                .no_wrap(),
+                        )
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("unseal thread panicked".into()))
+            })
+            .collect()
+    });
+    let failed = results.iter().any(Result::is_err);
+    if cli.is_table() {
+        let rows: Vec<Vec<String>> = addresses
+            .iter()
+            .zip(&results)
+            .map(|(addr, r)| match r {
+                Ok(st) => {
+                    let sealed = st.get("sealed").and_then(Value::as_bool).unwrap_or(true);
+                    let progress = if sealed {
+                        format!(
+                            "{}/{}",
+                            st.get("progress").and_then(Value::as_i64).unwrap_or(0),
+                            st.get("t").and_then(Value::as_i64).unwrap_or(0)
+                        )
+                    } else {
+                        "unsealed".into()
+                    };
+                    vec![addr.clone(), sealed.to_string(), progress, String::new()]
+                }
+                Err(e) => vec![addr.clone(), "?".into(), String::new(), one_line(e)],
+            })
+            .collect();
+        cli.out(&format::table(
+            &["Address", "Sealed", "Progress", "Error"],
+            &rows,
+        ));
+    } else {
+        let list: Vec<Value> = addresses
+            .iter()
+            .zip(&results)
+            .map(|(addr, r)| match r {
+                Ok(st) => json!({ "address": addr, "status": st }),
+                Err(e) => json!({ "address": addr, "error": e }),
+            })
+            .collect();
+        cli.print_struct(&Value::Array(list))?;
+    }
+    Ok(if failed { 2 } else { 0 })
+}
+
+/// A client error on one table line: the status and the server's errors, or the cause.
+fn one_line(e: &str) -> String {
+    e.lines()
+        .map(str::trim)
+        .map(|l| l.trim_start_matches("* "))
+        .filter(|l| !l.is_empty() && !l.starts_with("URL:") && *l != "Error making API request.")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The unseal share in `src` (a file, or `-` for stdin): opened with the local `gpg` when it
+/// is an OpenPGP message (base64 as init prints it, ASCII armor, or binary), taken as it is
+/// when it is already a plain share. The plaintext only ever lives in this process's memory.
+fn pgp_share(cli: &mut Cli<'_, '_>, src: &str) -> Result<Zeroizing<String>, CliError> {
+    let input: Zeroizing<Vec<u8>> = if src == "-" {
+        Zeroizing::new(cli.read_stdin()?.as_bytes().to_vec())
+    } else {
+        Zeroizing::new(
+            std::fs::read(src)
+                .map_err(|e| CliError::Local(format!("error reading the PGP share {src}: {e}")))?,
+        )
+    };
+    let text = std::str::from_utf8(&input).ok().map(str::trim);
+    let message: Vec<u8> = match text {
+        Some(t) if t.is_empty() => {
+            return Err(CliError::Usage(format!("the PGP share in {src} is empty")));
+        }
+        Some(t) if t.starts_with("-----BEGIN PGP MESSAGE-----") => t.as_bytes().to_vec(),
+        Some(t) if is_plain_share(t) => return Ok(Zeroizing::new(t.to_string())),
+        Some(t) => STANDARD
+            .decode(t.split_whitespace().collect::<String>())
+            .map_err(|_| {
+                CliError::Usage(format!(
+                    "{src} holds neither a PGP message (base64, armored or binary) nor a share"
+                ))
+            })?,
+        None => input.to_vec(),
+    };
+    let share = gpg_decrypt(&message)?;
+    let share = Zeroizing::new(
+        std::str::from_utf8(&share)
+            .map_err(|_| CliError::Local("gpg's output is not a share (not text)".into()))?
+            .trim()
+            .to_string(),
+    );
+    if !is_plain_share(&share) {
+        return Err(CliError::Local(
+            "gpg's output is not an unseal share (expected hex or base64)".into(),
+        ));
+    }
+    Ok(share)
+}
+
+/// A share as init prints it: hex, or base64 of at most 64 bytes (an OpenPGP message is
+/// longer).
+fn is_plain_share(t: &str) -> bool {
+    (!t.is_empty() && t.len() <= 130 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        || STANDARD
+            .decode(t)
+            .is_ok_and(|b| !b.is_empty() && b.len() <= 64)
+}
+
+/// `gpg --decrypt` with the message on its stdin and the plaintext read from its stdout;
+/// gpg talks to the operator (passphrase prompts, messages) on the terminal itself.
+fn gpg_decrypt(message: &[u8]) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gpg")
+        .args(["--quiet", "--decrypt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| CliError::Local(format!("cannot run gpg to open the PGP share: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let message = message.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&message);
+    });
+    let mut out = Zeroizing::new(Vec::new());
+    let read = child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_end(&mut out);
+    let _ = writer.join();
+    let status = child
+        .wait()
+        .map_err(|e| CliError::Local(format!("gpg: {e}")))?;
+    if read.is_err() || !status.success() {
+        return Err(CliError::Local(format!(
+            "gpg could not decrypt the PGP share ({status})"
+        )));
+    }
+    Ok(out)
 }
 
 const SEAL: Usage = Usage {

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod gpg;
+
 /// How long a server gets to start answering.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long any one external command (bao, curl, gpg, openssl) may run.
