@@ -129,6 +129,19 @@ pub fn snapshot_mac_key(root_key: &Key) -> Key {
     Key(out)
 }
 
+/// The key of the HA echo's MAC (`crate::ha`): HKDF-SHA256 of the root key with a label of
+/// its own. Every unsealed node of a cluster derives the same key; nothing else can.
+pub fn echo_mac_key(root_key: &Key) -> Key {
+    use aws_lc_rs::hkdf;
+    let mut out = Zeroizing::new([0u8; 32]);
+    hkdf::Salt::new(hkdf::HKDF_SHA256, b"tresor ha")
+        .extract(&root_key.0[..])
+        .expand(&[b"standby echo hmac-sha256 v1"], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out[..]))
+        .expect("hkdf output of the hash length");
+    Key(out)
+}
+
 /// Every key term of a keyring, opened offline (a snapshot's `verify`): values decrypt, nothing
 /// is written.
 pub struct OfflineKeyring {
@@ -356,6 +369,11 @@ impl Barrier {
     /// The key of a snapshot's integrity tag ([`snapshot_mac_key`] of this barrier's root key).
     pub fn snapshot_mac_key(&self) -> Key {
         snapshot_mac_key(&self.root_key)
+    }
+
+    /// The key of the HA echo's MAC ([`echo_mac_key`] of this barrier's root key).
+    pub fn echo_mac_key(&self) -> Key {
+        echo_mac_key(&self.root_key)
     }
 
     /// The physical write that stores the root key sealed under `unseal_key`. Rekey puts it in

@@ -40,6 +40,8 @@ pub struct CoreConfig {
     pub max_request_duration: Duration,
     /// Quotas, governing policies and metrics plug in here.
     pub hooks: Arc<dyn crate::hooks::PipelineHooks>,
+    /// High availability (`ha_enabled`): takes effect when the storage has a leader lock.
+    pub ha: Option<crate::ha::HaConfig>,
 }
 
 impl std::fmt::Debug for CoreConfig {
@@ -48,6 +50,7 @@ impl std::fmt::Debug for CoreConfig {
             .field("default_lease_ttl", &self.default_lease_ttl)
             .field("max_lease_ttl", &self.max_lease_ttl)
             .field("cluster_name", &self.cluster_name)
+            .field("ha", &self.ha)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +65,7 @@ impl Default for CoreConfig {
             clock: Arc::new(tresor_sdk::clock::SystemClock),
             max_request_duration: Duration::from_secs(90),
             hooks: Arc::new(crate::hooks::NoHooks),
+            ha: None,
         }
     }
 }
@@ -344,7 +348,9 @@ pub(crate) struct Inner {
     /// name it was made with and is served by the engine it stands for.
     engine_aliases: HashMap<String, String>,
     credentials: HashMap<String, EngineFactory>,
-    state: RwLock<Option<Arc<Unsealed>>>,
+    pub(crate) state: RwLock<Option<Arc<Unsealed>>>,
+    /// High availability, when configured and the storage has a lock (`crate::ha`).
+    pub(crate) ha: Option<Arc<crate::ha::Ha>>,
     /// Every request holds this for reading while it runs; sealing takes it for writing, so
     /// engines are cleaned up only after the requests in flight have finished.
     in_flight: tokio::sync::RwLock<()>,
@@ -437,8 +443,11 @@ pub const BUILD_DATE: &str = "2026-11-22T00:00:00Z";
 
 impl Core {
     pub fn new(physical: Arc<dyn Backend>, config: CoreConfig) -> Self {
+        // With HA, the core's storage is gated: only the active node writes.
+        let (physical, ha) = crate::ha::Ha::new(config.ha.clone(), physical);
         Core(Arc::new(Inner {
             physical,
+            ha,
             config,
             engines: HashMap::new(),
             engine_aliases: HashMap::new(),
@@ -609,9 +618,25 @@ impl Core {
     /// Dev mode and tests: unseal directly with a full key.
     pub async fn unseal_with_key(&self, key: &Key) -> Result<(), CoreError> {
         let barrier = Barrier::unseal(self.0.physical.clone(), key).await?;
+        self.go_live(barrier).await
+    }
+
+    /// Loads the unsealed state behind an opened barrier and starts serving: at once without
+    /// HA; with HA, as a standby that runs for leadership (`crate::ha`).
+    async fn go_live(&self, barrier: Arc<Barrier>) -> Result<(), CoreError> {
+        let Some(ha) = self.0.ha.clone() else {
+            let u = self.setup(barrier).await?;
+            *self.0.state.write() = Some(u.clone());
+            self.spawn_expiry_loop(&u);
+            return Ok(());
+        };
+        // A standby never writes: the gate closes before anything is loaded, and the change
+        // feed is followed from a revision read before the load.
+        ha.gate_close();
+        let from = self.0.physical.revision().await?;
         let u = self.setup(barrier).await?;
-        *self.0.state.write() = Some(u.clone());
-        self.spawn_expiry_loop(&u);
+        *self.0.state.write() = Some(u);
+        self.ha_start(&ha, from);
         Ok(())
     }
 
@@ -652,9 +677,7 @@ impl Core {
                     progress.reset();
                     let key = seal::combine(cfg.secret_threshold, &shares)?;
                     let barrier = Barrier::unseal(self.0.physical.clone(), &key).await?;
-                    let u = self.setup(barrier).await?;
-                    *self.0.state.write() = Some(u.clone());
-                    self.spawn_expiry_loop(&u);
+                    self.go_live(barrier).await?;
                     tracing::info!("vault is unsealed");
                 }
             }
@@ -670,6 +693,8 @@ impl Core {
     /// the background, because `sys/seal` itself is a request in flight: see
     /// [`Core::sealed_and_drained`].
     pub async fn seal(&self) -> Result<(), CoreError> {
+        // An active node releases the lock; nothing is written from here on.
+        self.ha_stop();
         let u = self.0.state.write().take();
         *self.0.rekey.lock().await = None;
         *self.0.genroot.lock().await = None;
@@ -772,13 +797,20 @@ impl Core {
         &self.0.unseal_progress
     }
 
+    /// Forgets the cached seal configuration (another node rekeyed).
+    pub(crate) fn cache_seal_config_clear(&self) {
+        *self.0.seal_config.write() = None;
+    }
+
     /// Replaces the cached seal configuration; rekey calls it only after its commit.
     pub(crate) fn cache_seal_config(&self, cfg: SealConfig) {
         *self.0.seal_config.write() = Some(cfg);
     }
 
-    /// Builds the unsealed world: stores, mount tables, router.
-    async fn setup(&self, barrier: Arc<Barrier>) -> Result<Arc<Unsealed>, CoreError> {
+    /// Builds the unsealed world: stores, mount tables, router. On a HA standby nothing is
+    /// written: a missing piece of a fresh store is an error, and upgrades of stored tables
+    /// are kept in memory until the active node writes them.
+    pub(crate) async fn setup(&self, barrier: Arc<Barrier>) -> Result<Arc<Unsealed>, CoreError> {
         let cluster: ClusterInfo = match barrier.get("core/cluster").await? {
             Some(b) => {
                 serde_json::from_slice(&b).map_err(|e| CoreError::Internal(e.to_string()))?
@@ -855,7 +887,9 @@ impl Core {
                 MountEntry::new(Table::Mounts, "identity/", "identity", "identity store");
             identity.config.passthrough_request_headers = vec!["Authorization".into()];
             mounts.push(identity);
-            self.save_table(&barrier, MOUNTS_PATH, &mounts).await?;
+            if self.may_write() {
+                self.save_table(&barrier, MOUNTS_PATH, &mounts).await?;
+            }
         }
         let mut auth = self.load_table(&barrier, AUTH_PATH).await?;
         if auth.is_empty() {

@@ -33,6 +33,10 @@ impl Core {
             crate::audit::AUDIT_TABLE_PATH | crate::audit::REQUEST_HEADERS_PATH => {
                 return u.audit.reload_table(&u.barrier).await;
             }
+            crate::seal::SEAL_CONFIG_PATH => {
+                self.cache_seal_config_clear();
+                return Ok(());
+            }
             _ => {}
         }
         if let Some(id) = key.strip_prefix("sys/token/id/") {
@@ -70,6 +74,47 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Another server deleted every key under `prefix` at once. Inside a mount, the mount's
+    /// engine is rebuilt (its caches start empty); elsewhere the whole state is reloaded.
+    pub async fn invalidate_prefix(&self, prefix: &str) -> Result<(), CoreError> {
+        let u = self.unsealed()?;
+        if prefix.starts_with("logical/") || prefix.starts_with("auth/") {
+            let _g = u.mount_lock().lock().await;
+            let router = u.router();
+            let Some(old) = router
+                .routes()
+                .iter()
+                .find(|r| prefix.starts_with(r.view.prefix()))
+                .cloned()
+            else {
+                // A whole mount's data (an unmount): the mount table change removes it.
+                return Ok(());
+            };
+            if prefix == old.view.prefix() {
+                return Ok(());
+            }
+            let fresh = self.route_for(&u, (*old.entry).clone())?;
+            if let Err(e) = self.initialize_route(&fresh).await {
+                tracing::warn!(mount = %fresh.path, error = %e, "engine failed to initialize");
+            }
+            let routes: Vec<Route> = router
+                .routes()
+                .iter()
+                .map(|r| {
+                    if Arc::ptr_eq(&r.backend, &old.backend) {
+                        fresh.clone()
+                    } else {
+                        r.clone()
+                    }
+                })
+                .collect();
+            u.set_router(Router::new(routes));
+            old.backend.cleanup().await;
+            return Ok(());
+        }
+        self.reload_all().await.map(|_| ())
     }
 
     /// Rebuilds the router from the stored mount tables: mounts that are unchanged keep their

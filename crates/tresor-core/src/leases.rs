@@ -483,6 +483,10 @@ impl Core {
                     _ => return,
                 }
                 drop(u);
+                // With HA, background work runs on the active node only.
+                if !core.runs_background_work() {
+                    continue;
+                }
                 let at = tresor_sdk::clock::unix(core.config().clock.now());
                 if let Err(e) = core.maintenance_tick(at).await {
                     tracing::warn!(error = %e, "background tick failed");

@@ -14,6 +14,7 @@ mod cubbyhole;
 pub mod error;
 pub mod expiration;
 pub mod governing;
+pub mod ha;
 pub mod hooks;
 pub mod identity;
 mod identity_backend;

@@ -721,8 +721,21 @@ fn table() -> Table<Sys> {
                 })
                 .help("Seal the server.", "Drops the keys from memory; an unseal is needed to serve again."),
             Path::new("step-down")
-                .op(Operation::Update, |_, _, _| Box::pin(async { Ok(None) }))
-                .help("Cause the node to give up active status.", "A single node without HA has nothing to step down to: this succeeds and does nothing."),
+                .op(Operation::Update, |s, _, _| {
+                    Box::pin(async move {
+                        core(&s)?.step_down();
+                        Ok(None)
+                    })
+                })
+                .help("Cause the node to give up active status.", "With HA, the active node releases the leader lock and becomes a standby; another node takes over. A single node without HA has nothing to step down to: this succeeds and does nothing."),
+            Path::new("ha-status")
+                .op(Operation::Read, |s, _, _| {
+                    Box::pin(async move {
+                        let st = core(&s)?.ha_status().map_err(le)?;
+                        Ok(Some(obj(st)))
+                    })
+                })
+                .help("Check the HA status of the cluster.", "Lists the active node and the standbys it heard from in the last 30 seconds."),
             rekey_backup_path("rekey/backup"),
             rekey_backup_path("rotate/root/backup"),
             Path::new("internal/ui/mounts")
