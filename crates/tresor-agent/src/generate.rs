@@ -151,10 +151,15 @@ fn generate(c: &Client, paths: &[String], exec: &str) -> Result<String, String> 
             keys.sort();
             let leaf = rel.rsplit('/').next().unwrap_or(&rel);
             for k in keys {
-                let field = if m.v2 {
-                    format!(".Data.data.{k}")
+                let base = if m.v2 { ".Data.data" } else { ".Data" };
+                // A key that is not a Go identifier is reached with `index`.
+                let field = if !k.is_empty()
+                    && !k.starts_with(|c: char| c.is_ascii_digit())
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    format!("{base}.{k}")
                 } else {
-                    format!(".Data.{k}")
+                    format!("index {base} {}", quote(k))
                 };
                 let contents =
                     format!("{{{{ with secret \"{read_path}\" }}}}{{{{ {field} }}}}{{{{ end }}}}");
