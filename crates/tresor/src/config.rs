@@ -799,7 +799,7 @@ mod tests {
         let started = std::time::Instant::now();
         let e = parse(&text, false, Path::new("/")).unwrap_err().to_string();
         assert!(
-            e.contains("line 2") && e.contains("nested more than 16"),
+            e.contains("line 2") && e.contains("nested more than 8"),
             "{e}"
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
