@@ -1071,3 +1071,129 @@ fn generate_config_writes_an_env_template_per_key_that_the_agent_runs() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("already exists"), "{o}");
 }
+
+#[test]
+fn csr_mode_keeps_the_key_on_the_host_with_userpass_auto_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Server::start_dev(&d.join("srv"), free_port());
+    let audit = d.join("audit.log");
+    root(
+        &s,
+        "POST",
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": audit.display().to_string()}}),
+    );
+    root(
+        &s,
+        "POST",
+        "sys/mounts/pki",
+        json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
+    );
+    root(
+        &s,
+        "POST",
+        "pki/root/generate/internal",
+        json!({"common_name": "CA", "ttl": "8760h", "key_type": "ec"}),
+    );
+    root(
+        &s,
+        "POST",
+        "pki/roles/web",
+        json!({"allow_any_name": true, "ttl": "1h", "key_type": "any"}),
+    );
+    root(
+        &s,
+        "POST",
+        "sys/policies/acl/signer",
+        json!({"policy": "path \"pki/sign/web\" { capabilities = [\"update\"] }"}),
+    );
+    root(&s, "POST", "sys/auth/userpass", json!({"type": "userpass"}));
+    root(
+        &s,
+        "POST",
+        "auth/userpass/users/agent",
+        json!({"password": "agent-pass-123", "token_policies": ["signer"]}),
+    );
+    let (key, crt) = (d.join("web.key"), d.join("web.crt"));
+    let config = format!(
+        r#"
+vault {{ address = "{addr}" }}
+auto_auth {{
+  method "userpass" {{ config {{ username = "agent" password = "agent-pass-123" }} }}
+}}
+certificate "web" {{
+  mount = "pki"
+  role = "web"
+  common_name = "web.example"
+  alt_names = "web.example,www.example"
+  csr = true
+  key_type = "ec"
+  key_bits = 384
+  key_file  {{ path = "{key}" }}
+  cert_file {{ path = "{crt}" }}
+}}
+"#,
+        addr = s.addr,
+        key = key.display(),
+        crt = crt.display()
+    );
+    let a = agent(d, "agent", &config);
+    wait_for(
+        Duration::from_secs(15),
+        "the certificate",
+        || a.log(),
+        || crt.exists().then_some(()),
+    );
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    assert!(
+        key_pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "a locally made PKCS#8 key"
+    );
+    let pub_cert = openssl(
+        &[
+            "x509",
+            "-noout",
+            "-pubkey",
+            "-in",
+            &crt.display().to_string(),
+        ],
+        d,
+    );
+    let pub_key = openssl(&["pkey", "-pubout", "-in", &key.display().to_string()], d);
+    assert_eq!(pub_cert, pub_key);
+    let text = openssl(
+        &["x509", "-noout", "-text", "-in", &crt.display().to_string()],
+        d,
+    );
+    assert!(
+        text.contains("secp384r1") || text.contains("P-384"),
+        "{text}"
+    );
+    assert!(text.contains("DNS:www.example"), "{text}");
+    // The server saw a sign request, never an issue, and answered no private key.
+    let entries: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let sign: Vec<&Value> = entries
+        .iter()
+        .filter(|v| v["type"] == "response" && v["request"]["path"] == "pki/sign/web")
+        .collect();
+    assert_eq!(sign.len(), 1, "one sign request");
+    assert!(
+        sign[0]["response"]["data"].get("private_key").is_none(),
+        "{}",
+        sign[0]
+    );
+    assert!(!entries.iter().any(|v| {
+        v["request"]["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("pki/issue"))
+    }));
+    assert!(
+        !a.log().contains("agent-pass-123"),
+        "the password in the log"
+    );
+}
