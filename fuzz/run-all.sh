@@ -20,7 +20,7 @@ for t in "${targets[@]}"; do
   start=$(date +%s)
   mkdir -p "corpus/$t" "artifacts/$t"
   nice -n 19 "target/x86_64-unknown-linux-gnu/release/$t" -artifact_prefix="artifacts/$t/" \
-    -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 "corpus/$t" \
+    -max_total_time="$secs" -timeout="${TIMEOUT:-1200}" -rss_limit_mb=2048 -print_final_stats=1 "corpus/$t" \
     >"target/logs/$t.log" 2>&1
   rc=$?
   end=$(date +%s)
