@@ -45,12 +45,12 @@ struct Sink {
     /// that started at or after it.
     from: u64,
     tx: mpsc::Sender<Event>,
-    cut: Arc<Mutex<Option<u64>>>,
+    cut: Arc<Mutex<Option<PhysicalError>>>,
 }
 
 /// Whether an event is about keys under `prefix`. A prefix deletion concerns a watcher when
 /// the two overlap either way: deleting `a/` removes keys under a watched `a/b/`.
-fn concerns(prefix: &str, e: &Event) -> bool {
+pub(crate) fn concerns(prefix: &str, e: &Event) -> bool {
     e.key.starts_with(prefix) || (e.kind == EventKind::DeletePrefix && prefix.starts_with(&e.key))
 }
 
@@ -125,7 +125,9 @@ impl Feed {
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         // Everything before this revision was queued; it and what follows
                         // were not.
-                        *w.cut.lock() = Some(e.revision - 1);
+                        *w.cut.lock() = Some(PhysicalError::Lagged {
+                            resume_from: e.revision - 1,
+                        });
                         return false;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return false,
@@ -139,21 +141,27 @@ impl Feed {
 /// The receiving end of [`crate::Backend::watch`].
 pub struct Watcher {
     rx: mpsc::Receiver<Event>,
-    cut: Arc<Mutex<Option<u64>>>,
+    cut: Arc<Mutex<Option<PhysicalError>>>,
 }
 
 impl Watcher {
+    /// For backends that feed a watcher themselves (etcd): events arrive on `rx`; when the
+    /// sender is dropped, the error left in `cut` (if any) is reported once.
+    pub(crate) fn from_parts(
+        rx: mpsc::Receiver<Event>,
+        cut: Arc<Mutex<Option<PhysicalError>>>,
+    ) -> Self {
+        Self { rx, cut }
+    }
+
     /// The next change, in commit order. `Some(Err(Lagged { resume_from }))` comes once, after
-    /// the last buffered event, if this watcher fell behind and was cut off; `None` means the
-    /// backend is gone (or the watcher was cut off and has reported it).
+    /// the last buffered event, if this watcher fell behind and was cut off (etcd watchers may
+    /// also end with `Compacted`, or an `Io` error when etcd stays unreachable); `None` means
+    /// the backend is gone (or the watcher was cut off and has reported it).
     pub async fn next(&mut self) -> Option<Result<Event>> {
         match self.rx.recv().await {
             Some(e) => Some(Ok(e)),
-            None => self
-                .cut
-                .lock()
-                .take()
-                .map(|resume_from| Err(PhysicalError::Lagged { resume_from })),
+            None => self.cut.lock().take().map(Err),
         }
     }
 
@@ -162,11 +170,7 @@ impl Watcher {
         match self.rx.try_recv() {
             Ok(e) => Some(Ok(e)),
             Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => self
-                .cut
-                .lock()
-                .take()
-                .map(|resume_from| Err(PhysicalError::Lagged { resume_from })),
+            Err(mpsc::error::TryRecvError::Disconnected) => self.cut.lock().take().map(Err),
         }
     }
 }

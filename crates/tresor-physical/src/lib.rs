@@ -60,12 +60,18 @@
 
 pub mod conformance;
 mod embedded;
+mod etcd;
 mod feed;
 mod inmem;
 mod lock;
+pub mod testing;
 mod txn;
 
 pub use embedded::EmbeddedBackend;
+pub use etcd::{
+    CHUNK_SIZE, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_RECEIVE_SIZE, DEFAULT_PATH,
+    DEFAULT_REQUEST_TIMEOUT, EtcdBackend, EtcdConfig,
+};
 pub use feed::{WATCH_BUFFER, WATCH_HISTORY, Watcher};
 pub use inmem::InmemBackend;
 pub use lock::{HeldLock, InProcessLock, Leader, LeaderGuard, LeaderLock};
@@ -102,6 +108,10 @@ pub enum PhysicalError {
     InvalidArgument(String),
     #[error("storage backend does not support {0}")]
     Unsupported(&'static str),
+    /// A write of a node that held the leader lock and no longer does (etcd: the lock key's
+    /// create revision is not the one granted); nothing was written.
+    #[error("storage write fenced: {0}")]
+    Fenced(String),
 }
 
 pub type Result<T> = std::result::Result<T, PhysicalError>;
