@@ -464,21 +464,21 @@ fn evict_on_revocation(
         }
     } else if path == "auth/token/revoke-self" {
         by_token(&mut c, token);
-    } else if path == "auth/token/revoke-accessor" {
-        if let Some(a) = body_field(body, "accessor") {
-            let tokens: Vec<String> = c
-                .values()
-                .filter_map(|e| match &e.kind {
-                    Kind::Token {
-                        client_token,
-                        accessor,
-                    } if *accessor == a => Some(client_token.clone()),
-                    _ => None,
-                })
-                .collect();
-            for t in tokens {
-                by_token(&mut c, &t);
-            }
+    } else if path == "auth/token/revoke-accessor"
+        && let Some(a) = body_field(body, "accessor")
+    {
+        let tokens: Vec<String> = c
+            .values()
+            .filter_map(|e| match &e.kind {
+                Kind::Token {
+                    client_token,
+                    accessor,
+                } if *accessor == a => Some(client_token.clone()),
+                _ => None,
+            })
+            .collect();
+        for t in tokens {
+            by_token(&mut c, &t);
         }
     }
 }
