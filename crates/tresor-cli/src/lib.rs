@@ -141,6 +141,16 @@ const COMMANDS: &[Entry] = &[
     ),
     entry(&["operator", "seal"], operator::seal, "Seals the server"),
     entry(
+        &["operator", "step-down"],
+        commands::ha::step_down,
+        "Forces the active node to give up active duty",
+    ),
+    entry(
+        &["operator", "members"],
+        commands::ha::members,
+        "Lists the active node and the standbys of the cluster",
+    ),
+    entry(
         &["operator", "rekey"],
         operator::rekey,
         "Generates new unseal keys",

@@ -12,6 +12,7 @@
 
 mod deadline;
 mod forwarded;
+pub mod ha;
 mod listener;
 mod raw;
 
@@ -368,12 +369,58 @@ fn json_body(collected: &[u8]) -> Result<Option<Map<String, Value>>, http::Respo
     }
 }
 
-/// Handles one HTTP request end to end.
+/// Handles one HTTP request end to end. A HA node buffers the body first: a standby may
+/// forward the request to the active node ([`ha`]), and every answer carries the node's index.
 pub async fn dispatch<B>(
     core: &Core,
     cfg: &HttpConfig,
     conn: &ConnInfo,
     req: http::Request<B>,
+) -> http::Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !core.ha_enabled() {
+        return dispatch_inner(core, cfg, conn, req, false).await;
+    }
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().strip_prefix("/v1/").unwrap_or_default();
+    let limit = if is_snapshot_restore(&parts.method, path) {
+        cfg.max_snapshot_size.max(cfg.max_request_size)
+    } else {
+        cfg.max_request_size
+    };
+    let deadline = parts
+        .extensions
+        .get::<ReadDeadline>()
+        .map(|d| d.0)
+        .or_else(|| cfg.read_timeout.map(|d| tokio::time::Instant::now() + d));
+    let body = match deadline {
+        None => read_raw(body, limit).await,
+        Some(at) => match tokio::time::timeout_at(at, read_raw(body, limit)).await {
+            Ok(r) => r,
+            Err(_) => Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &["http: request body read timed out".into()],
+            )),
+        },
+    };
+    let r = match body {
+        Ok(b) => ha::dispatch(core, cfg, conn, parts, b).await,
+        Err(r) => r,
+    };
+    ha::with_index(core, r)
+}
+
+/// [`dispatch`] on this node. `standby`: the core runs the request as a standby's read, and
+/// an answer marked [`ha::ForwardMarker`] means it needed a write (nothing was written).
+pub(crate) async fn dispatch_inner<B>(
+    core: &Core,
+    cfg: &HttpConfig,
+    conn: &ConnInfo,
+    req: http::Request<B>,
+    standby: bool,
 ) -> http::Response<Body>
 where
     B: hyper::body::Body,
@@ -502,6 +549,11 @@ where
     if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {
         return resp;
     }
+    if path.trim_end_matches('/') == ha::ECHO_PATH
+        && (parts.method == Method::PUT || parts.method == Method::POST)
+    {
+        return ha::receive_echo(core, body.as_ref());
+    }
     let req = Incoming {
         method: &parts.method,
         headers: &parts.headers,
@@ -509,6 +561,7 @@ where
         query,
         body,
         raw_body,
+        standby,
     };
     logical(core, req, conn).await
 }
@@ -555,6 +608,8 @@ struct Incoming<'a> {
     query: Vec<(String, String)>,
     body: Option<Map<String, Value>>,
     raw_body: Option<std::sync::Arc<[u8]>>,
+    /// Run as a HA standby's read ([`Core::run_on_standby`]).
+    standby: bool,
 }
 
 /// The logical (enveloped) half of dispatch.
@@ -566,6 +621,7 @@ async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Respo
         query,
         body,
         raw_body,
+        standby,
     } = req;
     let mut data = body.unwrap_or_default();
     let mut list = method.as_str() == "LIST";
@@ -672,7 +728,19 @@ async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Respo
         peer_certificates: conn.peer_certs.clone(),
         raw_body,
     };
-    match core.handle(req).await {
+    let result = if standby {
+        match core.run_on_standby(req).await {
+            tresor_core::ha::StandbyOutcome::Served(r) => r,
+            tresor_core::ha::StandbyOutcome::Forward => {
+                let mut r = empty(StatusCode::SERVICE_UNAVAILABLE);
+                r.extensions_mut().insert(ha::ForwardMarker);
+                return r;
+            }
+        }
+    } else {
+        core.handle(req).await
+    };
+    match result {
         Err(e) => core_error(&e),
         Ok(r) => render(operation, &path, r),
     }

@@ -153,7 +153,7 @@ pub(crate) async fn handle(
         "sys/leader" => Some(match *method {
             Method::GET => json_response(
                 StatusCode::OK,
-                &json!({"ha_enabled": false, "is_self": false, "active_time": "0001-01-01T00:00:00Z", "leader_address": "", "leader_cluster_address": "", "performance_standby": false, "performance_standby_last_remote_wal": 0}),
+                &serde_json::to_value(core.leader_status().await).unwrap_or(Value::Null),
             ),
             _ => return method_not_allowed(),
         }),
@@ -289,7 +289,7 @@ async fn health(core: &Core, method: &Method, query: &[(String, String)]) -> htt
     if *method != Method::GET && *method != Method::HEAD {
         return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]);
     }
-    let mut standbyok = false;
+    let (mut standbyok, mut perfstandbyok) = (false, false);
     let mut codes = [
         ("activecode", 200u16),
         ("standbycode", 429),
@@ -301,7 +301,8 @@ async fn health(core: &Core, method: &Method, query: &[(String, String)]) -> htt
     for (k, v) in query {
         if k == "standbyok" || k == "perfstandbyok" {
             match parse_bool(v) {
-                Some(x) => standbyok |= x && k == "standbyok",
+                Some(x) if k == "standbyok" => standbyok |= x,
+                Some(x) => perfstandbyok |= x,
                 None => {
                     return error_response(
                         StatusCode::BAD_REQUEST,
@@ -321,7 +322,6 @@ async fn health(core: &Core, method: &Method, query: &[(String, String)]) -> htt
             }
         }
     }
-    let _ = standbyok; // a single node is never a standby
     let code = |name: &str| {
         codes
             .iter()
@@ -331,10 +331,17 @@ async fn health(core: &Core, method: &Method, query: &[(String, String)]) -> htt
     };
     let initialized = core.initialized().await.unwrap_or(false);
     let sealed = core.is_sealed();
+    // A standby that serves reads is what Vault calls a performance standby.
+    let standby = !sealed && core.is_standby();
+    let perf_standby = standby && core.standby_reads();
     let status = if !initialized {
         code("uninitcode")
     } else if sealed {
         code("sealedcode")
+    } else if perf_standby && !perfstandbyok {
+        code("performancestandbycode")
+    } else if standby && !perf_standby && !standbyok {
+        code("standbycode")
     } else {
         code("activecode")
     };
@@ -345,8 +352,8 @@ async fn health(core: &Core, method: &Method, query: &[(String, String)]) -> htt
     let mut body = json!({
         "initialized": initialized,
         "sealed": sealed,
-        "standby": false,
-        "performance_standby": false,
+        "standby": standby,
+        "performance_standby": perf_standby,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
         "server_time_utc": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

@@ -1,7 +1,7 @@
 //! The server configuration file: Vault's HCL (or JSON) format, read into typed settings.
 //!
 //! Every key is honoured, ignored as harmless, or refused (issue 12): a stanza Tresor cannot
-//! honour (`seal "awskms"`, `ha_storage`, raft clustering, `telemetry`, `cluster_addr`, an
+//! honour (`seal "awskms"`, `ha_storage`, raft clustering, `telemetry`, an
 //! unknown key, ...) stops the server with a message naming it, so that no operator believes
 //! they have auto-unseal, HA or metrics they do not have. Keys whose absence changes nothing
 //! an operator relies on (`ui`, `disable_cache`, `plugin_directory`, ...) are accepted with a
@@ -34,6 +34,15 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     pub listeners: Vec<ListenerConfig>,
     pub api_addr: Option<String>,
+    /// `cluster_addr`: advertised to the other HA nodes as `leader_cluster_address` (Tresor
+    /// forwards over `api_addr`; nothing listens here).
+    pub cluster_addr: Option<String>,
+    /// HA is enabled (the storage stanza's `ha_enabled`, on a storage shared by several
+    /// servers): every server runs for leadership; see docs/ha.md.
+    pub ha_enabled: bool,
+    /// `disable_standby_reads` (OpenBao's key): standbys forward every request instead of
+    /// answering reads themselves.
+    pub disable_standby_reads: bool,
     pub cluster_name: Option<String>,
     pub default_lease_ttl: Duration,
     pub max_lease_ttl: Duration,
@@ -59,6 +68,9 @@ impl Default for ServerConfig {
             storage: StorageConfig::Inmem,
             listeners: Vec::new(),
             api_addr: None,
+            cluster_addr: None,
+            ha_enabled: false,
+            disable_standby_reads: false,
             cluster_name: None,
             default_lease_ttl: d,
             max_lease_ttl: d,
@@ -195,9 +207,6 @@ fn refused_key(key: &str) -> Option<&'static str> {
     Some(match key {
         "ha_storage" | "ha_backend" => {
             "high availability is not implemented: one node serves, so there is no HA storage to use"
-        }
-        "cluster_addr" => {
-            "there is no cluster port and no HA (single node); clients use api_addr and the listeners"
         }
         "telemetry" => {
             "metrics are not exported (no statsd, statsite, Prometheus, Circonus, DogStatsD or Stackdriver sink)"
@@ -364,6 +373,10 @@ impl ServerConfig {
             match key.as_str() {
                 "storage" => self.storage = later.storage.clone(),
                 "api_addr" => self.api_addr = later.api_addr.clone(),
+                "cluster_addr" => self.cluster_addr = later.cluster_addr.clone(),
+                "disable_standby_reads" => {
+                    self.disable_standby_reads = later.disable_standby_reads
+                }
                 "cluster_name" => self.cluster_name = later.cluster_name.clone(),
                 "default_lease_ttl" => self.default_lease_ttl = later.default_lease_ttl,
                 "max_lease_ttl" => self.max_lease_ttl = later.max_lease_ttl,
@@ -469,6 +482,8 @@ fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
             }
             "seal" => seal(v)?,
             "api_addr" => c.api_addr = Some(as_str(v, key)?),
+            "cluster_addr" => c.cluster_addr = Some(as_str(v, key)?),
+            "disable_standby_reads" => c.disable_standby_reads = as_bool(v, key)?,
             "cluster_name" => c.cluster_name = Some(as_str(v, key)?),
             "default_lease_ttl" => c.default_lease_ttl = duration(v, key)?,
             "max_lease_ttl" => c.max_lease_ttl = duration(v, key)?,
@@ -882,10 +897,6 @@ mod tests {
             (
                 "ha_backend \"consul\" {\n  address = \"x\"\n}",
                 &["ha_backend: not supported"],
-            ),
-            (
-                "cluster_addr = \"https://127.0.0.1:8201\"",
-                &["cluster_addr: not supported", "single node"],
             ),
             (
                 "telemetry {\n  statsite_address = \"127.0.0.1:8125\"\n}",

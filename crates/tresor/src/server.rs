@@ -245,7 +245,24 @@ async fn serve(
     if let Some(d) = cfg.max_request_duration {
         core_config.max_request_duration = d;
     }
+    if cfg.ha_enabled {
+        core_config.ha = Some(ha_config(cfg)?);
+    }
     let mut core = Core::new(physical, core_config);
+    if core.ha_enabled() {
+        // Forwarding to an https api_addr trusts the system roots and VAULT_CACERT's CA.
+        if let Ok(path) = std::env::var("VAULT_CACERT")
+            && !path.is_empty()
+        {
+            let pem =
+                std::fs::read(&path).with_context(|| format!("reading VAULT_CACERT {path}"))?;
+            let f = tresor_http::ha::Forwarder::new(Some(&pem))
+                .map_err(|e| anyhow::anyhow!("VAULT_CACERT {path}: {e}"))?;
+            tresor_http::ha::install_forwarder(f);
+        }
+        // Standbys tell the active node they are there (sys/ha-status).
+        tresor_http::ha::spawn_echo(core.clone());
+    }
     register_engines(&mut core);
     let mut bound = Vec::new();
     for l in &cfg.listeners {
@@ -487,4 +504,30 @@ mod tests {
         assert_eq!(mode(&fresh), 0o600);
         assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "hvs.second");
     }
+}
+
+/// This server's HA identity: `api_addr` (required: standbys forward and redirect there; as
+/// in Vault, derived from the first listener when unset), `cluster_addr` (shown only), the
+/// host name, and whether standbys answer reads.
+fn ha_config(cfg: &ServerConfig) -> Result<tresor_core::ha::HaConfig> {
+    let api_addr = match &cfg.api_addr {
+        Some(a) => a.clone(),
+        None => {
+            let l = cfg.listeners.first().ok_or_else(|| {
+                anyhow::anyhow!("ha_enabled: api_addr must be set (no listener to derive it from)")
+            })?;
+            let scheme = if l.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", l.address)
+        }
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| api_addr.clone());
+    let mut ha = tresor_core::ha::HaConfig::new(api_addr.clone(), api_addr);
+    ha.cluster_addr = cfg.cluster_addr.clone().unwrap_or_default();
+    ha.hostname = hostname;
+    ha.standby_reads = !cfg.disable_standby_reads;
+    Ok(ha)
 }

@@ -2,6 +2,7 @@
 //! the error type that decides exit codes, and the output helpers that mirror Vault's
 //! `OutputSecret` / `OutputData` / `OutputList` / raw `-field` printing.
 
+pub mod ha;
 pub mod kv;
 pub mod logical;
 pub mod mounts;
