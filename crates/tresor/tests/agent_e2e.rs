@@ -360,8 +360,8 @@ certificate "etcd-server" {{
   role   = "member"
   common_name = "etcd-3.internal"
   ip_sans     = ["127.0.0.1"]
-  ttl = "25s"
-  renew_before = "15s"
+  ttl = "40s"
+  renew_before = "25s"
   key_file   {{ path = "{key}" owner = "{user}" mode = "0600" }}
   cert_file  {{ path = "{crt}" mode = "0644" }}
   ca_file    {{ path = "{ca}" }}
@@ -448,7 +448,7 @@ certificate "etcd-server" {{
     );
     assert_eq!(served, serial1.replace(':', ""));
 
-    // Between renewals nothing is rewritten (renewal is 10 s after issuance).
+    // Between renewals nothing is rewritten (renewal is 15 s after issuance).
     let mtimes = |_: ()| {
         [&key, &crt, &ca, &chain].map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
     };
@@ -466,7 +466,7 @@ certificate "etcd-server" {{
 
     // Renewal: a new serial on disk, one reload, and nginx serves it.
     let serial2 = wait_for(
-        Duration::from_secs(25),
+        Duration::from_secs(30),
         "a renewed certificate",
         || a.log(),
         || Some(serial_of_file(&crt)).filter(|s| *s != serial1),
