@@ -26,6 +26,8 @@ pub enum StorageConfig {
     /// The embedded redb store in this directory.
     Embedded(PathBuf),
     Inmem,
+    /// An etcd cluster (v3 API), shared by every server pointed at it; see docs/etcd.md.
+    Etcd(tresor_physical::EtcdConfig),
 }
 
 /// The whole server configuration.
@@ -205,9 +207,6 @@ pub const IGNORED_KEYS: &[(&str, &str)] = &[
 /// notice: the server refuses to start rather than pretend. The text says what is missing.
 fn refused_key(key: &str) -> Option<&'static str> {
     Some(match key {
-        "ha_storage" | "ha_backend" => {
-            "high availability is not implemented: one node serves, so there is no HA storage to use"
-        }
         "telemetry" => {
             "metrics are not exported (no statsd, statsite, Prometheus, Circonus, DogStatsD or Stackdriver sink)"
         }
@@ -308,6 +307,44 @@ const RAFT_TUNING_KEYS: &[&str] = &[
     "snapshot_interval",
 ];
 
+/// The settings of a `storage "etcd"` or `ha_storage "etcd"` block (Vault's keys; values may
+/// be strings, numbers or booleans). Errors name the stanza and the key.
+fn etcd(key: &str, body: &Map<String, Value>) -> Result<tresor_physical::EtcdConfig> {
+    let mut settings = Vec::new();
+    for (k, v) in body {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => bail!("{key}.etcd.{k}: expected a string, number or boolean"),
+        };
+        settings.push((k.as_str(), text));
+    }
+    tresor_physical::EtcdConfig::from_settings(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .map_err(|e| anyhow!("{key}.etcd.{e}"))
+}
+
+/// `ha_storage "etcd"`: validated, then refused: the embedded store is local to one server,
+/// so a lock elsewhere would elect an active node among servers that do not share data.
+fn ha_storage(key: &str, v: &Value) -> Result<()> {
+    let groups = block_groups(v);
+    let Some((kind, body)) = groups.into_iter().flatten().next() else {
+        bail!("{key}: expected a block like {key} \"etcd\" {{ ... }}")
+    };
+    if kind != "etcd" {
+        return Err(refuse(
+            &format!("{key} \"{kind}\""),
+            "high availability runs on etcd only: storage \"etcd\" with ha_enabled = \"true\"",
+        ));
+    }
+    let body = blocks(body).into_iter().next().cloned().unwrap_or_default();
+    etcd(key, &body)?;
+    Err(refuse(
+        &format!("{key} \"etcd\""),
+        "the embedded store is local to one server, so servers electing a leader through etcd would not share their data; put the data on etcd too: storage \"etcd\" { ha_enabled = \"true\" } (a single server needs no ha_storage)",
+    ))
+}
+
 /// A storage stanza: `embedded`/`file`/`raft` (single node) take `path`, `inmem` nothing.
 fn storage(
     key: &str,
@@ -316,7 +353,7 @@ fn storage(
     cwd: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<StorageConfig> {
-    let supported = "supported: storage \"embedded\", \"file\" or \"raft\" with path (one node), or storage \"inmem\"";
+    let supported = "supported: storage \"embedded\", \"file\" or \"raft\" with path (one node), storage \"etcd\" (one or several servers), or storage \"inmem\"";
     match kind {
         "embedded" | "file" | "raft" => {
             for k in body.keys().filter(|k| *k != "path") {
@@ -351,6 +388,7 @@ fn storage(
             }
             Ok(StorageConfig::Embedded(resolve(cwd, &path)))
         }
+        "etcd" => Ok(StorageConfig::Etcd(etcd(key, body)?)),
         "inmem" => match body.keys().next() {
             Some(k) => Err(refuse(
                 &format!("{key}.inmem.{k}"),
@@ -465,6 +503,9 @@ fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                 storage_seen = true;
                 let body = blocks(body).into_iter().next().cloned().unwrap_or_default();
                 c.storage = storage(key, kind, &body, cwd, &mut c.warnings)?;
+                if let StorageConfig::Etcd(e) = &c.storage {
+                    c.ha_enabled = e.ha_enabled;
+                }
             }
             "listener" => {
                 let groups = block_groups(v);
@@ -481,6 +522,7 @@ fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                 }
             }
             "seal" => seal(v)?,
+            "ha_storage" | "ha_backend" => ha_storage(key, v)?,
             "api_addr" => c.api_addr = Some(as_str(v, key)?),
             "cluster_addr" => c.cluster_addr = Some(as_str(v, key)?),
             "disable_standby_reads" => c.disable_standby_reads = as_bool(v, key)?,
@@ -892,11 +934,11 @@ mod tests {
             ),
             (
                 "ha_storage \"consul\" {\n  address = \"127.0.0.1:8500\"\n}",
-                &["ha_storage: not supported", "high availability"],
+                &["ha_storage \"consul\": not supported", "etcd only"],
             ),
             (
                 "ha_backend \"consul\" {\n  address = \"x\"\n}",
-                &["ha_backend: not supported"],
+                &["ha_backend \"consul\": not supported"],
             ),
             (
                 "telemetry {\n  statsite_address = \"127.0.0.1:8125\"\n}",
@@ -1336,5 +1378,72 @@ mod tests {
                 c.warnings
             );
         }
+    }
+
+    /// `storage "etcd"` takes Vault's keys; errors name the stanza and the key;
+    /// `ha_storage "etcd"` is validated and refused with what to do instead (issue 17).
+    #[test]
+    fn etcd_storage() {
+        let listener = "listener \"tcp\" {\n  tls_disable = true\n}\n";
+        let c = parse(
+            &format!(
+                "storage \"etcd\" {{\n  address = \"http://10.0.0.1:2379,http://10.0.0.2:2379\"\n  path = \"tresor/\"\n  lock_timeout = \"4s\"\n  request_timeout = 3\n  max_receive_size = 10485760\n  etcd_api = \"v3\"\n}}\n{listener}"
+            ),
+            false,
+            Path::new("/srv"),
+        )
+        .unwrap();
+        let StorageConfig::Etcd(e) = &c.storage else {
+            panic!("expected etcd storage, got {:?}", c.storage)
+        };
+        assert_eq!(e.endpoints, vec!["http://10.0.0.1:2379", "http://10.0.0.2:2379"]);
+        assert_eq!(e.path, "tresor/");
+        assert_eq!(e.lock_timeout, Duration::from_secs(4));
+        assert_eq!(e.request_timeout, Duration::from_secs(3));
+        assert_eq!(e.max_receive_size, 10_485_760);
+        assert!(!e.ha_enabled);
+        let d = parse(&format!("storage \"etcd\" {{}}\n{listener}"), false, Path::new("/"))
+            .unwrap();
+        let StorageConfig::Etcd(d) = d.storage else { panic!() };
+        assert_eq!(d.path, "/vault/", "Vault's default path");
+        assert_eq!(d.endpoints, vec!["http://localhost:2379"]);
+        for (body, want) in [
+            ("etcd_api = \"v2\"", "storage.etcd.etcd_api: the etcd v2 API is not supported"),
+            ("lock_timeout = \"1s\"", "storage.etcd.lock_timeout: must be at least 2s"),
+            ("request_timeout = \"later\"", "storage.etcd.request_timeout: \"later\" is not a duration"),
+            ("discovery_srv = \"example.com\"", "storage.etcd.discovery_srv: not supported"),
+            ("tls_cert_file = \"c.pem\"", "tls_cert_file and tls_key_file: give both"),
+            ("username = \"u\"", "username and password: give both"),
+            ("ha_enabled = \"maybe\"", "storage.etcd.ha_enabled"),
+            ("address = [1]", "storage.etcd.address: expected a string"),
+        ] {
+            let e = parse(
+                &format!("storage \"etcd\" {{\n  {body}\n}}\n{listener}"),
+                false,
+                Path::new("/"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        let e = parse(
+            &format!("storage \"file\" {{\n  path = \"d\"\n}}\nha_storage \"etcd\" {{\n  lock_timeout = \"x\"\n}}\n{listener}"),
+            false,
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ha_storage.etcd.lock_timeout"), "{e}");
+        let e = parse(
+            &format!("storage \"file\" {{\n  path = \"d\"\n}}\nha_storage \"etcd\" {{\n  address = \"http://127.0.0.1:2379\"\n}}\n{listener}"),
+            false,
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ha_storage \"etcd\": not supported") && e.contains("storage \"etcd\""),
+            "{e}"
+        );
     }
 }

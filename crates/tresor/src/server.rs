@@ -233,6 +233,17 @@ async fn serve(
             EmbeddedBackend::open(dir)
                 .with_context(|| format!("opening storage at {}", dir.display()))?,
         ),
+        StorageConfig::Etcd(e) => Arc::new(
+            tresor_physical::EtcdBackend::connect(e.clone())
+                .await
+                .with_context(|| {
+                    format!(
+                        "storage \"etcd\": connecting to {} (path {:?})",
+                        e.endpoints.join(","),
+                        e.path
+                    )
+                })?,
+        ),
     };
     let mut core_config = CoreConfig {
         default_lease_ttl: cfg.default_lease_ttl,
