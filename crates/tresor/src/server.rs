@@ -260,6 +260,7 @@ async fn serve(
         core_config.ha = Some(ha_config(cfg)?);
     }
     let mut core = Core::new(physical, core_config);
+    register_engines(&mut core);
     if core.ha_enabled() {
         // Forwarding to an https api_addr trusts the system roots and VAULT_CACERT's CA.
         if let Ok(path) = std::env::var("VAULT_CACERT")
@@ -274,7 +275,6 @@ async fn serve(
         // Standbys tell the active node they are there (sys/ha-status).
         tresor_http::ha::spawn_echo(core.clone());
     }
-    register_engines(&mut core);
     let mut bound = Vec::new();
     for l in &cfg.listeners {
         bound.push((
