@@ -1396,23 +1396,47 @@ mod tests {
         let StorageConfig::Etcd(e) = &c.storage else {
             panic!("expected etcd storage, got {:?}", c.storage)
         };
-        assert_eq!(e.endpoints, vec!["http://10.0.0.1:2379", "http://10.0.0.2:2379"]);
+        assert_eq!(
+            e.endpoints,
+            vec!["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+        );
         assert_eq!(e.path, "tresor/");
         assert_eq!(e.lock_timeout, Duration::from_secs(4));
         assert_eq!(e.request_timeout, Duration::from_secs(3));
         assert_eq!(e.max_receive_size, 10_485_760);
         assert!(!e.ha_enabled);
-        let d = parse(&format!("storage \"etcd\" {{}}\n{listener}"), false, Path::new("/"))
-            .unwrap();
-        let StorageConfig::Etcd(d) = d.storage else { panic!() };
+        let d = parse(
+            &format!("storage \"etcd\" {{}}\n{listener}"),
+            false,
+            Path::new("/"),
+        )
+        .unwrap();
+        let StorageConfig::Etcd(d) = d.storage else {
+            panic!()
+        };
         assert_eq!(d.path, "/vault/", "Vault's default path");
         assert_eq!(d.endpoints, vec!["http://localhost:2379"]);
         for (body, want) in [
-            ("etcd_api = \"v2\"", "storage.etcd.etcd_api: the etcd v2 API is not supported"),
-            ("lock_timeout = \"1s\"", "storage.etcd.lock_timeout: must be at least 2s"),
-            ("request_timeout = \"later\"", "storage.etcd.request_timeout: \"later\" is not a duration"),
-            ("discovery_srv = \"example.com\"", "storage.etcd.discovery_srv: not supported"),
-            ("tls_cert_file = \"c.pem\"", "tls_cert_file and tls_key_file: give both"),
+            (
+                "etcd_api = \"v2\"",
+                "storage.etcd.etcd_api: the etcd v2 API is not supported",
+            ),
+            (
+                "lock_timeout = \"1s\"",
+                "storage.etcd.lock_timeout: must be at least 2s",
+            ),
+            (
+                "request_timeout = \"later\"",
+                "storage.etcd.request_timeout: \"later\" is not a duration",
+            ),
+            (
+                "discovery_srv = \"example.com\"",
+                "storage.etcd.discovery_srv: not supported",
+            ),
+            (
+                "tls_cert_file = \"c.pem\"",
+                "tls_cert_file and tls_key_file: give both",
+            ),
             ("username = \"u\"", "username and password: give both"),
             ("ha_enabled = \"maybe\"", "storage.etcd.ha_enabled"),
             ("address = [1]", "storage.etcd.address: expected a string"),
