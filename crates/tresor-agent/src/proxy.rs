@@ -271,7 +271,7 @@ async fn handle(
     };
     if let Some(cache) = &s.cache {
         if (200..300).contains(&status) {
-            evict_on_revocation(s, cache, &parts.method, &api_path, &body, &token);
+            evict_on_revocation(cache, &parts.method, &api_path, &body, &token);
         }
         if status == 200 && cacheable_request(&parts.method, &api_path) {
             remember(&state, cache, key, &api_path, &headers, &rbody, &token);
@@ -421,7 +421,6 @@ fn body_field(body: &[u8], name: &str) -> Option<String> {
 
 /// Evicts what a successful revocation made stale.
 fn evict_on_revocation(
-    s: &Inner,
     cache: &Mutex<HashMap<String, Entry>>,
     method: &Method,
     path: &str,
@@ -431,7 +430,6 @@ fn evict_on_revocation(
     if !matches!(*method, Method::PUT | Method::POST) {
         return;
     }
-    let _ = s;
     let tail = |prefixes: &[&str]| {
         prefixes
             .iter()
