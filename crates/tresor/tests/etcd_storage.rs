@@ -53,7 +53,10 @@ fn a_server_on_etcd_keeps_its_data_across_servers() {
     let dump = etcd
         .etcdctl(&["get", "--prefix", "/tresor-e2e/"])
         .expect("etcdctl get");
-    assert!(dump.contains("/tresor-e2e/core/"), "Tresor's keys are in etcd");
+    assert!(
+        dump.contains("/tresor-e2e/core/"),
+        "Tresor's keys are in etcd"
+    );
     assert!(!dump.contains("s3cr3t"), "a secret in clear in etcd");
     s.kill9();
     drop(s);
@@ -70,7 +73,10 @@ fn a_server_on_etcd_keeps_its_data_across_servers() {
     assert_eq!(v["data"]["data"]["password"], "s3cr3t");
     let (code, v) = s2.api("GET", "secret/data/app/big", None, Some(&root));
     assert_eq!(code, 200);
-    assert_eq!(v["data"]["data"]["v"].as_str().map(str::len), Some(big.len()));
+    assert_eq!(
+        v["data"]["data"]["v"].as_str().map(str::len),
+        Some(big.len())
+    );
     let (code, v) = s2.api("LIST", "secret/metadata/app", None, Some(&root));
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["data"]["keys"], serde_json::json!(["big", "db"]));
