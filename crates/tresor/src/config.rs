@@ -27,7 +27,7 @@ pub enum StorageConfig {
     Embedded(PathBuf),
     Inmem,
     /// An etcd cluster (v3 API), shared by every server pointed at it; see docs/etcd.md.
-    Etcd(tresor_physical::EtcdConfig),
+    Etcd(Box<tresor_physical::EtcdConfig>),
 }
 
 /// The whole server configuration.
@@ -388,7 +388,7 @@ fn storage(
             }
             Ok(StorageConfig::Embedded(resolve(cwd, &path)))
         }
-        "etcd" => Ok(StorageConfig::Etcd(etcd(key, body)?)),
+        "etcd" => Ok(StorageConfig::Etcd(Box::new(etcd(key, body)?))),
         "inmem" => match body.keys().next() {
             Some(k) => Err(refuse(
                 &format!("{key}.inmem.{k}"),

@@ -234,7 +234,7 @@ async fn serve(
                 .with_context(|| format!("opening storage at {}", dir.display()))?,
         ),
         StorageConfig::Etcd(e) => Arc::new(
-            tresor_physical::EtcdBackend::connect(e.clone())
+            tresor_physical::EtcdBackend::connect(e.as_ref().clone())
                 .await
                 .with_context(|| {
                     format!(
