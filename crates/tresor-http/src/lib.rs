@@ -86,7 +86,10 @@ fn with_headers(status: StatusCode, body: Vec<u8>, content_type: &str) -> http::
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(content_type) {
+    if let Some(v) = HeaderValue::from_str(content_type)
+        .ok()
+        .filter(|_| !content_type.is_empty())
+    {
         h.insert(header::CONTENT_TYPE, v);
     }
     r
@@ -256,6 +259,48 @@ fn decode_path(s: &str) -> Result<String, http::Response<Body>> {
         return Err(bad("control characters are not allowed"));
     }
     Ok(decoded)
+}
+
+/// The clean form of a decoded request path (what follows `/v1/`) when it is spelled with
+/// empty, `.` or `..` segments, as Go's `path.Clean` makes it: the full path from `/`, a
+/// trailing `/` kept. `None` when the path is already clean.
+fn clean_path(path: &str) -> Option<String> {
+    let segments = path.split('/').count();
+    let unclean = path
+        .split('/')
+        .enumerate()
+        .any(|(i, seg)| seg == "." || seg == ".." || (seg.is_empty() && i + 1 < segments));
+    if !unclean {
+        return None;
+    }
+    let mut out: Vec<&str> = vec!["v1"];
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut clean = format!("/{}", out.join("/"));
+    if path.ends_with('/') && clean != "/" {
+        clean.push('/');
+    }
+    Some(clean)
+}
+
+/// Percent-encodes what may not appear as is in a URL path (a redirect's `Location`).
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Vec<u8> {
@@ -468,6 +513,30 @@ where
         Ok(p) => p,
         Err(resp) => return resp,
     };
+    // Another spelling of a path (`//`, `.` or `..` segments) is sent to the clean one with a
+    // 307, as Vault's Go router does: the client asks again, and the ACL and the handler only
+    // ever see the clean path (`secret/data//app` would otherwise name a key `/app`).
+    if let Some(clean) = clean_path(&path) {
+        let mut location = encode_path(&clean);
+        if let Some(q) = parts.uri.query() {
+            location.push('?');
+            location.push_str(q);
+        }
+        let mut r = with_headers(
+            StatusCode::TEMPORARY_REDIRECT,
+            format!("<a href=\"{location}\">Temporary Redirect</a>.\n").into_bytes(),
+            "text/html; charset=utf-8",
+        );
+        match HeaderValue::from_str(&location) {
+            Ok(v) => {
+                r.headers_mut().insert(header::LOCATION, v);
+                return r;
+            }
+            Err(_) => {
+                return error_response(StatusCode::BAD_REQUEST, &["invalid request path".into()]);
+            }
+        }
+    }
     let query = parse_query(parts.uri.query());
 
     // OCSP requests arrive as DER, not JSON: the bytes are handed on as the raw body. So does
@@ -804,3 +873,33 @@ fn list_is_empty(resp: &tresor_sdk::Response) -> bool {
 
 /// How long a server waits for in-flight requests on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod path_tests {
+    use super::{clean_path, encode_path};
+
+    #[test]
+    fn other_spellings_clean_as_go_does() {
+        for (p, want) in [
+            ("secret/data//app", Some("/v1/secret/data/app")),
+            ("secret//data/app", Some("/v1/secret/data/app")),
+            ("/sys/health", Some("/v1/sys/health")),
+            ("secret/data/./app", Some("/v1/secret/data/app")),
+            ("secret/data/x/../app", Some("/v1/secret/data/app")),
+            ("secret/metadata//", Some("/v1/secret/metadata/")),
+            ("sys/../../../etc", Some("/etc")),
+            ("secret/data/app", None),
+            ("secret/metadata/", None),
+            ("", None),
+            ("secret/data/a..b/.c", None),
+        ] {
+            assert_eq!(clean_path(p).as_deref(), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn locations_are_encoded() {
+        assert_eq!(encode_path("/v1/a b/%/é"), "/v1/a%20b/%25/%C3%A9");
+        assert_eq!(encode_path("/v1/secret/data/app"), "/v1/secret/data/app");
+    }
+}

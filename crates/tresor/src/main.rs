@@ -14,7 +14,9 @@ fn main() {
     // `tresor help server` / `tresor help bench`: the commands this binary runs itself (the
     // CLI answers `help` for the others).
     if args.first().is_some_and(|a| a == "help")
-        && args.get(1).is_some_and(|a| a == "server" || a == "bench" || a == "agent")
+        && args
+            .get(1)
+            .is_some_and(|a| a == "server" || a == "bench" || a == "agent")
     {
         args = vec![args[1].clone(), "-help".into()];
     }
