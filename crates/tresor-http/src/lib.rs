@@ -15,6 +15,7 @@ mod forwarded;
 pub mod ha;
 mod listener;
 mod raw;
+mod ui;
 
 pub use forwarded::{Cidr, ForwardedFor};
 pub use listener::{
@@ -56,6 +57,8 @@ pub struct HttpConfig {
     pub read_timeout: Option<Duration>,
     /// The listener's `X-Forwarded-For` handling; `None` ignores the header.
     pub forwarded_for: Option<ForwardedFor>,
+    /// Serve the web UI under `/ui/` (`ui = true`, always in `-dev`); off, `/ui/` is a 404.
+    pub ui: bool,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +68,7 @@ impl Default for HttpConfig {
             max_snapshot_size: DEFAULT_MAX_SNAPSHOT_SIZE,
             read_timeout: None,
             forwarded_for: None,
+            ui: false,
         }
     }
 }
@@ -498,16 +502,8 @@ where
         }
     };
     let Some(path) = parts.uri.path().strip_prefix("/v1/") else {
-        if parts.uri.path() == "/" || parts.uri.path().starts_with("/ui") {
-            let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
-            r.headers_mut()
-                .insert(header::LOCATION, HeaderValue::from_static("/ui/"));
-            if parts.uri.path().starts_with("/ui") {
-                return with_headers(StatusCode::OK, b"<!doctype html><title>Tresor</title><p>Tresor is running. The web UI is not part of this build; use the CLI or the HTTP API under /v1/.</p>".to_vec(), "text/html; charset=utf-8");
-            }
-            return r;
-        }
-        return error_response(StatusCode::NOT_FOUND, &[]);
+        return ui::handle(cfg.ui, &parts.method, parts.uri.path(), &parts.headers)
+            .unwrap_or_else(|| error_response(StatusCode::NOT_FOUND, &[]));
     };
     let path = match decode_path(path) {
         Ok(p) => p,

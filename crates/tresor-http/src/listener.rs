@@ -471,6 +471,7 @@ pub async fn serve(
         max_snapshot_size: http.max_snapshot_size,
         read_timeout: nonzero(config.timeouts.read),
         forwarded_for: config.forwarded_for.clone(),
+        ui: http.ui,
     });
     let limits = config.timeouts.limits();
     let cap = config

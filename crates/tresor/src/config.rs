@@ -4,7 +4,7 @@
 //! honour (`seal "awskms"`, `ha_storage`, raft clustering, `telemetry`, an
 //! unknown key, ...) stops the server with a message naming it, so that no operator believes
 //! they have auto-unseal, HA or metrics they do not have. Keys whose absence changes nothing
-//! an operator relies on (`ui`, `disable_cache`, `plugin_directory`, ...) are accepted with a
+//! an operator relies on (`disable_cache`, `plugin_directory`, ...) are accepted with a
 //! warning naming them ([`IGNORED_KEYS`]). The same rule holds inside a listener for keys that
 //! would widen access (`chroot_namespace`, `proxy_protocol_behavior = "deny_unauthorized"`) or
 //! harden TLS (issue 10, finding 11). Bad values are errors that name the key. docs/compat.md
@@ -49,6 +49,7 @@ pub struct ServerConfig {
     pub default_lease_ttl: Duration,
     pub max_lease_ttl: Duration,
     pub disable_mlock: bool,
+    /// Serve the web UI under `/ui/` (docs/ui.md); `-dev` always does.
     pub ui: bool,
     pub log_level: String,
     pub log_format: String,
@@ -534,15 +535,7 @@ fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                 c.max_request_duration = (!d.is_zero()).then_some(d);
             }
             "disable_mlock" => c.disable_mlock = as_bool(v, key)?,
-            "ui" => {
-                c.ui = as_bool(v, key)?;
-                if c.ui {
-                    c.warnings.push(
-                        "ui = true ignored: Tresor has no web UI (the API is served as usual)"
-                            .into(),
-                    );
-                }
-            }
+            "ui" => c.ui = as_bool(v, key)?,
             "pid_file" => {
                 let p = as_str(v, key)?;
                 if !p.is_empty() {
@@ -1031,8 +1024,13 @@ mod tests {
         assert_eq!(c.log_format, "json");
         assert_eq!(c.pid_file, Some(PathBuf::from("/srv/run/tresor.pid")));
         assert_eq!(c.max_request_duration, Some(Duration::from_secs(30)));
+        // `ui` is honoured (the web UI, docs/ui.md), not ignored.
+        assert!(
+            !c.warnings.iter().any(|w| w.starts_with("ui")),
+            "{:?}",
+            c.warnings
+        );
         for key in [
-            "ui",
             "plugin_directory",
             "disable_clustering",
             "raw_storage_endpoint",

@@ -297,6 +297,7 @@ async fn serve(
     }
     let http = Arc::new(HttpConfig {
         max_request_size: cfg.max_request_size,
+        ui: cfg.ui || flags.dev,
         ..HttpConfig::default()
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
