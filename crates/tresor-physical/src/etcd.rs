@@ -463,7 +463,9 @@ impl EtcdBackend {
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(config.request_timeout)
             .with_keep_alive(Duration::from_secs(10), config.request_timeout)
-            .with_keep_alive_while_idle(false);
+            .with_keep_alive_while_idle(false)
+            // A member cut off from the leader says so at once instead of holding requests.
+            .with_require_leader(true);
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             opts = opts
                 .with_user(u.clone(), p.as_str())
@@ -603,9 +605,21 @@ impl Inner {
         let deadline = start + self.request_timeout;
         let mut backoff = Duration::from_millis(50);
         let mut maybe_applied = false;
+        // One attempt may hang on a member that just died, or on a proposal its leader took
+        // down with it: give each a slice of the budget and try again on another member.
+        let slice = (self.request_timeout / 3).max(Duration::from_secs(1));
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, f()).await {
+            if left.is_zero() {
+                return (
+                    Err(PhysicalError::Io(format!(
+                        "etcd {op}: no answer within request_timeout ({:?})",
+                        self.request_timeout
+                    ))),
+                    true,
+                );
+            }
+            match tokio::time::timeout(left.min(slice), f()).await {
                 Ok(Ok(v)) => return (Ok(v), maybe_applied),
                 Ok(Err(e)) if retryable(&e) && Instant::now() + backoff < deadline => {
                     if !never_sent(&e) {
@@ -622,13 +636,9 @@ impl Inner {
                     );
                 }
                 Err(_) => {
-                    return (
-                        Err(PhysicalError::Io(format!(
-                            "etcd {op}: no answer within request_timeout ({:?})",
-                            self.request_timeout
-                        ))),
-                        true,
-                    );
+                    // Timed out: it may have been applied; try again while time is left.
+                    maybe_applied = true;
+                    tracing::debug!(op, "etcd call got no answer in its slice; trying again");
                 }
             }
         }
