@@ -75,7 +75,7 @@ export async function leasesScreen(p) {
         })));
     }), out,
     h('h2', {}, 'List lease IDs'),
-    form('List lease IDs', [prefix], 'List', async () => {
+    form('List leases by prefix', [prefix], 'List', async () => {
       const pre = prefix.control.value.trim().replace(/^\/+/, '');
       const keys = ((await api('LIST', `sys/leases/lookup/${pre}`)).data || {}).keys || [];
       listed.replaceChildren(keys.length ? h('ul', {}, keys.map((k) => h('li', {}, k.endsWith('/')
@@ -127,9 +127,11 @@ export async function pkiScreen(p) {
       const body = { common_name: cn.control.value.trim() };
       if (alt.control.value.trim()) body.alt_names = alt.control.value.trim();
       if (ttl.control.value.trim()) body.ttl = ttl.control.value.trim();
-      const r = (await api('POST', `${mount}issue/${role.control.value}`, body)).data;
+      const whole = await api('POST', `${mount}issue/${role.control.value}`, body);
+      const r = whole.data;
       issued.replaceChildren(
-        h('p', { class: 'note', role: 'alert' }, `Issued serial ${r.serial_number}, expires ${new Date(r.expiration * 1000).toISOString()}. The private key is shown once.`),
+        h('p', { class: 'note', role: 'alert', tabindex: '-1' }, `Issued serial ${r.serial_number}, expires ${new Date(r.expiration * 1000).toISOString()}. The private key is shown once.`),
+        whole.lease_id ? h('p', {}, 'Lease: ', h('a', { href: link('leases', { lease: whole.lease_id }), id: 'issued-lease' }, whole.lease_id)) : null,
         h('h3', {}, 'Certificate'), h('pre', { id: 'issued-certificate' }, r.certificate),
         h('h3', {}, 'Issuing CA'), h('pre', {}, r.issuing_ca),
         r.private_key ? [h('h3', {}, `Private key (${r.private_key_type})`), h('pre', {}, r.private_key)] : null);

@@ -42,6 +42,12 @@ function expect(cond, what) {
 }
 
 async function shot(page, name) {
+  // Accessibility on every screen: each control has a label, and nothing is focusable that
+  // keyboard users cannot see.
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+    .filter((el) => el.type !== 'hidden' && !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+    .map((el) => el.outerHTML.slice(0, 80)));
+  expect(unlabelled.length === 0, `${name}: every control labelled, not ${unlabelled}`);
   shotN += 1;
   await page.screenshot({ path: join(SHOTS, `${String(shotN).padStart(2, '0')}-${name}.png`), fullPage: true });
 }
@@ -151,7 +157,10 @@ path "secret/data/team/deep/config" { capabilities = ["read"] }
 path "sys/policies/acl" { capabilities = ["list"] }
 path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete", "list"] }
 path "pki/*" { capabilities = ["create", "read", "update", "list"] }
+path "sys/leases/lookup" { capabilities = ["update"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
 ` });
+    await must('POST', 'pki/roles/leased', root, { allowed_domains: 'example.com', allow_subdomains: true, max_ttl: '72h', generate_lease: true });
     await must('POST', 'auth/userpass/users/alice', root, { password: 'wonderland-7', policies: 'app' });
     await must('POST', 'secret/data/team/deep/config', root, { data: { owner: 'ops' } });
     await must('POST', 'secret/data/hidden/x', root, { data: { a: 1 } });
@@ -276,6 +285,24 @@ path "pki/*" { capabilities = ["create", "read", "update", "list"] }
     const onServer = await must('GET', `pki/cert/${serial}`, root);
     expect(onServer.data.certificate.trim() === pem.trim(), 'the certificate the server stored');
     await shot(page, 'pki-issued');
+  });
+
+  await step('leases: look up and revoke', 30000, async () => {
+    await page.getByLabel('Role').selectOption('leased');
+    await page.getByLabel('Common name').fill('api.example.com');
+    await page.getByRole('button', { name: 'Issue' }).click();
+    const lease = (await page.locator('#issued-lease').textContent()).trim();
+    expect(lease.startsWith('pki/issue/leased/'), 'a lease for the certificate: ' + lease);
+    await page.locator('#issued-lease').click();
+    await heading(page, 'Leases');
+    await page.getByLabel('Lease ID', { exact: true }).press('Enter');
+    await page.locator('#lease-out pre', { hasText: lease }).waitFor();
+    await shot(page, 'lease-lookup');
+    await page.getByRole('button', { name: 'Revoke this lease' }).click();
+    await page.locator('#lease-out', { hasText: 'Revoked' }).waitFor();
+    const after = await api('PUT', 'sys/leases/lookup', root, { lease_id: lease });
+    expect(after.status === 400, `the lease is gone on the server (${after.status})`);
+    await shot(page, 'lease-revoked');
   });
 
   await step('console', 15000, async () => {
