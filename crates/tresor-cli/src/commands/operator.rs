@@ -459,7 +459,7 @@ fn pgp_share(cli: &mut Cli<'_, '_>, src: &str) -> Result<Zeroizing<String>, CliE
     };
     let text = std::str::from_utf8(&input).ok().map(str::trim);
     let message: Vec<u8> = match text {
-        Some(t) if t.is_empty() => {
+        Some("") => {
             return Err(CliError::Usage(format!("the PGP share in {src} is empty")));
         }
         Some(t) if t.starts_with("-----BEGIN PGP MESSAGE-----") => t.as_bytes().to_vec(),
