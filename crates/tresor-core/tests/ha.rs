@@ -138,8 +138,9 @@ async fn wait_role(core: &Core, role: HaRole) {
     let t = Instant::now();
     while core.ha_role() != Some(role) {
         assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "no {role:?} within 5 s (is {:?})",
+            // A bound, not a timing claim: a loaded 2-core CI machine once took over 5 s.
+            t.elapsed() < Duration::from_secs(20),
+            "no {role:?} within 20 s (is {:?})",
             core.ha_role()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
