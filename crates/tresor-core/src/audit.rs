@@ -939,6 +939,24 @@ impl AuditBroker {
         if devices.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let request = facts.kind == "request";
+        let result = self.log_to(&devices, facts).await;
+        use crate::telemetry::m;
+        match (request, result.is_ok()) {
+            (true, true) => m::AUDIT_LOG_REQUEST.since(started),
+            (false, true) => m::AUDIT_LOG_RESPONSE.since(started),
+            (true, false) => m::AUDIT_LOG_REQUEST_FAILURE.inc(),
+            (false, false) => m::AUDIT_LOG_RESPONSE_FAILURE.inc(),
+        }
+        result
+    }
+
+    async fn log_to(
+        &self,
+        devices: &[Arc<Device>],
+        facts: &crate::audit_entry::Facts<'_>,
+    ) -> Result<(), CoreError> {
         let mut waits = Vec::with_capacity(devices.len());
         for d in devices.iter() {
             match d.encode(facts) {

@@ -619,10 +619,21 @@ impl Barrier {
     }
 
     pub async fn get(&self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, CoreError> {
-        match self.physical.get(path).await? {
+        let started = std::time::Instant::now();
+        let blob = self.physical.get(path).await?;
+        self.storage_timers().get.since(started);
+        let r = match blob {
             None => Ok(None),
             Some(blob) => self.decrypt(path, &blob).map(Some),
-        }
+        };
+        crate::telemetry::m::BARRIER_GET.since(started);
+        r
+    }
+
+    /// `vault.<storage>.get` ... for this barrier's storage type.
+    fn storage_timers(&self) -> &'static crate::telemetry::StorageTimers {
+        static T: std::sync::OnceLock<crate::telemetry::StorageTimers> = std::sync::OnceLock::new();
+        T.get_or_init(|| crate::telemetry::storage_timers(self.physical.kind()))
     }
 
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<(), CoreError> {
@@ -630,7 +641,10 @@ impl Barrier {
         if let Some(term) = reserve {
             self.reserve(term).await?;
         }
+        let started = std::time::Instant::now();
         self.physical.put(path, blob).await?;
+        self.storage_timers().put.since(started);
+        crate::telemetry::m::BARRIER_PUT.since(started);
         if rotate_due {
             tracing::info!("barrier key reached its operation limit; rotating");
             self.rotate().await?;
@@ -703,12 +717,19 @@ impl Barrier {
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), CoreError> {
+        let started = std::time::Instant::now();
         self.physical.delete(path).await?;
+        self.storage_timers().delete.since(started);
+        crate::telemetry::m::BARRIER_DELETE.since(started);
         Ok(())
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, CoreError> {
-        Ok(self.physical.list(prefix).await?)
+        let started = std::time::Instant::now();
+        let keys = self.physical.list(prefix).await?;
+        self.storage_timers().list.since(started);
+        crate::telemetry::m::BARRIER_LIST.since(started);
+        Ok(keys)
     }
 
     pub fn physical(&self) -> &Arc<dyn Backend> {

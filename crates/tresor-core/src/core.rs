@@ -286,6 +286,8 @@ pub struct Unsealed {
     /// Endpoint and role governing policies (EGPs, RGPs), evaluated by the governing hook.
     pub governing: crate::governing::GoverningStore,
     pub identity: Arc<crate::identity::IdentityStore>,
+    /// Rate-limit and lease-count quotas (`crate::quotas`).
+    pub quotas: crate::quotas::QuotaStore,
     router: RwLock<Arc<Router>>,
     mount_lock: tokio::sync::Mutex<()>,
     pub cluster_name: String,
@@ -845,12 +847,18 @@ impl Core {
             ))
             .await?,
         );
+        let quotas =
+            crate::quotas::QuotaStore::open(View::new(barrier.clone(), "sys/quotas/")).await?;
+        if self.may_write() {
+            crate::system_ops::record_version(&barrier).await;
+        }
         let u = Arc::new(Unsealed {
             barrier: barrier.clone(),
             tokens,
             policies,
             governing,
             identity,
+            quotas,
             expiration: crate::expiration::Expiration::new(View::new(
                 barrier.clone(),
                 "sys/expire/",
@@ -1266,9 +1274,16 @@ impl Core {
     }
 
     /// The request pipeline, timed for the metrics hook.
-    pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse, CoreError> {
+    pub async fn handle(&self, mut req: CoreRequest) -> Result<CoreResponse, CoreError> {
         let started = std::time::Instant::now();
-        let result = self.pipeline(&req).await;
+        let result = self.pipeline(&mut req).await;
+        // Vault's names: a login is timed as handle_login_request, everything else as
+        // handle_request (lock-free, crate::telemetry).
+        if req.path.starts_with("auth/") && req.path.contains("/login") {
+            crate::telemetry::m::HANDLE_LOGIN_REQUEST.since(started);
+        } else {
+            crate::telemetry::m::HANDLE_REQUEST.since(started);
+        }
         let facts = crate::hooks::RequestFacts {
             path: &req.path,
             operation: req.operation,
@@ -1287,7 +1302,7 @@ impl Core {
     }
 
     /// The request pipeline. Reads top to bottom in Vault's order; see house-style §1.
-    async fn pipeline(&self, req: &CoreRequest) -> Result<CoreResponse, CoreError> {
+    async fn pipeline(&self, req: &mut CoreRequest) -> Result<CoreResponse, CoreError> {
         // 1. seal gate; a seal waits for this request before cleaning up the engines
         let _in_flight = self.0.in_flight.read().await;
         let u = self.unsealed()?;
@@ -1303,6 +1318,20 @@ impl Core {
             None => (req.path.clone(), rel.to_owned()),
         };
         let rel = rel.as_str();
+        // The engine gets the request's data by value when nothing reads it again: no audit
+        // device (its entries carry the request), no governing policy (its input), not the
+        // wrapping endpoints (they read it themselves). A batch of a thousand items is then
+        // never copied. Step 8 uses this same snapshot of the governing policies.
+        let governing = u.governing.snapshot();
+        let moved_data = if !u.audit.enabled()
+            && governing.is_empty()
+            && !(route.entry.kind == "system" && rel.starts_with("wrapping/"))
+        {
+            Some(std::mem::take(&mut req.data))
+        } else {
+            None
+        };
+        let req: &CoreRequest = req;
         let request_id = uuid::Uuid::new_v4().to_string();
         let audit = AuditCtx {
             u: &u,
@@ -1328,6 +1357,7 @@ impl Core {
         }
         // 4. token lookup. Unauthenticated paths skip the check but still learn who is calling
         //    when a valid token is sent (the CLI's mount preflight relies on that).
+        let check_started = std::time::Instant::now();
         let presented = req.token.as_deref().map(|t| t.as_str());
         let token =
             if unauthenticated {
@@ -1338,10 +1368,12 @@ impl Core {
                     None => None,
                 }
             } else {
-                match self
+                let fetched = std::time::Instant::now();
+                let t = self
                     .authenticate(&u, presented, req.remote_addr.as_deref())
-                    .await
-                {
+                    .await;
+                crate::telemetry::m::FETCH_ACL_AND_TOKEN.since(fetched);
+                match t {
                     Ok(t) => Some(t),
                     // A spent wrapping token sent as the request token gets Vault's unwrap error.
                     Err(CoreError::PermissionDenied)
@@ -1364,7 +1396,7 @@ impl Core {
         let mut engine_req = Request {
             operation: req.operation,
             path: rel.to_owned(),
-            data: req.data.clone(),
+            data: moved_data.unwrap_or_else(|| req.data.clone()),
             storage: Arc::new(route.view.clone()),
             mount: route.mount.clone(),
             caller: Caller::default(),
@@ -1424,6 +1456,7 @@ impl Core {
                     .await);
             }
         };
+        crate::telemetry::m::CHECK_TOKEN.since(check_started);
         let wrap_ttl = match wrap_ttl_for(req, rel, route, &authorized) {
             Ok(w) => w,
             Err(e) => {
@@ -1435,7 +1468,6 @@ impl Core {
         // 8. governing policies, after the ACL: they may refuse, or allow with warnings
         facts.operation = engine_req.operation;
         facts.policies = token.as_deref().map(|t| t.policies.as_slice());
-        let governing = u.governing.snapshot();
         let identity = match token.as_deref() {
             Some(t) if !governing.is_empty() => u.entity(&t.entity_id),
             _ => None,
@@ -1457,6 +1489,15 @@ impl Core {
                     .await);
             }
         };
+        // A full lease-count quota refuses requests on its path before they reach the engine
+        // (which could otherwise create a credential no lease would ever revoke).
+        if engine_req.operation != Operation::Help
+            && let Err(e) = u.quotas.check_lease(&path, None, &u.expiration).await
+        {
+            return Err(audit
+                .denied(token.as_deref(), engine_req.operation, e)
+                .await);
+        }
         // Limited-use tokens spend a use on every authorized request, under the token's lock
         // on its stored count; wrapping tokens are spent by the unwrap itself (their policy
         // allows nothing else). The last use revokes the token when this request ends, however
@@ -1485,6 +1526,7 @@ impl Core {
             mount_type,
             ..Default::default()
         };
+        let dispatched = std::time::Instant::now();
         let result = if engine_req.operation == Operation::Help {
             // Help is answered from the engine's path table, never by a handler.
             match route.backend.help(rel) {
@@ -1525,6 +1567,7 @@ impl Core {
                     .map(|()| None),
             }
         };
+        crate::telemetry::route_timer(operation, &route.path).since(dispatched);
         if let Some(last) = last_use {
             last.revoke_now().await?;
         }
@@ -1580,6 +1623,10 @@ impl Core {
         let at = now();
         if let Some(secret) = resp.secret.take() {
             let token_id = token.map(|t| t.hash.as_str()).unwrap_or_default();
+            // A lease-count quota refuses the lease (and so the secret) when full; its guard
+            // is held until the lease is stored.
+            let _quota = u.quotas.check_lease(path, None, &u.expiration).await?;
+            let registered = std::time::Instant::now();
             let lease = u
                 .expiration
                 .register_secret(
@@ -1591,6 +1638,7 @@ impl Core {
                     at,
                 )
                 .await?;
+            crate::telemetry::m::EXPIRE_REGISTER.since(registered);
             out.lease_id = lease.lease_id;
             out.lease_duration = (lease.expire_time - at).max(0) as u64;
             out.renewable = lease.renewable;

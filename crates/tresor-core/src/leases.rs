@@ -281,6 +281,7 @@ impl Core {
         lease_id: &str,
         force: bool,
     ) -> Result<(), CoreError> {
+        let _timer = crate::telemetry::m::EXPIRE_REVOKE.start();
         let Some(e) = u.expiration.get(lease_id).await? else {
             return Ok(());
         };
@@ -313,6 +314,7 @@ impl Core {
         lease_id: &str,
         increment: Option<Duration>,
     ) -> Result<LeaseEntry, CoreError> {
+        let _timer = crate::telemetry::m::EXPIRE_RENEW.start();
         let e = u
             .expiration
             .get(lease_id)

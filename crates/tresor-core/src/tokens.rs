@@ -432,6 +432,7 @@ impl TokenStore {
         mut entry: TokenEntry,
         extra: Vec<(String, Option<Vec<u8>>)>,
     ) -> Result<Arc<TokenEntry>, CoreError> {
+        let _timer = crate::telemetry::m::TOKEN_CREATE.start();
         if entry.is_batch() {
             return Ok(Arc::new(entry));
         }
@@ -473,6 +474,7 @@ impl TokenStore {
 
     /// Looks up a presented token. Expired tokens are revoked lazily and read as absent.
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
+        let _timer = crate::telemetry::m::TOKEN_LOOKUP.start();
         if let Some(rest) = token.strip_prefix("hvb.") {
             let Ok(blob) = URL_SAFE_NO_PAD.decode(rest) else {
                 return Ok(None);
@@ -608,6 +610,7 @@ impl TokenStore {
 
     /// Revokes a token and, recursively, every child token. Returns the revoked ids.
     pub async fn revoke_tree(&self, id: &str) -> Result<Vec<String>, CoreError> {
+        let _timer = crate::telemetry::m::TOKEN_REVOKE_TREE.start();
         let mut stack = vec![id.to_owned()];
         let mut order = Vec::new();
         while let Some(cur) = stack.pop() {
@@ -643,6 +646,7 @@ impl TokenStore {
 
     /// Revokes one token; its children become orphans.
     pub async fn revoke_orphan(&self, id: &str) -> Result<(), CoreError> {
+        let _timer = crate::telemetry::m::TOKEN_REVOKE.start();
         for child in self
             .view
             .list(&format!("parent/{id}/"))
