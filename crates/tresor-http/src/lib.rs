@@ -14,6 +14,7 @@ mod deadline;
 mod forwarded;
 pub mod ha;
 mod listener;
+pub mod ops;
 mod raw;
 mod ui;
 
@@ -59,6 +60,8 @@ pub struct HttpConfig {
     pub forwarded_for: Option<ForwardedFor>,
     /// Serve the web UI under `/ui/` (`ui = true`, always in `-dev`); off, `/ui/` is a 404.
     pub ui: bool,
+    /// The listener's `telemetry { unauthenticated_metrics_access }`.
+    pub unauthenticated_metrics_access: bool,
 }
 
 impl Default for HttpConfig {
@@ -69,6 +72,7 @@ impl Default for HttpConfig {
             read_timeout: None,
             forwarded_for: None,
             ui: false,
+            unauthenticated_metrics_access: false,
         }
     }
 }
@@ -534,6 +538,18 @@ where
         }
     }
     let query = parse_query(parts.uri.query());
+    // sys/in-flight-req lists it, and vault.core.in_flight_requests counts it.
+    let _in_flight = tresor_core::diagnostics::begin(
+        parts.method.as_str(),
+        parts.uri.path(),
+        conn.remote_addr.as_deref(),
+    );
+    if cfg.unauthenticated_metrics_access
+        && parts.method == Method::GET
+        && path.trim_end_matches('/') == "sys/metrics"
+    {
+        return ops::metrics_unauthenticated(core, &query, &parts.headers).await;
+    }
 
     // OCSP requests arrive as DER, not JSON: the bytes are handed on as the raw body. So does
     // a snapshot to restore, under a limit of its own.
@@ -610,25 +626,45 @@ where
             Err(e) => core_error(&e),
         };
     }
-    // Bare-JSON endpoints are served on the core directly; the rest goes through the pipeline.
-    if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {
-        return resp;
-    }
-    if path.trim_end_matches('/') == ha::ECHO_PATH
-        && (parts.method == Method::PUT || parts.method == Method::POST)
-    {
-        return ha::receive_echo(core, body.as_ref());
-    }
-    let req = Incoming {
-        method: &parts.method,
-        headers: &parts.headers,
-        path,
-        query,
-        body,
-        raw_body,
-        standby,
+    // Rate-limit quotas, before anything costs more (no token lookup yet).
+    let quota = match ops::rate_limit(core, &path, conn.remote_addr.as_deref(), body.as_ref()) {
+        Ok(h) => h,
+        Err(refused) => return refused,
     };
-    logical(core, req, conn).await
+    let mut resp = async {
+        // Bare-JSON endpoints are served on the core directly; the rest goes through the
+        // pipeline.
+        if let Some(resp) = raw::handle(core, &parts.method, &path, &query, body.as_ref()).await {
+            return resp;
+        }
+        if path.trim_end_matches('/') == ha::ECHO_PATH
+            && (parts.method == Method::PUT || parts.method == Method::POST)
+        {
+            return ha::receive_echo(core, body.as_ref());
+        }
+        // sys/monitor: the pipeline authorizes and audits it, then the log streams.
+        let monitor = parts.method == Method::GET && path.trim_end_matches('/') == "sys/monitor";
+        let monitor_query = if monitor { query.clone() } else { Vec::new() };
+        let req = Incoming {
+            method: &parts.method,
+            headers: &parts.headers,
+            path,
+            query,
+            body,
+            raw_body,
+            standby,
+        };
+        let r = logical(core, req, conn).await;
+        if monitor && r.status() == StatusCode::OK {
+            return ops::monitor_response(&monitor_query);
+        }
+        r
+    }
+    .await;
+    if let Some(h) = quota {
+        ops::add_headers(&mut resp, &h, false);
+    }
+    resp
 }
 
 /// `POST`/`PUT sys/storage/raft/snapshot` or `snapshot-force`: a snapshot to restore.

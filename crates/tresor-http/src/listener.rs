@@ -139,6 +139,8 @@ pub struct ListenerConfig {
     pub forwarded_for: Option<ForwardedFor>,
     /// The listener's `max_request_size`, overriding the server-wide one.
     pub max_request_size: Option<usize>,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
+    pub unauthenticated_metrics_access: bool,
 }
 
 /// The connection cap when the config sets none: 4096, or three quarters of the open-file soft
@@ -471,6 +473,7 @@ pub async fn serve(
         max_snapshot_size: http.max_snapshot_size,
         read_timeout: nonzero(config.timeouts.read),
         forwarded_for: config.forwarded_for.clone(),
+        unauthenticated_metrics_access: config.unauthenticated_metrics_access,
         ui: http.ui,
     });
     let limits = config.timeouts.limits();
@@ -629,7 +632,9 @@ async fn serve_conn<S>(
         }
         async move {
             let _in_flight = in_flight;
-            Ok::<_, std::convert::Infallible>(crate::dispatch(&core, &cfg, &info, req).await)
+            Ok::<_, std::convert::Infallible>(crate::ops::into_out(
+                crate::dispatch(&core, &cfg, &info, req).await,
+            ))
         }
     });
     let mut builder = Builder::new(TokioExecutor::new());
