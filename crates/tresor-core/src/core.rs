@@ -362,6 +362,8 @@ pub(crate) struct Inner {
     pub(crate) rekey: tokio::sync::Mutex<Option<Rekey>>,
     pub(crate) genroot: tokio::sync::Mutex<Option<GenerateRoot>>,
     seal_config: RwLock<Option<SealConfig>>,
+    /// Automatic snapshots' run status on this node (`crate::snapshot_auto`).
+    pub(crate) autosnap: crate::snapshot_auto::Statuses,
 }
 
 /// The core. Cheap to clone.
@@ -461,6 +463,7 @@ impl Core {
             rekey: tokio::sync::Mutex::new(None),
             genroot: tokio::sync::Mutex::new(None),
             seal_config: RwLock::new(None),
+            autosnap: Default::default(),
         }))
     }
 

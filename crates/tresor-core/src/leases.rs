@@ -407,6 +407,8 @@ impl Core {
         if self.periodic_due(&u, at) {
             self.periodic_tick(at).await?;
         }
+        drop(u);
+        self.snapshot_auto_tick(at).await;
         self.expire_tick(at).await
     }
 

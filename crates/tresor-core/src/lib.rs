@@ -30,6 +30,7 @@ pub mod quotas;
 pub mod seal;
 pub mod seal_ops;
 pub mod snapshot;
+mod snapshot_auto;
 mod system;
 mod system_audit;
 mod system_catalog;

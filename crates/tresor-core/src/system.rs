@@ -564,7 +564,7 @@ fn table() -> Table<Sys> {
         help: "The system backend is built in to Tresor and cannot be remounted or unmounted. It contains the paths that configure Tresor itself.",
         special: SpecialPaths {
             unauthenticated: vec!["wrapping/lookup".into(), "mfa/validate".into(), "internal/ui/mounts".into(), "internal/ui/mounts/*".into(), "internal/specs/openapi".into()],
-            root: vec!["audit".into(), "audit/*".into(), "leases/lookup/*".into(), "plugins/catalog/*".into(), "leases/revoke-prefix/*".into(), "leases/revoke-force/*".into(), "revoke-prefix/*".into(), "revoke-force/*".into(), "auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "rotate/keyring".into(), "rotate/keyring/config".into(), "rotate/root/backup".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into(), "storage/raft/snapshot".into(), "storage/raft/snapshot-force".into(), "host-info".into(), "in-flight-req".into(), "loggers".into(), "loggers/*".into(), "monitor".into()],
+            root: vec!["audit".into(), "audit/*".into(), "leases/lookup/*".into(), "plugins/catalog/*".into(), "leases/revoke-prefix/*".into(), "leases/revoke-force/*".into(), "revoke-prefix/*".into(), "revoke-force/*".into(), "auth/*".into(), "remount".into(), "rotate".into(), "rotate/config".into(), "rotate/keyring".into(), "rotate/keyring/config".into(), "rotate/root/backup".into(), "seal".into(), "step-down".into(), "rekey/backup".into(), "config/*".into(), "raw".into(), "raw/*".into(), "storage/raft/snapshot".into(), "storage/raft/snapshot-force".into(), "storage/raft/snapshot-auto/*".into(), "storage/snapshot-auto/*".into(), "host-info".into(), "in-flight-req".into(), "loggers".into(), "loggers/*".into(), "monitor".into()],
         },
         paths: vec![
             Path::new("mounts")
@@ -755,6 +755,7 @@ fn table() -> Table<Sys> {
     table.paths.extend(crate::system_catalog::paths());
     table.paths.extend(crate::system_audit::paths());
     table.paths.extend(crate::snapshot::paths());
+    table.paths.extend(crate::snapshot_auto::paths());
     table.paths.extend(crate::system_governing::paths());
     table.paths.extend(crate::system_ops::paths());
     table
