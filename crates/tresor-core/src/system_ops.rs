@@ -237,6 +237,9 @@ fn unsealed(s: &Sys) -> Result<Arc<Unsealed>> {
 }
 
 fn secs_field(f: &Fields, name: &str) -> Result<Option<f64>> {
+    if !f.is_set(name) {
+        return Ok(None);
+    }
     match f.value(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_f64()),
@@ -295,7 +298,7 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let u = unsealed(&s)?;
     let name = f.string("name");
     let old = u.quotas.rate_limits().into_iter().find(|q| q.name == name);
-    let rate = match f.value("rate") {
+    let rate = match f.value("rate").filter(|_| f.is_set("rate")) {
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) if !s.is_empty() => s.parse::<f64>().ok(),
         None => old.as_ref().map(|q| q.rate),
@@ -318,12 +321,13 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     if block_interval < 0.0 {
         return Err(LogicalError::invalid("block_interval cannot be negative"));
     }
-    let path = match f.str("path") {
+    let path = match f.str("path").filter(|_| f.is_set("path")) {
         Some(p) => quota_path(&u, p)?,
         None => old.as_ref().map(|q| q.path.clone()).unwrap_or_default(),
     };
     let role = f
         .str("role")
+        .filter(|_| f.is_set("role"))
         .map(str::to_owned)
         .or(old.as_ref().map(|q| q.role.clone()))
         .unwrap_or_default();
@@ -332,7 +336,7 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             "a quota with a role must be on an auth method's path (auth/<mount>/)",
         ));
     }
-    let burst = match f.int("burst") {
+    let burst = match f.int("burst").filter(|_| f.is_set("burst")) {
         Some(b) if b < 1 => return Err(LogicalError::invalid("burst must be at least 1")),
         Some(b) => Some(b as u64),
         None => old.as_ref().and_then(|q| q.burst),
@@ -347,6 +351,7 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
         block_interval,
         inheritable: f
             .bool("inheritable")
+            .filter(|_| f.is_set("inheritable"))
             .or(old.as_ref().map(|q| q.inheritable))
             .unwrap_or(false),
         burst,
@@ -390,14 +395,14 @@ async fn lease_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let u = unsealed(&s)?;
     let name = f.string("name");
     let old = u.quotas.lease_counts().into_iter().find(|q| q.name == name);
-    let max = match f.int("max_leases") {
+    let max = match f.int("max_leases").filter(|_| f.is_set("max_leases")) {
         Some(m) => m,
         None => old.as_ref().map(|q| q.max_leases as i64).unwrap_or(0),
     };
     if max <= 0 {
         return Err(LogicalError::invalid("max_leases must be positive"));
     }
-    let path = match f.str("path") {
+    let path = match f.str("path").filter(|_| f.is_set("path")) {
         Some(p) => quota_path(&u, p)?,
         None => old.as_ref().map(|q| q.path.clone()).unwrap_or_default(),
     };
@@ -407,12 +412,14 @@ async fn lease_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
         path,
         role: f
             .str("role")
+            .filter(|_| f.is_set("role"))
             .map(str::to_owned)
             .or(old.as_ref().map(|q| q.role.clone()))
             .unwrap_or_default(),
         max_leases: max as u64,
         inheritable: f
             .bool("inheritable")
+            .filter(|_| f.is_set("inheritable"))
             .or(old.as_ref().map(|q| q.inheritable))
             .unwrap_or(false),
     };
@@ -440,7 +447,7 @@ async fn config_read(s: Arc<Sys>) -> Result<Option<Response>> {
 async fn config_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let u = unsealed(&s)?;
     let mut c: QuotaConfig = u.quotas.config();
-    if f.value("rate_limit_exempt_paths").is_some() {
+    if f.is_set("rate_limit_exempt_paths") {
         c.rate_limit_exempt_paths = f
             .list("rate_limit_exempt_paths")
             .into_iter()
@@ -451,10 +458,16 @@ async fn config_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             })
             .collect();
     }
-    if let Some(b) = f.bool("enable_rate_limit_audit_logging") {
+    if let Some(b) = f
+        .bool("enable_rate_limit_audit_logging")
+        .filter(|_| f.is_set("enable_rate_limit_audit_logging"))
+    {
         c.enable_rate_limit_audit_logging = b;
     }
-    if let Some(b) = f.bool("enable_rate_limit_response_headers") {
+    if let Some(b) = f
+        .bool("enable_rate_limit_response_headers")
+        .filter(|_| f.is_set("enable_rate_limit_response_headers"))
+    {
         c.enable_rate_limit_response_headers = b;
     }
     u.quotas.put_config(&c).await.map_err(le)?;

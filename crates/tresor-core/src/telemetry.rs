@@ -823,12 +823,12 @@ pub fn process_samples() -> Vec<Sample> {
     if let Some(anon) = field("RssAnon:") {
         out.push(gauge_sample("vault.runtime.alloc_bytes", &[], anon));
     }
-    if let Some(threads) = field("Threads:") {
-        out.push(gauge_sample(
-            "vault.runtime.num_threads",
-            &[],
-            threads / 1024.0,
-        ));
+    if let Some(threads) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|t| t.trim().parse::<f64>().ok())
+    {
+        out.push(gauge_sample("vault.runtime.num_threads", &[], threads));
     }
     out.push(gauge_sample(
         "vault.core.in_flight_requests",

@@ -58,6 +58,11 @@ pub struct ServerConfig {
     pub max_request_duration: Option<Duration>,
     /// `pid_file`: where the server writes its process id.
     pub pid_file: Option<PathBuf>,
+    /// The `telemetry` stanza (docs/operations.md): how `sys/metrics` renders.
+    pub telemetry: TelemetryConfig,
+    /// `log_file` and its rotation (`log_rotate_bytes`, `log_rotate_duration`,
+    /// `log_rotate_max_files`): the log also goes to this file.
+    pub log_file: Option<LogFileConfig>,
     /// Warnings about keys that were ignored.
     pub warnings: Vec<String>,
     /// The top-level keys the file set (`storage` for `backend` too), for [`ServerConfig::merge`].
@@ -84,10 +89,127 @@ impl Default for ServerConfig {
             max_request_size: tresor_http::DEFAULT_MAX_REQUEST_SIZE,
             max_request_duration: None,
             pid_file: None,
+            telemetry: TelemetryConfig::default(),
+            log_file: None,
             warnings: Vec::new(),
             keys: Default::default(),
         }
     }
+}
+
+/// The `telemetry` stanza: Vault's keys for the Prometheus output; sinks that push metrics
+/// elsewhere (statsd, statsite, DogStatsD, Circonus, Stackdriver) are refused.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// How long a metric no longer updated stays in the output (default 24h; 0 turns the
+    /// Prometheus format off).
+    pub prometheus_retention_time: Duration,
+    /// Gauges are not prefixed with the host name.
+    pub disable_hostname: bool,
+    /// How often the usage gauges are recomputed (default 10m).
+    pub usage_gauge_period: Duration,
+    /// The first part of every name (default `vault`, which dashboards expect).
+    pub metrics_prefix: String,
+    /// Beyond Vault: timers also as Prometheus histograms (`<name>_hist`).
+    pub prometheus_histograms: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            prometheus_retention_time: Duration::from_secs(24 * 3600),
+            disable_hostname: false,
+            usage_gauge_period: Duration::from_secs(600),
+            metrics_prefix: "vault".into(),
+            prometheus_histograms: false,
+        }
+    }
+}
+
+/// `log_file` with Vault's rotation keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFileConfig {
+    /// The file (a directory gets `vault.log` in it).
+    pub path: PathBuf,
+    /// Rotate when the file reaches this size (0: no size limit).
+    pub rotate_bytes: u64,
+    /// Rotate after this long (default 24h).
+    pub rotate_duration: Duration,
+    /// How many rotated files to keep: 0 keeps them all, -1 keeps none.
+    pub rotate_max_files: i64,
+}
+
+fn telemetry(v: &Value, warnings: &mut Vec<String>) -> Result<TelemetryConfig> {
+    let mut t = TelemetryConfig::default();
+    for b in blocks(v) {
+        for (k, v) in b {
+            let key = format!("telemetry.{k}");
+            let key = key.as_str();
+            match k.as_str() {
+                "prometheus_retention_time" => t.prometheus_retention_time = duration(v, key)?,
+                "disable_hostname" => t.disable_hostname = as_bool(v, key)?,
+                "usage_gauge_period" => {
+                    t.usage_gauge_period = if v.as_str() == Some("none") {
+                        Duration::from_secs(u64::MAX / 4)
+                    } else {
+                        duration(v, key)?
+                    }
+                }
+                "metrics_prefix" => {
+                    let p = as_str(v, key)?;
+                    if p.is_empty()
+                        || !p
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    {
+                        bail!(
+                            "{key}: {p:?} is not a metric name prefix (letters, digits, _ and .)"
+                        );
+                    }
+                    t.metrics_prefix = p;
+                }
+                "prometheus_histograms" => t.prometheus_histograms = as_bool(v, key)?,
+                "statsite_address"
+                | "statsd_address"
+                | "dogstatsd_addr"
+                | "dogstatsd_tags"
+                | "circonus_api_token"
+                | "circonus_api_app"
+                | "circonus_api_url"
+                | "circonus_submission_interval"
+                | "circonus_submission_url"
+                | "circonus_check_id"
+                | "circonus_check_force_metric_activation"
+                | "circonus_check_instance_id"
+                | "circonus_check_search_tag"
+                | "circonus_check_display_name"
+                | "circonus_check_tags"
+                | "circonus_broker_id"
+                | "circonus_broker_select_tag"
+                | "stackdriver_project_id"
+                | "stackdriver_location"
+                | "stackdriver_namespace"
+                | "stackdriver_debug_logs" => bail!(
+                    "{key}: not supported by Tresor (metrics are served by sys/metrics for Prometheus to scrape; no push sink); remove it to start"
+                ),
+                "enable_hostname_label"
+                | "maximum_gauge_cardinality"
+                | "lease_metrics_epsilon"
+                | "num_lease_metrics_buckets"
+                | "add_lease_metrics_namespace_labels"
+                | "add_mount_point_rollback_metrics"
+                | "filter_default"
+                | "prefix_filter"
+                | "usage_gauge_period_seconds" => warnings.push(format!(
+                    "{key} ignored: Tresor does not have this metrics option"
+                )),
+                _ => bail!(
+                    "{key}: not supported by Tresor (an unknown telemetry key); remove it to start"
+                ),
+            }
+        }
+    }
+    Ok(t)
 }
 
 fn as_bool(v: &Value, key: &str) -> Result<bool> {
@@ -208,13 +330,7 @@ pub const IGNORED_KEYS: &[(&str, &str)] = &[
 /// notice: the server refuses to start rather than pretend. The text says what is missing.
 fn refused_key(key: &str) -> Option<&'static str> {
     Some(match key {
-        "telemetry" => {
-            "metrics are not exported (no statsd, statsite, Prometheus, Circonus, DogStatsD or Stackdriver sink)"
-        }
         "service_registration" => "service registration (Consul, Kubernetes) is not implemented",
-        "log_file" | "log_rotate_duration" | "log_rotate_bytes" | "log_rotate_max_files" => {
-            "logs go to stderr only (redirect it, or read the service manager's journal)"
-        }
         "entropy" => "entropy augmentation is not implemented",
         "replication"
         | "sentinel"
@@ -413,9 +529,7 @@ impl ServerConfig {
                 "storage" => self.storage = later.storage.clone(),
                 "api_addr" => self.api_addr = later.api_addr.clone(),
                 "cluster_addr" => self.cluster_addr = later.cluster_addr.clone(),
-                "disable_standby_reads" => {
-                    self.disable_standby_reads = later.disable_standby_reads
-                }
+                "disable_standby_reads" => self.disable_standby_reads = later.disable_standby_reads,
                 "cluster_name" => self.cluster_name = later.cluster_name.clone(),
                 "default_lease_ttl" => self.default_lease_ttl = later.default_lease_ttl,
                 "max_lease_ttl" => self.max_lease_ttl = later.max_lease_ttl,
@@ -428,6 +542,11 @@ impl ServerConfig {
                 "log_format" => self.log_format = later.log_format.clone(),
                 "max_request_size" => self.max_request_size = later.max_request_size,
                 "pid_file" => self.pid_file = later.pid_file.clone(),
+                "telemetry" => self.telemetry = later.telemetry.clone(),
+                "log_file"
+                | "log_rotate_bytes"
+                | "log_rotate_duration"
+                | "log_rotate_max_files" => self.log_file = later.log_file.clone(),
                 _ => {}
             }
         }
@@ -535,6 +654,38 @@ fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                 c.max_request_duration = (!d.is_zero()).then_some(d);
             }
             "disable_mlock" => c.disable_mlock = as_bool(v, key)?,
+            "telemetry" => c.telemetry = telemetry(v, &mut c.warnings)?,
+            "log_file" => {
+                let p = as_str(v, key)?;
+                if !p.is_empty() {
+                    let mut path = resolve(cwd, &p);
+                    if p.ends_with('/') || path.is_dir() {
+                        path = path.join("vault.log");
+                    }
+                    c.log_file.get_or_insert_with(default_log_file).path = path;
+                }
+            }
+            "log_rotate_bytes" => {
+                c.log_file.get_or_insert_with(default_log_file).rotate_bytes = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .ok_or_else(|| anyhow!("{key}: expected a non-negative integer, got {v}"))?
+            }
+            "log_rotate_duration" => {
+                c.log_file
+                    .get_or_insert_with(default_log_file)
+                    .rotate_duration = duration(v, key)?
+            }
+            "log_rotate_max_files" => {
+                let n = v
+                    .as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .filter(|n| *n >= -1)
+                    .ok_or_else(|| anyhow!("{key}: expected an integer of at least -1, got {v}"))?;
+                c.log_file
+                    .get_or_insert_with(default_log_file)
+                    .rotate_max_files = n;
+            }
             "ui" => c.ui = as_bool(v, key)?,
             "pid_file" => {
                 let p = as_str(v, key)?;
@@ -607,6 +758,13 @@ fn str_list(v: &Value, key: &str) -> Result<Vec<String>> {
 
 /// Whether an unimplemented listener key, so set, narrows who may reach the server: ignoring it
 /// would silently widen access, so the server refuses to start instead of warning.
+fn default_log_file() -> LogFileConfig {
+    LogFileConfig {
+        rotate_duration: Duration::from_secs(24 * 3600),
+        ..LogFileConfig::default()
+    }
+}
+
 fn refused_listener_key(key: &str, v: &Value) -> Option<&'static str> {
     match key {
         // Vault drops connections from outside proxy_protocol_authorized_addrs.
@@ -709,6 +867,19 @@ fn listener(
             }
             "x_forwarded_for_reject_not_authorized" => reject_not_authorized = as_bool(v, key)?,
             "x_forwarded_for_reject_not_present" => reject_not_present = as_bool(v, key)?,
+            "telemetry" => {
+                for b in blocks(v) {
+                    for (k, v) in b {
+                        match k.as_str() {
+                            "unauthenticated_metrics_access" => {
+                                l.unauthenticated_metrics_access =
+                                    as_bool(v, &format!("{key}.{k}"))?
+                            }
+                            _ => warnings.push(format!("unknown key {key}.{k} ignored")),
+                        }
+                    }
+                }
+            }
             other => {
                 if let Some(why) = refused_listener_key(other, v) {
                     bail!("{key}: not supported by Tresor ({why}); remove it to start");
@@ -935,15 +1106,15 @@ mod tests {
             ),
             (
                 "telemetry {\n  statsite_address = \"127.0.0.1:8125\"\n}",
-                &["telemetry: not supported", "metrics"],
+                &["telemetry.statsite_address: not supported", "sys/metrics"],
+            ),
+            (
+                "telemetry {\n  prometheus_retention = \"1h\"\n}",
+                &["telemetry.prometheus_retention: not supported", "unknown telemetry key"],
             ),
             (
                 "service_registration \"consul\" {\n  address = \"x\"\n}",
                 &["service_registration: not supported"],
-            ),
-            (
-                "log_file = \"/var/log/vault.log\"",
-                &["log_file: not supported", "stderr"],
             ),
             (
                 "something_new = 42",
@@ -961,6 +1132,27 @@ mod tests {
             }
             assert!(e.contains("remove it to start"), "{e}");
         }
+        // Issue 20: telemetry and log_file are honoured; a bad rotation count is an error.
+        let c = with_base(
+            "telemetry {\n  prometheus_retention_time = \"30s\"\n  disable_hostname = true\n  usage_gauge_period = \"1m\"\n  metrics_prefix = \"tresor\"\n}\nlog_file = \"/var/log/tresor/\"\nlog_rotate_bytes = 1048576\nlog_rotate_max_files = 3",
+        )
+        .unwrap();
+        assert_eq!(
+            c.telemetry.prometheus_retention_time,
+            Duration::from_secs(30)
+        );
+        assert!(c.telemetry.disable_hostname);
+        assert_eq!(c.telemetry.usage_gauge_period, Duration::from_secs(60));
+        assert_eq!(c.telemetry.metrics_prefix, "tresor");
+        let f = c.log_file.unwrap();
+        assert_eq!(f.path, PathBuf::from("/var/log/tresor/vault.log"));
+        assert_eq!((f.rotate_bytes, f.rotate_max_files), (1048576, 3));
+        assert_eq!(f.rotate_duration, Duration::from_secs(24 * 3600));
+        let e = format!("{:#}", with_base("log_rotate_max_files = -2").unwrap_err());
+        assert!(
+            e.contains("log_rotate_max_files") && e.contains("at least -1"),
+            "{e}"
+        );
         // Raft: one node is served by the embedded store; clustering is refused by name.
         let raft = |body: &str| {
             parse(

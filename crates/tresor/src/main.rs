@@ -5,6 +5,7 @@
 mod config;
 mod devtls;
 mod engines;
+mod logfile;
 mod logging;
 mod secure;
 mod server;

@@ -206,7 +206,23 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
     if let Some(f) = &flags.log_format {
         cfg.log_format = f.clone();
     }
-    crate::logging::init(&cfg.log_level, &cfg.log_format);
+    let logs = crate::logging::init(&cfg.log_level, &cfg.log_format, cfg.log_file.as_ref())?;
+    // Metrics as the telemetry stanza says; the log control and the sanitized config for
+    // sys/loggers, sys/monitor and sys/config/state/sanitized (docs/operations.md).
+    let t = &cfg.telemetry;
+    tresor_core::telemetry::configure(tresor_core::telemetry::Settings {
+        prometheus_retention: t.prometheus_retention_time,
+        disable_hostname: t.disable_hostname,
+        usage_gauge_period: t.usage_gauge_period,
+        metrics_prefix: t.metrics_prefix.clone(),
+        prometheus_histograms: t.prometheus_histograms,
+        enabled: std::env::var("TRESOR_METRICS").map_or(true, |v| v != "off"),
+        ..tresor_core::telemetry::Settings::default()
+    });
+    tresor_core::diagnostics::install(tresor_core::diagnostics::Installed {
+        logs,
+        sanitized_config: sanitized(&cfg),
+    });
     let result = serve(&flags, &cfg, dev_tls.as_ref(), started).await;
     if let Some(t) = &dev_tls {
         t.remove();
@@ -381,6 +397,63 @@ async fn serve(
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// The configuration without anything secret (`sys/config/state/sanitized`): storage by type
+/// only, listeners by address and TLS file paths, no seal or credential values.
+fn sanitized(cfg: &ServerConfig) -> serde_json::Value {
+    use serde_json::json;
+    let storage = match &cfg.storage {
+        StorageConfig::Inmem => "inmem",
+        StorageConfig::Embedded(_) => "embedded",
+        StorageConfig::Etcd(_) => "etcd",
+    };
+    let listeners: Vec<_> = cfg
+        .listeners
+        .iter()
+        .map(|l| {
+            json!({
+                "type": "tcp",
+                "config": {
+                    "address": l.address,
+                    "tls_disable": l.tls.is_none(),
+                    "tls_cert_file": l.tls.as_ref().map(|t| t.cert_file.display().to_string()),
+                    "tls_key_file": l.tls.as_ref().map(|t| t.key_file.display().to_string()),
+                    "telemetry": {"unauthenticated_metrics_access": l.unauthenticated_metrics_access},
+                }
+            })
+        })
+        .collect();
+    let t = &cfg.telemetry;
+    json!({
+        "api_addr": cfg.api_addr.clone().unwrap_or_default(),
+        "cluster_addr": cfg.cluster_addr.clone().unwrap_or_default(),
+        "cluster_name": cfg.cluster_name.clone().unwrap_or_default(),
+        "default_lease_ttl": cfg.default_lease_ttl.as_secs(),
+        "max_lease_ttl": cfg.max_lease_ttl.as_secs(),
+        "default_max_request_duration": cfg.max_request_duration.map_or(0, |d| d.as_secs()),
+        "disable_mlock": cfg.disable_mlock,
+        "ui": cfg.ui,
+        "log_level": cfg.log_level,
+        "log_format": cfg.log_format,
+        "log_file": cfg.log_file.as_ref().map(|f| f.path.display().to_string()).unwrap_or_default(),
+        "log_rotate_bytes": cfg.log_file.as_ref().map_or(0, |f| f.rotate_bytes),
+        "log_rotate_duration": cfg.log_file.as_ref().map_or(String::new(), |f| format!("{}s", f.rotate_duration.as_secs())),
+        "log_rotate_max_files": cfg.log_file.as_ref().map_or(0, |f| f.rotate_max_files),
+        "pid_file": cfg.pid_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "max_request_size": cfg.max_request_size,
+        "listeners": listeners,
+        "storage": {"type": storage, "ha_enabled": cfg.ha_enabled, "disable_clustering": true},
+        "ha_storage": null,
+        "seals": [{"type": "shamir", "disabled": false}],
+        "telemetry": {
+            "prometheus_retention_time": format!("{}s", t.prometheus_retention_time.as_secs()),
+            "disable_hostname": t.disable_hostname,
+            "usage_gauge_period": format!("{}s", t.usage_gauge_period.as_secs()),
+            "metrics_prefix": t.metrics_prefix,
+            "prometheus_histograms": t.prometheus_histograms,
+        },
+    })
 }
 
 /// Writes the dev root token to the token helper file, readable by its owner only: a new file
