@@ -2,7 +2,8 @@
 // ui_browser.rs starts the servers and runs this). Every step is bounded in time; any failed
 // step, page error, CSP violation or request to another host fails the run (exit 1).
 //
-// Env: TRESOR_ADDR (a sealed, uninitialised `tresor server` with ui = true), SCREENSHOTS (a
+// Env: TRESOR_ADDR (a sealed, uninitialised `tresor server` with ui = true), IDP_ADDR (an
+// oidc-provider-mock), SCREENSHOTS (a
 // directory), BROWSER_PID_FILE (where chromium's PID goes, so the harness can kill it),
 // NODE_PATH (playwright-core's node_modules), CHROMIUM (the browser executable).
 import { createRequire } from 'node:module';
@@ -69,15 +70,18 @@ async function must(method, path, token, body) {
   return r.json;
 }
 
-function watch(page) {
+function watch(page, idp) {
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.on('console', (m) => {
+    if (idp && page.url().startsWith(idp)) return; // the provider's page, not ours
     const t = m.text();
     if (/Content Security Policy|Trusted Type/i.test(t)) problems.push('CSP: ' + t);
     if (m.type() === 'error' && !/status of 4\d\d/.test(t)) problems.push('console error: ' + t);
   });
   page.on('request', (r) => {
     const u = r.url();
+    // In the OIDC step the browser goes to the identity provider's page (which is not ours).
+    if (idp && (new URL(u).origin === idp || page.url().startsWith(idp))) return;
     if (!u.startsWith('data:') && new URL(u).origin !== ORIGIN) problems.push('request to another host: ' + u);
   });
   page.on('dialog', (d) => d.accept());
@@ -348,6 +352,30 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     await heading(kp, 'Secrets engines');
     await shot(kp, 'keyboard-logged-in');
     await kctx.close();
+  });
+
+  await step('OIDC login through the provider and the callback page', 40000, async () => {
+    const IDP = new URL(process.env.IDP_ADDR).origin;
+    const callback = `${ADDR}/ui/vault/auth/oidc/oidc/callback`;
+    await must('POST', 'sys/auth/oidc', root, { type: 'oidc' });
+    await must('PUT', 'auth/oidc/config', root, { oidc_discovery_url: IDP, oidc_client_id: 'tresor', oidc_client_secret: 's3cret', default_role: 'web' });
+    await must('PUT', 'auth/oidc/role/web', root, { user_claim: 'sub', allowed_redirect_uris: [callback], token_policies: ['app'] });
+    const octx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const op = await octx.newPage();
+    watch(op, IDP);
+    await op.goto(ADDR + '/ui/');
+    await op.getByLabel('Method').selectOption('oidc');
+    await shot(op, 'oidc-login');
+    await op.getByRole('button', { name: 'Sign in' }).click();
+    await op.waitForURL((u) => u.origin === IDP);
+    await op.locator('input[name=sub]').fill('carol');
+    await op.getByRole('button', { name: 'Authorize' }).click();
+    await heading(op, 'Secrets engines');
+    const where = await op.evaluate(() => [location.pathname, location.search, localStorage.length, sessionStorage.length]);
+    expect(where[0] === '/ui/' && where[1] === '' && where[2] === 0 && where[3] === 0, `the code is gone from the URL and nothing is stored (${where})`);
+    expect((await op.locator('#who').textContent()).includes('app'), 'signed in with the role\'s policy');
+    await shot(op, 'oidc-logged-in');
+    await octx.close();
   });
 
   expect(problems.length === 0, 'no page errors, CSP violations or foreign requests:\n' + problems.join('\n'));

@@ -3,14 +3,17 @@
 //! starts uninitialised and sealed. The script initialises and unseals it through the UI, logs
 //! in with userpass, browses KV from the resultant ACL, creates, edits, versions and deletes a
 //! secret, sees a policy's syntax error, checks capabilities, issues a certificate, runs the
-//! console and logs in with the keyboard alone; it also measures the first load's size.
+//! console, logs in with the keyboard alone and through OIDC (`oidc-provider-mock`, the
+//! provider sends the browser back to the UI's callback page); it also measures the first
+//! load's size.
 //! Screenshots go to `$TRESOR_UI_SCREENSHOTS` or `target/ui-screenshots/` (CI artefacts).
 //! `.ci/run` installs chromium and playwright-core.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{Server, free_port, plain_config, run, run_for};
 
@@ -33,6 +36,35 @@ impl Drop for BrowserGuard {
         {
             let _ = run(std::process::Command::new("kill").args(["-9", &pid.to_string()]));
         }
+    }
+}
+
+/// A helper process, killed by PID when the test ends.
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (at most 20 s) until `url` answers over HTTP with any status.
+fn wait_http(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = run(std::process::Command::new("curl").args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "2",
+            url,
+        ]));
+        if o.code == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -85,6 +117,21 @@ fn the_web_ui_in_chromium() {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/ui-screenshots"));
     let _ = std::fs::remove_dir_all(&shots);
+    // The OIDC provider the UI's OIDC sign-in goes through (oidc-provider-mock, from .ci/run).
+    let idp_port = free_port();
+    let _idp = Killed(
+        common::clean_command("oidc-provider-mock")
+            .args(["--port", &idp_port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "start oidc-provider-mock (pip install oidc-provider-mock==0.3.4; .ci/run does)",
+            ),
+    );
+    let idp = format!("http://127.0.0.1:{idp_port}");
+    wait_http(&format!("{idp}/.well-known/openid-configuration"));
     let pid_file = dir.path().join("browser.pid");
     let _browser = BrowserGuard(pid_file.clone());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui_browser.mjs");
@@ -92,6 +139,7 @@ fn the_web_ui_in_chromium() {
         std::process::Command::new("node")
             .arg(&script)
             .env("TRESOR_ADDR", &s.addr)
+            .env("IDP_ADDR", &idp)
             .env("SCREENSHOTS", &shots)
             .env("BROWSER_PID_FILE", &pid_file)
             .env("CHROMIUM", CHROMIUM)
