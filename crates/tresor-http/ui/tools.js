@@ -129,12 +129,12 @@ export async function pkiScreen(p) {
       if (ttl.control.value.trim()) body.ttl = ttl.control.value.trim();
       const whole = await api('POST', `${mount}issue/${role.control.value}`, body);
       const r = whole.data;
-      issued.replaceChildren(
+      issued.replaceChildren(h('div', {},
         h('p', { class: 'note', role: 'alert', tabindex: '-1' }, `Issued serial ${r.serial_number}, expires ${new Date(r.expiration * 1000).toISOString()}. The private key is shown once.`),
         whole.lease_id ? h('p', {}, 'Lease: ', h('a', { href: link('leases', { lease: whole.lease_id }), id: 'issued-lease' }, whole.lease_id)) : null,
         h('h3', {}, 'Certificate'), h('pre', { id: 'issued-certificate' }, r.certificate),
         h('h3', {}, 'Issuing CA'), h('pre', {}, r.issuing_ca),
-        r.private_key ? [h('h3', {}, `Private key (${r.private_key_type})`), h('pre', {}, r.private_key)] : null);
+        r.private_key ? [h('h3', {}, `Private key (${r.private_key_type})`), h('pre', { id: 'issued-key' }, r.private_key)] : null));
       issued.querySelector('p').focus();
     }) : h('p', { class: 'muted' }, 'This mount has no role to issue from (or your token cannot list them).'),
     issued);

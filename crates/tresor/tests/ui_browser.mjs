@@ -280,11 +280,14 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     await page.getByRole('link', { name: 'PKI' }).click();
     await page.locator('#pki-issuers', { hasText: 'ui-root' }).waitFor();
     await page.locator('#pki-roles', { hasText: 'web' }).waitFor();
+    await page.getByLabel('Role').selectOption('web');
     await page.getByLabel('Common name').fill('www.example.com');
     await page.getByLabel('TTL').fill('1h');
     await page.getByRole('button', { name: 'Issue' }).click();
     const pem = await page.locator('#issued-certificate').textContent();
     expect(pem.startsWith('-----BEGIN CERTIFICATE-----'), 'a PEM certificate');
+    expect((await page.locator('#issued-key').textContent()).includes('PRIVATE KEY-----'), 'the private key, once');
+    expect(!(await page.locator('#issued').textContent()).includes('[object'), 'no stringified objects');
     const serial = (await page.locator('#issued .note').textContent()).match(/serial ([0-9a-f:]+)/)[1];
     const onServer = await must('GET', `pki/cert/${serial}`, root);
     expect(onServer.data.certificate.trim() === pem.trim(), 'the certificate the server stored');
