@@ -41,6 +41,7 @@ for i in 1 2 3; do
     --initial-cluster "$cluster" --initial-cluster-state new \
     >"$work/etcd$i.log" 2>&1 &
   pids+=($!)
+  disown "$!"
   clients+=("127.0.0.1:${client_ports[$i]}")
 done
 etcd_addr=$(IFS=,; echo "${clients[*]/#/http://}")
@@ -68,6 +69,7 @@ EOF
   (cd "$d" && exec "$bin" server -config=config.hcl >>"$d/server.log" 2>&1) &
   spid[$i]=$!
   pids+=($!)
+  disown "$!" # no "Killed" job notice when a round kills it
   for _ in $(seq 100); do
     curl -fs -o /dev/null "http://127.0.0.1:${port[$i]}/v1/sys/seal-status" && return 0
     sleep 0.1
