@@ -115,18 +115,16 @@ async fn usage(u: &Unsealed) -> Arc<Vec<Sample>> {
         &[],
         u.identity.entities().len() as f64,
     ));
-    // KV secrets per mount: the keys under the mount (KV v2: under metadata/).
+    // KV secrets per mount.
     for route in u.router().routes() {
         if route.entry.kind != "kv" && route.entry.kind != "generic" {
             continue;
         }
         let v2 = route.entry.options.get("version").map(String::as_str) == Some("2");
         let mut n = 0u64;
-        let mut stack = vec![if v2 {
-            "metadata/".to_owned()
-        } else {
-            String::new()
-        }];
+        // Tresor's KV layout (tresor-kv's store.rs): one `meta/<path>` record per v2 secret,
+        // one `v1/<path>` per v1 secret.
+        let mut stack = vec![if v2 { "meta/" } else { "v1/" }.to_owned()];
         while let Some(p) = stack.pop() {
             let Ok(children) = route.view.list(&p).await else {
                 continue;
@@ -134,7 +132,7 @@ async fn usage(u: &Unsealed) -> Arc<Vec<Sample>> {
             for c in children {
                 if c.ends_with('/') {
                     stack.push(format!("{p}{c}"));
-                } else if v2 || !p.is_empty() || !matches!(c.as_str(), "config" | "upgrading") {
+                } else {
                     n += 1;
                 }
             }

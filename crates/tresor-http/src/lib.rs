@@ -539,7 +539,7 @@ where
     }
     let query = parse_query(parts.uri.query());
     // sys/in-flight-req lists it, and vault.core.in_flight_requests counts it.
-    let _in_flight = tresor_core::diagnostics::begin(
+    let in_flight = tresor_core::diagnostics::begin(
         parts.method.as_str(),
         parts.uri.path(),
         conn.remote_addr.as_deref(),
@@ -663,6 +663,10 @@ where
     .await;
     if let Some(h) = quota {
         ops::add_headers(&mut resp, &h, false);
+    }
+    match resp.extensions().get::<ops::MonitorStream>() {
+        Some(stream) => stream.hold(in_flight),
+        None => drop(in_flight),
     }
     resp
 }

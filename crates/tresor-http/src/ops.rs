@@ -98,7 +98,24 @@ pub(crate) async fn metrics_unauthenticated(
 /// A log stream for `sys/monitor`, carried from dispatch to the listener in the response's
 /// extensions (they must be `Clone`; the receiver is taken out once).
 #[derive(Clone)]
-pub struct MonitorStream(pub(crate) Arc<Mutex<Option<tokio::sync::mpsc::Receiver<String>>>>);
+pub struct MonitorStream(pub(crate) Arc<Mutex<Option<Stream>>>);
+
+/// The log lines, and the request's in-flight registration, held until the stream ends.
+pub struct Stream {
+    rx: tokio::sync::mpsc::Receiver<String>,
+    in_flight: Option<tresor_core::diagnostics::InFlightGuard>,
+}
+
+impl MonitorStream {
+    /// Keeps the request listed in flight (`sys/in-flight-req`) for as long as it streams.
+    pub(crate) fn hold(&self, g: tresor_core::diagnostics::InFlightGuard) {
+        if let Ok(mut s) = self.0.lock()
+            && let Some(s) = s.as_mut()
+        {
+            s.in_flight = Some(g);
+        }
+    }
+}
 
 /// After the pipeline allowed and audited `GET sys/monitor`: the answer that streams the log.
 pub(crate) fn monitor_response(query: &[(String, String)]) -> http::Response<Body> {
@@ -131,7 +148,10 @@ pub(crate) fn monitor_response(query: &[(String, String)]) -> http::Response<Bod
                 },
             );
             r.extensions_mut()
-                .insert(MonitorStream(Arc::new(Mutex::new(Some(rx)))));
+                .insert(MonitorStream(Arc::new(Mutex::new(Some(Stream {
+                    rx,
+                    in_flight: None,
+                })))));
             r
         }
         Err(e) => crate::error_response(StatusCode::BAD_REQUEST, &[e]),
@@ -141,7 +161,7 @@ pub(crate) fn monitor_response(query: &[(String, String)]) -> http::Response<Bod
 /// The body the listener sends: a whole answer, or a log stream.
 pub enum OutBody {
     Full(Full<Bytes>),
-    Stream(tokio::sync::mpsc::Receiver<String>),
+    Stream(Stream),
 }
 
 impl hyper::body::Body for OutBody {
@@ -154,7 +174,7 @@ impl hyper::body::Body for OutBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             OutBody::Full(f) => Pin::new(f).poll_frame(cx),
-            OutBody::Stream(rx) => match rx.poll_recv(cx) {
+            OutBody::Stream(s) => match s.rx.poll_recv(cx) {
                 Poll::Ready(Some(line)) => Poll::Ready(Some(Ok(Frame::data(Bytes::from(line))))),
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
@@ -185,7 +205,7 @@ pub fn into_out(r: http::Response<Body>) -> http::Response<OutBody> {
         .remove::<MonitorStream>()
         .and_then(|s| s.0.lock().ok().and_then(|mut g| g.take()));
     match stream {
-        Some(rx) => http::Response::from_parts(parts, OutBody::Stream(rx)),
+        Some(s) => http::Response::from_parts(parts, OutBody::Stream(s)),
         None => http::Response::from_parts(parts, OutBody::Full(body)),
     }
 }

@@ -7,6 +7,7 @@ mod devtls;
 mod engines;
 mod logfile;
 mod logging;
+mod opscli;
 mod secure;
 mod server;
 
@@ -15,9 +16,12 @@ fn main() {
     // `tresor help server` / `tresor help bench`: the commands this binary runs itself (the
     // CLI answers `help` for the others).
     if args.first().is_some_and(|a| a == "help")
-        && args
-            .get(1)
-            .is_some_and(|a| a == "server" || a == "bench" || a == "agent")
+        && args.get(1).is_some_and(|a| {
+            matches!(
+                a.as_str(),
+                "server" | "bench" | "agent" | "monitor" | "debug"
+            )
+        })
     {
         args = vec![args[1].clone(), "-help".into()];
     }
@@ -40,6 +44,8 @@ fn main() {
             }
         }
         Some("bench") => std::process::exit(tresor_bench::run(args[1..].to_vec())),
+        Some("monitor") => std::process::exit(opscli::monitor(&args[1..])),
+        Some("debug") => std::process::exit(opscli::debug(&args[1..])),
         Some("agent") => std::process::exit(tresor_agent::run(args[1..].to_vec())),
         _ => std::process::exit(tresor_cli::run(args)),
     }

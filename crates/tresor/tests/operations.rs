@@ -1,0 +1,424 @@
+//! Issue 20, operations: metrics scraped and parsed by a real Prometheus text parser, rate-limit
+//! and lease-count quotas on a real server, and the diagnostic endpoints and commands
+//! (`sys/loggers`, `sys/monitor` through `tresor monitor`, `sys/in-flight-req`,
+//! `sys/host-info`, `sys/config/state/sanitized`, `sys/version-history`, `tresor debug`).
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, clean_command, free_port, plain_config, run, run_for};
+use serde_json::Value;
+
+fn python(script: &str, s: &Server, env: &[(&str, String)]) -> common::Out {
+    let mut cmd: Command = clean_command("python3");
+    cmd.arg("-")
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_for(&mut cmd, Some(script.as_bytes()), Duration::from_secs(120))
+}
+
+/// A persistent server, initialised and unsealed: (server, root token, unseal key).
+fn persistent(dir: &std::path::Path, port: u16, extra: &str) -> (Server, String, String) {
+    let s = Server::start(dir, port, &plain_config(port, extra));
+    let init = s.init(1, 1);
+    let key = init["keys_base64"][0].as_str().unwrap().to_owned();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    s.unseal(&[&key]);
+    (s, root, key)
+}
+
+#[test]
+fn a_prometheus_scrape_parses_and_counts_the_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let extra = format!(
+        "telemetry {{\n  disable_hostname = true\n  usage_gauge_period = \"1s\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{metrics_port}\"\n  tls_disable = true\n  telemetry {{\n    unauthenticated_metrics_access = true\n  }}\n}}\n"
+    );
+    let (s, root, _) = persistent(dir.path(), port, &extra);
+    let (code, v) = s.api(
+        "POST",
+        "sys/mounts/secret",
+        Some(r#"{"type":"kv","options":{"version":"2"}}"#),
+        Some(&root),
+    );
+    assert_eq!(code, 204, "{v}");
+    let mut cmd: Command = clean_command("python3");
+    cmd.arg("-")
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", &root)
+        .env("METRICS_ADDR", format!("http://127.0.0.1:{metrics_port}"))
+        .env("N", "100");
+    let o = run_for(
+        &mut cmd,
+        Some(include_str!("operations_metrics.py").as_bytes()),
+        Duration::from_secs(120),
+    );
+    assert_eq!(o.code, 0, "{o}\n--- server log\n{}", s.log());
+    for step in [
+        "OK the scrape parses",
+        "OK counters match the requests sent",
+        "OK vault_core_handle_request quantiles",
+        "OK gauges",
+        "OK the JSON form",
+        "ALL OK",
+    ] {
+        assert!(o.stdout.contains(step), "{step} missing\n{o}");
+    }
+}
+
+#[test]
+fn rate_limits_refuse_a_flood_but_not_sys_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(dir.path(), free_port());
+    let o = python(include_str!("operations_quota.py"), &s, &[]);
+    assert_eq!(o.code, 0, "{o}\n--- server log\n{}", s.log());
+    for step in [
+        "OK 429s under a 50/s load while sys/health stays 200",
+        "OK headers\n",
+        "OK per client address",
+        "OK headers only when enabled",
+        "OK several quotas on one path, globs, block_interval",
+        "ALL OK",
+    ] {
+        assert!(o.stdout.contains(step), "{step} missing\n{o}");
+    }
+    // The violations are counted.
+    let (code, text) = s.curl("GET", "sys/metrics?format=prometheus", None, Some("root"));
+    assert_eq!(code, 200);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("vault_quota_rate_limit_violation{name=\"ten\"}"))
+        .unwrap_or_else(|| panic!("no violation counter\n{text}"));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 140, "{line}");
+}
+
+#[test]
+fn a_lease_count_quota_refuses_the_sixth_certificate_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (s, root, key) = persistent(dir.path(), port, "");
+    let t = Some(root.as_str());
+    for (path, body) in [
+        ("sys/mounts/pki", r#"{"type":"pki"}"#),
+        (
+            "pki/root/generate/internal",
+            r#"{"common_name":"example.com","ttl":"24h"}"#,
+        ),
+        (
+            "pki/roles/web",
+            r#"{"allow_any_name":true,"generate_lease":true,"ttl":"1h"}"#,
+        ),
+        (
+            "sys/quotas/lease-count/five",
+            r#"{"path":"pki/","max_leases":5}"#,
+        ),
+        (
+            "sys/quotas/rate-limit/generous",
+            r#"{"path":"pki/","rate":1000,"burst":2000}"#,
+        ),
+    ] {
+        let (code, v) = s.api("POST", path, Some(body), t);
+        assert!(code == 200 || code == 204, "{path}: {code} {v}");
+    }
+    let mut leases = Vec::new();
+    for i in 0..5 {
+        let (code, v) = s.api(
+            "POST",
+            "pki/issue/web",
+            Some(&format!(r#"{{"common_name":"h{i}.example.com"}}"#)),
+            t,
+        );
+        assert_eq!(code, 200, "certificate {i}: {v}");
+        let lease = v["lease_id"].as_str().unwrap().to_owned();
+        assert!(lease.starts_with("pki/issue/web/"), "{v}");
+        leases.push(lease);
+    }
+    let (code, v) = s.api(
+        "POST",
+        "pki/issue/web",
+        Some(r#"{"common_name":"h5.example.com"}"#),
+        t,
+    );
+    assert_eq!(code, 429, "{v}");
+    assert_eq!(
+        common::errors(&v),
+        ["request path \"pki/issue/web\": lease count quota exceeded"]
+    );
+    let (code, v) = s.api("GET", "sys/quotas/lease-count/five", None, t);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["counter"], 5);
+    assert_eq!(v["data"]["max_leases"], 5);
+    // Revoking one makes room for one.
+    let (code, v) = s.api(
+        "PUT",
+        "sys/leases/revoke",
+        Some(&format!(r#"{{"lease_id":"{}"}}"#, leases[0])),
+        t,
+    );
+    assert_eq!(code, 204, "{v}");
+    let (code, v) = s.api(
+        "POST",
+        "pki/issue/web",
+        Some(r#"{"common_name":"h6.example.com"}"#),
+        t,
+    );
+    assert_eq!(code, 200, "{v}");
+    // Stored behind the barrier: after a restart (and unseal) both quotas are back and
+    // enforced.
+    drop(s);
+    let s = Server::start(dir.path(), port, &plain_config(port, ""));
+    s.unseal(&[&key]);
+    let (code, v) = s.api("LIST", "sys/quotas/lease-count", None, t);
+    assert_eq!(
+        (code, v["data"]["keys"].clone()),
+        (200, serde_json::json!(["five"]))
+    );
+    let (code, v) = s.api("GET", "sys/quotas/rate-limit/generous", None, t);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["burst"], 2000);
+    let (code, v) = s.api(
+        "POST",
+        "pki/issue/web",
+        Some(r#"{"common_name":"h7.example.com"}"#),
+        t,
+    );
+    assert_eq!(code, 429, "{v}");
+    // Nothing of the quotas is stored in clear.
+    let data = dir.path().join("data");
+    let mut stack = vec![data];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                stack.push(e);
+            } else {
+                let b = std::fs::read(&e).unwrap();
+                assert!(
+                    !b.windows(b"max_leases".len()).any(|w| w == b"max_leases"),
+                    "{} holds a quota in clear",
+                    e.display()
+                );
+            }
+        }
+    }
+    // Bad quotas are refused.
+    for (path, body, want) in [
+        (
+            "sys/quotas/rate-limit/x",
+            r#"{"rate":0}"#,
+            "rate must be positive",
+        ),
+        (
+            "sys/quotas/rate-limit/x",
+            r#"{"rate":1,"path":"nowhere/"}"#,
+            "no mount serves it",
+        ),
+        (
+            "sys/quotas/rate-limit/x",
+            r#"{"rate":1,"interval":"0s"}"#,
+            "at least one second",
+        ),
+        (
+            "sys/quotas/lease-count/x",
+            r#"{"max_leases":0}"#,
+            "max_leases must be positive",
+        ),
+    ] {
+        let (code, v) = s.api("POST", path, Some(body), t);
+        assert_eq!(code, 400, "{body}: {v}");
+        assert!(common::errors(&v)[0].contains(want), "{body}: {v}");
+    }
+}
+
+#[test]
+fn diagnostics_loggers_monitor_in_flight_host_info_config_and_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(dir.path(), free_port());
+    let t = Some("root");
+    // Loggers: set one, all, and back to the configured level.
+    let (code, v) = s.api("GET", "sys/loggers", None, t);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["core"], "info");
+    let (code, _) = s.api("POST", "sys/loggers/core", Some(r#"{"level":"debug"}"#), t);
+    assert_eq!(code, 204);
+    let (_, v) = s.api("GET", "sys/loggers/core", None, t);
+    assert_eq!(v["data"]["core"], "debug");
+    let (code, v) = s.api("POST", "sys/loggers/core", Some(r#"{"level":"loud"}"#), t);
+    assert_eq!(code, 400, "{v}");
+    let (code, _) = s.api("DELETE", "sys/loggers", None, t);
+    assert_eq!(code, 204);
+    let (_, v) = s.api("GET", "sys/loggers/core", None, t);
+    assert_eq!(v["data"]["core"], "info");
+
+    // tresor monitor streams the log at the level asked for.
+    let mut mon = Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["monitor", "-log-level=debug"])
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("HOME", &s.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = mon.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // While the stream is open it is a request in flight.
+    let started = Instant::now();
+    let in_flight = loop {
+        let (code, v) = s.api("GET", "sys/in-flight-req", None, t);
+        assert_eq!(code, 200, "{v}");
+        let monitor = v
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|r| r["request_path"] == "/v1/sys/monitor")
+            .cloned();
+        if let Some(m) = monitor {
+            break m;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(in_flight["request_method"], "GET");
+    assert!(
+        in_flight["client_remote_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1")
+    );
+    let (code, _) = s.api("POST", "sys/rotate", None, t);
+    assert_eq!(code, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("barrier key rotated") => break l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no rotation line from tresor monitor; saw {seen:?}"),
+        }
+    };
+    assert!(line.contains("[INFO]") && line.contains("term=2"), "{line}");
+    let _ = mon.kill();
+    let _ = mon.wait();
+    // Without sudo, no monitor, no host info.
+    let (code, _) = s.api(
+        "POST",
+        "sys/policies/acl/diag",
+        Some(r#"{"policy":"path \"sys/*\" { capabilities = [\"read\", \"list\"] }"}"#),
+        t,
+    );
+    assert_eq!(code, 204);
+    let (_, v) = s.api(
+        "POST",
+        "auth/token/create",
+        Some(r#"{"policies":["diag"]}"#),
+        t,
+    );
+    let limited = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    for path in [
+        "sys/host-info",
+        "sys/monitor",
+        "sys/in-flight-req",
+        "sys/loggers",
+    ] {
+        let (code, v) = s.api("GET", path, None, Some(&limited));
+        assert_eq!(code, 403, "{path}: {v}");
+    }
+
+    let (code, v) = s.api("GET", "sys/host-info", None, t);
+    assert_eq!(code, 200, "{v}");
+    let d = &v["data"];
+    assert!(!d["cpu"].as_array().unwrap().is_empty(), "{d}");
+    assert!(d["memory"]["total"].as_u64().unwrap() > 0, "{d}");
+    assert!(d["host"]["uptime"].as_u64().unwrap() > 0, "{d}");
+    assert!(!d["cpu_times"].as_array().unwrap().is_empty(), "{d}");
+
+    let (code, v) = s.api("GET", "sys/config/state/sanitized", None, t);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["storage"]["type"], "inmem");
+    assert_eq!(
+        v["data"]["listeners"][0]["config"]["address"],
+        format!("127.0.0.1:{}", s.port)
+    );
+    assert!(!v.to_string().contains("root\""), "{v}");
+
+    let (code, v) = s.api("LIST", "sys/version-history", None, t);
+    assert_eq!(code, 200, "{v}");
+    let keys = v["data"]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{v}");
+    let version = keys[0].as_str().unwrap();
+    assert!(
+        v["data"]["key_info"][version]["timestamp_installed"]
+            .as_str()
+            .unwrap()
+            .starts_with("20"),
+        "{v}"
+    );
+
+    // tresor debug: a tarball with the pieces.
+    let out = dir.path().join("bundle.tar.gz");
+    let o = run(Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args([
+            "debug",
+            "-duration=3s",
+            "-interval=1s",
+            &format!("-output={}", out.display()),
+        ])
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("HOME", &s.home));
+    assert_eq!(o.code, 0, "{o}");
+    let list = run(Command::new("tar").arg("tzf").arg(&out));
+    assert_eq!(list.code, 0, "{list}");
+    for f in [
+        "bundle/index.json",
+        "bundle/config.json",
+        "bundle/host_info.json",
+        "bundle/seal_status.json",
+        "bundle/metrics-0.json",
+        "bundle/metrics-0.prom",
+        "bundle/metrics-1.json",
+        "bundle/in_flight_req-0.json",
+        "bundle/server.log",
+    ] {
+        assert!(list.stdout.lines().any(|l| l == f), "{f} missing:\n{list}");
+    }
+    let x = dir.path().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    assert_eq!(
+        run(Command::new("tar").arg("xzf").arg(&out).arg("-C").arg(&x)).code,
+        0
+    );
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(x.join("bundle/metrics-0.json")).unwrap()).unwrap();
+    assert!(metrics["Samples"].as_array().is_some(), "{metrics}");
+    let prom = std::fs::read_to_string(x.join("bundle/metrics-0.prom")).unwrap();
+    assert!(
+        prom.contains("# TYPE vault_core_handle_request summary"),
+        "{prom}"
+    );
+    // Without a usable token, debug fails and says why.
+    let o = run(Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["debug", "-duration=1s"])
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", &limited)
+        .env("HOME", &s.home)
+        .current_dir(dir.path()));
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stderr.contains("403"), "{o}");
+}
