@@ -62,6 +62,8 @@ pub struct Field {
     pub description: &'static str,
     pub default: Option<Value>,
     pub required: bool,
+    /// The handler takes this field out of `req.data` itself (see [`Field::in_request`]).
+    pub in_request: bool,
 }
 
 impl Field {
@@ -72,6 +74,7 @@ impl Field {
             description,
             default: None,
             required: false,
+            in_request: false,
         }
     }
     pub fn default(mut self, v: Value) -> Self {
@@ -80,6 +83,14 @@ impl Field {
     }
     pub fn required(mut self) -> Self {
         self.required = true;
+        self
+    }
+    /// A large input (a batch of a thousand items) that the handler takes out of `req.data`
+    /// by value: parsing neither checks nor copies it, so it is in neither [`Fields`] nor
+    /// [`Fields::raw`], and the existence check's copy of the request leaves it out. It is
+    /// still a declared field (no "unrecognized parameters" warning; help and OpenAPI list it).
+    pub fn in_request(mut self) -> Self {
+        self.in_request = true;
         self
     }
 }
@@ -444,6 +455,11 @@ impl<B> Path<B> {
         self
     }
 
+    /// Whether `key` is a field the handler takes from `req.data` itself.
+    fn takes_in_request(&self, key: &str) -> bool {
+        self.fields.iter().any(|f| f.in_request && f.name == key)
+    }
+
     /// Parses captures and request data into typed fields. Unknown keys are kept in `raw`
     /// and reported back as a warning by the table.
     fn parse(
@@ -451,8 +467,16 @@ impl<B> Path<B> {
         caps: Vec<(&'static str, String)>,
         data: &Map<String, Value>,
     ) -> Result<(Fields, Vec<String>)> {
+        let raw = if self.fields.iter().any(|f| f.in_request) {
+            data.iter()
+                .filter(|(k, _)| !self.takes_in_request(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        } else {
+            data.clone()
+        };
         let mut out = Fields {
-            raw: data.clone(),
+            raw,
             declared: self.fields.iter().map(|f| f.name).collect(),
             ..Default::default()
         };
@@ -465,7 +489,7 @@ impl<B> Path<B> {
                 unknown.push(key.clone());
             }
         }
-        for f in &self.fields {
+        for f in self.fields.iter().filter(|f| !f.in_request) {
             let cap = caps
                 .iter()
                 .find(|(n, _)| *n == f.name)
@@ -597,7 +621,24 @@ impl<B: Send + Sync + 'static> Table<B> {
             return Ok(None);
         };
         let (fields, _) = path.parse(caps, &req.data)?;
-        check(backend, req.clone(), fields).await.map(Some)
+        let copy = if path.fields.iter().any(|f| f.in_request) {
+            Request {
+                operation: req.operation,
+                path: req.path.clone(),
+                data: fields.raw.clone(),
+                storage: req.storage.clone(),
+                mount: req.mount.clone(),
+                caller: req.caller.clone(),
+                secret: req.secret.clone(),
+                connection: req.connection.clone(),
+                headers: req.headers.clone(),
+                raw_body: req.raw_body.clone(),
+                deadline: req.deadline,
+            }
+        } else {
+            req.clone()
+        };
+        check(backend, copy, fields).await.map(Some)
     }
 
     /// Vault's `?help=1` answer for `path`.
@@ -816,6 +857,29 @@ mod tests {
             match_segments(&compile("data/{path:+}"), "data/a/", false),
             Some(vec![("path", "a/".to_string())])
         );
+    }
+
+    /// A field taken from the request by the handler is neither parsed nor copied into
+    /// `Fields` (its `raw` included), and is not reported as unrecognized.
+    #[test]
+    fn in_request_fields_are_left_in_the_request() {
+        let p = Path::<()>::new("encrypt/{name}")
+            .field(Field::new("plaintext", Kind::Str, ""))
+            .field(Field::new("batch_input", Kind::Raw, "").in_request());
+        let data = json!({"plaintext": "aGk=", "batch_input": [{"plaintext": "aGk="}], "x": 1});
+        let data = data.as_object().unwrap();
+        let (f, unknown) = p.parse(vec![("name", "k".into())], data).unwrap();
+        assert_eq!(unknown, vec!["x".to_string()]);
+        assert_eq!(f.str("plaintext"), Some("aGk="));
+        assert_eq!(f.value("batch_input"), None);
+        assert!(!f.raw.contains_key("batch_input"));
+        assert!(f.raw.contains_key("plaintext") && f.raw.contains_key("x"));
+        // Without the mark the same field is parsed and copied as before.
+        let q = Path::<()>::new("encrypt/{name}").field(Field::new("batch_input", Kind::Raw, ""));
+        let (g, unknown) = q.parse(vec![("name", "k".into())], data).unwrap();
+        assert_eq!(g.value("batch_input"), data.get("batch_input"));
+        assert!(g.raw.contains_key("batch_input"));
+        assert_eq!(unknown, vec!["plaintext".to_string(), "x".to_string()]);
     }
 
     #[test]

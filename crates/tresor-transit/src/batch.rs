@@ -2,9 +2,11 @@
 //! the way Vault does (a batch with failed items answers 400, or the caller's
 //! `partial_failure_response_code` when some items succeeded, with every result in the body).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
-use tresor_sdk::{RawResponse, Response, Result};
+use tresor_sdk::{RawResponse, Request, Response, Result};
 use zeroize::Zeroizing;
 
 use crate::util::{b64, bad, unb64, unb64_secret};
@@ -12,47 +14,44 @@ use crate::util::{b64, bad, unb64, unb64_secret};
 /// One item: its fields as sent.
 pub(crate) type Item = Map<String, Value>;
 
-/// The batch items, or `None` for a single-item request. A JSON string is accepted too (the
-/// CLI's `batch_input=@file.json`).
-pub(crate) fn items(f: &Fields) -> Result<Option<Vec<Item>>> {
-    let Some(v) = f.value("batch_input") else {
+/// The batch items, or `None` for a single-item request, taken out of the request (the field
+/// is declared `in_request`, so nothing copied them before). A JSON string is accepted too
+/// (the CLI's `batch_input=@file.json`).
+pub(crate) fn items(req: &mut Request) -> Result<Option<Vec<Item>>> {
+    let Some(v) = req.data.remove("batch_input") else {
         return Ok(None);
     };
-    let parsed;
     let v = match v {
         Value::Null => return Ok(None),
         Value::String(s) if s.trim().is_empty() => return Ok(None),
-        Value::String(s) => {
-            parsed = serde_json::from_str::<Value>(s)
-                .map_err(|e| bad(format!("batch_input is not a JSON list: {e}")))?;
-            &parsed
-        }
+        Value::String(s) => serde_json::from_str::<Value>(&s)
+            .map_err(|e| bad(format!("batch_input is not a JSON list: {e}")))?,
         other => other,
     };
-    let list = v
-        .as_array()
-        .ok_or_else(|| bad("batch_input must be a list of objects"))?;
+    let Value::Array(list) = v else {
+        return Err(bad("batch_input must be a list of objects"));
+    };
     if list.is_empty() {
         return Err(bad("missing batch input to process"));
     }
-    list.iter()
+    list.into_iter()
         .enumerate()
-        .map(|(i, x)| {
-            x.as_object()
-                .cloned()
-                .ok_or_else(|| bad(format!("batch_input item {i} is not an object")))
+        .map(|(i, x)| match x {
+            Value::Object(m) => Ok(m),
+            _ => Err(bad(format!("batch_input item {i} is not an object"))),
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
 
-/// A string field of an item (numbers and booleans as their text).
-pub(crate) fn string(item: &Item, key: &str) -> String {
+/// A string field of an item (numbers and booleans as their text), borrowed when it is a
+/// string.
+pub(crate) fn string<'a>(item: &'a Item, key: &str) -> Cow<'a, str> {
     match item.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Bool(b)) => b.to_string(),
-        _ => String::new(),
+        Some(Value::String(s)) => Cow::Borrowed(s),
+        Some(Value::Number(n)) => Cow::Owned(n.to_string()),
+        Some(Value::Bool(b)) => Cow::Owned(b.to_string()),
+        _ => Cow::Borrowed(""),
     }
 }
 
@@ -101,7 +100,6 @@ pub(crate) fn single(f: &Fields, keys: &[&str]) -> Item {
 
 /// One result of a batch: its fields, or the item's error.
 pub(crate) fn result(item: &Item, r: Result<Map<String, Value>>) -> (Value, bool) {
-    let reference = string(item, "reference");
     let (mut m, failed) = match r {
         Ok(m) => (m, false),
         Err(e) => {
@@ -110,8 +108,9 @@ pub(crate) fn result(item: &Item, r: Result<Map<String, Value>>) -> (Value, bool
             (m, true)
         }
     };
+    let reference = string(item, "reference");
     if !reference.is_empty() {
-        m.insert("reference".into(), json!(reference));
+        m.insert("reference".into(), Value::String(reference.into_owned()));
     }
     (Value::Object(m), failed)
 }

@@ -7,8 +7,9 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result, Storage};
 
 use crate::batch::{self, Item};
-use crate::crypto::{self, check_decrypt_version, encryption_version, parse_ciphertext};
+use crate::crypto::{self, Nonces, check_decrypt_version, encryption_version, parse_ciphertext};
 use crate::engine::{Engine, Key, check_name, mount_id};
+use crate::key::Version;
 use crate::keys::{is_create, new_key};
 use crate::util::bad;
 
@@ -55,17 +56,37 @@ fn require_aead(k: &Key, what: &str) -> Result<()> {
     Ok(())
 }
 
-async fn encrypt_item(k: &Key, s: &dyn Storage, item: &Item) -> Result<Map<String, Value>> {
+/// Encrypts one item. `last` keeps the version the previous item used, so a batch looks its
+/// key version up once.
+async fn encrypt_item(
+    k: &Key,
+    s: &dyn Storage,
+    item: &Item,
+    nonces: &mut Nonces,
+    last: &mut Option<Arc<Version>>,
+) -> Result<Map<String, Value>> {
     let plaintext = batch::secret_bytes(item, "plaintext")?;
     let context = batch::bytes(item, "context")?;
     let nonce = batch::bytes(item, "nonce")?;
     let aad = batch::bytes(item, "associated_data")?;
     let n = encryption_version(&k.policy, batch::int(item, "key_version")?)?;
-    let v = k.version(s, n).await?;
-    let ct = crypto::encrypt(&k.policy, k.kind, &v, &plaintext, &context, &nonce, &aad)?;
-    let mut m = Map::new();
-    m.insert("ciphertext".into(), json!(crypto::format_versioned(n, &ct)));
-    m.insert("key_version".into(), json!(n));
+    let v = match last {
+        Some(v) if v.number == n => v.clone(),
+        _ => {
+            let v = k.version(s, n).await?;
+            *last = Some(v.clone());
+            v
+        }
+    };
+    let ct = crypto::encrypt(
+        &k.policy, k.kind, &v, &plaintext, &context, &nonce, &aad, nonces,
+    )?;
+    let mut m = Map::with_capacity(3);
+    m.insert(
+        "ciphertext".into(),
+        Value::String(crypto::format_versioned(n, &ct)),
+    );
+    m.insert("key_version".into(), Value::from(n));
     Ok(m)
 }
 
@@ -104,12 +125,12 @@ const DECRYPT_FIELDS: &[&str] = &[
 ];
 
 impl Engine {
-    pub(crate) async fn encrypt(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+    pub(crate) async fn encrypt(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
         let name = f.string("name");
         check_name(&name)?;
+        let batch_items = batch::items(&mut req)?;
         let mount = mount_id(&req);
         let s = &*req.storage;
-        let batch_items = batch::items(&f)?;
         let is_batch = batch_items.is_some();
         if !is_batch && !f.raw.contains_key("plaintext") {
             return Err(bad("missing plaintext to encrypt"));
@@ -122,8 +143,11 @@ impl Engine {
         };
         require_aead(&key, "encryption")?;
         let mut results = Vec::with_capacity(items.len());
+        let mut nonces = Nonces::new(items.len());
+        let mut last = None;
         for item in &items {
-            results.push(batch::result(item, encrypt_item(&key, s, item).await));
+            let r = encrypt_item(&key, s, item, &mut nonces, &mut last).await;
+            results.push(batch::result(item, r));
         }
         answer(is_batch, results, &f)
     }
@@ -150,10 +174,10 @@ impl Engine {
         self.create(&mount, s, &name, &n).await
     }
 
-    pub(crate) async fn decrypt(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+    pub(crate) async fn decrypt(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
         let name = f.string("name");
+        let batch_items = batch::items(&mut req)?;
         let s = &*req.storage;
-        let batch_items = batch::items(&f)?;
         let is_batch = batch_items.is_some();
         let items = batch_items.unwrap_or_else(|| vec![batch::single(&f, DECRYPT_FIELDS)]);
         let key = self
@@ -172,10 +196,10 @@ impl Engine {
         answer(is_batch, results, &f)
     }
 
-    pub(crate) async fn rewrap(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+    pub(crate) async fn rewrap(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
         let name = f.string("name");
+        let batch_items = batch::items(&mut req)?;
         let s = &*req.storage;
-        let batch_items = batch::items(&f)?;
         let is_batch = batch_items.is_some();
         let items = batch_items.unwrap_or_else(|| {
             let mut fields = DECRYPT_FIELDS.to_vec();
@@ -187,12 +211,14 @@ impl Engine {
             .await?;
         require_aead(&key, "encryption")?;
         let mut results = Vec::with_capacity(items.len());
+        let mut nonces = Nonces::new(items.len());
+        let mut last = None;
         for item in &items {
             let r = async {
                 let pt = decrypt_item(&key, s, item).await?;
                 let mut again = item.clone();
                 again.insert("plaintext".into(), json!(batch::encode(&pt)));
-                encrypt_item(&key, s, &again).await
+                encrypt_item(&key, s, &again, &mut nonces, &mut last).await
             }
             .await;
             results.push(batch::result(item, r));
@@ -229,7 +255,7 @@ impl Engine {
         let data_key = crate::util::random(usize::try_from(bits / 8).unwrap_or(32))?;
         let mut item = batch::single(&f, &["context", "nonce", "key_version"]);
         item.insert("plaintext".into(), json!(batch::encode(&data_key)));
-        let mut m = encrypt_item(&key, s, &item).await?;
+        let mut m = encrypt_item(&key, s, &item, &mut Nonces::new(1), &mut None).await?;
         if with_plaintext {
             m.insert("plaintext".into(), json!(batch::encode(&data_key)));
         }

@@ -177,8 +177,9 @@ fn hmac_key<'a>(k: &Key, v: &'a crate::key::Version) -> &'a [u8] {
 }
 
 impl Engine {
-    pub(crate) async fn sign(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+    pub(crate) async fn sign(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
         let name = f.string("name");
+        let batch_items = batch::items(&mut req)?;
         let s = &*req.storage;
         let key = self
             .existing(&mount_id(&req), s, &name, "signing key not found")
@@ -191,7 +192,6 @@ impl Engine {
         }
         let o = sign_opts(&f)?;
         let version = encryption_version(&key.policy, f.int("key_version").unwrap_or(0))?;
-        let batch_items = batch::items(&f)?;
         let is_batch = batch_items.is_some();
         let items = batch_items.unwrap_or_else(|| vec![batch::single(&f, &["input", "context"])]);
         let mut results = Vec::with_capacity(items.len());
@@ -204,8 +204,9 @@ impl Engine {
         answer(is_batch, results, &f)
     }
 
-    pub(crate) async fn verify(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+    pub(crate) async fn verify(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
         let name = f.string("name");
+        let batch_items = batch::items(&mut req)?;
         let s = &*req.storage;
         let key = self
             .existing(
@@ -216,7 +217,6 @@ impl Engine {
             )
             .await?;
         let o = sign_opts(&f)?;
-        let batch_items = batch::items(&f)?;
         let is_batch = batch_items.is_some();
         let items = batch_items.unwrap_or_else(|| {
             vec![batch::single(
@@ -231,8 +231,9 @@ impl Engine {
         answer(is_batch, results, &f)
     }
 
-    pub(crate) async fn hmac(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+    pub(crate) async fn hmac(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
         let name = f.string("name");
+        let batch_items = batch::items(&mut req)?;
         let s = &*req.storage;
         let key = self
             .existing(&mount_id(&req), s, &name, "HMAC key not found")
@@ -240,7 +241,6 @@ impl Engine {
         let hash = Hash::parse(&hash_name(&f, &["algorithm"]))?;
         let n = encryption_version(&key.policy, f.int("key_version").unwrap_or(0))?;
         let v = key.version(s, n).await?;
-        let batch_items = batch::items(&f)?;
         let is_batch = batch_items.is_some();
         let items = batch_items.unwrap_or_else(|| vec![batch::single(&f, &["input"])]);
         let mut results = Vec::with_capacity(items.len());
