@@ -529,3 +529,56 @@ async fn the_rotation_interval_rotates_the_barrier_key() {
         before + 1
     );
 }
+
+/// The engine is handed the request's data by value only when nothing reads it again; with an
+/// audit device enabled both entries of a request still carry its data (HMAC'd), and the
+/// engine still gets it.
+#[tokio::test]
+async fn audited_requests_keep_their_data_in_both_entries() {
+    let (t, _) = core_with_leasing().await;
+    // Without a device: the engine gets the data (it is stored and read back).
+    t.ok(
+        Update,
+        "secret/data/before",
+        json!({"data": {"k": "before-audit-value"}}),
+        &t.root,
+    )
+    .await;
+    assert_eq!(
+        t.data(Read, "secret/data/before", json!({}), &t.root).await["data"]["k"],
+        "before-audit-value"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    t.ok(
+        Update,
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}}),
+        &t.root,
+    )
+    .await;
+    t.ok(
+        Update,
+        "secret/data/audited",
+        json!({"data": {"k": "audited-value"}}),
+        &t.root,
+    )
+    .await;
+    assert_eq!(
+        t.data(Read, "secret/data/audited", json!({}), &t.root).await["data"]["k"],
+        "audited-value"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let writes: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| {
+            l["request"]["path"] == "secret/data/audited" && l["request"]["operation"] != "read"
+        })
+        .collect();
+    assert_eq!(writes.len(), 2, "a request and a response entry: {text}");
+    for e in &writes {
+        let k = e["request"]["data"]["data"]["k"].as_str().unwrap_or_default();
+        assert!(k.starts_with("hmac-sha256:"), "request data in {e}");
+    }
+}
