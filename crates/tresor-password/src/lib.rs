@@ -15,6 +15,11 @@ use zeroize::Zeroizing;
 const MAX_LENGTH: usize = 4096;
 /// Candidates tried before a policy is declared too strict to satisfy by chance.
 const MAX_ATTEMPTS: usize = 100_000;
+/// The most work one generation may do, in characters drawn and checked against a rule:
+/// long passwords and many rules get fewer candidates, so a policy that is valid but almost
+/// never met by chance (4,000 of 4,096 characters from a one-letter rule) fails in a fraction
+/// of a second instead of keeping a worker busy for minutes.
+const MAX_WORK: usize = 4_000_000;
 
 /// One `rule "charset"` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,16 +35,13 @@ pub struct PasswordPolicy {
     pub rules: Vec<CharsetRule>,
     /// The union of the rules' charsets, each character once, in first-seen order.
     alphabet: Vec<char>,
+    /// Each rule's charset sorted, for binary search when a candidate is checked.
+    sorted: Vec<Vec<char>>,
 }
 
 fn dedup(chars: impl IntoIterator<Item = char>) -> Vec<char> {
-    let mut out: Vec<char> = Vec::new();
-    for c in chars {
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
-    out
+    let mut seen = std::collections::HashSet::new();
+    chars.into_iter().filter(|c| seen.insert(*c)).collect()
 }
 
 fn number(e: &hcl::Expression, what: &str) -> Result<usize, String> {
@@ -81,15 +83,34 @@ impl PasswordPolicy {
             ));
         }
         let alphabet = dedup(rules.iter().flat_map(|r| r.charset.iter().copied()));
+        let sorted = rules
+            .iter()
+            .map(|r| {
+                let mut v = r.charset.clone();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
         Ok(PasswordPolicy {
             length,
             rules,
             alphabet,
+            sorted,
         })
     }
 
     /// Parses Vault's HCL form.
     pub fn parse(text: &str) -> Result<Self, String> {
+        // The HCL parser backtracks exponentially through some deeply nested invalid text
+        // (docs/fuzzing.md): refuse it before parsing, as policies and configs do.
+        if let Some(at) = tresor_policy::hcl1::too_deep(text) {
+            let (line, column) = tresor_policy::hcl1::line_column(text, at);
+            return Err(format!(
+                "unable to parse policy: nested more than {} levels deep at line {line}, column {column}",
+                tresor_policy::hcl1::MAX_PARSE_NESTING
+            ));
+        }
         let body: hcl::Body =
             hcl::from_str(text).map_err(|e| format!("unable to parse policy: {e}"))?;
         let mut length = None;
@@ -150,16 +171,23 @@ impl PasswordPolicy {
     }
 
     fn satisfied(&self, candidate: &[char]) -> bool {
-        self.rules
-            .iter()
-            .all(|r| candidate.iter().filter(|c| r.charset.contains(c)).count() >= r.min_chars)
+        self.rules.iter().zip(&self.sorted).all(|(r, sorted)| {
+            r.min_chars == 0
+                || candidate
+                    .iter()
+                    .filter(|c| sorted.binary_search(c).is_ok())
+                    .count()
+                    >= r.min_chars
+        })
     }
 
     /// A fresh password.
     pub fn generate(&self) -> Result<Zeroizing<String>, String> {
         let rng = SystemRandom::new();
         let mut candidate = Zeroizing::new(Vec::with_capacity(self.length));
-        for _ in 0..MAX_ATTEMPTS {
+        let work = self.length.saturating_mul(1 + self.rules.len()).max(1);
+        let attempts = (MAX_WORK / work).clamp(1, MAX_ATTEMPTS);
+        for _ in 0..attempts {
             candidate.clear();
             for _ in 0..self.length {
                 candidate.push(self.alphabet[uniform(&rng, self.alphabet.len())?]);
@@ -268,6 +296,62 @@ rule "charset" {
             assert!(pw.chars().any(|c| c.is_ascii_digit()));
             assert!(pw.contains('-'));
         }
+    }
+
+    /// Found while writing the `database` fuzz target (issue 12): a valid policy that is almost
+    /// never met by chance made `generate` draw 100,000 candidates of 4,096 characters (about
+    /// 300 times this test's bounded run: minutes of CPU per request in a debug build); now the
+    /// work is bounded and it fails within about a second.
+    #[test]
+    fn a_policy_almost_never_met_fails_fast() {
+        let p = PasswordPolicy::parse(
+            "length = 4096\nrule \"charset\" {\n  charset = \"a\"\n  min-chars = 4000\n}\nrule \"charset\" {\n  charset = \"bcdefghijklmnopqrstuvwxyz\"\n  min-chars = 1\n}\n",
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        assert!(p.generate().is_err());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "took {:?}",
+            start.elapsed()
+        );
+        // A long policy that is easy to meet still generates.
+        let easy = PasswordPolicy::parse(
+            "length = 4096\nrule \"charset\" {\n  charset = \"abcdefghijklmnopqrstuvwxyz\"\n  min-chars = 1\n}\nrule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 100\n}\n",
+        )
+        .unwrap();
+        assert_eq!(easy.generate().unwrap().chars().count(), 4096);
+    }
+
+    /// The HCL parser once took minutes on 1 KiB of unclosed brackets (docs/fuzzing.md); a
+    /// policy nested deeper than Vault's ever are is refused before it is parsed.
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let text = format!("length = 20\nx = {}\n", "[{".repeat(300));
+        let start = std::time::Instant::now();
+        let e = PasswordPolicy::parse(&text).unwrap_err();
+        assert!(e.contains("nested more than"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// A charset of 200,000 distinct characters parses and generates in well under a second
+    /// of work (deduplicating and checking characters was quadratic in its size).
+    #[test]
+    fn a_huge_charset_is_not_quadratic() {
+        let charset: String = (0x4E00u32..0x4E00 + 200_000)
+            .filter_map(char::from_u32)
+            .collect();
+        let text = format!(
+            "length = 64\nrule \"charset\" {{\n  charset = \"{charset}\"\n  min-chars = 64\n}}\n"
+        );
+        let start = std::time::Instant::now();
+        let p = PasswordPolicy::parse(&text).unwrap();
+        assert_eq!(p.generate().unwrap().chars().count(), 64);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "took {:?}",
+            start.elapsed()
+        );
     }
 
     /// Each character of a charset comes up about equally often (no modulo bias).
