@@ -1,4 +1,4 @@
-//! What the fuzz targets share: an in-memory storage view, one tokio runtime, and a harness
+//! What the engine targets share: an in-memory storage view, one tokio runtime, and a harness
 //! that drives an engine through its public `LogicalBackend` (the same entry the core uses),
 //! each input on a fresh copy of storage that a setup step filled once.
 
@@ -165,7 +165,10 @@ pub fn obj(pairs: &[(&str, Value)]) -> Map<String, Value> {
 
 impl Engine {
     /// Mounts the engine and runs the setup writes, each of which must succeed.
-    pub fn new(make: fn() -> Arc<dyn LogicalBackend>, setup: &[(&str, Map<String, Value>)]) -> Self {
+    pub fn new(
+        make: fn() -> Arc<dyn LogicalBackend>,
+        setup: &[(&str, Map<String, Value>)],
+    ) -> Self {
         let ops: Vec<_> = setup
             .iter()
             .map(|(p, d)| (Operation::Update, *p, d.clone()))
@@ -197,10 +200,25 @@ impl Engine {
     }
 
     /// Like [`Engine::new`], reusing one engine for every input (see [`Engine::shared`]).
-    pub fn shared(make: fn() -> Arc<dyn LogicalBackend>, setup: &[(&str, Map<String, Value>)]) -> Self {
+    pub fn shared(
+        make: fn() -> Arc<dyn LogicalBackend>,
+        setup: &[(&str, Map<String, Value>)],
+    ) -> Self {
         let mut e = Self::new(make, setup);
         e.shared = Some(make());
         e
+    }
+
+    /// A fresh engine over a fresh copy of the set-up storage, for an input that makes several
+    /// requests which must see each other's writes.
+    pub fn session(&self) -> Session {
+        Session {
+            storage: Arc::new(MemStorage::from_snapshot(self.base.clone())),
+            backend: match &self.shared {
+                Some(b) => b.clone(),
+                None => (self.make)(),
+            },
+        }
     }
 
     /// Runs one request on a fresh engine and a fresh copy of the set-up storage.
@@ -220,5 +238,25 @@ impl Engine {
             let req = request(storage, op, path, data, raw_body);
             backend.handle(req).await
         })
+    }
+}
+
+/// One engine and one storage copy: requests made through it see each other's writes.
+pub struct Session {
+    storage: Arc<MemStorage>,
+    backend: Arc<dyn LogicalBackend>,
+}
+
+impl Session {
+    /// Runs one request.
+    pub fn call(
+        &self,
+        op: Operation,
+        path: &str,
+        data: Map<String, Value>,
+    ) -> tresor_sdk::Result<Option<Response>> {
+        let req = request(self.storage.clone(), op, path, data, None);
+        let backend = self.backend.clone();
+        RT.block_on(async move { backend.handle(req).await })
     }
 }

@@ -1,0 +1,4 @@
+//! The `agent_config` target: its body is `tresor_fuzz_targets::agent_config` (crates/tresor-fuzz-targets).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tresor_fuzz_targets::agent_config(data));
