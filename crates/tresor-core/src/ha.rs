@@ -839,7 +839,17 @@ async fn campaign(weak: Weak<Inner>, h: Arc<Ha>, mut stop: watch::Receiver<bool>
         {
             tracing::warn!(error = %e, "reloading as a standby failed");
         }
-        if matches!(end, End::SteppedDown) && !pause(&mut stop, h.cfg.step_down_wait).await {
+        // A node that stepped down waits `step_down_wait` before running again; one that lost
+        // its lock (its lease ran out: paused, partitioned, overloaded) waits a little too, so
+        // the healthy nodes already waiting take over rather than it winning the lock back.
+        let wait = match end {
+            End::SteppedDown => Some(h.cfg.step_down_wait),
+            End::Lost => Some(h.cfg.step_down_wait.min(Duration::from_secs(2))),
+            End::Sealed => None,
+        };
+        if let Some(d) = wait
+            && !pause(&mut stop, d).await
+        {
             return;
         }
     }
