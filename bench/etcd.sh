@@ -62,7 +62,7 @@ bench() { # PORT WORKLOAD -> ok/s
 }
 handled() { # PORT -> the active's vault.core.handle_request count (empty without metrics)
   curl -fs -H "X-Vault-Token: $root" "http://127.0.0.1:$1/v1/sys/metrics?format=prometheus" 2>/dev/null |
-    awk '/^vault_core_handle_request_count/ {print $2; exit}'
+    awk '/^vault_core_handle_request_count/ {print $2; exit}' || true
 }
 
 for _ in $(seq 50); do etcdctl --endpoints="${clients[0]}" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done

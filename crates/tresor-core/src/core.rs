@@ -629,6 +629,9 @@ impl Core {
     /// Loads the unsealed state behind an opened barrier and starts serving: at once without
     /// HA; with HA, as a standby that runs for leadership (`crate::ha`).
     async fn go_live(&self, barrier: Arc<Barrier>) -> Result<(), CoreError> {
+        // The storage's read cache (etcd) serves from here on: this server is the only writer,
+        // or (HA) it follows the change feed from a revision read before anything is loaded.
+        self.0.physical.set_cache_enabled(true);
         let Some(ha) = self.0.ha.clone() else {
             let u = self.setup(barrier).await?;
             *self.0.state.write() = Some(u.clone());
@@ -701,6 +704,8 @@ impl Core {
         // An active node releases the lock; nothing is written from here on.
         self.ha_stop();
         let u = self.0.state.write().take();
+        // Sealed, nothing follows other servers' writes: no cached reads until the next unseal.
+        self.0.physical.set_cache_enabled(false);
         *self.0.rekey.lock().await = None;
         *self.0.genroot.lock().await = None;
         if let Some(u) = u {

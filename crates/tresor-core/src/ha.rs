@@ -231,6 +231,15 @@ impl Backend for Gated {
     fn leader_lock(&self) -> Option<Arc<dyn LeaderLock>> {
         self.inner.leader_lock()
     }
+    fn invalidate_cache(&self, event: &tresor_physical::Event) {
+        self.inner.invalidate_cache(event);
+    }
+    fn clear_cache(&self) {
+        self.inner.clear_cache();
+    }
+    fn set_cache_enabled(&self, on: bool) {
+        self.inner.set_cache_enabled(on);
+    }
 }
 
 /// A node the active one heard from.
@@ -560,6 +569,19 @@ impl Core {
                 matches!(rel, "lookup-self" | "lookup" | "lookup-accessor")
                     && matches!(operation, Read | Update)
             }
+            // Per-node diagnostics: a standby's own metrics, host, requests and log levels
+            // (Prometheus scrapes every node); none of them writes to storage.
+            "system" => match operation {
+                Read => matches!(
+                    rel,
+                    "metrics" | "host-info" | "in-flight-req" | "monitor" | "config/state/sanitized"
+                ) || rel == "loggers"
+                    || rel.starts_with("loggers/"),
+                Update | tresor_sdk::Operation::Delete => {
+                    rel == "loggers" || rel.starts_with("loggers/")
+                }
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -682,6 +704,8 @@ impl Core {
     /// the requests that hold it have finished.
     pub(crate) async fn reload_all(&self) -> Result<Arc<Unsealed>, CoreError> {
         let old = self.unsealed()?;
+        // Promotion, step-down or a lost feed: read everything from the store itself.
+        self.0.physical.clear_cache();
         old.barrier.reload_keyring().await?;
         let new = self.setup(old.barrier.clone()).await?;
         {
@@ -901,6 +925,10 @@ async fn follow(weak: Weak<Inner>, h: Arc<Ha>, mut stop: watch::Receiver<bool>, 
             let first = match next {
                 Some(Ok(e)) => e,
                 Some(Err(PhysicalError::Lagged { resume_from })) => {
+                    // Changes were skipped: nothing cached can be trusted.
+                    if let Some(core) = upgrade(&weak) {
+                        core.0.physical.clear_cache();
+                    }
                     from = resume_from;
                     break;
                 }
@@ -930,6 +958,11 @@ async fn follow(weak: Weak<Inner>, h: Arc<Ha>, mut stop: watch::Receiver<bool>, 
                 }
             }
             let Some(core) = upgrade(&weak) else { return };
+            // The storage's read cache first (every role: another server may have written),
+            // then the caches above it.
+            for e in &batch {
+                core.0.physical.invalidate_cache(e);
+            }
             if h.role() != HaRole::Active {
                 for e in &batch {
                     core.apply_event(e).await;
@@ -941,6 +974,9 @@ async fn follow(weak: Weak<Inner>, h: Arc<Ha>, mut stop: watch::Receiver<bool>, 
             h.applied(from);
             match tail {
                 Some(PhysicalError::Lagged { resume_from }) => {
+                    if let Some(core) = upgrade(&weak) {
+                        core.0.physical.clear_cache();
+                    }
                     from = resume_from;
                     break;
                 }

@@ -58,6 +58,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cache;
 pub mod conformance;
 mod embedded;
 mod etcd;
@@ -67,6 +68,7 @@ mod lock;
 pub mod testing;
 mod txn;
 
+pub use cache::{CachedBackend, DEFAULT_CACHE_SIZE};
 pub use embedded::EmbeddedBackend;
 pub use etcd::{
     CHUNK_SIZE, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_RECEIVE_SIZE, DEFAULT_PATH,
@@ -262,6 +264,14 @@ pub trait Backend: Send + Sync + 'static {
     fn leader_lock(&self) -> Option<Arc<dyn LeaderLock>> {
         None
     }
+    /// A change made elsewhere (another server, seen on the change feed): a caching backend
+    /// drops what it holds for it; wrappers pass it on. Nothing to do for the others.
+    fn invalidate_cache(&self, _event: &Event) {}
+    /// Drops every cached value (the change feed lost events, or the node reloads).
+    fn clear_cache(&self) {}
+    /// Turns a read cache on (unsealed: this server writes, or follows the change feed) or off
+    /// and empty (sealed: nothing tells it about other servers' writes then).
+    fn set_cache_enabled(&self, _on: bool) {}
 }
 
 /// Keys are UTF-8 paths without NUL and not starting with `/`.

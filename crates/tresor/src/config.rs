@@ -4,7 +4,7 @@
 //! honour (`seal "awskms"`, `ha_storage`, raft clustering, `telemetry`, an
 //! unknown key, ...) stops the server with a message naming it, so that no operator believes
 //! they have auto-unseal, HA or metrics they do not have. Keys whose absence changes nothing
-//! an operator relies on (`disable_cache`, `plugin_directory`, ...) are accepted with a
+//! an operator relies on (`plugin_directory`, `disable_clustering`, ...) are accepted with a
 //! warning naming them ([`IGNORED_KEYS`]). The same rule holds inside a listener for keys that
 //! would widen access (`chroot_namespace`, `proxy_protocol_behavior = "deny_unauthorized"`) or
 //! harden TLS (issue 10, finding 11). Bad values are errors that name the key. docs/compat.md
@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub default_lease_ttl: Duration,
     pub max_lease_ttl: Duration,
     pub disable_mlock: bool,
+    /// `disable_cache`: no read cache in front of a remote store (etcd).
+    pub disable_cache: bool,
+    /// `cache_size`: entries the read cache of a remote store holds (Vault's default 131072).
+    pub cache_size: usize,
     /// Serve the web UI under `/ui/` (docs/ui.md); `-dev` always does.
     pub ui: bool,
     pub log_level: String,
@@ -83,6 +87,8 @@ impl Default for ServerConfig {
             default_lease_ttl: d,
             max_lease_ttl: d,
             disable_mlock: false,
+            disable_cache: false,
+            cache_size: tresor_physical::DEFAULT_CACHE_SIZE,
             ui: false,
             log_level: "info".into(),
             log_format: "standard".into(),
@@ -268,8 +274,6 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 /// an operator relies on (who may reach the server, where data or keys live, what is kept)
 /// depends on them. Each is reported as a warning naming it.
 pub const IGNORED_KEYS: &[(&str, &str)] = &[
-    ("disable_cache", "the storage has no read cache to turn off"),
-    ("cache_size", "the storage has no read cache to size"),
     ("plugin_directory", "Tresor runs no external plugins"),
     ("plugin_file_uid", "Tresor runs no external plugins"),
     ("plugin_file_permissions", "Tresor runs no external plugins"),
@@ -537,6 +541,8 @@ impl ServerConfig {
                     self.max_request_duration = later.max_request_duration
                 }
                 "disable_mlock" => self.disable_mlock = later.disable_mlock,
+                "disable_cache" => self.disable_cache = later.disable_cache,
+                "cache_size" => self.cache_size = later.cache_size,
                 "ui" => self.ui = later.ui,
                 "log_level" => self.log_level = later.log_level.clone(),
                 "log_format" => self.log_format = later.log_format.clone(),
@@ -654,6 +660,17 @@ fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
                 c.max_request_duration = (!d.is_zero()).then_some(d);
             }
             "disable_mlock" => c.disable_mlock = as_bool(v, key)?,
+            "disable_cache" => c.disable_cache = as_bool(v, key)?,
+            "cache_size" => {
+                c.cache_size = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .filter(|n| *n > 0 && *n <= 1 << 26)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| {
+                        anyhow!("{key}: expected a number of entries from 1 to 67108864, got {v}")
+                    })?
+            }
             "telemetry" => c.telemetry = telemetry(v, &mut c.warnings)?,
             "log_file" => {
                 let p = as_str(v, key)?;
@@ -1062,11 +1079,19 @@ mod tests {
         assert_eq!(c.listeners[1].tls.as_ref().unwrap().min_version, "tls13");
         assert_eq!(c.default_lease_ttl, Duration::from_secs(3600));
         assert!(c.disable_mlock && c.ui);
+        // Honoured now (the read cache in front of etcd), so not warned about.
+        assert!(c.disable_cache);
         assert!(
-            c.warnings.iter().any(|w| w.contains("disable_cache")),
+            !c.warnings.iter().any(|w| w.contains("disable_cache")),
             "{:?}",
             c.warnings
         );
+        let sized = with_base("cache_size = 1000").unwrap();
+        assert_eq!((sized.cache_size, sized.disable_cache), (1000, false));
+        for bad in ["cache_size = 0", "cache_size = \"many\""] {
+            let e = with_base(bad).unwrap_err().to_string();
+            assert!(e.contains("cache_size"), "{e}");
+        }
     }
 
     fn with_base(extra: &str) -> Result<ServerConfig> {

@@ -249,17 +249,26 @@ async fn serve(
             EmbeddedBackend::open(dir)
                 .with_context(|| format!("opening storage at {}", dir.display()))?,
         ),
-        StorageConfig::Etcd(e) => Arc::new(
-            tresor_physical::EtcdBackend::connect(e.as_ref().clone())
-                .await
-                .with_context(|| {
-                    format!(
-                        "storage \"etcd\": connecting to {} (path {:?})",
-                        e.endpoints.join(","),
-                        e.path
-                    )
-                })?,
-        ),
+        StorageConfig::Etcd(e) => {
+            let etcd: Arc<dyn Backend> = Arc::new(
+                tresor_physical::EtcdBackend::connect(e.as_ref().clone())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "storage \"etcd\": connecting to {} (path {:?})",
+                            e.endpoints.join(","),
+                            e.path
+                        )
+                    })?,
+            );
+            // Vault's physical read cache: every read would otherwise be a round trip to
+            // etcd's quorum. Writes through it and the HA change feed keep it current.
+            if cfg.disable_cache {
+                etcd
+            } else {
+                Arc::new(tresor_physical::CachedBackend::new(etcd, cfg.cache_size))
+            }
+        }
     };
     let mut core_config = CoreConfig {
         default_lease_ttl: cfg.default_lease_ttl,

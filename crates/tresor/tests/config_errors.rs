@@ -178,7 +178,7 @@ listener "tcp" {{ address = "127.0.0.1:{port}" tls_disable = true proxy_protocol
 seal "shamir" {{}}
 
 ui                = true
-disable_cache     = true
+plugin_directory  = "/usr/lib/vault/plugins"
 disable_mlock     = true
 pid_file          = "tresor.pid"
 api_addr          = "http://127.0.0.1:{port}"
@@ -191,7 +191,7 @@ max_lease_ttl     = "768h"
     assert_eq!(code, 501, "{v}");
     let log = s.log();
     // `ui` is honoured now (the web UI), so it is not warned about.
-    for key in ["disable_cache", "proxy_protocol_behavior", "node_id"] {
+    for key in ["plugin_directory", "proxy_protocol_behavior", "node_id"] {
         assert!(log.contains(key), "no warning naming {key:?}:\n{log}");
     }
     assert!(

@@ -87,7 +87,7 @@ type Way = (
 );
 
 /// A harmless ignored key, so that start-up logs a warning naming it.
-const WARN: &str = "disable_cache = true";
+const WARN: &str = "plugin_directory = \"/usr/lib/vault/plugins\"";
 
 #[test]
 fn json_logs_from_config_flag_and_variable() {
@@ -120,9 +120,9 @@ fn json_logs_from_config_flag_and_variable() {
             .find(|l| {
                 l["@message"]
                     .as_str()
-                    .is_some_and(|m| m.contains("disable_cache"))
+                    .is_some_and(|m| m.contains("plugin_directory"))
             })
-            .unwrap_or_else(|| panic!("no warning naming disable_cache:\n{text}"));
+            .unwrap_or_else(|| panic!("no warning naming plugin_directory:\n{text}"));
         assert_eq!(warning["@level"], "warn", "{warning}");
         assert!(
             lines.iter().any(|l| l["@message"]
@@ -171,7 +171,7 @@ fn standard_logs_have_no_colour_off_a_terminal_and_levels_apply() {
     let port = free_port();
     let p = start(tmp.path(), &plain_config(port, WARN), &[], &[]);
     let text = p.stderr();
-    assert!(text.contains("disable_cache"), "{text}");
+    assert!(text.contains("plugin_directory"), "{text}");
     assert!(
         !text.contains('\u{1b}'),
         "escape codes in a log that is not a terminal:\n{text:?}"
@@ -200,7 +200,7 @@ fn standard_logs_have_no_colour_off_a_terminal_and_levels_apply() {
         );
         let text = p.stderr();
         assert_eq!(
-            text.contains("disable_cache"),
+            text.contains("plugin_directory"),
             shown,
             "{extra} {args:?} {env:?}:\n{text}"
         );
