@@ -1135,7 +1135,10 @@ mod tests {
             ),
             (
                 "telemetry {\n  prometheus_retention = \"1h\"\n}",
-                &["telemetry.prometheus_retention: not supported", "unknown telemetry key"],
+                &[
+                    "telemetry.prometheus_retention: not supported",
+                    "unknown telemetry key",
+                ],
             ),
             (
                 "service_registration \"consul\" {\n  address = \"x\"\n}",

@@ -103,9 +103,8 @@ fn snapshot_cli(s: &Server, token: Option<&str>, args: &[&str]) -> common::Out {
 fn snapshots_move_between_etcd_and_the_embedded_store() {
     let etcd = EtcdCluster::start(3).expect("etcd cluster");
     let plain = |port: u16| common::plain_config(port, "");
-    let on_etcd = |port: u16, path: &str| {
-        config(port, &etcd.address()).replace("/tresor-e2e/", path)
-    };
+    let on_etcd =
+        |port: u16, path: &str| config(port, &etcd.address()).replace("/tresor-e2e/", path);
     let mut secrets = Vec::new();
     for (from_etcd, value) in [(true, "from-etcd"), (false, "from-embedded")] {
         let (tmp_a, tmp_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -142,11 +141,20 @@ fn snapshots_move_between_etcd_and_the_embedded_store() {
         snapshot_cli(&b, None, &["operator", "snapshot", "restore", "s.snap"])
             .expect(0, "restore into an uninitialised server");
         let status = b.seal_status();
-        assert_eq!(status["storage_type"], if from_etcd { "embedded" } else { "etcd" }, "{status}");
+        assert_eq!(
+            status["storage_type"],
+            if from_etcd { "embedded" } else { "etcd" },
+            "{status}"
+        );
         b.unseal(&[&key]);
         let (code, v) = b.api("GET", "secret/data/app", None, Some(&root));
         assert_eq!(code, 200, "{v}");
-        secrets.push(v["data"]["data"]["v"].as_str().unwrap_or_default().to_owned());
+        secrets.push(
+            v["data"]["data"]["v"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     assert_eq!(secrets, ["from-etcd", "from-embedded"]);
 }
