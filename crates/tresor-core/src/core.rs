@@ -703,6 +703,13 @@ impl Core {
     pub async fn seal(&self) -> Result<(), CoreError> {
         // An active node releases the lock; nothing is written from here on.
         self.ha_stop();
+        self.seal_state().await
+    }
+
+    /// [`Core::seal`] without giving up leadership: a HA active node restoring a snapshot
+    /// stays the one writer (its writes fenced by the lock) until the store is replaced, then
+    /// calls `ha_stop` itself.
+    pub(crate) async fn seal_state(&self) -> Result<(), CoreError> {
         let u = self.0.state.write().take();
         // Sealed, nothing follows other servers' writes: no cached reads until the next unseal.
         self.0.physical.set_cache_enabled(false);

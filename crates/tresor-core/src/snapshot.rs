@@ -669,6 +669,12 @@ impl Core {
         let summary = restored(&p, &cfg, tag_ok);
         drop(p);
         drop(u);
+        // A HA active node keeps the lock (and so its fenced right to write) until the store
+        // is replaced; the standbys follow the restore on the change feed, and one of them
+        // takes over when this node lets go.
+        let ha_active = self
+            .ha()
+            .is_some_and(|h| h.role() == crate::ha::HaRole::Active);
         let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
         let core = self.clone();
@@ -683,6 +689,9 @@ impl Core {
                 Ok((p, _)) => replace_store(&*core.0.physical, &p).await,
                 Err(e) => Err(e),
             };
+            if ha_active {
+                core.ha_stop();
+            }
             match result {
                 Ok(deleted) => {
                     core.cache_seal_config(cfg);
@@ -697,7 +706,11 @@ impl Core {
         locked_rx
             .await
             .map_err(|_| CoreError::Internal("snapshot restore task ended early".into()))?;
-        self.seal().await?;
+        if ha_active {
+            self.seal_state().await?;
+        } else {
+            self.seal().await?;
+        }
         let _ = go_tx.send(());
         tracing::info!(cluster_id = %summary.cluster_id, entries = summary.entries, "restoring a snapshot: the server is sealed");
         Ok(summary)
