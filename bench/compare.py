@@ -159,7 +159,12 @@ RATIO_TARGETS = {"sys-health": 1.5, "kv-read-non-root": 5.0, "kv-write": 5.0, "t
                  "transit-encrypt": 3.0, "transit-encrypt-batch": 3.0,
                  "transit-sign-ed25519": 3.0, "ssh-sign": 3.0,
                  # issue 14
-                 "jwt-login": 5.0}
+                 "jwt-login": 5.0,
+                 # issue 16 (against the same PostgreSQL)
+                 "database-creds": 2.0}
+# Issue 16: revoking 1,000 database leases by prefix at least twice as fast as OpenBao.
+REVOKE_ROW = "database-revoke-prefix"
+REVOKE_SPEEDUP_TARGET = 2.0
 # Issue 5: RSA-2048 issuance is bound by key generation; Tresor's rate against aws-lc-rs's own
 # RSA-2048 key-generation rate on every core, measured in the same run.
 RSA_KEYGEN_SHARE_TARGET = 0.85
@@ -243,7 +248,11 @@ def cmd_report(work, out_md):
     bao_label = settings["bao_label"]
     tresor_label = settings["tresor_label"]
     rows = []
+    revoke = None
     for name in meta["workloads"]:
+        if name == REVOKE_ROW:
+            revoke = {k: load(os.path.join(work, f"{k}-{name}.json")) for k in ("bao", "tresor")}
+            continue
         b = load(os.path.join(work, f"bao-{name}.json"))
         t = load(os.path.join(work, f"tresor-{name}.json"))
         bw, tw = b["workloads"][0], t["workloads"][0]
@@ -310,6 +319,25 @@ def cmd_report(work, out_md):
             f"{fmt_ms(bw['latency_ms']['p50'])} / {fmt_ms(bw['latency_ms']['p99'])} | "
             f"{fmt_ms(tw['latency_ms']['p50'])} / {fmt_ms(tw['latency_ms']['p99'])} | "
             f"{bw['errors']} / {tw['errors']} |")
+    if revoke:
+        b, t = revoke["bao"], revoke["tresor"]
+        speedup = b["revoke_seconds"] / t["revoke_seconds"] if t["revoke_seconds"] > 0 else float("inf")
+        add("")
+        add("## Revoking database leases by prefix (issue 16)")
+        add("")
+        add(f"Each server: a `database` mount on the same PostgreSQL, {t['count']:,} credentials "
+            "made from one role (16 at a time), then one `PUT sys/leases/revoke-prefix/<mount>/creds/bench`, "
+            "timed until it answers (every lease revoked, every user dropped). Speed-up = OpenBao's "
+            "time ÷ Tresor's; the users left are counted in `pg_roles` after the call.")
+        add("")
+        add("| server | leases | time to make them | revoke-prefix | users left after | leases left after |")
+        add("|---|---:|---:|---:|---:|---:|")
+        for label, r in ((bao_label, b), (tresor_label, t)):
+            add(f"| {label} | {r['distinct_leases']:,} | {r['issue_seconds']:.2f} s | "
+                f"{r['revoke_seconds']:.2f} s | {r['users_left']} | {r['leases_left']} |")
+        add("")
+        add(f"Target (issue 16): revoke-prefix at least {REVOKE_SPEEDUP_TARGET:g}× faster than OpenBao: "
+            f"{speedup:.2f}×, {'met' if speedup >= REVOKE_SPEEDUP_TARGET else 'not met'}.")
     errs = [(srv, name, w) for name, bw, tw, _ in rows for srv, w in (("OpenBao", bw), ("Tresor", tw)) if w["errors"]]
     if errs:
         add("")
@@ -500,6 +528,76 @@ def cmd_cpu(pid):
     print((int(rest[11]) + int(rest[12])) / ticks)
 
 
+def cmd_revoke_prefix(addr, token_file, conn_json, count, out_json):
+    """Issue 16: makes `count` database credentials (each a user on the database and a lease),
+    then times one `PUT sys/leases/revoke-prefix/<mount>/creds/bench`, which answers when every
+    lease is revoked and every user dropped. `conn_json` holds connection_url, username,
+    password and a `psql` list (argv prefix) that counts the users left on the database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = open(token_file).read().strip()
+    conn = json.load(open(conn_json))
+    count = int(count)
+    mount = f"bench-revoke-{os.getpid()}"
+
+    def ok(method, path, body=None, timeout=60.0):
+        status, r = http(method, f"{addr}/v1/{path}", body, token, timeout=timeout)
+        if status >= 300:
+            sys.exit(f"revoke-prefix: {method} {path} answered {status}: {r}")
+        return r
+
+    ok("POST", f"sys/mounts/{mount}", {"type": "database"})
+    ok("POST", f"{mount}/config/bench", {
+        "plugin_name": "postgresql-database-plugin",
+        "connection_url": conn["connection_url"],
+        "username": conn["username"],
+        "password": conn["password"],
+        "allowed_roles": ["bench"],
+        "verify_connection": True,
+    })
+    ok("POST", f"{mount}/roles/bench", {
+        "db_name": "bench",
+        "creation_statements": [
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
+            "GRANT pg_read_all_data TO \"{{name}}\"",
+        ],
+        "default_ttl": "1h",
+        "max_ttl": "24h",
+    })
+
+    def users():
+        out = subprocess.run(conn["psql"] + ["SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'"],
+                             capture_output=True, text=True, check=True)
+        return int(out.stdout.strip())
+
+    before_users = users()
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        leases = list(pool.map(lambda _: ok("GET", f"{mount}/creds/bench")["lease_id"], range(count)))
+    issue_seconds = time.monotonic() - started
+    made = users() - before_users
+    started = time.monotonic()
+    ok("PUT", f"sys/leases/revoke-prefix/{mount}/creds/bench", timeout=600.0)
+    revoke_seconds = time.monotonic() - started
+    left_leases = None
+    st, r = http("LIST", f"{addr}/v1/sys/leases/lookup/{mount}/creds/bench/", None, token, timeout=60)
+    if st == 200 and r:
+        left_leases = len((r.get("data") or {}).get("keys") or [])
+    elif st == 404:
+        left_leases = 0
+    left_users = users() - before_users
+    ok("DELETE", f"sys/mounts/{mount}", timeout=600.0)
+    json.dump({
+        "count": count,
+        "distinct_leases": len(set(leases)),
+        "users_made": made,
+        "issue_seconds": issue_seconds,
+        "revoke_seconds": revoke_seconds,
+        "leases_left": left_leases,
+        "users_left": left_users,
+    }, open(out_json, "w"))
+
+
 def main():
     cmd, *args = sys.argv[1:]
     {
@@ -511,6 +609,7 @@ def main():
         "dev-start": cmd_dev_start,
         "free-port": lambda: print(free_port()),
         "report": cmd_report,
+        "revoke-prefix": cmd_revoke_prefix,
     }[cmd](*args)
 
 

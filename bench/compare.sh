@@ -58,6 +58,10 @@ WORKLOADS=(
   "transit-sign-ed25519|-workload=transit-sign"
   "ssh-sign|-workload=ssh-sign"
   "jwt-login|-workload=jwt-login"
+  # issue 16: both servers against one PostgreSQL started for the run (@WORK@: the run's
+  # directory); the revoke row makes 1,000 credentials and times one revoke-prefix call
+  "database-creds|-config=@WORK@/database-creds.hcl"
+  "database-revoke-prefix|revoke-prefix 1000"
 )
 
 # ONLY="approle-login userpass-login" runs just those rows (labels as above).
@@ -72,8 +76,14 @@ if [[ -n "${ONLY:-}" ]]; then
 fi
 PIDS=()
 WORK=$(mktemp -d /tmp/tresor-compare.XXXXXX)
+PGDIR=
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 cleanup() {
   local pid
+  if [ -n "$PGDIR" ] && [ -f "$PGDIR/pg/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDIR/pg" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  [ -z "$PGDIR" ] || rm -rf "$PGDIR"
   for pid in "${PIDS[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
@@ -200,6 +210,37 @@ sleep 2 # let both settle after unseal before reading idle memory
 echo "bao.idle=$($HELPER rss "$BAO_PID")" >>"$WORK/rss.txt"
 echo "tresor.idle=$($HELPER rss "$TRESOR_PID")" >>"$WORK/rss.txt"
 
+# --- PostgreSQL for the database rows (issue 16) ---------------------------------------------
+if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^database-'; then
+  # Its own directory: the postgres user cannot enter $WORK (0700, root's).
+  PGDIR=$(mktemp -d /tmp/tresor-compare-pg.XXXXXX)
+  PG_PORT=$($HELPER free-port)
+  echo pw >"$PGDIR/pw"
+  chown -R postgres "$PGDIR"
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT for the database rows"
+  record runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDIR/pg" -U admin --pwfile="$PGDIR/pw" \
+    --auth-local=trust --auth-host=scram-sha-256 --no-sync >/dev/null
+  record runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDIR/pg" -l "$PGDIR/pg.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGDIR -c max_connections=200" start >/dev/null
+  PG_URL="postgresql://{{username}}:{{password}}@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
+  cat >"$WORK/database-creds.hcl" <<EOF
+test "database-creds" "database-creds" {
+  config {
+    connection_url = "$PG_URL"
+    username       = "admin"
+    password       = "pw"
+  }
+}
+EOF
+  python3 - "$WORK/pg.json" "$PG_URL" "$PG_BIN" "$PGDIR" "$PG_PORT" <<'PY'
+import json, sys
+out, url, pg_bin, pgdir, port = sys.argv[1:]
+json.dump({"connection_url": url, "username": "admin", "password": "pw",
+           "psql": [f"{pg_bin}/psql", "-X", "-h", pgdir, "-p", port, "-U", "admin", "-d", "postgres", "-tAc"]},
+          open(out, "w"))
+PY
+fi
+
 # --- The workloads, each against OpenBao then Tresor -----------------------------------------
 # aws-lc-rs's own RSA-2048 key-generation rate on every core, while both servers sit idle.
 keygen() {
@@ -216,9 +257,16 @@ for entry in "${WORKLOADS[@]}"; do
     read -r duration warmup <<<"${rest#*|}"
     rest=${rest%%|*}
   fi
+  rest=${rest//@WORK@/$WORK}
   read -r -a flags <<<"$rest"
   for server in bao tresor; do
     if [ "$server" = bao ]; then addr=$BAO_ADDR; else addr=$TRESOR_ADDR; fi
+    if [ "${flags[0]}" = revoke-prefix ]; then
+      log "$label against $server (${flags[1]} credentials, then one revoke-prefix)"
+      printf '%s\n' "$HELPER revoke-prefix $addr <$server root token> <PostgreSQL 127.0.0.1:$PG_PORT> ${flags[1]}" >>"$WORK/commands.txt"
+      $HELPER revoke-prefix "$addr" "$WORK/$server.token" "$WORK/pg.json" "${flags[1]}" "$WORK/$server-$label.json"
+      continue
+    fi
     if [ "$label" = pki-issue-rsa ] && [ "$server" = tresor ]; then
       log "RSA-2048 key generation with aws-lc-rs on $NPROC threads (before Tresor's RSA run)"
       keygen before

@@ -7,13 +7,14 @@
 //! ready [`Workload`]. The runner then asks the workload for one request at a time and, at the
 //! end, calls its `cleanup`, which removes everything `setup` created.
 //!
-//! Adding an engine's workload (`database-creds`, `jwt-login`, ...) is one module with a
-//! config struct, a setup function and a [`Workload`] impl, plus one entry here. Until then
-//! those names are unknown workloads and rejected with the list of known ones. The login
+//! Adding an engine's workload is one module with a config struct, a setup function and a
+//! [`Workload`] impl, plus one entry here; unknown names are rejected with the list of known
+//! ones. The login
 //! workloads (`userpass-login`, `approle-login`) share [`auth`]'s mount and request helpers.
 
 mod approle;
 mod auth;
+mod database;
 mod engine_ops;
 mod kv;
 mod pki;
@@ -114,6 +115,7 @@ pub static REGISTRY: &[Kind] = &[
     engine_ops::TRANSIT_SIGN,
     engine_ops::SSH_SIGN,
     engine_ops::JWT_LOGIN,
+    database::CREDS,
 ];
 
 /// Finds a workload by name or vault-benchmark alias.
@@ -205,10 +207,7 @@ mod tests {
         assert_eq!(lookup("approle_auth").unwrap().name, "approle-login");
         assert_eq!(lookup("transit_encrypt").unwrap().name, "transit-encrypt");
         assert_eq!(lookup("ssh_sign").unwrap().name, "ssh-sign");
-        assert!(
-            lookup("database-creds").is_none(),
-            "database-creds is not written yet"
-        );
+        assert_eq!(lookup("postgresql_secret").unwrap().name, "database-creds");
         assert!(lookup("").is_none());
     }
 
