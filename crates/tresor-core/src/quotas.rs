@@ -195,8 +195,9 @@ impl Limiter {
         &self.shards[(h as usize) % SHARDS]
     }
 
-    /// Takes a token for `client`, or says why not.
-    fn take(&self, client: &str, now: Instant) -> (bool, RateHeaders) {
+    /// Takes a token for `client`, or says why not; the response headers' values only when
+    /// `want_headers` (they read the wall clock).
+    fn take(&self, client: &str, now: Instant, want_headers: bool) -> (bool, Option<RateHeaders>) {
         let mut shard = self.shard(client).lock();
         if shard.len() > 100_000 {
             // Forget clients whose buckets are full again (they are as good as new).
@@ -207,20 +208,31 @@ impl Limiter {
                     || b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec < full
             });
         }
-        let b = shard.entry(client.to_owned()).or_insert(Bucket {
-            tokens: self.capacity,
-            at: now,
-            blocked_until: None,
-        });
+        // A known client's bucket is found without allocating its key.
+        if !shard.contains_key(client) {
+            shard.insert(
+                client.to_owned(),
+                Bucket {
+                    tokens: self.capacity,
+                    at: now,
+                    blocked_until: None,
+                },
+            );
+        }
+        let Some(b) = shard.get_mut(client) else {
+            return (true, None);
+        };
         b.tokens =
             (b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_sec).min(self.capacity);
         b.at = now;
-        let unix = crate::tokens::now();
-        let headers = |b: &Bucket, retry: f64| RateHeaders {
-            limit: self.q.rate.round() as u64,
-            remaining: b.tokens.max(0.0).floor() as u64,
-            reset: unix + ((self.capacity - b.tokens).max(0.0) / self.per_sec).ceil() as i64,
-            retry_after: retry.ceil().max(1.0) as u64,
+        let headers = |b: &Bucket, retry: f64| {
+            want_headers.then(|| RateHeaders {
+                limit: self.q.rate.round() as u64,
+                remaining: b.tokens.max(0.0).floor() as u64,
+                reset: crate::tokens::now()
+                    + ((self.capacity - b.tokens).max(0.0) / self.per_sec).ceil() as i64,
+                retry_after: retry.ceil().max(1.0) as u64,
+            })
         };
         if let Some(until) = b.blocked_until {
             if until > now {
@@ -398,19 +410,21 @@ impl QuotaStore {
             if !l.q.role.is_empty() && role != Some(l.q.role.as_str()) {
                 continue;
             }
-            let (ok, h) = l.take(client, now);
+            let (ok, h) = l.take(client, now, headers_on);
             if !ok {
                 l.violations.inc();
                 return RateDecision::Refused(
                     format!("request path {path:?}: rate limit quota exceeded"),
-                    headers_on.then_some(h),
+                    h,
                 );
             }
-            if tightest.is_none_or(|t| h.remaining < t.remaining) {
+            if let Some(h) = h
+                && tightest.is_none_or(|t| h.remaining < t.remaining)
+            {
                 tightest = Some(h);
             }
         }
-        RateDecision::Allowed(if headers_on { tightest } else { None })
+        RateDecision::Allowed(tightest)
     }
 
     /// Before a lease is created for a secret read at `path`: refuses it (429, Vault's
@@ -502,28 +516,31 @@ mod tests {
     fn token_bucket_refills_and_is_per_client() {
         let l = quota(10.0, None, 0.0);
         let t0 = Instant::now();
-        let passed = (0..50).filter(|_| l.take("1.2.3.4", t0).0).count();
+        let passed = (0..50).filter(|_| l.take("1.2.3.4", t0, true).0).count();
         assert_eq!(passed, 10);
         // Another address has its own bucket.
-        assert!(l.take("5.6.7.8", t0).0);
+        assert!(l.take("5.6.7.8", t0, true).0);
         // Half a second later, five more.
         let t1 = t0 + Duration::from_millis(500);
-        let passed = (0..50).filter(|_| l.take("1.2.3.4", t1).0).count();
+        let passed = (0..50).filter(|_| l.take("1.2.3.4", t1, true).0).count();
         assert_eq!(passed, 5);
-        let (ok, h) = l.take("1.2.3.4", t1);
+        let (ok, h) = l.take("1.2.3.4", t1, true);
         assert!(!ok);
+        let h = h.expect("headers asked for");
         assert_eq!((h.limit, h.remaining, h.retry_after), (10, 0, 1));
+        // Without headers asked for, none are computed.
+        assert_eq!(l.take("1.2.3.4", t1, false), (false, None));
     }
 
     #[test]
     fn burst_and_block_interval() {
         let l = quota(10.0, Some(2), 5.0);
         let t0 = Instant::now();
-        assert_eq!((0..10).filter(|_| l.take("c", t0).0).count(), 2);
+        assert_eq!((0..10).filter(|_| l.take("c", t0, true).0).count(), 2);
         // Blocked for five seconds, although tokens come back after 100 ms.
-        let (ok, h) = l.take("c", t0 + Duration::from_secs(1));
+        let (ok, h) = l.take("c", t0 + Duration::from_secs(1), true);
         assert!(!ok);
-        assert_eq!(h.retry_after, 4);
-        assert!(l.take("c", t0 + Duration::from_secs(6)).0);
+        assert_eq!(h.expect("headers asked for").retry_after, 4);
+        assert!(l.take("c", t0 + Duration::from_secs(6), true).0);
     }
 }
