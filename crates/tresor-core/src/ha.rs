@@ -572,11 +572,17 @@ impl Core {
             // Per-node diagnostics: a standby's own metrics, host, requests and log levels
             // (Prometheus scrapes every node); none of them writes to storage.
             "system" => match operation {
-                Read => matches!(
-                    rel,
-                    "metrics" | "host-info" | "in-flight-req" | "monitor" | "config/state/sanitized"
-                ) || rel == "loggers"
-                    || rel.starts_with("loggers/"),
+                Read => {
+                    matches!(
+                        rel,
+                        "metrics"
+                            | "host-info"
+                            | "in-flight-req"
+                            | "monitor"
+                            | "config/state/sanitized"
+                    ) || rel == "loggers"
+                        || rel.starts_with("loggers/")
+                }
                 Update | tresor_sdk::Operation::Delete => {
                     rel == "loggers" || rel.starts_with("loggers/")
                 }

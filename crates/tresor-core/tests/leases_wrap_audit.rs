@@ -565,7 +565,8 @@ async fn audited_requests_keep_their_data_in_both_entries() {
     )
     .await;
     assert_eq!(
-        t.data(Read, "secret/data/audited", json!({}), &t.root).await["data"]["k"],
+        t.data(Read, "secret/data/audited", json!({}), &t.root)
+            .await["data"]["k"],
         "audited-value"
     );
     let text = std::fs::read_to_string(&log).unwrap();
@@ -578,7 +579,9 @@ async fn audited_requests_keep_their_data_in_both_entries() {
         .collect();
     assert_eq!(writes.len(), 2, "a request and a response entry: {text}");
     for e in &writes {
-        let k = e["request"]["data"]["data"]["k"].as_str().unwrap_or_default();
+        let k = e["request"]["data"]["data"]["k"]
+            .as_str()
+            .unwrap_or_default();
         assert!(k.starts_with("hmac-sha256:"), "request data in {e}");
     }
 }
