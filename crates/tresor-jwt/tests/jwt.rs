@@ -725,3 +725,34 @@ async fn renewal_follows_the_role() {
         .unwrap_err();
     assert!(e.to_string().contains("no longer exists"), "{e}");
 }
+
+/// Logins read their role from a cache: a role rewritten or deleted after a login takes effect
+/// on the next login, not the cached copy.
+#[tokio::test]
+async fn a_changed_or_deleted_role_takes_effect_at_the_next_login() {
+    let t = setup().await;
+    let ec = openssl_key("ec");
+    t.ok(
+        Update,
+        "auth/jwt/config",
+        json!({"jwt_validation_pubkeys": [ec.public]}),
+    )
+    .await;
+    jwt_role(&t, "ci", json!({})).await;
+    let jwt = ec.sign(None, &claims("tresor", "alice", json!({"groups": []})));
+    let login = json!({"role": "ci", "jwt": jwt});
+    let auth = t.login("auth/jwt/login", login.clone()).await.unwrap();
+    assert_eq!(auth["policies"], json!(["default", "dev"]));
+    // Other policies: the next login gets them.
+    jwt_role(&t, "ci", json!({"token_policies": "ops"})).await;
+    let auth = t.login("auth/jwt/login", login.clone()).await.unwrap();
+    assert_eq!(auth["policies"], json!(["default", "ops"]));
+    // Another audience: the same token is refused.
+    jwt_role(&t, "ci", json!({"bound_audiences": "elsewhere"})).await;
+    let e = t.login("auth/jwt/login", login.clone()).await.unwrap_err();
+    assert!(invalid(&e).contains("aud"), "{e}");
+    // Deleted: refused.
+    t.ok(Delete, "auth/jwt/role/ci", json!({})).await;
+    let e = t.login("auth/jwt/login", login).await.unwrap_err();
+    assert!(invalid(&e).contains("could not be found"), "{e}");
+}

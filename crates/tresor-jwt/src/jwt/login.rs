@@ -34,10 +34,11 @@ fn leeway(v: i64, default: i64) -> i64 {
 
 /// The role a login names (or the mount's `default_role`), which must exist.
 pub(crate) async fn role_for(
+    engine: &Engine,
     req: &Request,
     cfg: &JwtConfig,
     asked: &str,
-) -> Result<(String, Role)> {
+) -> Result<(String, Arc<Role>)> {
     let name = if asked.trim().is_empty() {
         cfg.default_role.clone()
     } else {
@@ -46,7 +47,7 @@ pub(crate) async fn role_for(
     if name.is_empty() {
         return Err(bad("missing role"));
     }
-    match store::load_role(&*req.storage, &name).await? {
+    match engine.role(req, &name).await? {
         Some(r) => Ok((name, r)),
         None => Err(bad(format!("role {name:?} could not be found"))),
     }
@@ -212,7 +213,7 @@ impl Engine {
         }
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = role_for(&req, cfg, &f.string("role")).await?;
+        let (role_name, role) = role_for(&self, &req, cfg, &f.string("role")).await?;
         if role.role_type != RoleType::Jwt {
             return Err(bad("role with oidc role_type is not allowed"));
         }

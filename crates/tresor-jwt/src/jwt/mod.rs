@@ -72,6 +72,8 @@ impl LogicalBackend for Jwt {
     async fn invalidate(&self, _ctx: &Context, key: &str) {
         if key == store::CONFIG_KEY {
             self.engine.set_provider(None);
+        } else if let Some(name) = key.strip_prefix(store::ROLE_PREFIX) {
+            self.engine.forget_role(name);
         }
     }
     async fn cleanup(&self) {

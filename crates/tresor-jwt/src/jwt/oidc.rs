@@ -62,7 +62,7 @@ impl Engine {
         }
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = login::role_for(&req, cfg, &f.string("role")).await?;
+        let (role_name, role) = login::role_for(&self, &req, cfg, &f.string("role")).await?;
         if role.role_type != RoleType::Oidc {
             return Err(bad(format!("role {role_name:?} is not an OIDC role")));
         }
@@ -175,7 +175,7 @@ impl Engine {
         }
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = login::role_for(&req, cfg, &pending.role).await?;
+        let (role_name, role) = login::role_for(&self, &req, cfg, &pending.role).await?;
         if role.role_type != RoleType::Oidc {
             return Err(bad(format!("role {role_name:?} is not an OIDC role")));
         }

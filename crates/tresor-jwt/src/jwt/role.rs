@@ -64,7 +64,9 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        store::delete_role(&*req.storage, &f.string("name")).await?;
+        let name = f.string("name");
+        store::delete_role(&*req.storage, &name).await?;
+        self.forget_role(&name);
         Ok(None)
     }
 
@@ -262,6 +264,7 @@ impl Engine {
             }
         }
         store::save_role(&*req.storage, &name, &r).await?;
+        self.forget_role(&name);
         Ok(None)
     }
 }

@@ -14,7 +14,7 @@ use tresor_sdk::clock::{self, Clock};
 use tresor_sdk::{LogicalError, Request, Result};
 
 use crate::jwt::provider::Provider;
-use crate::jwt::store;
+use crate::jwt::store::{self, Role};
 
 /// How long an OIDC `state` stays valid.
 pub(crate) const STATE_TTL: i64 = 300;
@@ -36,6 +36,11 @@ pub(crate) struct Engine {
     /// The cached provider and the generation of the config it was built from: a change of
     /// config moves the generation, so a reader that loaded the old config does not cache it.
     provider: Mutex<(Option<Arc<Provider>>, u64)>,
+    /// Roles as logins read them, decoded once (a login read, decrypted and decoded its role
+    /// each time). Only roles that exist are kept. A write or delete here, or another server's
+    /// (through `invalidate`), drops the entry and moves the generation, so a reader that
+    /// loaded the role before the change does not cache what it read.
+    roles: Mutex<(HashMap<String, Arc<Role>>, u64)>,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -44,6 +49,7 @@ impl Engine {
         Engine {
             clock,
             provider: Mutex::new((None, 0)),
+            roles: Mutex::new((HashMap::new(), 0)),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -71,6 +77,33 @@ impl Engine {
             g.0 = Some(p.clone());
         }
         Ok(p)
+    }
+
+    /// The role `name`, from the cache or storage.
+    pub(crate) async fn role(&self, req: &Request, name: &str) -> Result<Option<Arc<Role>>> {
+        let generation = {
+            let g = self.roles.lock();
+            if let Some(r) = g.0.get(name) {
+                return Ok(Some(r.clone()));
+            }
+            g.1
+        };
+        let Some(role) = store::load_role(&*req.storage, name).await? else {
+            return Ok(None);
+        };
+        let role = Arc::new(role);
+        let mut g = self.roles.lock();
+        if g.1 == generation {
+            g.0.insert(name.to_owned(), role.clone());
+        }
+        Ok(Some(role))
+    }
+
+    /// Drops a role from the cache after it was written or deleted (here or elsewhere).
+    pub(crate) fn forget_role(&self, name: &str) {
+        let mut g = self.roles.lock();
+        g.0.remove(name);
+        g.1 += 1;
     }
 
     /// Installs the provider of a config just written.
@@ -105,5 +138,8 @@ impl Engine {
     pub(crate) fn forget_all(&self) {
         self.pending.lock().clear();
         self.set_provider(None);
+        let mut g = self.roles.lock();
+        g.0.clear();
+        g.1 += 1;
     }
 }

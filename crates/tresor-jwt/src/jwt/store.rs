@@ -9,7 +9,7 @@ use tresor_sdk::token::TokenParams;
 use tresor_sdk::{LogicalError, Result, Storage};
 
 pub(crate) const CONFIG_KEY: &str = "config";
-const ROLE_PREFIX: &str = "role/";
+pub(crate) const ROLE_PREFIX: &str = "role/";
 
 /// One extra JWKS endpoint with the CA that signs its TLS certificate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
