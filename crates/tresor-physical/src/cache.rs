@@ -16,9 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::{
-    Backend, Check, Event, EventKind, LeaderLock, Op, Result, Snapshot, Watcher,
-};
+use crate::{Backend, Check, Event, EventKind, LeaderLock, Op, Result, Snapshot, Watcher};
 
 const SHARDS: usize = 16;
 
@@ -223,15 +221,21 @@ mod tests {
         c.invalidate_cache(&ev("a", EventKind::Put));
         c.invalidate_cache(&ev("missing", EventKind::Put));
         assert_eq!(c.get("a").await.unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(c.get("missing").await.unwrap().as_deref(), Some(&b"now"[..]));
+        assert_eq!(
+            c.get("missing").await.unwrap().as_deref(),
+            Some(&b"now"[..])
+        );
         // Its own writes: never stale.
         c.put("a", b"3".to_vec()).await.unwrap();
         assert_eq!(c.get("a").await.unwrap().as_deref(), Some(&b"3"[..]));
         c.delete("a").await.unwrap();
         assert_eq!(c.get("a").await.unwrap(), None);
-        c.transaction_if(vec![Check::new("b", 0)], vec![Op::Put("b".into(), b"x".to_vec())])
-            .await
-            .unwrap();
+        c.transaction_if(
+            vec![Check::new("b", 0)],
+            vec![Op::Put("b".into(), b"x".to_vec())],
+        )
+        .await
+        .unwrap();
         assert_eq!(c.get("b").await.unwrap().as_deref(), Some(&b"x"[..]));
         // A prefix delete, by this backend or reported by the feed.
         c.put("p/1", b"1".to_vec()).await.unwrap();

@@ -459,7 +459,10 @@ fn a_snapshot_restored_on_the_active_reaches_every_node() {
     snapshot_cli(&h, act, &["operator", "snapshot", "restore", "r.snap"]).expect(0, "restore");
     let t = Instant::now();
     while act.seal_status()["sealed"] != true {
-        assert!(t.elapsed() < Duration::from_secs(15), "the restoring node did not seal");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the restoring node did not seal"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let b = active(&h, Duration::from_secs(20), &[a]);
