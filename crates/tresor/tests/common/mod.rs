@@ -22,8 +22,23 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long any one external command (bao, curl, gpg, openssl) may run.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A free TCP port on 127.0.0.1: bind port 0, read the port, release it.
+/// A free TCP port on 127.0.0.1 for a server to listen on, below Linux's ephemeral range
+/// (32768–60999): a port handed out by `bind(0)` was sometimes taken by a client connection's
+/// ephemeral port before the server bound it. Ports are spread by process id and never handed
+/// out twice in one process; each is checked by binding it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    let base = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (base + n * 7) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
