@@ -397,7 +397,7 @@ impl Authenticator {
             }
         }
         loop {
-            tokio::time::sleep(jitter(ttl.mul_f64(2.0 / 3.0))).await;
+            tokio::time::sleep(renew_wait(ttl)).await;
             if !login.renewable {
                 return;
             }
@@ -415,7 +415,7 @@ impl Authenticator {
                     }
                     if new < first_ttl / 2 {
                         // The token is near its maximum TTL: use what is left, then log in.
-                        tokio::time::sleep(jitter(new.mul_f64(2.0 / 3.0))).await;
+                        tokio::time::sleep(renew_wait(new)).await;
                         return;
                     }
                     ttl = new;
@@ -428,6 +428,14 @@ impl Authenticator {
             }
         }
     }
+}
+
+/// How long to wait before renewing a token with `ttl` left: about two thirds of it (less a
+/// random part, so many agents do not renew at once), but leaving at least two seconds, or a
+/// third of a short TTL, for the renewal itself to arrive on a busy machine.
+fn renew_wait(ttl: Duration) -> Duration {
+    let margin = Duration::from_secs(2).min(ttl.mul_f64(2.0 / 3.0));
+    jitter(ttl.mul_f64(2.0 / 3.0)).min(ttl.saturating_sub(margin))
 }
 
 /// The token's remaining TTL and whether it can be renewed.
@@ -455,4 +463,25 @@ async fn lookup_self(
 fn write_sink(sink: &Sink, content: &str) -> Result<(), String> {
     files::write_atomic(&sink.path, content.as_bytes(), sink.mode, None, None)
         .map_err(|e| format!("cannot write the sink {}: {e}", sink.path.display()))
+}
+
+#[cfg(test)]
+mod renew_tests {
+    use super::renew_wait;
+    use std::time::Duration;
+
+    #[test]
+    fn renewals_leave_room_before_the_end() {
+        for _ in 0..100 {
+            let w = renew_wait(Duration::from_secs(3));
+            assert!(w <= Duration::from_secs(1), "{w:?}");
+            let w = renew_wait(Duration::from_secs(3600));
+            assert!(
+                w >= Duration::from_secs(1800) && w <= Duration::from_secs(2400),
+                "{w:?}"
+            );
+            let w = renew_wait(Duration::from_secs(1));
+            assert!(w <= Duration::from_millis(334), "{w:?}");
+        }
+    }
 }
