@@ -504,6 +504,7 @@ impl Template {
             strict,
             vars: vec![("$".to_string(), Value::Null)],
             out: String::new(),
+            iterations: 0,
         };
         r.nodes(&self.nodes, &Value::Null)?;
         Ok(r.out)
@@ -566,11 +567,18 @@ fn go_print_inner(v: &Value) -> String {
     }
 }
 
+/// The most `range` iterations one render may run, over every range together: a template
+/// such as `{{ range 388888888888888 }}` (found by fuzzing, issue 12) asked for an allocation
+/// of petabytes, and nested ranges multiply.
+const MAX_RANGE_ITERATIONS: u64 = 1_000_000;
+
 struct Renderer<'a> {
     src: &'a mut dyn Source,
     strict: bool,
     vars: Vec<(String, Value)>,
     out: String,
+    /// `range` iterations run so far (see [`MAX_RANGE_ITERATIONS`]).
+    iterations: u64,
 }
 
 impl Renderer<'_> {
@@ -631,15 +639,28 @@ impl Renderer<'_> {
                                 .collect()
                         }
                         Value::Null => Vec::new(),
-                        Value::Number(n) => (0..n.as_u64().unwrap_or(0))
-                            .map(|i| (Value::from(i), Value::from(i)))
-                            .collect(),
+                        Value::Number(n) => {
+                            let n = n.as_u64().unwrap_or(0);
+                            if n > MAX_RANGE_ITERATIONS - self.iterations.min(MAX_RANGE_ITERATIONS)
+                            {
+                                return Err(format!(
+                                    "range over {n}: more than {MAX_RANGE_ITERATIONS} iterations in one render"
+                                ));
+                            }
+                            (0..n).map(|i| (Value::from(i), Value::from(i))).collect()
+                        }
                         _ => return Err(format!("range can't iterate over a {}", type_name(&v))),
                     };
                     if items.is_empty() {
                         self.nodes(otherwise, dot)?;
                     }
                     for (k, x) in items {
+                        self.iterations += 1;
+                        if self.iterations > MAX_RANGE_ITERATIONS {
+                            return Err(format!(
+                                "more than {MAX_RANGE_ITERATIONS} range iterations in one render"
+                            ));
+                        }
                         let m = self.vars.len();
                         match (key, val) {
                             (Some(kn), Some(vn)) => {

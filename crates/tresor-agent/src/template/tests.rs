@@ -149,3 +149,24 @@ fn custom_delimiters() {
     let t = Template::parse("<< \"x\" >>{{ kept }}", "<<", ">>").unwrap();
     assert_eq!(t.render(&mut f, false).unwrap(), "x{{ kept }}");
 }
+
+/// Found by fuzzing (the `agent_template` target, issue 12): `range` over a huge integer asked
+/// for a petabyte allocation and aborted the process; nested ranges multiplied. Both are
+/// refused once a render passes a million iterations, and small ranges still work.
+#[test]
+fn range_iterations_are_bounded() {
+    let t = std::time::Instant::now();
+    let e = render("{{- range 388888888888888}}x{{ end }}").unwrap_err();
+    assert!(e.contains("iterations"), "{e}");
+    let e = render("{{ range 2000 }}{{ range 2000 }}{{ end }}{{ end }}").unwrap_err();
+    assert!(e.contains("iterations"), "{e}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        render("{{ range $i, $v := 3 }}{{ $i }}{{ end }}").unwrap(),
+        "012"
+    );
+}
