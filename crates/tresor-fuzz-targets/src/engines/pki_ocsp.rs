@@ -1,6 +1,6 @@
 //! OCSP requests: DER posted to PKI's `ocsp` (the raw body the HTTP edge hands on for
 //! `application/ocsp-request`) and the base64 GET form (`ocsp/:request`), against a mount with
-//! a fixed root issuer (fuzz/fixtures, the issuer of the corpus's requests) and one issued
+//! a fixed root issuer (fixtures/, the issuer of the corpus's requests) and one issued
 //! certificate.
 //!
 //! Input: the DER request. The first byte's low bit also sends it through the GET form.
