@@ -40,7 +40,20 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGTERM first, so that a parent (nginx's master) stops its children (its workers)
+    /// too, then SIGKILL after 3 s; an orphaned worker would outlive the test.
     fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let t = std::time::Instant::now();
+            while matches!(self.child.try_wait(), Ok(None))
+                && t.elapsed() < std::time::Duration::from_secs(3)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
