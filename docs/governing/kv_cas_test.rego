@@ -4,7 +4,7 @@ import rego.v1
 
 import data.tresor.kv_cas
 
-write(data) := {"request": {"path": "secret/data/app", "operation": "update", "mount_path": "secret/", "mount_type": "kv", "data": data}}
+write(fields) := {"request": {"path": "secret/data/app", "operation": "update", "mount_path": "secret/", "mount_type": "kv", "data": fields}}
 
 test_write_without_cas_is_refused if {
 	not kv_cas.main with input as write({"data": {"k": "v"}})
