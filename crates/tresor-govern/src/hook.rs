@@ -16,14 +16,16 @@ use tresor_core::CoreError;
 use tresor_core::governing::{EnforcementLevel, GoverningKind, GoverningPolicy, path_matches};
 use tresor_core::hooks::{PipelineHooks, RequestFacts};
 
-use crate::policy::{Compiled, DEFAULT_EVAL_TIMEOUT, Decision};
+use crate::policy::{Compiled, DEFAULT_EVAL_TIMEOUT};
 
-type Cache = HashMap<(GoverningKind, String), (Arc<GoverningPolicy>, Arc<Compiled>)>;
+/// Compiled policies of one kind by name, with the stored policy each was compiled from.
+type Cache = HashMap<String, (Arc<GoverningPolicy>, Arc<Compiled>)>;
 
 /// Governing policies as a pipeline hook (`CoreConfig::hooks`).
 pub struct GoverningHooks {
     timeout: Duration,
-    cache: RwLock<Cache>,
+    /// EGPs, RGPs.
+    cache: [RwLock<Cache>; 2],
 }
 
 impl std::fmt::Debug for GoverningHooks {
@@ -70,7 +72,7 @@ impl GoverningHooks {
     pub fn new(timeout: Duration) -> Self {
         GoverningHooks {
             timeout,
-            cache: RwLock::new(HashMap::new()),
+            cache: [RwLock::new(HashMap::new()), RwLock::new(HashMap::new())],
         }
     }
 
@@ -80,7 +82,11 @@ impl GoverningHooks {
         kind: GoverningKind,
         p: &Arc<GoverningPolicy>,
     ) -> Result<Arc<Compiled>, String> {
-        if let Some((stored, c)) = self.cache.read().get(&(kind, p.name.clone()))
+        let cache = &self.cache[match kind {
+            GoverningKind::Egp => 0,
+            GoverningKind::Rgp => 1,
+        }];
+        if let Some((stored, c)) = cache.read().get(p.name.as_str())
             && Arc::ptr_eq(stored, p)
         {
             return Ok(c.clone());
@@ -88,21 +94,8 @@ impl GoverningHooks {
         let c = Arc::new(
             Compiled::compile(&p.name, &p.policy, self.timeout).map_err(|e| e.to_string())?,
         );
-        self.cache
-            .write()
-            .insert((kind, p.name.clone()), (p.clone(), c.clone()));
+        cache.write().insert(p.name.clone(), (p.clone(), c.clone()));
         Ok(c)
-    }
-
-    fn run(
-        &self,
-        kind: GoverningKind,
-        p: &Arc<GoverningPolicy>,
-        input: &regorus::Value,
-    ) -> Result<Decision, String> {
-        self.compiled(kind, p)?
-            .evaluate(input)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -153,11 +146,22 @@ impl PipelineHooks for GoverningHooks {
         if applicable.is_empty() {
             return Ok(Vec::new());
         }
-        let input = regorus::Value::from(crate::input::document(facts, &g));
+        // Compiled (or found compiled) first: the input document holds only the sections the
+        // request's policies read (crate::reads).
+        let compiled: Vec<Result<Arc<Compiled>, String>> = applicable
+            .iter()
+            .map(|(kind, p)| self.compiled(*kind, p))
+            .collect();
+        let mut sections = crate::input::Sections::none();
+        for c in compiled.iter().flatten() {
+            sections.add(c.reads());
+        }
+        let input = crate::input::value(facts, &g, &sections);
         let mut warnings = Vec::new();
         let mut denials = Vec::new();
-        for (kind, p) in applicable {
-            let reasons = match self.run(kind, p, &input) {
+        for ((kind, p), c) in applicable.into_iter().zip(compiled) {
+            let decision = c.and_then(|c| c.evaluate(&input).map_err(|e| e.to_string()));
+            let reasons = match decision {
                 Ok(d) if d.allowed => continue,
                 Ok(d) => d.reasons,
                 Err(e) => {

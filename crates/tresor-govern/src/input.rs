@@ -2,26 +2,13 @@
 //! pipeline's facts. Field by field in docs/governing-policies.md; JSON schema in
 //! docs/governing-input.schema.json (a test checks this builder against it).
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
 use tresor_core::hooks::{GoverningFacts, RequestFacts};
 
-/// `time.*` of the input: the request's time (the core's injected clock) in UTC.
-pub fn time_facts(now: std::time::SystemTime) -> Value {
-    let ns = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or_default();
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    json!({
-        "unix": t.unix_timestamp(),
-        "unix_ns": ns as i64,
-        "rfc3339": t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "date": format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
-        "hour": t.hour(),
-        "minute": t.minute(),
-        "weekday": t.weekday().to_string(),
-    })
+fn rfc3339_ns(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -34,90 +21,308 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The whole input document of one request.
-pub fn document(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>) -> Value {
-    let request = json!({
-        "path": facts.path,
-        "operation": facts.operation.as_str(),
-        "data": Value::Object(g.data.clone()),
-        "mount_path": facts.mount_path,
-        "mount_type": facts.mount_type,
-        "connection": {"remote_addr": facts.remote_addr.unwrap_or_default()},
-        "unauthenticated": facts.unauthenticated,
-        "policy_override": g.policy_override,
-        "wrapping": {
-            "wrapped": g.wrap_ttl.is_some(),
-            "ttl": g.wrap_ttl.map(|d| d.as_secs()).unwrap_or(0),
-        },
-    });
-    let token = match &g.token {
-        None => Value::Null,
-        Some(t) => json!({
-            "accessor": t.accessor,
-            "policies": t.policies,
-            "metadata": t.meta,
-            "display_name": t.display_name,
-            "path": t.path,
-            "type": if t.token_type.is_empty() { "service" } else { t.token_type },
-            "entity_id": t.entity_id,
-            "creation_time": rfc3339(t.creation_time),
-            "creation_time_unix": t.creation_time,
-            "expire_time": t.expire_time.map(rfc3339),
-            "ttl": t.ttl,
-            "explicit_max_ttl": t.explicit_max_ttl,
-            "period": t.period,
-            "num_uses": t.num_uses,
-            "orphan": t.orphan,
-            "renewable": t.renewable,
-            "role": t.role,
-        }),
-    };
-    let (entity, groups) = match g.identity {
-        None => (Value::Null, Value::Array(Vec::new())),
-        Some(r) => {
-            let e = &r.info;
-            let aliases: Vec<Value> = e
-                .aliases
+mod direct {
+    use std::collections::BTreeMap;
+
+    use regorus::Value as V;
+    use tresor_core::hooks::{GoverningFacts, RequestFacts};
+
+    use super::Sections;
+
+    type Field<'f> = (&'static str, &'f dyn Fn() -> V);
+
+    /// An object of the fields `want` names, each built only when wanted.
+    fn pick(want: &dyn Fn(&str) -> bool, fields: &[Field<'_>]) -> V {
+        V::from(
+            fields
                 .iter()
-                .map(|a| {
-                    json!({
-                        "id": a.id,
-                        "name": a.name,
-                        "mount_accessor": a.mount_accessor,
-                        "mount_path": a.mount_path,
-                        "mount_type": a.mount_type,
-                        "metadata": a.metadata,
-                    })
-                })
-                .collect();
-            let groups: Vec<Value> = e
-                .groups
+                .filter(|(k, _)| want(k))
+                .map(|(k, f)| (V::from(*k), f()))
+                .collect::<BTreeMap<V, V>>(),
+        )
+    }
+
+    fn all(_: &str) -> bool {
+        true
+    }
+
+    fn strs(items: &[String]) -> V {
+        V::from(
+            items
                 .iter()
-                .map(|gr| json!({"id": gr.id, "name": gr.name}))
-                .collect();
-            (
-                json!({
-                    "id": e.id,
-                    "name": e.name,
-                    "metadata": e.metadata,
-                    "aliases": aliases,
-                    "disabled": e.disabled,
-                    "policies": r.policies,
+                .map(|s| V::from(s.as_str()))
+                .collect::<Vec<V>>(),
+        )
+    }
+
+    fn str_map(m: &BTreeMap<String, String>) -> V {
+        V::from(
+            m.iter()
+                .map(|(k, v)| (V::from(k.as_str()), V::from(v.as_str())))
+                .collect::<BTreeMap<V, V>>(),
+        )
+    }
+
+    pub fn value(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>, wanted: &Sections) -> V {
+        let section = |name: &'static str| move |field: &str| wanted.has_field(name, field);
+        pick(
+            &|s| wanted.has(s),
+            &[
+                ("request", &|| request(facts, g, &section("request"))),
+                ("token", &|| token(g, &section("token"))),
+                ("identity", &|| identity(g, &section("identity"))),
+                ("mfa", &|| {
+                    pick(&section("mfa"), &[("sent", &|| V::from(g.mfa_sent))])
                 }),
-                Value::Array(groups),
+                ("time", &|| time_facts(g.now, &section("time"))),
+            ],
+        )
+    }
+
+    /// `time.*`: the request's time (the core's injected clock) in UTC.
+    pub fn time_facts(now: std::time::SystemTime, want: &dyn Fn(&str) -> bool) -> V {
+        let ns = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or_default();
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        pick(
+            want,
+            &[
+                ("unix", &|| V::from(t.unix_timestamp())),
+                ("unix_ns", &|| V::from(ns as i64)),
+                ("rfc3339", &|| V::from(super::rfc3339_ns(t))),
+                ("date", &|| {
+                    V::from(format!(
+                        "{:04}-{:02}-{:02}",
+                        t.year(),
+                        u8::from(t.month()),
+                        t.day()
+                    ))
+                }),
+                ("hour", &|| V::from(u32::from(t.hour()))),
+                ("minute", &|| V::from(u32::from(t.minute()))),
+                ("weekday", &|| V::from(t.weekday().to_string())),
+            ],
+        )
+    }
+
+    fn request(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
+        pick(
+            want,
+            &[
+                ("path", &|| V::from(facts.path)),
+                ("operation", &|| V::from(facts.operation.as_str())),
+                // The request's fields, converted without a serde_json copy first.
+                ("data", &|| {
+                    V::from(
+                        g.data
+                            .iter()
+                            .map(|(k, v)| {
+                                let v = serde::Deserialize::deserialize(v).unwrap_or(V::Undefined);
+                                (V::from(k.as_str()), v)
+                            })
+                            .collect::<BTreeMap<V, V>>(),
+                    )
+                }),
+                ("mount_path", &|| V::from(facts.mount_path)),
+                ("mount_type", &|| V::from(facts.mount_type)),
+                ("connection", &|| {
+                    pick(
+                        &all,
+                        &[("remote_addr", &|| {
+                            V::from(facts.remote_addr.unwrap_or_default())
+                        })],
+                    )
+                }),
+                ("unauthenticated", &|| V::from(facts.unauthenticated)),
+                ("policy_override", &|| V::from(g.policy_override)),
+                ("wrapping", &|| {
+                    pick(
+                        &all,
+                        &[
+                            ("wrapped", &|| V::from(g.wrap_ttl.is_some())),
+                            ("ttl", &|| {
+                                V::from(g.wrap_ttl.map(|d| d.as_secs()).unwrap_or(0))
+                            }),
+                        ],
+                    )
+                }),
+            ],
+        )
+    }
+
+    fn token(g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
+        let Some(t) = g.token.as_ref() else {
+            return V::Null;
+        };
+        pick(
+            want,
+            &[
+                ("accessor", &|| V::from(t.accessor)),
+                ("policies", &|| strs(t.policies)),
+                ("metadata", &|| str_map(t.meta)),
+                ("display_name", &|| V::from(t.display_name)),
+                ("path", &|| V::from(t.path)),
+                ("type", &|| {
+                    V::from(if t.token_type.is_empty() {
+                        "service"
+                    } else {
+                        t.token_type
+                    })
+                }),
+                ("entity_id", &|| V::from(t.entity_id)),
+                ("creation_time", &|| {
+                    V::from(super::rfc3339(t.creation_time))
+                }),
+                ("creation_time_unix", &|| V::from(t.creation_time)),
+                ("expire_time", &|| {
+                    t.expire_time
+                        .map_or(V::Null, |e| V::from(super::rfc3339(e)))
+                }),
+                ("ttl", &|| V::from(t.ttl)),
+                ("explicit_max_ttl", &|| V::from(t.explicit_max_ttl)),
+                ("period", &|| V::from(t.period)),
+                ("num_uses", &|| V::from(t.num_uses)),
+                ("orphan", &|| V::from(t.orphan)),
+                ("renewable", &|| V::from(t.renewable)),
+                ("role", &|| V::from(t.role)),
+            ],
+        )
+    }
+
+    fn identity(g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
+        let entity = || {
+            let Some(r) = g.identity else {
+                return V::Null;
+            };
+            let e = &r.info;
+            pick(
+                &all,
+                &[
+                    ("id", &|| V::from(e.id.as_str())),
+                    ("name", &|| V::from(e.name.as_str())),
+                    ("metadata", &|| str_map(&e.metadata)),
+                    ("aliases", &|| {
+                        V::from(
+                            e.aliases
+                                .iter()
+                                .map(|a| {
+                                    pick(
+                                        &all,
+                                        &[
+                                            ("id", &|| V::from(a.id.as_str())),
+                                            ("name", &|| V::from(a.name.as_str())),
+                                            ("mount_accessor", &|| {
+                                                V::from(a.mount_accessor.as_str())
+                                            }),
+                                            ("mount_path", &|| V::from(a.mount_path.as_str())),
+                                            ("mount_type", &|| V::from(a.mount_type.as_str())),
+                                            ("metadata", &|| str_map(&a.metadata)),
+                                        ],
+                                    )
+                                })
+                                .collect::<Vec<V>>(),
+                        )
+                    }),
+                    ("disabled", &|| V::from(e.disabled)),
+                    ("policies", &|| strs(&r.policies)),
+                ],
             )
+        };
+        let groups = || {
+            V::from(
+                g.identity
+                    .iter()
+                    .flat_map(|r| r.info.groups.iter())
+                    .map(|gr| {
+                        pick(
+                            &all,
+                            &[
+                                ("id", &|| V::from(gr.id.as_str())),
+                                ("name", &|| V::from(gr.name.as_str())),
+                            ],
+                        )
+                    })
+                    .collect::<Vec<V>>(),
+            )
+        };
+        pick(want, &[("entity", &entity), ("groups", &groups)])
+    }
+}
+
+/// The parts of the input document a request's policies read: sections (`request`, `token`,
+/// `identity`, `mfa`, `time`) and, within them, fields (`request.operation`); the rest is left
+/// out of the request's document.
+#[derive(Debug, Clone, Default)]
+pub struct Sections(Option<BTreeMap<String, Option<Vec<String>>>>);
+
+impl Sections {
+    /// Everything.
+    pub fn all() -> Self {
+        Sections(None)
+    }
+
+    /// Nothing yet; [`Sections::add`] the reads of each policy.
+    pub fn none() -> Self {
+        Sections(Some(BTreeMap::new()))
+    }
+
+    /// Adds what one policy reads.
+    pub fn add(&mut self, reads: &crate::reads::Reads) {
+        let Some(have) = &mut self.0 else {
+            return;
+        };
+        let crate::reads::Reads::Paths(paths) = reads else {
+            self.0 = None;
+            return;
+        };
+        for p in paths {
+            let Some(section) = p.first() else {
+                continue;
+            };
+            let fields = have
+                .entry(section.clone())
+                .or_insert_with(|| Some(Vec::new()));
+            match (fields, p.get(1)) {
+                (None, _) => {}
+                (f @ Some(_), None) => *f = None,
+                (Some(list), Some(field)) => {
+                    if !list.contains(field) {
+                        list.push(field.clone());
+                    }
+                }
+            }
         }
-    };
-    let mut m = Map::new();
-    m.insert("request".into(), request);
-    m.insert("token".into(), token);
-    m.insert(
-        "identity".into(),
-        json!({"entity": entity, "groups": groups}),
-    );
-    m.insert("mfa".into(), json!({"sent": g.mfa_sent}));
-    m.insert("time".into(), time_facts(g.now));
-    Value::Object(m)
+    }
+
+    /// Whether the document has this section.
+    pub fn has(&self, section: &str) -> bool {
+        self.0.as_ref().is_none_or(|s| s.contains_key(section))
+    }
+
+    /// Whether the document has this field of a section it has.
+    pub fn has_field(&self, section: &str, field: &str) -> bool {
+        match &self.0 {
+            None => true,
+            Some(s) => match s.get(section) {
+                None => false,
+                Some(None) => true,
+                Some(Some(fields)) => fields.iter().any(|f| f == field),
+            },
+        }
+    }
+}
+
+/// The input document of one request as the engine takes it (built once, shared by every
+/// policy the request meets), with the sections `wanted`.
+pub fn value(
+    facts: &RequestFacts<'_>,
+    g: &GoverningFacts<'_>,
+    wanted: &Sections,
+) -> regorus::Value {
+    direct::value(facts, g, wanted)
 }
 
 #[cfg(test)]
@@ -165,6 +370,10 @@ mod tests {
             }
             _ => {}
         }
+    }
+
+    fn json_of(v: &regorus::Value) -> Value {
+        serde_json::to_value(v).unwrap()
     }
 
     #[test]
@@ -236,7 +445,7 @@ mod tests {
             policies: Some(&policies),
             governing: Some(g),
         };
-        let doc = super::document(&facts, &g);
+        let doc = json_of(&super::value(&facts, &g, &super::Sections::all()));
         check(&doc, &schema, "input");
         assert_eq!(doc["time"]["hour"], 3);
         assert_eq!(doc["time"]["weekday"], "Thursday");
@@ -254,8 +463,34 @@ mod tests {
             identity: None,
             ..g
         };
-        let doc = super::document(&facts, &login);
+        let doc = json_of(&super::value(&facts, &login, &super::Sections::all()));
         check(&doc, &schema, "input");
         assert_eq!(doc["token"], Value::Null);
+
+        // Only what the request's policies read: the same values there, nothing else.
+        let full = json_of(&super::value(&facts, &g, &super::Sections::all()));
+        let mut wanted = super::Sections::none();
+        for text in [
+            "package a\nmain if input.request.operation == \"read\"\n",
+            "package b\nmain if { input.time.hour > 1; input.identity.groups[_].name == \"ops\"; input.token }\n",
+        ] {
+            wanted.add(&crate::reads::analyze("p.rego", text));
+        }
+        let part = json_of(&super::value(&facts, &g, &wanted));
+        assert_eq!(
+            part,
+            json!({
+                "request": {"operation": full["request"]["operation"]},
+                "time": {"hour": 3},
+                "identity": {"groups": full["identity"]["groups"]},
+                "token": full["token"],
+            })
+        );
+        // A policy that may read anything gets everything.
+        wanted.add(&crate::reads::analyze(
+            "c.rego",
+            "package c\nmain if count(input) > 0\n",
+        ));
+        assert_eq!(json_of(&super::value(&facts, &g, &wanted)), full);
     }
 }

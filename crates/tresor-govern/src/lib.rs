@@ -14,6 +14,7 @@ pub mod hook;
 #[cfg(feature = "hook")]
 pub mod input;
 pub mod policy;
+pub mod reads;
 pub mod testing;
 
 #[cfg(feature = "hook")]

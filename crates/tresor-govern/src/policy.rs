@@ -13,6 +13,8 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use parking_lot::Mutex;
 use regorus::Engine;
 use regorus::Value;
@@ -23,6 +25,9 @@ pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Engines kept per policy for reuse (more are cloned under load, then dropped).
 const POOL_SIZE: usize = 8;
+
+/// Decisions kept per policy (`crate::reads`); the whole set is dropped when full.
+const DECISIONS: usize = 1024;
 
 /// The outcome of one evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +51,19 @@ pub struct CompileError(pub String);
 pub struct Compiled {
     /// `data.<package>`.
     package: String,
+    /// `data.<package>.main` and `data.<package>.deny`, spelled once.
+    main_rule: String,
+    deny_rule: String,
     has_deny: bool,
     template: Engine,
     pool: Mutex<Vec<Engine>>,
+    /// What the policy reads of its input (`crate::reads`).
+    reads: crate::reads::Reads,
+    /// The same paths as values, for [`crate::reads::key`]; empty when `reads` is `Anything`.
+    key_paths: Vec<Vec<Value>>,
+    /// Recent decisions by the values at `key_paths` (a deterministic policy gives the same
+    /// answer for the same values there).
+    decisions: Mutex<BTreeMap<Value, Decision>>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -127,14 +142,24 @@ impl Compiled {
             )));
         }
         let has_deny = declared(&e, "deny")?;
+        let reads = crate::reads::analyze(&file, text);
+        let key_paths = match &reads {
+            crate::reads::Reads::Paths(p) => crate::reads::as_values(p),
+            crate::reads::Reads::Anything => Vec::new(),
+        };
         let compiled = Compiled {
+            reads,
+            key_paths,
+            decisions: Mutex::new(BTreeMap::new()),
+            main_rule: format!("{package}.main"),
+            deny_rule: format!("{package}.deny"),
             package,
             has_deny,
             template: e,
             pool: Mutex::new(Vec::new()),
         };
         compiled
-            .evaluate(&Value::new_object())
+            .evaluate_now(&Value::new_object())
             .map_err(|err| CompileError(format!("the policy does not evaluate: {err}")))?;
         Ok(compiled)
     }
@@ -144,8 +169,37 @@ impl Compiled {
         &self.package
     }
 
-    /// Evaluates `main` (and, when it is not `true`, `deny`) against one input document.
+    /// What the policy reads of its input.
+    pub fn reads(&self) -> &crate::reads::Reads {
+        &self.reads
+    }
+
+    /// Evaluates `main` (and, when it is not `true`, `deny`) against one input document, or
+    /// answers with the decision of an earlier input that agreed on everything the policy
+    /// reads. Errors (a time limit included) are never kept.
     pub fn evaluate(&self, input: &Value) -> Result<Decision, EvalError> {
+        let key = match self.reads {
+            crate::reads::Reads::Paths(_) => crate::reads::key(input, &self.key_paths),
+            crate::reads::Reads::Anything => None,
+        };
+        if let Some(k) = &key
+            && let Some(d) = self.decisions.lock().get(k)
+        {
+            return Ok(d.clone());
+        }
+        let d = self.evaluate_now(input)?;
+        if let Some(k) = key {
+            let mut kept = self.decisions.lock();
+            if kept.len() >= DECISIONS {
+                kept.clear();
+            }
+            kept.insert(k, d.clone());
+        }
+        Ok(d)
+    }
+
+    /// Evaluates the policy, whatever was decided before.
+    pub fn evaluate_now(&self, input: &Value) -> Result<Decision, EvalError> {
         let mut e = self
             .pool
             .lock()
@@ -162,7 +216,7 @@ impl Compiled {
     fn evaluate_with(&self, e: &mut Engine, input: &Value) -> Result<Decision, EvalError> {
         e.set_input(input.clone());
         let main = e
-            .eval_rule(format!("{}.main", self.package))
+            .eval_rule(self.main_rule.clone())
             .map_err(|err| EvalError(err.to_string()))?;
         let allowed = match main {
             Value::Bool(b) => b,
@@ -178,7 +232,7 @@ impl Compiled {
             Vec::new()
         } else {
             let deny = e
-                .eval_rule(format!("{}.deny", self.package))
+                .eval_rule(self.deny_rule.clone())
                 .map_err(|err| EvalError(err.to_string()))?;
             messages(&deny)
         };
@@ -329,5 +383,50 @@ main if net.cidr_contains("127.0.0.2/32", input.request.connection.remote_addr)"
         };
         assert!(ok("127.0.0.2"));
         assert!(!ok("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_reused_decision_is_the_one_evaluation_gives() {
+        let p = Compiled::compile(
+            "reuse",
+            r#"package tresor.reuse
+default main := false
+main if { input.request.operation == "read"; count(input.request.data.note) < 5 }
+deny contains sprintf("%s of %d characters", [input.request.operation, count(input.request.data.note)]) if not main
+"#,
+            DEFAULT_EVAL_TIMEOUT,
+        )
+        .unwrap();
+        let req = |op: &str, note: &str, path: &str| {
+            input(&format!(
+                r#"{{"request":{{"operation":"{op}","path":"{path}","data":{{"note":"{note}"}}}}}}"#
+            ))
+        };
+        // The same answers the first time, and again from the kept decisions, whatever the
+        // fields the policy does not read.
+        for round in 0..3 {
+            for (op, note, path, allowed, reason) in [
+                ("read", "abc", "a", true, None),
+                ("update", "abc", "b", false, Some("update of 3 characters")),
+                ("read", "abcdef", "c", false, Some("read of 6 characters")),
+                ("read", "abc", "d", true, None),
+            ] {
+                let d = p
+                    .evaluate(&req(op, note, &format!("{path}{round}")))
+                    .unwrap();
+                assert_eq!(d.allowed, allowed, "{op} {note}");
+                assert_eq!(
+                    d.reasons,
+                    reason.into_iter().map(String::from).collect::<Vec<_>>()
+                );
+                assert_eq!(d, p.evaluate_now(&req(op, note, path)).unwrap());
+            }
+        }
+        // A value too large to keep is still decided, every time.
+        let big = "x".repeat(4000);
+        for _ in 0..2 {
+            let d = p.evaluate(&req("read", &big, "a")).unwrap();
+            assert_eq!(d.reasons, vec!["read of 4000 characters"]);
+        }
     }
 }
