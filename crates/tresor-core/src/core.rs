@@ -863,7 +863,8 @@ impl Core {
             .await?,
         );
         let quotas =
-            crate::quotas::QuotaStore::open(View::new(barrier.clone(), "sys/quotas/")).await?;
+            crate::quotas::QuotaStore::open(View::new(barrier.clone(), crate::quotas::PREFIX))
+                .await?;
         if self.may_write() {
             crate::system_ops::record_version(&barrier).await;
         }
@@ -1286,6 +1287,38 @@ impl Core {
             .await?
             .filter(|t| !t.is_exhausted() && t.allows_remote(remote_addr))
             .ok_or(CoreError::PermissionDenied)
+    }
+
+    /// A request a rate-limit quota turned away before the pipeline: written to the audit
+    /// devices as a request entry with the refusal as its error when `sys/quotas/config` has
+    /// `enable_rate_limit_audit_logging` (Vault's behaviour; off by default, so a flood does
+    /// not also flood the audit log). No token is looked up for it. An audit failure changes
+    /// nothing: the request is refused either way.
+    pub async fn audit_rate_limited(&self, req: &CoreRequest, error: &str) {
+        let Ok(u) = self.unsealed() else {
+            return;
+        };
+        if !u.audit.enabled() || !u.quotas.config().enable_rate_limit_audit_logging {
+            return;
+        }
+        if check_request_path(&req.path).is_err() {
+            return;
+        }
+        let router = u.router();
+        let Some((route, _)) = router.route(&req.path) else {
+            return;
+        };
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let audit = AuditCtx {
+            u: &u,
+            route,
+            req,
+            path: &req.path,
+            request_id: &request_id,
+        };
+        if let Err(e) = audit.request(None, req.operation, error).await {
+            tracing::warn!(error = %e, "could not audit a rate-limited request");
+        }
     }
 
     /// The request pipeline, timed for the metrics hook.

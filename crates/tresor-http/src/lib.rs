@@ -629,7 +629,23 @@ where
     // Rate-limit quotas, before anything costs more (no token lookup yet).
     let quota = match ops::rate_limit(core, &path, conn.remote_addr.as_deref(), body.as_ref()) {
         Ok(h) => h,
-        Err(refused) => return refused,
+        Err(refused) => {
+            if let Some(error) = &refused.audit {
+                let req = CoreRequest {
+                    operation: refused_operation(&parts.method, &query),
+                    path: path.clone(),
+                    data: body.unwrap_or_default(),
+                    token: None,
+                    remote_addr: conn.remote_addr.clone(),
+                    wrap_ttl: None,
+                    headers: request_headers(&parts.headers),
+                    peer_certificates: Vec::new(),
+                    raw_body: None,
+                };
+                core.audit_rate_limited(&req, error).await;
+            }
+            return refused.response;
+        }
     };
     let mut resp = async {
         // Bare-JSON endpoints are served on the core directly; the rest goes through the
@@ -702,6 +718,40 @@ where
         ))
     } else {
         read_body(body, limit).await.map(RequestBody::Json)
+    }
+}
+
+/// The request headers the core sees (audit's configured headers, a mount's passthrough
+/// headers): every one but the token and the credentials.
+fn request_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "x-vault-token" | "authorization" | "cookie"))
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// The operation a refused request asked for, for its audit entry (the pipeline's own
+/// reading, without its checks: a refused request gets no further).
+fn refused_operation(method: &Method, query: &[(String, String)]) -> Operation {
+    let flag = |name: &str| {
+        query
+            .iter()
+            .any(|(k, v)| k == name && parse_bool(v).unwrap_or(!v.is_empty()))
+    };
+    match *method {
+        _ if flag("help") => Operation::Help,
+        Method::GET if flag("list") => Operation::List,
+        Method::GET => Operation::Read,
+        Method::POST | Method::PUT => Operation::Update,
+        Method::DELETE => Operation::Delete,
+        Method::PATCH => Operation::Patch,
+        _ if method.as_str() == "LIST" => Operation::List,
+        _ => Operation::Read,
     }
 }
 
@@ -813,15 +863,7 @@ async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Respo
             }
         },
     };
-    let hdrs = headers
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "x-vault-token" | "authorization" | "cookie"))
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_owned(), v.to_owned()))
-        })
-        .collect();
+    let hdrs = request_headers(headers);
     let req = CoreRequest {
         operation,
         path: path.clone(),

@@ -26,14 +26,22 @@ pub(crate) fn client_ip(remote: Option<&str>) -> String {
         .unwrap_or_else(|_| r.to_owned())
 }
 
-/// The rate-limit check of a request (`Err`: the 429 to send).
-#[allow(clippy::result_large_err)] // reason: the refusal is the response, as elsewhere in this crate
+/// A request a rate-limit quota refused.
+pub(crate) struct Refused {
+    /// The 429 to send.
+    pub response: http::Response<Body>,
+    /// The refusal's message, when `sys/quotas/config` asks for refused requests to be
+    /// audited (`Core::audit_rate_limited`).
+    pub audit: Option<String>,
+}
+
+/// The rate-limit check of a request.
 pub(crate) fn rate_limit(
     core: &Core,
     path: &str,
     remote: Option<&str>,
     body: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Result<Option<RateHeaders>, http::Response<Body>> {
+) -> Result<Option<RateHeaders>, Box<Refused>> {
     let Ok(u) = core.unsealed() else {
         return Ok(None);
     };
@@ -45,11 +53,13 @@ pub(crate) fn rate_limit(
     match u.quotas.check_rate(path, &client_ip(remote), role) {
         RateDecision::Allowed(h) => Ok(h),
         RateDecision::Refused(msg, h) => {
+            let audit = (u.audit.enabled() && u.quotas.config().enable_rate_limit_audit_logging)
+                .then(|| msg.clone());
             let mut r = crate::error_response(StatusCode::TOO_MANY_REQUESTS, &[msg]);
             if let Some(h) = h {
                 add_headers(&mut r, &h, true);
             }
-            Err(r)
+            Err(Box::new(Refused { response: r, audit }))
         }
     }
 }

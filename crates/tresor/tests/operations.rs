@@ -99,6 +99,89 @@ fn rate_limits_refuse_a_flood_but_not_sys_health() {
     assert!(n >= 140, "{line}");
 }
 
+/// `enable_rate_limit_audit_logging`: requests a rate limit turns away reach the audit log
+/// only while it is on, as request entries naming the refusal (Vault's behaviour).
+#[test]
+fn refused_requests_are_audited_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(&dir.path().join("srv"), free_port());
+    let t = Some("root");
+    let log = dir.path().join("audit.log");
+    let body = format!(
+        r#"{{"type":"file","options":{{"file_path":"{}"}}}}"#,
+        log.display()
+    );
+    for (path, body) in [
+        ("sys/audit/file", body.as_str()),
+        (
+            "sys/quotas/rate-limit/tight",
+            r#"{"path":"secret/","rate":1,"burst":1}"#,
+        ),
+    ] {
+        let (code, v) = s.api("POST", path, Some(body), t);
+        assert!(code == 200 || code == 204, "{path}: {code} {v}");
+    }
+    let refusals = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| {
+                e["error"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("rate limit quota exceeded"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let flood = |path: &str| {
+        let refused = (0..6)
+            .filter(|_| s.api("GET", path, None, t).0 == 429)
+            .count();
+        assert!(refused >= 4, "{refused} of 6 refused");
+        refused
+    };
+    // Off (the default): refused, not audited.
+    flood("secret/data/off");
+    assert!(refusals().is_empty(), "{:?}", refusals());
+    // On: one request entry per refusal, with the path, operation and client address.
+    let (code, v) = s.api(
+        "POST",
+        "sys/quotas/config",
+        Some(r#"{"enable_rate_limit_audit_logging":true}"#),
+        t,
+    );
+    assert_eq!(code, 204, "{v}");
+    let (_, v) = s.api("GET", "sys/quotas/config", None, t);
+    assert_eq!(v["data"]["enable_rate_limit_audit_logging"], true, "{v}");
+    std::thread::sleep(Duration::from_millis(1100)); // a fresh bucket
+    let refused = flood("secret/data/on?list=true");
+    let entries = refusals();
+    assert_eq!(entries.len(), refused, "{entries:?}");
+    for e in &entries {
+        assert_eq!(e["type"], "request", "{e}");
+        assert_eq!(e["request"]["path"], "secret/data/on", "{e}");
+        assert_eq!(e["request"]["operation"], "list", "{e}");
+        assert_eq!(e["request"]["mount_point"], "secret/", "{e}");
+        assert_eq!(e["request"]["remote_address"], "127.0.0.1", "{e}");
+        assert_eq!(
+            e["error"], "request path \"secret/data/on\": rate limit quota exceeded",
+            "{e}"
+        );
+        assert!(e["auth"]["client_token"].is_null(), "{e}");
+    }
+    // Off again: nothing more.
+    let (code, _) = s.api(
+        "POST",
+        "sys/quotas/config",
+        Some(r#"{"enable_rate_limit_audit_logging":false}"#),
+        t,
+    );
+    assert_eq!(code, 204);
+    std::thread::sleep(Duration::from_millis(1100));
+    flood("secret/data/off-again");
+    assert_eq!(refusals().len(), refused);
+}
+
 #[test]
 fn a_lease_count_quota_refuses_the_sixth_certificate_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
