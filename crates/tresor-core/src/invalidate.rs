@@ -58,6 +58,11 @@ impl Core {
                 .reload(crate::governing::GoverningKind::Rgp, name)
                 .await;
         }
+        // Quotas are few and small: any change reloads them all (buckets of unchanged quotas
+        // keep their tokens), so a standby enforces what the active node was told.
+        if key.starts_with(crate::quotas::PREFIX) {
+            return u.quotas.reload().await;
+        }
         if let Some(rel) = key.strip_prefix(crate::identity::PREFIX) {
             return u.identity.invalidate(rel).await;
         }

@@ -268,6 +268,101 @@ fn three_servers_on_etcd_forward_redirect_and_read_their_writes() {
     let o = act.bao(&["status"]);
     assert!(o.stdout.contains("active"), "{o}");
 
+    // Governing policies reach the standbys like ACL policies (issue 18): an EGP written on the
+    // active node refuses a read a standby serves itself, and its deletion lifts it there too.
+    let (code, _, v) = http(
+        act,
+        "PUT",
+        "sys/policies/acl/reader",
+        Some(&json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})),
+        root,
+        &[],
+    );
+    assert_eq!(code, 204, "{v}");
+    let (code, _, v) = http(
+        act,
+        "POST",
+        "auth/token/create",
+        Some(&json!({"policies": ["reader"]})),
+        root,
+        &[],
+    );
+    assert_eq!(code, 200, "{v}");
+    let reader = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    let read_on_standby = || http(sb, "GET", "secret/data/fwd", None, Some(&reader), &[]);
+    let until = |want: u16| {
+        let t = Instant::now();
+        loop {
+            let (code, _, v) = read_on_standby();
+            if code == want {
+                return v;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "still {code}: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until(200);
+    let (code, _, v) = http(
+        act,
+        "PUT",
+        "sys/policies/egp/no-reads",
+        Some(&json!({
+            "policy": "package tresor.no_reads\ndefault main := false\nmain if input.request.operation != \"read\"\ndeny contains \"reads are closed\" if not main\n",
+            "paths": ["secret/*"],
+            "enforcement_level": "hard-mandatory",
+        })),
+        root,
+        &[],
+    );
+    assert_eq!(code, 204, "{v}");
+    let v = until(403);
+    assert!(v.to_string().contains("reads are closed"), "{v}");
+    let (code, _, v) = http(act, "DELETE", "sys/policies/egp/no-reads", None, root, &[]);
+    assert_eq!(code, 204, "{v}");
+    until(200);
+
+    // So do rate-limit quotas (issue 20): a standby serving reads itself enforces a quota
+    // written on the active node, and stops when it is deleted.
+    let (code, _, v) = http(
+        act,
+        "POST",
+        "sys/quotas/rate-limit/standby-tight",
+        Some(&json!({"path": "secret/", "rate": 1, "burst": 1})),
+        root,
+        &[],
+    );
+    assert!(code == 200 || code == 204, "{code} {v}");
+    let limited = || {
+        (0..4)
+            .map(|_| http(sb, "GET", "secret/data/fwd", None, root, &[]).0)
+            .any(|c| c == 429)
+    };
+    let t = Instant::now();
+    while !limited() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the standby never limited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, v) = http(
+        act,
+        "DELETE",
+        "sys/quotas/rate-limit/standby-tight",
+        None,
+        root,
+        &[],
+    );
+    assert!(code == 200 || code == 204, "{code} {v}");
+    let t = Instant::now();
+    while limited() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the standby still limits"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+
     // Step-down, sent to a standby (forwarded): another server becomes active.
     let o = sb.bao_as(&h.root, &["operator", "step-down"]);
     assert_eq!(o.code, 0, "{o}");
