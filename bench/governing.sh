@@ -13,6 +13,9 @@ duration=${DURATION:-10s}
 warmup=${WARMUP:-1s}
 conc=${CONCURRENCY:-32}
 out=${OUT:-docs/bench/ISSUE_18_governing.md}
+# What the binaries are built from (before any build starts).
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || commit+=" (with uncommitted changes)"
 if [ -z "${TRESOR_BIN:-}" ]; then
   cargo build --release --locked -p tresor -p tresor-bench >&2
   cargo build --release --locked -p tresor-govern --example eval_cost >&2
@@ -56,7 +59,7 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 {
   echo "# Governing policies (issue 18)"
   echo
-  echo "Written by \`bench/governing.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')."
+  echo "Written by \`bench/governing.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$commit\`."
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); load average at the end: $load."
   echo
   echo "\`tresor server -dev\` (in-memory storage, release build), $conc connections, $duration after a $warmup warm-up,"
