@@ -549,10 +549,21 @@ impl ServerConfig {
                 "max_request_size" => self.max_request_size = later.max_request_size,
                 "pid_file" => self.pid_file = later.pid_file.clone(),
                 "telemetry" => self.telemetry = later.telemetry.clone(),
+                // Key by key: a later file that only changes the rotation keeps the file.
                 "log_file"
                 | "log_rotate_bytes"
                 | "log_rotate_duration"
-                | "log_rotate_max_files" => self.log_file = later.log_file.clone(),
+                | "log_rotate_max_files" => {
+                    if let Some(l) = &later.log_file {
+                        let mine = self.log_file.get_or_insert_with(default_log_file);
+                        match key.as_str() {
+                            "log_file" => mine.path = l.path.clone(),
+                            "log_rotate_bytes" => mine.rotate_bytes = l.rotate_bytes,
+                            "log_rotate_duration" => mine.rotate_duration = l.rotate_duration,
+                            _ => mine.rotate_max_files = l.rotate_max_files,
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -675,9 +686,13 @@ fn parse_part(text: &str, json: bool, cwd: &Path) -> Result<ServerConfig> {
             "log_file" => {
                 let p = as_str(v, key)?;
                 if !p.is_empty() {
+                    // Vault's rule: a directory gets vault.log, a name without an
+                    // extension gets .log.
                     let mut path = resolve(cwd, &p);
                     if p.ends_with('/') || path.is_dir() {
                         path = path.join("vault.log");
+                    } else if path.extension().is_none() {
+                        path.set_extension("log");
                     }
                     c.log_file.get_or_insert_with(default_log_file).path = path;
                 }
@@ -1005,6 +1020,24 @@ fn load_part(path: &Path, cwd: &Path) -> Result<ServerConfig> {
         .with_context(|| format!("error loading configuration from {}", path.display()))
 }
 
+/// Lays the server's `-log-file`, `-log-rotate-bytes`, `-log-rotate-duration` and
+/// `-log-rotate-max-files` flags (as `(config key, value)` pairs) over the configuration: they
+/// mean what the config keys of the same names mean, and win over them.
+pub fn overlay_log_flags(cfg: &mut ServerConfig, flags: &[(String, String)]) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir().context("working directory")?;
+    let mut obj = Map::new();
+    for (k, v) in flags {
+        obj.insert(k.clone(), Value::String(v.clone()));
+    }
+    let part = parse_part(&Value::Object(obj).to_string(), true, &cwd)
+        .context("the -log-file and -log-rotate-* flags")?;
+    cfg.merge(part);
+    Ok(())
+}
+
 /// Reads the `-config` files in order, each laid over the ones before ([`ServerConfig::merge`]),
 /// and checks the result is a whole configuration.
 pub fn load_all(paths: &[PathBuf]) -> Result<ServerConfig> {
@@ -1028,6 +1061,27 @@ pub fn load_all(paths: &[PathBuf]) -> Result<ServerConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 20: a later file that sets some log-file keys keeps the others; a name without
+    /// an extension gets `.log`, as in Vault.
+    #[test]
+    fn log_file_keys_merge_one_by_one_and_get_an_extension() {
+        let cwd = Path::new("/srv");
+        let mut a = parse_part(
+            "log_file = \"logs/tresor\"\nlog_rotate_bytes = 100\n",
+            false,
+            cwd,
+        )
+        .unwrap();
+        let b = parse_part("log_rotate_max_files = 3\n", false, cwd).unwrap();
+        a.merge(b);
+        let f = a.log_file.unwrap();
+        assert_eq!(f.path, Path::new("/srv/logs/tresor.log"));
+        assert_eq!((f.rotate_bytes, f.rotate_max_files), (100, 3));
+        assert_eq!(f.rotate_duration, Duration::from_secs(24 * 3600));
+        let c = parse_part("log_file = \"/var/log/t.txt\"\n", false, cwd).unwrap();
+        assert_eq!(c.log_file.unwrap().path, Path::new("/var/log/t.txt"));
+    }
 
     /// Issue 12: the HCL parser backtracks exponentially through some deeply nested invalid
     /// input (found by fuzzing); nesting past `hcl1::MAX_PARSE_NESTING` is refused first.

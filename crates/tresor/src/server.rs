@@ -27,6 +27,9 @@ pub struct ServerFlags {
     pub dev_kv_v1: bool,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
+    /// `-log-file`, `-log-rotate-bytes`, `-log-rotate-duration`, `-log-rotate-max-files` as
+    /// (config key, value): they win over the config's keys of the same names.
+    pub log_file: Vec<(String, String)>,
 }
 
 /// Parses `server` flags in Vault's style (`-flag=v`, `--flag=v`, `-flag v`), with the
@@ -79,6 +82,10 @@ pub fn parse_flags_with(
             "dev-kv-v1" => f.dev_kv_v1 = bool_flag(inline.as_deref(), name)?,
             "log-level" => f.log_level = Some(value(name)?),
             "log-format" => f.log_format = Some(value(name)?),
+            "log-file" | "log-rotate-bytes" | "log-rotate-duration" | "log-rotate-max-files" => {
+                let v = value(name)?;
+                f.log_file.push((name.replace('-', "_"), v));
+            }
             "h" | "help" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -134,6 +141,11 @@ Options:
                                the config's log_level, else info).
   -log-format=<format>         standard or json (VAULT_LOG_FORMAT; default: the config's
                                log_format, else standard).
+  -log-file=<path>             Also write the log to this file (a directory gets vault.log,
+                               a name without an extension gets .log); the config's log_file.
+  -log-rotate-bytes=<n>        Rotate the log file when it would pass n bytes (0: never).
+  -log-rotate-duration=<d>     Rotate the log file after this long (default 24h).
+  -log-rotate-max-files=<n>    Rotated files to keep (0: all, -1: none).
 
 Dev options:
   -dev                         Development mode: in-memory storage, initialized and unsealed.
@@ -206,7 +218,13 @@ pub async fn run(flags: ServerFlags) -> Result<()> {
     if let Some(f) = &flags.log_format {
         cfg.log_format = f.clone();
     }
-    let logs = crate::logging::init(&cfg.log_level, &cfg.log_format, cfg.log_file.as_ref())?;
+    crate::config::overlay_log_flags(&mut cfg, &flags.log_file)?;
+    // The rotation keys alone (no file) mean nothing, as in Vault.
+    let log_file = cfg
+        .log_file
+        .as_ref()
+        .filter(|f| !f.path.as_os_str().is_empty());
+    let logs = crate::logging::init(&cfg.log_level, &cfg.log_format, log_file)?;
     // Metrics as the telemetry stanza says; the log control and the sanitized config for
     // sys/loggers, sys/monitor and sys/config/state/sanitized (docs/operations.md).
     let t = &cfg.telemetry;

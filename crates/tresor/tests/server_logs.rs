@@ -206,3 +206,105 @@ fn standard_logs_have_no_colour_off_a_terminal_and_levels_apply() {
         );
     }
 }
+
+/// Issue 20: `log_file` with rotation. The log also goes to the file (mode 0600), which is
+/// renamed `<name>-<unix ns>.log` when it would pass `log_rotate_bytes`, and only the newest
+/// `log_rotate_max_files` rotated files are kept. The same from the config and from Vault's
+/// flags (`-log-file`, `-log-rotate-bytes`, `-log-rotate-max-files`; a name without an
+/// extension gets `.log`, a directory `vault.log`).
+#[test]
+fn the_log_file_rotates_by_size_keeps_max_files_and_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    for (config, flags, current) in [
+        (
+            "log_file = \"logs/\"\nlog_rotate_bytes = 200\nlog_rotate_max_files = 2\n",
+            &[][..],
+            "vault.log",
+        ),
+        (
+            "",
+            &[
+                "-log-file=logs/tresor",
+                "-log-rotate-bytes=200",
+                "-log-rotate-max-files=2",
+            ][..],
+            "tresor.log",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let extra = format!("log_level = \"debug\"\nlog_format = \"json\"\n{config}");
+        let p = start(dir.path(), &plain_config(port, &extra), flags, &[]);
+        // Log lines: each unseal and seal writes one (about 120 bytes).
+        let api = |method: &str, path: &str, body: &str, token: &str| -> Value {
+            let o = common::run(clean_command("curl").args([
+                "-sS",
+                "-X",
+                method,
+                "-H",
+                &format!("X-Vault-Token: {token}"),
+                "-d",
+                body,
+                &format!("http://127.0.0.1:{port}/v1/{path}"),
+            ]));
+            serde_json::from_str(&o.stdout).unwrap_or(Value::Null)
+        };
+        let init = api(
+            "PUT",
+            "sys/init",
+            r#"{"secret_shares":1,"secret_threshold":1}"#,
+            "",
+        );
+        let key = init["keys_base64"][0].as_str().unwrap().to_owned();
+        let root = init["root_token"].as_str().unwrap().to_owned();
+        for _ in 0..4 {
+            let v = api("PUT", "sys/unseal", &format!(r#"{{"key":"{key}"}}"#), "");
+            assert_eq!(v["sealed"], false, "{v}");
+            api("PUT", "sys/seal", "", &root);
+        }
+        let logs = dir.path().join("logs");
+        let stem = current.trim_end_matches(".log");
+        let mut rotated = Vec::new();
+        let mut current_text = String::new();
+        for e in std::fs::read_dir(&logs).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} is {mode:o}");
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            if name == current {
+                current_text = text;
+            } else {
+                let ns = name
+                    .strip_prefix(&format!("{stem}-"))
+                    .and_then(|n| n.strip_suffix(".log"))
+                    .unwrap_or_else(|| panic!("unexpected file {name}"));
+                assert!(ns.parse::<u128>().is_ok(), "{name}");
+                assert!(
+                    text.len() <= 200 || text.lines().count() == 1,
+                    "{name}: {text}"
+                );
+                rotated.push(text);
+            }
+        }
+        assert_eq!(
+            rotated.len(),
+            2,
+            "rotated files kept ({config}{flags:?}); current file:\n{current_text}"
+        );
+        // Every line written to the files is a line of the log (JSON, as configured).
+        let told: Vec<String> = json_lines(&p.stderr())
+            .iter()
+            .filter_map(|l| l["@message"].as_str().map(str::to_owned))
+            .collect();
+        let mut lines = 0;
+        for text in rotated.iter().chain([&current_text]) {
+            for l in json_lines(text) {
+                let m = l["@message"].as_str().unwrap().to_owned();
+                assert!(told.contains(&m), "{m:?} is not in the log");
+                lines += 1;
+            }
+        }
+        assert!(lines >= 3, "{lines} lines in the files");
+    }
+}
