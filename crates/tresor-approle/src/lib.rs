@@ -91,6 +91,24 @@ impl LogicalBackend for AppRole {
         self.engine.renew(&req).await
     }
 
+    /// A login names its role by `role_id`: the role it belongs to, for quotas with a role.
+    async fn resolve_role(
+        &self,
+        ctx: &Context,
+        path: &str,
+        data: &Map<String, Value>,
+    ) -> Result<Option<String>> {
+        if path.trim_end_matches('/') != "login" {
+            return Ok(None);
+        }
+        let role_id = data
+            .get("role_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim();
+        self.engine.role_of(ctx, role_id).await
+    }
+
     /// Creates the mount's salt, so the first login does not have to.
     async fn initialize(&self, ctx: &Context) -> Result<()> {
         self.engine

@@ -31,6 +31,33 @@ fn display_name(req: &Request) -> String {
 }
 
 impl Engine {
+    /// The name of the role `role_id` belongs to, if any (for quotas: no secret ID is checked
+    /// and nothing is spent).
+    pub(crate) async fn role_of(
+        &self,
+        ctx: &tresor_sdk::Context,
+        role_id: &str,
+    ) -> Result<Option<String>> {
+        if role_id.is_empty() || role_id.len() > MAX_ID_BYTES {
+            return Ok(None);
+        }
+        let s = &*ctx.storage;
+        let salt = self.salt(&crate::engine::mount_of(&ctx.mount), s).await?;
+        let index: Option<RoleIdIndex> = store::load(
+            s,
+            "approle role ID index",
+            &store::role_id_key(&salt.role_id(role_id)),
+        )
+        .await?;
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        Ok(match store::load_role(s, &index.name).await? {
+            Some(r) if store::ct_eq(&r.role_id, role_id) => Some(index.name),
+            _ => None,
+        })
+    }
+
     pub(crate) async fn login(
         self: Arc<Self>,
         req: Request,

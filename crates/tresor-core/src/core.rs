@@ -1289,6 +1289,24 @@ impl Core {
             .ok_or(CoreError::PermissionDenied)
     }
 
+    /// The role a request to `path` names, as its auth method resolves it
+    /// (`LogicalBackend::resolve_role`: an AppRole `role_id` gives its role's name), for
+    /// rate-limit quotas with a `role`. `None` when the method does not say.
+    pub async fn resolve_role(&self, path: &str, data: &Map<String, Value>) -> Option<String> {
+        let u = self.unsealed().ok()?;
+        check_request_path(path).ok()?;
+        let router = u.router();
+        let (route, rel) = router.route(path)?;
+        let ctx = self.engine_context(route);
+        match route.backend.resolve_role(&ctx, rel, data).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(mount = %route.path, error = %e, "could not resolve a login's role");
+                None
+            }
+        }
+    }
+
     /// A request a rate-limit quota turned away before the pipeline: written to the audit
     /// devices as a request entry with the refusal as its error when `sys/quotas/config` has
     /// `enable_rate_limit_audit_logging` (Vault's behaviour; off by default, so a flood does

@@ -389,6 +389,18 @@ impl QuotaStore {
         self.reload().await
     }
 
+    /// Whether a rate-limit quota with a `role` covers `path` (only then does the role a
+    /// request names need finding out).
+    pub fn role_matters(&self, path: &str) -> bool {
+        self.any_rate.load(Ordering::Relaxed)
+            && self
+                .state
+                .read()
+                .rate
+                .iter()
+                .any(|l| !l.q.role.is_empty() && path_matches(&l.q.path, path))
+    }
+
     /// The rate-limit check of one request: every matching quota takes a token for the
     /// client. `role`: the role a login request names, for quotas with a `role`.
     pub fn check_rate(&self, path: &str, client: &str, role: Option<&str>) -> RateDecision {

@@ -627,7 +627,8 @@ where
         };
     }
     // Rate-limit quotas, before anything costs more (no token lookup yet).
-    let quota = match ops::rate_limit(core, &path, conn.remote_addr.as_deref(), body.as_ref()) {
+    let quota = match ops::rate_limit(core, &path, conn.remote_addr.as_deref(), body.as_ref()).await
+    {
         Ok(h) => h,
         Err(refused) => {
             if let Some(error) = &refused.audit {

@@ -36,7 +36,7 @@ pub(crate) struct Refused {
 }
 
 /// The rate-limit check of a request.
-pub(crate) fn rate_limit(
+pub(crate) async fn rate_limit(
     core: &Core,
     path: &str,
     remote: Option<&str>,
@@ -45,12 +45,26 @@ pub(crate) fn rate_limit(
     let Ok(u) = core.unsealed() else {
         return Ok(None);
     };
-    let role = body.and_then(|b| {
-        b.get("role")
-            .or_else(|| b.get("role_name"))
-            .and_then(|v| v.as_str())
-    });
-    match u.quotas.check_rate(path, &client_ip(remote), role) {
+    // The role a login names, only when a quota with a role covers the path: as its auth
+    // method resolves it (an AppRole role_id), else the request's role field.
+    let role = if u.quotas.role_matters(path) {
+        let empty = serde_json::Map::new();
+        match core.resolve_role(path, body.unwrap_or(&empty)).await {
+            Some(r) => Some(r),
+            None => body.and_then(|b| {
+                b.get("role")
+                    .or_else(|| b.get("role_name"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            }),
+        }
+    } else {
+        None
+    };
+    match u
+        .quotas
+        .check_rate(path, &client_ip(remote), role.as_deref())
+    {
         RateDecision::Allowed(h) => Ok(h),
         RateDecision::Refused(msg, h) => {
             let audit = (u.audit.enabled() && u.quotas.config().enable_rate_limit_audit_logging)

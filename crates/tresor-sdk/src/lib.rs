@@ -612,6 +612,18 @@ pub trait LogicalBackend: Send + Sync {
     async fn revoke_secret(&self, _req: Request) -> Result<Option<Response>> {
         Ok(None)
     }
+    /// The role a login request to `path` (relative to the mount) names, for rate-limit quotas
+    /// with a `role` (Vault's resolve-role operation): an AppRole login names its role by
+    /// `role_id`. `None` when the method has no roles, or finds none; the HTTP layer then
+    /// takes the request's `role` (or `role_name`) field.
+    async fn resolve_role(
+        &self,
+        _ctx: &Context,
+        _path: &str,
+        _data: &Map<String, Value>,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Called before the mount serves its first request: when it is mounted, and for every
     /// mount when the server unseals. An error fails a new mount (nothing is stored) and is
     /// logged for an existing one.

@@ -510,3 +510,67 @@ print("ALL OK")
     );
     assert!(o.stdout.contains("ALL OK"), "{o}");
 }
+
+/// Issue 20: a rate-limit quota with a `role` on the AppRole mount limits the logins of that
+/// role, which a login names only by its `role_id` (Vault resolves it); another role's logins
+/// are not limited.
+#[test]
+fn a_rate_limit_quota_with_a_role_limits_that_roles_logins() {
+    let (_dir, s) = dev();
+    setup(&s);
+    for role in ["web", "batch"] {
+        s.bao_as(
+            "root",
+            &[
+                "write",
+                &format!("auth/approle/role/{role}"),
+                "token_policies=reader",
+            ],
+        )
+        .expect(0, "write role");
+    }
+    let (code, v) = s.api(
+        "POST",
+        "sys/quotas/rate-limit/web-logins",
+        Some(r#"{"path":"auth/approle/","role":"web","rate":1,"burst":1}"#),
+        Some("root"),
+    );
+    assert!(code == 200 || code == 204, "{code} {v}");
+    let login = |role: &str| {
+        let rid = role_id(&s, role);
+        let (code, v) = s.api(
+            "POST",
+            &format!("auth/approle/role/{role}/secret-id"),
+            None,
+            Some("root"),
+        );
+        assert_eq!(code, 200, "{v}");
+        let sid = v["data"]["secret_id"].as_str().unwrap().to_owned();
+        (0..5)
+            .map(|_| {
+                curl(
+                    &s,
+                    &[],
+                    "POST",
+                    "auth/approle/login",
+                    Some(&login_body(&rid, &sid)),
+                )
+                .0
+            })
+            .collect::<Vec<u16>>()
+    };
+    let web = login("web");
+    assert_eq!(web[0], 200, "{web:?}");
+    assert!(web.iter().filter(|c| **c == 429).count() >= 3, "{web:?}");
+    let batch = login("batch");
+    assert!(batch.iter().all(|c| *c == 200), "{batch:?}");
+    // A role_id that belongs to no role is not counted against the role (and fails to log in).
+    let (code, _) = curl(
+        &s,
+        &[],
+        "POST",
+        "auth/approle/login",
+        Some(&login_body("no-such-role-id", "x")),
+    );
+    assert_eq!(code, 400);
+}
