@@ -227,20 +227,30 @@ impl Core {
         orphan: bool,
     ) -> Result<(), CoreError> {
         let ids = if orphan {
-            u.tokens.revoke_orphan(id).await?;
-            vec![id.to_owned()]
+            vec![(id.to_owned(), u.tokens.revoke_orphan(id).await?)]
         } else {
             u.tokens.revoke_tree(id).await?
         };
         let router = u.router();
         let cubby = router.exact("cubbyhole/").map(|r| r.view.clone());
-        for t in &ids {
+        for (t, created_on) in &ids {
             for lease in u.expiration.by_token(t).await? {
                 if let Err(e) = self.revoke_lease(u, &lease, true).await {
                     tracing::warn!(lease_id = %lease, error = %e, "revoking a lease of a revoked token failed");
                 }
             }
             u.expiration.forget_token_index(t).await?;
+            // The token's own lease (`<creation path>/<id>`): gone with the token, so that
+            // sys/leases and lease-count quotas stop counting it.
+            if let Some(p) = created_on
+                && let Some(e) = u
+                    .expiration
+                    .get(&format!("{}/{t}", p.trim_end_matches('/')))
+                    .await?
+                && e.kind == crate::expiration::LeaseKind::Token
+            {
+                u.expiration.remove(&e).await?;
+            }
             if let Some(v) = &cubby {
                 tresor_sdk::Storage::delete_prefix(v, &format!("{t}/")).await?;
             }

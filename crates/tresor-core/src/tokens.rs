@@ -602,14 +602,16 @@ impl TokenStore {
         }
         let stored = self.store_with(entry, extra).await?;
         if self.by_id(&parent).await?.is_none() {
+            // Never registered a lease: the entry goes, nothing else.
             self.revoke_one(&stored.hash).await?;
             return Err(CoreError::PermissionDenied);
         }
         Ok(stored)
     }
 
-    /// Revokes a token and, recursively, every child token. Returns the revoked ids.
-    pub async fn revoke_tree(&self, id: &str) -> Result<Vec<String>, CoreError> {
+    /// Revokes a token and, recursively, every child token. Returns the revoked ids, each
+    /// with the path it was created on when it still existed (its lease is `<path>/<id>`).
+    pub async fn revoke_tree(&self, id: &str) -> Result<Vec<(String, Option<String>)>, CoreError> {
         let _timer = crate::telemetry::m::TOKEN_REVOKE_TREE.start();
         let mut stack = vec![id.to_owned()];
         let mut order = Vec::new();
@@ -631,21 +633,26 @@ impl TokenStore {
         }
         // Children first, so a crash midway never leaves a child without its parent entry.
         let mut result = Ok(());
+        let mut revoked = Vec::with_capacity(order.len());
         for cur in order.iter().rev() {
-            if let Err(e) = self.revoke_one(cur).await {
-                result = Err(e);
-                break;
+            match self.revoke_one(cur).await {
+                Ok(path) => revoked.push((cur.clone(), path)),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         let mut marked = self.revoking.write();
         for cur in &order {
             marked.remove(cur);
         }
-        result.map(|()| order)
+        result.map(|()| revoked)
     }
 
-    /// Revokes one token; its children become orphans.
-    pub async fn revoke_orphan(&self, id: &str) -> Result<(), CoreError> {
+    /// Revokes one token; its children become orphans. Returns the path it was created on,
+    /// when it still existed.
+    pub async fn revoke_orphan(&self, id: &str) -> Result<Option<String>, CoreError> {
         let _timer = crate::telemetry::m::TOKEN_REVOKE.start();
         for child in self
             .view
@@ -663,9 +670,11 @@ impl TokenStore {
         self.revoke_one(id).await
     }
 
-    async fn revoke_one(&self, id: &str) -> Result<(), CoreError> {
+    /// Deletes one token's entry and indexes; the path it was created on, if it existed.
+    async fn revoke_one(&self, id: &str) -> Result<Option<String>, CoreError> {
         let _g = self.lock(id).await;
         let mut ops: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut path = None;
         if let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? {
             let bytes = Zeroizing::new(bytes);
             if let Ok(e) = decode_entry(&bytes) {
@@ -673,6 +682,7 @@ impl TokenStore {
                 if !e.parent.is_empty() {
                     ops.push((format!("parent/{}/{id}", e.parent), None));
                 }
+                path = Some(e.path.clone());
             }
         }
         for child in self
@@ -686,7 +696,7 @@ impl TokenStore {
         ops.push((format!("id/{id}"), None));
         self.view.transaction(ops).await?;
         self.cache.write().remove(id);
-        Ok(())
+        Ok(path)
     }
 
     fn is_being_revoked(&self, id: &str) -> bool {
