@@ -1739,6 +1739,10 @@ impl Core {
                 out.response = Some(resp);
                 return Ok(());
             }
+            // A lease-count quota on the login path counts login tokens' leases too; its guard
+            // is held until the token (and its lease) is stored, so concurrent logins cannot
+            // all take the last place.
+            let _quota = u.quotas.check_lease(path, None, &u.expiration).await?;
             let auth = self.materialize_auth(u, route, auth, path, at).await?;
             let identity = u
                 .entity(&auth.entity_id)

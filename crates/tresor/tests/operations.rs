@@ -182,6 +182,68 @@ fn refused_requests_are_audited_only_when_asked() {
     assert_eq!(refusals().len(), refused);
 }
 
+/// A lease-count quota on an auth mount counts the login tokens' leases: of 12 concurrent
+/// logins under `max_leases = 3`, exactly three get a token, and revoking one makes room.
+#[test]
+fn a_lease_count_quota_on_logins_holds_under_concurrent_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(&dir.path().join("srv"), free_port());
+    let t = Some("root");
+    for (path, body) in [
+        ("sys/auth/userpass", r#"{"type":"userpass"}"#),
+        ("auth/userpass/users/alice", r#"{"password":"pw"}"#),
+        (
+            "sys/quotas/lease-count/logins",
+            r#"{"path":"auth/userpass/","max_leases":3}"#,
+        ),
+    ] {
+        let (code, v) = s.api("POST", path, Some(body), t);
+        assert!(code == 200 || code == 204, "{path}: {code} {v}");
+    }
+    let results: Vec<(u16, Value)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                sc.spawn(|| {
+                    s.api(
+                        "POST",
+                        "auth/userpass/login/alice",
+                        Some(r#"{"password":"pw"}"#),
+                        None,
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let tokens: Vec<String> = results
+        .iter()
+        .filter(|(c, _)| *c == 200)
+        .map(|(_, v)| v["auth"]["client_token"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tokens.len(), 3, "{results:?}");
+    for (code, v) in &results {
+        assert!(
+            *code == 200 || (*code == 429 && v.to_string().contains("lease count quota exceeded")),
+            "{code} {v}"
+        );
+    }
+    let (_, v) = s.api("GET", "sys/quotas/lease-count/logins", None, t);
+    assert_eq!(v["data"]["counter"], 3, "{v}");
+    let (code, _) = s.api("POST", "auth/token/revoke-self", None, Some(&tokens[0]));
+    assert_eq!(code, 204);
+    // The revoked token's lease went with it.
+    let (code, v) = s.api("LIST", "sys/leases/lookup/auth/userpass/login/alice/", None, t);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["keys"].as_array().map(Vec::len), Some(2), "{v}");
+    let (code, v) = s.api(
+        "POST",
+        "auth/userpass/login/alice",
+        Some(r#"{"password":"pw"}"#),
+        None,
+    );
+    assert_eq!(code, 200, "{v}");
+}
+
 #[test]
 fn a_lease_count_quota_refuses_the_sixth_certificate_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
