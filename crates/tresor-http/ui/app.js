@@ -1,6 +1,6 @@
 // Tresor's web UI: the shell, the router and the seal, init, unseal and login screens.
 // Every screen talks to the server only through /v1/ (lib.js).
-import { api, h, field, form, errorBox, say, link, go, show, session, setToken, forgetToken, restoreToken, hasToken } from './lib.js';
+import { api, h, field, form, errorBox, say, link, go, show, session, setToken, forgetToken, restoreToken, hasToken, tokenIssuedHere } from './lib.js';
 import { secretsScreen, kvScreen, secretScreen, newSecretScreen } from './kv.js';
 import { policiesScreen, policyScreen, capabilitiesScreen, leasesScreen, pkiScreen, consoleScreen } from './tools.js';
 
@@ -39,11 +39,21 @@ function renderNav(current) {
   );
 }
 
-function logout() {
+// A token this page got by logging in is revoked; a pasted one is only forgotten (it may be
+// in use elsewhere).
+async function logout() {
+  const revoke = tokenIssuedHere();
+  if (revoke) {
+    try {
+      await api('PUT', 'auth/token/revoke-self');
+    } catch (e) {
+      // Expired or already revoked: nothing left to do.
+    }
+  }
   forgetToken();
   session.self = null;
   session.acl = null;
-  say('Logged out: the token is forgotten by this page.');
+  say(revoke ? 'Logged out: the token of this sign-in is revoked.' : 'Logged out: the token is forgotten by this page (a pasted token stays valid).');
   go('login');
 }
 
@@ -150,15 +160,14 @@ function loginScreen(error) {
       const keep = remember.control.checked;
       const mount = m === 'token' ? 'token' : v('mount').replace(/^\/+|\/+$/g, '') || m;
       if (m === 'oidc') return oidcStart(mount, v('role'), keep);
-      let tok;
-      if (m === 'token') tok = v('token').trim();
-      else tok = (await api('PUT', `auth/${mount}/login/${v('username')}`, { password: v('password') })).auth.client_token;
-      await finishLogin(tok, keep);
+      if (m === 'token') return finishLogin(v('token').trim(), keep, false);
+      const tok = (await api('PUT', `auth/${mount}/login/${v('username')}`, { password: v('password') })).auth.client_token;
+      await finishLogin(tok, keep, true);
     }));
 }
 
-async function finishLogin(tok, keep) {
-  setToken(tok, keep);
+async function finishLogin(tok, keep, fromLogin) {
+  setToken(tok, keep, fromLogin);
   try {
     session.self = (await api('GET', 'auth/token/lookup-self')).data;
   } catch (e) {
@@ -193,7 +202,7 @@ async function oidcCallback(mount) {
     if (q.get('error')) throw new Error(`the provider refused: ${q.get('error')} ${q.get('error_description') || ''}`);
     if (!pending || pending.mount !== mount) throw new Error('no OIDC login was started from this tab');
     const r = await api('GET', `auth/${mount}/oidc/callback`, undefined, { state: q.get('state') || '', code: q.get('code') || '', client_nonce: pending.nonce });
-    await finishLogin(r.auth.client_token, pending.keep);
+    await finishLogin(r.auth.client_token, pending.keep, true);
   } catch (e) {
     location.hash = '#/login';
     show('OIDC sign-in failed', errorBox(e), h('p', {}, h('a', { href: '#/login', onclick: () => setTimeout(render) }, 'Back to sign in')));

@@ -5,22 +5,37 @@
 // localStorage, a cookie or a URL.
 
 const KEY = 'tresor.token';
+const ISSUED = 'tresor.token.issued';
 let token = null;
+// Whether this page obtained the token by logging in (and so revokes it at log-out); a token
+// the user pasted is theirs, and is only forgotten.
+let issued = false;
 
 export function restoreToken() {
   token = sessionStorage.getItem(KEY);
+  issued = token !== null && sessionStorage.getItem(ISSUED) === '1';
   return token;
 }
-export function setToken(t, remember) {
+export function setToken(t, remember, fromLogin) {
   token = t;
-  if (remember) sessionStorage.setItem(KEY, t);
-  else sessionStorage.removeItem(KEY);
+  issued = !!fromLogin;
+  if (remember) {
+    sessionStorage.setItem(KEY, t);
+    if (issued) sessionStorage.setItem(ISSUED, '1');
+    else sessionStorage.removeItem(ISSUED);
+  } else {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(ISSUED);
+  }
 }
 export function forgetToken() {
   token = null;
+  issued = false;
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(ISSUED);
 }
 export const hasToken = () => token !== null;
+export const tokenIssuedHere = () => token !== null && issued;
 
 export class ApiError extends Error {
   constructor(status, errors, body) {

@@ -354,7 +354,38 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     await kp.keyboard.press('Enter');
     await heading(kp, 'Secrets engines');
     await shot(kp, 'keyboard-logged-in');
+    // Logging out revokes the token this sign-in got.
+    const [revoke] = await Promise.all([
+      kp.waitForRequest((r) => r.url().endsWith('/v1/auth/token/revoke-self')),
+      kp.getByRole('button', { name: 'Log out' }).click(),
+    ]);
+    const signedIn = revoke.headers()['x-vault-token'];
+    await heading(kp, 'Sign in');
+    const looked = await api('POST', 'auth/token/lookup', root, { token: signedIn });
+    expect(signedIn && looked.status >= 400, `the signed-in token is revoked (${looked.status})`);
     await kctx.close();
+  });
+
+  await step('log out of a pasted token forgets it and does not revoke it', 20000, async () => {
+    await must('POST', 'auth/token/create', root, { policies: ['app'], ttl: '1h' }).then(async (v) => {
+      const pasted = v.auth.client_token;
+      const pctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+      const pp = await pctx.newPage();
+      watch(pp);
+      let revoked = false;
+      pp.on('request', (r) => { if (r.url().endsWith('/v1/auth/token/revoke-self')) revoked = true; });
+      await pp.goto(ADDR + '/ui/');
+      await heading(pp, 'Sign in');
+      await pp.getByLabel('Token', { exact: true }).fill(pasted);
+      await pp.getByRole('button', { name: 'Sign in' }).click();
+      await heading(pp, 'Secrets engines');
+      await pp.getByRole('button', { name: 'Log out' }).click();
+      await heading(pp, 'Sign in');
+      expect(!revoked, 'no revoke-self for a pasted token');
+      const looked = await must('POST', 'auth/token/lookup', root, { token: pasted });
+      expect(looked.data && looked.data.ttl > 0, 'the pasted token is still valid');
+      await pctx.close();
+    });
   });
 
   await step('OIDC login through the provider and the callback page', 40000, async () => {

@@ -154,6 +154,13 @@ fn the_web_ui_in_chromium() {
         s.log()
     );
     assert!(o.stdout.trim_end().ends_with("ok"), "{o}");
+    for step in [
+        "keyboard-only login",
+        "log out of a pasted token forgets it and does not revoke it",
+        "OIDC login through the provider and the callback page",
+    ] {
+        assert!(o.stdout.contains(&format!("ok   {step} (")), "{step} did not run\n{o}");
+    }
     let first_load: u64 = o
         .stdout
         .lines()
