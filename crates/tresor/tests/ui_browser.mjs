@@ -388,6 +388,35 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     });
   });
 
+  await step('LDAP sign-in with a group\'s policy', 30000, async () => {
+    const base = process.env.LDAP_BASE;
+    await must('POST', 'sys/auth/ldap', root, { type: 'ldap' });
+    await must('POST', 'auth/ldap/config', root, {
+      url: process.env.LDAP_URL, userdn: `ou=users,${base}`, userattr: 'uid',
+      groupdn: `ou=groups,${base}`, groupfilter: '(&(objectClass=groupOfNames)(member={{.UserDN}}))', groupattr: 'cn',
+      binddn: `cn=admin,${base}`, bindpass: 'adminpw',
+    });
+    await must('POST', 'auth/ldap/groups/devs', root, { policies: 'app' });
+    const lctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const lp = await lctx.newPage();
+    watch(lp);
+    await lp.goto(ADDR + '/ui/');
+    await heading(lp, 'Sign in');
+    await lp.getByLabel('Method').selectOption('ldap');
+    await lp.getByLabel('Username').fill('alice');
+    await lp.getByLabel('Password').fill('wrong');
+    await lp.getByRole('button', { name: 'Sign in' }).click();
+    await lp.getByRole('alert').filter({ hasText: 'failed to bind as user' }).waitFor();
+    await shot(lp, 'ldap-wrong-password');
+    await lp.getByLabel('Password').fill('alicepw');
+    await lp.getByRole('button', { name: 'Sign in' }).click();
+    await heading(lp, 'Secrets engines');
+    const who = await lp.locator('#who').textContent();
+    expect(who.includes('app') && who.includes('alice'), `signed in as alice with the group's policy: ${who}`);
+    await shot(lp, 'ldap-logged-in');
+    await lctx.close();
+  });
+
   await step('OIDC login through the provider and the callback page', 40000, async () => {
     const IDP = new URL(process.env.IDP_ADDR).origin;
     const callback = `${ADDR}/ui/vault/auth/oidc/oidc/callback`;

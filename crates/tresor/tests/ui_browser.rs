@@ -132,6 +132,8 @@ fn the_web_ui_in_chromium() {
     );
     let idp = format!("http://127.0.0.1:{idp_port}");
     wait_http(&format!("{idp}/.well-known/openid-configuration"));
+    // The directory the UI's LDAP sign-in binds against (slapd, from .ci/run).
+    let slapd = common::ldap::start_slapd(&dir.path().join("ldap"));
     let pid_file = dir.path().join("browser.pid");
     let _browser = BrowserGuard(pid_file.clone());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui_browser.mjs");
@@ -140,6 +142,8 @@ fn the_web_ui_in_chromium() {
             .arg(&script)
             .env("TRESOR_ADDR", &s.addr)
             .env("IDP_ADDR", &idp)
+            .env("LDAP_URL", format!("ldap://127.0.0.1:{}", slapd.port))
+            .env("LDAP_BASE", common::ldap::BASE)
             .env("SCREENSHOTS", &shots)
             .env("BROWSER_PID_FILE", &pid_file)
             .env("CHROMIUM", CHROMIUM)
@@ -157,9 +161,13 @@ fn the_web_ui_in_chromium() {
     for step in [
         "keyboard-only login",
         "log out of a pasted token forgets it and does not revoke it",
+        "LDAP sign-in with a group's policy",
         "OIDC login through the provider and the callback page",
     ] {
-        assert!(o.stdout.contains(&format!("ok   {step} (")), "{step} did not run\n{o}");
+        assert!(
+            o.stdout.contains(&format!("ok   {step} (")),
+            "{step} did not run\n{o}"
+        );
     }
     let first_load: u64 = o
         .stdout

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod gpg;
+pub mod ldap;
 
 /// How long a server gets to start answering.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
