@@ -76,6 +76,7 @@ impl T {
                 default_lease_ttl: Duration::ZERO,
                 max_lease_ttl: Duration::ZERO,
                 options: Default::default(),
+                system: None,
             }),
             caller: Caller::default(),
             secret: None,

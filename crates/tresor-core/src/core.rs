@@ -753,9 +753,11 @@ impl Core {
     /// The same mount and engine with a changed entry (a tune).
     pub(crate) fn retuned(&self, route: &Route, entry: MountEntry) -> Route {
         Route {
-            mount: Arc::new(
-                entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl),
-            ),
+            mount: Arc::new(entry.mount_view(
+                self.0.config.default_lease_ttl,
+                self.0.config.max_lease_ttl,
+                route.mount.system.clone(),
+            )),
             entry: Arc::new(entry),
             ..route.clone()
         }
@@ -1018,7 +1020,15 @@ impl Core {
             _ => self.backend_for(&entry)?,
         };
         let special = backend.special_paths();
-        let mount = entry.mount_view(self.0.config.default_lease_ttl, self.0.config.max_lease_ttl);
+        let system: Arc<dyn tresor_sdk::SystemView> =
+            Arc::new(crate::system_password::SystemPolicies {
+                view: View::new(u.barrier.clone(), "sys/"),
+            });
+        let mount = entry.mount_view(
+            self.0.config.default_lease_ttl,
+            self.0.config.max_lease_ttl,
+            Some(system),
+        );
         Ok(Route {
             view: View::new(u.barrier.clone(), entry.view_prefix()),
             path: entry.route_path().into(),

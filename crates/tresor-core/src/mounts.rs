@@ -177,7 +177,12 @@ impl MountEntry {
         })
     }
 
-    pub fn mount_view(&self, sys_default: Duration, sys_max: Duration) -> MountView {
+    pub fn mount_view(
+        &self,
+        sys_default: Duration,
+        sys_max: Duration,
+        system: Option<Arc<dyn tresor_sdk::SystemView>>,
+    ) -> MountView {
         let pick = |v: u64, d: Duration| if v == 0 { d } else { Duration::from_secs(v) };
         MountView {
             mount_point: self.route_path(),
@@ -186,6 +191,7 @@ impl MountEntry {
             default_lease_ttl: pick(self.config.default_lease_ttl, sys_default),
             max_lease_ttl: pick(self.config.max_lease_ttl, sys_max),
             options: self.options.clone(),
+            system,
         }
     }
 }

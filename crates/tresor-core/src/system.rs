@@ -217,7 +217,7 @@ async fn mount_path(
         (Operation::Read, false) => Ok(Some(obj(find()?.info()))),
         (Operation::Read, true) => {
             let e = find()?;
-            let mv = e.mount_view(c.config().default_lease_ttl, c.config().max_lease_ttl);
+            let mv = e.mount_view(c.config().default_lease_ttl, c.config().max_lease_ttl, None);
             let mut d = json!({
                 "description": e.description,
                 "default_lease_ttl": mv.default_lease_ttl.as_secs(),

@@ -106,3 +106,25 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .help("Create, read or delete a password policy.", "Engines that take a password_policy generate their passwords from it."),
     ]
 }
+
+/// What engines see of the system (`MountView::system`): the password policies, read from
+/// storage at each use (so a change made on another server applies at once).
+pub(crate) struct SystemPolicies {
+    pub(crate) view: crate::barrier::View,
+}
+
+impl std::fmt::Debug for SystemPolicies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SystemPolicies")
+    }
+}
+
+#[async_trait::async_trait]
+impl tresor_sdk::SystemView for SystemPolicies {
+    async fn password_policy(&self, name: &str) -> Result<Option<String>> {
+        let k = key(name)?;
+        Ok(tresor_sdk::Storage::get(&self.view, &k)
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+}

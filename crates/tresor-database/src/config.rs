@@ -100,7 +100,8 @@ impl Engine {
         if set("password_policy") {
             c.password_policy = f.string("password_policy");
             if !c.password_policy.is_empty() {
-                self.policy(s, &c.password_policy).await?;
+                self.policy(s, req.mount.system.as_deref(), &c.password_policy)
+                    .await?;
             }
         }
         c.verify_connection = f.bool("verify_connection").unwrap_or(true);
@@ -241,7 +242,7 @@ impl Engine {
                 "unable to rotate root credentials: the connection_url must use {{password}}",
             ));
         }
-        let new = self.password(s, &c).await?;
+        let new = self.password(s, req.mount.system.as_deref(), &c).await?;
         db.rotate_root(&c.username, &new, &c.root_rotation_statements)
             .await
             .map_err(|e| LogicalError::invalid(format!("failed to update user: {e}")))?;

@@ -112,26 +112,49 @@ impl Engine {
         }
     }
 
-    /// The policy a connection's passwords follow: the named one from this mount's
-    /// `password_policies/`, or the default.
-    pub async fn policy(&self, s: &dyn Storage, name: &str) -> Result<PasswordPolicy> {
+    /// The policy a connection's passwords follow: the named one from
+    /// `sys/policies/password` (Vault's meaning of `password_policy`), else from this mount's
+    /// own `password_policies/` (kept from before engines could read the system's), or the
+    /// default when none is named.
+    pub async fn policy(
+        &self,
+        s: &dyn Storage,
+        system: Option<&dyn tresor_sdk::SystemView>,
+        name: &str,
+    ) -> Result<PasswordPolicy> {
         if name.is_empty() {
             return Ok(PasswordPolicy::default_policy());
         }
-        let stored: StoredPolicy = store::load(s, "password policy", &format!("{}{name}", store::POLICIES))
-            .await?
-            .ok_or_else(|| {
-                LogicalError::invalid(format!(
-                    "password policy {name:?} not found: write it to this mount's password_policies/{name}"
-                ))
-            })?;
-        PasswordPolicy::parse(&stored.policy)
+        let text = match system {
+            Some(sys) => sys.password_policy(name).await?,
+            None => None,
+        };
+        let text = match text {
+            Some(t) => t,
+            None => {
+                let stored: StoredPolicy =
+                    store::load(s, "password policy", &format!("{}{name}", store::POLICIES))
+                        .await?
+                        .ok_or_else(|| {
+                            LogicalError::invalid(format!(
+                                "password policy {name:?} not found: write it to sys/policies/password/{name}"
+                            ))
+                        })?;
+                stored.policy
+            }
+        };
+        PasswordPolicy::parse(&text)
             .map_err(|e| LogicalError::Internal(format!("stored password policy {name:?}: {e}")))
     }
 
     /// A fresh password for a connection.
-    pub async fn password(&self, s: &dyn Storage, cfg: &ConnConfig) -> Result<Zeroizing<String>> {
-        self.policy(s, &cfg.password_policy)
+    pub async fn password(
+        &self,
+        s: &dyn Storage,
+        system: Option<&dyn tresor_sdk::SystemView>,
+        cfg: &ConnConfig,
+    ) -> Result<Zeroizing<String>> {
+        self.policy(s, system, &cfg.password_policy)
             .await?
             .generate()
             .map_err(LogicalError::Internal)

@@ -11,9 +11,11 @@
 //! `policies` (mount-local password policies). This file holds the path table and the
 //! [`LogicalBackend`] the core mounts.
 //!
+//! `password_policy` names a policy of `sys/policies/password` (read through the mount's
+//! system view), or of this mount's own `password_policies/` when the system has none.
+//!
 //! Differences from Vault: the engine talks to the databases itself (no plugin processes);
-//! `password_policy` names a policy in this mount's `password_policies/` (engines cannot read
-//! `sys/policies/password`); TLS to PostgreSQL (`sslmode=require` and stricter) and
+//! TLS to PostgreSQL (`sslmode=require` and stricter) and
 //! `rotation_schedule` are refused rather than half-supported.
 
 #![forbid(unsafe_code)]
@@ -180,7 +182,7 @@ fn table() -> Table<Engine> {
                 .field(f("verify_connection", Kind::Bool, "Connect before storing the config (default true).").default(json!(true)))
                 .field(f("allowed_roles", Kind::List, "Roles (globs) that may use this connection; empty allows none, * allows all."))
                 .field(statements("root_rotation_statements", "Statements that set the root password ({{username}}, {{password}}); default: the plugin's ALTER ROLE/ALTER USER for the current user."))
-                .field(f("password_policy", Kind::Str, "A password policy in this mount's password_policies/ for generated passwords (default: 20 letters and digits with a '-')."))
+                .field(f("password_policy", Kind::Str, "A password policy of sys/policies/password (or this mount's password_policies/) for generated passwords (default: 20 letters and digits with a '-')."))
                 .field(f("max_open_connections", Kind::Int, "Most connections open at once (default 4).").default(json!(4)))
                 .field(f("max_idle_connections", Kind::Int, "Idle connections kept: 0 means max_open_connections, negative none."))
                 .field(f("max_connection_lifetime", Kind::Duration, "A connection older than this is not reused (0: forever)."))

@@ -1,9 +1,10 @@
 //! `password_policies/:name` and `password_policies/:name/generate`: password policies kept
 //! in the mount, which a connection's `password_policy` names.
 //!
-//! Vault keeps password policies in `sys/policies/password`, a core endpoint engines cannot
-//! read; until the core hands engines a way to read them, this mount keeps its own (same HCL,
-//! same generation).
+//! Vault keeps password policies in `sys/policies/password`, which a connection's
+//! `password_policy` names first (through the mount's system view); these mount-local ones
+//! (same HCL, same generation) are from before engines could read the system's, and are used
+//! when the system has no policy of that name.
 
 use std::sync::Arc;
 
@@ -89,7 +90,8 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let name = f.string("name");
-        let p = self.policy(&*req.storage, &name).await?;
+        // This mount's own policies only.
+        let p = self.policy(&*req.storage, None, &name).await?;
         let pw = p.generate().map_err(LogicalError::Internal)?;
         Ok(Some(Response::json(json!({ "password": pw.as_str() }))))
     }

@@ -187,7 +187,7 @@ impl Engine {
                 db.plugin.max_username()
             )));
         }
-        let password = self.password(s, &cfg).await?;
+        let password = self.password(s, req.mount.system.as_deref(), &cfg).await?;
         let expiration = db
             .plugin
             .expiration(now_ms.div_euclid(1000) + ttl.as_secs() as i64);

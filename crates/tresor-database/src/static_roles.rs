@@ -43,12 +43,13 @@ impl Engine {
     async fn rotate_static(
         &self,
         s: &dyn Storage,
+        system: Option<&dyn tresor_sdk::SystemView>,
         name: &str,
         r: &mut StaticRole,
         now: i64,
     ) -> Result<()> {
         let (cfg, db) = self.pool(s, &r.db_name).await?;
-        let pw = self.password(s, &cfg).await?;
+        let pw = self.password(s, system, &cfg).await?;
         match db
             .set_password(&r.username, &pw, &r.rotation_statements)
             .await
@@ -137,7 +138,8 @@ impl Engine {
         }
         if creating {
             // The account gets a password only Tresor knows, now.
-            self.rotate_static(s, &name, &mut r, self.now()).await?;
+            self.rotate_static(s, req.mount.system.as_deref(), &name, &mut r, self.now())
+                .await?;
         } else {
             store::save(s, &key(&name), &r).await?;
         }
@@ -205,7 +207,8 @@ impl Engine {
             .static_role(s, &name)
             .await?
             .ok_or_else(|| LogicalError::invalid(format!("unknown role: {name}")))?;
-        self.rotate_static(s, &name, &mut r, self.now()).await?;
+        self.rotate_static(s, req.mount.system.as_deref(), &name, &mut r, self.now())
+            .await?;
         Ok(None)
     }
 
@@ -231,7 +234,10 @@ impl Engine {
             if !due {
                 continue;
             }
-            if let Err(e) = self.rotate_static(s, &name, &mut r, now).await {
+            if let Err(e) = self
+                .rotate_static(s, ctx.mount.system.as_deref(), &name, &mut r, now)
+                .await
+            {
                 tracing::warn!(role = %name, error = %e, failures = r.failures, "static role rotation failed; will retry");
                 first_err.get_or_insert(e);
             }

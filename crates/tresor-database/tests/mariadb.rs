@@ -208,6 +208,7 @@ impl T {
                 default_lease_ttl: Duration::from_secs(3600),
                 max_lease_ttl: Duration::from_secs(86400),
                 options: BTreeMap::new(),
+                system: None,
             }),
         }
     }

@@ -117,6 +117,7 @@ fn mount() -> Arc<MountView> {
         default_lease_ttl: Duration::from_secs(768 * 3600),
         max_lease_ttl: Duration::from_secs(768 * 3600),
         options: BTreeMap::new(),
+        system: None,
     })
 }
 

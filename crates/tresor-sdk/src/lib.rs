@@ -180,6 +180,14 @@ pub async fn delete_prefix<S: Storage + ?Sized>(s: &S, prefix: &str) -> Result<(
     Ok(())
 }
 
+/// What the system offers an engine beyond its own storage (Vault's system view): the
+/// password policies of `sys/policies/password`.
+#[async_trait]
+pub trait SystemView: Send + Sync + std::fmt::Debug {
+    /// The text (HCL) of the password policy `name`, if there is one.
+    async fn password_policy(&self, name: &str) -> Result<Option<String>>;
+}
+
 /// What an engine may know of its mount: TTL defaults already resolved against the system's.
 #[derive(Debug, Clone)]
 pub struct MountView {
@@ -189,6 +197,8 @@ pub struct MountView {
     pub default_lease_ttl: Duration,
     pub max_lease_ttl: Duration,
     pub options: BTreeMap<String, String>,
+    /// The system's view, when the engine runs in a server (`None` in engine-level tests).
+    pub system: Option<Arc<dyn SystemView>>,
 }
 
 /// Facts about the caller that some engines need (cubbyhole, token-bound features).

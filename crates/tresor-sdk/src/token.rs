@@ -287,6 +287,7 @@ mod tests {
                 default_lease_ttl: Duration::ZERO,
                 max_lease_ttl: Duration::ZERO,
                 options: Default::default(),
+                system: None,
             }),
             caller: Caller::default(),
             secret: None,

@@ -73,6 +73,7 @@ impl T {
                 default_lease_ttl: Duration::from_secs(3600),
                 max_lease_ttl: Duration::from_secs(7200),
                 options: Default::default(),
+                system: None,
             }),
             caller: Caller::default(),
             secret: None,

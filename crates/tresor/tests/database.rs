@@ -465,6 +465,21 @@ fn scenario(db: &Db) {
     let o = s.bao_as("root", &["read", "database/config/dead"]);
     assert_eq!(o.code, 2, "nothing stored: {o}");
 
+    // A system password policy (sys/policies/password) the connection's passwords follow.
+    std::fs::write(
+        dir.path().join("dbpw.hcl"),
+        "length = 24\nrule \"charset\" {\n  charset = \"abcdefghjkmnpqrstuvwxyz\"\n  min-chars = 4\n}\nrule \"charset\" {\n  charset = \"23456789\"\n  min-chars = 4\n}\n",
+    )
+    .unwrap();
+    s.bao_as(
+        "root",
+        &[
+            "write",
+            "sys/policies/password/dbpw",
+            &format!("policy=@{}", dir.path().join("dbpw.hcl").display()),
+        ],
+    )
+    .expect(0, "write password policy");
     // Configure with the admin user.
     s.bao_as(
         "root",
@@ -477,6 +492,7 @@ fn scenario(db: &Db) {
             "password=pw",
             "allowed_roles=readonly,short,broken,svc",
             "max_open_connections=3",
+            "password_policy=dbpw",
         ],
     )
     .expect(0, "write config");
@@ -518,6 +534,14 @@ fn scenario(db: &Db) {
     )
     .expect(0, "write role");
     let (user, pw, lease) = creds(&s, "readonly");
+    // Generated from the system policy: 24 characters of its charsets, 4 digits at least.
+    assert_eq!(pw.chars().count(), 24, "{pw}");
+    assert!(
+        pw.chars()
+            .all(|c| "abcdefghjkmnpqrstuvwxyz23456789".contains(c)),
+        "{pw}"
+    );
+    assert!(pw.chars().filter(char::is_ascii_digit).count() >= 4, "{pw}");
     assert!(db.user_exists(&user));
     let o = db
         .as_user(&user, &pw, db.select_items())

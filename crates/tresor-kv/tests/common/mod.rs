@@ -262,6 +262,7 @@ fn mount(options: Option<BTreeMap<String, String>>, accessor: &str) -> Arc<Mount
         default_lease_ttl: Duration::from_secs(768 * 3600),
         max_lease_ttl: Duration::from_secs(768 * 3600),
         options: options.unwrap_or_default(),
+        system: None,
     })
 }
 

@@ -103,6 +103,7 @@ pub fn mount_view(point: &str, default_ttl: u64, max_ttl: u64) -> Arc<MountView>
         default_lease_ttl: Duration::from_secs(default_ttl),
         max_lease_ttl: Duration::from_secs(max_ttl),
         options: BTreeMap::new(),
+        system: None,
     })
 }
 
