@@ -232,7 +232,12 @@ fn a_lease_count_quota_on_logins_holds_under_concurrent_logins() {
     let (code, _) = s.api("POST", "auth/token/revoke-self", None, Some(&tokens[0]));
     assert_eq!(code, 204);
     // The revoked token's lease went with it.
-    let (code, v) = s.api("LIST", "sys/leases/lookup/auth/userpass/login/alice/", None, t);
+    let (code, v) = s.api(
+        "LIST",
+        "sys/leases/lookup/auth/userpass/login/alice/",
+        None,
+        t,
+    );
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["data"]["keys"].as_array().map(Vec::len), Some(2), "{v}");
     let (code, v) = s.api(
