@@ -124,6 +124,8 @@ fn pg_err(e: &tokio_postgres::Error) -> String {
 
 struct PgPool {
     cfg: tokio_postgres::Config,
+    /// The TLS connector, unless `sslmode=disable`.
+    tls: Option<crate::pgtls::RustlsConnect>,
     idle: Mutex<Vec<(tokio_postgres::Client, Instant)>>,
     open: Arc<Semaphore>,
     settings: PoolSettings,
@@ -180,15 +182,31 @@ impl PgPool {
                 });
             }
         }
-        let (client, connection) = self
-            .cfg
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| pg_err(&e))?;
-        tokio::spawn(async move {
-            // Ends when the client is dropped or the server closes the session.
-            let _ = connection.await;
-        });
+        // The connection task ends when the client is dropped or the server closes the session.
+        let client = match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self
+                    .cfg
+                    .connect(tls.clone())
+                    .await
+                    .map_err(|e| pg_err(&e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+            None => {
+                let (client, connection) = self
+                    .cfg
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| pg_err(&e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
         Ok(PgConn {
             client: Some((client, Instant::now())),
             pool: self.clone(),
@@ -297,8 +315,9 @@ impl Db {
     ) -> Result<Db, String> {
         let host = dsn::host_of(&spec);
         let inner = match spec {
-            ConnSpec::Postgres(cfg) => Inner::Pg(Arc::new(PgPool {
+            ConnSpec::Postgres(cfg, tls) => Inner::Pg(Arc::new(PgPool {
                 cfg: *cfg,
+                tls: tls.build()?.1,
                 idle: Mutex::new(Vec::new()),
                 open: Arc::new(Semaphore::new(settings.max_open.max(1))),
                 settings,

@@ -25,7 +25,8 @@ pub struct MysqlTls {
 
 /// Parsed connection settings, ready to open connections.
 pub enum ConnSpec {
-    Postgres(Box<tokio_postgres::Config>),
+    /// The driver's settings, and the TLS ones it does not take itself.
+    Postgres(Box<tokio_postgres::Config>, Box<crate::pgtls::PgTlsParams>),
     Mysql(Box<mysql_async::OptsBuilder>),
 }
 
@@ -39,7 +40,7 @@ fn templated(url: &str) -> String {
 /// The host (and port) a connection URL names, for error messages: never the credentials.
 pub fn host_of(spec: &ConnSpec) -> String {
     match spec {
-        ConnSpec::Postgres(c) => {
+        ConnSpec::Postgres(c, _) => {
             let ports = c.get_ports();
             let hosts: Vec<String> = c
                 .get_hosts()
@@ -71,20 +72,8 @@ pub fn host_of(spec: &ConnSpec) -> String {
 
 /// Parses a PostgreSQL connection URL (URL or keyword/value form).
 pub fn postgres(url: &str, username: &str, password: &str) -> Result<ConnSpec, String> {
-    let text = templated(url);
-    let lower = text.to_ascii_lowercase();
-    if let Some(i) = lower.find("sslmode=") {
-        let v: String = lower[i + 8..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
-        if matches!(v.as_str(), "require" | "verify-ca" | "verify-full") {
-            return Err(format!(
-                "sslmode={v} is not supported yet: Tresor connects to PostgreSQL without TLS (use sslmode=disable)"
-            ));
-        }
-    }
-    let text = text.replace("sslmode=allow", "sslmode=prefer");
+    let (text, tls) = take_ssl_params(&templated(url));
+    let (negotiate, _) = tls.build()?;
     let mut cfg: tokio_postgres::Config = text.parse().map_err(|e: tokio_postgres::Error| {
         format!(
             "invalid connection_url: {}",
@@ -116,7 +105,76 @@ pub fn postgres(url: &str, username: &str, password: &str) -> Result<ConnSpec, S
         // libpq's default is the user's name; the admin user rarely has a database of its own.
         cfg.dbname("postgres");
     }
-    Ok(ConnSpec::Postgres(Box::new(cfg)))
+    cfg.ssl_mode(match negotiate {
+        crate::pgtls::Negotiate::Disable => tokio_postgres::config::SslMode::Disable,
+        crate::pgtls::Negotiate::Prefer => tokio_postgres::config::SslMode::Prefer,
+        crate::pgtls::Negotiate::Require => tokio_postgres::config::SslMode::Require,
+    });
+    Ok(ConnSpec::Postgres(Box::new(cfg), Box::new(tls)))
+}
+
+/// The TLS parameters libpq takes (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) taken out
+/// of a connection string in URL or keyword/value form; the rest is left for the driver.
+fn take_ssl_params(text: &str) -> (String, crate::pgtls::PgTlsParams) {
+    let mut tls = crate::pgtls::PgTlsParams::default();
+    let mut take = |k: &str, v: String| -> bool {
+        match k.to_ascii_lowercase().as_str() {
+            "sslmode" => tls.sslmode = v.to_ascii_lowercase(),
+            "sslrootcert" => tls.sslrootcert = Some(v),
+            "sslcert" => tls.sslcert = Some(v),
+            "sslkey" => tls.sslkey = Some(v),
+            _ => return false,
+        }
+        true
+    };
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        let Some((base, query)) = text.split_once('?') else {
+            return (text.to_owned(), tls);
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                !take(k, percent_decode(v))
+            })
+            .collect();
+        let out = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (out, tls)
+    } else {
+        let kept: Vec<&str> = text
+            .split_whitespace()
+            .filter(|kv| match kv.split_once('=') {
+                Some((k, v)) => !take(k, v.trim_matches('\'').to_owned()),
+                None => true,
+            })
+            .collect();
+        (kept.join(" "), tls)
+    }
+}
+
+/// `%2F` and friends in a URL's query value (a file path).
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(n) = u8::from_str_radix(&v[i + 1..i + 3], 16)
+        {
+            out.push(n);
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Removes a password from a driver's message, in case the driver quoted the input.
@@ -241,7 +299,7 @@ mod tests {
             "host=127.0.0.1 port=5433 user='{{username}}' password='{{password}}' dbname=app",
         ] {
             let spec = postgres(url, "ad min", "p@ss:w/rd 'x").unwrap();
-            let ConnSpec::Postgres(c) = &spec else {
+            let ConnSpec::Postgres(c, _) = &spec else {
                 panic!()
             };
             assert_eq!(c.get_user(), Some("ad min"), "{url}");
@@ -249,10 +307,25 @@ mod tests {
             assert_eq!(c.get_dbname(), Some("app"));
             assert_eq!(host_of(&spec), "127.0.0.1:5433");
         }
-        let e = postgres("postgres://u@h/db?sslmode=verify-full", "", "")
+        let e = postgres("postgres://u@h/db?sslmode=sometimes", "", "")
             .err()
             .unwrap();
-        assert!(e.contains("sslmode=verify-full"), "{e}");
+        assert!(e.contains("sslmode=sometimes"), "{e}");
+        // The TLS parameters are taken out for rustls, in both forms; the rest stays.
+        let (rest, tls) = take_ssl_params(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        );
+        assert_eq!(rest, "postgres://u@h/db?application_name=x");
+        assert_eq!(
+            (tls.sslmode.as_str(), tls.sslrootcert.as_deref()),
+            ("verify-full", Some("/etc/ca.pem"))
+        );
+        let (rest, tls) =
+            take_ssl_params("host=h sslmode=require sslcert=/c.pem sslkey='/k.pem' dbname=d");
+        assert_eq!(rest, "host=h dbname=d");
+        assert_eq!(tls.sslkey.as_deref(), Some("/k.pem"));
+        assert_eq!(tls.sslcert.as_deref(), Some("/c.pem"));
+        assert_eq!(tls.sslmode, "require");
         let e = postgres("postgres://u:{{password}}@h:99999/db", "", "secretpw")
             .err()
             .unwrap();

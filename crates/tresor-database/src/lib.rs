@@ -14,9 +14,11 @@
 //! `password_policy` names a policy of `sys/policies/password` (read through the mount's
 //! system view), or of this mount's own `password_policies/` when the system has none.
 //!
+//! TLS to PostgreSQL follows the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` as
+//! libpq does (`pgtls`).
+//!
 //! Differences from Vault: the engine talks to the databases itself (no plugin processes);
-//! TLS to PostgreSQL (`sslmode=require` and stricter) and
-//! `rotation_schedule` are refused rather than half-supported.
+//! `rotation_schedule` is refused rather than half-supported.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ mod db;
 mod dsn;
 mod engine;
 use tresor_password as password;
+mod pgtls;
 mod policies;
 mod roles;
 mod sql;

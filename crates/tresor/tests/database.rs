@@ -89,6 +89,85 @@ fn start_postgres(dir: &Path) -> Db {
         "--no-sync",
     ]));
     assert_eq!(o.code, 0, "initdb\n{o}");
+    // TLS (issue 16): a CA of the test's own and a server certificate it signs for the name
+    // db.example only (so verify-full to 127.0.0.1 must fail, verify-ca pass).
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=DNS:db.example\n").unwrap();
+    for args in [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=PG test CA",
+            "-days",
+            "2",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ][..],
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=db.example",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ][..],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "san.cnf",
+        ][..],
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=Other CA",
+            "-days",
+            "2",
+            "-keyout",
+            "other-key.pem",
+            "-out",
+            "other-ca.pem",
+        ][..],
+    ] {
+        run(Command::new("openssl").args(args).current_dir(dir)).expect(0, "openssl");
+    }
+    run(Command::new("chown").args([
+        "postgres",
+        &format!("{t}/server.key"),
+        &format!("{t}/server.crt"),
+    ]))
+    .expect(0, "chown server key");
+    run(Command::new("chmod").args(["600", &format!("{t}/server.key")])).expect(0, "chmod");
     let port = free_port();
     let o = run(Command::new("runuser").args([
         "-u",
@@ -103,7 +182,9 @@ fn start_postgres(dir: &Path) -> Db {
         "-t",
         "20",
         "-o",
-        &format!("-c listen_addresses=127.0.0.1 -p {port} -k {t} -c fsync=off"),
+        &format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {t} -c fsync=off -c ssl=on -c ssl_cert_file={t}/server.crt -c ssl_key_file={t}/server.key"
+        ),
         "start",
     ]));
     assert_eq!(o.code, 0, "pg_ctl start\n{o}");
@@ -695,6 +776,107 @@ fn postgresql_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let db = start_postgres(dir.path());
     scenario(&db);
+}
+
+/// Issue 16: TLS to PostgreSQL in libpq's terms. Whether Tresor's own session used TLS is
+/// recorded by the role's creation statements (`pg_stat_ssl` of the session running them).
+#[test]
+fn postgresql_over_tls_as_sslmode_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = start_postgres(dir.path());
+    let Db::Postgres { port, .. } = &db else {
+        unreachable!()
+    };
+    db.admin(
+        "app",
+        "CREATE TABLE data.sessions (who text, tls boolean); GRANT INSERT ON data.sessions TO PUBLIC;",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(tmp.path(), free_port());
+    s.bao_as("root", &["secrets", "enable", "database"])
+        .expect(0, "secrets enable database");
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let other = dir.path().join("other-ca.pem").display().to_string();
+    let url = |params: &str| {
+        format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{port}/app?{params}"
+        )
+    };
+    let configure = |name: &str, params: &str| {
+        s.bao_as(
+            "root",
+            &[
+                "write",
+                &format!("database/config/{name}"),
+                "plugin_name=postgresql-database-plugin",
+                &url(params),
+                "username=admin",
+                "password=pw",
+                "allowed_roles=*",
+            ],
+        )
+    };
+    // The name in the certificate is db.example: verify-full to 127.0.0.1 is refused, and so
+    // is a chain to another CA; nothing is stored.
+    for (name, params, want) in [
+        (
+            "full",
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+            "NotValidForName",
+        ),
+        (
+            "wrongca",
+            format!("sslmode=verify-ca&sslrootcert={other}"),
+            "UnknownIssuer",
+        ),
+    ] {
+        let o = configure(name, &params);
+        assert_eq!(o.code, 2, "{name}: {o}");
+        assert!(
+            o.stderr.contains(want) || o.stderr.to_lowercase().contains("certificate"),
+            "{name}: {o}"
+        );
+        assert_eq!(
+            s.bao_as("root", &["read", &format!("database/config/{name}")])
+                .code,
+            2
+        );
+    }
+    let o = configure(
+        "missingca",
+        "sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem",
+    );
+    assert_eq!(o.code, 2, "{o}");
+    assert!(o.stderr.contains("sslrootcert /nonexistent/ca.pem"), "{o}");
+    // verify-ca (the chain, not the name), require (encrypted, unchecked) and disable.
+    for (name, params, tls) in [
+        ("ca", format!("sslmode=verify-ca&sslrootcert={ca}"), "t"),
+        ("req", "sslmode=require".to_owned(), "t"),
+        ("plain", "sslmode=disable".to_owned(), "f"),
+    ] {
+        configure(name, &params).expect(0, name);
+        s.bao_as(
+            "root",
+            &[
+                "write",
+                &format!("database/roles/{name}"),
+                &format!("db_name={name}"),
+                &format!("creation_statements=CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}'; INSERT INTO data.sessions SELECT '{name}', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid();"),
+            ],
+        )
+        .expect(0, "write role");
+        let (user, pw, _) = creds(&s, name);
+        db.as_user(&user, &pw, "SELECT 1")
+            .expect(0, "the user connects");
+        assert_eq!(
+            db.admin(
+                "app",
+                &format!("SELECT tls FROM data.sessions WHERE who = '{name}'")
+            ),
+            tls,
+            "{name}"
+        );
+    }
 }
 
 #[test]
