@@ -17,12 +17,15 @@
 //! TLS to PostgreSQL follows the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` as
 //! libpq does (`pgtls`).
 //!
-//! Differences from Vault: the engine talks to the databases itself (no plugin processes);
-//! `rotation_schedule` is refused rather than half-supported.
+//! Static roles rotate every `rotation_period`, or on a cron `rotation_schedule` within an
+//! optional `rotation_window` (`cron`).
+//!
+//! Differences from Vault: the engine talks to the databases itself (no plugin processes).
 
 #![forbid(unsafe_code)]
 
 mod config;
+mod cron;
 mod db;
 mod dsn;
 mod engine;
@@ -248,8 +251,8 @@ fn table() -> Table<Engine> {
                 .field(f("db_name", Kind::Str, "The connection this role uses."))
                 .field(f("username", Kind::Str, "The existing database account (cannot change)."))
                 .field(f("rotation_period", Kind::Duration, "How often the password is rotated (at least 5s)."))
-                .field(f("rotation_schedule", Kind::Str, "Not supported yet: use rotation_period."))
-                .field(f("rotation_window", Kind::Duration, "Not supported yet."))
+                .field(f("rotation_schedule", Kind::Str, "A cron schedule in UTC (minute hour day-of-month month day-of-week, or @daily and the like) to rotate on instead of rotation_period."))
+                .field(f("rotation_window", Kind::Duration, "With rotation_schedule: how long after a scheduled time the rotation may still happen (at least 1h; 0: until the next one)."))
                 .field(statements("rotation_statements", "Statements that set the password ({{name}}, {{password}}); default: the plugin's ALTER ROLE/ALTER USER."))
                 .field(f("credential_type", Kind::Str, "Only \"password\"."))
                 .existence(|e, r, fl| Box::pin(async move { e.static_exists(r, fl).await }))

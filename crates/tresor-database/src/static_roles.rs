@@ -19,6 +19,8 @@ use crate::store::{self, StaticRole};
 
 /// The shortest rotation period accepted.
 const MIN_PERIOD: u64 = 5;
+/// The shortest `rotation_window` (Vault's: one hour).
+const MIN_WINDOW: u64 = 3600;
 
 fn key(name: &str) -> String {
     format!("{}{name}", store::STATIC_ROLE)
@@ -86,11 +88,6 @@ impl Engine {
                 "role {name:?} already exists as a dynamic role"
             )));
         }
-        if f.is_set("rotation_schedule") && !f.string("rotation_schedule").is_empty() {
-            return Err(LogicalError::invalid(
-                "rotation_schedule is not supported yet: use rotation_period",
-            ));
-        }
         let _guard = self.rotation.lock().await;
         let old = self.static_role(s, &name).await?;
         let creating = old.is_none();
@@ -116,10 +113,40 @@ impl Engine {
                 "cannot update static account username",
             ));
         }
-        if set("rotation_period") {
-            r.rotation_period = f.duration("rotation_period").unwrap_or_default().as_secs();
+        // A period or a schedule (with an optional window), never both.
+        let period_given = f.is_set("rotation_period");
+        let schedule_given =
+            f.is_set("rotation_schedule") && !f.string("rotation_schedule").trim().is_empty();
+        if period_given && schedule_given {
+            return Err(LogicalError::invalid(
+                "mutually exclusive fields rotation_period and rotation_schedule were both specified; only one of them can be provided",
+            ));
         }
-        if r.rotation_period < MIN_PERIOD {
+        if schedule_given {
+            let text = f.string("rotation_schedule").trim().to_owned();
+            crate::cron::Schedule::parse(&text).map_err(LogicalError::invalid)?;
+            r.rotation_schedule = text;
+            r.rotation_period = 0;
+        } else if period_given || (creating && !schedule_given) {
+            r.rotation_period = f.duration("rotation_period").unwrap_or_default().as_secs();
+            r.rotation_schedule.clear();
+            r.rotation_window = 0;
+        }
+        if f.is_set("rotation_window") {
+            if r.rotation_schedule.is_empty() {
+                return Err(LogicalError::invalid(
+                    "rotation_window is invalid with use of rotation_period",
+                ));
+            }
+            let w = f.duration("rotation_window").unwrap_or_default().as_secs();
+            if w != 0 && w < MIN_WINDOW {
+                return Err(LogicalError::invalid(format!(
+                    "rotation_window must be {MIN_WINDOW} seconds or more"
+                )));
+            }
+            r.rotation_window = w;
+        }
+        if r.rotation_schedule.is_empty() && r.rotation_period < MIN_PERIOD {
             return Err(LogicalError::invalid(format!(
                 "rotation_period must be {MIN_PERIOD} seconds or more"
             )));
@@ -150,14 +177,15 @@ impl Engine {
         let Some(r) = self.static_role(&*req.storage, &f.string("name")).await? else {
             return Ok(None);
         };
-        Ok(Some(Response::json(json!({
+        let mut d = json!({
             "db_name": r.db_name,
             "username": r.username,
-            "rotation_period": r.rotation_period,
             "rotation_statements": r.rotation_statements,
             "last_vault_rotation": tresor_sdk::clock::rfc3339(r.last_vault_rotation),
             "credential_type": "password",
-        }))))
+        });
+        rotation_fields(&mut d, &r);
+        Ok(Some(Response::json(d)))
     }
 
     pub async fn static_delete(
@@ -189,14 +217,15 @@ impl Engine {
             .static_role(&*req.storage, &name)
             .await?
             .ok_or_else(|| LogicalError::invalid(format!("unknown role: {name}")))?;
-        let next = r.last_vault_rotation + r.rotation_period as i64;
-        Ok(Some(Response::json(json!({
+        let now = self.now();
+        let mut d = json!({
             "username": r.username,
             "password": r.password.as_str(),
             "last_vault_rotation": tresor_sdk::clock::rfc3339(r.last_vault_rotation),
-            "rotation_period": r.rotation_period,
-            "ttl": (next - self.now()).max(0),
-        }))))
+            "ttl": (next_rotation(&r, now) - now).max(0),
+        });
+        rotation_fields(&mut d, &r);
+        Ok(Some(Response::json(d)))
     }
 
     pub async fn rotate_role(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
@@ -229,7 +258,7 @@ impl Engine {
             let due = if r.failures > 0 {
                 r.retry_at <= now
             } else {
-                r.last_vault_rotation + r.rotation_period as i64 <= now
+                is_due(&r, now)
             };
             if !due {
                 continue;
@@ -257,4 +286,43 @@ mod tests {
         assert_eq!(backoff(3), 120);
         assert_eq!(backoff(40), 3600);
     }
+}
+
+/// `rotation_period`, or `rotation_schedule` and `rotation_window`, as the role has them.
+fn rotation_fields(d: &mut serde_json::Value, r: &StaticRole) {
+    if r.rotation_schedule.is_empty() {
+        d["rotation_period"] = json!(r.rotation_period);
+    } else {
+        d["rotation_schedule"] = json!(r.rotation_schedule);
+        d["rotation_window"] = json!(r.rotation_window);
+    }
+}
+
+/// When the role's password is next rotated (Unix seconds).
+fn next_rotation(r: &StaticRole, now: i64) -> i64 {
+    if r.rotation_schedule.is_empty() {
+        return r.last_vault_rotation + r.rotation_period as i64;
+    }
+    match crate::cron::Schedule::parse(&r.rotation_schedule) {
+        // The next scheduled time that can still rotate: one inside its window, or later.
+        Ok(s) => s.next_after(rotation_floor(r, now)).unwrap_or(i64::MAX),
+        Err(_) => i64::MAX,
+    }
+}
+
+/// Scheduled times after this one count: after the last rotation, and (with a window) not
+/// longer ago than the window.
+fn rotation_floor(r: &StaticRole, now: i64) -> i64 {
+    if r.rotation_window > 0 {
+        r.last_vault_rotation.max(now - r.rotation_window as i64)
+    } else {
+        r.last_vault_rotation
+    }
+}
+
+/// Whether the periodic pass rotates the role now: its period has passed, or a scheduled time
+/// has come since the last rotation (and, with a window, less than the window ago; a missed
+/// window waits for the next scheduled time).
+fn is_due(r: &StaticRole, now: i64) -> bool {
+    next_rotation(r, now) <= now
 }

@@ -164,8 +164,15 @@ pub struct StaticRole {
     pub version: u32,
     pub db_name: String,
     pub username: String,
-    /// Seconds.
+    /// Seconds; 0 when the role rotates on `rotation_schedule` instead.
     pub rotation_period: u64,
+    /// A cron schedule (UTC) the role rotates on instead of a period (`crate::cron`).
+    #[serde(default)]
+    pub rotation_schedule: String,
+    /// Seconds after a scheduled time during which the rotation may still happen (0: any time
+    /// until the next one).
+    #[serde(default)]
+    pub rotation_window: u64,
     #[serde(default)]
     pub rotation_statements: Vec<String>,
     /// The password the account has now.

@@ -520,3 +520,100 @@ async fn leased_creds_renew_and_revoke_end_sessions() {
         "{e}"
     );
 }
+
+/// Issue 16: `rotation_schedule` (cron, UTC) with a `rotation_window`, driven by the injected
+/// clock (which starts at 2030-03-17T17:46:40Z): rotated at the scheduled time, not before
+/// and not twice; a window missed entirely waits for the next scheduled time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_roles_rotate_on_a_cron_schedule_within_its_window() {
+    let pg = start_pg();
+    let t = T::new();
+    configure(&t, &pg).await;
+    // Refused: both a period and a schedule, a bad schedule, a short window, a window
+    // without a schedule.
+    for (body, want) in [
+        (
+            json!({"db_name": "pg", "username": "svc", "rotation_period": "1h", "rotation_schedule": "0 18 * * *"}),
+            "mutually exclusive",
+        ),
+        (
+            json!({"db_name": "pg", "username": "svc", "rotation_schedule": "0 25 * * *"}),
+            "hour",
+        ),
+        (
+            json!({"db_name": "pg", "username": "svc", "rotation_schedule": "0 18 * * *", "rotation_window": "10m"}),
+            "rotation_window must be 3600 seconds or more",
+        ),
+        (
+            json!({"db_name": "pg", "username": "svc", "rotation_period": "1h", "rotation_window": "2h"}),
+            "rotation_window is invalid",
+        ),
+    ] {
+        let e = t
+            .call(Operation::Update, "static-roles/svc", body)
+            .await
+            .unwrap_err();
+        assert!(format!("{e:?}").contains(want), "{want}: {e:?}");
+    }
+    t.data(
+        Operation::Update,
+        "static-roles/svc",
+        json!({"db_name": "pg", "username": "svc", "rotation_schedule": "0 18 * * *", "rotation_window": "1h"}),
+    )
+    .await;
+    let read = t.data(Operation::Read, "static-roles/svc", json!({})).await;
+    assert_eq!(read["rotation_schedule"], "0 18 * * *");
+    assert_eq!(read["rotation_window"], 3600);
+    assert!(read.get("rotation_period").is_none(), "{read:?}");
+    let pw = |d: &Map<String, Value>| d["password"].as_str().unwrap().to_owned();
+    let creds = || t.data(Operation::Read, "static-creds/svc", json!({}));
+    let d = creds().await;
+    let p1 = pw(&d);
+    assert!(pg.connects("svc", &p1));
+    // 17:46:40 now; the next scheduled time is 18:00.
+    assert_eq!(d["ttl"], 800);
+    assert_eq!(d["rotation_schedule"], "0 18 * * *");
+
+    // 17:59:40: not yet.
+    t.clock.advance(Duration::from_secs(780));
+    t.b.periodic(&t.ctx()).await.unwrap();
+    assert_eq!(pw(&creds().await), p1);
+    // 18:00:40: rotated, once.
+    t.clock.advance(Duration::from_secs(60));
+    t.b.periodic(&t.ctx()).await.unwrap();
+    let p2 = pw(&creds().await);
+    assert_ne!(p1, p2);
+    assert!(pg.connects("svc", &p2) && !pg.connects("svc", &p1));
+    t.clock.advance(Duration::from_secs(120));
+    t.b.periodic(&t.ctx()).await.unwrap();
+    assert_eq!(
+        pw(&creds().await),
+        p2,
+        "rotated twice for one scheduled time"
+    );
+    assert_eq!(creds().await["ttl"], 86400 - 160);
+
+    // The server is away from 17:00 the next day until 19:30, past 18:00's one-hour window:
+    // nothing at 19:30, and the next rotation is the day after at 18:00.
+    t.clock.advance(Duration::from_secs(86400 + 5400 - 160));
+    t.b.periodic(&t.ctx()).await.unwrap();
+    let d = creds().await;
+    assert_eq!(pw(&d), p2, "rotated outside the window");
+    assert_eq!(d["ttl"], 86400 - 5400);
+    // The day after, 18:10: inside the window, rotated.
+    t.clock.advance(Duration::from_secs(86400 - 5400 + 600));
+    t.b.periodic(&t.ctx()).await.unwrap();
+    let p3 = pw(&creds().await);
+    assert!(p3 != p2 && pg.connects("svc", &p3));
+
+    // Back to a period: the schedule goes.
+    t.data(
+        Operation::Update,
+        "static-roles/svc",
+        json!({"rotation_period": "2h"}),
+    )
+    .await;
+    let read = t.data(Operation::Read, "static-roles/svc", json!({})).await;
+    assert_eq!(read["rotation_period"], 7200);
+    assert!(read.get("rotation_schedule").is_none(), "{read:?}");
+}
