@@ -275,19 +275,6 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), 30);
-        assert_eq!(backoff(2), 60);
-        assert_eq!(backoff(3), 120);
-        assert_eq!(backoff(40), 3600);
-    }
-}
-
 /// `rotation_period`, or `rotation_schedule` and `rotation_window`, as the role has them.
 fn rotation_fields(d: &mut serde_json::Value, r: &StaticRole) {
     if r.rotation_schedule.is_empty() {
@@ -325,4 +312,17 @@ fn rotation_floor(r: &StaticRole, now: i64) -> i64 {
 /// window waits for the next scheduled time).
 fn is_due(r: &StaticRole, now: i64) -> bool {
     next_rotation(r, now) <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), 30);
+        assert_eq!(backoff(2), 60);
+        assert_eq!(backoff(3), 120);
+        assert_eq!(backoff(40), 3600);
+    }
 }
