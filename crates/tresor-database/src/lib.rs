@@ -37,6 +37,7 @@ mod sql;
 mod static_roles;
 mod store;
 mod template;
+mod wal;
 
 use std::sync::Arc;
 
@@ -123,8 +124,11 @@ impl LogicalBackend for Database {
     }
 
     /// Static-role rotation, once a minute on the active node.
+    /// Static-role rotations that are due, and the users of interrupted creations.
     async fn periodic(&self, ctx: &Context) -> Result<()> {
-        self.engine.rotate_due(ctx).await
+        let rotated = self.engine.rotate_due(ctx).await;
+        let rolled_back = self.engine.rollback_stale(ctx).await;
+        rotated.and(rolled_back)
     }
 
     async fn cleanup(&self) {

@@ -191,17 +191,35 @@ impl Engine {
         let expiration = db
             .plugin
             .expiration(now_ms.div_euclid(1000) + ttl.as_secs() as i64);
-        db.create_user(
-            &r.creation_statements,
-            &r.rollback_statements,
-            &Vals {
-                name: &username,
-                password: &password,
-                expiration: &expiration,
+        // Written ahead: if this server stops before the creation is answered, the periodic
+        // pass drops the user (crate::wal).
+        let wal = crate::wal::key(&username);
+        store::save(
+            s,
+            &wal,
+            &crate::wal::WalEntry {
+                version: 1,
+                db_name: r.db_name.clone(),
+                role: name.clone(),
+                username: username.clone(),
+                created: now_ms.div_euclid(1000),
             },
         )
-        .await
-        .map_err(|e| LogicalError::invalid(format!("error creating the user: {e}")))?;
+        .await?;
+        let created = db
+            .create_user(
+                &r.creation_statements,
+                &r.rollback_statements,
+                &Vals {
+                    name: &username,
+                    password: &password,
+                    expiration: &expiration,
+                },
+            )
+            .await;
+        // Created, or rolled back: either way nothing is left half-done.
+        s.delete(&wal).await?;
+        created.map_err(|e| LogicalError::invalid(format!("error creating the user: {e}")))?;
         let mut data = Map::new();
         data.insert("username".into(), json!(username));
         data.insert("password".into(), json!(password.as_str()));

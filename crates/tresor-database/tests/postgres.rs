@@ -617,3 +617,60 @@ async fn static_roles_rotate_on_a_cron_schedule_within_its_window() {
     assert_eq!(read["rotation_period"], 7200);
     assert!(read.get("rotation_schedule").is_none(), "{read:?}");
 }
+
+/// Issue 16: a creation interrupted between `CREATE` and its answer (the server stopped) leaves
+/// a write-ahead entry; the periodic pass drops that user once the entry is older than any
+/// creation takes (10 minutes), and not before. A creation that finishes leaves none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_creation_is_rolled_back_by_the_periodic_pass() {
+    let pg = start_pg();
+    let t = T::new();
+    configure(&t, &pg).await;
+    t.data(
+        Operation::Update,
+        "roles/ro",
+        json!({"db_name": "pg", "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';"}),
+    )
+    .await;
+    let d = t.data(Operation::Read, "creds/ro", json!({})).await;
+    assert!(pg.connects(
+        d["username"].as_str().unwrap(),
+        d["password"].as_str().unwrap()
+    ));
+    assert!(
+        t.storage.list("wal/").await.unwrap().is_empty(),
+        "a finished creation left its entry"
+    );
+
+    // As a stopped server leaves it: the user exists, the entry says it was being created.
+    pg.admin("CREATE ROLE \"v-interrupted\" WITH LOGIN PASSWORD 'half-made'");
+    let key = format!(
+        "wal/{}",
+        "v-interrupted"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let now = 1_900_000_000;
+    t.storage
+        .put(
+            &key,
+            serde_json::to_vec(&json!({"version": 1, "db_name": "pg", "role": "ro", "username": "v-interrupted", "created": now}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    // Young: it could be a creation in progress.
+    t.clock.advance(Duration::from_secs(300));
+    t.b.periodic(&t.ctx()).await.unwrap();
+    assert!(pg.connects("v-interrupted", "half-made"));
+    // Old: dropped, and the entry forgotten.
+    t.clock.advance(Duration::from_secs(301));
+    t.b.periodic(&t.ctx()).await.unwrap();
+    assert!(!pg.connects("v-interrupted", "half-made"));
+    assert_eq!(
+        pg.admin("SELECT count(*) FROM pg_roles WHERE rolname = 'v-interrupted'"),
+        "0"
+    );
+    assert!(t.storage.list("wal/").await.unwrap().is_empty());
+}
