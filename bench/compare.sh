@@ -62,6 +62,8 @@ WORKLOADS=(
   # directory); the revoke row makes 1,000 credentials and times one revoke-prefix call
   "database-creds|-config=@WORK@/database-creds.hcl"
   "database-revoke-prefix|revoke-prefix 1000"
+  # the same workload against one MariaDB started for the run
+  "database-creds-mariadb|-config=@WORK@/database-creds-mariadb.hcl"
 )
 
 # ONLY="approle-login userpass-login" runs just those rows (labels as above).
@@ -78,8 +80,16 @@ PIDS=()
 WORK=$(mktemp -d /tmp/tresor-compare.XXXXXX)
 PGDIR=
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+MARIADIR=
+MARIA_PID=
 cleanup() {
   local pid
+  if [ -n "$MARIA_PID" ]; then
+    kill "$MARIA_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$MARIA_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$MARIA_PID" 2>/dev/null || true
+  fi
+  [ -z "$MARIADIR" ] || rm -rf "$MARIADIR"
   if [ -n "$PGDIR" ] && [ -f "$PGDIR/pg/postmaster.pid" ]; then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDIR/pg" -m fast -w stop >/dev/null 2>&1 || true
   fi
@@ -239,6 +249,37 @@ json.dump({"connection_url": url, "username": "admin", "password": "pw",
            "psql": [f"{pg_bin}/psql", "-X", "-h", pgdir, "-p", port, "-U", "admin", "-d", "postgres", "-tAc"]},
           open(out, "w"))
 PY
+fi
+
+# --- MariaDB for the database-creds-mariadb row (issue 16) -----------------------------------
+if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^database-creds-mariadb$'; then
+  MARIADIR=$(mktemp -d /tmp/tresor-compare-maria.XXXXXX)
+  MARIA_PORT=$($HELPER free-port)
+  log "starting MariaDB on 127.0.0.1:$MARIA_PORT for the database-creds-mariadb row"
+  record mariadb-install-db --no-defaults --datadir="$MARIADIR/data" --user=root \
+    --auth-root-authentication-method=normal --skip-test-db >/dev/null
+  mariadbd --no-defaults --datadir="$MARIADIR/data" --user=root --bind-address=127.0.0.1 \
+    --port="$MARIA_PORT" --socket="$MARIADIR/mysql.sock" --skip-name-resolve \
+    --innodb-buffer-pool-size=128M --max-connections=300 --log-error="$MARIADIR/err.log" \
+    >/dev/null 2>&1 &
+  MARIA_PID=$!
+  printf '%s\n' "mariadbd --no-defaults --datadir=<dir>/data --user=root --bind-address=127.0.0.1 --port=$MARIA_PORT --socket=<dir>/mysql.sock --skip-name-resolve --innodb-buffer-pool-size=128M --max-connections=300" >>"$WORK/commands.txt"
+  for _ in $(seq 200); do
+    mariadb-admin --no-defaults -uroot --socket="$MARIADIR/mysql.sock" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  mariadb --no-defaults -uroot --socket="$MARIADIR/mysql.sock" -e \
+    "CREATE USER 'admin'@'%' IDENTIFIED BY 'pw'; GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION;"
+  cat >"$WORK/database-creds-mariadb.hcl" <<EOF
+test "database-creds-mariadb" "database-creds" {
+  config {
+    plugin_name    = "mysql-database-plugin"
+    connection_url = "{{username}}:{{password}}@tcp(127.0.0.1:$MARIA_PORT)/"
+    username       = "admin"
+    password       = "pw"
+  }
+}
+EOF
 fi
 
 # --- The workloads, each against OpenBao then Tresor -----------------------------------------
