@@ -271,7 +271,7 @@ if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^database-creds-mariadb$'; the
   mariadb --no-defaults -uroot --socket="$MARIADIR/mysql.sock" -e \
     "CREATE USER 'admin'@'%' IDENTIFIED BY 'pw'; GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION;"
   cat >"$WORK/database-creds-mariadb.hcl" <<EOF
-test "database-creds-mariadb" "database-creds" {
+test "database-creds" "database-creds-mariadb" {
   config {
     plugin_name    = "mysql-database-plugin"
     connection_url = "{{username}}:{{password}}@tcp(127.0.0.1:$MARIA_PORT)/"
