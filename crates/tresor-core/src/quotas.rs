@@ -26,11 +26,10 @@ use crate::barrier::View;
 use crate::error::CoreError;
 use crate::telemetry::{Counter, counter};
 
-/// Vault's default `rate_limit_exempt_paths`.
-
 /// Where quotas are stored, below the barrier.
 pub const PREFIX: &str = "sys/quotas/";
 
+/// Vault's default `rate_limit_exempt_paths`.
 pub const DEFAULT_EXEMPT: [&str; 7] = [
     "sys/generate-recovery-token/attempt",
     "sys/generate-recovery-token/update",
