@@ -32,7 +32,23 @@ pub struct EtcdCluster {
     token: String,
 }
 
+/// A free port for an etcd member, below Linux's ephemeral range (32768–60999): a port from
+/// `bind(0)` could be taken by some client's ephemeral port before etcd bound it ("address
+/// already in use"). Spread by process id, never handed out twice in one process, checked by
+/// binding it.
 fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    let base = std::process::id().wrapping_mul(104_729) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (base + n * 13) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
