@@ -136,7 +136,10 @@ fn take_ssl_params(text: &str) -> (String, crate::pgtls::PgTlsParams) {
             .split('&')
             .filter(|kv| {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                !take(k, percent_decode(v))
+                !take(
+                    k,
+                    String::from_utf8_lossy(&tresor_sdk::percent::decode(v, true)).into_owned(),
+                )
             })
             .collect();
         let out = if kept.is_empty() {
@@ -155,26 +158,6 @@ fn take_ssl_params(text: &str) -> (String, crate::pgtls::PgTlsParams) {
             .collect();
         (kept.join(" "), tls)
     }
-}
-
-/// `%2F` and friends in a URL's query value (a file path).
-fn percent_decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(n) = u8::from_str_radix(&v[i + 1..i + 3], 16)
-        {
-            out.push(n);
-            i += 3;
-        } else {
-            out.push(if b[i] == b'+' { b' ' } else { b[i] });
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Removes a password from a driver's message, in case the driver quoted the input.
@@ -326,6 +309,14 @@ mod tests {
         assert_eq!(tls.sslkey.as_deref(), Some("/k.pem"));
         assert_eq!(tls.sslcert.as_deref(), Some("/c.pem"));
         assert_eq!(tls.sslmode, "require");
+        // A malformed escape before a multibyte character is kept as it is (an earlier
+        // decoder sliced the text there and panicked).
+        let (_, tls) = take_ssl_params("postgres://u@h/db?sslrootcert=%a\u{e9}&sslmode=%zz");
+        assert_eq!(tls.sslrootcert.as_deref(), Some("%a\u{e9}"));
+        let e = postgres("postgres://u@h/db?sslmode=%a\u{e9}", "", "")
+            .err()
+            .unwrap();
+        assert!(e.contains("sslmode="), "{e}");
         let e = postgres("postgres://u:{{password}}@h:99999/db", "", "secretpw")
             .err()
             .unwrap();

@@ -248,7 +248,7 @@ fn form_data(body: &[u8]) -> Map<String, Value> {
 }
 
 fn percent_decode(s: &str) -> String {
-    String::from_utf8_lossy(&percent_decode_bytes(s, true)).into_owned()
+    String::from_utf8_lossy(&tresor_sdk::percent::decode(s, true)).into_owned()
 }
 
 /// Decodes a request path once, for the ACL and the handler alike. Unlike a query string, a
@@ -261,7 +261,7 @@ fn decode_path(s: &str) -> Result<String, http::Response<Body>> {
             &[format!("invalid request path: {why}")],
         )
     };
-    let decoded = String::from_utf8(percent_decode_bytes(s, false))
+    let decoded = String::from_utf8(tresor_sdk::percent::decode(s, false))
         .map_err(|_| bad("it is not valid UTF-8"))?;
     if decoded.chars().any(char::is_control) {
         return Err(bad("control characters are not allowed"));
@@ -307,28 +307,6 @@ fn encode_path(path: &str) -> String {
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
-    }
-    out
-}
-
-fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < b.len()
-                && b[i + 1].is_ascii_hexdigit()
-                && b[i + 2].is_ascii_hexdigit() =>
-            {
-                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-                out.push(hex(b[i + 1]) << 4 | hex(b[i + 2]));
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
     }
     out
 }

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod duration;
 pub mod framework;
 pub mod identity;
+pub mod percent;
 pub mod record;
 pub mod token;
 
