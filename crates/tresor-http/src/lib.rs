@@ -714,24 +714,30 @@ fn request_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The operation a refused request asked for, for its audit entry (the pipeline's own
-/// reading, without its checks: a refused request gets no further).
-fn refused_operation(method: &Method, query: &[(String, String)]) -> Operation {
-    let flag = |name: &str| {
-        query
-            .iter()
-            .any(|(k, v)| k == name && parse_bool(v).unwrap_or(!v.is_empty()))
-    };
-    match *method {
-        _ if flag("help") => Operation::Help,
-        Method::GET if flag("list") => Operation::List,
+/// The operation a method asks for, `help` and `list` (a GET's `?list=true`) first; `None`
+/// for a method the API does not take. (A PATCH's content type is checked by the caller.)
+fn operation_for(method: &Method, list: bool, help: bool) -> Option<Operation> {
+    Some(match *method {
+        _ if help => Operation::Help,
+        _ if list => Operation::List,
         Method::GET => Operation::Read,
         Method::POST | Method::PUT => Operation::Update,
         Method::DELETE => Operation::Delete,
         Method::PATCH => Operation::Patch,
         _ if method.as_str() == "LIST" => Operation::List,
-        _ => Operation::Read,
-    }
+        _ => return None,
+    })
+}
+
+/// The operation a refused request asked for, for its audit entry: the pipeline's reading of
+/// the method and query, without its checks (a refused request gets no further).
+fn refused_operation(method: &Method, query: &[(String, String)]) -> Operation {
+    let list = *method == Method::GET
+        && query
+            .iter()
+            .any(|(k, v)| k == "list" && parse_bool(v) == Some(true));
+    let help = query.iter().any(|(k, v)| k == "help" && !v.is_empty());
+    operation_for(method, list, help).unwrap_or(Operation::Read)
 }
 
 /// A decoded request on its way to the pipeline.
@@ -771,34 +777,23 @@ async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Respo
             _ => params.entry(k).or_default().push(v),
         }
     }
-    let operation = if help {
-        Operation::Help
-    } else if list {
-        Operation::List
-    } else {
-        match *method {
-            Method::GET => Operation::Read,
-            Method::POST | Method::PUT => Operation::Update,
-            Method::DELETE => Operation::Delete,
-            Method::PATCH => {
-                let ct = headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if !ct.starts_with("application/merge-patch+json") {
-                    return error_response(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        &[format!(
-                            "PATCH requires Content-Type of application/merge-patch+json, provided {ct}"
-                        )],
-                    );
-                }
-                Operation::Patch
-            }
-            _ if method.as_str() == "LIST" => Operation::List,
-            _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
-        }
+    let Some(operation) = operation_for(method, list, help) else {
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]);
     };
+    if operation == Operation::Patch {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with("application/merge-patch+json") {
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &[format!(
+                    "PATCH requires Content-Type of application/merge-patch+json, provided {ct}"
+                )],
+            );
+        }
+    }
     // GET/DELETE/LIST query parameters become request data.
     if matches!(
         operation,
