@@ -30,6 +30,28 @@ fn display_name(req: &Request) -> String {
         .replace('/', "-")
 }
 
+/// The role `role_id` belongs to (its name and entry), found through the role-ID index under
+/// the mount's salt and checked against the role's own ID in constant time.
+async fn role_by_id(
+    s: &dyn tresor_sdk::Storage,
+    salt: &Salt,
+    role_id: &str,
+) -> Result<Option<(String, RoleEntry)>> {
+    let index: Option<RoleIdIndex> = store::load(
+        s,
+        "approle role ID index",
+        &store::role_id_key(&salt.role_id(role_id)),
+    )
+    .await?;
+    let Some(index) = index else {
+        return Ok(None);
+    };
+    Ok(match store::load_role(s, &index.name).await? {
+        Some(r) if store::ct_eq(&r.role_id, role_id) => Some((index.name, r)),
+        _ => None,
+    })
+}
+
 impl Engine {
     /// The name of the role `role_id` belongs to, if any (for quotas: no secret ID is checked
     /// and nothing is spent).
@@ -43,19 +65,7 @@ impl Engine {
         }
         let s = &*ctx.storage;
         let salt = self.salt(&crate::engine::mount_of(&ctx.mount), s).await?;
-        let index: Option<RoleIdIndex> = store::load(
-            s,
-            "approle role ID index",
-            &store::role_id_key(&salt.role_id(role_id)),
-        )
-        .await?;
-        let Some(index) = index else {
-            return Ok(None);
-        };
-        Ok(match store::load_role(s, &index.name).await? {
-            Some(r) if store::ct_eq(&r.role_id, role_id) => Some(index.name),
-            _ => None,
-        })
+        Ok(role_by_id(s, &salt, role_id).await?.map(|(name, _)| name))
     }
 
     pub(crate) async fn login(
@@ -72,18 +82,8 @@ impl Engine {
         }
         let s = &*req.storage;
         let salt = self.salt(&mount_id(&req), s).await?;
-        let index: Option<RoleIdIndex> = store::load(
-            s,
-            "approle role ID index",
-            &store::role_id_key(&salt.role_id(&role_id)),
-        )
-        .await?;
-        let Some(index) = index else {
+        let Some((_, role)) = role_by_id(s, &salt, &role_id).await? else {
             return Err(invalid_credentials());
-        };
-        let role = match store::load_role(s, &index.name).await? {
-            Some(r) if store::ct_eq(&r.role_id, &role_id) => r,
-            _ => return Err(invalid_credentials()),
         };
         let remote = req.connection.remote_addr.as_deref();
         if !role.secret_id_bound_cidrs.is_empty() {
