@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use regorus::Value as V;
 use tresor_core::hooks::{GoverningFacts, RequestFacts};
 
 fn rfc3339_ns(t: time::OffsetDateTime) -> String {
@@ -13,243 +14,227 @@ fn rfc3339_ns(t: time::OffsetDateTime) -> String {
 
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .map(rfc3339_ns)
         .unwrap_or_default()
 }
 
-mod direct {
-    use std::collections::BTreeMap;
+type Field<'f> = (&'static str, &'f dyn Fn() -> V);
 
-    use regorus::Value as V;
-    use tresor_core::hooks::{GoverningFacts, RequestFacts};
+/// An object of the fields `want` names, each built only when wanted.
+fn pick(want: &dyn Fn(&str) -> bool, fields: &[Field<'_>]) -> V {
+    V::from(
+        fields
+            .iter()
+            .filter(|(k, _)| want(k))
+            .map(|(k, f)| (V::from(*k), f()))
+            .collect::<BTreeMap<V, V>>(),
+    )
+}
 
-    use super::Sections;
+fn all(_: &str) -> bool {
+    true
+}
 
-    type Field<'f> = (&'static str, &'f dyn Fn() -> V);
+fn strs(items: &[String]) -> V {
+    V::from(
+        items
+            .iter()
+            .map(|s| V::from(s.as_str()))
+            .collect::<Vec<V>>(),
+    )
+}
 
-    /// An object of the fields `want` names, each built only when wanted.
-    fn pick(want: &dyn Fn(&str) -> bool, fields: &[Field<'_>]) -> V {
-        V::from(
-            fields
-                .iter()
-                .filter(|(k, _)| want(k))
-                .map(|(k, f)| (V::from(*k), f()))
-                .collect::<BTreeMap<V, V>>(),
-        )
-    }
+fn str_map(m: &BTreeMap<String, String>) -> V {
+    V::from(
+        m.iter()
+            .map(|(k, v)| (V::from(k.as_str()), V::from(v.as_str())))
+            .collect::<BTreeMap<V, V>>(),
+    )
+}
 
-    fn all(_: &str) -> bool {
-        true
-    }
+/// The input document of one request as the engine takes it (built once, shared by every
+/// policy the request meets), with the sections `wanted`.
+pub fn value(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>, wanted: &Sections) -> V {
+    let section = |name: &'static str| move |field: &str| wanted.has_field(name, field);
+    pick(
+        &|s| wanted.has(s),
+        &[
+            ("request", &|| request(facts, g, &section("request"))),
+            ("token", &|| token(g, &section("token"))),
+            ("identity", &|| identity(g, &section("identity"))),
+            ("mfa", &|| {
+                pick(&section("mfa"), &[("sent", &|| V::from(g.mfa_sent))])
+            }),
+            ("time", &|| time_facts(g.now, &section("time"))),
+        ],
+    )
+}
 
-    fn strs(items: &[String]) -> V {
-        V::from(
-            items
-                .iter()
-                .map(|s| V::from(s.as_str()))
-                .collect::<Vec<V>>(),
-        )
-    }
+/// `time.*`: the request's time (the core's injected clock) in UTC.
+fn time_facts(now: std::time::SystemTime, want: &dyn Fn(&str) -> bool) -> V {
+    let ns = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or_default();
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    pick(
+        want,
+        &[
+            ("unix", &|| V::from(t.unix_timestamp())),
+            ("unix_ns", &|| V::from(ns as i64)),
+            ("rfc3339", &|| V::from(rfc3339_ns(t))),
+            ("date", &|| {
+                V::from(format!(
+                    "{:04}-{:02}-{:02}",
+                    t.year(),
+                    u8::from(t.month()),
+                    t.day()
+                ))
+            }),
+            ("hour", &|| V::from(u32::from(t.hour()))),
+            ("minute", &|| V::from(u32::from(t.minute()))),
+            ("weekday", &|| V::from(t.weekday().to_string())),
+        ],
+    )
+}
 
-    fn str_map(m: &BTreeMap<String, String>) -> V {
-        V::from(
-            m.iter()
-                .map(|(k, v)| (V::from(k.as_str()), V::from(v.as_str())))
-                .collect::<BTreeMap<V, V>>(),
-        )
-    }
+fn request(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
+    pick(
+        want,
+        &[
+            ("path", &|| V::from(facts.path)),
+            ("operation", &|| V::from(facts.operation.as_str())),
+            // The request's fields, converted without a serde_json copy first.
+            ("data", &|| {
+                V::from(
+                    g.data
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = serde::Deserialize::deserialize(v).unwrap_or(V::Undefined);
+                            (V::from(k.as_str()), v)
+                        })
+                        .collect::<BTreeMap<V, V>>(),
+                )
+            }),
+            ("mount_path", &|| V::from(facts.mount_path)),
+            ("mount_type", &|| V::from(facts.mount_type)),
+            ("connection", &|| {
+                pick(
+                    &all,
+                    &[("remote_addr", &|| {
+                        V::from(facts.remote_addr.unwrap_or_default())
+                    })],
+                )
+            }),
+            ("unauthenticated", &|| V::from(facts.unauthenticated)),
+            ("policy_override", &|| V::from(g.policy_override)),
+            ("wrapping", &|| {
+                pick(
+                    &all,
+                    &[
+                        ("wrapped", &|| V::from(g.wrap_ttl.is_some())),
+                        ("ttl", &|| {
+                            V::from(g.wrap_ttl.map(|d| d.as_secs()).unwrap_or(0))
+                        }),
+                    ],
+                )
+            }),
+        ],
+    )
+}
 
-    pub fn value(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>, wanted: &Sections) -> V {
-        let section = |name: &'static str| move |field: &str| wanted.has_field(name, field);
+fn token(g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
+    let Some(t) = g.token.as_ref() else {
+        return V::Null;
+    };
+    pick(
+        want,
+        &[
+            ("accessor", &|| V::from(t.accessor)),
+            ("policies", &|| strs(t.policies)),
+            ("metadata", &|| str_map(t.meta)),
+            ("display_name", &|| V::from(t.display_name)),
+            ("path", &|| V::from(t.path)),
+            ("type", &|| {
+                V::from(if t.token_type.is_empty() {
+                    "service"
+                } else {
+                    t.token_type
+                })
+            }),
+            ("entity_id", &|| V::from(t.entity_id)),
+            ("creation_time", &|| V::from(rfc3339(t.creation_time))),
+            ("creation_time_unix", &|| V::from(t.creation_time)),
+            ("expire_time", &|| {
+                t.expire_time.map_or(V::Null, |e| V::from(rfc3339(e)))
+            }),
+            ("ttl", &|| V::from(t.ttl)),
+            ("explicit_max_ttl", &|| V::from(t.explicit_max_ttl)),
+            ("period", &|| V::from(t.period)),
+            ("num_uses", &|| V::from(t.num_uses)),
+            ("orphan", &|| V::from(t.orphan)),
+            ("renewable", &|| V::from(t.renewable)),
+            ("role", &|| V::from(t.role)),
+        ],
+    )
+}
+
+fn identity(g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
+    let entity = || {
+        let Some(r) = g.identity else {
+            return V::Null;
+        };
+        let e = &r.info;
         pick(
-            &|s| wanted.has(s),
+            &all,
             &[
-                ("request", &|| request(facts, g, &section("request"))),
-                ("token", &|| token(g, &section("token"))),
-                ("identity", &|| identity(g, &section("identity"))),
-                ("mfa", &|| {
-                    pick(&section("mfa"), &[("sent", &|| V::from(g.mfa_sent))])
-                }),
-                ("time", &|| time_facts(g.now, &section("time"))),
-            ],
-        )
-    }
-
-    /// `time.*`: the request's time (the core's injected clock) in UTC.
-    pub fn time_facts(now: std::time::SystemTime, want: &dyn Fn(&str) -> bool) -> V {
-        let ns = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or_default();
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        pick(
-            want,
-            &[
-                ("unix", &|| V::from(t.unix_timestamp())),
-                ("unix_ns", &|| V::from(ns as i64)),
-                ("rfc3339", &|| V::from(super::rfc3339_ns(t))),
-                ("date", &|| {
-                    V::from(format!(
-                        "{:04}-{:02}-{:02}",
-                        t.year(),
-                        u8::from(t.month()),
-                        t.day()
-                    ))
-                }),
-                ("hour", &|| V::from(u32::from(t.hour()))),
-                ("minute", &|| V::from(u32::from(t.minute()))),
-                ("weekday", &|| V::from(t.weekday().to_string())),
-            ],
-        )
-    }
-
-    fn request(facts: &RequestFacts<'_>, g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
-        pick(
-            want,
-            &[
-                ("path", &|| V::from(facts.path)),
-                ("operation", &|| V::from(facts.operation.as_str())),
-                // The request's fields, converted without a serde_json copy first.
-                ("data", &|| {
+                ("id", &|| V::from(e.id.as_str())),
+                ("name", &|| V::from(e.name.as_str())),
+                ("metadata", &|| str_map(&e.metadata)),
+                ("aliases", &|| {
                     V::from(
-                        g.data
+                        e.aliases
                             .iter()
-                            .map(|(k, v)| {
-                                let v = serde::Deserialize::deserialize(v).unwrap_or(V::Undefined);
-                                (V::from(k.as_str()), v)
+                            .map(|a| {
+                                pick(
+                                    &all,
+                                    &[
+                                        ("id", &|| V::from(a.id.as_str())),
+                                        ("name", &|| V::from(a.name.as_str())),
+                                        ("mount_accessor", &|| V::from(a.mount_accessor.as_str())),
+                                        ("mount_path", &|| V::from(a.mount_path.as_str())),
+                                        ("mount_type", &|| V::from(a.mount_type.as_str())),
+                                        ("metadata", &|| str_map(&a.metadata)),
+                                    ],
+                                )
                             })
-                            .collect::<BTreeMap<V, V>>(),
+                            .collect::<Vec<V>>(),
                     )
                 }),
-                ("mount_path", &|| V::from(facts.mount_path)),
-                ("mount_type", &|| V::from(facts.mount_type)),
-                ("connection", &|| {
-                    pick(
-                        &all,
-                        &[("remote_addr", &|| {
-                            V::from(facts.remote_addr.unwrap_or_default())
-                        })],
-                    )
-                }),
-                ("unauthenticated", &|| V::from(facts.unauthenticated)),
-                ("policy_override", &|| V::from(g.policy_override)),
-                ("wrapping", &|| {
+                ("disabled", &|| V::from(e.disabled)),
+                ("policies", &|| strs(&r.policies)),
+            ],
+        )
+    };
+    let groups = || {
+        V::from(
+            g.identity
+                .iter()
+                .flat_map(|r| r.info.groups.iter())
+                .map(|gr| {
                     pick(
                         &all,
                         &[
-                            ("wrapped", &|| V::from(g.wrap_ttl.is_some())),
-                            ("ttl", &|| {
-                                V::from(g.wrap_ttl.map(|d| d.as_secs()).unwrap_or(0))
-                            }),
+                            ("id", &|| V::from(gr.id.as_str())),
+                            ("name", &|| V::from(gr.name.as_str())),
                         ],
                     )
-                }),
-            ],
+                })
+                .collect::<Vec<V>>(),
         )
-    }
-
-    fn token(g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
-        let Some(t) = g.token.as_ref() else {
-            return V::Null;
-        };
-        pick(
-            want,
-            &[
-                ("accessor", &|| V::from(t.accessor)),
-                ("policies", &|| strs(t.policies)),
-                ("metadata", &|| str_map(t.meta)),
-                ("display_name", &|| V::from(t.display_name)),
-                ("path", &|| V::from(t.path)),
-                ("type", &|| {
-                    V::from(if t.token_type.is_empty() {
-                        "service"
-                    } else {
-                        t.token_type
-                    })
-                }),
-                ("entity_id", &|| V::from(t.entity_id)),
-                ("creation_time", &|| {
-                    V::from(super::rfc3339(t.creation_time))
-                }),
-                ("creation_time_unix", &|| V::from(t.creation_time)),
-                ("expire_time", &|| {
-                    t.expire_time
-                        .map_or(V::Null, |e| V::from(super::rfc3339(e)))
-                }),
-                ("ttl", &|| V::from(t.ttl)),
-                ("explicit_max_ttl", &|| V::from(t.explicit_max_ttl)),
-                ("period", &|| V::from(t.period)),
-                ("num_uses", &|| V::from(t.num_uses)),
-                ("orphan", &|| V::from(t.orphan)),
-                ("renewable", &|| V::from(t.renewable)),
-                ("role", &|| V::from(t.role)),
-            ],
-        )
-    }
-
-    fn identity(g: &GoverningFacts<'_>, want: &dyn Fn(&str) -> bool) -> V {
-        let entity = || {
-            let Some(r) = g.identity else {
-                return V::Null;
-            };
-            let e = &r.info;
-            pick(
-                &all,
-                &[
-                    ("id", &|| V::from(e.id.as_str())),
-                    ("name", &|| V::from(e.name.as_str())),
-                    ("metadata", &|| str_map(&e.metadata)),
-                    ("aliases", &|| {
-                        V::from(
-                            e.aliases
-                                .iter()
-                                .map(|a| {
-                                    pick(
-                                        &all,
-                                        &[
-                                            ("id", &|| V::from(a.id.as_str())),
-                                            ("name", &|| V::from(a.name.as_str())),
-                                            ("mount_accessor", &|| {
-                                                V::from(a.mount_accessor.as_str())
-                                            }),
-                                            ("mount_path", &|| V::from(a.mount_path.as_str())),
-                                            ("mount_type", &|| V::from(a.mount_type.as_str())),
-                                            ("metadata", &|| str_map(&a.metadata)),
-                                        ],
-                                    )
-                                })
-                                .collect::<Vec<V>>(),
-                        )
-                    }),
-                    ("disabled", &|| V::from(e.disabled)),
-                    ("policies", &|| strs(&r.policies)),
-                ],
-            )
-        };
-        let groups = || {
-            V::from(
-                g.identity
-                    .iter()
-                    .flat_map(|r| r.info.groups.iter())
-                    .map(|gr| {
-                        pick(
-                            &all,
-                            &[
-                                ("id", &|| V::from(gr.id.as_str())),
-                                ("name", &|| V::from(gr.name.as_str())),
-                            ],
-                        )
-                    })
-                    .collect::<Vec<V>>(),
-            )
-        };
-        pick(want, &[("entity", &entity), ("groups", &groups)])
-    }
+    };
+    pick(want, &[("entity", &entity), ("groups", &groups)])
 }
 
 /// The parts of the input document a request's policies read: sections (`request`, `token`,
@@ -313,16 +298,6 @@ impl Sections {
             },
         }
     }
-}
-
-/// The input document of one request as the engine takes it (built once, shared by every
-/// policy the request meets), with the sections `wanted`.
-pub fn value(
-    facts: &RequestFacts<'_>,
-    g: &GoverningFacts<'_>,
-    wanted: &Sections,
-) -> regorus::Value {
-    direct::value(facts, g, wanted)
 }
 
 #[cfg(test)]

@@ -10,10 +10,9 @@
 //! each compiled policy keeps a small pool of engines cloned from one parsed template: a
 //! request borrows one, and concurrent requests never wait for each other or parse again.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
-
-use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
 use regorus::Engine;
