@@ -1326,7 +1326,7 @@ impl Core {
         let Ok(u) = self.unsealed() else {
             return;
         };
-        if !u.audit.enabled() || !u.quotas.config().enable_rate_limit_audit_logging {
+        if !u.audit.enabled() || !u.quotas.audits_refusals() {
             return;
         }
         if check_request_path(&req.path).is_err() {

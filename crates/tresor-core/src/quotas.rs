@@ -388,6 +388,11 @@ impl QuotaStore {
         self.reload().await
     }
 
+    /// `sys/quotas/config`'s `enable_rate_limit_audit_logging`, without copying the config.
+    pub fn audits_refusals(&self) -> bool {
+        self.state.read().config.enable_rate_limit_audit_logging
+    }
+
     /// Whether a rate-limit quota with a `role` covers `path` (only then does the role a
     /// request names need finding out).
     pub fn role_matters(&self, path: &str) -> bool {

@@ -67,8 +67,9 @@ pub(crate) async fn rate_limit(
     {
         RateDecision::Allowed(h) => Ok(h),
         RateDecision::Refused(msg, h) => {
-            let audit = (u.audit.enabled() && u.quotas.config().enable_rate_limit_audit_logging)
-                .then(|| msg.clone());
+            // The entry itself is the core's (`Core::audit_rate_limited`); this only spares
+            // building its request when nothing would be written.
+            let audit = (u.audit.enabled() && u.quotas.audits_refusals()).then(|| msg.clone());
             let mut r = crate::error_response(StatusCode::TOO_MANY_REQUESTS, &[msg]);
             if let Some(h) = h {
                 add_headers(&mut r, &h, true);
