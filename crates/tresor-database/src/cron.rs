@@ -63,7 +63,11 @@ fn field(text: &str, what: &str, min: u32, max: u32, names: &[&str]) -> Result<u
         let mut v = lo;
         while v <= hi {
             bits |= 1 << v;
-            v += step;
+            // A step as large as u32 allows ends the range instead of wrapping around.
+            let Some(next) = v.checked_add(step) else {
+                break;
+            };
+            v = next;
         }
     }
     Ok(bits)
@@ -119,7 +123,8 @@ impl Schedule {
 
     /// The first scheduled minute strictly after `unix` (seconds), within eight years.
     pub fn next_after(&self, unix: i64) -> Option<i64> {
-        let start = OffsetDateTime::from_unix_timestamp(unix.div_euclid(60) * 60 + 60).ok()?;
+        let minute = unix.div_euclid(60).checked_mul(60)?.checked_add(60)?;
+        let start = OffsetDateTime::from_unix_timestamp(minute).ok()?;
         let mut day = start.date();
         let mut first = true;
         for _ in 0..(366 * 8) {
@@ -186,6 +191,12 @@ mod tests {
         let t = s.next_after(T).unwrap();
         assert_eq!(s.next_after(t).unwrap(), t + 86400);
         assert!(p("0 0 31 2 *").next_after(T).is_none());
+        // Huge steps: the first value only, no wrap-around (which would also overflow).
+        assert_eq!(p("5/4294967295 * * * *"), p("5 * * * *"));
+        assert_eq!(p("*/4294967295 * * * *"), p("0 * * * *"));
+        // Far-away and negative times do not panic.
+        assert!(p("@hourly").next_after(i64::MAX).is_none());
+        assert!(p("@hourly").next_after(i64::MIN).is_none());
     }
 
     #[test]
@@ -200,6 +211,11 @@ mod tests {
             ("*/0 * * * *", "step"),
             ("5-1 * * * *", "empty range"),
             ("@often", "descriptor"),
+            ("* * * * * *", "five fields"),
+            ("", "five fields"),
+            ("-1 * * * *", "minute"),
+            ("99999999999 * * * *", "minute"),
+            ("1-99999999999 * * * *", "minute"),
         ] {
             let e = Schedule::parse(s).unwrap_err();
             assert!(e.contains(want), "{s}: {e}");

@@ -288,7 +288,9 @@ fn rotation_fields(d: &mut serde_json::Value, r: &StaticRole) {
 /// When the role's password is next rotated (Unix seconds).
 fn next_rotation(r: &StaticRole, now: i64) -> i64 {
     if r.rotation_schedule.is_empty() {
-        return r.last_vault_rotation + r.rotation_period as i64;
+        return r
+            .last_vault_rotation
+            .saturating_add(i64::try_from(r.rotation_period).unwrap_or(i64::MAX));
     }
     match crate::cron::Schedule::parse(&r.rotation_schedule) {
         // The next scheduled time that can still rotate: one inside its window, or later.
@@ -301,7 +303,8 @@ fn next_rotation(r: &StaticRole, now: i64) -> i64 {
 /// longer ago than the window.
 fn rotation_floor(r: &StaticRole, now: i64) -> i64 {
     if r.rotation_window > 0 {
-        r.last_vault_rotation.max(now - r.rotation_window as i64)
+        let window = i64::try_from(r.rotation_window).unwrap_or(i64::MAX);
+        r.last_vault_rotation.max(now.saturating_sub(window))
     } else {
         r.last_vault_rotation
     }

@@ -606,6 +606,35 @@ async fn static_roles_rotate_on_a_cron_schedule_within_its_window() {
     let p3 = pw(&creds().await);
     assert!(p3 != p2 && pg.connects("svc", &p3));
 
+    // The largest window and period the duration parser takes neither panic nor rotate
+    // early; a larger one is a clean 400; a huge cron step is one value.
+    for body in [
+        json!({"rotation_window": "9223372036s"}),
+        json!({"rotation_period": "9223372036s"}),
+        json!({"rotation_period": "18446744073709551615s"}),
+        json!({"rotation_schedule": "5/4294967295 18 * * *"}),
+    ] {
+        if let Err(e) = t
+            .call(Operation::Update, "static-roles/svc", body.clone())
+            .await
+        {
+            // A duration the parser refuses is a clean 400, which is fine too.
+            assert!(
+                matches!(e, LogicalError::InvalidRequest(_)),
+                "{body}: {e:?}"
+            );
+            continue;
+        }
+        let before = pw(&creds().await);
+        t.clock.advance(Duration::from_secs(60));
+        t.b.periodic(&t.ctx()).await.unwrap();
+        let d = creds().await;
+        assert!(d["ttl"].as_i64().unwrap() >= 0, "{body}: {d:?}");
+        if body.get("rotation_period").is_some() {
+            assert_eq!(pw(&d), before, "{body}: rotated early");
+        }
+    }
+
     // Back to a period: the schedule goes.
     t.data(
         Operation::Update,
