@@ -562,6 +562,37 @@ fn a_rate_limit_quota_with_a_role_limits_that_roles_logins() {
     let web = login("web");
     assert_eq!(web[0], 200, "{web:?}");
     assert!(web.iter().filter(|c| **c == 429).count() >= 3, "{web:?}");
+    // Other spellings of the login path do not get past the role's quota: each is refused
+    // by the quota or by the path checks, never a token.
+    let rid = role_id(&s, "web");
+    let (_, v) = s.api(
+        "POST",
+        "auth/approle/role/web/secret-id",
+        None,
+        Some("root"),
+    );
+    let sid = v["data"]["secret_id"].as_str().unwrap().to_owned();
+    for spelling in [
+        "auth/approle/login/",
+        "auth/approle//login",
+        "auth/approle/./login",
+        "auth/approle/login%2F",
+        "auth/approle/LOGIN",
+        "auth/approle/login%20",
+    ] {
+        // The canonical spelling first takes whatever the bucket holds, so a 200 below could
+        // only come from a spelling the quota missed. (Unclean spellings are redirected to the
+        // clean path, where the quota applies.)
+        s.curl(
+            "POST",
+            "auth/approle/login",
+            Some(&login_body(&rid, &sid)),
+            None,
+        );
+        let (code, text) = s.curl("POST", spelling, Some(&login_body(&rid, &sid)), None);
+        assert_ne!(code, 200, "{spelling} logged in past the quota: {text}");
+        assert!(!text.contains("client_token"), "{spelling}: {text}");
+    }
     let batch = login("batch");
     assert!(batch.iter().all(|c| *c == 200), "{batch:?}");
     // A role_id that belongs to no role is not counted against the role (and fails to log in).

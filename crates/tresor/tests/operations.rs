@@ -157,6 +157,28 @@ fn refused_requests_are_audited_only_when_asked() {
     let refused = flood("secret/data/on?list=true");
     let entries = refusals();
     assert_eq!(entries.len(), refused, "{entries:?}");
+    // A refused write's data is in its entry HMAC'd, never in clear.
+    let (code, _) = s.api(
+        "POST",
+        "secret/data/on",
+        Some(r#"{"data":{"password":"hunter2-never-logged"}}"#),
+        t,
+    );
+    assert_eq!(code, 429);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("hunter2-never-logged"),
+        "a secret in the audit log"
+    );
+    let last = refusals().pop().unwrap();
+    assert_eq!(last["request"]["operation"], "update", "{last}");
+    assert!(
+        last["request"]["data"]["data"]["password"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("hmac-sha256:")),
+        "{last}"
+    );
+    let refused = refused + 1;
     for e in &entries {
         assert_eq!(e["type"], "request", "{e}");
         assert_eq!(e["request"]["path"], "secret/data/on", "{e}");
