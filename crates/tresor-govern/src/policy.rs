@@ -428,4 +428,23 @@ deny contains sprintf("%s of %d characters", [input.request.operation, count(inp
             assert_eq!(d.reasons, vec!["read of 4000 characters"]);
         }
     }
+
+    /// A caller sending many distinct values cannot grow a policy's kept decisions without
+    /// bound, and every answer stays right across the resets.
+    #[test]
+    fn kept_decisions_are_bounded() {
+        let p = Compiled::compile(
+            "bound",
+            "package tresor.bound\ndefault main := false\nmain if endswith(input.request.path, \"0\")\n",
+            DEFAULT_EVAL_TIMEOUT,
+        )
+        .unwrap();
+        for i in 0..(DECISIONS * 3) {
+            let d = p
+                .evaluate(&input(&format!(r#"{{"request":{{"path":"p{i}"}}}}"#)))
+                .unwrap();
+            assert_eq!(d.allowed, i % 10 == 0, "{i}");
+            assert!(p.decisions.lock().len() <= DECISIONS);
+        }
+    }
 }
