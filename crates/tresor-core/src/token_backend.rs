@@ -544,7 +544,9 @@ async fn create(
 }
 
 fn auth_of(e: &TokenEntry) -> tresor_sdk::Auth {
-    let remaining = e.remaining(now());
+    // The TTL granted, measured from the moment the expiry was set (creation or this renewal):
+    // a slow store write must not turn a 1h token's answer into 3599 seconds.
+    let remaining = e.remaining(e.last_renewal_time.unwrap_or(e.creation_time));
     tresor_sdk::Auth {
         client_token: e.id.clone(),
         accessor: e.accessor.clone(),

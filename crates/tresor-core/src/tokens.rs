@@ -275,25 +275,6 @@ impl TokenEntry {
         }
         m
     }
-
-    /// The `auth` block of a response that hands out this token.
-    pub fn auth_block(&self, include_token: bool) -> Value {
-        let at = now();
-        json!({
-            "client_token": if include_token { self.id.as_str() } else { "" },
-            "accessor": self.accessor,
-            "policies": self.policies,
-            "token_policies": self.policies,
-            "metadata": if self.meta.is_empty() { Value::Null } else { json!(self.meta) },
-            "lease_duration": self.remaining(at),
-            "renewable": self.renewable && self.expire_time.is_some(),
-            "entity_id": self.entity_id,
-            "token_type": self.token_type,
-            "orphan": self.orphan,
-            "mfa_requirement": null,
-            "num_uses": self.num_uses,
-        })
-    }
 }
 
 /// The token store over its barrier view.
