@@ -151,6 +151,11 @@ const COMMANDS: &[Entry] = &[
         "Lists the active node and the standbys of the cluster",
     ),
     entry(
+        &["operator", "usage"],
+        commands::ha::usage,
+        "Lists the clients that obtained a token in a period",
+    ),
+    entry(
         &["operator", "rekey"],
         operator::rekey,
         "Generates new unseal keys",

@@ -288,6 +288,8 @@ pub struct Unsealed {
     pub identity: Arc<crate::identity::IdentityStore>,
     /// Rate-limit and lease-count quotas (`crate::quotas`).
     pub quotas: crate::quotas::QuotaStore,
+    /// Client counts (`crate::activity`).
+    pub activity: crate::activity::ActivityLog,
     router: RwLock<Arc<Router>>,
     mount_lock: tokio::sync::Mutex<()>,
     pub cluster_name: String,
@@ -867,6 +869,9 @@ impl Core {
         let quotas =
             crate::quotas::QuotaStore::open(View::new(barrier.clone(), crate::quotas::PREFIX))
                 .await?;
+        let activity =
+            crate::activity::ActivityLog::open(View::new(barrier.clone(), crate::activity::PREFIX))
+                .await?;
         if self.may_write() {
             crate::system_ops::record_version(&barrier).await;
         }
@@ -877,6 +882,7 @@ impl Core {
             governing,
             identity,
             quotas,
+            activity,
             expiration: crate::expiration::Expiration::new(View::new(
                 barrier.clone(),
                 "sys/expire/",
@@ -1317,6 +1323,19 @@ impl Core {
         }
     }
 
+    /// The role a login to `path` names for quotas: as its auth method resolves it
+    /// ([`Core::resolve_role`]), else the request's `role` or `role_name` field.
+    pub async fn login_role(&self, path: &str, data: &Map<String, Value>) -> Option<String> {
+        match self.resolve_role(path, data).await {
+            Some(r) => Some(r),
+            None => data
+                .get("role")
+                .or_else(|| data.get("role_name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+
     /// A request a rate-limit quota turned away before the pipeline: written to the audit
     /// devices as a request entry with the refusal as its error when `sys/quotas/config` has
     /// `enable_rate_limit_audit_logging` (Vault's behaviour; off by default, so a flood does
@@ -1566,9 +1585,19 @@ impl Core {
             }
         };
         // A full lease-count quota refuses requests on its path before they reach the engine
-        // (which could otherwise create a credential no lease would ever revoke).
+        // (which could otherwise create a credential no lease would ever revoke). The role a
+        // login names is found only when a lease-count quota with a role covers the path.
+        let login_role =
+            if engine_req.operation != Operation::Help && u.quotas.lease_role_matters(&path) {
+                self.login_role(&path, &engine_req.data).await
+            } else {
+                None
+            };
         if engine_req.operation != Operation::Help
-            && let Err(e) = u.quotas.check_lease(&path, None, &u.expiration).await
+            && let Err(e) = u
+                .quotas
+                .check_lease(&path, login_role.as_deref(), &u.expiration)
+                .await
         {
             return Err(audit
                 .denied(token.as_deref(), engine_req.operation, e)
@@ -1638,6 +1667,7 @@ impl Core {
                         response,
                         &mut out,
                         &mfa_headers(req),
+                        login_role.as_deref(),
                     )
                     .await
                     .map(|()| None),
@@ -1692,6 +1722,7 @@ impl Core {
         response: Option<Response>,
         out: &mut CoreResponse,
         mfa_headers: &[&str],
+        login_role: Option<&str>,
     ) -> Result<(), CoreError> {
         let Some(mut resp) = response else {
             return Ok(());
@@ -1752,8 +1783,18 @@ impl Core {
             // A lease-count quota on the login path counts login tokens' leases too; its guard
             // is held until the token (and its lease) is stored, so concurrent logins cannot
             // all take the last place.
-            let _quota = u.quotas.check_lease(path, None, &u.expiration).await?;
-            let auth = self.materialize_auth(u, route, auth, path, at).await?;
+            // Tokens the token store created arrive with their lease stored (the store checked
+            // its own quotas under the same guard).
+            let _quota = if auth.client_token.is_empty() {
+                u.quotas
+                    .check_lease(path, login_role, &u.expiration)
+                    .await?
+            } else {
+                None
+            };
+            let auth = self
+                .materialize_auth(u, route, auth, path, at, login_role)
+                .await?;
             let identity = u
                 .entity(&auth.entity_id)
                 .map(|r| r.policies.clone())

@@ -58,6 +58,7 @@ impl From<LogicalError> for CoreError {
             LogicalError::PermissionDenied => CoreError::PermissionDenied,
             LogicalError::Forbidden(m) => CoreError::Forbidden(m),
             LogicalError::Conflict(m) => CoreError::Conflict(m),
+            LogicalError::RateLimited(m) => CoreError::RateLimited(m),
             LogicalError::NotFound(m) => CoreError::NotFound(m),
             LogicalError::Internal(m) => CoreError::Internal(m),
         }

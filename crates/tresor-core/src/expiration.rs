@@ -56,6 +56,10 @@ pub struct LeaseEntry {
     pub renewable: bool,
     #[serde(default)]
     pub attempts: u32,
+    /// For a login token's lease: the role the login named (an AppRole role, a token role),
+    /// counted by lease-count quotas with a `role`. Empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
 }
 
 impl LeaseEntry {
@@ -186,6 +190,7 @@ impl Expiration {
             max_expire: at.saturating_add(crate::tokens::secs(max)),
             renewable: lease.renewable,
             attempts: 0,
+            role: String::new(),
         };
         self.put(&e, !token_id.is_empty()).await?;
         Ok(e)
@@ -206,6 +211,7 @@ impl Expiration {
             max_expire: i64::MAX,
             renewable: true,
             attempts: 0,
+            role: String::new(),
         }
     }
 
@@ -230,8 +236,10 @@ impl Expiration {
         token_id: &str,
         issue: i64,
         expire: i64,
+        role: &str,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, CoreError> {
-        let e = Self::token_entry(path, token_id, issue, expire);
+        let mut e = Self::token_entry(path, token_id, issue, expire);
+        e.role = role.to_owned();
         let bytes = serde_json::to_vec(&e).map_err(|x| CoreError::Internal(x.to_string()))?;
         let p = self.view.prefix();
         Ok(vec![

@@ -63,6 +63,9 @@ impl Core {
         if key.starts_with(crate::quotas::PREFIX) {
             return u.quotas.reload().await;
         }
+        if key == format!("{}config", crate::activity::PREFIX) {
+            return u.activity.reload().await;
+        }
         if let Some(rel) = key.strip_prefix(crate::identity::PREFIX) {
             return u.identity.invalidate(rel).await;
         }

@@ -141,6 +141,7 @@ impl Core {
         mut auth: tresor_sdk::Auth,
         path: &str,
         at: i64,
+        role: Option<&str>,
     ) -> Result<tresor_sdk::Auth, CoreError> {
         if auth.client_token.is_empty() {
             let mut policies: Vec<String> = auth
@@ -199,9 +200,13 @@ impl Core {
             } else {
                 entry.hash = u.tokens.hash(&entry.id);
                 let lease = match entry.expire_time {
-                    Some(exp) => u
-                        .expiration
-                        .token_lease_ops(&entry.path, &entry.hash, at, exp)?,
+                    Some(exp) => u.expiration.token_lease_ops(
+                        &entry.path,
+                        &entry.hash,
+                        at,
+                        exp,
+                        role.unwrap_or(""),
+                    )?,
                     None => Vec::new(),
                 };
                 u.tokens.store_with(entry, lease).await?
@@ -216,6 +221,20 @@ impl Core {
             auth.num_uses = e.num_uses;
         }
         // Tokens the token store created arrive with their lease already committed.
+        // Counting clients never fails a login: a storage error is logged and the token
+        // handed out.
+        if let Err(e) = u
+            .activity
+            .record(
+                &auth.entity_id,
+                &auth.policies,
+                (&route.path, &route.entry.accessor, &route.entry.kind),
+                at,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the client in the activity log");
+        }
         Ok(auth)
     }
 

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod audit;
 mod audit_entry;
 pub mod barrier;
@@ -34,6 +35,7 @@ mod snapshot_auto;
 mod system;
 mod system_audit;
 mod system_catalog;
+mod system_counters;
 mod system_governing;
 mod system_leases;
 mod system_ops;

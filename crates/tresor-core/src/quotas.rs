@@ -405,6 +405,16 @@ impl QuotaStore {
                 .any(|l| !l.q.role.is_empty() && path_matches(&l.q.path, path))
     }
 
+    /// Whether a lease-count quota with a `role` covers `path` (only then does the role a
+    /// login names need finding out, and get recorded on its token's lease).
+    pub fn lease_role_matters(&self, path: &str) -> bool {
+        self.state
+            .read()
+            .lease
+            .iter()
+            .any(|q| !q.role.is_empty() && path_matches(&q.path, path))
+    }
+
     /// The rate-limit check of one request: every matching quota takes a token for the
     /// client. `role`: the role a login request names, for quotas with a `role`.
     pub fn check_rate(&self, path: &str, client: &str, role: Option<&str>) -> RateDecision {
@@ -448,8 +458,10 @@ impl QuotaStore {
     }
 
     /// Before a lease is created for a secret read at `path`: refuses it (429, Vault's
-    /// message) if a lease-count quota covering the path is full. The returned guard is held
-    /// until the lease is stored, so two requests cannot both take the last place.
+    /// message) if a lease-count quota covering the path is full. A quota with a `role`
+    /// applies only to logins naming that role (`role`) and counts only the leases of the
+    /// tokens such logins created. The returned guard is held until the lease is stored, so
+    /// two requests cannot both take the last place.
     pub async fn check_lease(
         &self,
         path: &str,
@@ -474,12 +486,17 @@ impl QuotaStore {
         let guard = self.lease_lock.clone().lock_owned().await;
         for q in quotas {
             let fixed = q.path.split('*').next().unwrap_or_default();
-            let ids = expiration
-                .all_under(fixed, usize::MAX)
-                .await?
-                .into_iter()
-                .filter(|id| path_matches(&q.path, id))
-                .count() as u64;
+            let mut ids = 0u64;
+            for id in expiration.all_under(fixed, usize::MAX).await? {
+                if !path_matches(&q.path, &id) {
+                    continue;
+                }
+                if !q.role.is_empty() && expiration.get(&id).await?.is_none_or(|e| e.role != q.role)
+                {
+                    continue;
+                }
+                ids += 1;
+            }
             crate::telemetry::gauge("vault.quota.lease_count.counter", &[("name", &q.name)])
                 .set(ids as f64);
             crate::telemetry::gauge("vault.quota.lease_count.max", &[("name", &q.name)])

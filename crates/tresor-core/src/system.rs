@@ -392,6 +392,7 @@ async fn mfa_validate(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             pending.auth,
             &pending.login_path,
             crate::tokens::now(),
+            None,
         )
         .await
         .map_err(le)?;
@@ -751,6 +752,7 @@ fn table() -> Table<Sys> {
     };
     table.paths.extend(crate::system_leases::paths());
     table.paths.extend(crate::system_tools::paths());
+    table.paths.extend(crate::system_counters::paths());
     table.paths.extend(crate::system_password::paths());
     table.paths.extend(crate::system_catalog::paths());
     table.paths.extend(crate::system_audit::paths());

@@ -38,6 +38,7 @@ fn le(e: CoreError) -> LogicalError {
         CoreError::InvalidRequest(m) => LogicalError::InvalidRequest(m),
         CoreError::PermissionDenied => LogicalError::PermissionDenied,
         CoreError::Forbidden(m) => LogicalError::Forbidden(m),
+        CoreError::RateLimited(m) => LogicalError::RateLimited(m),
         other => LogicalError::Internal(other.to_string()),
     }
 }
@@ -531,10 +532,29 @@ async fn create(
         Some(exp) if token_type == "service" => {
             entry.hash = u.tokens.hash(&entry.id);
             u.expiration
-                .token_lease_ops(&entry.path, &entry.hash, entry.creation_time, exp)
+                .token_lease_ops(
+                    &entry.path,
+                    &entry.hash,
+                    entry.creation_time,
+                    exp,
+                    &entry.role,
+                )
                 .map_err(le)?
         }
         _ => Vec::new(),
+    };
+    // A lease-count quota on the token store (a quota with a `role` counts that token role's
+    // tokens) is checked here, its guard held until the token and its lease are stored, so
+    // concurrent creations cannot overshoot it and a refused creation leaves no token.
+    let _quota = if lease_ops.is_empty() {
+        None
+    } else {
+        let path = format!("auth/token/{}", req.path);
+        let role = (!entry.role.is_empty()).then_some(entry.role.as_str());
+        u.quotas
+            .check_lease(&path, role, &u.expiration)
+            .await
+            .map_err(le)?
     };
     let entry = u.tokens.store_child(entry, lease_ops).await.map_err(le)?;
     let mut resp = Response::default();

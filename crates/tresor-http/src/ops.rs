@@ -49,15 +49,7 @@ pub(crate) async fn rate_limit(
     // method resolves it (an AppRole role_id), else the request's role field.
     let role = if u.quotas.role_matters(path) {
         let empty = serde_json::Map::new();
-        match core.resolve_role(path, body.unwrap_or(&empty)).await {
-            Some(r) => Some(r),
-            None => body.and_then(|b| {
-                b.get("role")
-                    .or_else(|| b.get("role_name"))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            }),
-        }
+        core.login_role(path, body.unwrap_or(&empty)).await
     } else {
         None
     };

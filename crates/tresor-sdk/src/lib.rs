@@ -84,6 +84,9 @@ pub enum LogicalError {
     /// The target does not exist, with a message (plain 404 with no body uses `Ok(None)`).
     #[error("{0}")]
     NotFound(String),
+    /// A quota refused the request (429), with Vault's message.
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -594,3 +594,335 @@ fn diagnostics_loggers_monitor_in_flight_host_info_config_and_debug() {
     assert_eq!(o.code, 1, "{o}");
     assert!(o.stderr.contains("403"), "{o}");
 }
+
+/// Client counts as an operator reads them: two users logging in (three times) are two
+/// entity clients, tokens created with the same policies are one client, and
+/// `sys/internal/counters/*` report them through the bao CLI and curl.
+#[test]
+fn client_counts_report_distinct_entities_and_token_policy_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(&dir.path().join("srv"), free_port());
+    let t = Some("root");
+    for (path, body) in [
+        ("sys/auth/userpass", r#"{"type":"userpass"}"#),
+        ("auth/userpass/users/alice", r#"{"password":"pw"}"#),
+        ("auth/userpass/users/bob", r#"{"password":"pw"}"#),
+        ("auth/userpass/users/carol", r#"{"password":"pw"}"#),
+        (
+            "sys/policies/acl/p1",
+            r#"{"policy":"path \"x/*\" { capabilities = [\"read\"] }"}"#,
+        ),
+    ] {
+        let (code, v) = s.api("POST", path, Some(body), t);
+        assert!(code == 200 || code == 204, "{path}: {code} {v}");
+    }
+    let login = |user: &str| {
+        let (code, v) = s.api(
+            "POST",
+            &format!("auth/userpass/login/{user}"),
+            Some(r#"{"password":"pw"}"#),
+            None,
+        );
+        assert_eq!(code, 200, "{v}");
+        v["auth"]["client_token"].as_str().unwrap().to_owned()
+    };
+    let alice = login("alice");
+    login("alice");
+    login("bob");
+    for policies in [
+        &["-policy=p1"][..],
+        &["-policy=p1", "-policy=default"],
+        &["-policy=p1", "-no-default-policy"],
+    ] {
+        let mut args = vec!["token", "create", "-format=json"];
+        args.extend_from_slice(policies);
+        s.bao_as("root", &args).expect(0, "token create");
+    }
+
+    let out = s
+        .bao_as(
+            "root",
+            &["read", "-format=json", "sys/internal/counters/activity"],
+        )
+        .expect(0, "read activity");
+    let d = out.json()["data"].clone();
+    // alice and bob; p1 and default (twice: token create adds default), and p1 alone.
+    assert_eq!(d["total"]["clients"], 4, "{d}");
+    assert_eq!(d["total"]["entity_clients"], 2, "{d}");
+    assert_eq!(d["total"]["distinct_entities"], 2, "{d}");
+    assert_eq!(d["total"]["non_entity_clients"], 2, "{d}");
+    let mounts = d["by_namespace"][0]["mounts"].as_array().unwrap().clone();
+    let count = |m: &str| {
+        mounts
+            .iter()
+            .find(|x| x["mount_path"] == m)
+            .map(|x| x["counts"]["clients"].clone())
+    };
+    assert_eq!(count("auth/userpass/"), Some(Value::from(2)), "{d}");
+    assert_eq!(count("auth/token/"), Some(Value::from(2)), "{d}");
+    let months = d["months"].as_array().unwrap();
+    let last = months.last().unwrap();
+    assert_eq!(last["counts"]["clients"], 4, "{d}");
+    assert_eq!(last["new_clients"]["counts"]["clients"], 4, "{d}");
+
+    // `tresor operator usage`: one row per auth mount and the total.
+    let o = run(Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .args(["operator", "usage", "-start-time=2020-01-01T00:00:00Z"])
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("HOME", &s.home));
+    assert_eq!(o.code, 0, "{o}");
+    assert!(
+        o.stdout.contains("Period start: 2020-01-01T00:00:00Z"),
+        "{o}"
+    );
+    let row = |name: &str| {
+        o.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    };
+    assert_eq!(
+        row("auth/userpass/"),
+        Some(vec!["auth/userpass/", "2", "0", "2"]),
+        "{o}"
+    );
+    assert_eq!(row("Total"), Some(vec!["Total", "2", "2", "4"]), "{o}");
+
+    let (code, v) = s.api("GET", "sys/internal/counters/activity/monthly", None, t);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["clients"], 4, "{v}");
+    let (_, v) = s.api("GET", "sys/internal/counters/entities", None, t);
+    assert_eq!(v["data"]["counters"]["entities"]["total"], 2, "{v}");
+    let (_, v) = s.api("GET", "sys/internal/counters/tokens", None, t);
+    // root, three logins, three created tokens.
+    assert_eq!(v["data"]["counters"]["service_tokens"]["total"], 7, "{v}");
+
+    // The export lists each client once.
+    let (code, csv) = s.curl(
+        "GET",
+        "sys/internal/counters/activity/export?format=csv",
+        None,
+        t,
+    );
+    assert_eq!(code, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("client_id,client_type,"), "{csv}");
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(",entity,")).count(),
+        2,
+        "{csv}"
+    );
+    let (code, jsonl) = s.curl("GET", "sys/internal/counters/activity/export", None, t);
+    assert_eq!(code, 200);
+    for l in jsonl.lines() {
+        let r: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(r["namespace_id"], "root", "{l}");
+    }
+
+    // Turned off, a new user's login is not counted; turned back on, it is.
+    s.bao_as(
+        "root",
+        &["write", "sys/internal/counters/config", "enabled=disable"],
+    )
+    .expect(0, "disable");
+    let out = s
+        .bao_as(
+            "root",
+            &["read", "-format=json", "sys/internal/counters/config"],
+        )
+        .expect(0, "read config");
+    let cfg = out.json()["data"].clone();
+    assert_eq!(cfg["enabled"], "disable", "{cfg}");
+    assert_eq!(cfg["queries_available"], true, "{cfg}");
+    assert_eq!(cfg["retention_months"], 48, "{cfg}");
+    login("carol");
+    let (_, v) = s.api("GET", "sys/internal/counters/activity/monthly", None, t);
+    assert_eq!(v["data"]["clients"], 4, "{v}");
+    s.bao_as(
+        "root",
+        &["write", "sys/internal/counters/config", "enabled=default"],
+    )
+    .expect(0, "enable");
+    let (_, v) = s.api("GET", "sys/internal/counters/config", None, t);
+    assert_eq!(v["data"]["enabled"], "default-enabled", "{v}");
+    login("carol");
+    let (_, v) = s.api("GET", "sys/internal/counters/activity/monthly", None, t);
+    assert_eq!(v["data"]["clients"], 5, "{v}");
+
+    // Bad input names what is wrong and changes nothing.
+    for (method, path, body, want) in [
+        (
+            "GET",
+            "sys/internal/counters/activity?start_time=yesterday",
+            None,
+            "start_time",
+        ),
+        (
+            "GET",
+            "sys/internal/counters/activity?start_time=2026-12-01T00:00:00Z&end_time=2026-01-01T00:00:00Z",
+            None,
+            "later than end_time",
+        ),
+        (
+            "POST",
+            "sys/internal/counters/config",
+            Some(r#"{"retention_months":3}"#),
+            "retention_months",
+        ),
+        (
+            "POST",
+            "sys/internal/counters/config",
+            Some(r#"{"enabled":"yes"}"#),
+            "enabled",
+        ),
+        (
+            "GET",
+            "sys/internal/counters/activity/export?format=xml",
+            None,
+            "format",
+        ),
+    ] {
+        let (code, v) = s.api(method, path, body, t);
+        assert_eq!(code, 400, "{path}: {v}");
+        assert!(
+            v["errors"][0].as_str().unwrap().contains(want),
+            "{path}: {v}"
+        );
+    }
+    let (_, v) = s.api("GET", "sys/internal/counters/config", None, t);
+    assert_eq!(v["data"]["retention_months"], 48, "{v}");
+    assert_eq!(v["data"]["enabled"], "default-enabled", "{v}");
+
+    // A token whose policies do not grant the counters cannot read them.
+    let (code, _) = s.api("GET", "sys/internal/counters/activity", None, Some(&alice));
+    assert_eq!(code, 403);
+    let (code, _) = s.api(
+        "POST",
+        "sys/internal/counters/config",
+        Some(r#"{"enabled":"disable"}"#),
+        Some(&alice),
+    );
+    assert_eq!(code, 403);
+}
+
+/// Lease-count quotas on the token store, and quotas with a `role`: an AppRole role's logins
+/// and a token role's tokens are counted apart from the rest of their mount. A refused
+/// creation leaves no token behind, also under concurrent requests.
+#[test]
+fn lease_count_quotas_count_token_store_tokens_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(&dir.path().join("srv"), free_port());
+    let t = Some("root");
+    let post = |path: &str, body: &str| {
+        let (code, v) = s.api("POST", path, Some(body), t);
+        assert!(code == 200 || code == 204, "{path}: {code} {v}");
+        v
+    };
+    let leases = |prefix: &str| {
+        let (code, v) = s.api("LIST", &format!("sys/leases/lookup/{prefix}"), None, t);
+        if code == 404 {
+            return 0;
+        }
+        v["data"]["keys"].as_array().map(Vec::len).unwrap_or(0)
+    };
+
+    // The token store: three tokens under max_leases=3, then 429 with nothing created.
+    post(
+        "sys/quotas/lease-count/tokens",
+        r#"{"path":"auth/token/create","max_leases":3}"#,
+    );
+    let results: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..10)
+            .map(|_| {
+                sc.spawn(|| {
+                    s.api("POST", "auth/token/create", Some(r#"{"ttl":"1h"}"#), t)
+                        .0
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|c| **c == 200).count(),
+        3,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|c| *c == 200 || *c == 429),
+        "{results:?}"
+    );
+    assert_eq!(leases("auth/token/create/"), 3);
+    let (_, v) = s.api("GET", "sys/internal/counters/tokens", None, t);
+    assert_eq!(
+        v["data"]["counters"]["service_tokens"]["total"], 4,
+        "root and three: {v}"
+    );
+    let (code, v) = s.api("POST", "auth/token/create", Some(r#"{"ttl":"1h"}"#), t);
+    assert_eq!(code, 429, "{v}");
+    assert!(v.to_string().contains("lease count quota exceeded"), "{v}");
+    let (code, _) = s.api("DELETE", "sys/quotas/lease-count/tokens", None, t);
+    assert_eq!(code, 204);
+
+    // A token role's quota counts that role's tokens only.
+    post(
+        "auth/token/roles/deploy",
+        r#"{"allowed_policies":["default"]}"#,
+    );
+    post(
+        "sys/quotas/lease-count/deploy",
+        r#"{"path":"auth/token/","role":"deploy","max_leases":1}"#,
+    );
+    let (code, v) = s.api(
+        "POST",
+        "auth/token/create/deploy",
+        Some(r#"{"ttl":"1h"}"#),
+        t,
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = s.api(
+        "POST",
+        "auth/token/create/deploy",
+        Some(r#"{"ttl":"1h"}"#),
+        t,
+    );
+    assert_eq!(code, 429, "{v}");
+    let (code, v) = s.api("POST", "auth/token/create", Some(r#"{"ttl":"1h"}"#), t);
+    assert_eq!(code, 200, "another role's tokens are not counted: {v}");
+    let (_, v) = s.api("GET", "sys/quotas/lease-count/deploy", None, t);
+    assert_eq!(v["data"]["role"], "deploy", "{v}");
+
+    // AppRole: the role is named by role_id only; role a is limited, role b is not.
+    post("sys/auth/approle", r#"{"type":"approle"}"#);
+    let mut creds = Vec::new();
+    for role in ["a", "b"] {
+        post(
+            &format!("auth/approle/role/{role}"),
+            r#"{"token_ttl":"1h"}"#,
+        );
+        let (_, v) = s.api("GET", &format!("auth/approle/role/{role}/role-id"), None, t);
+        let role_id = v["data"]["role_id"].as_str().unwrap().to_owned();
+        let v = post(&format!("auth/approle/role/{role}/secret-id"), "{}");
+        let secret_id = v["data"]["secret_id"].as_str().unwrap().to_owned();
+        creds.push(format!(
+            r#"{{"role_id":"{role_id}","secret_id":"{secret_id}"}}"#
+        ));
+    }
+    post(
+        "sys/quotas/lease-count/approle-a",
+        r#"{"path":"auth/approle/","role":"a","max_leases":2}"#,
+    );
+    let login = |body: &str| s.api("POST", "auth/approle/login", Some(body), None);
+    for _ in 0..2 {
+        let (code, v) = login(&creds[0]);
+        assert_eq!(code, 200, "{v}");
+    }
+    let (code, v) = login(&creds[0]);
+    assert_eq!(code, 429, "{v}");
+    for _ in 0..3 {
+        let (code, v) = login(&creds[1]);
+        assert_eq!(code, 200, "role b is not limited: {v}");
+    }
+    assert_eq!(leases("auth/approle/login/"), 5);
+}

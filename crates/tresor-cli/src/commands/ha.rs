@@ -1,10 +1,12 @@
-//! `operator step-down` and `operator members`: the HA commands (issue 17).
+//! `operator step-down` and `operator members`, the HA commands (issue 17), and
+//! `operator usage`, the client counts of a period.
 
 use serde_json::Value;
 use tresor_client::Method;
 
 use super::{Cli, CmdResult, Usage, max_args, remote};
 use crate::client::Request;
+use crate::flags::{Kind, flag};
 use crate::format;
 
 const STEP_DOWN: Usage = Usage {
@@ -88,6 +90,83 @@ pub fn members(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
     } else {
         cli.print_struct(&status)
     }
+}
+
+const USAGE: Usage = Usage {
+    text: "Usage: tresor operator usage [options]
+
+  Prints the distinct clients (identity entities, and tokens without one counted by their
+  policies) that obtained a token in a period, by auth mount, from
+  sys/internal/counters/activity. The period defaults to the server's default_report_months.",
+    flags: &[
+        flag(
+            "start-time",
+            Kind::Str,
+            "The start of the period (RFC 3339, for example 2026-01-01T00:00:00Z).",
+        ),
+        flag("end-time", Kind::Str, "The end of the period (RFC 3339)."),
+    ],
+};
+
+/// The rows of the usage table: one per auth mount, then the total.
+pub fn usage_rows(data: &Value) -> Vec<Vec<String>> {
+    let n = |c: &Value, k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0).to_string();
+    let row = |name: String, c: &Value| {
+        vec![
+            name,
+            n(c, "entity_clients"),
+            n(c, "non_entity_clients"),
+            n(c, "clients"),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = data["by_namespace"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|ns| ns["mounts"].as_array().cloned().unwrap_or_default())
+        .map(|m| {
+            row(
+                m["mount_path"].as_str().unwrap_or("").to_owned(),
+                &m["counts"],
+            )
+        })
+        .collect();
+    rows.push(row("Total".into(), &data["total"]));
+    rows
+}
+
+/// `tresor operator usage`.
+pub fn usage(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
+    let p = cli.parse(&USAGE, args)?;
+    max_args(&p.args, 0)?;
+    let client = cli.client(&p)?;
+    let mut req = Request::new(Method::GET, "sys/internal/counters/activity");
+    for (f, q) in [("start-time", "start_time"), ("end-time", "end_time")] {
+        if let Some(v) = p.str(f) {
+            req = req.query(q, v);
+        }
+    }
+    let v = client
+        .json(&req)
+        .map_err(|e| remote("reading the client counts", e))?;
+    let data = v.get("data").cloned().unwrap_or(v);
+    if !cli.is_table() {
+        return cli.print_struct(&data);
+    }
+    let s = |k: &str| data[k].as_str().unwrap_or("").to_owned();
+    cli.outln(&format!("Period start: {}", s("start_time")));
+    cli.outln(&format!("Period end: {}", s("end_time")));
+    cli.outln("");
+    cli.out(&format::table(
+        &[
+            "Mount path",
+            "Entity clients",
+            "Non-entity clients",
+            "Active clients",
+        ],
+        &usage_rows(&data),
+    ));
+    Ok(0)
 }
 
 #[cfg(test)]
