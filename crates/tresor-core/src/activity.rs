@@ -77,11 +77,14 @@ impl ActivityConfig {
     }
 }
 
-/// The first second of the UTC month holding `unix`.
+/// The last second this module works with (9999-12-31T23:59:59Z); times are clamped to
+/// `0..=LAST`.
+pub const LAST: i64 = 253_402_300_799;
+
+/// The first second of the UTC month holding `unix` (clamped to 1970-01 ..= 9999-12).
 pub fn month_start(unix: i64) -> i64 {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix) else {
-        return 0;
-    };
+    let t = time::OffsetDateTime::from_unix_timestamp(unix.clamp(0, LAST))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let d = t.date();
     time::Date::from_calendar_date(d.year(), d.month(), 1)
         .map(|d| d.midnight().assume_utc().unix_timestamp())
@@ -89,19 +92,17 @@ pub fn month_start(unix: i64) -> i64 {
 }
 
 /// The first second of the month `n` months after (or before, for negative `n`) the month
-/// holding `unix`.
+/// holding `unix`, clamped like [`month_start`].
 pub fn add_months(unix: i64, n: i64) -> i64 {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(month_start(unix)) else {
-        return 0;
-    };
-    let months = i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1 + n;
+    let t = time::OffsetDateTime::from_unix_timestamp(month_start(unix))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let months = (i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1)
+        .saturating_add(n)
+        .clamp(1970 * 12, 9999 * 12 + 11);
     let (year, month) = (months.div_euclid(12), months.rem_euclid(12) + 1);
-    let Ok(year) = i32::try_from(year) else {
-        return 0;
-    };
     time::Month::try_from(month as u8)
         .ok()
-        .and_then(|m| time::Date::from_calendar_date(year, m, 1).ok())
+        .and_then(|m| time::Date::from_calendar_date(year as i32, m, 1).ok())
         .map(|d| d.midnight().assume_utc().unix_timestamp())
         .unwrap_or(0)
 }
@@ -342,7 +343,7 @@ pub fn report(months: &[(i64, Vec<ClientRecord>)], start: i64, end: i64) -> Valu
     let mut month_rows = Vec::new();
     let mut m = month_start(start);
     let last = month_start(end);
-    while m <= last && m != 0 {
+    loop {
         match by_month.get(&m) {
             Some(records) if !records.is_empty() => {
                 let all: Vec<&ClientRecord> = records.iter().collect();
@@ -367,6 +368,9 @@ pub fn report(months: &[(i64, Vec<ClientRecord>)], start: i64, end: i64) -> Valu
                 "namespaces": null,
                 "new_clients": null,
             })),
+        }
+        if m >= last {
+            break;
         }
         m = add_months(m, 1);
     }
@@ -416,6 +420,15 @@ mod tests {
         assert_eq!(month_start(month_start(NOV)), month_start(NOV));
         // The last second of a month belongs to it.
         assert_eq!(month_start(month_start(DEC) - 1), month_start(NOV));
+        // Out-of-range times are clamped, never wrap or panic.
+        assert_eq!(month_start(-5), 0);
+        assert_eq!(add_months(0, -3), 0);
+        assert_eq!(
+            crate::tokens::rfc3339(month_start(i64::MAX)),
+            "9999-12-01T00:00:00Z"
+        );
+        assert_eq!(add_months(i64::MAX, i64::MAX), month_start(LAST));
+        assert_eq!(add_months(OCT, i64::MIN), 0);
     }
 
     #[test]

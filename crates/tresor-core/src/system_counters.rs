@@ -34,9 +34,12 @@ fn time_field(f: &Fields, name: &str) -> Result<Option<i64>> {
 }
 
 /// The period a query asks for: `end_time` defaults to now and `start_time` to the start of
-/// the month `default_report_months - 1` months before the end.
+/// the month `default_report_months - 1` months before the end. Nothing is recorded in the
+/// future or before 1970, so the period is clamped to `0..=now` (a far end cannot make a
+/// report of thousands of empty months).
 fn period(f: &Fields, c: &ActivityConfig) -> Result<(i64, i64)> {
-    let end = time_field(f, "end_time")?.unwrap_or_else(now);
+    let at = now();
+    let end = time_field(f, "end_time")?.unwrap_or(at);
     let start = match time_field(f, "start_time")? {
         Some(s) => s,
         None => activity::add_months(end, 1 - c.default_report_months.max(1)),
@@ -44,12 +47,7 @@ fn period(f: &Fields, c: &ActivityConfig) -> Result<(i64, i64)> {
     if start > end {
         return Err(LogicalError::invalid("start_time is later than end_time"));
     }
-    if activity::month_start(start) == 0 || activity::month_start(end) == 0 {
-        return Err(LogicalError::invalid(
-            "start_time and end_time must be after 1970-01",
-        ));
-    }
-    Ok((start, end))
+    Ok((start.clamp(0, at), end.clamp(0, at)))
 }
 
 async fn entities(s: Arc<Sys>) -> Result<Option<Response>> {

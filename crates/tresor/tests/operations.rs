@@ -791,6 +791,19 @@ fn client_counts_report_distinct_entities_and_token_policy_sets() {
             "{path}: {v}"
         );
     }
+    // Huge and negative times are clamped to 1970 .. now: no report of thousands of months.
+    let (code, v) = s.api(
+        "GET",
+        "sys/internal/counters/activity?start_time=-100&end_time=99999999999999",
+        None,
+        t,
+    );
+    assert_eq!(code, 200, "{v}");
+    let months = v["data"]["months"].as_array().unwrap();
+    assert_eq!(months[0]["timestamp"], "1970-01-01T00:00:00Z");
+    assert!(months.len() < 12 * 200, "{}", months.len());
+    assert_eq!(months.last().unwrap()["counts"]["clients"], 5, "{v}");
+    assert_eq!(v["data"]["total"]["clients"], 5);
     let (_, v) = s.api("GET", "sys/internal/counters/config", None, t);
     assert_eq!(v["data"]["retention_months"], 48, "{v}");
     assert_eq!(v["data"]["enabled"], "default-enabled", "{v}");
