@@ -428,15 +428,12 @@ impl TokenStore {
         let mut ops = vec![
             (format!("id/{}", entry.hash), Some(bytes.to_vec())),
             (
-                format!("accessor/{}", self.hash(&entry.accessor)),
+                self.accessor_key(&entry.accessor),
                 Some(entry.hash.clone().into_bytes()),
             ),
         ];
         if !entry.parent.is_empty() {
-            ops.push((
-                format!("parent/{}/{}", entry.parent, entry.hash),
-                Some(Vec::new()),
-            ));
+            ops.push((parent_key(&entry), Some(Vec::new())));
         }
         self.view.transaction_with(ops, extra).await?;
         let entry = Arc::new(entry);
@@ -526,10 +523,20 @@ impl TokenStore {
         Ok(Some(Arc::new(e)))
     }
 
+    /// The accessor index key: `accessor/<order>.<hmac>` for accessors with a time-ordered
+    /// prefix (new entries land at the end of the index, not on a random page), else
+    /// `accessor/<hmac>` (earlier accessors).
+    fn accessor_key(&self, accessor: &str) -> String {
+        match tresor_seal::token::accessor_order(accessor) {
+            Some(order) => format!("accessor/{order}.{}", self.hash(accessor)),
+            None => format!("accessor/{}", self.hash(accessor)),
+        }
+    }
+
     pub async fn by_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>, CoreError> {
         let Some(id) = self
             .view
-            .get(&format!("accessor/{}", self.hash(accessor)))
+            .get(&self.accessor_key(accessor))
             .await
             .map_err(sdk)?
         else {
@@ -608,7 +615,7 @@ impl TokenStore {
                 .await
                 .map_err(sdk)?
             {
-                stack.push(child);
+                stack.push(child_of(&child).to_owned());
             }
             order.push(cur);
         }
@@ -641,7 +648,7 @@ impl TokenStore {
             .await
             .map_err(sdk)?
         {
-            self.modify(&child, |c| {
+            self.modify(child_of(&child), |c| {
                 c.parent.clear();
                 c.orphan = true;
                 Ok(())
@@ -659,9 +666,9 @@ impl TokenStore {
         if let Some(bytes) = self.view.get(&format!("id/{id}")).await.map_err(sdk)? {
             let bytes = Zeroizing::new(bytes);
             if let Ok(e) = decode_entry(&bytes) {
-                ops.push((format!("accessor/{}", self.hash(&e.accessor)), None));
+                ops.push((self.accessor_key(&e.accessor), None));
                 if !e.parent.is_empty() {
-                    ops.push((format!("parent/{}/{id}", e.parent), None));
+                    ops.push((parent_key(&e), None));
                 }
                 path = Some(e.path.clone());
             }
@@ -716,7 +723,7 @@ impl TokenStore {
             {
                 if self
                     .view
-                    .get(&format!("id/{child}"))
+                    .get(&format!("id/{}", child_of(&child)))
                     .await
                     .map_err(sdk)?
                     .is_none()
@@ -755,6 +762,21 @@ impl TokenStore {
     pub fn view(&self) -> &View {
         &self.view
     }
+}
+
+/// A child's entry in its parent's index: `parent/<parent>/<order>.<child>` when its
+/// accessor has a time-ordered prefix (so a parent's children are stored in creation order
+/// and a new child lands at the end), else `parent/<parent>/<child>` (earlier entries).
+fn parent_key(e: &TokenEntry) -> String {
+    match tresor_seal::token::accessor_order(&e.accessor) {
+        Some(order) => format!("parent/{}/{order}.{}", e.parent, e.hash),
+        None => format!("parent/{}/{}", e.parent, e.hash),
+    }
+}
+
+/// The child token a `parent/<parent>/` index name stands for (either spelling).
+fn child_of(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
 }
 
 /// Generates a new service token id.

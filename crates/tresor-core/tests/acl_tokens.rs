@@ -387,3 +387,106 @@ fn request_debug_output_never_shows_the_token_or_values() {
     );
     assert!(s.contains("secret/data/x") && s.contains("password"), "{s}");
 }
+
+/// The accessor and parent indexes keep new tokens in creation order (their accessor starts
+/// with the time), and tokens stored by earlier versions (24-character accessors, indexes
+/// keyed by hash alone) still resolve by accessor, count as children and are revoked with
+/// their tree, leaving no index entry behind.
+#[tokio::test]
+async fn token_indexes_are_ordered_and_read_both_layouts() {
+    let t = dev_core().await;
+    t.policy(
+        "mint",
+        r#"path "auth/token/create" { capabilities = ["update"] }"#,
+    )
+    .await;
+    let parent = t.token(&["mint"], json!({})).await;
+    // Three tokens of no relation to `parent`.
+    for _ in 0..3 {
+        t.token(&["default"], json!({})).await;
+    }
+    let c = t.core.unsealed().unwrap();
+    let parent_hash = c.tokens.hash(&parent);
+    // A child of `parent` stored as an earlier version stored it.
+    let mut old = tresor_core::tokens::TokenEntry::service(
+        vec!["default".into()],
+        "auth/token/create",
+        "token",
+        tresor_core::tokens::now(),
+    );
+    old.accessor = "abcdefghijklmnopqrstuvwx".into();
+    old.parent = parent_hash.clone();
+    old.orphan = false;
+    let old_id = old.id.clone();
+    c.tokens.store(old).await.unwrap();
+    // Three children of `parent` made through the API, by the parent itself.
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let r = t
+            .ok(
+                Update,
+                "auth/token/create",
+                json!({"policies": ["mint"]}),
+                &parent,
+            )
+            .await;
+        made.push(r.auth.unwrap()["accessor"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let view = c.tokens.view();
+    let names = tresor_sdk::Storage::list(view, &format!("parent/{parent_hash}/"))
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // The new spellings sort in creation order, by accessor order.
+    let ordered: Vec<&String> = names.iter().filter(|n| n.contains('.')).collect();
+    assert_eq!(ordered.len(), 3, "{names:?}");
+    let prefixes: Vec<String> = made.iter().map(|a| a[..8].to_owned()).collect();
+    let listed: Vec<String> = ordered.iter().map(|n| n[..8].to_owned()).collect();
+    assert_eq!(listed, prefixes, "{names:?}");
+    let accessors = tresor_sdk::Storage::list(view, "accessor/").await.unwrap();
+    assert!(
+        accessors.iter().any(|a| !a.contains('.')),
+        "the earlier layout: {accessors:?}"
+    );
+    // Both layouts resolve by accessor.
+    for a in made
+        .iter()
+        .map(String::as_str)
+        .chain(["abcdefghijklmnopqrstuvwx"])
+    {
+        let d = t
+            .data(
+                Update,
+                "auth/token/lookup-accessor",
+                json!({"accessor": a}),
+                &t.root,
+            )
+            .await;
+        assert_eq!(d["accessor"], a);
+    }
+    // Revoking the parent revokes all four children, and every index entry goes.
+    t.ok(
+        Update,
+        "auth/token/revoke",
+        json!({"token": parent}),
+        &t.root,
+    )
+    .await;
+    assert!(c.tokens.lookup(&old_id).await.unwrap().is_none());
+    for a in &made {
+        assert!(c.tokens.by_accessor(a).await.unwrap().is_none());
+    }
+    assert!(
+        tresor_sdk::Storage::list(view, &format!("parent/{parent_hash}/"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let left = tresor_sdk::Storage::list(view, "accessor/").await.unwrap();
+    assert_eq!(
+        left.len(),
+        4,
+        "root and the three unrelated tokens: {left:?}"
+    );
+}

@@ -19,6 +19,13 @@ pub const TOKEN_RANDOM_LENGTH: usize = 24;
 /// Number of random base62 characters in a token accessor.
 pub const ACCESSOR_LENGTH: usize = 24;
 
+/// Number of characters of an accessor's time-ordered prefix (milliseconds since 1970 in
+/// fixed-width base62, good until the year 8888).
+pub const ACCESSOR_ORDER_LENGTH: usize = 8;
+
+/// Base62 digits in ASCII order, so fixed-width encodings sort as the numbers do.
+const ORDERED_BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
 /// A new service token id: `hvs.` + 24 random base62 characters (about 143 bits).
 pub fn new_service_token() -> Zeroizing<String> {
     let random = random::base62(TOKEN_RANDOM_LENGTH);
@@ -30,9 +37,40 @@ pub fn new_service_token() -> Zeroizing<String> {
     token
 }
 
-/// A new token accessor: 24 random base62 characters.
+/// A new token accessor: the time-ordered prefix of [`accessor_order`] (8 characters, from
+/// the current time) then 24 random base62 characters (about 143 bits, as Vault's).
+///
+/// The prefix is not secret (it says when the token was made); it lets the token store keep
+/// its accessor and parent indexes in creation order, so a new token's index entries land at
+/// the end of their range in storage instead of on a random page each.
 pub fn new_accessor() -> String {
-    random::base62(ACCESSOR_LENGTH).as_str().to_owned()
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    new_accessor_at(millis)
+}
+
+/// [`new_accessor`] at a given time (milliseconds since 1970).
+pub fn new_accessor_at(millis: u64) -> String {
+    let mut out = String::with_capacity(ACCESSOR_ORDER_LENGTH + ACCESSOR_LENGTH);
+    let mut digits = [0u8; ACCESSOR_ORDER_LENGTH];
+    let mut n = millis;
+    for d in digits.iter_mut().rev() {
+        *d = ORDERED_BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out.extend(digits.iter().map(|&b| char::from(b)));
+    out.push_str(&random::base62(ACCESSOR_LENGTH));
+    out
+}
+
+/// The time-ordered prefix of an accessor made by [`new_accessor`]; `None` for any other
+/// string (the 24-character accessors of earlier versions included).
+pub fn accessor_order(accessor: &str) -> Option<&str> {
+    (accessor.len() == ACCESSOR_ORDER_LENGTH + ACCESSOR_LENGTH
+        && accessor.bytes().all(|b| b.is_ascii_alphanumeric()))
+    .then(|| &accessor[..ACCESSOR_ORDER_LENGTH])
 }
 
 /// Constant-time equality of two byte strings.
@@ -59,8 +97,36 @@ mod tests {
     #[test]
     fn accessor_shape() {
         let accessor = new_accessor();
-        assert_eq!(accessor.len(), 24);
+        assert_eq!(accessor.len(), 32);
         assert!(accessor.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(accessor_order(&accessor), Some(&accessor[..8]));
+        // Earlier accessors, and anything else, have no order.
+        assert_eq!(accessor_order("abcdefghijklmnopqrstuvwx"), None);
+        assert_eq!(accessor_order(&format!("{}/../", &accessor[..28])), None);
+    }
+
+    #[test]
+    fn accessor_prefixes_sort_by_time() {
+        let times = [
+            0u64,
+            1,
+            61,
+            62,
+            1_000,
+            1_796_000_000_000,
+            1_796_000_000_001,
+            62u64.pow(8) - 1,
+        ];
+        let prefixes: Vec<String> = times
+            .iter()
+            .map(|&t| accessor_order(&new_accessor_at(t)).unwrap().to_owned())
+            .collect();
+        let mut sorted = prefixes.clone();
+        sorted.sort();
+        assert_eq!(prefixes, sorted);
+        assert_eq!(prefixes[0], "00000000");
+        assert_eq!(prefixes[3], "00000010");
+        assert_eq!(prefixes[7], "zzzzzzzz");
     }
 
     #[test]
