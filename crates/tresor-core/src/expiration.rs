@@ -62,6 +62,18 @@ pub struct LeaseEntry {
     pub role: String,
 }
 
+/// A service token's lease id: `<creation path>/<order>.<token id>`, the accessor's
+/// time-ordered prefix first (so token leases are stored in creation order, like the token
+/// store's indexes), or `<creation path>/<token id>` for an accessor without one (tokens of
+/// earlier versions).
+pub fn token_lease_id(path: &str, token_id: &str, accessor: &str) -> String {
+    let path = path.trim_end_matches('/');
+    match tresor_seal::token::accessor_order(accessor) {
+        Some(order) => format!("{path}/{order}.{token_id}"),
+        None => format!("{path}/{token_id}"),
+    }
+}
+
 impl LeaseEntry {
     pub fn lookup_json(&self, at: i64) -> Value {
         json!({
@@ -196,10 +208,16 @@ impl Expiration {
         Ok(e)
     }
 
-    fn token_entry(path: &str, token_id: &str, issue: i64, expire: i64) -> LeaseEntry {
+    fn token_entry(
+        path: &str,
+        token_id: &str,
+        accessor: &str,
+        issue: i64,
+        expire: i64,
+    ) -> LeaseEntry {
         LeaseEntry {
             version: 1,
-            lease_id: format!("{}/{}", path.trim_end_matches('/'), token_id),
+            lease_id: token_lease_id(path, token_id, accessor),
             kind: LeaseKind::Token,
             path: path.to_owned(),
             secret_type: "token".into(),
@@ -215,15 +233,16 @@ impl Expiration {
         }
     }
 
-    /// Registers an expiring service token (lease id `<creation path>/<token id>`).
+    /// Registers an expiring service token (lease id: [`token_lease_id`]).
     pub async fn register_token(
         &self,
         path: &str,
         token_id: &str,
+        accessor: &str,
         issue: i64,
         expire: i64,
     ) -> Result<String, CoreError> {
-        let e = Self::token_entry(path, token_id, issue, expire);
+        let e = Self::token_entry(path, token_id, accessor, issue, expire);
         self.put(&e, false).await?;
         Ok(e.lease_id)
     }
@@ -234,11 +253,12 @@ impl Expiration {
         &self,
         path: &str,
         token_id: &str,
+        accessor: &str,
         issue: i64,
         expire: i64,
         role: &str,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, CoreError> {
-        let mut e = Self::token_entry(path, token_id, issue, expire);
+        let mut e = Self::token_entry(path, token_id, accessor, issue, expire);
         e.role = role.to_owned();
         let bytes = serde_json::to_vec(&e).map_err(|x| CoreError::Internal(x.to_string()))?;
         let p = self.view.prefix();

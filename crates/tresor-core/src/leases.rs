@@ -203,6 +203,7 @@ impl Core {
                     Some(exp) => u.expiration.token_lease_ops(
                         &entry.path,
                         &entry.hash,
+                        &entry.accessor,
                         at,
                         exp,
                         role.unwrap_or(""),
@@ -252,23 +253,29 @@ impl Core {
         };
         let router = u.router();
         let cubby = router.exact("cubbyhole/").map(|r| r.view.clone());
-        for (t, created_on) in &ids {
+        for (t, lease_id) in &ids {
             for lease in u.expiration.by_token(t).await? {
                 if let Err(e) = self.revoke_lease(u, &lease, true).await {
                     tracing::warn!(lease_id = %lease, error = %e, "revoking a lease of a revoked token failed");
                 }
             }
             u.expiration.forget_token_index(t).await?;
-            // The token's own lease (`<creation path>/<id>`): gone with the token, so that
-            // sys/leases and lease-count quotas stop counting it.
-            if let Some(p) = created_on
-                && let Some(e) = u
-                    .expiration
-                    .get(&format!("{}/{t}", p.trim_end_matches('/')))
-                    .await?
-                && e.kind == crate::expiration::LeaseKind::Token
-            {
-                u.expiration.remove(&e).await?;
+            // The token's own lease: gone with the token, so that sys/leases and lease-count
+            // quotas stop counting it. A token whose ordered accessor came before ordered
+            // lease ids has its lease under `<path>/<id>`.
+            if let Some(lease_id) = lease_id {
+                let mut found = u.expiration.get(lease_id).await?;
+                if found.is_none()
+                    && let Some((path, last)) = lease_id.rsplit_once('/')
+                    && let Some((_, plain)) = last.split_once('.')
+                {
+                    found = u.expiration.get(&format!("{path}/{plain}")).await?;
+                }
+                if let Some(e) = found
+                    && e.kind == crate::expiration::LeaseKind::Token
+                {
+                    u.expiration.remove(&e).await?;
+                }
             }
             if let Some(v) = &cubby {
                 tresor_sdk::Storage::delete_prefix(v, &format!("{t}/")).await?;

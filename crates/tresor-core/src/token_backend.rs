@@ -535,6 +535,7 @@ async fn create(
                 .token_lease_ops(
                     &entry.path,
                     &entry.hash,
+                    &entry.accessor,
                     entry.creation_time,
                     exp,
                     &entry.role,

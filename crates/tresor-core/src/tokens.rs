@@ -598,7 +598,7 @@ impl TokenStore {
     }
 
     /// Revokes a token and, recursively, every child token. Returns the revoked ids, each
-    /// with the path it was created on when it still existed (its lease is `<path>/<id>`).
+    /// with its lease id when it still existed.
     pub async fn revoke_tree(&self, id: &str) -> Result<Vec<(String, Option<String>)>, CoreError> {
         let _timer = crate::telemetry::m::TOKEN_REVOKE_TREE.start();
         let mut stack = vec![id.to_owned()];
@@ -638,8 +638,8 @@ impl TokenStore {
         result.map(|()| revoked)
     }
 
-    /// Revokes one token; its children become orphans. Returns the path it was created on,
-    /// when it still existed.
+    /// Revokes one token; its children become orphans. Returns its lease id
+    /// ([`crate::expiration::token_lease_id`]), when it still existed.
     pub async fn revoke_orphan(&self, id: &str) -> Result<Option<String>, CoreError> {
         let _timer = crate::telemetry::m::TOKEN_REVOKE.start();
         for child in self
@@ -658,7 +658,7 @@ impl TokenStore {
         self.revoke_one(id).await
     }
 
-    /// Deletes one token's entry and indexes; the path it was created on, if it existed.
+    /// Deletes one token's entry and indexes; its lease id, if it existed.
     async fn revoke_one(&self, id: &str) -> Result<Option<String>, CoreError> {
         let _g = self.lock(id).await;
         let mut ops: Vec<(String, Option<Vec<u8>>)> = Vec::new();
@@ -670,7 +670,7 @@ impl TokenStore {
                 if !e.parent.is_empty() {
                     ops.push((parent_key(&e), None));
                 }
-                path = Some(e.path.clone());
+                path = Some(crate::expiration::token_lease_id(&e.path, id, &e.accessor));
             }
         }
         for child in self

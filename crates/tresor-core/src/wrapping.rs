@@ -69,6 +69,7 @@ impl Core {
             .register_token(
                 "sys/wrapping/wrap",
                 &e.hash,
+                &e.accessor,
                 at,
                 at.saturating_add(crate::tokens::secs(ttl)),
             )

@@ -465,6 +465,30 @@ async fn token_indexes_are_ordered_and_read_both_layouts() {
             .await;
         assert_eq!(d["accessor"], a);
     }
+    // Their leases are in creation order too: `<path>/<order>.<hash>`.
+    let leases = t
+        .data(
+            List,
+            "sys/leases/lookup/auth/token/create/",
+            json!({}),
+            &t.root,
+        )
+        .await;
+    let leases: Vec<String> = leases["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let mut hashes = Vec::new();
+    for a in &made {
+        let h = c.tokens.by_accessor(a).await.unwrap().unwrap().hash.clone();
+        assert!(
+            leases.contains(&format!("{}.{h}", &a[..8])),
+            "{a}: {leases:?}"
+        );
+        hashes.push(h);
+    }
     // Revoking the parent revokes all four children, and every index entry goes.
     t.ok(
         Update,
@@ -483,6 +507,20 @@ async fn token_indexes_are_ordered_and_read_both_layouts() {
             .unwrap()
             .is_empty()
     );
+    let leases = t
+        .data(
+            List,
+            "sys/leases/lookup/auth/token/create/",
+            json!({}),
+            &t.root,
+        )
+        .await;
+    for h in &hashes {
+        assert!(
+            !format!("{leases:?}").contains(h.as_str()),
+            "{h}'s lease outlived it: {leases:?}"
+        );
+    }
     let left = tresor_sdk::Storage::list(view, "accessor/").await.unwrap();
     assert_eq!(
         left.len(),
