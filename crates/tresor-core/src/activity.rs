@@ -226,10 +226,7 @@ impl ActivityLog {
             .retention_months
             .max(MIN_RETENTION_MONTHS);
         let oldest = add_months(month, -keep);
-        for m in self.view.list(LOG).await.map_err(sdk)? {
-            let Ok(start) = m.trim_end_matches('/').parse::<i64>() else {
-                continue;
-            };
+        for start in self.stored_months().await? {
             if start < oldest {
                 self.view
                     .delete_prefix(&format!("{LOG}{start}/"))
@@ -248,15 +245,8 @@ impl ActivityLog {
         end: i64,
     ) -> Result<Vec<(i64, Vec<ClientRecord>)>, CoreError> {
         let (first, last) = (month_start(start), month_start(end));
-        let mut months: Vec<i64> = self
-            .view
-            .list(LOG)
-            .await
-            .map_err(sdk)?
-            .iter()
-            .filter_map(|m| m.trim_end_matches('/').parse::<i64>().ok())
-            .filter(|m| (first..=last).contains(m))
-            .collect();
+        let mut months = self.stored_months().await?;
+        months.retain(|m| (first..=last).contains(m));
         months.sort_unstable();
         let mut out = Vec::with_capacity(months.len());
         for m in months {
@@ -277,6 +267,11 @@ impl ActivityLog {
 
     /// Whether any month has records (Vault's `queries_available`), and the oldest one.
     pub async fn oldest_month(&self) -> Result<Option<i64>, CoreError> {
+        Ok(self.stored_months().await?.into_iter().min())
+    }
+
+    /// The months that have records (their first second), in no particular order.
+    async fn stored_months(&self) -> Result<Vec<i64>, CoreError> {
         Ok(self
             .view
             .list(LOG)
@@ -284,7 +279,7 @@ impl ActivityLog {
             .map_err(sdk)?
             .iter()
             .filter_map(|m| m.trim_end_matches('/').parse::<i64>().ok())
-            .min())
+            .collect())
     }
 }
 
