@@ -64,6 +64,8 @@ WORKLOADS=(
   "database-revoke-prefix|revoke-prefix 1000"
   # the same workload against one MariaDB started for the run
   "database-creds-mariadb|-config=@WORK@/database-creds-mariadb.hcl"
+  # issue 14: LDAP logins against one slapd started for the run, next to its own bind rate
+  "ldap-login|-config=@WORK@/ldap-login.hcl"
 )
 
 # ONLY="approle-login userpass-login" runs just those rows (labels as above).
@@ -82,8 +84,14 @@ PGDIR=
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 MARIADIR=
 MARIA_PID=
+SLAPD_PID=
 cleanup() {
   local pid
+  if [ -n "$SLAPD_PID" ]; then
+    kill "$SLAPD_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SLAPD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SLAPD_PID" 2>/dev/null || true
+  fi
   if [ -n "$MARIA_PID" ]; then
     kill "$MARIA_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$MARIA_PID" 2>/dev/null || break; sleep 0.1; done
@@ -282,6 +290,85 @@ test "database-creds" "database-creds-mariadb" {
 EOF
 fi
 
+# --- slapd for the ldap-login row (issue 14) --------------------------------------------------
+if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^ldap-login$'; then
+  LDAPDIR=$WORK/slapd
+  mkdir -p "$LDAPDIR/db"
+  LDAP_PORT=$($HELPER free-port)
+  LDAP_BASE="dc=example,dc=org"
+  log "starting slapd on 127.0.0.1:$LDAP_PORT for the ldap-login row"
+  cat >"$LDAPDIR/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $LDAPDIR/slapd.pid
+database mdb
+maxsize 10485760
+suffix "$LDAP_BASE"
+rootdn "cn=admin,$LDAP_BASE"
+rootpw adminpw
+directory $LDAPDIR/db
+access to attrs=userPassword by anonymous auth by self read by * none
+access to * by * read
+EOF
+  cat >"$LDAPDIR/data.ldif" <<EOF
+dn: $LDAP_BASE
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=users,$LDAP_BASE
+objectClass: organizationalUnit
+ou: users
+
+dn: ou=groups,$LDAP_BASE
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=alice,ou=users,$LDAP_BASE
+objectClass: inetOrgPerson
+uid: alice
+cn: alice
+sn: alice
+userPassword: alicepw
+
+dn: cn=devs,ou=groups,$LDAP_BASE
+objectClass: groupOfNames
+cn: devs
+member: uid=alice,ou=users,$LDAP_BASE
+EOF
+  record slapadd -f "$LDAPDIR/slapd.conf" -l "$LDAPDIR/data.ldif" >/dev/null 2>&1
+  slapd -d 0 -f "$LDAPDIR/slapd.conf" -h "ldap://127.0.0.1:$LDAP_PORT/" >/dev/null 2>&1 &
+  SLAPD_PID=$!
+  printf '%s\n' "slapd -d 0 -f <dir>/slapd.conf -h ldap://127.0.0.1:$LDAP_PORT/" >>"$WORK/commands.txt"
+  for _ in $(seq 150); do
+    ldapwhoami -x -H "ldap://127.0.0.1:$LDAP_PORT" -D "uid=alice,ou=users,$LDAP_BASE" -w alicepw \
+      >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  cat >"$WORK/ldap-login.hcl" <<EOF
+test "ldap-login" "ldap-login" {
+  config {
+    username              = "alice"
+    password              = "alicepw"
+    user_dn               = "uid=alice,ou=users,$LDAP_BASE"
+    reference_connections = $CONCURRENCY
+    ldap {
+      url         = "ldap://127.0.0.1:$LDAP_PORT"
+      userdn      = "ou=users,$LDAP_BASE"
+      userattr    = "uid"
+      groupdn     = "ou=groups,$LDAP_BASE"
+      groupfilter = "(&(objectClass=groupOfNames)(member={{.UserDN}}))"
+      groupattr   = "cn"
+    }
+  }
+}
+EOF
+fi
+
 # --- The workloads, each against OpenBao then Tresor -----------------------------------------
 # aws-lc-rs's own RSA-2048 key-generation rate on every core, while both servers sit idle.
 keygen() {
@@ -302,6 +389,10 @@ for entry in "${WORKLOADS[@]}"; do
   read -r -a flags <<<"$rest"
   for server in bao tresor; do
     if [ "$server" = bao ]; then addr=$BAO_ADDR; else addr=$TRESOR_ADDR; fi
+    if [ "$label" = ldap-login ] && [ "$server" = bao ]; then
+      log "ldap-login: OpenBao 2.7.2 has no ldap auth method in its catalog; Tresor only"
+      continue
+    fi
     if [ "${flags[0]}" = revoke-prefix ]; then
       log "$label against $server (${flags[1]} credentials, then one revoke-prefix)"
       printf '%s\n' "$HELPER revoke-prefix $addr <$server root token> <PostgreSQL 127.0.0.1:$PG_PORT> ${flags[1]}" >>"$WORK/commands.txt"

@@ -1,5 +1,11 @@
 //! Talking to the directory: connect (each URL in order, one `connection_timeout` each), bind,
 //! find the user's DN, and find the user's groups.
+//!
+//! Connections are pooled per mount ([`Pool`]): a login takes an idle connection (or opens
+//! one), and gives it back when the directory answered every operation. Every login starts
+//! with a bind (as `binddn`, as the user, or anonymous), so what a connection was bound as
+//! before never carries over. The TLS settings (the system's roots are read once, not per
+//! login) are kept with the pool; both are dropped when the connection settings change.
 
 use std::sync::Arc;
 
@@ -28,10 +34,78 @@ pub(crate) fn parse_key(
         .ok_or_else(|| "no PEM private key found".to_owned())
 }
 
+/// Idle connections kept per mount.
+const MAX_IDLE: usize = 64;
+
+/// The idle connections of one mount, and the TLS settings they were made with, for one set
+/// of connection settings (a digest of the URLs, TLS fields and timeouts).
+#[derive(Default)]
+pub(crate) struct Pool {
+    state: parking_lot::Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    settings: Vec<u8>,
+    /// `None` until built; `Some(None)` when no TLS is needed or `insecure_tls`.
+    tls: Option<Option<Arc<rustls::ClientConfig>>>,
+    idle: Vec<Conn>,
+}
+
+/// A digest of what a connection is made with: a pooled connection is reused only under the
+/// settings it was opened with.
+fn settings_digest(c: &Config) -> Vec<u8> {
+    let text = serde_json::json!([
+        c.url,
+        c.starttls,
+        c.insecure_tls,
+        c.certificate,
+        c.client_tls_cert,
+        c.client_tls_key,
+        c.tls_min_version,
+        c.tls_max_version,
+        c.connection_timeout,
+        c.request_timeout,
+    ])
+    .to_string();
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    d.as_ref().to_vec()
+}
+
+impl Pool {
+    /// An idle connection and the TLS settings, for `settings`; a change of settings empties
+    /// the pool.
+    fn take(&self, settings: &[u8]) -> (Option<Conn>, Option<Option<Arc<rustls::ClientConfig>>>) {
+        let mut s = self.state.lock();
+        if s.settings != settings {
+            *s = PoolState {
+                settings: settings.to_vec(),
+                ..PoolState::default()
+            };
+        }
+        (s.idle.pop(), s.tls.clone())
+    }
+
+    fn keep_tls(&self, settings: &[u8], tls: Option<Arc<rustls::ClientConfig>>) {
+        let mut s = self.state.lock();
+        if s.settings == settings {
+            s.tls = Some(tls);
+        }
+    }
+
+    fn give_back(&self, settings: &[u8], conn: Conn) {
+        let mut s = self.state.lock();
+        if s.settings == settings && s.idle.len() < MAX_IDLE {
+            s.idle.push(conn);
+        }
+    }
+}
+
 /// The TLS settings of a connection: the configured CA (or the system's), the client
-/// certificate, and `insecure_tls`.
+/// certificate, and `insecure_tls`. `None` as well when no URL uses TLS.
 fn tls_config(c: &Config) -> Result<Option<Arc<rustls::ClientConfig>>> {
-    if c.insecure_tls {
+    let uses_tls = c.starttls || c.urls().iter().any(|u| u.starts_with("ldaps://"));
+    if c.insecure_tls || !uses_tls {
         return Ok(None);
     }
     let mut roots = rustls::RootCertStore::empty();
@@ -81,8 +155,7 @@ fn op_failed(what: &str, e: impl std::fmt::Display) -> LogicalError {
 }
 
 /// Connects to the first URL that answers, in order.
-pub(crate) async fn connect(c: &Config) -> Result<Conn> {
-    let tls = tls_config(c)?;
+async fn connect(c: &Config, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Conn> {
     let mut last = String::from("no LDAP URL configured");
     for url in c.urls() {
         let mut settings = LdapConnSettings::new()
@@ -186,16 +259,41 @@ pub(crate) struct Authenticated {
     pub groups: Vec<String>,
 }
 
-/// Binds as the user and finds their groups. `Ok(None)`: the credentials are wrong or the
-/// user does not exist (one answer for both).
+/// Binds as the user and finds their groups, on a pooled connection when there is one.
+/// `Ok(None)`: the credentials are wrong or the user does not exist (one answer for both).
 pub(crate) async fn authenticate(
+    pool: &Pool,
     c: &Config,
     username: &str,
     password: &str,
 ) -> Result<Option<Authenticated>> {
-    let mut conn = connect(c).await?;
+    let settings = settings_digest(c);
+    let (idle, tls) = pool.take(&settings);
+    if let Some(mut conn) = idle {
+        match authenticate_on(&mut conn, c, username, password).await {
+            Ok(found) => {
+                pool.give_back(&settings, conn);
+                return Ok(found);
+            }
+            // The directory may have closed an idle connection: once more on a new one.
+            Err(e) => tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting"),
+        }
+    }
+    let tls = match tls {
+        Some(tls) => tls,
+        None => {
+            let tls = tls_config(c)?;
+            pool.keep_tls(&settings, tls.clone());
+            tls
+        }
+    };
+    let mut conn = connect(c, tls).await?;
     let result = authenticate_on(&mut conn, c, username, password).await;
-    conn.unbind().await;
+    if result.is_ok() {
+        pool.give_back(&settings, conn);
+    } else {
+        conn.unbind().await;
+    }
     result
 }
 
@@ -205,10 +303,13 @@ async fn authenticate_on(
     username: &str,
     password: &str,
 ) -> Result<Option<Authenticated>> {
-    // 1. the user's DN
+    // 1. the user's DN. Whatever the connection was bound as before (it may come from the
+    // pool), the first operation is a bind.
     let search_for_dn = !c.binddn.is_empty() || c.discoverdn;
     let user_dn = if search_for_dn {
-        if !c.binddn.is_empty() && !conn.bind(&c.binddn, &c.bindpass).await? {
+        if c.binddn.is_empty() {
+            conn.bind("", "").await?;
+        } else if !conn.bind(&c.binddn, &c.bindpass).await? {
             return Err(op_failed(
                 "bind as binddn",
                 "the directory refused binddn/bindpass",

@@ -41,6 +41,8 @@ use tresor_sdk::{
 pub(crate) struct State {
     /// Serialises configuration writes.
     writes: tokio::sync::Mutex<()>,
+    /// Idle directory connections.
+    pool: directory::Pool,
 }
 
 /// The auth method, ready to mount.
@@ -48,6 +50,7 @@ pub fn backend() -> Arc<dyn LogicalBackend> {
     Arc::new(Ldap {
         state: Arc::new(State {
             writes: tokio::sync::Mutex::new(()),
+            pool: directory::Pool::default(),
         }),
         table: table(),
     })
@@ -201,7 +204,7 @@ fn table() -> Table<State> {
         Path::new("login/{username}")
             .field(Field::new("username", Kind::Str, "The LDAP username."))
             .field(Field::new("password", Kind::Str, "The LDAP password."))
-            .op(Operation::Update, |_, req, f| Box::pin(login(req, f)))
+            .op(Operation::Update, |s, req, f| Box::pin(login(s, req, f)))
             .help(
                 "Log in with an LDAP username and password.",
                 "Binds to the directory as the user, finds the user's groups, and issues a token with the policies of those groups and of the user.",
@@ -244,7 +247,7 @@ async fn policies_for(
     Ok((norm(policies), all_groups))
 }
 
-async fn login(req: Request, f: Fields) -> Result<Option<Response>> {
+async fn login(s: Arc<State>, req: Request, f: Fields) -> Result<Option<Response>> {
     let c = config::load(&*req.storage)
         .await?
         .ok_or_else(|| LogicalError::invalid("ldap backend not configured"))?;
@@ -261,7 +264,7 @@ async fn login(req: Request, f: Fields) -> Result<Option<Response>> {
             "password cannot be of zero length when passwordless binds are being denied",
         ));
     }
-    let Some(found) = directory::authenticate(&c, &username, &password).await? else {
+    let Some(found) = directory::authenticate(&s.pool, &c, &username, &password).await? else {
         return Err(LogicalError::invalid(INVALID));
     };
     let blocks = cidr::parse_list(&c.token.token_bound_cidrs).map_err(LogicalError::Internal)?;

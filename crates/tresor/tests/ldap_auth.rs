@@ -190,3 +190,111 @@ fn ldap_logins_against_a_real_slapd() {
         "nothing half-written stays behind"
     );
 }
+
+/// Established TCP connections to `port` on 127.0.0.1 (client sides), from /proc/net/tcp.
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "01"
+                && f[2]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// Logins reuse pooled directory connections, and what a connection was bound as never
+/// carries over: a wrong password right after another user's login is refused, and
+/// concurrent logins of two users each get their own groups.
+#[test]
+fn pooled_directory_connections_never_carry_a_bind_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = start_slapd(&tmp.path().join("ldap"));
+    let s = Server::start_dev(tmp.path(), free_port());
+    ok(&s, &["auth", "enable", "ldap"]);
+    // No binddn: the user's DN is built from userattr and userdn, groups searched as the user.
+    ok(
+        &s,
+        &[
+            "write",
+            "auth/ldap/config",
+            &format!("url=ldap://127.0.0.1:{}", slapd.port),
+            &format!("userdn=ou=users,{BASE}"),
+            "userattr=uid",
+            &format!("groupdn=ou=groups,{BASE}"),
+            "groupfilter=(member={{.UserDN}})",
+            "groupattr=cn",
+        ],
+    );
+    ok(&s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
+    ok(&s, &["write", "auth/ldap/groups/ops", "policies=opspol"]);
+    for _ in 0..10 {
+        let (code, v) = login(&s, "alice", "alicepw");
+        assert_eq!(code, 200, "{v}");
+        assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
+        // On the connection alice just bound: bob with a wrong password is still refused.
+        let (code, v) = login(&s, "bob", "alicepw");
+        assert_eq!(code, 400, "{v}");
+        let (code, v) = login(&s, "bob", "bobpw");
+        assert_eq!(code, 200, "{v}");
+        assert!(policies(&v).contains(&"opspol".to_owned()), "{v}");
+        assert!(!policies(&v).contains(&"devpol".to_owned()), "{v}");
+    }
+    // Thirty logins one after another used one connection, kept for the next.
+    let open = connections_to(slapd.port);
+    assert_eq!(open, 1, "one pooled connection after sequential logins");
+    // Concurrent logins of both users (and wrong passwords among them).
+    let results: Vec<(String, u16, Value)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..24)
+            .map(|i| {
+                let s = &s;
+                sc.spawn(move || {
+                    let (user, pw) = match i % 3 {
+                        0 => ("alice", "alicepw"),
+                        1 => ("bob", "bobpw"),
+                        _ => ("alice", "bobpw"),
+                    };
+                    let (code, v) = login(s, user, pw);
+                    (format!("{user}/{pw}"), code, v)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (who, code, v) in &results {
+        match who.as_str() {
+            "alice/alicepw" => {
+                assert_eq!(*code, 200, "{v}");
+                assert_eq!(
+                    policies(v)
+                        .iter()
+                        .filter(|p| p.ends_with("pol"))
+                        .collect::<Vec<_>>(),
+                    ["devpol"],
+                    "{v}"
+                );
+            }
+            "bob/bobpw" => {
+                assert_eq!(*code, 200, "{v}");
+                assert_eq!(
+                    policies(v)
+                        .iter()
+                        .filter(|p| p.ends_with("pol"))
+                        .collect::<Vec<_>>(),
+                    ["opspol"],
+                    "{v}"
+                );
+            }
+            _ => assert_eq!(*code, 400, "{who}: {v}"),
+        }
+    }
+    let open = connections_to(slapd.port);
+    assert!((1..=24).contains(&open), "{open} connections kept");
+}

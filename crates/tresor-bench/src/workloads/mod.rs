@@ -17,6 +17,7 @@ mod auth;
 mod database;
 mod engine_ops;
 mod kv;
+mod ldap;
 mod pki;
 mod sys_health;
 mod token;
@@ -116,6 +117,7 @@ pub static REGISTRY: &[Kind] = &[
     engine_ops::SSH_SIGN,
     engine_ops::JWT_LOGIN,
     database::CREDS,
+    ldap::LOGIN,
 ];
 
 /// Finds a workload by name or vault-benchmark alias.
