@@ -314,12 +314,6 @@ def cmd_report(work, out_md):
                 return "no bcrypt reference"
             return (f"≥ {BCRYPT_SHARE_TARGET:.0%} of bcrypt bound: {share:.0%} "
                     f"{'met' if share >= BCRYPT_SHARE_TARGET else 'not met'}")
-        if name == LDAP_ROW:
-            share = tw.get("notes", {}).get("fraction_of_binds")
-            if share is None:
-                return "no bind reference"
-            return (f"≥ {LDAP_SHARE_TARGET:.0%} of binds: {share:.0%} "
-                    f"{'met' if share >= LDAP_SHARE_TARGET else 'not met'}")
         if name == RSA_ROW:
             if keygen_rate is None:
                 return "no keygen reference"
