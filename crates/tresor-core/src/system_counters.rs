@@ -24,9 +24,9 @@ fn time_field(f: &Fields, name: &str) -> Result<Option<i64>> {
     if let Ok(n) = v.parse::<i64>() {
         return Ok(Some(n));
     }
-    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-        .map(|t| Some(t.unix_timestamp()))
-        .map_err(|_| {
+    tresor_sdk::clock::parse_rfc3339(v)
+        .map(Some)
+        .ok_or_else(|| {
             LogicalError::invalid(format!(
                 "failed to parse {name} {v:?}: expected an RFC 3339 time or Unix seconds"
             ))
