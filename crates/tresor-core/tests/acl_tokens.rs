@@ -449,6 +449,31 @@ async fn token_indexes_are_ordered_and_read_both_layouts() {
         accessors.iter().any(|a| !a.contains('.')),
         "the earlier layout: {accessors:?}"
     );
+    // An accessor's time prefix alone finds nothing: another token's prefix with other
+    // characters, the same accessor in another case, or path tricks in it.
+    let real = &made[0];
+    for forged in [
+        format!("{}{}", &real[..8], "x".repeat(24)),
+        real.to_uppercase(),
+        format!("{}/../{}", &real[..8], &real[12..]),
+        format!("{}.{}", &real[..8], &real[9..]),
+        format!(" {real}"),
+    ] {
+        if forged == *real {
+            continue;
+        }
+        assert!(
+            t.req(
+                Update,
+                "auth/token/lookup-accessor",
+                json!({"accessor": forged}),
+                &t.root
+            )
+            .await
+            .is_err(),
+            "{forged}"
+        );
+    }
     // Both layouts resolve by accessor.
     for a in made
         .iter()

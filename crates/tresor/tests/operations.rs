@@ -933,9 +933,146 @@ fn lease_count_quotas_count_token_store_tokens_and_roles() {
     }
     let (code, v) = login(&creds[0]);
     assert_eq!(code, 429, "{v}");
+    // Naming another role in the body does not move a login out of its role's quota: the
+    // role comes from the role_id.
+    let mut with_role: Value = serde_json::from_str(&creds[0]).unwrap();
+    for field in ["role", "role_name"] {
+        with_role[field] = Value::from("b");
+        let (code, v) = login(&with_role.to_string());
+        assert_eq!(code, 429, "{field}: {v}");
+    }
     for _ in 0..3 {
         let (code, v) = login(&creds[1]);
         assert_eq!(code, 200, "role b is not limited: {v}");
     }
     assert_eq!(leases("auth/approle/login/"), 5);
+}
+
+/// Attacks on client counting: other spellings of a denied config path, concurrent first
+/// logins of one user counted once, out-of-range and malformed settings refused with nothing
+/// changed.
+#[test]
+fn client_counts_hold_against_spellings_races_and_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(&dir.path().join("srv"), free_port());
+    let t = Some("root");
+    for (path, body) in [
+        ("sys/auth/userpass", r#"{"type":"userpass"}"#),
+        (
+            "auth/userpass/users/racer",
+            r#"{"password":"pw","token_policies":["reader"]}"#,
+        ),
+        (
+            "sys/policies/acl/reader",
+            r#"{"policy":"path \"sys/internal/counters/*\" { capabilities = [\"read\", \"update\"] }\npath \"sys/internal/counters/config\" { capabilities = [\"deny\"] }"}"#,
+        ),
+    ] {
+        let (code, v) = s.api("POST", path, Some(body), t);
+        assert!(code == 200 || code == 204, "{path}: {code} {v}");
+    }
+
+    // Twenty concurrent first logins of one user: one client, one record.
+    let tokens: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..20)
+            .map(|_| {
+                sc.spawn(|| {
+                    let (code, v) = s.api(
+                        "POST",
+                        "auth/userpass/login/racer",
+                        Some(r#"{"password":"pw"}"#),
+                        None,
+                    );
+                    assert_eq!(code, 200, "{v}");
+                    v["auth"]["client_token"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (_, v) = s.api("GET", "sys/internal/counters/activity/monthly", None, t);
+    assert_eq!(v["data"]["entity_clients"], 1, "{v}");
+    let (code, csv) = s.curl(
+        "GET",
+        "sys/internal/counters/activity/export?format=csv",
+        None,
+        t,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",entity,")).count(),
+        1,
+        "{csv}"
+    );
+
+    // The reader may read the counters but not touch the config, however it is spelled.
+    let reader = &tokens[0];
+    let (code, v) = s.api("GET", "sys/internal/counters/activity", None, Some(reader));
+    assert_eq!(code, 200, "{v}");
+    for path in [
+        "sys/internal/counters/config",
+        "sys/internal/counters/config/",
+        "sys/internal/counters//config",
+        "sys/internal/counters/%63onfig",
+        "sys/internal/counters/Config",
+        "sys/internal/counters/./config",
+        "sys/internal/counters/x/../config",
+        "sys/internal/counters/config%20",
+    ] {
+        // A 307 (`//`, `./`, `../`) only points at the canonical path, which is denied.
+        let (code, body) = s.curl("POST", path, Some(r#"{"enabled":"disable"}"#), Some(reader));
+        assert!(
+            matches!(code, 307 | 400 | 403 | 404 | 405),
+            "{path}: {code} {body}"
+        );
+        let (code, body) = s.curl("GET", path, None, Some(reader));
+        assert!(
+            code != 200 || !body.contains("\"enabled\""),
+            "{path}: {body}"
+        );
+    }
+    let (_, v) = s.api("GET", "sys/internal/counters/config", None, t);
+    assert_eq!(v["data"]["enabled"], "default-enabled", "{v}");
+
+    // Out-of-range, negative, huge and malformed values: 400, nothing changed.
+    for body in [
+        r#"{"retention_months":-1}"#,
+        r#"{"retention_months":61}"#,
+        r#"{"retention_months":99999999999999999999}"#,
+        r#"{"retention_months":"many"}"#,
+        r#"{"default_report_months":0}"#,
+        r#"{"default_report_months":-5}"#,
+        r#"{"enabled":""}"#,
+        r#"{"enabled":"ENABLE"}"#,
+    ] {
+        let (code, v) = s.api("POST", "sys/internal/counters/config", Some(body), t);
+        assert_eq!(code, 400, "{body}: {v}");
+        assert!(!errors_of(&v).is_empty(), "{body}: {v}");
+    }
+    let (_, v) = s.api("GET", "sys/internal/counters/config", None, t);
+    assert_eq!(v["data"]["retention_months"], 48, "{v}");
+    assert_eq!(v["data"]["default_report_months"], 12, "{v}");
+    for query in [
+        "end_time=",
+        "start_time=9223372036854775807",
+        "start_time=-9223372036854775808",
+        "start_time=2026-13-45T99:00:00Z",
+        "start_time=%00",
+    ] {
+        let (code, v) = s.api(
+            "GET",
+            &format!("sys/internal/counters/activity?{query}"),
+            None,
+            t,
+        );
+        assert!(code == 200 || code == 400, "{query}: {code} {v}");
+        if code == 400 {
+            assert!(!errors_of(&v).is_empty(), "{query}: {v}");
+        }
+    }
+    let (code, v) = s.api("GET", "sys/health", None, None);
+    assert_eq!(code, 200, "{v}");
+}
+
+fn errors_of(v: &Value) -> Vec<String> {
+    common::errors(v)
 }
