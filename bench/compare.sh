@@ -62,10 +62,14 @@ WORKLOADS=(
   # directory); the revoke row makes 1,000 credentials and times one revoke-prefix call
   "database-creds|-config=@WORK@/database-creds.hcl"
   "database-revoke-prefix|revoke-prefix 1000"
-  # the same workload against one MariaDB started for the run
+  # the same workload against one MariaDB started for the run; the second row gives both
+  # servers the same work (3,000 credentials from an empty mysql.user, no warm-up), because
+  # MariaDB slows as mysql.user grows and a fixed duration makes the faster server grow it more
   "database-creds-mariadb|-config=@WORK@/database-creds-mariadb.hcl"
+  "database-creds-mariadb-3000|-config=@WORK@/database-creds-mariadb.hcl|requests=3000 0s"
   # issue 14: LDAP logins against one slapd started for the run, next to its own bind rate
   "ldap-login|-config=@WORK@/ldap-login.hcl"
+  "ldap-login-binddn|-config=@WORK@/ldap-login-binddn.hcl"
 )
 
 # ONLY="approle-login userpass-login" runs just those rows (labels as above).
@@ -260,7 +264,7 @@ PY
 fi
 
 # --- MariaDB for the database-creds-mariadb row (issue 16) -----------------------------------
-if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^database-creds-mariadb$'; then
+if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^database-creds-mariadb'; then
   MARIADIR=$(mktemp -d /tmp/tresor-compare-maria.XXXXXX)
   MARIA_PORT=$($HELPER free-port)
   log "starting MariaDB on 127.0.0.1:$MARIA_PORT for the database-creds-mariadb row"
@@ -291,7 +295,7 @@ EOF
 fi
 
 # --- slapd for the ldap-login row (issue 14) --------------------------------------------------
-if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^ldap-login$'; then
+if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^ldap-login'; then
   LDAPDIR=$WORK/slapd
   mkdir -p "$LDAPDIR/db"
   LDAP_PORT=$($HELPER free-port)
@@ -349,15 +353,17 @@ EOF
       >/dev/null 2>&1 && break
     sleep 0.1
   done
-  cat >"$WORK/ldap-login.hcl" <<EOF
-test "ldap-login" "ldap-login" {
+  # ldap_config NAME [BINDDN_LINES]: the bench config of one LDAP row.
+  ldap_config() {
+    cat >"$WORK/$1.hcl" <<EOF
+test "ldap-login" "$1" {
   config {
     username              = "alice"
     password              = "alicepw"
     user_dn               = "uid=alice,ou=users,$LDAP_BASE"
     reference_connections = $CONCURRENCY
     ldap {
-      url         = "ldap://127.0.0.1:$LDAP_PORT"
+      url         = "ldap://127.0.0.1:$LDAP_PORT"${2:-}
       userdn      = "ou=users,$LDAP_BASE"
       userattr    = "uid"
       groupdn     = "ou=groups,$LDAP_BASE"
@@ -367,6 +373,11 @@ test "ldap-login" "ldap-login" {
   }
 }
 EOF
+  }
+  ldap_config ldap-login
+  ldap_config ldap-login-binddn "
+      binddn      = \"cn=admin,$LDAP_BASE\"
+      bindpass    = \"adminpw\""
 fi
 
 # --- The workloads, each against OpenBao then Tresor -----------------------------------------
@@ -389,8 +400,8 @@ for entry in "${WORKLOADS[@]}"; do
   read -r -a flags <<<"$rest"
   for server in bao tresor; do
     if [ "$server" = bao ]; then addr=$BAO_ADDR; else addr=$TRESOR_ADDR; fi
-    if [ "$label" = ldap-login ] && [ "$server" = bao ]; then
-      log "ldap-login: OpenBao 2.7.2 has no ldap auth method in its catalog; Tresor only"
+    if [ "${label#ldap-login}" != "$label" ] && [ "$server" = bao ]; then
+      log "$label: OpenBao 2.7.2 has no ldap auth method in its catalog; Tresor only"
       continue
     fi
     if [ "${flags[0]}" = revoke-prefix ]; then
@@ -404,9 +415,11 @@ for entry in "${WORKLOADS[@]}"; do
       keygen before
     fi
     log "$label against $server"
-    printf '%s\n' "VAULT_TOKEN=<$server root token> $TRESOR bench -address=$addr ${flags[*]} -duration=$duration -warmup=$warmup -concurrency=$CONCURRENCY -threads=$THREADS -format=json" >>"$WORK/commands.txt"
+    # A row's "duration" may be requests=N: a fixed amount of work instead of a fixed time.
+    if [ "${duration#requests=}" != "$duration" ]; then stop="-$duration"; else stop="-duration=$duration"; fi
+    printf '%s\n' "VAULT_TOKEN=<$server root token> $TRESOR bench -address=$addr ${flags[*]} $stop -warmup=$warmup -concurrency=$CONCURRENCY -threads=$THREADS -format=json" >>"$WORK/commands.txt"
     VAULT_TOKEN=$(cat "$WORK/$server.token") "$TRESOR" bench -address="$addr" "${flags[@]}" \
-      -duration="$duration" -warmup="$warmup" -concurrency="$CONCURRENCY" -threads="$THREADS" \
+      "$stop" -warmup="$warmup" -concurrency="$CONCURRENCY" -threads="$THREADS" \
       -format=json >"$WORK/$server-$label.json"
     if [ "$label" = pki-issue-rsa ] && [ "$server" = tresor ]; then
       log "RSA-2048 key generation with aws-lc-rs on $NPROC threads (after Tresor's RSA run)"

@@ -2,9 +2,12 @@
 //! find the user's DN, and find the user's groups.
 //!
 //! Connections are pooled per mount ([`Pool`]): a login takes an idle connection (or opens
-//! one), and gives it back when the directory answered every operation. Every login starts
-//! with a bind (as `binddn`, as the user, or anonymous), so what a connection was bound as
-//! before never carries over. The TLS settings (the system's roots are read once, not per
+//! one), and gives it back when the directory answered every operation. With `binddn`, the
+//! searches run on *service* connections, bound as `binddn` once when opened and never bound
+//! as anything else, and the user's password is tried on a *general* connection with a bind
+//! and nothing more. Without `binddn` (or with `anonymous_group_search`) a login runs on one
+//! general connection and starts with a bind (`binddn`, the user, or anonymous). Either way
+//! no search runs as whatever a connection was bound as by an earlier login. The TLS settings (the system's roots are read once, not per
 //! login) are kept with the pool; both are dropped when the connection settings change.
 
 use std::sync::Arc;
@@ -34,11 +37,21 @@ pub(crate) fn parse_key(
         .ok_or_else(|| "no PEM private key found".to_owned())
 }
 
-/// Idle connections kept per mount.
+/// Idle connections kept per mount, of each kind.
 const MAX_IDLE: usize = 64;
 
+/// What a pooled connection may be used for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Bound once, as `binddn`, when it was opened, and never bound again: user and group
+    /// searches run on it without a bind of their own.
+    Service,
+    /// For everything else: each login's first operation on it is a bind.
+    General,
+}
+
 /// The idle connections of one mount, and the TLS settings they were made with, for one set
-/// of connection settings (a digest of the URLs, TLS fields and timeouts).
+/// of connection settings (a digest of the URLs, TLS fields, timeouts and bind credentials).
 #[derive(Default)]
 pub(crate) struct Pool {
     state: parking_lot::Mutex<PoolState>,
@@ -49,11 +62,22 @@ struct PoolState {
     settings: Vec<u8>,
     /// `None` until built; `Some(None)` when no TLS is needed or `insecure_tls`.
     tls: Option<Option<Arc<rustls::ClientConfig>>>,
-    idle: Vec<Conn>,
+    general: Vec<Conn>,
+    service: Vec<Conn>,
 }
 
-/// A digest of what a connection is made with: a pooled connection is reused only under the
-/// settings it was opened with.
+impl PoolState {
+    fn idle(&mut self, kind: Kind) -> &mut Vec<Conn> {
+        match kind {
+            Kind::Service => &mut self.service,
+            Kind::General => &mut self.general,
+        }
+    }
+}
+
+/// A digest of what a connection is made and bound with: a pooled connection is reused only
+/// under the settings it was opened with (a new `bindpass` drops the connections bound with
+/// the old one).
 fn settings_digest(c: &Config) -> Vec<u8> {
     let text = serde_json::json!([
         c.url,
@@ -66,6 +90,8 @@ fn settings_digest(c: &Config) -> Vec<u8> {
         c.tls_max_version,
         c.connection_timeout,
         c.request_timeout,
+        c.binddn,
+        c.bindpass,
     ])
     .to_string();
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
@@ -73,9 +99,13 @@ fn settings_digest(c: &Config) -> Vec<u8> {
 }
 
 impl Pool {
-    /// An idle connection and the TLS settings, for `settings`; a change of settings empties
-    /// the pool.
-    fn take(&self, settings: &[u8]) -> (Option<Conn>, Option<Option<Arc<rustls::ClientConfig>>>) {
+    /// An idle connection of `kind` and the TLS settings, for `settings`; a change of settings
+    /// empties the pool.
+    fn take(
+        &self,
+        settings: &[u8],
+        kind: Kind,
+    ) -> (Option<Conn>, Option<Option<Arc<rustls::ClientConfig>>>) {
         let mut s = self.state.lock();
         if s.settings != settings {
             *s = PoolState {
@@ -83,7 +113,7 @@ impl Pool {
                 ..PoolState::default()
             };
         }
-        (s.idle.pop(), s.tls.clone())
+        (s.idle(kind).pop(), s.tls.clone())
     }
 
     fn keep_tls(&self, settings: &[u8], tls: Option<Arc<rustls::ClientConfig>>) {
@@ -93,11 +123,29 @@ impl Pool {
         }
     }
 
-    fn give_back(&self, settings: &[u8], conn: Conn) {
+    fn give_back(&self, settings: &[u8], kind: Kind, conn: Conn) {
         let mut s = self.state.lock();
-        if s.settings == settings && s.idle.len() < MAX_IDLE {
-            s.idle.push(conn);
+        if s.settings == settings && s.idle(kind).len() < MAX_IDLE {
+            s.idle(kind).push(conn);
         }
+    }
+
+    /// A new connection with the pool's TLS settings (built once).
+    async fn open(
+        &self,
+        settings: &[u8],
+        c: &Config,
+        tls: Option<Option<Arc<rustls::ClientConfig>>>,
+    ) -> Result<Conn> {
+        let tls = match tls {
+            Some(tls) => tls,
+            None => {
+                let tls = tls_config(c)?;
+                self.keep_tls(settings, tls.clone());
+                tls
+            }
+        };
+        connect(c, tls).await
     }
 }
 
@@ -259,7 +307,7 @@ pub(crate) struct Authenticated {
     pub groups: Vec<String>,
 }
 
-/// Binds as the user and finds their groups, on a pooled connection when there is one.
+/// Binds as the user and finds their groups, on pooled connections when there are some.
 /// `Ok(None)`: the credentials are wrong or the user does not exist (one answer for both).
 pub(crate) async fn authenticate(
     pool: &Pool,
@@ -268,33 +316,152 @@ pub(crate) async fn authenticate(
     password: &str,
 ) -> Result<Option<Authenticated>> {
     let settings = settings_digest(c);
-    let (idle, tls) = pool.take(&settings);
+    if !c.binddn.is_empty() && !c.anonymous_group_search {
+        return authenticate_as_service(pool, &settings, c, username, password).await;
+    }
+    let (idle, tls) = pool.take(&settings, Kind::General);
     if let Some(mut conn) = idle {
         match authenticate_on(&mut conn, c, username, password).await {
             Ok(found) => {
-                pool.give_back(&settings, conn);
+                pool.give_back(&settings, Kind::General, conn);
                 return Ok(found);
             }
             // The directory may have closed an idle connection: once more on a new one.
             Err(e) => tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting"),
         }
     }
-    let tls = match tls {
-        Some(tls) => tls,
-        None => {
-            let tls = tls_config(c)?;
-            pool.keep_tls(&settings, tls.clone());
-            tls
-        }
-    };
-    let mut conn = connect(c, tls).await?;
+    let mut conn = pool.open(&settings, c, tls).await?;
     let result = authenticate_on(&mut conn, c, username, password).await;
     if result.is_ok() {
-        pool.give_back(&settings, conn);
+        pool.give_back(&settings, Kind::General, conn);
     } else {
         conn.unbind().await;
     }
     result
+}
+
+/// A login with `binddn` (groups not searched anonymously): the user and group searches run
+/// on a service connection, bound as `binddn` once when it was opened, and the password is
+/// tried with a bind on a general connection that does nothing else. Three directory
+/// operations per login instead of six (three binds, three searches).
+async fn authenticate_as_service(
+    pool: &Pool,
+    settings: &[u8],
+    c: &Config,
+    username: &str,
+    password: &str,
+) -> Result<Option<Authenticated>> {
+    // 1. the user's entry (its DN and `userattr`), as binddn
+    let filter = render_filter(&c.userfilter, c, username, "");
+    let attrs = [c.userattr.as_str()];
+    let (idle, tls) = pool.take(settings, Kind::Service);
+    let mut searched = None;
+    if let Some(mut conn) = idle {
+        match conn.search(&c.userdn, &filter, &attrs).await {
+            Ok(found) => searched = Some((conn, found)),
+            Err(e) => tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting"),
+        }
+    }
+    let (mut service, found) = match searched {
+        Some(done) => done,
+        None => {
+            let mut conn = pool.open(settings, c, tls.clone()).await?;
+            if !conn.bind(&c.binddn, &c.bindpass).await? {
+                conn.unbind().await;
+                return Err(op_failed(
+                    "bind as binddn",
+                    "the directory refused binddn/bindpass",
+                ));
+            }
+            let found = conn.search(&c.userdn, &filter, &attrs).await?;
+            (conn, found)
+        }
+    };
+    let (user_dn, user_attr_value) = match found.as_slice() {
+        [one] => (
+            one.dn.clone(),
+            attr(one, &c.userattr)
+                .and_then(|v| v.first().cloned())
+                .unwrap_or_else(|| username.to_owned()),
+        ),
+        [] => {
+            pool.give_back(settings, Kind::Service, service);
+            return Ok(None);
+        }
+        _ => {
+            pool.give_back(settings, Kind::Service, service);
+            return Err(op_failed(
+                "user search",
+                format!("{} entries match the userfilter; expected one", found.len()),
+            ));
+        }
+    };
+    // 2. the password, with a bind on a general connection
+    let bound = bind_user(pool, settings, c, tls, &user_dn, password).await;
+    if !matches!(bound, Ok(true)) {
+        pool.give_back(settings, Kind::Service, service);
+        return bound.map(|_| None);
+    }
+    // 3. groups, as binddn
+    let mut groups = Vec::new();
+    if !c.groupdn.is_empty() {
+        let filter = render_filter(&c.groupfilter, c, username, &user_dn);
+        let entries = service
+            .search(&c.groupdn, &filter, &[c.groupattr.as_str()])
+            .await?;
+        for e in &entries {
+            add_groups(&mut groups, attr(e, &c.groupattr));
+        }
+    }
+    pool.give_back(settings, Kind::Service, service);
+    Ok(Some(Authenticated {
+        user_dn,
+        user_attr_value,
+        groups,
+    }))
+}
+
+/// A bind as the user on a general connection (pooled, or new when the pooled one failed).
+async fn bind_user(
+    pool: &Pool,
+    settings: &[u8],
+    c: &Config,
+    tls: Option<Option<Arc<rustls::ClientConfig>>>,
+    user_dn: &str,
+    password: &str,
+) -> Result<bool> {
+    let (idle, _) = pool.take(settings, Kind::General);
+    if let Some(mut conn) = idle {
+        match conn.bind(user_dn, password).await {
+            Ok(ok) => {
+                pool.give_back(settings, Kind::General, conn);
+                return Ok(ok);
+            }
+            Err(e) => tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting"),
+        }
+    }
+    let mut conn = pool.open(settings, c, tls).await?;
+    let ok = conn.bind(user_dn, password).await?;
+    pool.give_back(settings, Kind::General, conn);
+    Ok(ok)
+}
+
+/// The values of an attribute, whatever the case the directory spells its name in.
+fn attr<'a>(e: &'a SearchEntry, name: &str) -> Option<&'a Vec<String>> {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Adds the group names in `values` (a DN's first `cn`, or the value) once each.
+fn add_groups(groups: &mut Vec<String>, values: Option<&Vec<String>>) {
+    for v in values.into_iter().flatten() {
+        let name = cn_of(v);
+        if !groups.contains(&name) {
+            groups.push(name);
+        }
+    }
 }
 
 async fn authenticate_on(
@@ -372,18 +539,7 @@ async fn authenticate_on(
             .search(&c.groupdn, &filter, &[c.groupattr.as_str()])
             .await?
         {
-            let values = e
-                .attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&c.groupattr))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            for v in values {
-                let name = cn_of(&v);
-                if !groups.contains(&name) {
-                    groups.push(name);
-                }
-            }
+            add_groups(&mut groups, attr(&e, &c.groupattr));
         }
     }
     Ok(Some(Authenticated {

@@ -233,28 +233,43 @@ fn pooled_directory_connections_never_carry_a_bind_over() {
             "groupattr=cn",
         ],
     );
-    ok(&s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
-    ok(&s, &["write", "auth/ldap/groups/ops", "policies=opspol"]);
+    pooled_logins_get_their_own_groups(&s, slapd.port, 1);
+    // No password reaches the server's log, wrong ones included.
+    let log = s.log();
+    for pw in ["alicepw", "bobpw"] {
+        assert!(!log.contains(pw), "{pw} in the log");
+    }
+}
+
+/// Sequential and concurrent logins of alice (group devs) and bob (group ops), with wrong
+/// passwords among them, on a mount whose groups `devs` and `ops` are not written yet:
+/// each login gets exactly its own group's policy. `sequential`: the directory connections
+/// open after the sequential logins (the pool reuses them).
+fn pooled_logins_get_their_own_groups(s: &Server, port: u16, sequential: usize) {
+    ok(s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
+    ok(s, &["write", "auth/ldap/groups/ops", "policies=opspol"]);
     for _ in 0..10 {
-        let (code, v) = login(&s, "alice", "alicepw");
+        let (code, v) = login(s, "alice", "alicepw");
         assert_eq!(code, 200, "{v}");
         assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
         // On the connection alice just bound: bob with a wrong password is still refused.
-        let (code, v) = login(&s, "bob", "alicepw");
+        let (code, v) = login(s, "bob", "alicepw");
         assert_eq!(code, 400, "{v}");
-        let (code, v) = login(&s, "bob", "bobpw");
+        let (code, v) = login(s, "bob", "bobpw");
         assert_eq!(code, 200, "{v}");
         assert!(policies(&v).contains(&"opspol".to_owned()), "{v}");
         assert!(!policies(&v).contains(&"devpol".to_owned()), "{v}");
     }
-    // Thirty logins one after another used one connection, kept for the next.
-    let open = connections_to(slapd.port);
-    assert_eq!(open, 1, "one pooled connection after sequential logins");
+    // Thirty logins one after another used one connection of each kind, kept for the next.
+    let open = connections_to(port);
+    assert_eq!(
+        open, sequential,
+        "pooled connections after sequential logins"
+    );
     // Concurrent logins of both users (and wrong passwords among them).
     let results: Vec<(String, u16, Value)> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..24)
             .map(|i| {
-                let s = &s;
                 sc.spawn(move || {
                     let (user, pw) = match i % 3 {
                         0 => ("alice", "alicepw"),
@@ -284,11 +299,56 @@ fn pooled_directory_connections_never_carry_a_bind_over() {
             .collect();
         assert_eq!(got, [want], "{who}: {v}");
     }
-    let open = connections_to(slapd.port);
-    assert!((1..=24).contains(&open), "{open} connections kept");
-    // No password reaches the server's log, wrong ones included.
+    let open = connections_to(port);
+    assert!((1..=48).contains(&open), "{open} connections kept");
+}
+
+/// With `binddn`, searches run on connections bound once as `binddn` and passwords are tried
+/// on others: users still get exactly their own groups, one connection of each kind serves
+/// sequential logins, and a new `bindpass` drops the connections bound with the old one (a
+/// wrong one fails the next login at once; the right one works again).
+#[test]
+fn service_connections_search_as_binddn_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = start_slapd(&tmp.path().join("ldap"));
+    let s = Server::start_dev(tmp.path(), free_port());
+    ok(&s, &["auth", "enable", "ldap"]);
+    let url = format!("url=ldap://127.0.0.1:{}", slapd.port);
+    let config = |bindpass: &str| {
+        ok(
+            &s,
+            &[
+                "write",
+                "auth/ldap/config",
+                &url,
+                &format!("binddn=cn=admin,{BASE}"),
+                &format!("bindpass={bindpass}"),
+                &format!("userdn=ou=users,{BASE}"),
+                "userattr=uid",
+                &format!("groupdn=ou=groups,{BASE}"),
+                "groupfilter=(member={{.UserDN}})",
+                "groupattr=cn",
+            ],
+        );
+    };
+    config("adminpw");
+    pooled_logins_get_their_own_groups(&s, slapd.port, 2);
+    // An unknown user is refused like a wrong password.
+    let (code, v) = login(&s, "mallory", "alicepw");
+    assert_eq!(code, 400, "{v}");
+    // A filter-looking user name matches nobody.
+    let (code, v) = login(&s, "*", "alicepw");
+    assert_eq!(code, 400, "{v}");
+    config("wrong-adminpw");
+    let (code, v) = login(&s, "alice", "alicepw");
+    assert_ne!(code, 200, "{v}");
+    assert!(v.to_string().contains("binddn"), "{v}");
+    config("adminpw");
+    let (code, v) = login(&s, "alice", "alicepw");
+    assert_eq!(code, 200, "{v}");
+    assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
     let log = s.log();
-    for pw in ["alicepw", "bobpw"] {
+    for pw in ["alicepw", "bobpw", "adminpw"] {
         assert!(!log.contains(pw), "{pw} in the log");
     }
 }
