@@ -342,6 +342,19 @@ impl Unsealed {
     pub(crate) fn mount_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.mount_lock
     }
+
+    /// All mount entries of a table, in path order.
+    pub fn mount_entries(&self, table: Table) -> Vec<Arc<MountEntry>> {
+        let router = self.router();
+        let mut v: Vec<Arc<MountEntry>> = router
+            .routes()
+            .iter()
+            .filter(|r| r.entry.table == table)
+            .map(|r| r.entry.clone())
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
 }
 
 pub(crate) struct Inner {
@@ -977,15 +990,21 @@ impl Core {
             .await
     }
 
+    /// The backend serving a mount entry. The built-ins get handles to the subsystems of the
+    /// unseal `u` (and `sys/` the core's `Control` operations), never the core.
     pub(crate) fn backend_for(
         &self,
+        u: &Arc<Unsealed>,
         entry: &MountEntry,
     ) -> Result<Arc<dyn LogicalBackend>, CoreError> {
-        let weak = Arc::downgrade(&self.0);
+        let subsystems = crate::control::Subsystems::new(u);
         match (entry.table, entry.kind.as_str()) {
-            (Table::Mounts, "system") => Ok(crate::system::backend(weak)),
+            (Table::Mounts, "system") => Ok(crate::system::backend(crate::control::SysHandles {
+                subsystems,
+                control: crate::control::Control::new(self),
+            })),
             (Table::Mounts, "cubbyhole") => Ok(crate::cubbyhole::backend()),
-            (Table::Auth, "token") => Ok(crate::token_backend::backend(weak)),
+            (Table::Auth, "token") => Ok(crate::token_backend::backend(subsystems)),
             (Table::Mounts, kind) => {
                 let kind = self.0.engine_aliases.get(kind).map_or(kind, String::as_str);
                 let f = self
@@ -1020,10 +1039,14 @@ impl Core {
         ))
     }
 
-    pub(crate) fn route_for(&self, u: &Unsealed, entry: MountEntry) -> Result<Route, CoreError> {
+    pub(crate) fn route_for(
+        &self,
+        u: &Arc<Unsealed>,
+        entry: MountEntry,
+    ) -> Result<Route, CoreError> {
         let backend = match (entry.table, entry.kind.as_str()) {
             (Table::Mounts, "identity") => crate::identity_backend::backend(u.identity.clone()),
-            _ => self.backend_for(&entry)?,
+            _ => self.backend_for(u, &entry)?,
         };
         let special = backend.special_paths();
         let system: Arc<dyn tresor_sdk::SystemView> =
@@ -1047,16 +1070,13 @@ impl Core {
 
     /// All mount entries of a table, in path order.
     pub fn mount_entries(&self, table: Table) -> Result<Vec<Arc<MountEntry>>, CoreError> {
-        let u = self.unsealed()?;
-        let router = u.router();
-        let mut v: Vec<Arc<MountEntry>> = router
-            .routes()
-            .iter()
-            .filter(|r| r.entry.table == table)
-            .map(|r| r.entry.clone())
-            .collect();
-        v.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(v)
+        Ok(self.unsealed()?.mount_entries(table))
+    }
+
+    /// `sys/metrics` in `format` (`prometheus`, or `""` for Vault's JSON form): `Err` for an
+    /// unknown format, or Prometheus with a zero retention time (Vault's rule).
+    pub async fn metrics(&self, format: &str) -> Result<(String, String), String> {
+        crate::system_ops::render_metrics(self.unsealed().ok(), self.is_standby(), format).await
     }
 
     /// Adds a mount (`sys/mounts/:path`, `sys/auth/:path`).
@@ -1613,7 +1633,7 @@ impl Core {
             && t.policies != [crate::wrapping::WRAPPING_POLICY]
         {
             match u.tokens.use_token(t).await {
-                Ok(true) => last_use = Some(LastUse::new(self, &u, &t.hash)),
+                Ok(true) => last_use = Some(LastUse::new(&u, &t.hash)),
                 Ok(false) => {}
                 Err(e) => return Err(audit.denied(Some(t), engine_req.operation, e).await),
             }
@@ -1644,7 +1664,7 @@ impl Core {
         } else if route.entry.kind == "system"
             && (rel == "wrapping/unwrap" || rel == "wrapping/rewrap")
         {
-            self.unwrap_dispatch(&u, rel, req, token.as_deref()).await
+            u.unwrap_dispatch(rel, req, token.as_deref()).await
         } else {
             // A panic in an engine is an internal error for this request, not a lost
             // connection: the response is still audited and the token's use still counted.
@@ -1701,7 +1721,7 @@ impl Core {
                 .is_some_and(|r| r.data.is_some() || !r.warnings.is_empty())
                 || out.auth.is_some())
         {
-            out = self.wrap(&u, out, ttl, &path).await?;
+            out = u.wrap(out, ttl, &path).await?;
         }
         // 12. audit the response
         audit
@@ -1916,7 +1936,6 @@ fn check_request_path(path: &str) -> Result<(), CoreError> {
 /// ends. Should the request end another way (an error returned early, a panic), dropping the
 /// guard revokes it in the background; the token authenticates nothing in the meantime.
 struct LastUse {
-    core: Core,
     u: Arc<Unsealed>,
     hash: String,
     /// Cleared once the request itself revoked the token.
@@ -1924,9 +1943,8 @@ struct LastUse {
 }
 
 impl LastUse {
-    fn new(core: &Core, u: &Arc<Unsealed>, hash: &str) -> Self {
+    fn new(u: &Arc<Unsealed>, hash: &str) -> Self {
         LastUse {
-            core: core.clone(),
             u: u.clone(),
             hash: hash.to_owned(),
             armed: true,
@@ -1934,7 +1952,7 @@ impl LastUse {
     }
 
     async fn revoke_now(mut self) -> Result<(), CoreError> {
-        self.core.revoke_token(&self.u, &self.hash, false).await?;
+        self.u.revoke_token(&self.hash, false).await?;
         self.armed = false;
         Ok(())
     }
@@ -1945,14 +1963,10 @@ impl Drop for LastUse {
         if !self.armed {
             return;
         }
-        let (core, u, hash) = (
-            self.core.clone(),
-            self.u.clone(),
-            std::mem::take(&mut self.hash),
-        );
+        let (u, hash) = (self.u.clone(), std::mem::take(&mut self.hash));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                if let Err(e) = core.revoke_token(&u, &hash, false).await {
+                if let Err(e) = u.revoke_token(&hash, false).await {
                     tracing::error!(error = %e, "revoking a spent limited-use token failed");
                 }
             });

@@ -239,197 +239,9 @@ impl Core {
         Ok(auth)
     }
 
-    /// Revokes a token (and its children unless `orphan`), its leases and its cubbyhole.
-    pub async fn revoke_token(
-        &self,
-        u: &Unsealed,
-        id: &str,
-        orphan: bool,
-    ) -> Result<(), CoreError> {
-        let ids = if orphan {
-            vec![(id.to_owned(), u.tokens.revoke_orphan(id).await?)]
-        } else {
-            u.tokens.revoke_tree(id).await?
-        };
-        let router = u.router();
-        let cubby = router.exact("cubbyhole/").map(|r| r.view.clone());
-        for (t, lease_id) in &ids {
-            for lease in u.expiration.by_token(t).await? {
-                if let Err(e) = self.revoke_lease(u, &lease, true).await {
-                    tracing::warn!(lease_id = %lease, error = %e, "revoking a lease of a revoked token failed");
-                }
-            }
-            u.expiration.forget_token_index(t).await?;
-            // The token's own lease: gone with the token, so that sys/leases and lease-count
-            // quotas stop counting it. A token whose ordered accessor came before ordered
-            // lease ids has its lease under `<path>/<id>`.
-            if let Some(lease_id) = lease_id {
-                let mut found = u.expiration.get(lease_id).await?;
-                if found.is_none()
-                    && let Some((path, last)) = lease_id.rsplit_once('/')
-                    && let Some((_, plain)) = last.split_once('.')
-                {
-                    found = u.expiration.get(&format!("{path}/{plain}")).await?;
-                }
-                if let Some(e) = found
-                    && e.kind == crate::expiration::LeaseKind::Token
-                {
-                    u.expiration.remove(&e).await?;
-                }
-            }
-            if let Some(v) = &cubby {
-                tresor_sdk::Storage::delete_prefix(v, &format!("{t}/")).await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn engine_request(
-        &self,
-        u: &Unsealed,
-        e: &LeaseEntry,
-        increment: Option<Duration>,
-    ) -> Result<(Request, Arc<dyn tresor_sdk::LogicalBackend>), CoreError> {
-        let router = u.router();
-        let (route, rel) = router.route(&e.path).ok_or_else(|| {
-            CoreError::InvalidRequest(format!("no mount serves lease {:?} any more", e.lease_id))
-        })?;
-        let req = Request {
-            operation: Operation::Delete,
-            path: rel.to_owned(),
-            data: Map::new(),
-            storage: Arc::new(route.view.clone()),
-            mount: route.mount.clone(),
-            caller: Caller::default(),
-            secret: Some(secret_ref(e, increment)),
-            connection: Default::default(),
-            headers: Vec::new(),
-            raw_body: None,
-            deadline: None,
-        };
-        Ok((req, route.backend.clone()))
-    }
-
-    /// Revokes one lease. `force` forgets it even when the engine fails to revoke.
-    pub async fn revoke_lease(
-        &self,
-        u: &Unsealed,
-        lease_id: &str,
-        force: bool,
-    ) -> Result<(), CoreError> {
-        let _timer = crate::telemetry::m::EXPIRE_REVOKE.start();
-        let Some(e) = u.expiration.get(lease_id).await? else {
-            return Ok(());
-        };
-        match self.revoke_entry(u, &e).await {
-            Ok(()) => u.expiration.remove(&e).await,
-            Err(err) if force => {
-                tracing::warn!(lease_id, error = %err, "forced revocation: engine failed, lease forgotten anyway");
-                u.expiration.remove(&e).await
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    async fn revoke_entry(&self, u: &Unsealed, e: &LeaseEntry) -> Result<(), CoreError> {
-        match e.kind {
-            LeaseKind::Token => Box::pin(self.revoke_token(u, &e.token_id, false)).await,
-            LeaseKind::Secret => {
-                let (req, backend) = self.engine_request(u, e, None)?;
-                backend.revoke_secret(req).await?;
-                Ok(())
-            }
-        }
-    }
-
-    /// Renews a lease by `increment` (or its original TTL), within the mount's and the
-    /// system's max TTL. Returns the renewed entry.
-    pub async fn renew_lease(
-        &self,
-        u: &Unsealed,
-        lease_id: &str,
-        increment: Option<Duration>,
-    ) -> Result<LeaseEntry, CoreError> {
-        let _timer = crate::telemetry::m::EXPIRE_RENEW.start();
-        let e = u
-            .expiration
-            .get(lease_id)
-            .await?
-            .ok_or_else(|| CoreError::InvalidRequest("lease not found".into()))?;
-        let at = now();
-        if e.expire_time <= at {
-            return Err(CoreError::InvalidRequest("lease expired".into()));
-        }
-        if !e.renewable {
-            return Err(CoreError::InvalidRequest("lease is not renewable".into()));
-        }
-        match e.kind {
-            LeaseKind::Token => Err(CoreError::InvalidRequest(
-                "tokens are renewed through auth/token/renew".into(),
-            )),
-            LeaseKind::Secret => {
-                let (req, backend) = self.engine_request(u, &e, increment)?;
-                let max = req.mount.max_lease_ttl;
-                let resp = backend.renew_secret(req).await?;
-                let granted = resp
-                    .and_then(|r| r.secret)
-                    .map(|s| s.ttl)
-                    .filter(|t| !t.is_zero());
-                let ttl = increment
-                    .or(granted)
-                    .unwrap_or(Duration::from_secs(
-                        (e.expire_time - e.issue_time).max(0) as u64
-                    ))
-                    .min(max);
-                u.expiration
-                    .renewed(e, at.saturating_add(crate::tokens::secs(ttl)), at)
-                    .await
-            }
-        }
-    }
-
     /// Revokes every lease under a prefix (`sys/leases/revoke-prefix`, `-force`).
     pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<usize, CoreError> {
-        // In bounded batches, so memory does not grow with the number of leases; each
-        // batch revokes concurrently (engine calls and commits are independent).
-        let mut total = 0;
-        let u = self.unsealed()?;
-        loop {
-            let ids = u.expiration.all_under(prefix, REVOKE_BATCH).await?;
-            if ids.is_empty() {
-                return Ok(total);
-            }
-            let sem = Arc::new(tokio::sync::Semaphore::new(TICK_PARALLEL));
-            let mut tasks = Vec::with_capacity(ids.len());
-            for id in ids {
-                let core = self.clone();
-                let u = u.clone();
-                let permit = sem
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
-                tasks.push(tokio::spawn(async move {
-                    let _permit = permit;
-                    core.revoke_lease(&u, &id, force).await
-                }));
-            }
-            let mut first_err = None;
-            for t in tasks {
-                match t.await {
-                    Ok(Ok(())) => total += 1,
-                    Ok(Err(e)) if first_err.is_none() => first_err = Some(e),
-                    Err(e) if first_err.is_none() => {
-                        first_err = Some(CoreError::Internal(e.to_string()))
-                    }
-                    _ => {}
-                }
-            }
-            // A lease that failed to revoke stays listed; stop rather than retry it forever.
-            if let Some(e) = first_err {
-                return Err(e);
-            }
-        }
+        self.unsealed()?.revoke_prefix(prefix, force).await
     }
 
     /// The background loop's work at time `at`: rotate the barrier key when its configured
@@ -454,53 +266,17 @@ impl Core {
         let u = self.unsealed()?;
         let due = u.expiration.due(at, TICK_BATCH).await?;
         let n = due.len();
-        let sem = Arc::new(tokio::sync::Semaphore::new(TICK_PARALLEL));
-        let mut tasks = Vec::with_capacity(n);
-        for e in due {
-            let core = self.clone();
+        let tasks = spawn_bounded(due, |e| {
             let u = u.clone();
-            let permit = sem
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
-            tasks.push(tokio::spawn(async move {
-                let _permit = permit;
-                core.expire_one(&u, e, at).await
-            }));
-        }
+            async move { u.expire_one(e, at).await }
+        })
+        .await?;
         for t in tasks {
             if let Ok(Err(e)) = t.await {
                 tracing::warn!(error = %e, "lease expiry step failed");
             }
         }
         Ok(n)
-    }
-
-    async fn expire_one(&self, u: &Unsealed, e: LeaseEntry, at: i64) -> Result<(), CoreError> {
-        if e.kind == LeaseKind::Token {
-            // Token renewals move the token's expiry, not the lease's: follow the token.
-            match u.tokens.by_id_raw(&e.token_id).await? {
-                Some(t) if t.expire_time.is_some_and(|x| x > at) => {
-                    let exp = t.expire_time.unwrap_or(at);
-                    u.expiration.renewed(e, exp, at).await?;
-                    return Ok(());
-                }
-                _ => {}
-            }
-        }
-        let timeout = Duration::from_secs(30);
-        match tokio::time::timeout(timeout, self.revoke_entry(u, &e)).await {
-            Ok(Ok(())) => u.expiration.remove(&e).await,
-            Ok(Err(err)) => {
-                tracing::warn!(lease_id = %e.lease_id, attempts = e.attempts + 1, error = %err, "revocation failed; will retry with backoff");
-                u.expiration.retry_later(e, at).await
-            }
-            Err(_) => {
-                tracing::warn!(lease_id = %e.lease_id, "revocation timed out; will retry with backoff");
-                u.expiration.retry_later(e, at).await
-            }
-        }
     }
 
     /// Starts the background expiry loop for the current unsealed state; it stops by itself
@@ -534,4 +310,236 @@ impl Core {
             }
         });
     }
+}
+
+/// Lease and token revocation need only the subsystems of one unseal: the token store, the
+/// expiration manager and the router (to reach the issuing engine).
+impl Unsealed {
+    async fn expire_one(&self, e: LeaseEntry, at: i64) -> Result<(), CoreError> {
+        if e.kind == LeaseKind::Token {
+            // Token renewals move the token's expiry, not the lease's: follow the token.
+            match self.tokens.by_id_raw(&e.token_id).await? {
+                Some(t) if t.expire_time.is_some_and(|x| x > at) => {
+                    let exp = t.expire_time.unwrap_or(at);
+                    self.expiration.renewed(e, exp, at).await?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let timeout = Duration::from_secs(30);
+        match tokio::time::timeout(timeout, self.revoke_entry(&e)).await {
+            Ok(Ok(())) => self.expiration.remove(&e).await,
+            Ok(Err(err)) => {
+                tracing::warn!(lease_id = %e.lease_id, attempts = e.attempts + 1, error = %err, "revocation failed; will retry with backoff");
+                self.expiration.retry_later(e, at).await
+            }
+            Err(_) => {
+                tracing::warn!(lease_id = %e.lease_id, "revocation timed out; will retry with backoff");
+                self.expiration.retry_later(e, at).await
+            }
+        }
+    }
+
+    /// Revokes a token (and its children unless `orphan`), its leases and its cubbyhole.
+    pub async fn revoke_token(&self, id: &str, orphan: bool) -> Result<(), CoreError> {
+        let ids = if orphan {
+            vec![(id.to_owned(), self.tokens.revoke_orphan(id).await?)]
+        } else {
+            self.tokens.revoke_tree(id).await?
+        };
+        let router = self.router();
+        let cubby = router.exact("cubbyhole/").map(|r| r.view.clone());
+        for (t, lease_id) in &ids {
+            for lease in self.expiration.by_token(t).await? {
+                if let Err(e) = self.revoke_lease(&lease, true).await {
+                    tracing::warn!(lease_id = %lease, error = %e, "revoking a lease of a revoked token failed");
+                }
+            }
+            self.expiration.forget_token_index(t).await?;
+            // The token's own lease: gone with the token, so that sys/leases and lease-count
+            // quotas stop counting it. A token whose ordered accessor came before ordered
+            // lease ids has its lease under `<path>/<id>`.
+            if let Some(lease_id) = lease_id {
+                let mut found = self.expiration.get(lease_id).await?;
+                if found.is_none()
+                    && let Some((path, last)) = lease_id.rsplit_once('/')
+                    && let Some((_, plain)) = last.split_once('.')
+                {
+                    found = self.expiration.get(&format!("{path}/{plain}")).await?;
+                }
+                if let Some(e) = found
+                    && e.kind == crate::expiration::LeaseKind::Token
+                {
+                    self.expiration.remove(&e).await?;
+                }
+            }
+            if let Some(v) = &cubby {
+                tresor_sdk::Storage::delete_prefix(v, &format!("{t}/")).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn engine_request(
+        &self,
+        e: &LeaseEntry,
+        increment: Option<Duration>,
+    ) -> Result<(Request, Arc<dyn tresor_sdk::LogicalBackend>), CoreError> {
+        let router = self.router();
+        let (route, rel) = router.route(&e.path).ok_or_else(|| {
+            CoreError::InvalidRequest(format!("no mount serves lease {:?} any more", e.lease_id))
+        })?;
+        let req = Request {
+            operation: Operation::Delete,
+            path: rel.to_owned(),
+            data: Map::new(),
+            storage: Arc::new(route.view.clone()),
+            mount: route.mount.clone(),
+            caller: Caller::default(),
+            secret: Some(secret_ref(e, increment)),
+            connection: Default::default(),
+            headers: Vec::new(),
+            raw_body: None,
+            deadline: None,
+        };
+        Ok((req, route.backend.clone()))
+    }
+
+    /// Revokes one lease. `force` forgets it even when the engine fails to revoke.
+    pub async fn revoke_lease(&self, lease_id: &str, force: bool) -> Result<(), CoreError> {
+        let _timer = crate::telemetry::m::EXPIRE_REVOKE.start();
+        let Some(e) = self.expiration.get(lease_id).await? else {
+            return Ok(());
+        };
+        match self.revoke_entry(&e).await {
+            Ok(()) => self.expiration.remove(&e).await,
+            Err(err) if force => {
+                tracing::warn!(lease_id, error = %err, "forced revocation: engine failed, lease forgotten anyway");
+                self.expiration.remove(&e).await
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn revoke_entry(&self, e: &LeaseEntry) -> Result<(), CoreError> {
+        match e.kind {
+            LeaseKind::Token => Box::pin(self.revoke_token(&e.token_id, false)).await,
+            LeaseKind::Secret => {
+                let (req, backend) = self.engine_request(e, None)?;
+                backend.revoke_secret(req).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Renews a lease by `increment` (or its original TTL), within the mount's and the
+    /// system's max TTL. Returns the renewed entry.
+    pub async fn renew_lease(
+        &self,
+        lease_id: &str,
+        increment: Option<Duration>,
+    ) -> Result<LeaseEntry, CoreError> {
+        let _timer = crate::telemetry::m::EXPIRE_RENEW.start();
+        let e = self
+            .expiration
+            .get(lease_id)
+            .await?
+            .ok_or_else(|| CoreError::InvalidRequest("lease not found".into()))?;
+        let at = now();
+        if e.expire_time <= at {
+            return Err(CoreError::InvalidRequest("lease expired".into()));
+        }
+        if !e.renewable {
+            return Err(CoreError::InvalidRequest("lease is not renewable".into()));
+        }
+        match e.kind {
+            LeaseKind::Token => Err(CoreError::InvalidRequest(
+                "tokens are renewed through auth/token/renew".into(),
+            )),
+            LeaseKind::Secret => {
+                let (req, backend) = self.engine_request(&e, increment)?;
+                let max = req.mount.max_lease_ttl;
+                let resp = backend.renew_secret(req).await?;
+                let granted = resp
+                    .and_then(|r| r.secret)
+                    .map(|s| s.ttl)
+                    .filter(|t| !t.is_zero());
+                let ttl = increment
+                    .or(granted)
+                    .unwrap_or(Duration::from_secs(
+                        (e.expire_time - e.issue_time).max(0) as u64
+                    ))
+                    .min(max);
+                self.expiration
+                    .renewed(e, at.saturating_add(crate::tokens::secs(ttl)), at)
+                    .await
+            }
+        }
+    }
+
+    /// Revokes every lease under a prefix (`sys/leases/revoke-prefix`, `-force`).
+    pub async fn revoke_prefix(
+        self: &Arc<Self>,
+        prefix: &str,
+        force: bool,
+    ) -> Result<usize, CoreError> {
+        // In bounded batches, so memory does not grow with the number of leases; each
+        // batch revokes concurrently (engine calls and commits are independent).
+        let mut total = 0;
+        loop {
+            let ids = self.expiration.all_under(prefix, REVOKE_BATCH).await?;
+            if ids.is_empty() {
+                return Ok(total);
+            }
+            let tasks = spawn_bounded(ids, |id| {
+                let u = self.clone();
+                async move { u.revoke_lease(&id, force).await }
+            })
+            .await?;
+            let mut first_err = None;
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(())) => total += 1,
+                    Ok(Err(e)) if first_err.is_none() => first_err = Some(e),
+                    Err(e) if first_err.is_none() => {
+                        first_err = Some(CoreError::Internal(e.to_string()))
+                    }
+                    _ => {}
+                }
+            }
+            // A lease that failed to revoke stays listed; stop rather than retry it forever.
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Runs `f` on each item as a task of its own, at most `TICK_PARALLEL` at a time (a task is
+/// started only when one of the running ones has finished); the tasks in the items' order.
+async fn spawn_bounded<T, F, Fut>(
+    items: Vec<T>,
+    f: F,
+) -> Result<Vec<tokio::task::JoinHandle<Fut::Output>>, CoreError>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let sem = Arc::new(tokio::sync::Semaphore::new(TICK_PARALLEL));
+    let mut tasks = Vec::with_capacity(items.len());
+    for item in items {
+        let permit = sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let work = f(item);
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            work.await
+        }));
+    }
+    Ok(tasks)
 }

@@ -10,6 +10,7 @@ pub mod activity;
 pub mod audit;
 mod audit_entry;
 pub mod barrier;
+mod control;
 mod core;
 mod cubbyhole;
 pub mod diagnostics;

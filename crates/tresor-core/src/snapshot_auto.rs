@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tresor_sdk::framework::{Field, Kind, Path};
+use tresor_sdk::framework::Path;
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::core::Core;
@@ -84,8 +84,28 @@ fn config_json(c: &Config) -> serde_json::Value {
     })
 }
 
-fn non_negative(f: &tresor_sdk::framework::Fields, field: &str) -> Result<Option<u64>> {
-    match f.int(field).filter(|_| f.is_set(field)) {
+tresor_sdk::input! {
+    /// `sys/storage/raft/snapshot-auto/config/:name`: each setting changes only when sent.
+    struct ConfigInput {
+        name: Str, "Name of the configuration.";
+        interval: OptDuration, "Time between snapshots: seconds or a Go duration (24h). Required.";
+        retain: OptInt, "How many snapshots to keep; older ones are deleted after each new one (default 1).";
+        path_prefix: OptStr, "The directory to write snapshots in (absolute). Required.";
+        file_prefix: OptStr, "File name prefix (default vault-snapshot); files are PREFIX-UNIXMILLIS.snap.";
+        storage_type: OptStr, "Where snapshots go: only \"local\" (a directory on the active node). Required.";
+        local_max_space: OptInt, "Bytes the kept snapshots may use together; a snapshot that would exceed it is not kept (0: no limit).";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/storage/raft/snapshot-auto/status/:name`.
+    struct StatusInput {
+        name: Str, "Name of the configuration.";
+    }
+}
+
+fn non_negative(v: Option<i64>, field: &str) -> Result<Option<u64>> {
+    match v {
         None => Ok(None),
         Some(v) => u64::try_from(v)
             .map(Some)
@@ -98,9 +118,10 @@ async fn write(
     req: Request,
     f: tresor_sdk::framework::Fields,
 ) -> Result<Option<Response>> {
-    let name = name_of(&f.string("name"))?;
+    let input: ConfigInput = f.input();
+    let name = name_of(&input.name)?;
     let old = load(&req, &name).await?;
-    let interval = match f.duration("interval").filter(|_| f.is_set("interval")) {
+    let interval = match input.interval {
         Some(d) => d.as_secs(),
         None => old
             .as_ref()
@@ -112,14 +133,14 @@ async fn write(
             "interval must be at least one second",
         ));
     }
-    let retain = non_negative(&f, "retain")?
+    let retain = non_negative(input.retain, "retain")?
         .or(old.as_ref().map(|c| c.retain))
         .unwrap_or(1);
     if retain == 0 {
         return Err(LogicalError::invalid("retain must be at least 1"));
     }
-    let given = |field: &str| f.str(field).filter(|_| f.is_set(field)).map(str::to_owned);
-    let storage_type = given("storage_type")
+    let storage_type = input
+        .storage_type
         .or(old.as_ref().map(|c| c.storage_type.clone()))
         .ok_or_else(|| LogicalError::invalid("storage_type is required"))?;
     if storage_type != "local" {
@@ -127,7 +148,8 @@ async fn write(
             "storage_type {storage_type:?} is not supported: Tresor writes automatic snapshots to a local directory (storage_type \"local\")"
         )));
     }
-    let path_prefix = given("path_prefix")
+    let path_prefix = input
+        .path_prefix
         .or(old.as_ref().map(|c| c.path_prefix.clone()))
         .filter(|p| !p.trim().is_empty())
         .ok_or_else(|| {
@@ -138,7 +160,8 @@ async fn write(
             "path_prefix {path_prefix:?} must be an absolute directory path"
         )));
     }
-    let file_prefix = given("file_prefix")
+    let file_prefix = input
+        .file_prefix
         .or(old.as_ref().map(|c| c.file_prefix.clone()))
         .unwrap_or_else(|| DEFAULT_FILE_PREFIX.to_owned());
     if file_prefix.is_empty() || file_prefix.contains('/') || file_prefix.starts_with('.') {
@@ -146,7 +169,7 @@ async fn write(
             "file_prefix {file_prefix:?} must be a plain file name prefix"
         )));
     }
-    let local_max_space = non_negative(&f, "local_max_space")?
+    let local_max_space = non_negative(input.local_max_space, "local_max_space")?
         .or(old.as_ref().map(|c| c.local_max_space))
         .unwrap_or(0);
     let cfg = Config {
@@ -160,9 +183,7 @@ async fn write(
     let bytes = serde_json::to_vec(&cfg).map_err(|e| LogicalError::internal(e.to_string()))?;
     req.storage.put(&format!("{PREFIX}{name}"), bytes).await?;
     // A changed interval takes effect from now.
-    if let Ok(c) = core(&s) {
-        c.0.autosnap.lock().remove(&name);
-    }
+    core(&s)?.forget_autosnap(&name);
     Ok(None)
 }
 
@@ -171,8 +192,7 @@ async fn status(s: Arc<Sys>, req: Request, name: String) -> Result<Option<Respon
     if load(&req, &name).await?.is_none() {
         return Ok(None);
     }
-    let c = core(&s)?;
-    let st = c.0.autosnap.lock().get(&name).cloned().unwrap_or_default();
+    let st = core(&s)?.autosnap_status(&name);
     let next = if st.next_at > 0 {
         tresor_sdk::clock::rfc3339(st.next_at)
     } else {
@@ -217,16 +237,10 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
         );
         out.push(
             Path::new(config)
-                .field(Field::new("name", Kind::Str, "Name of the configuration."))
-                .field(Field::new("interval", Kind::Duration, "Time between snapshots: seconds or a Go duration (24h). Required."))
-                .field(Field::new("retain", Kind::Int, "How many snapshots to keep; older ones are deleted after each new one (default 1)."))
-                .field(Field::new("path_prefix", Kind::Str, "The directory to write snapshots in (absolute). Required."))
-                .field(Field::new("file_prefix", Kind::Str, "File name prefix (default vault-snapshot); files are PREFIX-UNIXMILLIS.snap."))
-                .field(Field::new("storage_type", Kind::Str, "Where snapshots go: only \"local\" (a directory on the active node). Required."))
-                .field(Field::new("local_max_space", Kind::Int, "Bytes the kept snapshots may use together; a snapshot that would exceed it is not kept (0: no limit)."))
+                .input::<ConfigInput>()
                 .op(Operation::Read, |_, req, f| {
                     Box::pin(async move {
-                        let name = name_of(&f.string("name"))?;
+                        let name = name_of(&f.input::<ConfigInput>().name)?;
                         Ok(load(&req, &name).await?.map(|c| Response::json(config_json(&c))))
                     })
                 })
@@ -234,11 +248,9 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                 .op(Operation::Create, |s, req, f| Box::pin(write(s, req, f)))
                 .op(Operation::Delete, |s, req, f| {
                     Box::pin(async move {
-                        let name = name_of(&f.string("name"))?;
+                        let name = name_of(&f.input::<ConfigInput>().name)?;
                         req.storage.delete(&format!("{PREFIX}{name}")).await?;
-                        if let Ok(c) = core(&s) {
-                            c.0.autosnap.lock().remove(&name);
-                        }
+                        core(&s)?.forget_autosnap(&name);
                         Ok(None)
                     })
                 })
@@ -249,9 +261,9 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
         );
         out.push(
             Path::new(status_path)
-                .field(Field::new("name", Kind::Str, "Name of the configuration."))
+                .input::<StatusInput>()
                 .op(Operation::Read, |s, req, f| {
-                    Box::pin(async move { status(s, req, f.string("name")).await })
+                    Box::pin(async move { status(s, req, f.input::<StatusInput>().name).await })
                 })
                 .help(
                     "Status of an automatic snapshot configuration on this node.",

@@ -1,33 +1,35 @@
 //! The system backend mounted at `sys/`: mounts, auth methods, policies, capabilities, key
 //! rotation, and the internal endpoints the CLI uses. The seal-lifecycle endpoints that answer
-//! bare JSON (`sys/init`, `sys/unseal`, ...) are served by the HTTP crate directly on [`Core`].
+//! bare JSON (`sys/init`, `sys/unseal`, ...) are served by the HTTP crate directly on the core.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path, Table, TableBackend};
+use tresor_sdk::framework::{Fields, Path, Table, TableBackend};
 use tresor_sdk::{
     LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
 };
 
-use crate::core::{Core, Inner};
+use crate::control::SysHandles;
 use crate::error::CoreError;
 use crate::mounts::{MountEntry, Table as MountTable, sanitize_path};
 
+/// The `sys/` backend: built from the subsystems of its unseal and the core's [`Control`]
+/// operations, never from the core itself.
+///
+/// [`Control`]: crate::control::Control
 pub(crate) struct Sys {
-    core: Weak<Inner>,
+    handles: SysHandles,
 }
 
-pub fn backend(core: Weak<Inner>) -> Arc<dyn LogicalBackend> {
-    TableBackend::new(Sys { core }, table())
+pub(crate) fn backend(handles: SysHandles) -> Arc<dyn LogicalBackend> {
+    TableBackend::new(Sys { handles }, table())
 }
 
-pub(crate) fn core(s: &Sys) -> Result<Core> {
-    s.core
-        .upgrade()
-        .map(Core)
-        .ok_or_else(|| LogicalError::internal("core is shutting down"))
+/// The handles a `sys/` handler works with.
+pub(crate) fn core(s: &Sys) -> Result<&SysHandles> {
+    Ok(&s.handles)
 }
 
 pub(crate) fn le(e: CoreError) -> LogicalError {
@@ -200,7 +202,8 @@ async fn mount_path(
     table: MountTable,
 ) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let (path, tune) = split_tune(&f.string("path"));
+    let input: MountInput = f.input();
+    let (path, tune) = split_tune(&input.path);
     let find = || -> Result<Arc<MountEntry>> {
         c.mount_entries(table)
             .map_err(le)?
@@ -217,7 +220,8 @@ async fn mount_path(
         (Operation::Read, false) => Ok(Some(obj(find()?.info()))),
         (Operation::Read, true) => {
             let e = find()?;
-            let mv = e.mount_view(c.config().default_lease_ttl, c.config().max_lease_ttl, None);
+            let (default_ttl, max_ttl) = c.lease_ttls().map_err(le)?;
+            let mv = e.mount_view(default_ttl, max_ttl, None);
             let mut d = json!({
                 "description": e.description,
                 "default_lease_ttl": mv.default_lease_ttl.as_secs(),
@@ -262,7 +266,8 @@ async fn mount_path(
             Ok(Some(obj(d)))
         }
         (Operation::Update | Operation::Create, true) => {
-            let data = req.data.clone();
+            let data = req.data;
+            let (description, options) = (input.description, input.options);
             let mut warnings = Vec::new();
             c.update_mount(table, &path, |e| {
                 if matches!(e.kind.as_str(), "cubbyhole") {
@@ -271,14 +276,12 @@ async fn mount_path(
                         e.path
                     )));
                 }
-                if let Some(d) = data.get("description").and_then(Value::as_str) {
-                    e.description = d.to_owned();
+                if let Some(d) = description {
+                    e.description = d;
                 }
                 apply_config(e, &data).map_err(|x| CoreError::InvalidRequest(x.to_string()))?;
-                if let Some(Value::Object(o)) = data.get("options") {
-                    warnings = apply_options(e, o)
-                        .map_err(|x| CoreError::InvalidRequest(x.to_string()))?;
-                }
+                warnings = apply_options(e, &options)
+                    .map_err(|x| CoreError::InvalidRequest(x.to_string()))?;
                 Ok(())
             })
             .await
@@ -291,12 +294,7 @@ async fn mount_path(
             Ok(Some(r))
         }
         (Operation::Update | Operation::Create, false) => {
-            let mut kind = req
-                .data
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let mut kind = input.kind;
             if kind.is_empty() {
                 return Err(LogicalError::invalid(match table {
                     MountTable::Mounts => "backend type must be specified as a string",
@@ -308,19 +306,11 @@ async fn mount_path(
                 forced_version = Some(if kind == "kv-v2" { "2" } else { "1" });
                 kind = "kv".into();
             }
-            let description = req
-                .data
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut entry = MountEntry::new(table, &path, &kind, description);
+            let description = input.description.unwrap_or_default();
+            let mut entry = MountEntry::new(table, &path, &kind, &description);
             let uuid = std::mem::take(&mut entry.uuid);
-            if let Some(Value::Object(cfg)) = req.data.get("config") {
-                apply_config(&mut entry, cfg)?;
-            }
-            if let Some(Value::Object(o)) = req.data.get("options") {
-                apply_options(&mut entry, o)?;
-            }
+            apply_config(&mut entry, &input.config)?;
+            apply_options(&mut entry, &input.options)?;
             if let Some(v) = forced_version {
                 entry.options.insert("version".into(), v.into());
             }
@@ -328,21 +318,9 @@ async fn mount_path(
                 entry.options.insert("version".into(), "1".into());
             }
             entry.uuid = uuid;
-            entry.local = req
-                .data
-                .get("local")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            entry.seal_wrap = req
-                .data
-                .get("seal_wrap")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            entry.external_entropy_access = req
-                .data
-                .get("external_entropy_access")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            entry.local = input.local;
+            entry.seal_wrap = input.seal_wrap;
+            entry.external_entropy_access = input.external_entropy_access;
             c.mount(entry).await.map_err(le)?;
             Ok(None)
         }
@@ -358,14 +336,17 @@ async fn mount_path(
 async fn mfa_validate(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let id = f.string("mfa_request_id");
+    let MfaValidateInput {
+        mfa_request_id: id,
+        mfa_payload,
+    } = f.input();
     let pending = u
         .identity
         .mfa
         .take(&id)
         .ok_or_else(|| LogicalError::invalid("invalid request ID"))?;
     let mut payload = std::collections::BTreeMap::new();
-    for (k, v) in f.map("mfa_payload").cloned().unwrap_or_default() {
+    for (k, v) in mfa_payload {
         let codes: Vec<String> = match v {
             Value::String(s) => vec![s],
             Value::Array(a) => a
@@ -392,7 +373,6 @@ async fn mfa_validate(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             pending.auth,
             &pending.login_path,
             crate::tokens::now(),
-            None,
         )
         .await
         .map_err(le)?;
@@ -402,7 +382,7 @@ async fn mfa_validate(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     }))
 }
 
-async fn caller_acl(c: &Core, req: &Request) -> Result<Arc<tresor_policy::Acl>> {
+async fn caller_acl(c: &SysHandles, req: &Request) -> Result<Arc<tresor_policy::Acl>> {
     let u = c.unsealed().map_err(le)?;
     u.acl_for(&req.caller.policies, &req.caller.entity_id)
         .map_err(le)
@@ -453,114 +433,116 @@ async fn capabilities(
     Ok(Some(Response::data(m)))
 }
 
-fn paths_of(f: &Fields) -> Vec<String> {
-    let mut v = f.list("paths");
-    v.extend(f.list("path"));
-    v
+tresor_sdk::input! {
+    /// `sys/mounts/:path[/tune]` and `sys/auth/:path[/tune]`. The mount settings arrive nested
+    /// in `config` when mounting and at the top level when tuning; `apply_config` reads them
+    /// from either map.
+    struct MountInput {
+        path: Str, "The path to mount to (or `<path>/tune`).";
+        kind("type"): Str, "The type of the backend, such as `kv` or `pki`.";
+        description: OptStr, "User-friendly description for this mount.";
+        config: Map, "Configuration for this mount, such as default_lease_ttl and max_lease_ttl.";
+        options: Map, "Mount-type specific options (for kv: version).";
+        local: Bool, "Mark the mount as local (not replicated).";
+        seal_wrap: Bool, "Whether to turn on seal wrapping for the mount.";
+        external_entropy_access: Bool, "Whether to give the mount access to external entropy.";
+        default_lease_ttl: Raw, "The default lease TTL for this mount (tune).";
+        max_lease_ttl: Raw, "The max lease TTL for this mount (tune).";
+        listing_visibility: Str, "Whether to show this mount in the UI-specific listing endpoint (tune).";
+        force_no_cache: Bool, "Whether to disable caching (tune).";
+        audit_non_hmac_request_keys: List, "Request keys not to HMAC in audit logs (tune).";
+        audit_non_hmac_response_keys: List, "Response keys not to HMAC in audit logs (tune).";
+        passthrough_request_headers: List, "Request headers passed to the backend (tune).";
+        allowed_response_headers: List, "Response headers the backend may set (tune).";
+        token_type: Str, "The type of tokens issued by an auth mount (tune).";
+        plugin_name: Str, "Deprecated: the plugin name.";
+        plugin_version: Str, "The plugin version (built-in engines only).";
+    }
 }
 
-fn policy_name_field() -> Field {
-    Field::new("name", Kind::Str, "The name of the policy.")
+tresor_sdk::input! {
+    /// `sys/remount`.
+    struct RemountInput {
+        from: Str, "The current path of the mount.";
+        to: Str, "The new path of the mount.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/remount/status/:id`.
+    struct RemountStatusInput {
+        id: Str, "The migration ID the remount answered with.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/policy/:name` and `sys/policies/acl/:name`.
+    struct PolicyInput {
+        name: Str, "The name of the policy.";
+        policy: Str, "The rules of the policy, in HCL or JSON (optionally base64-encoded).";
+        rules: OptStr, "Deprecated: use `policy`.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/capabilities`.
+    struct CapabilitiesInput {
+        token: Str, "The token whose capabilities to check.";
+        paths: List, "The paths to check.";
+        path: List, "Deprecated: use `paths`.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/capabilities-self`.
+    struct CapabilitiesSelfInput {
+        token: Str, "Ignored: the calling token is used.";
+        paths: List, "The paths to check.";
+        path: List, "Deprecated: use `paths`.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/capabilities-accessor`.
+    struct CapabilitiesAccessorInput {
+        accessor: Str, "The accessor of the token to check.";
+        paths: List, "The paths to check.";
+        path: List, "Deprecated: use `paths`.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/mfa/validate`.
+    struct MfaValidateInput {
+        mfa_request_id: Str, "The mfa_request_id of the login's answer.", required;
+        mfa_payload: Map, "Per MFA method ID (or name), a list holding the passcode.", required;
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/rotate/config` and `sys/rotate/keyring/config`: each setting changes only when sent.
+    struct RotateConfigInput {
+        max_operations: OptInt, "The number of encryption operations after which the key is rotated automatically.";
+        interval: OptDuration, "How often to rotate automatically (0 disables; at least 24h).";
+        enabled: OptBool, "Whether automatic rotation is enabled.", default = true;
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/internal/ui/mounts/:path`.
+    struct UiMountInput {
+        path: Str, "The path of the mount.";
+    }
+}
+
+/// The paths of a capabilities request: `paths`, then the deprecated `path`.
+fn paths_of(mut paths: Vec<String>, path: Vec<String>) -> Vec<String> {
+    paths.extend(path);
+    paths
 }
 
 fn table() -> Table<Sys> {
-    let tune_fields = |p: Path<Sys>| {
-        p.field(Field::new(
-            "path",
-            Kind::Str,
-            "The path to mount to (or `<path>/tune`).",
-        ))
-        .field(Field::new(
-            "type",
-            Kind::Str,
-            "The type of the backend, such as `kv` or `pki`.",
-        ))
-        .field(Field::new(
-            "description",
-            Kind::Str,
-            "User-friendly description for this mount.",
-        ))
-        .field(Field::new(
-            "config",
-            Kind::Map,
-            "Configuration for this mount, such as default_lease_ttl and max_lease_ttl.",
-        ))
-        .field(Field::new(
-            "options",
-            Kind::Map,
-            "Mount-type specific options (for kv: version).",
-        ))
-        .field(Field::new(
-            "local",
-            Kind::Bool,
-            "Mark the mount as local (not replicated).",
-        ))
-        .field(Field::new(
-            "seal_wrap",
-            Kind::Bool,
-            "Whether to turn on seal wrapping for the mount.",
-        ))
-        .field(Field::new(
-            "external_entropy_access",
-            Kind::Bool,
-            "Whether to give the mount access to external entropy.",
-        ))
-        .field(Field::new(
-            "default_lease_ttl",
-            Kind::Raw,
-            "The default lease TTL for this mount (tune).",
-        ))
-        .field(Field::new(
-            "max_lease_ttl",
-            Kind::Raw,
-            "The max lease TTL for this mount (tune).",
-        ))
-        .field(Field::new(
-            "listing_visibility",
-            Kind::Str,
-            "Whether to show this mount in the UI-specific listing endpoint (tune).",
-        ))
-        .field(Field::new(
-            "force_no_cache",
-            Kind::Bool,
-            "Whether to disable caching (tune).",
-        ))
-        .field(Field::new(
-            "audit_non_hmac_request_keys",
-            Kind::List,
-            "Request keys not to HMAC in audit logs (tune).",
-        ))
-        .field(Field::new(
-            "audit_non_hmac_response_keys",
-            Kind::List,
-            "Response keys not to HMAC in audit logs (tune).",
-        ))
-        .field(Field::new(
-            "passthrough_request_headers",
-            Kind::List,
-            "Request headers passed to the backend (tune).",
-        ))
-        .field(Field::new(
-            "allowed_response_headers",
-            Kind::List,
-            "Response headers the backend may set (tune).",
-        ))
-        .field(Field::new(
-            "token_type",
-            Kind::Str,
-            "The type of tokens issued by an auth mount (tune).",
-        ))
-        .field(Field::new(
-            "plugin_name",
-            Kind::Str,
-            "Deprecated: the plugin name.",
-        ))
-        .field(Field::new(
-            "plugin_version",
-            Kind::Str,
-            "The plugin version (built-in engines only).",
-        ))
-    };
+    let tune_fields = |p: Path<Sys>| p.input::<MountInput>();
     let mut table = Table {
         help: "The system backend is built in to Tresor and cannot be remounted or unmounted. It contains the paths that configure Tresor itself.",
         special: SpecialPaths {
@@ -585,11 +567,10 @@ fn table() -> Table<Sys> {
                 .op(Operation::Delete, |s, r, f| Box::pin(mount_path(s, r, f, MountTable::Auth)))
                 .help("Enable, read, tune or disable an auth method.", "POST to auth/<path> enables a method; DELETE disables it; auth/<path>/tune reads or changes its configuration."),
             Path::new("remount")
-                .field(Field::new("from", Kind::Str, "The current path of the mount."))
-                .field(Field::new("to", Kind::Str, "The new path of the mount."))
+                .input::<RemountInput>()
                 .op(Operation::Update, |s, _, f| {
                     Box::pin(async move {
-                        let (from, to) = (f.string("from"), f.string("to"));
+                        let RemountInput { from, to } = f.input();
                         if from.is_empty() || to.is_empty() {
                             return Err(LogicalError::invalid("both 'from' and 'to' path must be specified as a string"));
                         }
@@ -605,11 +586,12 @@ fn table() -> Table<Sys> {
                 })
                 .help("Move the mount point of an already-mounted backend.", "Moves a secrets engine or auth method to a new path, keeping its data."),
             Path::new("remount/status/{id}")
+                .input::<RemountStatusInput>()
                 .op(Operation::Read, |s, _, f| {
                     Box::pin(async move {
                         let c = core(&s)?;
                         let u = c.unsealed().map_err(le)?;
-                        let id = f.string("id");
+                        let id = f.input::<RemountStatusInput>().id;
                         match u.barrier.get(&format!("core/remount/{id}")).await.map_err(le)? {
                             None => Ok(None),
                             Some(b) => {
@@ -632,9 +614,7 @@ fn table() -> Table<Sys> {
                 .help("List the configured access control policies.", "Returns the names of all ACL policies, including the built-in `default` and `root`."),
             Path::new("policy/{name}")
                 .case_insensitive("name")
-                .field(policy_name_field())
-                .field(Field::new("policy", Kind::Str, "The rules of the policy, in HCL or JSON (optionally base64-encoded)."))
-                .field(Field::new("rules", Kind::Str, "Deprecated: use `policy`."))
+                .input::<PolicyInput>()
                 .op(Operation::Read, |s, _, f| Box::pin(policy_read(s, f, "rules")))
                 .op(Operation::Update, |s, _, f| Box::pin(policy_write(s, f)))
                 .op(Operation::Delete, |s, _, f| Box::pin(policy_delete(s, f)))
@@ -645,54 +625,48 @@ fn table() -> Table<Sys> {
                 .help("List the ACL policies.", "Returns the names of all ACL policies."),
             Path::new("policies/acl/{name}")
                 .case_insensitive("name")
-                .field(policy_name_field())
-                .field(Field::new("policy", Kind::Str, "The rules of the policy, in HCL or JSON (optionally base64-encoded)."))
-                .field(Field::new("rules", Kind::Str, "Deprecated: use `policy`."))
+                .input::<PolicyInput>()
                 .op(Operation::Read, |s, _, f| Box::pin(policy_read(s, f, "policy")))
                 .op(Operation::Update, |s, _, f| Box::pin(policy_write(s, f)))
                 .op(Operation::Delete, |s, _, f| Box::pin(policy_delete(s, f)))
                 .help("Read, write or delete an ACL policy.", "Policies are written in HCL or JSON and govern which paths a token may use and how."),
             Path::new("capabilities")
-                .field(Field::new("token", Kind::Str, "The token whose capabilities to check."))
-                .field(Field::new("paths", Kind::List, "The paths to check."))
-                .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
+                .input::<CapabilitiesInput>()
                 .op(Operation::Update, |s, _, f| {
                     Box::pin(async move {
+                        let CapabilitiesInput { token, paths, path } = f.input();
                         let c = core(&s)?;
                         let u = c.unsealed().map_err(le)?;
-                        let t = u.tokens.lookup(f.str("token").unwrap_or_default()).await.map_err(le)?;
+                        let t = u.tokens.lookup(&token).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid token"))?;
-                        capabilities(s, t.policies.clone(), t.entity_id.clone(), paths_of(&f)).await
+                        capabilities(s, t.policies.clone(), t.entity_id.clone(), paths_of(paths, path)).await
                     })
                 })
                 .help("Fetch the capabilities of a token on the given paths.", "Returns, for each path, the list of capabilities the token has there."),
             Path::new("mfa/validate")
-                .field(Field::new("mfa_request_id", Kind::Str, "The mfa_request_id of the login's answer.").required())
-                .field(Field::new("mfa_payload", Kind::Map, "Per MFA method ID (or name), a list holding the passcode.").required())
+                .input::<MfaValidateInput>()
                 .op(Operation::Update, |s, _, f| Box::pin(mfa_validate(s, f)))
                 .help("Finish a login that needs MFA.", "Checks a passcode per login enforcement against the entity's enrolled TOTP secret and, if every enforcement is satisfied, issues the login's token. A passcode validates once."),
             Path::new("capabilities-self")
-                .field(Field::new("token", Kind::Str, "Ignored: the calling token is used."))
-                .field(Field::new("paths", Kind::List, "The paths to check."))
-                .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
+                .input::<CapabilitiesSelfInput>()
                 .op(Operation::Update, |s, r, f| {
                     Box::pin(async move {
+                        let CapabilitiesSelfInput { paths, path, .. } = f.input();
                         let policies = r.caller.policies.clone();
-                        capabilities(s, policies, r.caller.entity_id.clone(), paths_of(&f)).await
+                        capabilities(s, policies, r.caller.entity_id.clone(), paths_of(paths, path)).await
                     })
                 })
                 .help("Fetch the capabilities of the calling token on the given paths.", "Returns, for each path, the list of capabilities the calling token has there."),
             Path::new("capabilities-accessor")
-                .field(Field::new("accessor", Kind::Str, "The accessor of the token to check."))
-                .field(Field::new("paths", Kind::List, "The paths to check."))
-                .field(Field::new("path", Kind::List, "Deprecated: use `paths`."))
+                .input::<CapabilitiesAccessorInput>()
                 .op(Operation::Update, |s, _, f| {
                     Box::pin(async move {
+                        let CapabilitiesAccessorInput { accessor, paths, path } = f.input();
                         let c = core(&s)?;
                         let u = c.unsealed().map_err(le)?;
-                        let t = u.tokens.by_accessor(f.str("accessor").unwrap_or_default()).await.map_err(le)?;
+                        let t = u.tokens.by_accessor(&accessor).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
-                        capabilities(s, t.policies.clone(), t.entity_id.clone(), paths_of(&f)).await
+                        capabilities(s, t.policies.clone(), t.entity_id.clone(), paths_of(paths, path)).await
                     })
                 })
                 .help("Fetch the capabilities of the token with the given accessor.", "Returns, for each path, the list of capabilities that token has there."),
@@ -724,7 +698,7 @@ fn table() -> Table<Sys> {
             Path::new("step-down")
                 .op(Operation::Update, |s, _, _| {
                     Box::pin(async move {
-                        core(&s)?.step_down();
+                        core(&s)?.step_down().map_err(le)?;
                         Ok(None)
                     })
                 })
@@ -743,6 +717,7 @@ fn table() -> Table<Sys> {
                 .op(Operation::Read, |s, r, _| Box::pin(ui_mounts(s, r)))
                 .help("Lists the mounts visible to the caller, for UIs and the CLI.", "Without a token, only mounts tuned with listing_visibility=unauth are shown."),
             Path::new("internal/ui/mounts/{path:+}")
+                .input::<UiMountInput>()
                 .op(Operation::Read, |s, r, f| Box::pin(ui_mount(s, r, f)))
                 .help("Returns the mount serving a path, if the caller may use it.", "The CLI's kv commands use this to find a mount's path and KV version."),
             Path::new("internal/specs/openapi")
@@ -787,9 +762,7 @@ fn rotate_path(pattern: &'static str) -> Path<Sys> {
 
 fn rotate_config_path(pattern: &'static str) -> Path<Sys> {
     Path::new(pattern)
-        .field(Field::new("max_operations", Kind::Int, "The number of encryption operations after which the key is rotated automatically."))
-        .field(Field::new("interval", Kind::Duration, "How often to rotate automatically (0 disables; at least 24h)."))
-        .field(Field::new("enabled", Kind::Bool, "Whether automatic rotation is enabled.").default(json!(true)))
+        .input::<RotateConfigInput>()
         .op(Operation::Read, |s, _, _| {
             Box::pin(async move {
                 let c = core(&s)?;
@@ -802,22 +775,21 @@ fn rotate_config_path(pattern: &'static str) -> Path<Sys> {
                 let c = core(&s)?;
                 let u = c.unsealed().map_err(le)?;
                 let mut r = u.barrier.rotation_config();
-                if f.is_set("max_operations") {
-                    let n = f.int("max_operations").unwrap_or(0);
+                let input: RotateConfigInput = f.input();
+                if let Some(n) = input.max_operations {
                     if !(1_000_000..=3_865_470_566).contains(&n) {
                         return Err(LogicalError::invalid("max_operations must be between 1000000 and 3865470566"));
                     }
                     r.max_operations = n as u64;
                 }
-                if f.is_set("interval") {
-                    let i = f.duration("interval").unwrap_or_default();
+                if let Some(i) = input.interval {
                     if !i.is_zero() && i < Duration::from_secs(24 * 3600) {
                         return Err(LogicalError::invalid("interval must be 0 or at least 24h"));
                     }
                     r.interval_secs = i.as_secs();
                 }
-                if f.is_set("enabled") {
-                    r.enabled = f.flag("enabled");
+                if let Some(enabled) = input.enabled {
+                    r.enabled = enabled;
                 }
                 u.barrier.set_rotation_config(r).await.map_err(le)?;
                 Ok(None)
@@ -857,7 +829,7 @@ async fn policy_list(s: Arc<Sys>) -> Result<Option<Response>> {
 
 async fn policy_read(s: Arc<Sys>, f: Fields, key: &'static str) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let name = crate::policies::normalize(&f.string("name"));
+    let name = crate::policies::normalize(&f.input::<PolicyInput>().name);
     if name == "root" {
         return Ok(Some(obj(json!({"name": "root", key: ""}))));
     }
@@ -870,9 +842,13 @@ async fn policy_read(s: Arc<Sys>, f: Fields, key: &'static str) -> Result<Option
 async fn policy_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let mut warnings = Vec::new();
-    let mut text = f.string("policy");
-    if text.is_empty() && f.is_set("rules") {
-        text = f.string("rules");
+    let PolicyInput {
+        name,
+        policy: mut text,
+        rules,
+    } = f.input();
+    if let Some(rules) = rules.filter(|_| text.is_empty()) {
+        text = rules;
         warnings.push("'rules' is deprecated, please use 'policy' instead".to_owned());
     }
     // Vault accepts base64-encoded policy text.
@@ -887,7 +863,7 @@ async fn policy_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     c.unsealed()
         .map_err(le)?
         .policies
-        .set(&f.string("name"), &text)
+        .set(&name, &text)
         .await
         .map_err(le)?;
     if warnings.is_empty() {
@@ -903,7 +879,7 @@ async fn policy_delete(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     c.unsealed()
         .map_err(le)?
         .policies
-        .delete(&f.string("name"))
+        .delete(&f.input::<PolicyInput>().name)
         .await
         .map_err(le)?;
     Ok(None)
@@ -968,7 +944,7 @@ fn has_mount_access(
 
 async fn ui_mount(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let path = f.string("path");
+    let path = f.input::<UiMountInput>().path;
     if req.caller.token_id.is_none() {
         return Err(LogicalError::PermissionDenied);
     }

@@ -1,16 +1,56 @@
 //! `sys/audit`, `sys/audit-hash`, `sys/config/auditing/request-headers` and `sys/wrapping/*`
 //! paths of the system backend.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::audit::AuditEntry;
 use crate::mounts::sanitize_path;
 use crate::system::{Sys, core, le};
+
+tresor_sdk::input! {
+    /// `sys/audit/:path`.
+    struct DeviceInput {
+        path: Str, "The path of the audit device.";
+        kind("type"): Str, "The type of the audit device: file, socket or syslog.";
+        description: Str, "User-friendly description of the device.";
+        options: StrMap, "Device options, such as file_path, log_raw, hmac_accessor, mode, format and prefix.";
+        local: Bool, "Mark the device as local (not replicated).";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/audit-hash/:path`.
+    struct HashInput {
+        path: Str, "The path of the audit device.";
+        input: Str, "The value to hash.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/config/auditing/request-headers/:header`.
+    struct HeaderInput {
+        header: Str, "The header name.";
+        hmac: Bool, "Whether to HMAC the header's value in the log.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/wrapping/unwrap`: the core's pipeline serves it; declared for help and OpenAPI.
+    struct UnwrapInput {
+        token: Str, "The wrapping token; if absent, the calling token is used.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/wrapping/rewrap` and `sys/wrapping/lookup`.
+    struct TokenInput {
+        token: Str, "The wrapping token.";
+    }
+}
 
 async fn audit_list(s: Arc<Sys>) -> Result<Option<Response>> {
     let c = core(&s)?;
@@ -25,7 +65,8 @@ async fn audit_list(s: Arc<Sys>) -> Result<Option<Response>> {
 async fn audit_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let path = sanitize_path(&f.string("path"));
+    let input: DeviceInput = f.input();
+    let path = sanitize_path(&input.path);
     match req.operation {
         Operation::Delete => {
             let enabled = u.audit.device(&path).is_some();
@@ -48,17 +89,15 @@ async fn audit_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Respo
             .find(|e| e.path == path)
             .map(|e| Response::json(e.info()))),
         _ => {
-            let kind = f.string("type");
-            if kind.is_empty() {
+            if input.kind.is_empty() {
                 return Err(LogicalError::invalid("type is required"));
             }
-            let options: BTreeMap<String, String> = f.str_map("options");
             let entry = AuditEntry {
                 path,
-                kind,
-                description: f.string("description"),
-                options,
-                local: f.flag("local"),
+                kind: input.kind,
+                description: input.description,
+                options: input.options,
+                local: input.local,
             };
             u.audit.enable(&u.barrier, entry).await.map_err(le)?;
             Ok(None)
@@ -69,14 +108,13 @@ async fn audit_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Respo
 async fn audit_hash(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let path = sanitize_path(&f.string("path"));
+    let input: HashInput = f.input();
+    let path = sanitize_path(&input.path);
     let d = u
         .audit
         .device(&path)
         .ok_or_else(|| LogicalError::invalid(format!("unknown audit backend {path}")))?;
-    Ok(Some(Response::json(
-        json!({"hash": d.hash(&f.string("input"))}),
-    )))
+    Ok(Some(Response::json(json!({"hash": d.hash(&input.input)}))))
 }
 
 async fn headers_list(s: Arc<Sys>) -> Result<Option<Response>> {
@@ -94,7 +132,8 @@ async fn headers_list(s: Arc<Sys>) -> Result<Option<Response>> {
 async fn header_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let name = f.string("header").to_lowercase();
+    let input: HeaderInput = f.input();
+    let name = input.header.to_lowercase();
     match req.operation {
         Operation::Read => Ok(u
             .audit
@@ -110,7 +149,7 @@ async fn header_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Resp
         }
         _ => {
             u.audit
-                .set_request_header(&u.barrier, &name, Some(f.flag("hmac")))
+                .set_request_header(&u.barrier, &name, Some(input.hmac))
                 .await
                 .map_err(le)?;
             Ok(None)
@@ -124,18 +163,13 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Read, |s, _, _| Box::pin(audit_list(s)))
             .help("List the enabled audit devices.", "Requires sudo."),
         Path::new("audit/{path:+}")
-            .field(Field::new("path", Kind::Str, "The path of the audit device."))
-            .field(Field::new("type", Kind::Str, "The type of the audit device: file, socket or syslog."))
-            .field(Field::new("description", Kind::Str, "User-friendly description of the device."))
-            .field(Field::new("options", Kind::StrMap, "Device options, such as file_path, log_raw, hmac_accessor, mode, format and prefix."))
-            .field(Field::new("local", Kind::Bool, "Mark the device as local (not replicated)."))
+            .input::<DeviceInput>()
             .op(Operation::Read, |s, r, f| Box::pin(audit_path(s, r, f)))
             .op(Operation::Update, |s, r, f| Box::pin(audit_path(s, r, f)))
             .op(Operation::Delete, |s, r, f| Box::pin(audit_path(s, r, f)))
             .help("Enable or disable an audit device.", "Requires sudo. Every request and response is logged to every enabled device; if none can record a request, it is refused."),
         Path::new("audit-hash/{path:+}")
-            .field(Field::new("path", Kind::Str, "The path of the audit device."))
-            .field(Field::new("input", Kind::Str, "The value to hash."))
+            .input::<HashInput>()
             .op(Operation::Update, |s, _, f| Box::pin(audit_hash(s, f)))
             .help("Hash a value with an audit device's salt.", "Returns the same hmac-sha256 string the device writes for that value."),
         Path::new("config/auditing/request-headers")
@@ -143,8 +177,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::List, |s, _, _| Box::pin(headers_list(s)))
             .help("List the request headers that are audited.", "Requires sudo."),
         Path::new("config/auditing/request-headers/{header}")
-            .field(Field::new("header", Kind::Str, "The header name."))
-            .field(Field::new("hmac", Kind::Bool, "Whether to HMAC the header's value in the log."))
+            .input::<HeaderInput>()
             .op(Operation::Read, |s, r, f| Box::pin(header_path(s, r, f)))
             .op(Operation::Update, |s, r, f| Box::pin(header_path(s, r, f)))
             .op(Operation::Delete, |s, r, f| Box::pin(header_path(s, r, f)))
@@ -153,26 +186,26 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Update, |_, req, _| Box::pin(async move { Ok(Some(Response::data(req.data))) }))
             .help("Response-wrap arbitrary JSON.", "The request data becomes the wrapped response; the TTL comes from X-Vault-Wrap-TTL (default 5m)."),
         Path::new("wrapping/unwrap")
-            .field(Field::new("token", Kind::Str, "The wrapping token; if absent, the calling token is used."))
+            .input::<UnwrapInput>()
             .op(Operation::Update, |_, _, _| Box::pin(async { Err(LogicalError::internal("unwrap is served by the core pipeline")) }))
             .help("Unwrap a wrapped response.", "Returns the original response once; the wrapping token is then revoked."),
         Path::new("wrapping/rewrap")
-            .field(Field::new("token", Kind::Str, "The wrapping token."))
+            .input::<TokenInput>()
             .op(Operation::Update, |_, _, _| Box::pin(async { Err(LogicalError::internal("rewrap is served by the core pipeline")) }))
             .help("Rewrap a wrapped response into a new token.", "The old token is revoked; the new one has the remaining TTL."),
         Path::new("wrapping/lookup")
-            .field(Field::new("token", Kind::Str, "The wrapping token."))
+            .input::<TokenInput>()
             .op(Operation::Update, |s, _, f| {
                 Box::pin(async move {
                     let c = core(&s)?;
-                    let m = c.wrapping_lookup(&f.string("token")).await.map_err(le)?;
+                    let m = c.wrapping_lookup(&f.input::<TokenInput>().token).await.map_err(le)?;
                     Ok(Some(Response::data(m)))
                 })
             })
             .op(Operation::Read, |s, _, f| {
                 Box::pin(async move {
                     let c = core(&s)?;
-                    let m = c.wrapping_lookup(&f.string("token")).await.map_err(le)?;
+                    let m = c.wrapping_lookup(&f.input::<TokenInput>().token).await.map_err(le)?;
                     Ok(Some(Response::data(m)))
                 })
             })

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
-use crate::core::Core;
+use crate::control::SysHandles;
 use crate::mounts::Table;
 use crate::system::{Sys, core, le};
 
@@ -23,7 +23,7 @@ fn builtin_version() -> String {
 }
 
 /// The names in the catalog under one plugin type, sorted.
-fn names(c: &Core, plugin_type: &str) -> Vec<String> {
+fn names(c: &SysHandles, plugin_type: &str) -> Vec<String> {
     let mut v = match plugin_type {
         "secret" => {
             let mut v = c.registered_types(Table::Mounts);
@@ -42,8 +42,28 @@ fn names(c: &Core, plugin_type: &str) -> Vec<String> {
     v
 }
 
-fn plugin_type(f: &Fields) -> Result<String> {
-    let t = f.string("type");
+tresor_sdk::input! {
+    /// `LIST sys/plugins/catalog/:type`.
+    struct TypeInput {
+        kind("type"): Str, "The plugin type: auth, database or secret.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/plugins/catalog/:type/:name`; the registration fields are declared so that the
+    /// refusal, not an unknown-field warning, answers them.
+    struct PluginInput {
+        kind("type"): Str, "The plugin type: auth, database or secret.";
+        name: Str, "The name of the plugin.";
+        sha256: Str, "Not supported: plugins cannot be registered.";
+        command: Str, "Not supported: plugins cannot be registered.";
+        args: List, "Not supported: plugins cannot be registered.";
+        env: List, "Not supported: plugins cannot be registered.";
+        version: Str, "Not supported: plugins cannot be registered.";
+    }
+}
+
+fn plugin_type(t: String) -> Result<String> {
     if TYPES.contains(&t.as_str()) {
         return Ok(t);
     }
@@ -77,14 +97,17 @@ async fn catalog(s: Arc<Sys>) -> Result<Option<Response>> {
 /// `LIST sys/plugins/catalog/:type`.
 async fn list(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
-    Ok(Some(Response::list(names(&c, &plugin_type(&f)?))))
+    Ok(Some(Response::list(names(
+        c,
+        &plugin_type(f.input::<TypeInput>().kind)?,
+    ))))
 }
 
 /// `GET sys/plugins/catalog/:type/:name`; an unknown name is a 404.
 async fn read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let name = f.string("name");
-    if !names(&c, &plugin_type(&f)?).contains(&name) {
+    let PluginInput { kind, name, .. } = f.input();
+    if !names(c, &plugin_type(kind)?).contains(&name) {
         return Ok(None);
     }
     Ok(Some(Response::json(json!({
@@ -160,20 +183,14 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                 "Returns the names of the built-in secrets engines (`secret`), auth methods (`auth`) and database plugins (`database`, none here), and a `detailed` list with each one's type and version. Tresor runs no external plugins.",
             ),
         Path::new("plugins/catalog/{type}")
-            .field(Field::new("type", Kind::Str, "The plugin type: auth, database or secret."))
+            .input::<TypeInput>()
             .op(Operation::List, |s, _, f| Box::pin(list(s, f)))
             .help(
                 "Lists the plugins in the catalog of one type.",
                 "Returns the names of the built-in plugins of the type (sudo).",
             ),
         Path::new("plugins/catalog/{type}/{name}")
-            .field(Field::new("type", Kind::Str, "The plugin type: auth, database or secret."))
-            .field(Field::new("name", Kind::Str, "The name of the plugin."))
-            .field(Field::new("sha256", Kind::Str, "Not supported: plugins cannot be registered."))
-            .field(Field::new("command", Kind::Str, "Not supported: plugins cannot be registered."))
-            .field(Field::new("args", Kind::List, "Not supported: plugins cannot be registered."))
-            .field(Field::new("env", Kind::List, "Not supported: plugins cannot be registered."))
-            .field(Field::new("version", Kind::Str, "Not supported: plugins cannot be registered."))
+            .input::<PluginInput>()
             .op(Operation::Read, |s, _, f| Box::pin(read(s, f)))
             .op(Operation::Update, |_, _, _| Box::pin(refuse_registration()))
             .op(Operation::Delete, |_, _, _| Box::pin(refuse_registration()))

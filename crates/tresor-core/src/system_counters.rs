@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, RawResponse, Response, Result, Storage as _};
 
 use crate::activity::{
@@ -14,9 +14,35 @@ use crate::activity::{
 use crate::system::{Sys, core, le};
 use crate::tokens::{now, rfc3339};
 
+tresor_sdk::input! {
+    /// `sys/internal/counters/activity`.
+    struct ActivityInput {
+        start_time: Str, "The start of the period: RFC 3339 or Unix seconds (default: the start of the month default_report_months - 1 months before end_time).";
+        end_time: Str, "The end of the period: RFC 3339 or Unix seconds (default: now).";
+        limit_namespaces: Int, "Accepted for compatibility; Tresor has the root namespace only.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/internal/counters/activity/export`.
+    struct ExportInput {
+        start_time: Str, "The start of the period: RFC 3339 or Unix seconds (default: the start of the month default_report_months - 1 months before end_time).";
+        end_time: Str, "The end of the period: RFC 3339 or Unix seconds (default: now).";
+        format: Str, "json (one object per line) or csv.", default = "json";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/internal/counters/config`: each setting changes only when sent.
+    struct ConfigInput {
+        enabled: OptStr, "enable, disable or default (enabled).";
+        retention_months: OptInt, "How many months of client records to keep (48 to 60).", default = MIN_RETENTION_MONTHS;
+        default_report_months: OptInt, "How many months a query without start_time covers.", default = 12;
+    }
+}
+
 /// A time given as RFC 3339 or as Unix seconds; `None` when the field is empty.
-fn time_field(f: &Fields, name: &str) -> Result<Option<i64>> {
-    let v = f.string(name);
+fn time_field(v: &str, name: &str) -> Result<Option<i64>> {
     let v = v.trim();
     if v.is_empty() {
         return Ok(None);
@@ -37,10 +63,10 @@ fn time_field(f: &Fields, name: &str) -> Result<Option<i64>> {
 /// the month `default_report_months - 1` months before the end. Nothing is recorded in the
 /// future or before 1970, so the period is clamped to `0..=now` (a far end cannot make a
 /// report of thousands of empty months).
-fn period(f: &Fields, c: &ActivityConfig) -> Result<(i64, i64)> {
+fn period(start_time: &str, end_time: &str, c: &ActivityConfig) -> Result<(i64, i64)> {
     let at = now();
-    let end = time_field(f, "end_time")?.unwrap_or(at);
-    let start = match time_field(f, "start_time")? {
+    let end = time_field(end_time, "end_time")?.unwrap_or(at);
+    let start = match time_field(start_time, "start_time")? {
         Some(s) => s,
         None => activity::add_months(end, 1 - c.default_report_months.max(1)),
     };
@@ -71,7 +97,8 @@ async fn tokens(s: Arc<Sys>) -> Result<Option<Response>> {
 async fn activity_report(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let (start, end) = period(&f, &u.activity.config())?;
+    let input: ActivityInput = f.input();
+    let (start, end) = period(&input.start_time, &input.end_time, &u.activity.config())?;
     let months = u.activity.months(start, end).await.map_err(le)?;
     Ok(Some(Response::json(activity::report(&months, start, end))))
 }
@@ -92,18 +119,17 @@ async fn monthly(s: Arc<Sys>) -> Result<Option<Response>> {
 async fn export(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let format = f.string("format");
-    let format = if format.is_empty() {
-        "json".into()
-    } else {
-        format
+    let input: ExportInput = f.input();
+    let format = match input.format {
+        f if f.is_empty() => "json".to_owned(),
+        f => f,
     };
     if format != "json" && format != "csv" {
         return Err(LogicalError::invalid(format!(
             "invalid format {format:?}: must be json or csv"
         )));
     }
-    let (start, end) = period(&f, &u.activity.config())?;
+    let (start, end) = period(&input.start_time, &input.end_time, &u.activity.config())?;
     let months = u.activity.months(start, end).await.map_err(le)?;
     let mut seen = std::collections::HashSet::new();
     let rows: Vec<&ClientRecord> = months
@@ -204,8 +230,8 @@ async fn write_config(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
     let mut cfg = u.activity.config();
-    if f.is_set("enabled") {
-        let e = f.string("enabled");
+    let input: ConfigInput = f.input();
+    if let Some(e) = input.enabled {
         match e.as_str() {
             "enable" | "disable" | "default" => cfg.enabled = e,
             other => {
@@ -215,8 +241,7 @@ async fn write_config(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             }
         }
     }
-    if f.is_set("retention_months") {
-        let m = f.int("retention_months").unwrap_or(0);
+    if let Some(m) = input.retention_months {
         if !(MIN_RETENTION_MONTHS..=MAX_RETENTION_MONTHS).contains(&m) {
             return Err(LogicalError::invalid(format!(
                 "retention_months must be between {MIN_RETENTION_MONTHS} and {MAX_RETENTION_MONTHS}"
@@ -224,8 +249,7 @@ async fn write_config(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
         }
         cfg.retention_months = m;
     }
-    if f.is_set("default_report_months") {
-        let m = f.int("default_report_months").unwrap_or(0);
+    if let Some(m) = input.default_report_months {
         if m < 1 {
             return Err(LogicalError::invalid(
                 "default_report_months must be greater than 0",
@@ -235,19 +259,6 @@ async fn write_config(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     }
     u.activity.set_config(cfg).await.map_err(le)?;
     Ok(None)
-}
-
-fn period_fields(p: Path<Sys>) -> Path<Sys> {
-    p.field(Field::new(
-        "start_time",
-        Kind::Str,
-        "The start of the period: RFC 3339 or Unix seconds (default: the start of the month default_report_months - 1 months before end_time).",
-    ))
-    .field(Field::new(
-        "end_time",
-        Kind::Str,
-        "The end of the period: RFC 3339 or Unix seconds (default: now).",
-    ))
 }
 
 pub(crate) fn paths() -> Vec<Path<Sys>> {
@@ -264,8 +275,8 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                 "The number of service tokens.",
                 "Returns the total number of live service tokens (batch tokens are not stored, so not counted).",
             ),
-        period_fields(Path::new("internal/counters/activity"))
-            .field(Field::new("limit_namespaces", Kind::Int, "Accepted for compatibility; Tresor has the root namespace only."))
+        Path::new("internal/counters/activity")
+            .input::<ActivityInput>()
             .op(Operation::Read, |s, _, f| Box::pin(activity_report(s, f)))
             .help(
                 "Client counts for a period.",
@@ -277,17 +288,15 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                 "Client counts of the current month.",
                 "Returns the distinct clients that obtained a token since the start of the current month (UTC).",
             ),
-        period_fields(Path::new("internal/counters/activity/export"))
-            .field(Field::new("format", Kind::Str, "json (one object per line) or csv.").default(json!("json")))
+        Path::new("internal/counters/activity/export")
+            .input::<ExportInput>()
             .op(Operation::Read, |s, _, f| Box::pin(export(s, f)))
             .help(
                 "Export the clients of a period.",
                 "Returns each client of the period once, at its first token in the period, as JSON lines or CSV.",
             ),
         Path::new("internal/counters/config")
-            .field(Field::new("enabled", Kind::Str, "enable, disable or default (enabled)."))
-            .field(Field::new("retention_months", Kind::Int, "How many months of client records to keep (48 to 60).").default(json!(MIN_RETENTION_MONTHS)))
-            .field(Field::new("default_report_months", Kind::Int, "How many months a query without start_time covers.").default(json!(12)))
+            .input::<ConfigInput>()
             .op(Operation::Read, |s, _, _| Box::pin(read_config(s)))
             .op(Operation::Update, |s, _, f| Box::pin(write_config(s, f)))
             .help(

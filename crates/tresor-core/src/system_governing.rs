@@ -5,11 +5,21 @@
 
 use std::sync::Arc;
 
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, Response, Result};
 
 use crate::governing::{EnforcementLevel, GoverningKind, GoverningPolicy};
 use crate::system::{Sys, core, le};
+
+tresor_sdk::input! {
+    /// `sys/policies/egp/:name` and `sys/policies/rgp/:name`.
+    struct PolicyInput {
+        name: Str, "The name of the policy.";
+        policy: Str, "The policy in Rego (optionally base64-encoded).";
+        enforcement_level: Str, "advisory, soft-mandatory or hard-mandatory (the default).";
+        paths: List, "EGPs: the request paths the policy governs (`*` any characters, `+` one segment).";
+    }
+}
 
 /// The list path and the named path of one kind (handlers are plain `fn`s, so each kind gets
 /// its own non-capturing closures).
@@ -17,22 +27,7 @@ macro_rules! kind_paths {
     ($kind:expr, $list:literal, $named:literal, $help:literal) => {{
         let named = Path::new($named)
             .case_insensitive("name")
-            .field(Field::new("name", Kind::Str, "The name of the policy."))
-            .field(Field::new(
-                "policy",
-                Kind::Str,
-                "The policy in Rego (optionally base64-encoded).",
-            ))
-            .field(Field::new(
-                "enforcement_level",
-                Kind::Str,
-                "advisory, soft-mandatory or hard-mandatory (the default).",
-            ))
-            .field(Field::new(
-                "paths",
-                Kind::List,
-                "EGPs: the request paths the policy governs (`*` any characters, `+` one segment).",
-            ))
+            .input::<PolicyInput>()
             .op(Operation::Read, |s, _, f| Box::pin(read(s, $kind, f)))
             .op(Operation::Update, |s, _, f| Box::pin(write(s, $kind, f)))
             .op(Operation::Delete, |s, _, f| Box::pin(delete(s, $kind, f)))
@@ -76,17 +71,18 @@ async fn read(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Resp
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
     Ok(u.governing
-        .get(kind, &f.string("name"))
+        .get(kind, &f.input::<PolicyInput>().name)
         .map(|p| Response::json(p.to_json(kind))))
 }
 
 async fn write(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let name = crate::policies::normalize(&f.string("name"));
+    let input: PolicyInput = f.input();
+    let name = crate::policies::normalize(&input.name);
     if name.is_empty() {
         return Err(LogicalError::invalid("policy name must be provided"));
     }
-    let mut text = f.string("policy");
+    let mut text = input.policy;
     if text.trim().is_empty() {
         return Err(LogicalError::invalid(
             "'policy' parameter not supplied or empty",
@@ -101,14 +97,14 @@ async fn write(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Res
             text = s;
         }
     }
-    let level = match f.string("enforcement_level") {
+    let level = match input.enforcement_level {
         l if l.trim().is_empty() => EnforcementLevel::HardMandatory,
         l => EnforcementLevel::parse(&l).map_err(le)?,
     };
     let paths = match kind {
         GoverningKind::Egp => {
-            let paths: Vec<String> = f
-                .list("paths")
+            let paths: Vec<String> = input
+                .paths
                 .into_iter()
                 .map(|p| p.trim().trim_start_matches('/').to_owned())
                 .filter(|p| !p.is_empty())
@@ -122,9 +118,7 @@ async fn write(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Res
         }
         GoverningKind::Rgp => Vec::new(),
     };
-    c.config()
-        .hooks
-        .check_governing_policy(kind, &name, &text)
+    c.check_governing_policy(kind, &name, &text)
         .map_err(|e| LogicalError::invalid(format!("failed to parse policy: {e}")))?;
     c.unsealed()
         .map_err(le)?
@@ -149,7 +143,7 @@ async fn delete(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Re
     c.unsealed()
         .map_err(le)?
         .governing
-        .delete(kind, &f.string("name"))
+        .delete(kind, &f.input::<PolicyInput>().name)
         .await
         .map_err(le)?;
     Ok(None)

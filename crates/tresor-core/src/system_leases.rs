@@ -3,28 +3,59 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
-use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
+use tresor_sdk::framework::{Fields, Path};
+use tresor_sdk::{LogicalError, Operation, Response, Result};
 
 use crate::system::{Sys, core, le};
 use crate::tokens::now;
 
-fn lease_id(f: &Fields) -> Result<String> {
-    let mut id = f.string("lease_id");
-    if id.is_empty() {
-        id = f.string("url_lease_id");
+tresor_sdk::input! {
+    /// `sys/leases/{lookup,renew,revoke}` and the legacy `sys/renew`, `sys/revoke`.
+    struct LeaseInput {
+        lease_id: Str, "The ID of the lease.";
+        url_lease_id: Str, "The ID of the lease, given in the URL.";
+        increment: Duration, "The requested extension of the lease, in seconds or as a duration.";
+        sync: Bool, "Whether to wait for the revocation to finish (always true here).", default = true;
     }
-    if id.is_empty() {
-        return Err(LogicalError::invalid("lease_id must be specified"));
+}
+
+impl LeaseInput {
+    /// The lease named in the body, else in the URL.
+    fn lease_id(self) -> Result<String> {
+        match (self.lease_id, self.url_lease_id) {
+            (id, _) if !id.is_empty() => Ok(id),
+            (_, id) if !id.is_empty() => Ok(id),
+            _ => Err(LogicalError::invalid("lease_id must be specified")),
+        }
     }
-    Ok(id)
+}
+
+tresor_sdk::input! {
+    /// `LIST sys/leases/lookup/:prefix`.
+    struct ListInput {
+        prefix: Str, "The lease-id prefix to list.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/leases/revoke-prefix/:prefix` and `sys/revoke-prefix/:prefix`.
+    struct RevokePrefixInput {
+        prefix: Str, "The lease-id prefix to revoke.";
+        sync: Bool, "Ignored: revocation is synchronous.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/leases/revoke-force/:prefix` and `sys/revoke-force/:prefix`.
+    struct RevokeForceInput {
+        prefix: Str, "The lease-id prefix to revoke.";
+    }
 }
 
 async fn lookup(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
     let u = c.unsealed().map_err(le)?;
-    let id = lease_id(&f)?;
+    let id = f.input::<LeaseInput>().lease_id()?;
     match u.expiration.get(&id).await.map_err(le)? {
         None => Err(LogicalError::invalid("invalid lease")),
         Some(e) => Ok(Some(Response::json(e.lookup_json(now())))),
@@ -48,10 +79,10 @@ async fn list(s: Arc<Sys>, mut prefix: String) -> Result<Option<Response>> {
 
 async fn renew(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let u = c.unsealed().map_err(le)?;
-    let id = lease_id(&f)?;
-    let inc = f.duration("increment").filter(|d| !d.is_zero());
-    let e = c.renew_lease(&u, &id, inc).await.map_err(le)?;
+    let input: LeaseInput = f.input();
+    let inc = Some(input.increment).filter(|d| !d.is_zero());
+    let id = input.lease_id()?;
+    let e = c.renew_lease(&id, inc).await.map_err(le)?;
     let ttl = std::time::Duration::from_secs((e.expire_time - now()).max(0) as u64);
     Ok(Some(Response {
         renewed: Some((e.lease_id, ttl, e.renewable)),
@@ -61,45 +92,20 @@ async fn renew(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 
 async fn revoke(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let u = c.unsealed().map_err(le)?;
-    let id = lease_id(&f)?;
-    c.revoke_lease(&u, &id, false).await.map_err(le)?;
+    let id = f.input::<LeaseInput>().lease_id()?;
+    c.revoke_lease(&id, false).await.map_err(le)?;
     Ok(None)
 }
 
-async fn revoke_prefix(
-    s: Arc<Sys>,
-    _req: Request,
-    f: Fields,
-    force: bool,
-) -> Result<Option<Response>> {
+async fn revoke_prefix(s: Arc<Sys>, prefix: String, force: bool) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let prefix = f.string("prefix");
     let n = c.revoke_prefix(&prefix, force).await.map_err(le)?;
     tracing::info!(prefix = %prefix, revoked = n, force, "revoked leases by prefix");
     Ok(None)
 }
 
 fn lease_fields(p: Path<Sys>) -> Path<Sys> {
-    p.field(Field::new("lease_id", Kind::Str, "The ID of the lease."))
-        .field(Field::new(
-            "url_lease_id",
-            Kind::Str,
-            "The ID of the lease, given in the URL.",
-        ))
-        .field(Field::new(
-            "increment",
-            Kind::Duration,
-            "The requested extension of the lease, in seconds or as a duration.",
-        ))
-        .field(
-            Field::new(
-                "sync",
-                Kind::Bool,
-                "Whether to wait for the revocation to finish (always true here).",
-            )
-            .default(json!(true)),
-        )
+    p.input::<LeaseInput>()
 }
 
 pub(crate) fn paths() -> Vec<Path<Sys>> {
@@ -110,8 +116,8 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::List, |s, _, _| Box::pin(list(s, String::new())))
             .help("Look up a lease's metadata; LIST lists the top-level lease-id prefixes.", "Returns the lease's issue time, expire time, last renewal, renewability and remaining TTL. LIST (sudo) lists the prefixes that hold leases."),
         Path::new("leases/lookup/{prefix:*}")
-            .field(Field::new("prefix", Kind::Str, "The lease-id prefix to list."))
-            .op(Operation::List, |s, _, f| Box::pin(list(s, f.string("prefix"))))
+            .input::<ListInput>()
+            .op(Operation::List, |s, _, f| Box::pin(list(s, f.input::<ListInput>().prefix)))
             .help("List lease ids under a prefix.", "Requires sudo."),
         Path::new("leases/tidy")
             .op(Operation::Update, |s, _, _| {
@@ -154,18 +160,13 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
     ] {
         v.push(
             Path::new(pat)
-                .field(Field::new(
-                    "prefix",
-                    Kind::Str,
-                    "The lease-id prefix to revoke.",
-                ))
-                .field(Field::new(
-                    "sync",
-                    Kind::Bool,
-                    "Ignored: revocation is synchronous.",
-                ))
-                .op(Operation::Update, |s, r, f| {
-                    Box::pin(revoke_prefix(s, r, f, false))
+                .input::<RevokePrefixInput>()
+                .op(Operation::Update, |s, _, f| {
+                    Box::pin(revoke_prefix(
+                        s,
+                        f.input::<RevokePrefixInput>().prefix,
+                        false,
+                    ))
                 })
                 .help("Revoke all leases under a prefix.", "Requires sudo."),
         );
@@ -173,8 +174,8 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
     for pat in ["leases/revoke-force/{prefix:+}", "revoke-force/{prefix:+}"] {
         v.push(
             Path::new(pat)
-                .field(Field::new("prefix", Kind::Str, "The lease-id prefix to revoke."))
-                .op(Operation::Update, |s, r, f| Box::pin(revoke_prefix(s, r, f, true)))
+                .input::<RevokeForceInput>()
+                .op(Operation::Update, |s, _, f| Box::pin(revoke_prefix(s, f.input::<RevokeForceInput>().prefix, true)))
                 .help("Revoke all leases under a prefix, ignoring engine errors.", "Requires sudo. Leases are forgotten even when the engine fails to revoke the secret."),
         );
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, RawResponse, Request, Response, Result, Storage as _};
 
-use crate::core::{Core, Unsealed};
+use crate::core::Unsealed;
 use crate::quotas::{LeaseCountQuota, QuotaConfig, RateLimitQuota};
 use crate::system::{Sys, core, le};
 use crate::telemetry::{self, Sample, gauge_sample};
@@ -148,69 +148,135 @@ async fn usage(u: &Unsealed) -> Arc<Vec<Sample>> {
     s
 }
 
-impl Core {
-    /// `sys/metrics` in `format` (`prometheus`, or `""` for Vault's JSON form): `Err` for an
-    /// unknown format, or Prometheus with a zero retention time (Vault's rule).
-    pub async fn metrics(&self, format: &str) -> std::result::Result<(String, String), String> {
-        let settings = telemetry::settings();
-        if format == "prometheus" && settings.prometheus_retention.is_zero() {
-            return Err("prometheus is not enabled".into());
-        }
-        if !matches!(format, "" | "prometheus") {
-            return Err(format!("metric response format {format:?} unknown"));
-        }
-        let mut samples = telemetry::collect(settings.prometheus_retention);
-        samples.extend(telemetry::process_samples());
-        let unsealed = self.unsealed().ok();
-        samples.push(gauge_sample(
-            "vault.core.unsealed",
-            &[],
-            if unsealed.is_some() { 1.0 } else { 0.0 },
-        ));
-        samples.push(gauge_sample(
-            "vault.core.active",
-            &[],
-            if unsealed.is_some() && !self.is_standby() {
-                1.0
-            } else {
-                0.0
-            },
-        ));
-        if let Some(u) = &unsealed {
-            let usage = usage(u).await;
-            for s in usage.iter() {
-                if let telemetry::SampleValue::Gauge(v) = s.value {
-                    samples.push(Sample {
-                        name: s.name.clone(),
-                        labels: s.labels.clone(),
-                        value: telemetry::SampleValue::Gauge(v),
-                    });
-                }
-            }
-            let n = u.router().routes().len();
-            samples.push(gauge_sample(
-                "vault.core.mount_table.num_entries",
-                &[],
-                n as f64,
-            ));
-        }
-        Ok(if format == "prometheus" {
-            (
-                "text/plain; version=0.0.4; charset=utf-8".into(),
-                telemetry::render_prometheus(&settings, &samples),
-            )
+/// `sys/metrics` in `format` (`prometheus`, or `""` for Vault's JSON form) for a server in the
+/// given state: `Err` for an unknown format, or Prometheus with a zero retention time (Vault's
+/// rule).
+pub(crate) async fn render_metrics(
+    unsealed: Option<Arc<Unsealed>>,
+    standby: bool,
+    format: &str,
+) -> std::result::Result<(String, String), String> {
+    let settings = telemetry::settings();
+    if format == "prometheus" && settings.prometheus_retention.is_zero() {
+        return Err("prometheus is not enabled".into());
+    }
+    if !matches!(format, "" | "prometheus") {
+        return Err(format!("metric response format {format:?} unknown"));
+    }
+    let mut samples = telemetry::collect(settings.prometheus_retention);
+    samples.extend(telemetry::process_samples());
+    samples.push(gauge_sample(
+        "vault.core.unsealed",
+        &[],
+        if unsealed.is_some() { 1.0 } else { 0.0 },
+    ));
+    samples.push(gauge_sample(
+        "vault.core.active",
+        &[],
+        if unsealed.is_some() && !standby {
+            1.0
         } else {
-            (
-                "application/json".into(),
-                telemetry::render_json(&settings, &samples).to_string(),
-            )
-        })
+            0.0
+        },
+    ));
+    if let Some(u) = &unsealed {
+        let usage = usage(u).await;
+        for s in usage.iter() {
+            if let telemetry::SampleValue::Gauge(v) = s.value {
+                samples.push(Sample {
+                    name: s.name.clone(),
+                    labels: s.labels.clone(),
+                    value: telemetry::SampleValue::Gauge(v),
+                });
+            }
+        }
+        let n = u.router().routes().len();
+        samples.push(gauge_sample(
+            "vault.core.mount_table.num_entries",
+            &[],
+            n as f64,
+        ));
+    }
+    Ok(if format == "prometheus" {
+        (
+            "text/plain; version=0.0.4; charset=utf-8".into(),
+            telemetry::render_prometheus(&settings, &samples),
+        )
+    } else {
+        (
+            "application/json".into(),
+            telemetry::render_json(&settings, &samples).to_string(),
+        )
+    })
+}
+
+tresor_sdk::input! {
+    /// `sys/metrics`.
+    struct MetricsInput {
+        format: Str, "prometheus for Prometheus' text format; empty for Vault's JSON form.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/quotas/rate-limit/:name`: each setting changes only when sent.
+    struct RateLimitInput {
+        name: Str, "The name of the quota.";
+        path: OptStr, "Empty (every request), a mount (secret/), a path under a mount, or a glob with * (beyond Vault).";
+        role: OptStr, "Login requests naming this role only (the path must be an auth method's).";
+        rate: OptRaw, "Requests allowed per interval, per client address (a positive number).";
+        interval: OptRaw, "The interval of the rate (default 1s).";
+        block_interval: OptRaw, "How long a client that reached the limit is refused every request (default: none).";
+        inheritable: OptBool, "Accepted for Vault's API (namespaces; Tresor has none).";
+        burst: OptInt, "Beyond Vault: the most requests at once (default: rate).";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/quotas/lease-count/:name`: each setting changes only when sent.
+    struct LeaseCountInput {
+        name: Str, "The name of the quota.";
+        path: OptStr, "Empty (every lease), a mount, a path under a mount, or a glob.";
+        role: OptStr, "Login requests naming this role only (the path must be an auth method's).";
+        max_leases: OptInt, "The most leases that may exist under the path.";
+        inheritable: OptBool, "Accepted for Vault's API (namespaces; Tresor has none).";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/quotas/config`: each setting changes only when sent.
+    struct QuotaConfigInput {
+        rate_limit_exempt_paths: OptList, "Paths no rate limit applies to.";
+        enable_rate_limit_audit_logging: OptBool, "Audit requests refused by a rate limit.";
+        enable_rate_limit_response_headers: OptBool, "Send X-RateLimit-Limit, -Remaining, -Reset and Retry-After.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/loggers`.
+    struct LoggersInput {
+        level: Str, "trace, debug, info, warn or error.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/loggers/:name`.
+    struct LoggerInput {
+        name: Str, "The logger (core, audit, expiration, ...).";
+        level: Str, "trace, debug, info, warn or error.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/monitor`.
+    struct MonitorInput {
+        log_level: Str, "The lowest level streamed (default info).";
+        log_format: Str, "standard (default) or json.";
     }
 }
 
 async fn metrics(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
     let c = core(&s)?;
-    let mut format = f.string("format");
+    let mut format = f.input::<MetricsInput>().format;
     // Vault also answers Prometheus to an OpenMetrics Accept header.
     if format.is_empty()
         && req.headers.iter().any(|(k, v)| {
@@ -234,11 +300,8 @@ fn unsealed(s: &Sys) -> Result<Arc<Unsealed>> {
     core(s)?.unsealed().map_err(le)
 }
 
-fn secs_field(f: &Fields, name: &str) -> Result<Option<f64>> {
-    if !f.is_set(name) {
-        return Ok(None);
-    }
-    match f.value(name) {
+fn secs_field(v: Option<&Value>, name: &str) -> Result<Option<f64>> {
+    match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_f64()),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -270,7 +333,7 @@ fn quota_path(u: &Unsealed, p: &str) -> Result<String> {
 }
 
 async fn rate_read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let name = f.string("name");
+    let name = f.input::<RateLimitInput>().name;
     let Some(q) = unsealed(&s)?
         .quotas
         .rate_limits()
@@ -294,9 +357,10 @@ async fn rate_read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 
 async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let u = unsealed(&s)?;
-    let name = f.string("name");
+    let input: RateLimitInput = f.input();
+    let name = input.name;
     let old = u.quotas.rate_limits().into_iter().find(|q| q.name == name);
-    let rate = match f.value("rate").filter(|_| f.is_set("rate")) {
+    let rate = match input.rate {
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) if !s.is_empty() => s.parse::<f64>().ok(),
         None => old.as_ref().map(|q| q.rate),
@@ -305,7 +369,7 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let Some(rate) = rate.filter(|r| *r > 0.0) else {
         return Err(LogicalError::invalid("quota rate must be positive"));
     };
-    let interval = secs_field(&f, "interval")?
+    let interval = secs_field(input.interval.as_ref(), "interval")?
         .or(old.as_ref().map(|q| q.interval))
         .unwrap_or(1.0);
     if interval < 1.0 {
@@ -313,20 +377,18 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             "interval must be at least one second",
         ));
     }
-    let block_interval = secs_field(&f, "block_interval")?
+    let block_interval = secs_field(input.block_interval.as_ref(), "block_interval")?
         .or(old.as_ref().map(|q| q.block_interval))
         .unwrap_or(0.0);
     if block_interval < 0.0 {
         return Err(LogicalError::invalid("block_interval cannot be negative"));
     }
-    let path = match f.str("path").filter(|_| f.is_set("path")) {
-        Some(p) => quota_path(&u, p)?,
+    let path = match input.path {
+        Some(p) => quota_path(&u, &p)?,
         None => old.as_ref().map(|q| q.path.clone()).unwrap_or_default(),
     };
-    let role = f
-        .str("role")
-        .filter(|_| f.is_set("role"))
-        .map(str::to_owned)
+    let role = input
+        .role
         .or(old.as_ref().map(|q| q.role.clone()))
         .unwrap_or_default();
     if !role.is_empty() && !path.starts_with("auth/") {
@@ -334,7 +396,7 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             "a quota with a role must be on an auth method's path (auth/<mount>/)",
         ));
     }
-    let burst = match f.int("burst").filter(|_| f.is_set("burst")) {
+    let burst = match input.burst {
         Some(b) if b < 1 => return Err(LogicalError::invalid("burst must be at least 1")),
         Some(b) => Some(b as u64),
         None => old.as_ref().and_then(|q| q.burst),
@@ -347,9 +409,8 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
         rate,
         interval,
         block_interval,
-        inheritable: f
-            .bool("inheritable")
-            .filter(|_| f.is_set("inheritable"))
+        inheritable: input
+            .inheritable
             .or(old.as_ref().map(|q| q.inheritable))
             .unwrap_or(false),
         burst,
@@ -359,7 +420,7 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 }
 
 async fn lease_read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let name = f.string("name");
+    let name = f.input::<LeaseCountInput>().name;
     let Some(q) = unsealed(&s)?
         .quotas
         .lease_counts()
@@ -391,33 +452,31 @@ async fn lease_read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 
 async fn lease_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let u = unsealed(&s)?;
-    let name = f.string("name");
+    let input: LeaseCountInput = f.input();
+    let name = input.name;
     let old = u.quotas.lease_counts().into_iter().find(|q| q.name == name);
-    let max = match f.int("max_leases").filter(|_| f.is_set("max_leases")) {
+    let max = match input.max_leases {
         Some(m) => m,
         None => old.as_ref().map(|q| q.max_leases as i64).unwrap_or(0),
     };
     if max <= 0 {
         return Err(LogicalError::invalid("max_leases must be positive"));
     }
-    let path = match f.str("path").filter(|_| f.is_set("path")) {
-        Some(p) => quota_path(&u, p)?,
+    let path = match input.path {
+        Some(p) => quota_path(&u, &p)?,
         None => old.as_ref().map(|q| q.path.clone()).unwrap_or_default(),
     };
     let q = LeaseCountQuota {
         v: 1,
         name,
         path,
-        role: f
-            .str("role")
-            .filter(|_| f.is_set("role"))
-            .map(str::to_owned)
+        role: input
+            .role
             .or(old.as_ref().map(|q| q.role.clone()))
             .unwrap_or_default(),
         max_leases: max as u64,
-        inheritable: f
-            .bool("inheritable")
-            .filter(|_| f.is_set("inheritable"))
+        inheritable: input
+            .inheritable
             .or(old.as_ref().map(|q| q.inheritable))
             .unwrap_or(false),
     };
@@ -445,9 +504,9 @@ async fn config_read(s: Arc<Sys>) -> Result<Option<Response>> {
 async fn config_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     let u = unsealed(&s)?;
     let mut c: QuotaConfig = u.quotas.config();
-    if f.is_set("rate_limit_exempt_paths") {
-        c.rate_limit_exempt_paths = f
-            .list("rate_limit_exempt_paths")
+    let input: QuotaConfigInput = f.input();
+    if let Some(paths) = input.rate_limit_exempt_paths {
+        c.rate_limit_exempt_paths = paths
             .into_iter()
             .map(|p| {
                 p.trim_start_matches('/')
@@ -456,16 +515,10 @@ async fn config_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
             })
             .collect();
     }
-    if let Some(b) = f
-        .bool("enable_rate_limit_audit_logging")
-        .filter(|_| f.is_set("enable_rate_limit_audit_logging"))
-    {
+    if let Some(b) = input.enable_rate_limit_audit_logging {
         c.enable_rate_limit_audit_logging = b;
     }
-    if let Some(b) = f
-        .bool("enable_rate_limit_response_headers")
-        .filter(|_| f.is_set("enable_rate_limit_response_headers"))
-    {
+    if let Some(b) = input.enable_rate_limit_response_headers {
         c.enable_rate_limit_response_headers = b;
     }
     u.quotas.put_config(&c).await.map_err(le)?;
@@ -510,7 +563,7 @@ async fn loggers(req: Request, f: Fields) -> Result<Option<Response>> {
             Ok(None)
         }
         _ => {
-            let level = f.string("level");
+            let level = f.input::<LoggersInput>().level;
             if level.is_empty() {
                 return Err(LogicalError::invalid("level is required"));
             }
@@ -558,7 +611,10 @@ async fn version_history(s: Arc<Sys>) -> Result<Option<Response>> {
 }
 
 async fn monitor(f: Fields) -> Result<Option<Response>> {
-    let level = f.string("log_level");
+    let MonitorInput {
+        log_level: level,
+        log_format: format,
+    } = f.input();
     let level = if level.is_empty() {
         "info".into()
     } else {
@@ -572,7 +628,6 @@ async fn monitor(f: Fields) -> Result<Option<Response>> {
             "unknown log level {level:?}"
         )));
     }
-    let format = f.string("log_format");
     if !matches!(format.as_str(), "" | "standard" | "json") {
         return Err(LogicalError::invalid(format!(
             "unknown log format {format:?}; must be standard or json"
@@ -585,48 +640,13 @@ async fn monitor(f: Fields) -> Result<Option<Response>> {
 }
 
 pub(crate) fn paths() -> Vec<Path<Sys>> {
-    let rate_fields = |p: Path<Sys>| {
-        p.field(Field::new("name", Kind::Str, "The name of the quota."))
-            .field(Field::new("path", Kind::Str, "Empty (every request), a mount (secret/), a path under a mount, or a glob with * (beyond Vault)."))
-            .field(Field::new("role", Kind::Str, "Login requests naming this role only (the path must be an auth method's)."))
-            .field(Field::new("rate", Kind::Raw, "Requests allowed per interval, per client address (a positive number)."))
-            .field(Field::new("interval", Kind::Raw, "The interval of the rate (default 1s)."))
-            .field(Field::new("block_interval", Kind::Raw, "How long a client that reached the limit is refused every request (default: none)."))
-            .field(Field::new("inheritable", Kind::Bool, "Accepted for Vault's API (namespaces; Tresor has none)."))
-            .field(Field::new("burst", Kind::Int, "Beyond Vault: the most requests at once (default: rate)."))
-    };
-    let lease_fields = |p: Path<Sys>| {
-        p.field(Field::new("name", Kind::Str, "The name of the quota."))
-            .field(Field::new(
-                "path",
-                Kind::Str,
-                "Empty (every lease), a mount, a path under a mount, or a glob.",
-            ))
-            .field(Field::new(
-                "role",
-                Kind::Str,
-                "Accepted for Vault's API; leases are counted by path.",
-            ))
-            .field(Field::new(
-                "max_leases",
-                Kind::Int,
-                "The most leases that may exist under the path.",
-            ))
-            .field(Field::new(
-                "inheritable",
-                Kind::Bool,
-                "Accepted for Vault's API (namespaces; Tresor has none).",
-            ))
-    };
     vec![
         Path::new("metrics")
-            .field(Field::new("format", Kind::Str, "prometheus for Prometheus' text format; empty for Vault's JSON form."))
+            .input::<MetricsInput>()
             .op(Operation::Read, |s, r, f| Box::pin(metrics(s, r, f)))
             .help("Telemetry metrics.", "Vault's metric names (docs/operations.md): summaries of timers in milliseconds with the quantiles 0.5, 0.9 and 0.99, counters and gauges."),
         Path::new("quotas/config")
-            .field(Field::new("rate_limit_exempt_paths", Kind::List, "Paths no rate limit applies to."))
-            .field(Field::new("enable_rate_limit_audit_logging", Kind::Bool, "Audit requests refused by a rate limit."))
-            .field(Field::new("enable_rate_limit_response_headers", Kind::Bool, "Send X-RateLimit-Limit, -Remaining, -Reset and Retry-After."))
+            .input::<QuotaConfigInput>()
             .op(Operation::Read, |s, _, _| Box::pin(config_read(s)))
             .op(Operation::Update, |s, _, f| Box::pin(config_write(s, f)))
             .help("The quota configuration.", "Exempt paths and the rate limits' audit logging and response headers."),
@@ -635,11 +655,12 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                 Ok(keys(unsealed(&s)?.quotas.rate_limits().into_iter().map(|q| q.name).collect()))
             }))
             .help("List the rate-limit quotas.", "Their names."),
-        rate_fields(Path::new("quotas/rate-limit/{name}"))
+        Path::new("quotas/rate-limit/{name}")
+            .input::<RateLimitInput>()
             .op(Operation::Read, |s, _, f| Box::pin(rate_read(s, f)))
             .op(Operation::Update, |s, _, f| Box::pin(rate_write(s, f)))
             .op(Operation::Delete, |s, _, f| Box::pin(async move {
-                unsealed(&s)?.quotas.delete("rate-limit", &f.string("name")).await.map_err(le)?;
+                unsealed(&s)?.quotas.delete("rate-limit", &f.input::<RateLimitInput>().name).await.map_err(le)?;
                 Ok(None)
             }))
             .help("A rate-limit quota.", "rate requests per interval per client address on path; over the limit, 429."),
@@ -648,11 +669,12 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                 Ok(keys(unsealed(&s)?.quotas.lease_counts().into_iter().map(|q| q.name).collect()))
             }))
             .help("List the lease-count quotas.", "Their names."),
-        lease_fields(Path::new("quotas/lease-count/{name}"))
+        Path::new("quotas/lease-count/{name}")
+            .input::<LeaseCountInput>()
             .op(Operation::Read, |s, _, f| Box::pin(lease_read(s, f)))
             .op(Operation::Update, |s, _, f| Box::pin(lease_write(s, f)))
             .op(Operation::Delete, |s, _, f| Box::pin(async move {
-                unsealed(&s)?.quotas.delete("lease-count", &f.string("name")).await.map_err(le)?;
+                unsealed(&s)?.quotas.delete("lease-count", &f.input::<LeaseCountInput>().name).await.map_err(le)?;
                 Ok(None)
             }))
             .help("A lease-count quota.", "At most max_leases leases under path; a request that would create one more gets 429."),
@@ -670,14 +692,13 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             }))
             .help("Information about the host.", "CPUs, CPU times, disks, host and memory, from /proc."),
         Path::new("loggers")
-            .field(Field::new("level", Kind::Str, "trace, debug, info, warn or error."))
+            .input::<LoggersInput>()
             .op(Operation::Read, |_, r, f| Box::pin(loggers(r, f)))
             .op(Operation::Update, |_, r, f| Box::pin(loggers(r, f)))
             .op(Operation::Delete, |_, r, f| Box::pin(loggers(r, f)))
             .help("The log levels.", "Read them, set every logger's level, or go back to the configured level."),
         Path::new("loggers/{name}")
-            .field(Field::new("name", Kind::Str, "The logger (core, audit, expiration, ...)."))
-            .field(Field::new("level", Kind::Str, "trace, debug, info, warn or error."))
+            .input::<LoggerInput>()
             .op(Operation::Read, |_, r, f| Box::pin(loggers(r, f)))
             .op(Operation::Update, |_, r, f| Box::pin(loggers(r, f)))
             .op(Operation::Delete, |_, r, f| Box::pin(loggers(r, f)))
@@ -693,8 +714,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::List, |s, _, _| Box::pin(version_history(s)))
             .help("The versions this server has run.", "Each with when it was first unsealed and the version before it."),
         Path::new("monitor")
-            .field(Field::new("log_level", Kind::Str, "The lowest level streamed (default info)."))
-            .field(Field::new("log_format", Kind::Str, "standard (default) or json."))
+            .input::<MonitorInput>()
             .op(Operation::Read, |_, _, f| Box::pin(monitor(f)))
             .help("Stream the server's log.", "Lines at log_level and above, as they are written, until the client disconnects."),
     ]

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use serde_json::json;
 use tresor_password::PasswordPolicy;
-use tresor_sdk::framework::{Field, Kind, Path};
+use tresor_sdk::framework::Path;
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::system::Sys;
@@ -42,6 +42,21 @@ fn policy_text(raw: &str) -> String {
     raw.to_owned()
 }
 
+tresor_sdk::input! {
+    /// `sys/policies/password/:name/generate`.
+    struct GenerateInput {
+        name: Str, "Name of the password policy.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/policies/password/:name`.
+    struct PolicyInput {
+        name: Str, "Name of the password policy.";
+        policy: Str, "The policy in HCL (or base64 of it): length, and rule \"charset\" blocks with charset and min-chars.";
+    }
+}
+
 pub(crate) fn paths() -> Vec<Path<Sys>> {
     vec![
         Path::new("policies/password/")
@@ -53,10 +68,10 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             })
             .help("List password policies.", ""),
         Path::new("policies/password/{name}/generate")
-            .field(Field::new("name", Kind::Str, "Name of the password policy."))
+            .input::<GenerateInput>()
             .op(Operation::Read, |_, req, f| {
                 Box::pin(async move {
-                    let name = f.string("name");
+                    let name = f.input::<GenerateInput>().name;
                     let t = text(&req, &name)
                         .await?
                         .ok_or_else(|| LogicalError::invalid(format!("no password policy named {name:?}")))?;
@@ -71,18 +86,17 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                 "Each character is an unbiased draw from the policy's charsets; a candidate that misses a rule's min-chars is drawn again whole.",
             ),
         Path::new("policies/password/{name}")
-            .field(Field::new("name", Kind::Str, "Name of the password policy."))
-            .field(Field::new("policy", Kind::Str, "The policy in HCL (or base64 of it): length, and rule \"charset\" blocks with charset and min-chars."))
+            .input::<PolicyInput>()
             .op(Operation::Read, |_, req, f| {
                 Box::pin(async move {
-                    Ok(text(&req, &f.string("name"))
+                    Ok(text(&req, &f.input::<PolicyInput>().name)
                         .await?
                         .map(|t| Response::json(json!({"policy": t}))))
                 })
             })
             .op(Operation::Update, |_, req, f| {
                 Box::pin(async move {
-                    let raw = f.string("policy");
+                    let PolicyInput { name, policy: raw } = f.input();
                     if raw.trim().is_empty() {
                         return Err(LogicalError::invalid("missing policy"));
                     }
@@ -93,13 +107,13 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                     policy
                         .generate()
                         .map_err(|e| LogicalError::invalid(format!("invalid password policy: {e}")))?;
-                    req.storage.put(&key(&f.string("name"))?, t.into_bytes()).await?;
+                    req.storage.put(&key(&name)?, t.into_bytes()).await?;
                     Ok(None)
                 })
             })
             .op(Operation::Delete, |_, req, f| {
                 Box::pin(async move {
-                    req.storage.delete(&key(&f.string("name"))?).await?;
+                    req.storage.delete(&key(&f.input::<PolicyInput>().name)?).await?;
                     Ok(None)
                 })
             })

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::system::Sys;
@@ -36,9 +36,28 @@ fn url_segments(req: &Request, base: &str) -> Vec<String> {
         .collect()
 }
 
+tresor_sdk::input! {
+    /// `sys/tools/random[/:source][/:bytes]`.
+    struct RandomInput {
+        bytes: Int, "The number of bytes to return (1 to 131072; also the last segment of the URL).", default = 32;
+        format: Str, "The encoding of the bytes: base64 or hex.", default = "base64";
+        source: Str, "Where the bytes come from: platform, seal or all (all three are the platform's generator here).", default = "platform";
+    }
+}
+
+tresor_sdk::input! {
+    /// `sys/tools/hash[/:algorithm]`.
+    struct HashInput {
+        input: Str, "The data to hash, base64-encoded.";
+        algorithm: Str, "sha2-224, sha2-256, sha2-384, sha2-512, sha3-224, sha3-256, sha3-384 or sha3-512 (also the last segment of the URL).", default = "sha2-256";
+        format: Str, "The encoding of the digest: hex or base64.", default = "hex";
+    }
+}
+
 /// `tools/random[/:source][/:bytes]`. One path segment is a source if it names one, else a
 /// byte count; two are source then bytes. Values in the URL win over the body's.
 async fn random(req: Request, f: Fields) -> Result<Option<Response>> {
+    let input: RandomInput = f.input();
     let segments = url_segments(&req, "tools/random");
     let (url_source, url_bytes) = match segments.as_slice() {
         [a, b] => (Some(a.clone()), Some(b.clone())),
@@ -52,10 +71,10 @@ async fn random(req: Request, f: Fields) -> Result<Option<Response>> {
                 "the byte count in the path, {b:?}, is not an integer"
             ))
         })?,
-        None => f.int("bytes").unwrap_or(32),
+        None => input.bytes,
     };
-    let source = url_source.unwrap_or_else(|| f.string("source"));
-    let format = f.string("format");
+    let source = url_source.unwrap_or(input.source);
+    let format = input.format;
     if bytes < 1 {
         return Err(LogicalError::invalid("'bytes' cannot be less than 1"));
     }
@@ -102,13 +121,15 @@ pub fn digest(algorithm: &str, input: &[u8]) -> Option<Vec<u8>> {
 
 /// `tools/hash[/:algorithm]`: `input` is base64; the algorithm in the URL wins.
 async fn hash(req: Request, f: Fields) -> Result<Option<Response>> {
-    let algorithm = url_segments(&req, "tools/hash")
-        .pop()
-        .unwrap_or_else(|| f.string("algorithm"));
+    let HashInput {
+        input,
+        algorithm,
+        format,
+    } = f.input();
+    let algorithm = url_segments(&req, "tools/hash").pop().unwrap_or(algorithm);
     let input = B64
-        .decode(f.string("input").trim())
+        .decode(input.trim())
         .map_err(|e| LogicalError::invalid(format!("unable to decode input as base64: {e}")))?;
-    let format = f.string("format");
     encode(&[], &format)?;
     let sum = digest(&algorithm, &input)
         .ok_or_else(|| LogicalError::invalid(format!("unsupported algorithm {algorithm}")))?;
@@ -117,9 +138,7 @@ async fn hash(req: Request, f: Fields) -> Result<Option<Response>> {
 
 fn random_path(pattern: &'static str) -> Path<Sys> {
     Path::new(pattern)
-        .field(Field::new("bytes", Kind::Int, "The number of bytes to return (1 to 131072; also the last segment of the URL).").default(json!(32)))
-        .field(Field::new("format", Kind::Str, "The encoding of the bytes: base64 or hex.").default(json!("base64")))
-        .field(Field::new("source", Kind::Str, "Where the bytes come from: platform, seal or all (all three are the platform's generator here).").default(json!("platform")))
+        .input::<RandomInput>()
         .op(Operation::Update, |_, r, f| Box::pin(random(r, f)))
         .op(Operation::Read, |_, r, f| Box::pin(random(r, f)))
         .help(
@@ -130,9 +149,7 @@ fn random_path(pattern: &'static str) -> Path<Sys> {
 
 fn hash_path(pattern: &'static str) -> Path<Sys> {
     Path::new(pattern)
-        .field(Field::new("input", Kind::Str, "The data to hash, base64-encoded."))
-        .field(Field::new("algorithm", Kind::Str, "sha2-224, sha2-256, sha2-384, sha2-512, sha3-224, sha3-256, sha3-384 or sha3-512 (also the last segment of the URL).").default(json!("sha2-256")))
-        .field(Field::new("format", Kind::Str, "The encoding of the digest: hex or base64.").default(json!("hex")))
+        .input::<HashInput>()
         .op(Operation::Update, |_, r, f| Box::pin(hash(r, f)))
         .help(
             "Hash data.",

@@ -1,7 +1,7 @@
 //! The token auth method mounted at `auth/token/`: create, lookup, renew and revoke tokens,
 //! token roles, accessors and tidy, with Vault's rules for policies, TTLs, orphans and periods.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,26 +11,22 @@ use tresor_sdk::{
     LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
 };
 
-use crate::core::{Core, Inner, Unsealed};
+use crate::control::Subsystems;
+use crate::core::Unsealed;
 use crate::error::CoreError;
 use crate::tokens::{TokenEntry, new_token_id, now};
 
+/// The token store's API, built from the subsystems of its unseal alone.
 pub struct TokenAuth {
-    core: Weak<Inner>,
+    subsystems: Subsystems,
 }
 
-pub fn backend(core: Weak<Inner>) -> Arc<dyn LogicalBackend> {
-    TableBackend::new(TokenAuth { core }, table())
+pub(crate) fn backend(subsystems: Subsystems) -> Arc<dyn LogicalBackend> {
+    TableBackend::new(TokenAuth { subsystems }, table())
 }
 
-fn unsealed(s: &TokenAuth) -> Result<(Core, Arc<Unsealed>)> {
-    let c = s
-        .core
-        .upgrade()
-        .map(Core)
-        .ok_or_else(|| LogicalError::internal("core is shutting down"))?;
-    let u = c.unsealed().map_err(le)?;
-    Ok((c, u))
+fn unsealed(s: &TokenAuth) -> Result<Arc<Unsealed>> {
+    s.subsystems.get().map_err(le)
 }
 
 fn le(e: CoreError) -> LogicalError {
@@ -209,7 +205,7 @@ async fn create(
     f: Fields,
     mode: &'static str,
 ) -> Result<Option<Response>> {
-    let (_, u) = unsealed(&s)?;
+    let u = unsealed(&s)?;
     let parent = caller_entry(&u, &req).await?;
     let parent_root = parent.is_root();
     let sudo = req.caller.sudo || parent_root;
@@ -623,7 +619,7 @@ async fn lookup(
     f: Fields,
     which: &'static str,
 ) -> Result<Option<Response>> {
-    let (_, u) = unsealed(&s)?;
+    let u = unsealed(&s)?;
     let e = match lookup_target(&u, &req, &f, which).await {
         // As in Vault: a token that does not exist (or no longer does) is a permission error.
         Err(LogicalError::PermissionDenied) if which == "token" => {
@@ -646,7 +642,7 @@ async fn renew(
     f: Fields,
     which: &'static str,
 ) -> Result<Option<Response>> {
-    let (_, u) = unsealed(&s)?;
+    let u = unsealed(&s)?;
     let e = lookup_target(&u, &req, &f, which)
         .await
         .map_err(|e| match e {
@@ -782,7 +778,7 @@ async fn revoke(
     f: Fields,
     which: &'static str,
 ) -> Result<Option<Response>> {
-    let (_, u) = unsealed(&s)?;
+    let u = unsealed(&s)?;
     let e = match which {
         "orphan" => {
             let t = f.string("token");
@@ -799,8 +795,7 @@ async fn revoke(
     if e.is_batch() {
         return Err(LogicalError::invalid("batch tokens cannot be revoked"));
     }
-    let (c, _) = unsealed(&s)?;
-    c.revoke_token(&u, &e.hash, which == "orphan")
+    u.revoke_token(&e.hash, which == "orphan")
         .await
         .map_err(le)?;
     Ok(None)
@@ -973,7 +968,7 @@ fn table() -> Table<TokenAuth> {
             Path::new("accessors/")
                 .op(Operation::List, |s, _, _| {
                     Box::pin(async move {
-                        let (_, u) = unsealed(&s)?;
+                        let u = unsealed(&s)?;
                         let keys = u.tokens.accessors().await.map_err(le)?;
                         Ok(Some(Response::list(keys)))
                     })
@@ -1029,7 +1024,7 @@ fn table() -> Table<TokenAuth> {
             Path::new("tidy")
                 .op(Operation::Update, |s, _, _| {
                     Box::pin(async move {
-                        let (_, u) = unsealed(&s)?;
+                        let u = unsealed(&s)?;
                         let n = u.tokens.tidy().await.map_err(le)?;
                         tracing::info!(removed = n, "token store tidy finished");
                         Ok(Some(Response::default().with_warning("Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.")))

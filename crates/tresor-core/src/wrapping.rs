@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tresor_sdk::Storage;
 
-use crate::core::{Core, CoreRequest, CoreResponse, Unsealed};
+use crate::core::{CoreRequest, CoreResponse, Unsealed};
 use crate::error::CoreError;
 use crate::tokens::{TokenEntry, now, rfc3339};
 
@@ -19,9 +19,11 @@ fn cubby_key(id: &str) -> String {
     format!("{id}/response")
 }
 
-impl Core {
-    fn cubbyhole(&self, u: &Unsealed) -> Result<crate::barrier::View, CoreError> {
-        u.router()
+/// Wrapping needs only the subsystems of one unseal: the token store, the cubbyhole mount's
+/// view and the expiration manager.
+impl Unsealed {
+    fn cubbyhole(&self) -> Result<crate::barrier::View, CoreError> {
+        self.router()
             .exact("cubbyhole/")
             .map(|r| r.view.clone())
             .ok_or_else(|| CoreError::Internal("cubbyhole mount missing".into()))
@@ -30,7 +32,6 @@ impl Core {
     /// Wraps a finished response in a new single-use token with `ttl`.
     pub(crate) async fn wrap(
         &self,
-        u: &Unsealed,
         out: CoreResponse,
         ttl: Duration,
         creation_path: &str,
@@ -58,14 +59,14 @@ impl Core {
         )
         .with_ttl(ttl.as_secs());
         entry.num_uses = 1;
-        let e = u.tokens.store(entry).await?;
-        self.cubbyhole(u)?
+        let e = self.tokens.store(entry).await?;
+        self.cubbyhole()?
             .put(
                 &cubby_key(&e.hash),
                 serde_json::to_vec(&stored).map_err(|e| CoreError::Internal(e.to_string()))?,
             )
             .await?;
-        u.expiration
+        self.expiration
             .register_token(
                 "sys/wrapping/wrap",
                 &e.hash,
@@ -101,11 +102,10 @@ impl Core {
     /// Reads (and with `consume`, destroys) a wrapping token's stored response.
     async fn take_wrapped(
         &self,
-        u: &Unsealed,
         token: &str,
         consume: bool,
     ) -> Result<(Value, std::sync::Arc<TokenEntry>), CoreError> {
-        let e = u
+        let e = self
             .tokens
             .lookup(token)
             .await?
@@ -115,10 +115,10 @@ impl Core {
         }
         // The one use of a wrapping token is spent under its lock on the stored count: of
         // any number of concurrent unwraps exactly one gets past this line.
-        if consume && u.tokens.use_token(&e).await.is_err() {
+        if consume && self.tokens.use_token(&e).await.is_err() {
             return Err(CoreError::InvalidRequest(INVALID.into()));
         }
-        let cubby = self.cubbyhole(u)?;
+        let cubby = self.cubbyhole()?;
         let raw = cubby
             .get(&cubby_key(&e.hash))
             .await?
@@ -126,7 +126,7 @@ impl Core {
         let v: Value =
             serde_json::from_slice(&raw).map_err(|e| CoreError::Internal(e.to_string()))?;
         if consume {
-            self.revoke_token(u, &e.hash, false).await?;
+            self.revoke_token(&e.hash, false).await?;
         }
         Ok((v, e))
     }
@@ -134,7 +134,6 @@ impl Core {
     /// `sys/wrapping/unwrap` and `sys/wrapping/rewrap`.
     pub(crate) async fn unwrap_dispatch(
         &self,
-        u: &Unsealed,
         rel: &str,
         req: &CoreRequest,
         caller: Option<&TokenEntry>,
@@ -150,7 +149,7 @@ impl Core {
                 .map(|c| c.id.clone())
                 .ok_or_else(|| CoreError::InvalidRequest(INVALID.into()))?,
         };
-        let (v, entry) = self.take_wrapped(u, &token, true).await?;
+        let (v, entry) = self.take_wrapped(&token, true).await?;
         let mut out = CoreResponse {
             request_id: uuid::Uuid::new_v4().to_string(),
             lease_id: v["lease_id"].as_str().unwrap_or_default().to_owned(),
@@ -177,15 +176,14 @@ impl Core {
                 .as_str()
                 .unwrap_or("sys/wrapping/wrap")
                 .to_owned();
-            return self.wrap(u, out, remaining, &path).await.map(Some);
+            return self.wrap(out, remaining, &path).await.map(Some);
         }
         Ok(Some(out))
     }
 
     /// `sys/wrapping/lookup`: facts about a wrapping token without using it.
     pub async fn wrapping_lookup(&self, token: &str) -> Result<Map<String, Value>, CoreError> {
-        let u = self.unsealed()?;
-        let (v, _) = self.take_wrapped(&u, token, false).await?;
+        let (v, _) = self.take_wrapped(token, false).await?;
         let mut m = Map::new();
         m.insert("creation_path".into(), v["creation_path"].clone());
         m.insert(

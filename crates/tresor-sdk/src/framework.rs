@@ -197,6 +197,122 @@ impl Fields {
     }
 }
 
+/// A path's input as a struct: its fields declared once (name, kind, description, default)
+/// and handed to the handler as typed values, not looked up by name. Declared with
+/// [`input!`](crate::input); added to a path with [`Path::input`]; read with [`Fields::input`].
+pub trait Input: Sized {
+    /// The fields the path declares for this input (help, OpenAPI, unknown-key warnings).
+    fn fields() -> Vec<Field>;
+    /// The typed values of a request's parsed fields.
+    fn from_fields(f: &Fields) -> Self;
+}
+
+impl Fields {
+    /// The request's fields as the typed input `I` (its fields must be declared on the path,
+    /// which [`Path::input`] does).
+    pub fn input<I: Input>(&self) -> I {
+        I::from_fields(self)
+    }
+}
+
+/// Declares a typed path input ([`Input`]):
+///
+/// ```
+/// tresor_sdk::input! {
+///     /// `sys/leases/renew`
+///     pub struct Renew {
+///         lease_id: Str, "The lease to renew.";
+///         increment: OptDuration, "The extension asked for.";
+///         kind("type"): Str, "A field whose name is a Rust keyword.", default = "x";
+///     }
+/// }
+/// ```
+///
+/// Kinds and the Rust types they give: `Str` `String`, `Int` `i64`, `Bool` `bool`, `Duration`
+/// `std::time::Duration`, `List` `Vec<String>`, `Map` a JSON object, `StrMap` a
+/// `BTreeMap<String, String>`, `Raw` a JSON value (each its default when not sent), and
+/// `OptStr`, `OptInt`, `OptBool`, `OptDuration`, `OptList`, `OptRaw`: `None` when the caller
+/// did not send it. A
+/// `default = expr` (anything `serde_json::json!` takes) and `required` follow the description.
+/// The struct derives nothing: no `Debug` to print a password with.
+#[macro_export]
+macro_rules! input {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $field:ident $(($wire:literal))? : $kind:ident, $desc:literal
+                $(, $opt:ident $(= $val:expr)?)* ;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        // A path may declare a field its handler ignores (accepted for Vault's clients).
+        #[allow(dead_code)]
+        $vis struct $name {
+            $( pub $field: $crate::input!(@ty $kind), )*
+        }
+        impl $crate::framework::Input for $name {
+            fn fields() -> Vec<$crate::framework::Field> {
+                vec![$({
+                    #[allow(unused_mut)]
+                    let mut f = $crate::framework::Field::new(
+                        $crate::input!(@name $field $($wire)?),
+                        $crate::input!(@kind $kind),
+                        $desc,
+                    );
+                    $( f = $crate::input!(@opt f $opt $(= $val)?); )*
+                    f
+                }),*]
+            }
+            fn from_fields(f: &$crate::framework::Fields) -> Self {
+                $name {
+                    $( $field: $crate::input!(@get $kind f $crate::input!(@name $field $($wire)?)), )*
+                }
+            }
+        }
+    };
+    (@name $field:ident) => { stringify!($field) };
+    (@name $field:ident $wire:literal) => { $wire };
+    (@opt $f:ident default = $v:expr) => { $f.default(::serde_json::json!($v)) };
+    (@opt $f:ident required) => { $f.required() };
+    (@ty Str) => { String };
+    (@ty Int) => { i64 };
+    (@ty Bool) => { bool };
+    (@ty Duration) => { ::std::time::Duration };
+    (@ty List) => { Vec<String> };
+    (@ty Map) => { ::serde_json::Map<String, ::serde_json::Value> };
+    (@ty StrMap) => { ::std::collections::BTreeMap<String, String> };
+    (@ty Raw) => { ::serde_json::Value };
+    (@ty OptStr) => { Option<String> };
+    (@ty OptInt) => { Option<i64> };
+    (@ty OptBool) => { Option<bool> };
+    (@ty OptDuration) => { Option<::std::time::Duration> };
+    (@ty OptList) => { Option<Vec<String>> };
+    (@ty OptRaw) => { Option<::serde_json::Value> };
+    (@kind OptStr) => { $crate::framework::Kind::Str };
+    (@kind OptInt) => { $crate::framework::Kind::Int };
+    (@kind OptBool) => { $crate::framework::Kind::Bool };
+    (@kind OptDuration) => { $crate::framework::Kind::Duration };
+    (@kind OptList) => { $crate::framework::Kind::List };
+    (@kind OptRaw) => { $crate::framework::Kind::Raw };
+    (@kind $kind:ident) => { $crate::framework::Kind::$kind };
+    (@get Str $f:ident $n:expr) => { $f.string($n) };
+    (@get Int $f:ident $n:expr) => { $f.int($n).unwrap_or_default() };
+    (@get Bool $f:ident $n:expr) => { $f.flag($n) };
+    (@get Duration $f:ident $n:expr) => { $f.duration($n).unwrap_or_default() };
+    (@get List $f:ident $n:expr) => { $f.list($n) };
+    (@get Map $f:ident $n:expr) => { $f.map($n).cloned().unwrap_or_default() };
+    (@get StrMap $f:ident $n:expr) => { $f.str_map($n) };
+    (@get Raw $f:ident $n:expr) => { $f.value($n).cloned().unwrap_or_default() };
+    (@get OptStr $f:ident $n:expr) => { $f.is_set($n).then(|| $f.string($n)) };
+    (@get OptInt $f:ident $n:expr) => { $f.int($n).filter(|_| $f.is_set($n)) };
+    (@get OptBool $f:ident $n:expr) => { $f.bool($n).filter(|_| $f.is_set($n)) };
+    (@get OptDuration $f:ident $n:expr) => { $f.duration($n).filter(|_| $f.is_set($n)) };
+    (@get OptList $f:ident $n:expr) => { $f.is_set($n).then(|| $f.list($n)) };
+    (@get OptRaw $f:ident $n:expr) => { $f.value($n).filter(|_| $f.is_set($n)).cloned() };
+}
+
 fn parse_value(f: &Field, v: &Value) -> std::result::Result<FieldValue, String> {
     let bad = |what: &str| format!("error converting input {v} for field {:?}: {what}", f.name);
     Ok(match f.kind {
@@ -439,6 +555,12 @@ impl<B> Path<B> {
     }
     pub fn field(mut self, f: Field) -> Self {
         self.fields.push(f);
+        self
+    }
+    /// Declares the fields of a typed input ([`Input`]); the handler reads them with
+    /// [`Fields::input`].
+    pub fn input<I: Input>(mut self) -> Self {
+        self.fields.extend(I::fields());
         self
     }
     pub fn op(mut self, op: Operation, h: Handler<B>) -> Self {
@@ -949,6 +1071,96 @@ mod tests {
     }
 
     /// Issue 12: a request's fields print their names, never their values.
+    crate::input! {
+        /// A test input with every kind.
+        struct Everything {
+            name: Str, "A name.";
+            count: Int, "A count.", default = 3;
+            on: Bool, "A switch.";
+            ttl: Duration, "A TTL.";
+            tags: List, "Tags.";
+            meta: StrMap, "Metadata.";
+            body: Map, "An object.";
+            anything: Raw, "Any value.";
+            kind("type"): Str, "A keyword-named field.", required;
+            increment: OptDuration, "Only when sent.";
+            limit: OptInt, "Only when sent.";
+            flag: OptBool, "Only when sent.";
+            note: OptStr, "Only when sent.";
+            paths: OptList, "Only when sent.";
+            rate: OptRaw, "Only when sent.";
+        }
+    }
+
+    #[test]
+    fn typed_inputs_declare_and_parse_their_fields() {
+        let p: Path<()> = Path::new("things/{name}").input::<Everything>();
+        let names: Vec<&str> = p.fields.iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "name",
+                "count",
+                "on",
+                "ttl",
+                "tags",
+                "meta",
+                "body",
+                "anything",
+                "type",
+                "increment",
+                "limit",
+                "flag",
+                "note",
+                "paths",
+                "rate"
+            ]
+        );
+        assert!(p.fields.iter().find(|f| f.name == "type").unwrap().required);
+        let data = json!({"on": "true", "ttl": "1m", "tags": "a,b", "meta": "k=v",
+            "body": {"x": 1}, "anything": [1], "type": "t", "increment": "0s", "flag": false})
+        .as_object()
+        .unwrap()
+        .clone();
+        let (f, unknown) = p.parse(vec![("name", "n1".into())], &data).unwrap();
+        assert!(unknown.is_empty());
+        let i: Everything = f.input();
+        assert_eq!(i.name, "n1");
+        assert_eq!(i.count, 3);
+        assert!(i.on);
+        assert_eq!(i.ttl, Duration::from_secs(60));
+        assert_eq!(i.tags, ["a", "b"]);
+        assert_eq!(i.meta.get("k").map(String::as_str), Some("v"));
+        assert_eq!(i.body["x"], 1);
+        assert_eq!(i.anything, json!([1]));
+        assert_eq!(i.kind, "t");
+        // Sent as zero or false is not the same as not sent.
+        assert_eq!(i.increment, Some(Duration::ZERO));
+        assert_eq!(i.flag, Some(false));
+        assert_eq!(i.limit, None);
+        assert_eq!(i.note, None);
+        assert_eq!(i.paths, None);
+        assert_eq!(i.rate, None);
+        let data = json!({"type": "t", "paths": [], "rate": 2.5})
+            .as_object()
+            .unwrap()
+            .clone();
+        let (f, _) = p.parse(vec![("name", "n".into())], &data).unwrap();
+        let i: Everything = f.input();
+        assert_eq!(i.paths, Some(Vec::new()));
+        assert_eq!(i.rate, Some(json!(2.5)));
+        // A bad value names its field; a missing required one is refused.
+        let bad = json!({"type": "t", "count": "many"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let e = p.parse(vec![("name", "n".into())], &bad).unwrap_err();
+        assert!(e.to_string().contains("count"), "{e}");
+        let missing = Map::new();
+        let e = p.parse(vec![("name", "n".into())], &missing).unwrap_err();
+        assert!(e.to_string().contains("type"), "{e}");
+    }
+
     #[test]
     fn fields_debug_names_no_values() {
         let mut f = Fields::default();

@@ -32,6 +32,14 @@ fn crate_src(name: &str) -> Vec<(PathBuf, String)> {
     sources(&workspace().join("crates").join(name).join("src"))
 }
 
+/// The core's modules whose file names pass `keep`, with their text.
+fn core_modules(keep: impl Fn(&str) -> bool) -> Vec<(PathBuf, String)> {
+    crate_src("tresor-core")
+        .into_iter()
+        .filter(|(p, _)| keep(&p.file_name().unwrap().to_string_lossy()))
+        .collect()
+}
+
 /// Only the policy module can build the value dispatch requires.
 #[test]
 fn only_the_policy_module_builds_authorized() {
@@ -118,4 +126,70 @@ fn only_the_http_edge_knows_status_codes() {
             );
         }
     }
+}
+
+/// The built-in backends (`sys/`, `auth/token/`, `cubbyhole/`, `identity/`) are built from
+/// subsystem handles, never from the core: their modules never name `Core` or its `Inner`
+/// (the core's few operations `sys/` exposes come through `control::Control`).
+#[test]
+fn built_in_backends_never_hold_the_core() {
+    let builtins = core_modules(|f| {
+        f.starts_with("system")
+            || f.starts_with("identity_")
+            || f == "token_backend.rs"
+            || f == "cubbyhole.rs"
+    });
+    // system.rs, its siblings, token_backend.rs, cubbyhole.rs, identity_backend.rs, ...
+    assert!(builtins.len() >= 10, "found only {builtins:?}");
+    let names_core = |text: &str| {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|word| word == "Core" || word == "Inner")
+    };
+    for (path, text) in &builtins {
+        // Doc comments may speak of the core; code may not name it.
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!names_core(&code), "{} names the core", path.display());
+    }
+}
+
+/// `sys/` declares and reads its fields through typed inputs (`tresor_sdk::input!`), never
+/// by name: no `Field::new` and no by-name accessor in the modules that make up its table.
+#[test]
+fn sys_reads_typed_inputs_only() {
+    let sys = core_modules(|f| f.starts_with("system") || f.starts_with("snapshot"));
+    assert!(sys.len() >= 10, "found only {} modules", sys.len());
+    let by_name = [
+        "Field::new(",
+        "f.string(",
+        "f.str(",
+        "f.int(",
+        "f.bool(",
+        "f.flag(",
+        "f.duration(",
+        "f.list(",
+        "f.map(",
+        "f.str_map(",
+        "f.value(",
+        "f.is_set(",
+    ];
+    for (path, text) in &sys {
+        for pat in by_name {
+            assert!(
+                !text.contains(pat),
+                "{} reads a field by name ({pat})",
+                path.display()
+            );
+        }
+    }
+    assert!(
+        sys.iter()
+            .filter(|(_, t)| t.contains("tresor_sdk::input!"))
+            .count()
+            >= 8,
+        "sys/ modules declare their inputs with tresor_sdk::input!"
+    );
 }
