@@ -67,6 +67,8 @@ WORKLOADS=(
   # MariaDB slows as mysql.user grows and a fixed duration makes the faster server grow it more
   "database-creds-mariadb|-config=@WORK@/database-creds-mariadb.hcl"
   "database-creds-mariadb-3000|-config=@WORK@/database-creds-mariadb.hcl|requests=3000 0s"
+  # the same work with a pool of 16 connections per server instead of Vault's default 4
+  "database-creds-mariadb-3000-pool16|-config=@WORK@/database-creds-mariadb-pool16.hcl|requests=3000 0s"
   # issue 14: LDAP logins against one slapd started for the run, next to its own bind rate
   "ldap-login|-config=@WORK@/ldap-login.hcl"
   "ldap-login-binddn|-config=@WORK@/ldap-login-binddn.hcl"
@@ -282,16 +284,22 @@ if printf '%s\n' "${WORKLOADS[@]%%|*}" | grep -q '^database-creds-mariadb'; then
   done
   mariadb --no-defaults -uroot --socket="$MARIADIR/mysql.sock" -e \
     "CREATE USER 'admin'@'%' IDENTIFIED BY 'pw'; GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION;"
-  cat >"$WORK/database-creds-mariadb.hcl" <<EOF
-test "database-creds" "database-creds-mariadb" {
+  # maria_config NAME [EXTRA_LINES]: the bench config of one MariaDB row.
+  maria_config() {
+    cat >"$WORK/$1.hcl" <<EOF
+test "database-creds" "$1" {
   config {
     plugin_name    = "mysql-database-plugin"
     connection_url = "{{username}}:{{password}}@tcp(127.0.0.1:$MARIA_PORT)/"
     username       = "admin"
-    password       = "pw"
+    password       = "pw"${2:-}
   }
 }
 EOF
+  }
+  maria_config database-creds-mariadb
+  maria_config database-creds-mariadb-pool16 "
+    max_open_connections = 16"
 fi
 
 # --- slapd for the ldap-login row (issue 14) --------------------------------------------------

@@ -56,6 +56,9 @@ struct DatabaseConfig {
     creation_statements: Option<Vec<String>>,
     #[serde(default = "default_ttl")]
     default_ttl: String,
+    /// The connection's pool size (Vault's default, 4, when not given).
+    #[serde(default)]
+    max_open_connections: Option<u32>,
 }
 
 fn default_plugin() -> String {
@@ -125,17 +128,20 @@ fn setup_creds(ctx: SetupContext) -> BoxFuture<'static, Result<Box<dyn Workload>
             )
             .await?;
         let prepare = [
-            (
-                "config/bench",
-                json!({
+            ("config/bench", {
+                let mut c = json!({
                     "plugin_name": cfg.plugin_name,
                     "connection_url": cfg.connection_url,
                     "username": cfg.username,
                     "password": cfg.password,
                     "allowed_roles": ["bench"],
                     "verify_connection": true,
-                }),
-            ),
+                });
+                if let Some(n) = cfg.max_open_connections {
+                    c["max_open_connections"] = json!(n);
+                }
+                c
+            }),
             (
                 "roles/bench",
                 json!({
