@@ -18,6 +18,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::png;
 use crate::totp::{self, Algorithm};
+use crate::{CodeInput, KeyInput};
 
 pub struct Engine {
     pub clock: Arc<dyn Clock>,
@@ -111,14 +112,11 @@ struct Settings {
     skew: u64,
 }
 
-fn settings(f: &Fields, url: Option<&totp::UrlParts>) -> Result<Settings> {
-    let pick = |field: &str, from_url: Option<&String>| -> Option<String> {
-        from_url
-            .cloned()
-            .or_else(|| f.is_set(field).then(|| f.string(field)))
-    };
-    let algorithm_s =
-        pick("algorithm", url.and_then(|u| u.algorithm.as_ref())).unwrap_or_else(|| "SHA1".into());
+fn settings(f: &KeyInput, url: Option<&totp::UrlParts>) -> Result<Settings> {
+    let algorithm_s = url
+        .and_then(|u| u.algorithm.clone())
+        .or_else(|| f.algorithm.clone())
+        .unwrap_or_else(|| "SHA1".into());
     let algorithm = Algorithm::parse(&algorithm_s)
         .ok_or_else(|| LogicalError::invalid("the algorithm value is not valid"))?;
     let digits = match url.and_then(|u| u.digits.as_ref()) {
@@ -126,7 +124,7 @@ fn settings(f: &Fields, url: Option<&totp::UrlParts>) -> Result<Settings> {
             .trim()
             .parse::<i64>()
             .map_err(|_| LogicalError::invalid("the digits value can only be 6 or 8"))?,
-        None => f.int("digits").unwrap_or(6),
+        None => f.digits,
     };
     if digits != 6 && digits != 8 {
         return Err(LogicalError::invalid("the digits value can only be 6 or 8"));
@@ -135,24 +133,24 @@ fn settings(f: &Fields, url: Option<&totp::UrlParts>) -> Result<Settings> {
         Some(p) => tresor_sdk::duration::parse(p.trim())
             .map_err(|_| LogicalError::invalid("the period value must be greater than zero"))?
             .as_secs(),
-        None => f.duration("period").map(|d| d.as_secs()).unwrap_or(30),
+        None => f.period.as_secs(),
     };
     if period == 0 {
         return Err(LogicalError::invalid(
             "the period value must be greater than zero",
         ));
     }
-    let skew = f.int("skew").unwrap_or(1);
+    let skew = f.skew;
     if skew != 0 && skew != 1 {
         return Err(LogicalError::invalid("the skew value must be 0 or 1"));
     }
     Ok(Settings {
         issuer: url
             .and_then(|u| u.issuer.clone())
-            .unwrap_or_else(|| f.string("issuer")),
+            .unwrap_or_else(|| f.issuer.clone()),
         account_name: match url {
             Some(u) if !u.account_name.is_empty() => u.account_name.clone(),
-            _ => f.string("account_name"),
+            _ => f.account_name.clone(),
         },
         period,
         algorithm,
@@ -167,13 +165,14 @@ impl Engine {
     }
 
     pub async fn key_write(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let mut f: KeyInput = f.input();
+        let name = std::mem::take(&mut f.name);
         if !valid_name(&name) {
             return Err(LogicalError::invalid(format!(
                 "invalid key name {name:?}: letters, digits, '_', '-', '.' and '@'"
             )));
         }
-        let generate = f.flag("generate");
+        let generate = f.generate;
         let (record, secret_b32) = if generate {
             let s = settings(&f, None)?;
             if s.issuer.trim().is_empty() {
@@ -186,7 +185,7 @@ impl Engine {
                     "the account_name value is required for generated keys",
                 ));
             }
-            let size = f.int("key_size").unwrap_or(20);
+            let size = f.key_size;
             if !(1..=512).contains(&size) {
                 return Err(LogicalError::invalid(
                     "the key_size value must be between 1 and 512 bytes",
@@ -198,7 +197,7 @@ impl Engine {
             let b32 = totp::base32_encode(&raw);
             (s, b32)
         } else {
-            let url_text = f.string("url");
+            let url_text = std::mem::take(&mut f.url);
             let parts = if url_text.trim().is_empty() {
                 None
             } else {
@@ -209,7 +208,7 @@ impl Engine {
             };
             let key_text: Zeroizing<String> = match &parts {
                 Some(p) => p.secret.clone(),
-                None => Zeroizing::new(f.string("key")),
+                None => Zeroizing::new(std::mem::take(&mut f.key)),
             };
             if key_text.trim().is_empty() {
                 return Err(LogicalError::invalid("the key value is required"));
@@ -234,7 +233,7 @@ impl Engine {
         // A key written anew starts with no spent codes.
         s.delete_prefix(&format!("{USED}{name}/")).await?;
         s.put(&key_path(&name), bytes.to_vec()).await?;
-        if !generate || !f.flag("exported") {
+        if !generate || !f.exported {
             return Ok(None);
         }
         let url = totp::build_url(
@@ -246,7 +245,7 @@ impl Engine {
             stored.period,
         );
         let mut resp = Response::json(json!({"url": url.as_str()}));
-        let qr_size = f.int("qr_size").unwrap_or(200);
+        let qr_size = f.qr_size;
         if qr_size < 0 {
             return Err(LogicalError::invalid(
                 "the qr_size value must not be negative",
@@ -264,19 +263,21 @@ impl Engine {
     }
 
     pub async fn key_read(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        Ok(load_key(&*req.storage, &f.string("name")).await?.map(|k| {
-            Response::json(json!({
-                "account_name": k.account_name,
-                "algorithm": k.algorithm.name(),
-                "digits": k.digits,
-                "issuer": k.issuer,
-                "period": k.period,
+        Ok(load_key(&*req.storage, &f.input::<KeyInput>().name)
+            .await?
+            .map(|k| {
+                Response::json(json!({
+                    "account_name": k.account_name,
+                    "algorithm": k.algorithm.name(),
+                    "digits": k.digits,
+                    "issuer": k.issuer,
+                    "period": k.period,
+                }))
             }))
-        }))
     }
 
     pub async fn key_delete(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<KeyInput>().name;
         let s = &*req.storage;
         s.delete(&key_path(&name)).await?;
         s.delete_prefix(&format!("{USED}{name}/")).await?;
@@ -296,7 +297,7 @@ impl Engine {
 
     pub async fn code_read(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let k = self
-            .key_or_unknown(&*req.storage, &f.string("name"))
+            .key_or_unknown(&*req.storage, &f.input::<CodeInput>().name)
             .await?;
         let raw = totp::base32_decode(&k.key).map_err(LogicalError::Internal)?;
         let counter = self.now().max(0) as u64 / k.period;
@@ -305,10 +306,9 @@ impl Engine {
     }
 
     pub async fn code_validate(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let CodeInput { name, code } = f.input();
         let s = &*req.storage;
         let k = self.key_or_unknown(s, &name).await?;
-        let code = f.string("code");
         let code = code.trim();
         if code.is_empty() {
             return Err(LogicalError::invalid("the code value is required"));

@@ -18,9 +18,9 @@ use tresor_otp as totp;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tresor_sdk::clock::{Clock, SystemClock};
-use tresor_sdk::framework::{Field, Kind, Path, Table};
+use tresor_sdk::framework::{Path, Table};
 use tresor_sdk::{Context, LogicalBackend, Operation, Request, Response, Result, SpecialPaths};
 
 use keys::Engine;
@@ -77,16 +77,31 @@ macro_rules! h {
     };
 }
 
-fn f(name: &'static str, kind: Kind, desc: &'static str) -> Field {
-    Field::new(name, kind, desc)
+tresor_sdk::input! {
+    /// `keys/:name`.
+    pub(crate) struct KeyInput {
+        name: Str, "Name of the key: letters, digits, '_', '-', '.' and '@'.";
+        generate: Bool, "Generate the key here (true) or import it from url or key (false).";
+        exported: Bool, "With generate: return the otpauth:// URL and the QR barcode (default true); they are shown only once.", default = true;
+        key_size: Int, "With generate: size of the secret in bytes (default 20).", default = 20;
+        url: Str, "Import: an otpauth://totp/ URL; its secret, issuer, account, algorithm, digits and period are used.";
+        key: Str, "Import: the secret in base32 (when no url is given).";
+        issuer: Str, "The organization the key is for (required with generate).";
+        account_name: Str, "The account the key is for (required with generate).";
+        period: Duration, "Length of a code's time step (default 30s).", default = 30;
+        algorithm: OptStr, "HMAC: SHA1 (default), SHA256 or SHA512.", default = "SHA1";
+        digits: Int, "Digits of a code: 6 (default) or 8.", default = 6;
+        skew: Int, "Time steps before and after the current one a code may come from: 0 or 1 (default).", default = 1;
+        qr_size: Int, "With generate and exported: the barcode's size in pixels (default 200; 0: no barcode).", default = 200;
+    }
 }
 
-fn name() -> Field {
-    f(
-        "name",
-        Kind::Str,
-        "Name of the key: letters, digits, '_', '-', '.' and '@'.",
-    )
+tresor_sdk::input! {
+    /// `code/:name`.
+    pub(crate) struct CodeInput {
+        name: Str, "Name of the key: letters, digits, '_', '-', '.' and '@'.";
+        code: Str, "The code to validate.";
+    }
 }
 
 const BACKEND_HELP: &str = "
@@ -105,19 +120,7 @@ fn table() -> Table<Engine> {
             .op(List, h!(key_list))
             .help("List the keys.", "The names of this mount's keys."),
         Path::<Engine>::new("keys/{name}")
-            .field(name())
-            .field(f("generate", Kind::Bool, "Generate the key here (true) or import it from url or key (false)."))
-            .field(f("exported", Kind::Bool, "With generate: return the otpauth:// URL and the QR barcode (default true); they are shown only once.").default(json!(true)))
-            .field(f("key_size", Kind::Int, "With generate: size of the secret in bytes (default 20).").default(json!(20)))
-            .field(f("url", Kind::Str, "Import: an otpauth://totp/ URL; its secret, issuer, account, algorithm, digits and period are used."))
-            .field(f("key", Kind::Str, "Import: the secret in base32 (when no url is given)."))
-            .field(f("issuer", Kind::Str, "The organization the key is for (required with generate)."))
-            .field(f("account_name", Kind::Str, "The account the key is for (required with generate)."))
-            .field(f("period", Kind::Duration, "Length of a code's time step (default 30s).").default(json!(30)))
-            .field(f("algorithm", Kind::Str, "HMAC: SHA1 (default), SHA256 or SHA512.").default(json!("SHA1")))
-            .field(f("digits", Kind::Int, "Digits of a code: 6 (default) or 8.").default(json!(6)))
-            .field(f("skew", Kind::Int, "Time steps before and after the current one a code may come from: 0 or 1 (default).").default(json!(1)))
-            .field(f("qr_size", Kind::Int, "With generate and exported: the barcode's size in pixels (default 200; 0: no barcode).").default(json!(200)))
+            .input::<KeyInput>()
             .op(Update, h!(key_write))
             .op(Read, h!(key_read))
             .op(Delete, h!(key_delete))
@@ -126,8 +129,7 @@ fn table() -> Table<Engine> {
                 "A generated key's secret leaves the server only in the response that creates it (url and barcode, when exported). A read shows the key's settings, never its secret.",
             ),
         Path::<Engine>::new("code/{name}")
-            .field(name())
-            .field(f("code", Kind::Str, "The code to validate."))
+            .input::<CodeInput>()
             .op(Read, h!(code_read))
             .op(Update, h!(code_validate))
             .help(
