@@ -9,13 +9,16 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, RawResponse, Request, Response, Result, Storage};
 
 use crate::engine::{self, Engine};
+use crate::inputs::{
+    CaKeyInput, DefaultIssuerInput, ImportInput, IssuerInput, IssuerRefInput, KeyRequest,
+};
 use crate::keys::{CaKey, KeySpec, UserKey};
 use crate::store::{self, DefaultIssuer, IssuerRecord};
+use zeroize::Zeroizing;
 
 /// The key a `config/ca` or `issuers/import` request asks for: generated or imported.
-fn key_from_fields(f: &Fields) -> Result<CaKey> {
-    let private = f.string("private_key");
-    let public = f.string("public_key");
+fn key_from_request(f: KeyRequest) -> Result<CaKey> {
+    let (private, public) = (Zeroizing::new(f.private_key), f.public_key);
     if !private.trim().is_empty() {
         let key = CaKey::import(&private).map_err(LogicalError::InvalidRequest)?;
         if !public.trim().is_empty() {
@@ -33,13 +36,13 @@ fn key_from_fields(f: &Fields) -> Result<CaKey> {
             "missing private_key: a public_key alone cannot sign",
         ));
     }
-    if f.is_set("generate_signing_key") && !f.flag("generate_signing_key") {
+    if f.generate_signing_key == Some(false) {
         return Err(LogicalError::invalid(
             "missing private_key and public_key; set generate_signing_key=true to generate a CA key",
         ));
     }
-    let spec = KeySpec::resolve(&f.string("key_type"), f.int("key_bits").unwrap_or(0), 4096)
-        .map_err(LogicalError::InvalidRequest)?;
+    let spec =
+        KeySpec::resolve(&f.key_type, f.key_bits, 4096).map_err(LogicalError::InvalidRequest)?;
     CaKey::generate(spec).map_err(LogicalError::Internal)
 }
 
@@ -114,7 +117,7 @@ async fn add_issuer(
 
 impl Engine {
     pub async fn config_ca_write(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let key = key_from_fields(&f)?;
+        let key = key_from_request(KeyRequest::from(&f.input::<CaKeyInput>()))?;
         let record = add_issuer(&*req.storage, &key, String::new(), true).await?;
         Ok(Some(Response::data(issuer_data(&record))))
     }
@@ -161,32 +164,28 @@ impl Engine {
     }
 
     pub async fn issuers_import(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let key = key_from_fields(&f)?;
-        let record = add_issuer(
-            &*req.storage,
-            &key,
-            f.string("issuer_name"),
-            f.flag("set_default"),
-        )
-        .await?;
+        let input: ImportInput = f.input();
+        let key = key_from_request(KeyRequest::from(&input))?;
+        let record = add_issuer(&*req.storage, &key, input.issuer_name, input.set_default).await?;
         Ok(Some(Response::data(issuer_data(&record))))
     }
 
     pub async fn issuer_read(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let r = engine::resolve_issuer(&*req.storage, &f.string("issuer_ref")).await?;
+        let r = engine::resolve_issuer(&*req.storage, &f.input::<IssuerInput>().issuer_ref).await?;
         Ok(Some(Response::data(issuer_data(&r))))
     }
 
     pub async fn issuer_public_key(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let r = engine::resolve_issuer(&*req.storage, &f.string("issuer_ref")).await?;
+        let r =
+            engine::resolve_issuer(&*req.storage, &f.input::<IssuerRefInput>().issuer_ref).await?;
         Ok(Some(plain_text(r.public_key.clone())))
     }
 
     pub async fn issuer_update(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let mut r = engine::resolve_issuer(s, &f.string("issuer_ref")).await?;
-        if f.is_set("issuer_name") {
-            let name = f.string("issuer_name");
+        let input: IssuerInput = f.input();
+        let mut r = engine::resolve_issuer(s, &input.issuer_ref).await?;
+        if let Some(name) = input.issuer_name {
             check_name_free(s, &name, &r.id).await?;
             r.name = name;
             store::save(s, &store::issuer_key(&r.id), &r).await?;
@@ -196,7 +195,7 @@ impl Engine {
 
     pub async fn issuer_delete(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let reference = f.string("issuer_ref");
+        let reference = f.input::<IssuerInput>().issuer_ref;
         let r = match engine::resolve_issuer(s, &reference).await {
             Ok(r) => r,
             // Deleting what is not there succeeds, as deletes do.
@@ -229,7 +228,7 @@ impl Engine {
 
     pub async fn config_issuers_write(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let reference = f.string("default");
+        let reference = f.input::<DefaultIssuerInput>().default;
         if reference.trim().is_empty() || reference == "default" {
             return Err(LogicalError::invalid(
                 "default must name an issuer (its id or name)",

@@ -13,6 +13,7 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, Request, Response, Result, SecretLease, Storage};
 
 use crate::engine::{self, Engine};
+use crate::inputs::{CredsInput, LookupInput, VerifyInput, ZeroAddressInput};
 use crate::roles::{self, Role};
 use crate::store::{self, OtpEntry, ZeroAddress};
 
@@ -44,8 +45,7 @@ fn role_has_ip(name: &str, role: &Role, ip: IpAddr, zero: &[String]) -> bool {
     (zero.iter().any(|z| z == name) || within(&role.cidr_list)) && !within(&role.exclude_cidr_list)
 }
 
-fn parse_ip(f: &Fields) -> Result<IpAddr> {
-    let ip = f.string("ip");
+fn parse_ip(ip: &str) -> Result<IpAddr> {
     if ip.trim().is_empty() {
         return Err(LogicalError::invalid("missing ip"));
     }
@@ -57,7 +57,11 @@ fn parse_ip(f: &Fields) -> Result<IpAddr> {
 impl Engine {
     pub async fn creds(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let name = f.string("role");
+        let CredsInput {
+            role: name,
+            ip,
+            username,
+        } = f.input();
         let role = roles::load_role(s, &name).await?;
         if role.key_type != "otp" {
             return Err(LogicalError::invalid(format!(
@@ -65,8 +69,8 @@ impl Engine {
                 role.key_type
             )));
         }
-        let ip = parse_ip(&f)?;
-        let username = match f.string("username") {
+        let ip = parse_ip(&ip)?;
+        let username = match username {
             u if u.trim().is_empty() => role.default_user.clone(),
             u => u,
         };
@@ -131,7 +135,7 @@ impl Engine {
     /// succeeds (a conditional delete on the entry's revision decides).
     pub async fn verify(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let otp = f.string("otp");
+        let otp = f.input::<VerifyInput>().otp;
         if otp.trim().is_empty() {
             return Err(LogicalError::invalid("missing otp"));
         }
@@ -155,7 +159,7 @@ impl Engine {
 
     pub async fn lookup(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let ip = parse_ip(&f)?;
+        let ip = parse_ip(&f.input::<LookupInput>().ip)?;
         let zero = zero_roles(s).await?;
         let mut found = Vec::new();
         for name in s.list(store::ROLES).await? {
@@ -181,7 +185,7 @@ impl Engine {
 
     pub async fn zeroaddress_write(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let names = f.list("roles");
+        let names = f.input::<ZeroAddressInput>().roles;
         if names.is_empty() {
             return Err(LogicalError::invalid("missing roles"));
         }

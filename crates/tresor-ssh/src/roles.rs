@@ -12,6 +12,7 @@ use tresor_sdk::record::Versioned;
 use tresor_sdk::{LogicalError, Request, Response, Result, Storage, identity};
 
 use crate::engine::{self, Engine};
+use crate::inputs::RoleInput;
 use crate::store;
 
 /// One role, as stored.
@@ -121,16 +122,15 @@ fn parse_cidrs(list: &str, field: &str) -> Result<()> {
 }
 
 /// Builds a role from a write's fields, refusing what Vault refuses.
-fn role_from_fields(f: &Fields) -> Result<Role> {
-    let key_type = f.string("key_type").trim().to_ascii_lowercase();
-    let secs = |name: &str| f.duration(name).map(|d| d.as_secs()).unwrap_or(0);
+fn role_from_input(f: RoleInput) -> Result<Role> {
+    let key_type = f.key_type.trim().to_ascii_lowercase();
     let mut role = Role {
         version: Role::FORMAT,
         key_type: key_type.clone(),
-        default_user: f.string("default_user"),
-        default_user_template: f.flag("default_user_template"),
-        allowed_users: f.string("allowed_users"),
-        allowed_users_template: f.flag("allowed_users_template"),
+        default_user: f.default_user,
+        default_user_template: f.default_user_template,
+        allowed_users: f.allowed_users,
+        allowed_users_template: f.allowed_users_template,
         ..Default::default()
     };
     match key_type.as_str() {
@@ -140,33 +140,33 @@ fn role_from_fields(f: &Fields) -> Result<Role> {
                     "missing default_user: an otp role needs one",
                 ));
             }
-            role.cidr_list = f.string("cidr_list");
-            role.exclude_cidr_list = f.string("exclude_cidr_list");
+            role.cidr_list = f.cidr_list;
+            role.exclude_cidr_list = f.exclude_cidr_list;
             parse_cidrs(&role.cidr_list, "cidr_list")?;
             parse_cidrs(&role.exclude_cidr_list, "exclude_cidr_list")?;
-            let port = f.int("port").unwrap_or(22);
+            let port = f.port;
             role.port = u16::try_from(if port == 0 { 22 } else { port })
                 .map_err(|_| LogicalError::invalid(format!("port {port} is not a TCP port")))?;
         }
         "ca" => {
-            role.allowed_domains = f.string("allowed_domains");
-            role.allowed_domains_template = f.flag("allowed_domains_template");
-            role.allow_user_certificates = f.flag("allow_user_certificates");
-            role.allow_host_certificates = f.flag("allow_host_certificates");
+            role.allowed_domains = f.allowed_domains;
+            role.allowed_domains_template = f.allowed_domains_template;
+            role.allow_user_certificates = f.allow_user_certificates;
+            role.allow_host_certificates = f.allow_host_certificates;
             if !role.allow_user_certificates && !role.allow_host_certificates {
                 return Err(LogicalError::invalid(
                     "Either 'allow_user_certificates' or 'allow_host_certificates' must be set to 'true'",
                 ));
             }
-            role.allow_subdomains = f.flag("allow_subdomains");
-            role.allow_bare_domains = f.flag("allow_bare_domains");
-            role.allowed_extensions = f.string("allowed_extensions");
-            role.default_extensions = f.str_map("default_extensions");
-            role.default_extensions_template = f.flag("default_extensions_template");
-            role.allowed_critical_options = f.string("allowed_critical_options");
-            role.default_critical_options = f.str_map("default_critical_options");
-            role.allowed_user_key_lengths = key_lengths(f.map("allowed_user_key_lengths"))?;
-            role.algorithm_signer = match f.string("algorithm_signer").trim() {
+            role.allow_subdomains = f.allow_subdomains;
+            role.allow_bare_domains = f.allow_bare_domains;
+            role.allowed_extensions = f.allowed_extensions;
+            role.default_extensions = f.default_extensions;
+            role.default_extensions_template = f.default_extensions_template;
+            role.allowed_critical_options = f.allowed_critical_options;
+            role.default_critical_options = f.default_critical_options;
+            role.allowed_user_key_lengths = key_lengths(Some(&f.allowed_user_key_lengths))?;
+            role.algorithm_signer = match f.algorithm_signer.trim() {
                 "" | "default" => "default".into(),
                 s @ ("rsa-sha2-256" | "rsa-sha2-512") => s.into(),
                 "ssh-rsa" => {
@@ -180,20 +180,16 @@ fn role_from_fields(f: &Fields) -> Result<Role> {
                     )));
                 }
             };
-            role.key_id_format = f.string("key_id_format");
-            role.ttl = secs("ttl");
-            role.max_ttl = secs("max_ttl");
+            role.key_id_format = f.key_id_format;
+            role.ttl = f.ttl.as_secs();
+            role.max_ttl = f.max_ttl.as_secs();
             if role.max_ttl > 0 && role.ttl > role.max_ttl {
                 return Err(LogicalError::invalid("ttl cannot be longer than max_ttl"));
             }
-            role.not_before_duration = if f.is_set("not_before_duration") {
-                secs("not_before_duration")
-            } else {
-                30
-            };
-            role.allow_user_key_ids = f.flag("allow_user_key_ids");
-            role.allow_empty_principals = f.flag("allow_empty_principals");
-            role.issuer_ref = match f.string("issuer_ref").trim() {
+            role.not_before_duration = f.not_before_duration.map_or(30, |d| d.as_secs());
+            role.allow_user_key_ids = f.allow_user_key_ids;
+            role.allow_empty_principals = f.allow_empty_principals;
+            role.issuer_ref = match f.issuer_ref.trim() {
                 "" => "default".into(),
                 s => s.into(),
             };
@@ -278,8 +274,7 @@ pub async fn load_role(s: &dyn Storage, name: &str) -> Result<Role> {
         .ok_or_else(|| LogicalError::invalid(format!("Unknown role: {name}")))
 }
 
-fn role_name(f: &Fields) -> Result<String> {
-    let name = f.string("role");
+fn role_name(name: String) -> Result<String> {
     if !engine::valid_name(&name, true) {
         return Err(LogicalError::invalid(format!(
             "invalid role name {name:?}: letters, digits, '_', '-', '.' and '@'"
@@ -290,14 +285,15 @@ fn role_name(f: &Fields) -> Result<String> {
 
 impl Engine {
     pub async fn role_write(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = role_name(&f)?;
-        let role = role_from_fields(&f)?;
+        let mut input: RoleInput = f.input();
+        let name = role_name(std::mem::take(&mut input.role))?;
+        let role = role_from_input(input)?;
         store::save(&*req.storage, &store::role_key(&name), &role).await?;
         Ok(None)
     }
 
     pub async fn role_read(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("role");
+        let name = f.input::<RoleInput>().role;
         Ok(
             store::load::<Role>(&*req.storage, "role", &store::role_key(&name))
                 .await?
@@ -307,7 +303,7 @@ impl Engine {
 
     pub async fn role_delete(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         req.storage
-            .delete(&store::role_key(&f.string("role")))
+            .delete(&store::role_key(&f.input::<RoleInput>().role))
             .await?;
         Ok(None)
     }
@@ -315,7 +311,7 @@ impl Engine {
     pub async fn role_exists(&self, req: Request, f: Fields) -> Result<bool> {
         Ok(req
             .storage
-            .get(&store::role_key(&f.string("role")))
+            .get(&store::role_key(&f.input::<RoleInput>().role))
             .await?
             .is_some())
     }

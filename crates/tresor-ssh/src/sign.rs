@@ -16,6 +16,7 @@ use tresor_sdk::identity::{self, EntityInfo};
 use tresor_sdk::{LogicalError, Request, Response, Result};
 
 use crate::engine::{self, Engine};
+use crate::inputs::{CertRequest, IssueInput, SignInput};
 use crate::keys::{Algo, IssuedKey, KeySpec, RsaHash, UserKey};
 use crate::roles::{self, Role};
 
@@ -150,10 +151,10 @@ fn check_key(role: &Role, key: &UserKey) -> Result<()> {
     }
 }
 
-fn key_id(role_name: &str, role: &Role, req: &Request, f: &Fields, key: &UserKey) -> String {
-    let requested = f.string("key_id");
+fn key_id(role_name: &str, role: &Role, req: &Request, f: &CertRequest, key: &UserKey) -> String {
+    let requested = &f.key_id;
     if role.allow_user_key_ids && !requested.is_empty() {
-        return requested;
+        return requested.clone();
     }
     let format = if role.key_id_format.is_empty() {
         "vault-{{token_display_name}}-{{public_key_hash}}"
@@ -177,14 +178,14 @@ struct Plan {
     ttl: u64,
 }
 
-fn plan(role_name: String, role: Role, req: &Request, f: &Fields) -> Result<Plan> {
+fn plan(role_name: String, role: Role, req: &Request, f: &CertRequest) -> Result<Plan> {
     if role.key_type != "ca" {
         return Err(LogicalError::invalid(format!(
             "role {role_name:?} has key_type {:?}: only ca roles sign keys",
             role.key_type
         )));
     }
-    let cert_type = match f.string("cert_type").trim() {
+    let cert_type = match f.cert_type.trim() {
         "" | "user" => CertType::User,
         "host" => CertType::Host,
         other => {
@@ -204,10 +205,10 @@ fn plan(role_name: String, role: Role, req: &Request, f: &Fields) -> Result<Plan
         ));
     }
     let entity = req.caller.entity.as_deref();
-    let principals = principals(&role, cert_type, f.list("valid_principals"), entity)?;
+    let principals = principals(&role, cert_type, f.valid_principals.clone(), entity)?;
     let extensions = options(
         "extensions",
-        f.str_map("extensions"),
+        f.extensions.clone(),
         &role.allowed_extensions,
         false,
         &role.default_extensions,
@@ -216,14 +217,14 @@ fn plan(role_name: String, role: Role, req: &Request, f: &Fields) -> Result<Plan
     )?;
     let critical_options = options(
         "critical options",
-        f.str_map("critical_options"),
+        f.critical_options.clone(),
         &role.allowed_critical_options,
         true,
         &role.default_critical_options,
         false,
         entity,
     )?;
-    let requested = f.duration("ttl").map(|d| d.as_secs()).unwrap_or(0);
+    let requested = f.ttl.as_secs();
     let mut ttl = if requested > 0 {
         requested
     } else if role.ttl > 0 {
@@ -255,7 +256,7 @@ impl Engine {
     async fn sign_key(
         &self,
         req: &Request,
-        f: &Fields,
+        f: &CertRequest,
         plan: Plan,
         key: &UserKey,
     ) -> Result<Map<String, Value>> {
@@ -312,27 +313,29 @@ impl Engine {
     }
 
     pub async fn sign(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let role_name = f.string("role");
-        let role = roles::load_role(&*req.storage, &role_name).await?;
-        let plan = plan(role_name, role, &req, &f)?;
-        let public = f.string("public_key");
+        let input: SignInput = f.input();
+        let cert = CertRequest::from(&input);
+        let role = roles::load_role(&*req.storage, &input.role).await?;
+        let plan = plan(input.role, role, &req, &cert)?;
+        let public = input.public_key;
         if public.trim().is_empty() {
             return Err(LogicalError::invalid("missing public_key"));
         }
         let key = UserKey::parse(&public).map_err(LogicalError::InvalidRequest)?;
-        let data = self.sign_key(&req, &f, plan, &key).await?;
+        let data = self.sign_key(&req, &cert, plan, &key).await?;
         Ok(Some(Response::data(data)))
     }
 
     pub async fn issue(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let role_name = f.string("role");
-        let role = roles::load_role(&*req.storage, &role_name).await?;
-        let plan = plan(role_name, role, &req, &f)?;
-        let key_type = match f.string("key_type") {
+        let input: IssueInput = f.input();
+        let cert = CertRequest::from(&input);
+        let role = roles::load_role(&*req.storage, &input.role).await?;
+        let plan = plan(input.role, role, &req, &cert)?;
+        let key_type = match input.key_type {
             t if t.trim().is_empty() => "rsa".to_owned(),
             t => t,
         };
-        let spec = KeySpec::resolve(&key_type, f.int("key_bits").unwrap_or(0), 3072)
+        let spec = KeySpec::resolve(&key_type, input.key_bits, 3072)
             .map_err(LogicalError::InvalidRequest)?;
         // Refuse a key the role would refuse before spending time generating it.
         let bits = match spec.bits {
@@ -350,7 +353,7 @@ impl Engine {
             .await
             .map_err(LogicalError::internal)?
             .map_err(LogicalError::Internal)?;
-        let mut data = self.sign_key(&req, &f, plan, &generated.public).await?;
+        let mut data = self.sign_key(&req, &cert, plan, &generated.public).await?;
         data.insert("private_key".into(), json!(generated.private_pem.as_str()));
         data.insert("private_key_type".into(), json!(spec.algo.short_name()));
         Ok(Some(Response::data(data)))
