@@ -311,6 +311,16 @@ fn secs_field(v: Option<&Value>, name: &str) -> Result<Option<f64>> {
     }
 }
 
+/// A quota's role names logins, so its path must be an auth method's.
+fn role_needs_auth_path(role: &str, path: &str) -> Result<()> {
+    if !role.is_empty() && !path.starts_with("auth/") {
+        return Err(LogicalError::invalid(
+            "a quota with a role must be on an auth method's path (auth/<mount>/)",
+        ));
+    }
+    Ok(())
+}
+
 /// Normalizes and checks a quota's path: empty, a mounted path, or a glob under a mount.
 fn quota_path(u: &Unsealed, p: &str) -> Result<String> {
     let p = p.trim_start_matches('/').to_owned();
@@ -391,11 +401,7 @@ async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
         .role
         .or(old.as_ref().map(|q| q.role.clone()))
         .unwrap_or_default();
-    if !role.is_empty() && !path.starts_with("auth/") {
-        return Err(LogicalError::invalid(
-            "a quota with a role must be on an auth method's path (auth/<mount>/)",
-        ));
-    }
+    role_needs_auth_path(&role, &path)?;
     let burst = match input.burst {
         Some(b) if b < 1 => return Err(LogicalError::invalid("burst must be at least 1")),
         Some(b) => Some(b as u64),
@@ -466,14 +472,16 @@ async fn lease_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
         Some(p) => quota_path(&u, &p)?,
         None => old.as_ref().map(|q| q.path.clone()).unwrap_or_default(),
     };
+    let role = input
+        .role
+        .or(old.as_ref().map(|q| q.role.clone()))
+        .unwrap_or_default();
+    role_needs_auth_path(&role, &path)?;
     let q = LeaseCountQuota {
         v: 1,
         name,
         path,
-        role: input
-            .role
-            .or(old.as_ref().map(|q| q.role.clone()))
-            .unwrap_or_default(),
+        role,
         max_leases: max as u64,
         inheritable: input
             .inheritable

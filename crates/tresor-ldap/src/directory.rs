@@ -101,11 +101,7 @@ fn settings_digest(c: &Config) -> Vec<u8> {
 impl Pool {
     /// An idle connection of `kind` and the TLS settings, for `settings`; a change of settings
     /// empties the pool.
-    fn take(
-        &self,
-        settings: &[u8],
-        kind: Kind,
-    ) -> (Option<Conn>, Option<Option<Arc<rustls::ClientConfig>>>) {
+    fn take(&self, settings: &[u8], kind: Kind) -> Option<Conn> {
         let mut s = self.state.lock();
         if s.settings != settings {
             *s = PoolState {
@@ -113,7 +109,7 @@ impl Pool {
                 ..PoolState::default()
             };
         }
-        (s.idle(kind).pop(), s.tls.clone())
+        s.idle(kind).pop()
     }
 
     fn keep_tls(&self, settings: &[u8], tls: Option<Arc<rustls::ClientConfig>>) {
@@ -130,14 +126,13 @@ impl Pool {
         }
     }
 
-    /// A new connection with the pool's TLS settings (built once).
-    async fn open(
-        &self,
-        settings: &[u8],
-        c: &Config,
-        tls: Option<Option<Arc<rustls::ClientConfig>>>,
-    ) -> Result<Conn> {
-        let tls = match tls {
+    /// A new connection with the pool's TLS settings (built once per settings).
+    async fn open(&self, settings: &[u8], c: &Config) -> Result<Conn> {
+        let kept = {
+            let s = self.state.lock();
+            (s.settings == settings).then(|| s.tls.clone()).flatten()
+        };
+        let tls = match kept {
             Some(tls) => tls,
             None => {
                 let tls = tls_config(c)?;
@@ -196,7 +191,14 @@ fn tls_config(c: &Config) -> Result<Option<Arc<rustls::ClientConfig>>> {
 pub(crate) struct Conn {
     ldap: ldap3::Ldap,
     timeout: std::time::Duration,
+    /// When its last bind was made (or when it was opened).
+    bound_at: std::time::Instant,
 }
+
+/// A pooled service connection whose bind as `binddn` is older than this binds again before
+/// it is used, so a `binddn` account disabled or given a new password in the directory stops
+/// working within this time, as it would with a bind per login.
+const REBIND_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn op_failed(what: &str, e: impl std::fmt::Display) -> LogicalError {
     LogicalError::invalid(format!("ldap operation failed: {what}: {e}"))
@@ -228,6 +230,7 @@ async fn connect(c: &Config, tls: Option<Arc<rustls::ClientConfig>>) -> Result<C
                 return Ok(Conn {
                     ldap,
                     timeout: c.request_timeout(),
+                    bound_at: std::time::Instant::now(),
                 });
             }
             Ok(Err(e)) => last = format!("{url}: {e}"),
@@ -247,6 +250,7 @@ impl Conn {
             .simple_bind(dn, password)
             .await
             .map_err(|e| op_failed("bind", e))?;
+        self.bound_at = std::time::Instant::now();
         Ok(r.rc == 0)
     }
 
@@ -319,8 +323,7 @@ pub(crate) async fn authenticate(
     if !c.binddn.is_empty() && !c.anonymous_group_search {
         return authenticate_as_service(pool, &settings, c, username, password).await;
     }
-    let (idle, tls) = pool.take(&settings, Kind::General);
-    if let Some(mut conn) = idle {
+    if let Some(mut conn) = pool.take(&settings, Kind::General) {
         match authenticate_on(&mut conn, c, username, password).await {
             Ok(found) => {
                 pool.give_back(&settings, Kind::General, conn);
@@ -330,7 +333,7 @@ pub(crate) async fn authenticate(
             Err(e) => tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting"),
         }
     }
-    let mut conn = pool.open(&settings, c, tls).await?;
+    let mut conn = pool.open(&settings, c).await?;
     let result = authenticate_on(&mut conn, c, username, password).await;
     if result.is_ok() {
         pool.give_back(&settings, Kind::General, conn);
@@ -354,42 +357,27 @@ async fn authenticate_as_service(
     // 1. the user's entry (its DN and `userattr`), as binddn
     let filter = render_filter(&c.userfilter, c, username, "");
     let attrs = [c.userattr.as_str()];
-    let (idle, tls) = pool.take(settings, Kind::Service);
-    let mut searched = None;
-    if let Some(mut conn) = idle {
-        match conn.search(&c.userdn, &filter, &attrs).await {
-            Ok(found) => searched = Some((conn, found)),
-            Err(e) => tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting"),
-        }
-    }
-    let (mut service, found) = match searched {
-        Some(done) => done,
-        None => {
-            let mut conn = pool.open(settings, c, tls.clone()).await?;
-            if !conn.bind(&c.binddn, &c.bindpass).await? {
-                conn.unbind().await;
-                return Err(op_failed(
-                    "bind as binddn",
-                    "the directory refused binddn/bindpass",
-                ));
-            }
-            let found = conn.search(&c.userdn, &filter, &attrs).await?;
-            (conn, found)
-        }
-    };
+    let mut service = ServiceConn::take(pool, settings, c).await?;
+    let found = service
+        .search(pool, settings, c, &c.userdn, &filter, &attrs)
+        .await?;
     let (user_dn, user_attr_value) = match found.as_slice() {
+        // The alias name: the entry's `userattr` (spelled as configured, as Vault reads it)
+        // when `userdn` is set, else the login name.
         [one] => (
             one.dn.clone(),
-            attr(one, &c.userattr)
+            one.attrs
+                .get(&c.userattr)
                 .and_then(|v| v.first().cloned())
+                .filter(|_| !c.userdn.is_empty())
                 .unwrap_or_else(|| username.to_owned()),
         ),
         [] => {
-            pool.give_back(settings, Kind::Service, service);
+            service.give_back(pool, settings);
             return Ok(None);
         }
         _ => {
-            pool.give_back(settings, Kind::Service, service);
+            service.give_back(pool, settings);
             return Err(op_failed(
                 "user search",
                 format!("{} entries match the userfilter; expected one", found.len()),
@@ -397,9 +385,9 @@ async fn authenticate_as_service(
         }
     };
     // 2. the password, with a bind on a general connection
-    let bound = bind_user(pool, settings, c, tls, &user_dn, password).await;
+    let bound = bind_user(pool, settings, c, &user_dn, password).await;
     if !matches!(bound, Ok(true)) {
-        pool.give_back(settings, Kind::Service, service);
+        service.give_back(pool, settings);
         return bound.map(|_| None);
     }
     // 3. groups, as binddn
@@ -407,13 +395,20 @@ async fn authenticate_as_service(
     if !c.groupdn.is_empty() {
         let filter = render_filter(&c.groupfilter, c, username, &user_dn);
         let entries = service
-            .search(&c.groupdn, &filter, &[c.groupattr.as_str()])
+            .search(
+                pool,
+                settings,
+                c,
+                &c.groupdn,
+                &filter,
+                &[c.groupattr.as_str()],
+            )
             .await?;
         for e in &entries {
             add_groups(&mut groups, attr(e, &c.groupattr));
         }
     }
-    pool.give_back(settings, Kind::Service, service);
+    service.give_back(pool, settings);
     Ok(Some(Authenticated {
         user_dn,
         user_attr_value,
@@ -421,17 +416,82 @@ async fn authenticate_as_service(
     }))
 }
 
+/// A service connection for one login: bound as `binddn` and used for searches only.
+struct ServiceConn {
+    conn: Conn,
+    /// Taken from the pool (it may have been closed by the directory meanwhile).
+    pooled: bool,
+}
+
+impl ServiceConn {
+    /// A pooled service connection (bound again first when its bind is older than
+    /// [`REBIND_AFTER`]), else a new one bound as `binddn`.
+    async fn take(pool: &Pool, settings: &[u8], c: &Config) -> Result<ServiceConn> {
+        if let Some(mut conn) = pool.take(settings, Kind::Service) {
+            if conn.bound_at.elapsed() < REBIND_AFTER {
+                return Ok(ServiceConn { conn, pooled: true });
+            }
+            match conn.bind(&c.binddn, &c.bindpass).await {
+                Ok(true) => return Ok(ServiceConn { conn, pooled: true }),
+                Ok(false) => return Err(binddn_refused()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting")
+                }
+            }
+        }
+        Self::open(pool, settings, c).await
+    }
+
+    async fn open(pool: &Pool, settings: &[u8], c: &Config) -> Result<ServiceConn> {
+        let mut conn = pool.open(settings, c).await?;
+        if !conn.bind(&c.binddn, &c.bindpass).await? {
+            conn.unbind().await;
+            return Err(binddn_refused());
+        }
+        Ok(ServiceConn {
+            conn,
+            pooled: false,
+        })
+    }
+
+    /// A search; on a pooled connection that fails, once more on a new one.
+    async fn search(
+        &mut self,
+        pool: &Pool,
+        settings: &[u8],
+        c: &Config,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>> {
+        match self.conn.search(base, filter, attrs).await {
+            Err(e) if self.pooled => {
+                tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting");
+                *self = Self::open(pool, settings, c).await?;
+                self.conn.search(base, filter, attrs).await
+            }
+            other => other,
+        }
+    }
+
+    fn give_back(self, pool: &Pool, settings: &[u8]) {
+        pool.give_back(settings, Kind::Service, self.conn);
+    }
+}
+
+fn binddn_refused() -> LogicalError {
+    op_failed("bind as binddn", "the directory refused binddn/bindpass")
+}
+
 /// A bind as the user on a general connection (pooled, or new when the pooled one failed).
 async fn bind_user(
     pool: &Pool,
     settings: &[u8],
     c: &Config,
-    tls: Option<Option<Arc<rustls::ClientConfig>>>,
     user_dn: &str,
     password: &str,
 ) -> Result<bool> {
-    let (idle, _) = pool.take(settings, Kind::General);
-    if let Some(mut conn) = idle {
+    if let Some(mut conn) = pool.take(settings, Kind::General) {
         match conn.bind(user_dn, password).await {
             Ok(ok) => {
                 pool.give_back(settings, Kind::General, conn);
@@ -440,7 +500,7 @@ async fn bind_user(
             Err(e) => tracing::debug!(error = %e, "a pooled LDAP connection failed; reconnecting"),
         }
     }
-    let mut conn = pool.open(settings, c, tls).await?;
+    let mut conn = pool.open(settings, c).await?;
     let ok = conn.bind(user_dn, password).await?;
     pool.give_back(settings, Kind::General, conn);
     Ok(ok)
@@ -477,10 +537,7 @@ async fn authenticate_on(
         if c.binddn.is_empty() {
             conn.bind("", "").await?;
         } else if !conn.bind(&c.binddn, &c.bindpass).await? {
-            return Err(op_failed(
-                "bind as binddn",
-                "the directory refused binddn/bindpass",
-            ));
+            return Err(binddn_refused());
         }
         let filter = render_filter(&c.userfilter, c, username, "");
         let found = conn.search(&c.userdn, &filter, &["dn"]).await?;

@@ -232,8 +232,9 @@ impl Fields {
 /// `std::time::Duration`, `List` `Vec<String>`, `Map` a JSON object, `StrMap` a
 /// `BTreeMap<String, String>`, `Raw` a JSON value (each its default when not sent), and
 /// `OptStr`, `OptInt`, `OptBool`, `OptDuration`, `OptList`, `OptRaw`: `None` when the caller
-/// did not send it. A
-/// `default = expr` (anything `serde_json::json!` takes) and `required` follow the description.
+/// did not send it. A `default = expr` (anything `serde_json::json!` takes) and `required`
+/// follow the description. On an `Opt` kind a default is documentation only (help and
+/// OpenAPI show it; the handler gets `None` and applies it itself).
 /// The struct derives nothing: no `Debug` to print a password with.
 #[macro_export]
 macro_rules! input {
@@ -1070,7 +1071,6 @@ mod tests {
         }
     }
 
-    /// Issue 12: a request's fields print their names, never their values.
     crate::input! {
         /// A test input with every kind.
         struct Everything {
@@ -1161,6 +1161,7 @@ mod tests {
         assert!(e.to_string().contains("type"), "{e}");
     }
 
+    /// Issue 12: a request's fields print their names, never their values.
     #[test]
     fn fields_debug_names_no_values() {
         let mut f = Fields::default();

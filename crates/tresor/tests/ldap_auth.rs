@@ -352,3 +352,62 @@ fn service_connections_search_as_binddn_only() {
         assert!(!log.contains(pw), "{pw} in the log");
     }
 }
+
+/// Pooled connections bound as `binddn` do not outlive a change in the directory: once the
+/// account's password is changed there, logins fail within the rebind interval (5 s), as they
+/// would with a bind per login, and work again once Tresor is given the new password.
+#[test]
+fn a_binddn_password_changed_in_the_directory_stops_logins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = start_slapd(&tmp.path().join("ldap"));
+    let s = Server::start_dev(tmp.path(), free_port());
+    ok(&s, &["auth", "enable", "ldap"]);
+    let url = format!("url=ldap://127.0.0.1:{}", slapd.port);
+    let bob = format!("uid=bob,ou=users,{BASE}");
+    let config = |bindpass: &str| {
+        ok(
+            &s,
+            &[
+                "write",
+                "auth/ldap/config",
+                &url,
+                &format!("binddn={bob}"),
+                &format!("bindpass={bindpass}"),
+                &format!("userdn=ou=users,{BASE}"),
+                "userattr=uid",
+                &format!("groupdn=ou=groups,{BASE}"),
+                "groupfilter=(member={{.UserDN}})",
+                "groupattr=cn",
+            ],
+        );
+    };
+    // bob's entry is the service account.
+    config("bobpw");
+    ok(&s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
+    for _ in 0..3 {
+        let (code, v) = login(&s, "alice", "alicepw");
+        assert_eq!(code, 200, "{v}");
+        assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
+    }
+    // The directory's administrator changes the service account's password.
+    let o = run(std::process::Command::new("ldappasswd").args([
+        "-x",
+        "-H",
+        &format!("ldap://127.0.0.1:{}", slapd.port),
+        "-D",
+        &format!("cn=admin,{BASE}"),
+        "-w",
+        "adminpw",
+        "-s",
+        "bob-rotated",
+        &bob,
+    ]));
+    assert_eq!(o.code, 0, "ldappasswd: {o}");
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let (code, v) = login(&s, "alice", "alicepw");
+    assert_ne!(code, 200, "a login still ran as the old binddn: {v}");
+    assert!(v.to_string().contains("binddn"), "{v}");
+    config("bob-rotated");
+    let (code, v) = login(&s, "alice", "alicepw");
+    assert_eq!(code, 200, "{v}");
+}

@@ -402,6 +402,16 @@ fn a_lease_count_quota_refuses_the_sixth_certificate_and_survives_a_restart() {
             r#"{"max_leases":0}"#,
             "max_leases must be positive",
         ),
+        (
+            "sys/quotas/lease-count/x",
+            r#"{"max_leases":3,"path":"pki/","role":"web"}"#,
+            "auth method's path",
+        ),
+        (
+            "sys/quotas/rate-limit/x",
+            r#"{"rate":1,"path":"pki/","role":"web"}"#,
+            "auth method's path",
+        ),
     ] {
         let (code, v) = s.api("POST", path, Some(body), t);
         assert_eq!(code, 400, "{body}: {v}");
