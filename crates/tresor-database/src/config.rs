@@ -13,6 +13,7 @@ use tresor_sdk::{LogicalError, Request, Response, Result};
 
 use crate::db::Plugin;
 use crate::engine::{Engine, build_db};
+use crate::inputs::{ConfigInput, ConnNameInput, sent_or};
 use crate::roles::statements;
 use crate::store::{self, ConnConfig};
 use crate::template;
@@ -51,7 +52,11 @@ fn redact_url(url: &str, password: &str) -> String {
 
 impl Engine {
     pub async fn config_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        Ok(req.storage.get(&key(&f.string("name"))).await?.is_some())
+        Ok(req
+            .storage
+            .get(&key(&f.input::<ConnNameInput>().name))
+            .await?
+            .is_some())
     }
 
     pub async fn config_write(
@@ -59,7 +64,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let input: ConfigInput = f.input();
+        let name = input.name;
         store::check_name(&name, "connection")?;
         let s = &*req.storage;
         let old = self.config(s, &name).await?;
@@ -69,70 +75,68 @@ impl Engine {
             c.max_open_connections = 4;
             c
         });
-        let set = |n: &str| f.is_set(n) || old.is_none();
-        if set("plugin_name") {
-            c.plugin_name = f.string("plugin_name");
+        let creating = old.is_none();
+        if let Some(v) = sent_or(input.plugin_name, creating, String::new) {
+            c.plugin_name = v;
         }
         if c.plugin_name.is_empty() {
             return Err(LogicalError::invalid("empty plugin name"));
         }
         let plugin = Plugin::from_name(&c.plugin_name).map_err(LogicalError::InvalidRequest)?;
-        if set("connection_url") {
-            c.connection_url = f.string("connection_url");
+        if let Some(v) = sent_or(input.connection_url, creating, String::new) {
+            c.connection_url = v;
         }
         if c.connection_url.trim().is_empty() {
             return Err(LogicalError::invalid("connection_url cannot be empty"));
         }
-        if set("username") {
-            c.username = f.string("username");
+        if let Some(v) = sent_or(input.username, creating, String::new) {
+            c.username = v;
         }
-        if set("password") {
-            c.password = f.string("password");
+        if let Some(v) = sent_or(input.password, creating, String::new) {
+            c.password = v;
         }
-        if set("allowed_roles") {
-            c.allowed_roles = f.list("allowed_roles");
+        if let Some(v) = sent_or(input.allowed_roles, creating, Vec::new) {
+            c.allowed_roles = v;
         }
-        if f.is_set("root_rotation_statements") {
-            c.root_rotation_statements = statements(&f, "root_rotation_statements");
-        } else if f.is_set("root_credentials_rotate_statements") {
-            c.root_rotation_statements = statements(&f, "root_credentials_rotate_statements");
+        if let Some(v) = input
+            .root_rotation_statements
+            .or(input.root_credentials_rotate_statements)
+        {
+            c.root_rotation_statements = statements(&v);
         }
-        if set("password_policy") {
-            c.password_policy = f.string("password_policy");
+        if let Some(v) = sent_or(input.password_policy, creating, String::new) {
+            c.password_policy = v;
             if !c.password_policy.is_empty() {
                 self.policy(s, req.mount.system.as_deref(), &c.password_policy)
                     .await?;
             }
         }
-        c.verify_connection = f.bool("verify_connection").unwrap_or(true);
-        if set("max_open_connections") {
-            c.max_open_connections = f.int("max_open_connections").unwrap_or(4);
+        c.verify_connection = input.verify_connection;
+        if let Some(n) = sent_or(input.max_open_connections, creating, || 4) {
+            c.max_open_connections = n;
         }
         if c.max_open_connections <= 0 {
             c.max_open_connections = 4;
         }
-        if set("max_idle_connections") {
-            c.max_idle_connections = f.int("max_idle_connections").unwrap_or(0);
+        if let Some(n) = sent_or(input.max_idle_connections, creating, || 0) {
+            c.max_idle_connections = n;
         }
-        if set("max_connection_lifetime") {
-            c.max_connection_lifetime = f
-                .duration("max_connection_lifetime")
-                .unwrap_or_default()
-                .as_secs();
+        if let Some(d) = sent_or(input.max_connection_lifetime, creating, Default::default) {
+            c.max_connection_lifetime = d.as_secs();
         }
-        if set("username_template") {
-            c.username_template = f.string("username_template");
+        if let Some(v) = sent_or(input.username_template, creating, String::new) {
+            c.username_template = v;
             if !c.username_template.is_empty() {
                 template::check_username_template(&c.username_template).map_err(|e| {
                     LogicalError::invalid(format!("invalid username_template: {e}"))
                 })?;
             }
         }
-        if set("tls_ca") {
-            c.tls_ca = f.string("tls_ca");
+        if let Some(v) = sent_or(input.tls_ca, creating, String::new) {
+            c.tls_ca = v;
         }
-        if set("tls_certificate_key") {
-            c.tls_certificate_key = f.string("tls_certificate_key");
+        if let Some(v) = sent_or(input.tls_certificate_key, creating, String::new) {
+            c.tls_certificate_key = v;
         }
         if !plugin.is_mysql() && (!c.tls_ca.is_empty() || !c.tls_certificate_key.is_empty()) {
             return Err(LogicalError::invalid(
@@ -159,7 +163,10 @@ impl Engine {
     }
 
     pub async fn config_read(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let Some(c) = self.config(&*req.storage, &f.string("name")).await? else {
+        let Some(c) = self
+            .config(&*req.storage, &f.input::<ConnNameInput>().name)
+            .await?
+        else {
             return Ok(None);
         };
         let mut details = Map::new();
@@ -196,7 +203,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<ConnNameInput>().name;
         req.storage.delete(&key(&name)).await?;
         self.replace_pool(&name, None).await;
         Ok(None)
@@ -212,7 +219,7 @@ impl Engine {
 
     /// Closes the connection's pool and opens a new one from the stored config.
     pub async fn reset(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<ConnNameInput>().name;
         let c = self
             .config(&*req.storage, &name)
             .await?
@@ -226,7 +233,7 @@ impl Engine {
     /// Gives the root user a fresh password only Tresor knows. The database changes first;
     /// the config is stored after, and the pool rebuilt with the new password.
     pub async fn rotate_root(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<ConnNameInput>().name;
         let s = &*req.storage;
         let _guard = self.rotation.lock().await;
         let (mut c, db) = self.pool(s, &name).await?;

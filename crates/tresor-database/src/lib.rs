@@ -29,6 +29,7 @@ mod cron;
 mod db;
 mod dsn;
 mod engine;
+mod inputs;
 use tresor_password as password;
 mod pgtls;
 mod policies;
@@ -42,9 +43,9 @@ mod wal;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tresor_sdk::clock::{Clock, SystemClock};
-use tresor_sdk::framework::{Field, Fields, Kind, Path, Table};
+use tresor_sdk::framework::{Fields, Path, Table};
 use tresor_sdk::{
     Context, LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
 };
@@ -152,10 +153,6 @@ impl Database {
 // ---------------------------------------------------------------------------------------------
 // The path table.
 
-fn f(name: &'static str, kind: Kind, desc: &'static str) -> Field {
-    Field::new(name, kind, desc)
-}
-
 macro_rules! h {
     ($method:ident) => {
         |e, r, fl| Box::pin(async move { e.$method(r, fl).await })
@@ -170,36 +167,15 @@ read creates a user with a lease, and the user is dropped (and its sessions ende
 lease expires or is revoked. Static roles rotate the password of an existing account on a
 schedule; static-creds/<role> always returns the password that works.";
 
-fn name(what: &'static str) -> Field {
-    f("name", Kind::Str, what)
-}
-
 fn table() -> Table<Engine> {
     use Operation::*;
-    let statements = |n: &'static str, d: &'static str| f(n, Kind::Raw, d);
     Table {
         paths: vec![
             Path::<Engine>::new("config")
                 .op(List, h!(config_list))
                 .help("List the configured connections.", ""),
             Path::<Engine>::new("config/{name}")
-                .field(name("Name of this connection."))
-                .field(f("plugin_name", Kind::Str, "postgresql-database-plugin, mysql-database-plugin, mysql-aurora-database-plugin, mysql-rds-database-plugin or mysql-legacy-database-plugin."))
-                .field(f("plugin_version", Kind::Str, "Ignored: the plugins are built in."))
-                .field(f("connection_url", Kind::Str, "The connection string, with {{username}} and {{password}} placeholders: a Go MySQL DSN (user:pass@tcp(host:3306)/db) or a PostgreSQL URL or keyword/value string."))
-                .field(f("username", Kind::Str, "The root user, put in place of {{username}}."))
-                .field(f("password", Kind::Str, "The root password, put in place of {{password}}. Never shown."))
-                .field(f("verify_connection", Kind::Bool, "Connect before storing the config (default true).").default(json!(true)))
-                .field(f("allowed_roles", Kind::List, "Roles (globs) that may use this connection; empty allows none, * allows all."))
-                .field(statements("root_rotation_statements", "Statements that set the root password ({{username}}, {{password}}); default: the plugin's ALTER ROLE/ALTER USER for the current user."))
-                .field(f("password_policy", Kind::Str, "A password policy of sys/policies/password (or this mount's password_policies/) for generated passwords (default: 20 letters and digits with a '-')."))
-                .field(f("max_open_connections", Kind::Int, "Most connections open at once (default 4).").default(json!(4)))
-                .field(f("max_idle_connections", Kind::Int, "Idle connections kept: 0 means max_open_connections, negative none."))
-                .field(f("max_connection_lifetime", Kind::Duration, "A connection older than this is not reused (0: forever)."))
-                .field(f("username_template", Kind::Str, "Go-style template for generated usernames (.DisplayName, .RoleName, random, truncate, printf, ...)."))
-                .field(f("tls_ca", Kind::Str, "MySQL: PEM CA certificate for TLS to the database."))
-                .field(f("tls_certificate_key", Kind::Str, "MySQL: PEM client certificate and key for TLS. Never shown."))
-                .field(f("root_credentials_rotate_statements", Kind::Raw, "Alias of root_rotation_statements."))
+                .input::<inputs::ConfigInput>()
                 .existence(|e, r, fl| Box::pin(async move { e.config_exists(r, fl).await }))
                 .op(Create, h!(config_write))
                 .op(Update, h!(config_write))
@@ -210,11 +186,11 @@ fn table() -> Table<Engine> {
                     "Writes are verified by connecting first (verify_connection=false skips it); an unreachable database is refused and nothing is stored.",
                 ),
             Path::<Engine>::new("reset/{name}")
-                .field(name("Name of the connection."))
+                .input::<inputs::ConnNameInput>()
                 .op(Update, h!(reset))
                 .help("Close the connection's pool and open a new one from its config.", ""),
             Path::<Engine>::new("rotate-root/{name}")
-                .field(name("Name of the connection."))
+                .input::<inputs::ConnNameInput>()
                 .op(Update, h!(rotate_root))
                 .help(
                     "Rotate the root user's password.",
@@ -224,16 +200,7 @@ fn table() -> Table<Engine> {
                 .op(List, h!(role_list))
                 .help("List the dynamic roles.", ""),
             Path::<Engine>::new("roles/{name}")
-                .field(name("Name of the role."))
-                .field(f("db_name", Kind::Str, "The connection this role uses."))
-                .field(statements("creation_statements", "Statements that create the user: {{name}}, {{password}}, {{expiration}}. Several statements may be separated by ';'."))
-                .field(statements("revocation_statements", "Statements that drop the user ({{name}}); default: drop the user (PostgreSQL reassigns and drops what it owns). The user's sessions are always ended."))
-                .field(statements("rollback_statements", "Statements run when creation fails ({{name}}); MySQL's default drops the half-created user, PostgreSQL rolls back the transaction."))
-                .field(statements("renew_statements", "Statements run on renewal ({{name}}, {{expiration}}); PostgreSQL's default moves VALID UNTIL."))
-                .field(f("default_ttl", Kind::Duration, "Lease TTL of the credentials (default: the mount's)."))
-                .field(f("max_ttl", Kind::Duration, "Longest lease of the credentials (default: the mount's)."))
-                .field(f("credential_type", Kind::Str, "Only \"password\"."))
-                .field(f("credential_config", Kind::Map, "Ignored for password credentials."))
+                .input::<inputs::RoleInput>()
                 .existence(|e, r, fl| Box::pin(async move { e.role_exists(r, fl).await }))
                 .op(Create, h!(role_write))
                 .op(Update, h!(role_write))
@@ -241,7 +208,7 @@ fn table() -> Table<Engine> {
                 .op(Delete, h!(role_delete))
                 .help("Manage a dynamic role.", ""),
             Path::<Engine>::new("creds/{name}")
-                .field(name("Name of the role."))
+                .input::<inputs::RoleNameInput>()
                 .op(Read, h!(creds))
                 .help(
                     "Create a database user for the role, under a lease.",
@@ -251,14 +218,7 @@ fn table() -> Table<Engine> {
                 .op(List, h!(static_list))
                 .help("List the static roles.", ""),
             Path::<Engine>::new("static-roles/{name}")
-                .field(name("Name of the role."))
-                .field(f("db_name", Kind::Str, "The connection this role uses."))
-                .field(f("username", Kind::Str, "The existing database account (cannot change)."))
-                .field(f("rotation_period", Kind::Duration, "How often the password is rotated (at least 5s)."))
-                .field(f("rotation_schedule", Kind::Str, "A cron schedule in UTC (minute hour day-of-month month day-of-week, or @daily and the like) to rotate on instead of rotation_period."))
-                .field(f("rotation_window", Kind::Duration, "With rotation_schedule: how long after a scheduled time the rotation may still happen (at least 1h; 0: until the next one)."))
-                .field(statements("rotation_statements", "Statements that set the password ({{name}}, {{password}}); default: the plugin's ALTER ROLE/ALTER USER."))
-                .field(f("credential_type", Kind::Str, "Only \"password\"."))
+                .input::<inputs::StaticRoleInput>()
                 .existence(|e, r, fl| Box::pin(async move { e.static_exists(r, fl).await }))
                 .op(Create, h!(static_write))
                 .op(Update, h!(static_write))
@@ -269,23 +229,22 @@ fn table() -> Table<Engine> {
                     "Creating a static role rotates the account's password at once.",
                 ),
             Path::<Engine>::new("static-creds/{name}")
-                .field(name("Name of the static role."))
+                .input::<inputs::StaticNameInput>()
                 .op(Read, h!(static_creds))
                 .help("The static role's current username and password.", ""),
             Path::<Engine>::new("rotate-role/{name}")
-                .field(name("Name of the static role."))
+                .input::<inputs::StaticNameInput>()
                 .op(Update, h!(rotate_role))
                 .help("Rotate the static role's password now.", ""),
             Path::<Engine>::new("password_policies")
                 .op(List, h!(policy_list))
                 .help("List the mount's password policies.", ""),
             Path::<Engine>::new("password_policies/{name}/generate")
-                .field(name("Name of the policy."))
+                .input::<inputs::PolicyNameInput>()
                 .op(Read, h!(policy_generate))
                 .help("Generate a password from the policy.", ""),
             Path::<Engine>::new("password_policies/{name}")
-                .field(name("Name of the policy."))
-                .field(f("policy", Kind::Str, "The policy in HCL: length, and rule \"charset\" blocks with charset and min-chars (or base64 of it)."))
+                .input::<inputs::PolicyInput>()
                 .op(Update, h!(policy_write))
                 .op(Read, h!(policy_read))
                 .op(Delete, h!(policy_delete))

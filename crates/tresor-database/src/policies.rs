@@ -13,6 +13,7 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, Request, Response, Result};
 
 use crate::engine::Engine;
+use crate::inputs::{PolicyInput, PolicyNameInput};
 use crate::password::PasswordPolicy;
 use crate::store::{self, StoredPolicy};
 
@@ -39,9 +40,9 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let PolicyInput { name, policy } = f.input();
         store::check_name(&name, "password policy")?;
-        let text = policy_text(&f.string("policy"));
+        let text = policy_text(&policy);
         if text.trim().is_empty() {
             return Err(LogicalError::invalid("missing policy"));
         }
@@ -60,8 +61,12 @@ impl Engine {
     }
 
     pub async fn policy_read(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let p: Option<StoredPolicy> =
-            store::load(&*req.storage, "password policy", &key(&f.string("name"))).await?;
+        let p: Option<StoredPolicy> = store::load(
+            &*req.storage,
+            "password policy",
+            &key(&f.input::<PolicyNameInput>().name),
+        )
+        .await?;
         Ok(p.map(|p| Response::json(json!({ "policy": p.policy }))))
     }
 
@@ -70,7 +75,9 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        req.storage.delete(&key(&f.string("name"))).await?;
+        req.storage
+            .delete(&key(&f.input::<PolicyNameInput>().name))
+            .await?;
         Ok(None)
     }
 
@@ -89,7 +96,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<PolicyNameInput>().name;
         // This mount's own policies only.
         let p = self.policy(&*req.storage, None, &name).await?;
         let pw = p.generate().map_err(LogicalError::Internal)?;

@@ -10,6 +10,7 @@ use tresor_sdk::{LogicalError, Request, Response, Result, SecretLease};
 
 use crate::db::Vals;
 use crate::engine::Engine;
+use crate::inputs::{RoleInput, RoleNameInput, sent_or};
 use crate::store::{self, Role};
 use crate::template::{self, UsernameInput};
 
@@ -18,11 +19,11 @@ pub const SECRET_CREDS: &str = "creds";
 
 /// A statements field: a string is one entry (commas are SQL, not separators), an array is
 /// several.
-pub fn statements(f: &Fields, name: &str) -> Vec<String> {
-    match f.value(name) {
-        Some(Value::String(s)) if s.trim().is_empty() => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
+pub fn statements(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) if s.trim().is_empty() => Vec::new(),
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
             .iter()
             .filter_map(|v| v.as_str().map(str::to_owned))
             .filter(|s| !s.trim().is_empty())
@@ -41,11 +42,16 @@ impl Engine {
     }
 
     pub async fn role_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        Ok(req.storage.get(&key(&f.string("name"))).await?.is_some())
+        Ok(req
+            .storage
+            .get(&key(&f.input::<RoleNameInput>().name))
+            .await?
+            .is_some())
     }
 
     pub async fn role_write(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let input: RoleInput = f.input();
+        let name = input.name;
         store::check_name(&name, "role")?;
         let s = &*req.storage;
         if s.get(&format!("{}{name}", store::STATIC_ROLE))
@@ -60,38 +66,38 @@ impl Engine {
         let creating = old.is_none();
         let mut r = old.unwrap_or_default();
         r.version = 1;
-        let set = |n: &str| f.is_set(n) || creating;
-        if set("db_name") {
-            r.db_name = f.string("db_name");
+        let stmts = |v: Option<Value>| sent_or(v.as_ref().map(statements), creating, Vec::new);
+        if let Some(v) = sent_or(input.db_name, creating, String::new) {
+            r.db_name = v;
         }
         if r.db_name.is_empty() {
             return Err(LogicalError::invalid("empty database name attribute"));
         }
-        if set("creation_statements") {
-            r.creation_statements = statements(&f, "creation_statements");
+        if let Some(v) = stmts(input.creation_statements) {
+            r.creation_statements = v;
         }
         if crate::sql::split_all(&r.creation_statements).is_empty() {
             return Err(LogicalError::invalid("empty creation statements"));
         }
-        if set("revocation_statements") {
-            r.revocation_statements = statements(&f, "revocation_statements");
+        if let Some(v) = stmts(input.revocation_statements) {
+            r.revocation_statements = v;
         }
-        if set("rollback_statements") {
-            r.rollback_statements = statements(&f, "rollback_statements");
+        if let Some(v) = stmts(input.rollback_statements) {
+            r.rollback_statements = v;
         }
-        if set("renew_statements") {
-            r.renew_statements = statements(&f, "renew_statements");
+        if let Some(v) = stmts(input.renew_statements) {
+            r.renew_statements = v;
         }
-        if set("default_ttl") {
-            r.default_ttl = f.duration("default_ttl").unwrap_or_default().as_secs();
+        if let Some(d) = sent_or(input.default_ttl, creating, Default::default) {
+            r.default_ttl = d.as_secs();
         }
-        if set("max_ttl") {
-            r.max_ttl = f.duration("max_ttl").unwrap_or_default().as_secs();
+        if let Some(d) = sent_or(input.max_ttl, creating, Default::default) {
+            r.max_ttl = d.as_secs();
         }
         if r.max_ttl > 0 && r.default_ttl > r.max_ttl {
             return Err(LogicalError::invalid("ttl cannot be greater than max_ttl"));
         }
-        let ct = f.string("credential_type");
+        let ct = input.credential_type;
         if !ct.is_empty() && ct != "password" {
             return Err(LogicalError::invalid(format!(
                 "credential_type {ct:?} is not supported: only \"password\""
@@ -102,7 +108,10 @@ impl Engine {
     }
 
     pub async fn role_read(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let Some(r) = self.role(&*req.storage, &f.string("name")).await? else {
+        let Some(r) = self
+            .role(&*req.storage, &f.input::<RoleNameInput>().name)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(Response::json(json!({
@@ -118,7 +127,9 @@ impl Engine {
     }
 
     pub async fn role_delete(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        req.storage.delete(&key(&f.string("name"))).await?;
+        req.storage
+            .delete(&key(&f.input::<RoleNameInput>().name))
+            .await?;
         Ok(None)
     }
 
@@ -143,7 +154,7 @@ impl Engine {
 
     /// Creates a user for the role and returns it under a lease.
     pub async fn creds(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<RoleNameInput>().name;
         let s = &*req.storage;
         let r = self
             .role(s, &name)

@@ -14,6 +14,7 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{Context, LogicalError, Request, Response, Result, Storage};
 
 use crate::engine::Engine;
+use crate::inputs::{StaticNameInput, StaticRoleInput, sent_or};
 use crate::roles::statements;
 use crate::store::{self, StaticRole};
 
@@ -37,7 +38,11 @@ impl Engine {
     }
 
     pub async fn static_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        Ok(req.storage.get(&key(&f.string("name"))).await?.is_some())
+        Ok(req
+            .storage
+            .get(&key(&f.input::<StaticNameInput>().name))
+            .await?
+            .is_some())
     }
 
     /// Sets a fresh password on the account and stores it. The caller holds the rotation
@@ -80,7 +85,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let input: StaticRoleInput = f.input();
+        let name = input.name;
         store::check_name(&name, "role")?;
         let s = &*req.storage;
         if s.get(&format!("{}{name}", store::ROLE)).await?.is_some() {
@@ -93,52 +99,53 @@ impl Engine {
         let creating = old.is_none();
         let mut r = old.unwrap_or_default();
         r.version = 1;
-        let set = |n: &str| f.is_set(n) || creating;
-        if set("db_name") {
-            r.db_name = f.string("db_name");
+        if let Some(v) = sent_or(input.db_name, creating, String::new) {
+            r.db_name = v;
         }
         if r.db_name.is_empty() {
             return Err(LogicalError::invalid("empty database name attribute"));
         }
-        let username = f.string("username");
         if creating {
+            let username = input.username.unwrap_or_default();
             if username.is_empty() {
                 return Err(LogicalError::invalid(
                     "username is a required field to create a static role",
                 ));
             }
             r.username = username;
-        } else if f.is_set("username") && username != r.username {
+        } else if input.username.is_some_and(|u| u != r.username) {
             return Err(LogicalError::invalid(
                 "cannot update static account username",
             ));
         }
         // A period or a schedule (with an optional window), never both.
-        let period_given = f.is_set("rotation_period");
-        let schedule_given =
-            f.is_set("rotation_schedule") && !f.string("rotation_schedule").trim().is_empty();
+        let period_given = input.rotation_period.is_some();
+        let schedule = input
+            .rotation_schedule
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        let schedule_given = schedule.is_some();
         if period_given && schedule_given {
             return Err(LogicalError::invalid(
                 "mutually exclusive fields rotation_period and rotation_schedule were both specified; only one of them can be provided",
             ));
         }
-        if schedule_given {
-            let text = f.string("rotation_schedule").trim().to_owned();
+        if let Some(text) = schedule {
             crate::cron::Schedule::parse(&text).map_err(LogicalError::invalid)?;
             r.rotation_schedule = text;
             r.rotation_period = 0;
         } else if period_given || (creating && !schedule_given) {
-            r.rotation_period = f.duration("rotation_period").unwrap_or_default().as_secs();
+            r.rotation_period = input.rotation_period.unwrap_or_default().as_secs();
             r.rotation_schedule.clear();
             r.rotation_window = 0;
         }
-        if f.is_set("rotation_window") {
+        if let Some(w) = input.rotation_window {
             if r.rotation_schedule.is_empty() {
                 return Err(LogicalError::invalid(
                     "rotation_window is invalid with use of rotation_period",
                 ));
             }
-            let w = f.duration("rotation_window").unwrap_or_default().as_secs();
+            let w = w.as_secs();
             if w != 0 && w < MIN_WINDOW {
                 return Err(LogicalError::invalid(format!(
                     "rotation_window must be {MIN_WINDOW} seconds or more"
@@ -151,8 +158,12 @@ impl Engine {
                 "rotation_period must be {MIN_PERIOD} seconds or more"
             )));
         }
-        if set("rotation_statements") {
-            r.rotation_statements = statements(&f, "rotation_statements");
+        if let Some(v) = sent_or(
+            input.rotation_statements.as_ref().map(statements),
+            creating,
+            Vec::new,
+        ) {
+            r.rotation_statements = v;
         }
         let cfg = self
             .config(s, &r.db_name)
@@ -174,7 +185,10 @@ impl Engine {
     }
 
     pub async fn static_read(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let Some(r) = self.static_role(&*req.storage, &f.string("name")).await? else {
+        let Some(r) = self
+            .static_role(&*req.storage, &f.input::<StaticNameInput>().name)
+            .await?
+        else {
             return Ok(None);
         };
         let mut d = json!({
@@ -193,7 +207,9 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        req.storage.delete(&key(&f.string("name"))).await?;
+        req.storage
+            .delete(&key(&f.input::<StaticNameInput>().name))
+            .await?;
         Ok(None)
     }
 
@@ -212,7 +228,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<StaticNameInput>().name;
         let r = self
             .static_role(&*req.storage, &name)
             .await?
@@ -229,7 +245,7 @@ impl Engine {
     }
 
     pub async fn rotate_role(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<StaticNameInput>().name;
         let s = &*req.storage;
         let _guard = self.rotation.lock().await;
         let mut r = self
