@@ -37,7 +37,7 @@ tresor_sdk::input! {
 }
 
 tresor_sdk::input! {
-    /// `config/ca`: generate or import a CA key.
+    /// `config/ca` (and `issuers/import`): generate or import a CA key.
     pub(crate) struct CaKeyInput {
         generate_signing_key: OptBool, "Generate the CA key pair here (the default when no private_key is given).", default = true;
         key_type: Str, "Type of key to generate: ssh-rsa (default), ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, ssh-ed25519, or rsa, ec, ed25519.", default = "ssh-rsa";
@@ -48,13 +48,9 @@ tresor_sdk::input! {
 }
 
 tresor_sdk::input! {
-    /// `issuers/import[/:issuer_name]`: a CA key as a new issuer.
+    /// `issuers/import[/:issuer_name]`: a CA key (its fields are [`CaKeyInput`]'s) as a new
+    /// issuer.
     pub(crate) struct ImportInput {
-        generate_signing_key: OptBool, "Generate the CA key pair here (the default when no private_key is given).", default = true;
-        key_type: Str, "Type of key to generate: ssh-rsa (default), ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, ssh-ed25519, or rsa, ec, ed25519.", default = "ssh-rsa";
-        key_bits: Int, "Size of the generated key: RSA 2048, 3072 or 4096 (default 4096); EC 256, 384 or 521 (default 256).";
-        private_key: Str, "A CA private key to import, in PEM: PKCS#8, PKCS#1 (RSA), SEC1 (EC), or an unencrypted OpenSSH Ed25519 or ECDSA key.";
-        public_key: Str, "The public half of private_key (optional; checked against it when given).";
         issuer_name: Str, "Name of the issuer (optional).";
         set_default: Bool, "Make this issuer the default (the first issuer always is).";
     }
@@ -90,10 +86,8 @@ tresor_sdk::input! {
 }
 
 tresor_sdk::input! {
-    /// `sign/:role`.
-    pub(crate) struct SignInput {
-        role: Str, "Name of the role: letters, digits, '_', '-', '.' and '@'.";
-        public_key: Str, "The SSH public key to sign (authorized_keys form).", required;
+    /// What `sign/:role` and `issue/:role` ask of the certificate.
+    pub(crate) struct CertRequest {
         valid_principals: List, "Users (user certificates) or host names (host certificates) the certificate names; each must be allowed by the role. Empty: the role's default_user.";
         cert_type: Str, "user (default) or host.", default = "user";
         key_id: Str, "Key ID of the certificate; honoured only when the role has allow_user_key_ids.";
@@ -104,17 +98,19 @@ tresor_sdk::input! {
 }
 
 tresor_sdk::input! {
-    /// `issue/:role`.
+    /// `sign/:role`, with [`CertRequest`].
+    pub(crate) struct SignInput {
+        role: Str, "Name of the role: letters, digits, '_', '-', '.' and '@'.";
+        public_key: Str, "The SSH public key to sign (authorized_keys form).", required;
+    }
+}
+
+tresor_sdk::input! {
+    /// `issue/:role`, with [`CertRequest`].
     pub(crate) struct IssueInput {
         role: Str, "Name of the role: letters, digits, '_', '-', '.' and '@'.";
         key_type: Str, "Type of key pair to generate: rsa (default), ec, ed25519 (or OpenSSH names).", default = "rsa";
         key_bits: Int, "Size: RSA 2048, 3072 (default) or 4096; EC 256 (default), 384 or 521.";
-        valid_principals: List, "Users (user certificates) or host names (host certificates) the certificate names; each must be allowed by the role. Empty: the role's default_user.";
-        cert_type: Str, "user (default) or host.", default = "user";
-        key_id: Str, "Key ID of the certificate; honoured only when the role has allow_user_key_ids.";
-        ttl: Duration, "Requested lifetime; defaults to the role's ttl and is capped at its max_ttl (or the mount's).";
-        critical_options: StrMap, "Critical options to set; each must be in the role's allowed_critical_options (empty: any). None given: the role's defaults.";
-        extensions: StrMap, "Extensions to set; each must be in the role's allowed_extensions ('*': any; empty: none). None given: the role's defaults.";
     }
 }
 
@@ -140,41 +136,3 @@ tresor_sdk::input! {
         ip: Str, "An IP address.", required;
     }
 }
-
-/// What a `sign/` or `issue/` request asks of the certificate.
-pub(crate) struct CertRequest {
-    pub valid_principals: Vec<String>,
-    pub cert_type: String,
-    pub key_id: String,
-    pub ttl: std::time::Duration,
-    pub critical_options: std::collections::BTreeMap<String, String>,
-    pub extensions: std::collections::BTreeMap<String, String>,
-}
-
-/// `From` the inputs that carry these fields.
-macro_rules! gather {
-    ($target:ident { $($field:ident),* } from $input:ty) => {
-        impl From<&$input> for $target {
-            fn from(i: &$input) -> Self {
-                $target { $($field: i.$field.clone()),* }
-            }
-        }
-    };
-    ($target:ident { $($field:ident),* } from $input:ty, $($rest:ty),+) => {
-        gather!($target { $($field),* } from $input);
-        gather!($target { $($field),* } from $($rest),+);
-    };
-}
-
-gather!(CertRequest { valid_principals, cert_type, key_id, ttl, critical_options, extensions } from SignInput, IssueInput);
-
-/// The key fields `config/ca` and `issuers/import` share.
-pub(crate) struct KeyRequest {
-    pub generate_signing_key: Option<bool>,
-    pub key_type: String,
-    pub key_bits: i64,
-    pub private_key: String,
-    pub public_key: String,
-}
-
-gather!(KeyRequest { generate_signing_key, key_type, key_bits, private_key, public_key } from CaKeyInput, ImportInput);

@@ -9,15 +9,13 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, RawResponse, Request, Response, Result, Storage};
 
 use crate::engine::{self, Engine};
-use crate::inputs::{
-    CaKeyInput, DefaultIssuerInput, ImportInput, IssuerInput, IssuerRefInput, KeyRequest,
-};
+use crate::inputs::{CaKeyInput, DefaultIssuerInput, ImportInput, IssuerInput, IssuerRefInput};
 use crate::keys::{CaKey, KeySpec, UserKey};
 use crate::store::{self, DefaultIssuer, IssuerRecord};
 use zeroize::Zeroizing;
 
 /// The key a `config/ca` or `issuers/import` request asks for: generated or imported.
-fn key_from_request(f: KeyRequest) -> Result<CaKey> {
+fn key_from_request(f: CaKeyInput) -> Result<CaKey> {
     let (private, public) = (Zeroizing::new(f.private_key), f.public_key);
     if !private.trim().is_empty() {
         let key = CaKey::import(&private).map_err(LogicalError::InvalidRequest)?;
@@ -117,7 +115,7 @@ async fn add_issuer(
 
 impl Engine {
     pub async fn config_ca_write(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let key = key_from_request(KeyRequest::from(&f.input::<CaKeyInput>()))?;
+        let key = key_from_request(f.input())?;
         let record = add_issuer(&*req.storage, &key, String::new(), true).await?;
         Ok(Some(Response::data(issuer_data(&record))))
     }
@@ -164,8 +162,8 @@ impl Engine {
     }
 
     pub async fn issuers_import(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let key = key_from_request(f.input())?;
         let input: ImportInput = f.input();
-        let key = key_from_request(KeyRequest::from(&input))?;
         let record = add_issuer(&*req.storage, &key, input.issuer_name, input.set_default).await?;
         Ok(Some(Response::data(issuer_data(&record))))
     }

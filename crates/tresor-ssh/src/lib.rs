@@ -108,10 +108,12 @@ fn table() -> Table<Engine> {
             .op(List, h!(issuers_list))
             .help("List the issuers.", "Issuer ids, with each one's name, public key and whether it is the default."),
         Path::<Engine>::new("issuers/import")
+            .input::<CaKeyInput>()
             .input::<ImportInput>()
             .op(Update, h!(issuers_import))
             .help("Add an issuer.", "Generates or imports a CA key as a new issuer."),
         Path::<Engine>::new("issuers/import/{issuer_name}")
+            .input::<CaKeyInput>()
             .input::<ImportInput>()
             .op(Update, h!(issuers_import))
             .help("Add a named issuer.", "Generates or imports a CA key as a new issuer with this name."),
@@ -130,10 +132,12 @@ fn table() -> Table<Engine> {
             .help("List the roles.", "Role names, with each one's key_type in key_info."),
         role,
         Path::<Engine>::new("sign/{role}")
+            .input::<CertRequest>()
             .input::<SignInput>()
             .op(Update, h!(sign))
             .help("Sign an SSH public key.", "Returns the certificate (signed_key) and its serial number. The role decides the principals, extensions, critical options, key types and sizes, and lifetime allowed."),
         Path::<Engine>::new("issue/{role}")
+            .input::<CertRequest>()
             .input::<IssueInput>()
             .op(Update, h!(issue))
             .help("Generate a key pair and sign it.", "Like sign/, with a key pair generated here; the private key is returned once and not stored."),

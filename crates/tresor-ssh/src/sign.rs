@@ -314,7 +314,7 @@ impl Engine {
 
     pub async fn sign(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let input: SignInput = f.input();
-        let cert = CertRequest::from(&input);
+        let cert: CertRequest = f.input();
         let role = roles::load_role(&*req.storage, &input.role).await?;
         let plan = plan(input.role, role, &req, &cert)?;
         let public = input.public_key;
@@ -328,7 +328,7 @@ impl Engine {
 
     pub async fn issue(&self, req: Request, f: Fields) -> Result<Option<Response>> {
         let input: IssueInput = f.input();
-        let cert = CertRequest::from(&input);
+        let cert: CertRequest = f.input();
         let role = roles::load_role(&*req.storage, &input.role).await?;
         let plan = plan(input.role, role, &req, &cert)?;
         let key_type = match input.key_type {

@@ -313,24 +313,8 @@ fn service_connections_search_as_binddn_only() {
     let slapd = start_slapd(&tmp.path().join("ldap"));
     let s = Server::start_dev(tmp.path(), free_port());
     ok(&s, &["auth", "enable", "ldap"]);
-    let url = format!("url=ldap://127.0.0.1:{}", slapd.port);
-    let config = |bindpass: &str| {
-        ok(
-            &s,
-            &[
-                "write",
-                "auth/ldap/config",
-                &url,
-                &format!("binddn=cn=admin,{BASE}"),
-                &format!("bindpass={bindpass}"),
-                &format!("userdn=ou=users,{BASE}"),
-                "userattr=uid",
-                &format!("groupdn=ou=groups,{BASE}"),
-                "groupfilter=(member={{.UserDN}})",
-                "groupattr=cn",
-            ],
-        );
-    };
+    let admin = format!("cn=admin,{BASE}");
+    let config = |bindpass: &str| configure_with_binddn(&s, slapd.port, &admin, bindpass);
     config("adminpw");
     pooled_logins_get_their_own_groups(&s, slapd.port, 2);
     // An unknown user is refused like a wrong password.
@@ -362,25 +346,8 @@ fn a_binddn_password_changed_in_the_directory_stops_logins() {
     let slapd = start_slapd(&tmp.path().join("ldap"));
     let s = Server::start_dev(tmp.path(), free_port());
     ok(&s, &["auth", "enable", "ldap"]);
-    let url = format!("url=ldap://127.0.0.1:{}", slapd.port);
     let bob = format!("uid=bob,ou=users,{BASE}");
-    let config = |bindpass: &str| {
-        ok(
-            &s,
-            &[
-                "write",
-                "auth/ldap/config",
-                &url,
-                &format!("binddn={bob}"),
-                &format!("bindpass={bindpass}"),
-                &format!("userdn=ou=users,{BASE}"),
-                "userattr=uid",
-                &format!("groupdn=ou=groups,{BASE}"),
-                "groupfilter=(member={{.UserDN}})",
-                "groupattr=cn",
-            ],
-        );
-    };
+    let config = |bindpass: &str| configure_with_binddn(&s, slapd.port, &bob, bindpass);
     // bob's entry is the service account.
     config("bobpw");
     ok(&s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
@@ -410,4 +377,24 @@ fn a_binddn_password_changed_in_the_directory_stops_logins() {
     config("bob-rotated");
     let (code, v) = login(&s, "alice", "alicepw");
     assert_eq!(code, 200, "{v}");
+}
+
+/// Configures `auth/ldap` to find users by a search as `binddn` (users in `ou=users`, groups
+/// in `ou=groups` by `member`).
+fn configure_with_binddn(s: &Server, port: u16, binddn: &str, bindpass: &str) {
+    ok(
+        s,
+        &[
+            "write",
+            "auth/ldap/config",
+            &format!("url=ldap://127.0.0.1:{port}"),
+            &format!("binddn={binddn}"),
+            &format!("bindpass={bindpass}"),
+            &format!("userdn=ou=users,{BASE}"),
+            "userattr=uid",
+            &format!("groupdn=ou=groups,{BASE}"),
+            "groupfilter=(member={{.UserDN}})",
+            "groupattr=cn",
+        ],
+    );
 }
