@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::token::TokenParams;
 use tresor_sdk::{LogicalError, Operation, Response, Result, Storage};
 
@@ -160,11 +160,12 @@ impl Config {
     /// Applies the fields a write sets, then checks the whole: a bad value is a 400 naming
     /// the field, and nothing is stored.
     fn update(&mut self, f: &Fields) -> Result<()> {
+        let i: ConfigInput = f.input();
         macro_rules! set_str {
-            ($($name:ident),*) => { $( if f.is_set(stringify!($name)) { self.$name = f.string(stringify!($name)).trim().to_owned(); } )* };
+            ($($name:ident),*) => { $( if let Some(v) = i.$name { self.$name = v.trim().to_owned(); } )* };
         }
-        macro_rules! set_bool {
-            ($($name:ident),*) => { $( if f.is_set(stringify!($name)) { self.$name = f.flag(stringify!($name)); } )* };
+        macro_rules! set {
+            ($($name:ident),*) => { $( if let Some(v) = i.$name { self.$name = v; } )* };
         }
         set_str!(
             url,
@@ -183,10 +184,8 @@ impl Config {
             groupattr,
             dereference_aliases
         );
-        if f.is_set("bindpass") {
-            self.bindpass = f.string("bindpass");
-        }
-        set_bool!(
+        set!(
+            bindpass,
             starttls,
             insecure_tls,
             discoverdn,
@@ -194,18 +193,15 @@ impl Config {
             username_as_alias,
             deny_null_bind,
             anonymous_group_search,
-            use_token_groups
+            use_token_groups,
+            max_page_size
         );
-        for (name, slot) in [
-            ("request_timeout", &mut self.request_timeout),
-            ("connection_timeout", &mut self.connection_timeout),
-        ] {
-            if let Some(d) = f.duration(name) {
-                *slot = d.as_secs();
-            }
+        // Only when sent: a write without them keeps the configured timeouts.
+        if let Some(d) = i.request_timeout {
+            self.request_timeout = d.as_secs();
         }
-        if let Some(n) = f.int("max_page_size") {
-            self.max_page_size = n;
+        if let Some(d) = i.connection_timeout {
+            self.connection_timeout = d.as_secs();
         }
         self.token.update(f)?;
         if self.userattr.is_empty() {
@@ -288,135 +284,42 @@ pub(crate) async fn load(storage: &dyn Storage) -> Result<Option<Config>> {
     tresor_sdk::get_json(storage, KEY).await
 }
 
-pub(crate) fn paths() -> Vec<Path<State>> {
-    let mut p = Path::<State>::new("config");
-    for (name, kind, help) in [
-        (
-            "url",
-            Kind::Str,
-            "LDAP URLs, comma-separated, tried in order (ldap:// or ldaps://).",
-        ),
-        (
-            "starttls",
-            Kind::Bool,
-            "Upgrade ldap:// connections with StartTLS.",
-        ),
-        (
-            "insecure_tls",
-            Kind::Bool,
-            "Do not verify the server's certificate (testing only).",
-        ),
-        (
-            "tls_min_version",
-            Kind::Str,
-            "Minimum TLS version (tls12 or tls13 are used).",
-        ),
-        ("tls_max_version", Kind::Str, "Maximum TLS version."),
-        (
-            "certificate",
-            Kind::Str,
-            "CA certificate(s), PEM, to verify the server.",
-        ),
-        (
-            "client_tls_cert",
-            Kind::Str,
-            "Client certificate, PEM, for mutual TLS.",
-        ),
-        (
-            "client_tls_key",
-            Kind::Str,
-            "Client key, PEM, for mutual TLS (never shown).",
-        ),
-        (
-            "binddn",
-            Kind::Str,
-            "DN to bind as to search for users and groups.",
-        ),
-        ("bindpass", Kind::Str, "Password of binddn (never shown)."),
-        ("userdn", Kind::Str, "Base DN under which users are."),
-        (
-            "userattr",
-            Kind::Str,
-            "Attribute holding the username (default cn).",
-        ),
-        (
-            "userfilter",
-            Kind::Str,
-            "Filter finding the user; {{.UserAttr}} and {{.Username}} are filled in.",
-        ),
-        (
-            "upndomain",
-            Kind::Str,
-            "Bind as user@upndomain (Active Directory).",
-        ),
-        (
-            "discoverdn",
-            Kind::Bool,
-            "Find the user's DN by searching, even without binddn.",
-        ),
-        (
-            "groupdn",
-            Kind::Str,
-            "Base DN under which groups are searched.",
-        ),
-        (
-            "groupfilter",
-            Kind::Str,
-            "Filter finding the user's groups; {{.Username}} and {{.UserDN}} are filled in.",
-        ),
-        (
-            "groupattr",
-            Kind::Str,
-            "Attribute naming a group (cn, or memberOf on user entries).",
-        ),
-        (
-            "case_sensitive_names",
-            Kind::Bool,
-            "Compare user and group names with case.",
-        ),
-        (
-            "username_as_alias",
-            Kind::Bool,
-            "Use the login username as the identity alias name.",
-        ),
-        (
-            "deny_null_bind",
-            Kind::Bool,
-            "Refuse empty passwords (default true).",
-        ),
-        (
-            "anonymous_group_search",
-            Kind::Bool,
-            "Search groups without binding.",
-        ),
-        (
-            "request_timeout",
-            Kind::Duration,
-            "Timeout of each LDAP operation (default 90s).",
-        ),
-        (
-            "connection_timeout",
-            Kind::Duration,
-            "Timeout of connecting to one URL before the next is tried (default 30s).",
-        ),
-        (
-            "max_page_size",
-            Kind::Int,
-            "Page size of searches (0: no paging).",
-        ),
-        (
-            "dereference_aliases",
-            Kind::Str,
-            "never, finding, searching or always.",
-        ),
-        (
-            "use_token_groups",
-            Kind::Bool,
-            "Accepted for compatibility; group search uses groupfilter.",
-        ),
-    ] {
-        p = p.field(Field::new(name, kind, help));
+tresor_sdk::input! {
+    /// `config`: each setting changes only when sent (the token_* fields are
+    /// [`TokenParams`]'s).
+    pub(crate) struct ConfigInput {
+        url: OptStr, "LDAP URLs, comma-separated, tried in order (ldap:// or ldaps://).";
+        starttls: OptBool, "Upgrade ldap:// connections with StartTLS.";
+        insecure_tls: OptBool, "Do not verify the server's certificate (testing only).";
+        tls_min_version: OptStr, "Minimum TLS version (tls12 or tls13 are used).";
+        tls_max_version: OptStr, "Maximum TLS version.";
+        certificate: OptStr, "CA certificate(s), PEM, to verify the server.";
+        client_tls_cert: OptStr, "Client certificate, PEM, for mutual TLS.";
+        client_tls_key: OptStr, "Client key, PEM, for mutual TLS (never shown).";
+        binddn: OptStr, "DN to bind as to search for users and groups.";
+        bindpass: OptStr, "Password of binddn (never shown).";
+        userdn: OptStr, "Base DN under which users are.";
+        userattr: OptStr, "Attribute holding the username (default cn).";
+        userfilter: OptStr, "Filter finding the user; {{.UserAttr}} and {{.Username}} are filled in.";
+        upndomain: OptStr, "Bind as user@upndomain (Active Directory).";
+        discoverdn: OptBool, "Find the user's DN by searching, even without binddn.";
+        groupdn: OptStr, "Base DN under which groups are searched.";
+        groupfilter: OptStr, "Filter finding the user's groups; {{.Username}} and {{.UserDN}} are filled in.";
+        groupattr: OptStr, "Attribute naming a group (cn, or memberOf on user entries).";
+        case_sensitive_names: OptBool, "Compare user and group names with case.";
+        username_as_alias: OptBool, "Use the login username as the identity alias name.";
+        deny_null_bind: OptBool, "Refuse empty passwords (default true).";
+        anonymous_group_search: OptBool, "Search groups without binding.";
+        request_timeout: OptDuration, "Timeout of each LDAP operation (default 90s).";
+        connection_timeout: OptDuration, "Timeout of connecting to one URL before the next is tried (default 30s).";
+        max_page_size: OptInt, "Page size of searches (0: no paging).";
+        dereference_aliases: OptStr, "never, finding, searching or always.";
+        use_token_groups: OptBool, "Accepted for compatibility; group search uses groupfilter.";
     }
+}
+
+pub(crate) fn paths() -> Vec<Path<State>> {
+    let mut p = Path::<State>::new("config").input::<ConfigInput>();
     p = TokenParams::add_fields(p);
     vec![
         p.op(Operation::Read, |_, req, _| {

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path, Table};
+use tresor_sdk::framework::{Fields, Path, Table};
 use tresor_sdk::{
     Alias, Auth, LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
     Storage, cidr,
@@ -81,24 +81,37 @@ fn key(kind: &str, name: &str, c: Option<&config::Config>) -> String {
     }
 }
 
+tresor_sdk::input! {
+    /// `groups/:name` and `users/:name`.
+    struct EntryInput {
+        name: Str, "Name of the entry.";
+        policies: OptList, "Policies granted to it.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `users/:name`, besides [`EntryInput`].
+    struct UserGroupsInput {
+        groups: OptList, "Groups of this mount the user belongs to besides those the directory reports.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `login/:username`.
+    struct LoginInput {
+        username: Str, "The LDAP username.";
+        password: Str, "The LDAP password.";
+    }
+}
+
 fn entry_paths(kind: &'static str) -> Vec<Path<State>> {
     let (list, one, what) = match kind {
         "group" => ("groups/", "groups/{name}", "LDAP group"),
         _ => ("users/", "users/{name}", "LDAP user"),
     };
-    let mut p = Path::<State>::new(one)
-        .field(Field::new("name", Kind::Str, "Name of the entry."))
-        .field(Field::new(
-            "policies",
-            Kind::List,
-            "Policies granted to it.",
-        ));
+    let mut p = Path::<State>::new(one).input::<EntryInput>();
     if kind == "user" {
-        p = p.field(Field::new(
-            "groups",
-            Kind::List,
-            "Groups of this mount the user belongs to besides those the directory reports.",
-        ));
+        p = p.input::<UserGroupsInput>();
     }
     vec![
         Path::new(list)
@@ -114,9 +127,11 @@ fn entry_paths(kind: &'static str) -> Vec<Path<State>> {
             Box::pin(async move {
                 let kind = kind_of(&req);
                 let c = config::load(&*req.storage).await?;
-                let e: Option<Entry> =
-                    tresor_sdk::get_json(&*req.storage, &key(kind, &f.string("name"), c.as_ref()))
-                        .await?;
+                let e: Option<Entry> = tresor_sdk::get_json(
+                    &*req.storage,
+                    &key(kind, &f.input::<EntryInput>().name, c.as_ref()),
+                )
+                .await?;
                 Ok(e.map(|e| {
                     let mut m = json!({"policies": e.policies});
                     if kind == "user" {
@@ -129,7 +144,7 @@ fn entry_paths(kind: &'static str) -> Vec<Path<State>> {
         .op(Operation::Update, |s, req, f| {
             Box::pin(async move {
                 let kind = kind_of(&req);
-                let name = f.string("name");
+                let EntryInput { name, policies } = f.input();
                 if name.trim().is_empty() {
                     return Err(LogicalError::invalid("missing name"));
                 }
@@ -139,12 +154,14 @@ fn entry_paths(kind: &'static str) -> Vec<Path<State>> {
                 let mut e: Entry = tresor_sdk::get_json(&*req.storage, &k)
                     .await?
                     .unwrap_or_default();
-                if f.is_set("policies") {
-                    e.policies = norm(f.list("policies"));
+                if let Some(p) = policies {
+                    e.policies = norm(p);
                 }
-                if f.is_set("groups") {
-                    e.groups = f
-                        .list("groups")
+                let groups = (kind == "user")
+                    .then(|| f.input::<UserGroupsInput>().groups)
+                    .flatten();
+                if let Some(g) = groups {
+                    e.groups = g
                         .into_iter()
                         .map(|g| g.trim().to_owned())
                         .filter(|g| !g.is_empty())
@@ -160,7 +177,7 @@ fn entry_paths(kind: &'static str) -> Vec<Path<State>> {
                 let _w = s.writes.lock().await;
                 let c = config::load(&*req.storage).await?;
                 req.storage
-                    .delete(&key(kind, &f.string("name"), c.as_ref()))
+                    .delete(&key(kind, &f.input::<EntryInput>().name, c.as_ref()))
                     .await?;
                 Ok(None)
             })
@@ -202,8 +219,7 @@ fn table() -> Table<State> {
     paths.extend(entry_paths("user"));
     paths.push(
         Path::new("login/{username}")
-            .field(Field::new("username", Kind::Str, "The LDAP username."))
-            .field(Field::new("password", Kind::Str, "The LDAP password."))
+            .input::<LoginInput>()
             .op(Operation::Update, |s, req, f| Box::pin(login(s, req, f)))
             .help(
                 "Log in with an LDAP username and password.",
@@ -251,11 +267,11 @@ async fn login(s: Arc<State>, req: Request, f: Fields) -> Result<Option<Response
     let c = config::load(&*req.storage)
         .await?
         .ok_or_else(|| LogicalError::invalid("ldap backend not configured"))?;
-    let mut username = f.string("username").trim().to_owned();
+    let LoginInput { username, password } = f.input();
+    let mut username = username.trim().to_owned();
     if !c.case_sensitive_names {
         username = username.to_lowercase();
     }
-    let password = f.string("password");
     if username.is_empty() {
         return Err(LogicalError::invalid("missing username"));
     }

@@ -398,3 +398,57 @@ fn configure_with_binddn(s: &Server, port: u16, binddn: &str, bindpass: &str) {
         ],
     );
 }
+
+/// A configuration write changes only the settings it sends: the timeouts keep their
+/// defaults (90 s, 30 s) or their configured values when a later write leaves them out (an
+/// earlier version set them to 0, which ran every operation with a 1 s timeout).
+#[test]
+fn config_writes_keep_the_settings_they_do_not_send() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(tmp.path(), free_port());
+    ok(&s, &["auth", "enable", "ldap"]);
+    let read = |s: &Server| {
+        let (code, v) = s.api("GET", "auth/ldap/config", None, Some("root"));
+        assert_eq!(code, 200, "{v}");
+        v["data"].clone()
+    };
+    ok(
+        &s,
+        &[
+            "write",
+            "auth/ldap/config",
+            "url=ldap://127.0.0.1:1",
+            &format!("userdn=ou=users,{BASE}"),
+        ],
+    );
+    let d = read(&s);
+    assert_eq!(d["request_timeout"], 90, "{d}");
+    assert_eq!(d["connection_timeout"], 30, "{d}");
+    assert_eq!(d["max_page_size"], 0, "{d}");
+    ok(
+        &s,
+        &[
+            "write",
+            "auth/ldap/config",
+            "connection_timeout=5s",
+            "max_page_size=500",
+            "starttls=true",
+        ],
+    );
+    ok(&s, &["write", "auth/ldap/config", "groupattr=memberOf"]);
+    let d = read(&s);
+    assert_eq!(d["connection_timeout"], 5, "{d}");
+    assert_eq!(d["request_timeout"], 90, "{d}");
+    assert_eq!(d["max_page_size"], 500, "{d}");
+    assert_eq!(d["starttls"], true, "{d}");
+    assert_eq!(d["groupattr"], "memberOf", "{d}");
+    assert_eq!(d["url"], "ldap://127.0.0.1:1", "{d}");
+    // A bad value names the field and changes nothing.
+    let o = s.bao_as(
+        "root",
+        &["write", "auth/ldap/config", "request_timeout=soon"],
+    );
+    assert_ne!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("request_timeout"), "{o}");
+    assert_eq!(read(&s)["request_timeout"], 90);
+}
