@@ -21,80 +21,53 @@ fn logical(e: CoreError) -> LogicalError {
     }
 }
 
+tresor_sdk::input! {
+    /// The settings of a TOTP method (`mfa/method/totp[/:method_id]`): each changes only when
+    /// sent, so a new method keeps the defaults of the ones not sent.
+    struct MethodInput {
+        method_name: OptStr, "A unique name for the method (usable instead of its ID).";
+        issuer: OptStr, "The issuer shown by authenticator apps.";
+        period: OptDuration, "Length of a passcode's validity (default 30s).";
+        key_size: OptInt, "Size in bytes of generated secrets (default 20).";
+        qr_size: OptInt, "Pixel size of the QR barcode (default 200).";
+        algorithm: OptStr, "SHA1 (default), SHA256 or SHA512.";
+        digits: OptInt, "Passcode length: 6 (default), 7 or 8.";
+        skew: OptInt, "Periods before and after the current one a passcode may be from: 0 or 1 (default).";
+        max_validation_attempts: OptInt, "Failed passcodes allowed per period (default 5).";
+    }
+}
+
 fn method_fields<B>(p: Path<B>) -> Path<B> {
-    p.field(Field::new(
-        "method_name",
-        Kind::Str,
-        "A unique name for the method (usable instead of its ID).",
-    ))
-    .field(Field::new(
-        "issuer",
-        Kind::Str,
-        "The issuer shown by authenticator apps.",
-    ))
-    .field(Field::new(
-        "period",
-        Kind::Duration,
-        "Length of a passcode's validity (default 30s).",
-    ))
-    .field(Field::new(
-        "key_size",
-        Kind::Int,
-        "Size in bytes of generated secrets (default 20).",
-    ))
-    .field(Field::new(
-        "qr_size",
-        Kind::Int,
-        "Pixel size of the QR barcode (default 200).",
-    ))
-    .field(Field::new(
-        "algorithm",
-        Kind::Str,
-        "SHA1 (default), SHA256 or SHA512.",
-    ))
-    .field(Field::new(
-        "digits",
-        Kind::Int,
-        "Passcode length: 6 (default), 7 or 8.",
-    ))
-    .field(Field::new(
-        "skew",
-        Kind::Int,
-        "Periods before and after the current one a passcode may be from: 0 or 1 (default).",
-    ))
-    .field(Field::new(
-        "max_validation_attempts",
-        Kind::Int,
-        "Failed passcodes allowed per period (default 5).",
-    ))
+    p.input::<MethodInput>()
 }
 
 fn apply(m: &mut TotpMethod, f: &Fields) {
-    if f.is_set("method_name") {
-        m.name = f.string("method_name");
+    let i: MethodInput = f.input();
+    if let Some(v) = i.method_name {
+        m.name = v;
     }
-    if f.is_set("issuer") {
-        m.issuer = f.string("issuer");
+    if let Some(v) = i.issuer {
+        m.issuer = v;
     }
-    if let Some(d) = f.duration("period").filter(|d| !d.is_zero()) {
+    if let Some(d) = i.period.filter(|d| !d.is_zero()) {
         m.period = d.as_secs();
     }
-    if let Some(n) = f.int("key_size").filter(|n| *n > 0) {
+    if let Some(n) = i.key_size.filter(|n| *n > 0) {
         m.key_size = n as usize;
     }
-    if let Some(n) = f.int("qr_size").filter(|n| *n >= 0) {
+    if let Some(n) = i.qr_size.filter(|n| *n >= 0) {
         m.qr_size = n as u64;
     }
-    if let Some(a) = f.str("algorithm").filter(|a| !a.is_empty()) {
+    if let Some(a) = i.algorithm.filter(|a| !a.is_empty()) {
         m.algorithm = a.to_uppercase();
     }
-    if let Some(n) = f.int("digits").filter(|n| *n > 0) {
+    if let Some(n) = i.digits.filter(|n| *n > 0) {
         m.digits = n as u32;
     }
-    if let Some(n) = f.int("skew").filter(|n| *n >= 0) {
+    if let Some(n) = i.skew.filter(|n| *n >= 0) {
         m.skew = n as u64;
     }
-    if let Some(n) = f.int("max_validation_attempts").filter(|n| *n >= 0) {
+    if let Some(n) = i.max_validation_attempts.filter(|n| *n >= 0) {
         m.max_validation_attempts = n as u64;
     }
 }

@@ -76,6 +76,39 @@ fn a_login_enforced_with_totp_needs_the_passcode_once() {
     );
     assert_eq!(code, 200, "{m}");
     let method = m["data"]["method_id"].as_str().unwrap().to_owned();
+    // Settings not sent keep Vault's defaults: a passcode from one period either side, five
+    // failed passcodes per period (an earlier version stored 0 for both, which allowed
+    // unlimited guesses), a 200-pixel barcode.
+    let (code, r) = api(
+        &s,
+        "GET",
+        &format!("identity/mfa/method/totp/{method}"),
+        json!({}),
+        root,
+    );
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["data"]["skew"], 1, "{r}");
+    assert_eq!(r["data"]["max_validation_attempts"], 5, "{r}");
+    assert_eq!(r["data"]["qr_size"], 200, "{r}");
+    assert_eq!(r["data"]["digits"], 6, "{r}");
+    // An update that sends one setting changes only that one.
+    let (code, r) = api(
+        &s,
+        "POST",
+        &format!("identity/mfa/method/totp/{method}"),
+        json!({"issuer": "Tresor Inc"}),
+        root,
+    );
+    assert!(code == 200 || code == 204, "{code} {r}");
+    let (_, r) = api(
+        &s,
+        "GET",
+        &format!("identity/mfa/method/totp/{method}"),
+        json!({}),
+        root,
+    );
+    assert_eq!(r["data"]["issuer"], "Tresor Inc", "{r}");
+    assert_eq!(r["data"]["max_validation_attempts"], 5, "{r}");
     let (code, g) = api(
         &s,
         "POST",
