@@ -231,7 +231,8 @@ impl Fields {
 /// Kinds and the Rust types they give: `Str` `String`, `Int` `i64`, `Bool` `bool`, `Duration`
 /// `std::time::Duration`, `List` `Vec<String>`, `Map` a JSON object, `StrMap` a
 /// `BTreeMap<String, String>`, `Raw` a JSON value (each its default when not sent), and
-/// `OptStr`, `OptInt`, `OptBool`, `OptDuration`, `OptList`, `OptRaw`: `None` when the caller
+/// `OptStr`, `OptInt`, `OptBool`, `OptDuration`, `OptList`, `OptRaw`, `OptMap`, `OptStrMap`:
+/// `None` when the caller
 /// did not send it. A `default = expr` (anything `serde_json::json!` takes) and `required`
 /// follow the description. On an `Opt` kind a default is documentation only (help and
 /// OpenAPI show it; the handler gets `None` and applies it itself).
@@ -291,12 +292,16 @@ macro_rules! input {
     (@ty OptDuration) => { Option<::std::time::Duration> };
     (@ty OptList) => { Option<Vec<String>> };
     (@ty OptRaw) => { Option<::serde_json::Value> };
+    (@ty OptMap) => { Option<::serde_json::Map<String, ::serde_json::Value>> };
+    (@ty OptStrMap) => { Option<::std::collections::BTreeMap<String, String>> };
     (@kind OptStr) => { $crate::framework::Kind::Str };
     (@kind OptInt) => { $crate::framework::Kind::Int };
     (@kind OptBool) => { $crate::framework::Kind::Bool };
     (@kind OptDuration) => { $crate::framework::Kind::Duration };
     (@kind OptList) => { $crate::framework::Kind::List };
     (@kind OptRaw) => { $crate::framework::Kind::Raw };
+    (@kind OptMap) => { $crate::framework::Kind::Map };
+    (@kind OptStrMap) => { $crate::framework::Kind::StrMap };
     (@kind $kind:ident) => { $crate::framework::Kind::$kind };
     (@get Str $f:ident $n:expr) => { $f.string($n) };
     (@get Int $f:ident $n:expr) => { $f.int($n).unwrap_or_default() };
@@ -312,6 +317,8 @@ macro_rules! input {
     (@get OptDuration $f:ident $n:expr) => { $f.duration($n).filter(|_| $f.is_set($n)) };
     (@get OptList $f:ident $n:expr) => { $f.is_set($n).then(|| $f.list($n)) };
     (@get OptRaw $f:ident $n:expr) => { $f.value($n).filter(|_| $f.is_set($n)).cloned() };
+    (@get OptMap $f:ident $n:expr) => { $f.map($n).filter(|_| $f.is_set($n)).cloned() };
+    (@get OptStrMap $f:ident $n:expr) => { $f.is_set($n).then(|| $f.str_map($n)) };
 }
 
 fn parse_value(f: &Field, v: &Value) -> std::result::Result<FieldValue, String> {
@@ -1089,6 +1096,8 @@ mod tests {
             note: OptStr, "Only when sent.";
             paths: OptList, "Only when sent.";
             rate: OptRaw, "Only when sent.";
+            extra: OptMap, "Only when sent.";
+            labels: OptStrMap, "Only when sent.";
         }
     }
 
@@ -1113,7 +1122,9 @@ mod tests {
                 "flag",
                 "note",
                 "paths",
-                "rate"
+                "rate",
+                "extra",
+                "labels"
             ]
         );
         assert!(p.fields.iter().find(|f| f.name == "type").unwrap().required);
@@ -1141,7 +1152,9 @@ mod tests {
         assert_eq!(i.note, None);
         assert_eq!(i.paths, None);
         assert_eq!(i.rate, None);
-        let data = json!({"type": "t", "paths": [], "rate": 2.5})
+        assert_eq!(i.extra, None);
+        assert_eq!(i.labels, None);
+        let data = json!({"type": "t", "paths": [], "rate": 2.5, "extra": {}, "labels": "a=b"})
             .as_object()
             .unwrap()
             .clone();
@@ -1149,6 +1162,8 @@ mod tests {
         let i: Everything = f.input();
         assert_eq!(i.paths, Some(Vec::new()));
         assert_eq!(i.rate, Some(json!(2.5)));
+        assert_eq!(i.extra, Some(Map::new()));
+        assert_eq!(i.labels.unwrap().get("a").map(String::as_str), Some("b"));
         // A bad value names its field; a missing required one is refused.
         let bad = json!({"type": "t", "count": "many"})
             .as_object()

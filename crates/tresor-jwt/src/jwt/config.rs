@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, Request, Response, Result};
 
+use crate::jwt::inputs::ConfigInput;
 use crate::jwt::provider::Provider;
 use crate::jwt::state::Engine;
 use crate::jwt::store::{self, JwksPair, JwtConfig};
@@ -84,28 +85,29 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let trimmed = |n: &str| f.string(n).trim().to_owned();
+        let i: ConfigInput = f.input();
+        let trimmed = |v: String| v.trim().to_owned();
         let cfg = JwtConfig {
             version: JwtConfig::FORMAT_VERSION,
-            oidc_discovery_url: trimmed("oidc_discovery_url"),
-            oidc_discovery_ca_pem: f.string("oidc_discovery_ca_pem"),
-            oidc_client_id: trimmed("oidc_client_id"),
-            oidc_client_secret: f.string("oidc_client_secret"),
-            oidc_response_mode: trimmed("oidc_response_mode"),
-            oidc_response_types: f.list("oidc_response_types"),
-            jwks_url: trimmed("jwks_url"),
-            jwks_ca_pem: f.string("jwks_ca_pem"),
-            jwks_pairs: parse_pairs(f.value("jwks_pairs"))?,
-            jwt_validation_pubkeys: f
-                .list("jwt_validation_pubkeys")
+            oidc_discovery_url: trimmed(i.oidc_discovery_url),
+            oidc_discovery_ca_pem: i.oidc_discovery_ca_pem,
+            oidc_client_id: trimmed(i.oidc_client_id),
+            oidc_client_secret: i.oidc_client_secret,
+            oidc_response_mode: trimmed(i.oidc_response_mode),
+            oidc_response_types: i.oidc_response_types,
+            jwks_url: trimmed(i.jwks_url),
+            jwks_ca_pem: i.jwks_ca_pem,
+            jwks_pairs: parse_pairs(Some(&i.jwks_pairs))?,
+            jwt_validation_pubkeys: i
+                .jwt_validation_pubkeys
                 .into_iter()
                 .filter(|k| !k.trim().is_empty())
                 .collect(),
-            jwt_supported_algs: f.list("jwt_supported_algs"),
-            bound_issuer: trimmed("bound_issuer"),
-            default_role: trimmed("default_role"),
-            provider_config: f.map("provider_config").cloned().unwrap_or_default(),
-            namespace_in_state: f.bool("namespace_in_state").unwrap_or(true),
+            jwt_supported_algs: i.jwt_supported_algs,
+            bound_issuer: trimmed(i.bound_issuer),
+            default_role: trimmed(i.default_role),
+            provider_config: i.provider_config,
+            namespace_in_state: i.namespace_in_state,
         };
         let sources = [
             !cfg.oidc_discovery_url.is_empty(),

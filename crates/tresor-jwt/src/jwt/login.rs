@@ -15,6 +15,7 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{Alias, Auth, LogicalError, Request, Response, Result, cidr};
 
 use crate::claims::{self, Leeways};
+use crate::jwt::inputs::LoginInput;
 use crate::jwt::state::Engine;
 use crate::jwt::store::{self, JwtConfig, Role, RoleType};
 use crate::shared::same_policies;
@@ -207,13 +208,13 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let token = f.string("jwt");
+        let LoginInput { role, jwt: token } = f.input();
         if token.trim().is_empty() {
             return Err(bad("missing token"));
         }
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = role_for(&self, &req, cfg, &f.string("role")).await?;
+        let (role_name, role) = role_for(&self, &req, cfg, &role).await?;
         if role.role_type != RoleType::Jwt {
             return Err(bad("role with oidc role_type is not allowed"));
         }

@@ -7,6 +7,7 @@
 //! (`oidc/auth_url`, `oidc/callback`). This file holds the path table.
 
 mod config;
+mod inputs;
 mod login;
 mod oidc;
 mod provider;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tresor_sdk::clock::Clock;
-use tresor_sdk::framework::{Field, Kind, Path, Table};
+use tresor_sdk::framework::{Path, Table};
 use tresor_sdk::token::TokenParams;
 use tresor_sdk::{
     Context, LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
@@ -81,10 +82,6 @@ impl LogicalBackend for Jwt {
     }
 }
 
-fn f(name: &'static str, kind: Kind, desc: &'static str) -> Field {
-    Field::new(name, kind, desc)
-}
-
 macro_rules! h {
     ($method:ident) => {
         |e, r, fl| Box::pin(async move { e.$method(r, fl).await })
@@ -101,21 +98,7 @@ identity alias and the groups claim the external groups.";
 fn config_path() -> Path<Engine> {
     use Operation::*;
     Path::<Engine>::new("config")
-        .field(f("oidc_discovery_url", Kind::Str, "The OIDC discovery URL, without the .well-known part. Exclusive with jwks_url and jwt_validation_pubkeys."))
-        .field(f("oidc_discovery_ca_pem", Kind::Str, "PEM CA certificates to trust for the discovery URL (default: the system's)."))
-        .field(f("oidc_client_id", Kind::Str, "The OAuth client ID, for OIDC roles."))
-        .field(f("oidc_client_secret", Kind::Str, "The OAuth client secret, for OIDC roles. Never returned."))
-        .field(f("oidc_response_mode", Kind::Str, "\"query\" (default) or \"form_post\"."))
-        .field(f("oidc_response_types", Kind::List, "\"code\" (default), or \"id_token\" with form_post."))
-        .field(f("jwks_url", Kind::Str, "A JWKS URL to fetch verification keys from. Exclusive with oidc_discovery_url and jwt_validation_pubkeys."))
-        .field(f("jwks_ca_pem", Kind::Str, "PEM CA certificates to trust for jwks_url (default: the system's)."))
-        .field(f("jwks_pairs", Kind::Raw, "Several JWKS endpoints: a list of {jwks_url, jwks_ca_pem} objects. Exclusive with jwks_url."))
-        .field(f("jwt_validation_pubkeys", Kind::List, "PEM public keys (or certificates) to verify JWTs with. Exclusive with the URLs."))
-        .field(f("jwt_supported_algs", Kind::List, "Allowed signing algorithms (default: every asymmetric one for JWT logins, RS256 for OIDC ID tokens)."))
-        .field(f("bound_issuer", Kind::Str, "The iss claim every token must have."))
-        .field(f("default_role", Kind::Str, "The role used when a login names none."))
-        .field(f("provider_config", Kind::Map, "Provider-specific settings (stored and shown; no provider-specific behaviour yet)."))
-        .field(f("namespace_in_state", Kind::Bool, "Vault Enterprise namespaces in the OIDC state (stored; Tresor has no namespaces).").default(Value::Bool(true)))
+        .input::<inputs::ConfigInput>()
         .op(Read, h!(config_read))
         .op(Update, h!(config_write))
         .help(
@@ -127,24 +110,7 @@ fn config_path() -> Path<Engine> {
 fn role_path() -> Path<Engine> {
     use Operation::*;
     TokenParams::add_fields(
-        Path::<Engine>::new("role/{name}")
-            .field(f("name", Kind::Str, "Name of the role."))
-            .field(f("role_type", Kind::Str, "\"oidc\" (default) or \"jwt\"."))
-            .field(f("bound_audiences", Kind::List, "A token's aud claim must contain one of these (for OIDC: default the client ID)."))
-            .field(f("bound_subject", Kind::Str, "The sub claim a token must have."))
-            .field(f("bound_claims", Kind::Map, "Claims a token must have: a claim name (or JSON pointer) to a value or a list of values."))
-            .field(f("bound_claims_type", Kind::Str, "\"string\" (default: values match exactly) or \"glob\" (values are * patterns)."))
-            .field(f("claim_mappings", Kind::StrMap, "Claims (names or JSON pointers) copied into the alias and token metadata, as claim=metadata_key."))
-            .field(f("user_claim", Kind::Str, "The claim whose value names the identity alias (required)."))
-            .field(f("user_claim_json_pointer", Kind::Bool, "Read user_claim as a JSON pointer."))
-            .field(f("groups_claim", Kind::Str, "The claim (name or JSON pointer) listing the user's groups: each becomes an external group alias."))
-            .field(f("oidc_scopes", Kind::List, "Scopes asked for in the OIDC flow besides openid."))
-            .field(f("allowed_redirect_uris", Kind::List, "Redirect URIs the OIDC flow may use (required for OIDC roles)."))
-            .field(f("verbose_oidc_logging", Kind::Bool, "Log the claims of OIDC logins (for debugging; they may be personal data)."))
-            .field(f("clock_skew_leeway", Kind::Raw, "Seconds of clock skew allowed on every time claim (0: 60 seconds, -1: none)."))
-            .field(f("expiration_leeway", Kind::Raw, "Seconds past exp still accepted (0: 150 seconds, -1: none)."))
-            .field(f("not_before_leeway", Kind::Raw, "Seconds before nbf already accepted (0: 150 seconds, -1: none)."))
-            .field(f("max_age", Kind::Duration, "For OIDC roles: the longest time since the user last authenticated at the provider.")),
+        Path::<Engine>::new("role/{name}").input::<inputs::RoleInput>(),
     )
     .existence(h!(role_exists))
     .op(Read, h!(role_read))
@@ -165,29 +131,21 @@ fn table() -> Table<Engine> {
             .help("List the roles.", "The names of the roles of this mount."),
         role_path(),
         Path::<Engine>::new("login")
-            .field(f("role", Kind::Str, "The role to log in with (default: the config's default_role)."))
-            .field(f("jwt", Kind::Str, "The signed JWT."))
+            .input::<inputs::LoginInput>()
             .op(Update, h!(login))
             .help(
                 "Log in with a signed JWT.",
                 "Verifies the token's signature with the configured keys, its times, issuer, audience, subject and the role's bound claims, and issues a token with the role's settings. The role must be a jwt role.",
             ),
         Path::<Engine>::new("oidc/auth_url")
-            .field(f("role", Kind::Str, "The OIDC role (default: the config's default_role)."))
-            .field(f("redirect_uri", Kind::Str, "Where the provider sends the browser back; one of the role's allowed_redirect_uris."))
-            .field(f("client_nonce", Kind::Str, "A value the client must present again at the callback."))
+            .input::<inputs::AuthUrlInput>()
             .op(Update, h!(auth_url))
             .help(
                 "Start an OIDC login.",
                 "Answers the provider's authorization URL, with a fresh state, nonce and PKCE challenge. The state is good for five minutes and one callback.",
             ),
         Path::<Engine>::new("oidc/callback")
-            .field(f("state", Kind::Str, "The state from the authorization URL."))
-            .field(f("code", Kind::Str, "The authorization code."))
-            .field(f("id_token", Kind::Str, "The ID token (response type id_token with form_post)."))
-            .field(f("client_nonce", Kind::Str, "The client_nonce given to auth_url."))
-            .field(f("error", Kind::Str, "An error the provider reported."))
-            .field(f("error_description", Kind::Str, "The provider's description of the error."))
+            .input::<inputs::CallbackInput>()
             .op(Read, h!(callback))
             .op(Update, h!(callback))
             .help(

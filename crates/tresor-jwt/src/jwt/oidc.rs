@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, Request, Response, Result};
 
+use crate::jwt::inputs::{AuthUrlInput, CallbackInput};
 use crate::jwt::login::{self, Kind};
 use crate::jwt::provider::Discovered;
 use crate::jwt::state::{Engine, Pending, STATE_TTL};
@@ -56,13 +57,18 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let redirect_uri = f.string("redirect_uri").trim().to_owned();
+        let AuthUrlInput {
+            role,
+            redirect_uri,
+            client_nonce,
+        } = f.input();
+        let redirect_uri = redirect_uri.trim().to_owned();
         if redirect_uri.is_empty() {
             return Err(bad("missing redirect_uri"));
         }
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = login::role_for(&self, &req, cfg, &f.string("role")).await?;
+        let (role_name, role) = login::role_for(&self, &req, cfg, &role).await?;
         if role.role_type != RoleType::Oidc {
             return Err(bad(format!("role {role_name:?} is not an OIDC role")));
         }
@@ -126,7 +132,7 @@ impl Engine {
                 redirect_uri,
                 nonce,
                 code_verifier: verifier,
-                client_nonce: f.string("client_nonce"),
+                client_nonce,
                 expires: self.now() + STATE_TTL,
             },
         )?;
@@ -146,30 +152,34 @@ impl Engine {
                 form.insert(k, Value::String(v));
             }
         }
-        let field = |n: &str| {
-            let v = f.string(n);
+        let sent: CallbackInput = f.input();
+        // A field of the JSON body, else the same of the urlencoded form.
+        let field = |v: &str, n: &str| {
             if v.is_empty() {
                 form.get(n)
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned()
             } else {
-                v
+                v.to_owned()
             }
         };
-        let state = field("state");
+        let state = field(&sent.state, "state");
         let Some(pending) = self.take_pending(&state) else {
             return Err(bad("Expired or missing OAuth state."));
         };
-        let provider_error = field("error");
+        let provider_error = field(&sent.error, "error");
         if !provider_error.is_empty() {
-            let desc = field("error_description");
+            let desc = field(&sent.error_description, "error_description");
             return Err(bad(format!(
                 "provider returned an error: {provider_error}: {desc}"
             )));
         }
         if !pending.client_nonce.is_empty()
-            && !net::ct_eq(&pending.client_nonce, &field("client_nonce"))
+            && !net::ct_eq(
+                &pending.client_nonce,
+                &field(&sent.client_nonce, "client_nonce"),
+            )
         {
             return Err(bad("invalid client_nonce"));
         }
@@ -180,11 +190,11 @@ impl Engine {
             return Err(bad(format!("role {role_name:?} is not an OIDC role")));
         }
         let doc = provider.discovered().await.map_err(bad)?;
-        let code = field("code");
+        let code = field(&sent.code, "code");
         let (id_token, access_token) = if !code.is_empty() {
             exchange(&doc, cfg, &code, &pending).await?
         } else {
-            let t = field("id_token");
+            let t = field(&sent.id_token, "id_token");
             if t.is_empty() || !cfg.oidc_response_types.iter().any(|x| x == "id_token") {
                 return Err(bad("OAuth code parameter not provided"));
             }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, Request, Response, Result};
 
+use crate::jwt::inputs::RoleInput;
 use crate::jwt::state::Engine;
 use crate::jwt::store::{self, Role, RoleType};
 use crate::shared::check_role_name;
@@ -44,9 +45,11 @@ fn parse_leeway(field: &str, v: Option<&Value>) -> Result<i64> {
 
 impl Engine {
     pub(crate) async fn role_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        Ok(store::load_role(&*req.storage, &f.string("name"))
-            .await?
-            .is_some())
+        Ok(
+            store::load_role(&*req.storage, &f.input::<RoleInput>().name)
+                .await?
+                .is_some(),
+        )
     }
 
     pub(crate) async fn role_list(
@@ -64,7 +67,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<RoleInput>().name;
         store::delete_role(&*req.storage, &name).await?;
         self.forget_role(&name);
         Ok(None)
@@ -75,7 +78,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let Some(r) = store::load_role(&*req.storage, &f.string("name")).await? else {
+        let Some(r) = store::load_role(&*req.storage, &f.input::<RoleInput>().name).await? else {
             return Ok(None);
         };
         let mut m = Map::new();
@@ -137,13 +140,14 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let i: RoleInput = f.input();
+        let name = i.name;
         check_role_name(&name)?;
         let existing = store::load_role(&*req.storage, &name).await?;
         let mut r = existing.unwrap_or_default();
         r.version = <Role as tresor_sdk::record::Versioned>::FORMAT;
-        if f.is_set("role_type") {
-            r.role_type = match f.string("role_type").trim() {
+        if let Some(t) = i.role_type {
+            r.role_type = match t.trim() {
                 "jwt" => RoleType::Jwt,
                 "oidc" | "" => RoleType::Oidc,
                 other => {
@@ -153,14 +157,14 @@ impl Engine {
                 }
             };
         }
-        if f.is_set("bound_audiences") {
-            r.bound_audiences = f.list("bound_audiences");
+        if let Some(v) = i.bound_audiences {
+            r.bound_audiences = v;
         }
-        if f.is_set("bound_subject") {
-            r.bound_subject = f.string("bound_subject").trim().to_owned();
+        if let Some(v) = i.bound_subject {
+            r.bound_subject = v.trim().to_owned();
         }
-        if f.is_set("bound_claims_type") {
-            r.bound_claims_glob = match f.string("bound_claims_type").trim() {
+        if let Some(t) = i.bound_claims_type {
+            r.bound_claims_glob = match t.trim() {
                 "glob" => true,
                 "string" | "" => false,
                 other => {
@@ -170,8 +174,8 @@ impl Engine {
                 }
             };
         }
-        if f.is_set("bound_claims") {
-            r.bound_claims = f.map("bound_claims").cloned().unwrap_or_default();
+        if let Some(v) = i.bound_claims {
+            r.bound_claims = v;
         }
         for (k, v) in &r.bound_claims {
             let ok = match v {
@@ -195,8 +199,8 @@ impl Engine {
                 )));
             }
         }
-        if f.is_set("claim_mappings") {
-            r.claim_mappings = f.str_map("claim_mappings");
+        if let Some(v) = i.claim_mappings {
+            r.claim_mappings = v;
             let mut targets: Vec<&String> = r.claim_mappings.values().collect();
             targets.sort();
             if targets.windows(2).any(|w| w[0] == w[1]) {
@@ -205,39 +209,51 @@ impl Engine {
                 ));
             }
         }
-        if f.is_set("user_claim") {
-            r.user_claim = f.string("user_claim").trim().to_owned();
+        if let Some(v) = i.user_claim {
+            r.user_claim = v.trim().to_owned();
         }
-        if f.is_set("user_claim_json_pointer") {
-            r.user_claim_json_pointer = f.flag("user_claim_json_pointer");
+        if let Some(v) = i.user_claim_json_pointer {
+            r.user_claim_json_pointer = v;
         }
-        if f.is_set("groups_claim") {
-            r.groups_claim = f.string("groups_claim").trim().to_owned();
+        if let Some(v) = i.groups_claim {
+            r.groups_claim = v.trim().to_owned();
         }
-        if f.is_set("oidc_scopes") {
-            r.oidc_scopes = f.list("oidc_scopes");
+        if let Some(v) = i.oidc_scopes {
+            r.oidc_scopes = v;
         }
-        if f.is_set("allowed_redirect_uris") {
-            r.allowed_redirect_uris = f.list("allowed_redirect_uris");
+        if let Some(v) = i.allowed_redirect_uris {
+            r.allowed_redirect_uris = v;
             for u in &r.allowed_redirect_uris {
                 reqwest::Url::parse(u)
                     .map_err(|e| bad(format!("invalid allowed_redirect_uris entry {u:?}: {e}")))?;
             }
         }
-        if f.is_set("verbose_oidc_logging") {
-            r.verbose_oidc_logging = f.flag("verbose_oidc_logging");
+        if let Some(v) = i.verbose_oidc_logging {
+            r.verbose_oidc_logging = v;
         }
-        for (field, slot) in [
-            ("clock_skew_leeway", &mut r.clock_skew_leeway),
-            ("expiration_leeway", &mut r.expiration_leeway),
-            ("not_before_leeway", &mut r.not_before_leeway),
+        for (field, given, slot) in [
+            (
+                "clock_skew_leeway",
+                i.clock_skew_leeway,
+                &mut r.clock_skew_leeway,
+            ),
+            (
+                "expiration_leeway",
+                i.expiration_leeway,
+                &mut r.expiration_leeway,
+            ),
+            (
+                "not_before_leeway",
+                i.not_before_leeway,
+                &mut r.not_before_leeway,
+            ),
         ] {
-            if f.is_set(field) {
-                *slot = parse_leeway(field, f.value(field))?;
+            if let Some(v) = given {
+                *slot = parse_leeway(field, Some(&v))?;
             }
         }
-        if f.is_set("max_age") {
-            r.max_age = f.duration("max_age").unwrap_or_default().as_secs();
+        if let Some(d) = i.max_age {
+            r.max_age = d.as_secs();
         }
         r.token.update(&f)?;
         if r.user_claim.is_empty() {

@@ -25,6 +25,7 @@ use tresor_sdk::{Alias, Auth, LogicalError, Request, Response, Result, cidr};
 
 use crate::glob;
 use crate::keys::{self, ASYMMETRIC};
+use crate::kubernetes::inputs::{ConfigInput, LoginInput, RoleInput};
 use crate::kubernetes::store::{self, AliasSource, K8sConfig, K8sRole};
 use crate::net;
 
@@ -162,11 +163,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let host = f
-            .string("kubernetes_host")
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
+        let i: ConfigInput = f.input();
+        let host = i.kubernetes_host.trim().trim_end_matches('/').to_owned();
         if host.is_empty() {
             return Err(bad("no host provided: kubernetes_host is required"));
         }
@@ -177,23 +175,23 @@ impl Engine {
                 "invalid kubernetes_host {host:?}: use an http or https URL"
             )));
         }
-        let reviewer = f.string("token_reviewer_jwt").trim().to_owned();
+        let reviewer = i.token_reviewer_jwt.trim().to_owned();
         if !reviewer.is_empty() {
             keys::parse(&reviewer).map_err(|e| bad(format!("invalid token_reviewer_jwt: {e}")))?;
         }
         let cfg = K8sConfig {
             version: 1,
             kubernetes_host: host,
-            kubernetes_ca_cert: f.string("kubernetes_ca_cert"),
+            kubernetes_ca_cert: i.kubernetes_ca_cert,
             token_reviewer_jwt: reviewer,
-            pem_keys: f
-                .list("pem_keys")
+            pem_keys: i
+                .pem_keys
                 .into_iter()
                 .filter(|k| !k.trim().is_empty())
                 .collect(),
-            issuer: f.string("issuer").trim().to_owned(),
-            disable_iss_validation: f.bool("disable_iss_validation").unwrap_or(true),
-            disable_local_ca_jwt: f.flag("disable_local_ca_jwt"),
+            issuer: i.issuer.trim().to_owned(),
+            disable_iss_validation: i.disable_iss_validation,
+            disable_local_ca_jwt: i.disable_local_ca_jwt,
         };
         if !cfg.kubernetes_ca_cert.trim().is_empty() {
             net::client(&cfg.kubernetes_ca_cert, "kubernetes_ca_cert").map_err(bad)?;
@@ -207,9 +205,11 @@ impl Engine {
     }
 
     pub(crate) async fn role_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        Ok(store::load_role(&*req.storage, &f.string("name"))
-            .await?
-            .is_some())
+        Ok(
+            store::load_role(&*req.storage, &f.input::<RoleInput>().name)
+                .await?
+                .is_some(),
+        )
     }
 
     pub(crate) async fn role_list(
@@ -227,7 +227,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        store::delete_role(&*req.storage, &f.string("name")).await?;
+        store::delete_role(&*req.storage, &f.input::<RoleInput>().name).await?;
         Ok(None)
     }
 
@@ -236,7 +236,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let Some(r) = store::load_role(&*req.storage, &f.string("name")).await? else {
+        let Some(r) = store::load_role(&*req.storage, &f.input::<RoleInput>().name).await? else {
             return Ok(None);
         };
         let mut m = Map::new();
@@ -269,23 +269,24 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let i: RoleInput = f.input();
+        let name = i.name;
         crate::shared::check_role_name(&name)?;
         let mut r = store::load_role(&*req.storage, &name)
             .await?
             .unwrap_or_default();
         r.version = 1;
-        if f.is_set("bound_service_account_names") {
-            r.bound_service_account_names = f.list("bound_service_account_names");
+        if let Some(v) = i.bound_service_account_names {
+            r.bound_service_account_names = v;
         }
-        if f.is_set("bound_service_account_namespaces") {
-            r.bound_service_account_namespaces = f.list("bound_service_account_namespaces");
+        if let Some(v) = i.bound_service_account_namespaces {
+            r.bound_service_account_namespaces = v;
         }
-        if f.is_set("audience") {
-            r.audience = f.string("audience").trim().to_owned();
+        if let Some(v) = i.audience {
+            r.audience = v.trim().to_owned();
         }
-        if f.is_set("alias_name_source") {
-            r.alias_name_source = match f.string("alias_name_source").trim() {
+        if let Some(v) = i.alias_name_source {
+            r.alias_name_source = match v.trim() {
                 "" | "serviceaccount_uid" => AliasSource::ServiceaccountUid,
                 "serviceaccount_name" => AliasSource::ServiceaccountName,
                 other => {
@@ -318,11 +319,12 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let role_name = f.string("role").trim().to_owned();
+        let LoginInput { role, jwt } = f.input();
+        let role_name = role.trim().to_owned();
         if role_name.is_empty() {
             return Err(bad("missing role"));
         }
-        let jwt = f.string("jwt").trim().to_owned();
+        let jwt = jwt.trim().to_owned();
         if jwt.is_empty() {
             return Err(bad("missing jwt"));
         }

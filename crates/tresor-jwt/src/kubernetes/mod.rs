@@ -5,6 +5,7 @@
 //! path table.
 
 mod engine;
+mod inputs;
 mod store;
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tresor_sdk::clock::Clock;
-use tresor_sdk::framework::{Field, Kind, Path, Table};
+use tresor_sdk::framework::{Path, Table};
 use tresor_sdk::token::TokenParams;
 use tresor_sdk::{
     Context, LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
@@ -74,10 +75,6 @@ impl LogicalBackend for Kubernetes {
     }
 }
 
-fn f(name: &'static str, kind: Kind, desc: &'static str) -> Field {
-    Field::new(name, kind, desc)
-}
-
 macro_rules! h {
     ($method:ident) => {
         |e, r, fl| Box::pin(async move { e.$method(r, fl).await })
@@ -92,12 +89,7 @@ and namespaces and set the token a login gets.";
 fn table() -> Table<Engine> {
     use Operation::*;
     let role = TokenParams::add_fields(
-        Path::<Engine>::new("role/{name}")
-            .field(f("name", Kind::Str, "Name of the role."))
-            .field(f("bound_service_account_names", Kind::List, "Service account names that may log in (\"*\" globs allowed)."))
-            .field(f("bound_service_account_namespaces", Kind::List, "Namespaces whose service accounts may log in (\"*\" globs allowed)."))
-            .field(f("audience", Kind::Str, "An audience the token must have; TokenReview is asked for it too."))
-            .field(f("alias_name_source", Kind::Str, "serviceaccount_uid (default) or serviceaccount_name (namespace/name) names the identity alias.")),
+        Path::<Engine>::new("role/{name}").input::<inputs::RoleInput>(),
     )
     .existence(h!(role_exists))
     .op(Read, h!(role_read))
@@ -109,13 +101,7 @@ fn table() -> Table<Engine> {
     );
     let paths = vec![
         Path::<Engine>::new("config")
-            .field(f("kubernetes_host", Kind::Str, "The Kubernetes API server's URL (required)."))
-            .field(f("kubernetes_ca_cert", Kind::Str, "PEM CA certificate of the API server."))
-            .field(f("token_reviewer_jwt", Kind::Str, "The JWT that authenticates TokenReview calls (default: the login's own JWT). Never returned."))
-            .field(f("pem_keys", Kind::List, "PEM public keys or certificates that must verify service-account tokens before TokenReview."))
-            .field(f("issuer", Kind::Str, "The iss claim tokens must have, when issuer validation is on (default kubernetes/serviceaccount)."))
-            .field(f("disable_iss_validation", Kind::Bool, "Do not check the iss claim (default true).").default(Value::Bool(true)))
-            .field(f("disable_local_ca_jwt", Kind::Bool, "Do not fall back to the pod's own service-account token and CA."))
+            .input::<inputs::ConfigInput>()
             .op(Read, h!(config_read))
             .op(Update, h!(config_write))
             .help(
@@ -125,8 +111,7 @@ fn table() -> Table<Engine> {
         Path::<Engine>::new("role").op(List, h!(role_list)).help("List the roles.", "The names of the roles of this mount."),
         role,
         Path::<Engine>::new("login")
-            .field(f("role", Kind::Str, "The role to log in with."))
-            .field(f("jwt", Kind::Str, "The service-account JWT."))
+            .input::<inputs::LoginInput>()
             .op(Update, h!(login))
             .help(
                 "Log in with a service-account JWT.",
