@@ -44,7 +44,7 @@ use crate::core::Core;
 use crate::error::CoreError;
 use crate::mounts::{AUTH_PATH, MOUNTS_PATH, MountEntry};
 use crate::seal::{self, SEAL_CONFIG_PATH, SealConfig};
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 
 /// The first eight bytes of every snapshot.
 pub const MAGIC: &[u8; 8] = b"TRESNAP\0";
@@ -760,7 +760,7 @@ pub fn restore_response(r: &Restored) -> serde_json::Value {
 }
 
 async fn save(s: Arc<Sys>) -> tresor_sdk::Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let body = c.snapshot().await.map_err(le)?;
     Ok(Some(Response {
         raw: Some(RawResponse {
@@ -782,7 +782,7 @@ async fn restore(s: Arc<Sys>, r: Request, force: bool) -> tresor_sdk::Result<Opt
                 "the request body must be the snapshot (application/octet-stream)",
             )
         })?;
-    let c = core(&s)?;
+    let c = handles(&s);
     let done = c.restore_snapshot(body, force).await.map_err(le)?;
     Ok(Some(
         Response::json(restore_response(&done)).with_warning(sealed_notice(&done)),

@@ -16,7 +16,7 @@ use tresor_sdk::framework::Path;
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::core::Core;
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 
 /// Where configurations live, below the system backend's view (`sys/`).
 const PREFIX: &str = "snapshot-auto/config/";
@@ -183,7 +183,7 @@ async fn write(
     let bytes = serde_json::to_vec(&cfg).map_err(|e| LogicalError::internal(e.to_string()))?;
     req.storage.put(&format!("{PREFIX}{name}"), bytes).await?;
     // A changed interval takes effect from now.
-    core(&s)?.forget_autosnap(&name);
+    handles(&s).forget_autosnap(&name);
     Ok(None)
 }
 
@@ -192,7 +192,7 @@ async fn status(s: Arc<Sys>, req: Request, name: String) -> Result<Option<Respon
     if load(&req, &name).await?.is_none() {
         return Ok(None);
     }
-    let st = core(&s)?.autosnap_status(&name);
+    let st = handles(&s).autosnap_status(&name);
     let next = if st.next_at > 0 {
         tresor_sdk::clock::rfc3339(st.next_at)
     } else {
@@ -250,7 +250,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                     Box::pin(async move {
                         let name = name_of(&f.input::<ConfigInput>().name)?;
                         req.storage.delete(&format!("{PREFIX}{name}")).await?;
-                        core(&s)?.forget_autosnap(&name);
+                        handles(&s).forget_autosnap(&name);
                         Ok(None)
                     })
                 })

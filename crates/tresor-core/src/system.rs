@@ -28,8 +28,8 @@ pub(crate) fn backend(handles: SysHandles) -> Arc<dyn LogicalBackend> {
 }
 
 /// The handles a `sys/` handler works with.
-pub(crate) fn core(s: &Sys) -> Result<&SysHandles> {
-    Ok(&s.handles)
+pub(crate) fn handles(s: &Sys) -> &SysHandles {
+    &s.handles
 }
 
 pub(crate) fn le(e: CoreError) -> LogicalError {
@@ -187,7 +187,7 @@ fn split_tune(path: &str) -> (String, bool) {
 }
 
 async fn mounts_list(s: Arc<Sys>, table: MountTable) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let mut m = Map::new();
     for e in c.mount_entries(table).map_err(le)? {
         m.insert(e.path.clone(), e.info());
@@ -201,7 +201,7 @@ async fn mount_path(
     f: Fields,
     table: MountTable,
 ) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let input: MountInput = f.input();
     let (path, tune) = split_tune(&input.path);
     let find = || -> Result<Arc<MountEntry>> {
@@ -334,7 +334,7 @@ async fn mount_path(
 
 /// `sys/mfa/validate`: the held login gets its token once its passcodes validate.
 async fn mfa_validate(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let MfaValidateInput {
         mfa_request_id: id,
@@ -411,7 +411,7 @@ async fn capabilities(
     entity_id: String,
     paths: Vec<String>,
 ) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let acl = match u.acl_for(&policies, &entity_id) {
         Ok(acl) => acl,
@@ -574,7 +574,7 @@ fn table() -> Table<Sys> {
                         if from.is_empty() || to.is_empty() {
                             return Err(LogicalError::invalid("both 'from' and 'to' path must be specified as a string"));
                         }
-                        let c = core(&s)?;
+                        let c = handles(&s);
                         let (from, to) = (sanitize_path(&from), sanitize_path(&to));
                         c.remount(&from, &to).await.map_err(le)?;
                         let id = uuid::Uuid::new_v4().to_string();
@@ -589,7 +589,7 @@ fn table() -> Table<Sys> {
                 .input::<RemountStatusInput>()
                 .op(Operation::Read, |s, _, f| {
                     Box::pin(async move {
-                        let c = core(&s)?;
+                        let c = handles(&s);
                         let u = c.unsealed().map_err(le)?;
                         let id = f.input::<RemountStatusInput>().id;
                         match u.barrier.get(&format!("core/remount/{id}")).await.map_err(le)? {
@@ -605,7 +605,7 @@ fn table() -> Table<Sys> {
             Path::new("policy")
                 .op(Operation::Read, |s, _, _| {
                     Box::pin(async move {
-                        let c = core(&s)?;
+                        let c = handles(&s);
                         let mut names = c.unsealed().map_err(le)?.policies.list();
                         names.push("root".into());
                         Ok(Some(obj(json!({"keys": names, "policies": names}))))
@@ -635,7 +635,7 @@ fn table() -> Table<Sys> {
                 .op(Operation::Update, |s, _, f| {
                     Box::pin(async move {
                         let CapabilitiesInput { token, paths, path } = f.input();
-                        let c = core(&s)?;
+                        let c = handles(&s);
                         let u = c.unsealed().map_err(le)?;
                         let t = u.tokens.lookup(&token).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid token"))?;
@@ -662,7 +662,7 @@ fn table() -> Table<Sys> {
                 .op(Operation::Update, |s, _, f| {
                     Box::pin(async move {
                         let CapabilitiesAccessorInput { accessor, paths, path } = f.input();
-                        let c = core(&s)?;
+                        let c = handles(&s);
                         let u = c.unsealed().map_err(le)?;
                         let t = u.tokens.by_accessor(&accessor).await.map_err(le)?;
                         let t = t.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
@@ -673,7 +673,7 @@ fn table() -> Table<Sys> {
             Path::new("key-status")
                 .op(Operation::Read, |s, _, _| {
                     Box::pin(async move {
-                        let c = core(&s)?;
+                        let c = handles(&s);
                         let k = c.unsealed().map_err(le)?.barrier.key_status();
                         let install = time::OffsetDateTime::from_unix_timestamp(k.install_time)
                             .ok()
@@ -690,7 +690,7 @@ fn table() -> Table<Sys> {
             Path::new("seal")
                 .op(Operation::Update, |s, _, _| {
                     Box::pin(async move {
-                        core(&s)?.seal().await.map_err(le)?;
+                        handles(&s).seal().await.map_err(le)?;
                         Ok(None)
                     })
                 })
@@ -698,7 +698,7 @@ fn table() -> Table<Sys> {
             Path::new("step-down")
                 .op(Operation::Update, |s, _, _| {
                     Box::pin(async move {
-                        core(&s)?.step_down().map_err(le)?;
+                        handles(&s).step_down().map_err(le)?;
                         Ok(None)
                     })
                 })
@@ -706,7 +706,7 @@ fn table() -> Table<Sys> {
             Path::new("ha-status")
                 .op(Operation::Read, |s, _, _| {
                     Box::pin(async move {
-                        let st = core(&s)?.ha_status().map_err(le)?;
+                        let st = handles(&s).ha_status().map_err(le)?;
                         Ok(Some(obj(st)))
                     })
                 })
@@ -742,7 +742,7 @@ fn rotate_path(pattern: &'static str) -> Path<Sys> {
     Path::new(pattern)
         .op(Operation::Update, |s, _, _| {
             Box::pin(async move {
-                let c = core(&s)?;
+                let c = handles(&s);
                 let term = c
                     .unsealed()
                     .map_err(le)?
@@ -765,14 +765,14 @@ fn rotate_config_path(pattern: &'static str) -> Path<Sys> {
         .input::<RotateConfigInput>()
         .op(Operation::Read, |s, _, _| {
             Box::pin(async move {
-                let c = core(&s)?;
+                let c = handles(&s);
                 let r = c.unsealed().map_err(le)?.barrier.rotation_config();
                 Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)), "enabled": r.enabled}))))
             })
         })
         .op(Operation::Update, |s, _, f| {
             Box::pin(async move {
-                let c = core(&s)?;
+                let c = handles(&s);
                 let u = c.unsealed().map_err(le)?;
                 let mut r = u.barrier.rotation_config();
                 let input: RotateConfigInput = f.input();
@@ -802,7 +802,7 @@ fn rekey_backup_path(pattern: &'static str) -> Path<Sys> {
     Path::new(pattern)
         .op(Operation::Read, |s, _, _| {
             Box::pin(async move {
-                match core(&s)?.rekey_backup().await.map_err(le)? {
+                match handles(&s).rekey_backup().await.map_err(le)? {
                     None => Err(LogicalError::invalid("no backed-up keys found")),
                     Some(v) => Ok(Some(obj(v))),
                 }
@@ -810,7 +810,7 @@ fn rekey_backup_path(pattern: &'static str) -> Path<Sys> {
         })
         .op(Operation::Delete, |s, _, _| {
             Box::pin(async move {
-                core(&s)?.rekey_backup_delete().await.map_err(le)?;
+                handles(&s).rekey_backup_delete().await.map_err(le)?;
                 Ok(None)
             })
         })
@@ -821,14 +821,14 @@ fn rekey_backup_path(pattern: &'static str) -> Path<Sys> {
 }
 
 async fn policy_list(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let mut names = c.unsealed().map_err(le)?.policies.list();
     names.push("root".into());
     Ok(Some(Response::list(names)))
 }
 
 async fn policy_read(s: Arc<Sys>, f: Fields, key: &'static str) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let name = crate::policies::normalize(&f.input::<PolicyInput>().name);
     if name == "root" {
         return Ok(Some(obj(json!({"name": "root", key: ""}))));
@@ -840,7 +840,7 @@ async fn policy_read(s: Arc<Sys>, f: Fields, key: &'static str) -> Result<Option
 }
 
 async fn policy_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let mut warnings = Vec::new();
     let PolicyInput {
         name,
@@ -875,7 +875,7 @@ async fn policy_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 }
 
 async fn policy_delete(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     c.unsealed()
         .map_err(le)?
         .policies
@@ -886,7 +886,7 @@ async fn policy_delete(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 }
 
 async fn ui_mounts(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let authed = req.caller.token_id.is_some();
     let acl = caller_acl(&c, &req).await?;
     let mut secret = Map::new();
@@ -943,7 +943,7 @@ fn has_mount_access(
 }
 
 async fn ui_mount(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let path = f.input::<UiMountInput>().path;
     if req.caller.token_id.is_none() {
         return Err(LogicalError::PermissionDenied);
@@ -975,7 +975,7 @@ fn sample_path(pattern: &str) -> String {
 }
 
 async fn openapi(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let acl = req
         .caller

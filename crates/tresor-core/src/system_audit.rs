@@ -9,7 +9,7 @@ use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::audit::AuditEntry;
 use crate::mounts::sanitize_path;
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 
 tresor_sdk::input! {
     /// `sys/audit/:path`.
@@ -53,7 +53,7 @@ tresor_sdk::input! {
 }
 
 async fn audit_list(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let mut m = Map::new();
     for e in u.audit.list() {
@@ -63,7 +63,7 @@ async fn audit_list(s: Arc<Sys>) -> Result<Option<Response>> {
 }
 
 async fn audit_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let input: DeviceInput = f.input();
     let path = sanitize_path(&input.path);
@@ -106,7 +106,7 @@ async fn audit_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Respo
 }
 
 async fn audit_hash(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let input: HashInput = f.input();
     let path = sanitize_path(&input.path);
@@ -118,7 +118,7 @@ async fn audit_hash(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 }
 
 async fn headers_list(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let h: Map<String, Value> = u
         .audit
@@ -130,7 +130,7 @@ async fn headers_list(s: Arc<Sys>) -> Result<Option<Response>> {
 }
 
 async fn header_path(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let input: HeaderInput = f.input();
     let name = input.header.to_lowercase();
@@ -197,14 +197,14 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .input::<TokenInput>()
             .op(Operation::Update, |s, _, f| {
                 Box::pin(async move {
-                    let c = core(&s)?;
+                    let c = handles(&s);
                     let m = c.wrapping_lookup(&f.input::<TokenInput>().token).await.map_err(le)?;
                     Ok(Some(Response::data(m)))
                 })
             })
             .op(Operation::Read, |s, _, f| {
                 Box::pin(async move {
-                    let c = core(&s)?;
+                    let c = handles(&s);
                     let m = c.wrapping_lookup(&f.input::<TokenInput>().token).await.map_err(le)?;
                     Ok(Some(Response::data(m)))
                 })

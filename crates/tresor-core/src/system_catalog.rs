@@ -12,7 +12,7 @@ use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::control::SysHandles;
 use crate::mounts::Table;
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 
 /// Vault's plugin types, in the order its catalog lists them.
 const TYPES: [&str; 3] = ["auth", "database", "secret"];
@@ -74,7 +74,7 @@ fn plugin_type(t: String) -> Result<String> {
 
 /// `GET sys/plugins/catalog`: the names by type and the `detailed` list.
 async fn catalog(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let mut data = Map::new();
     let mut detailed = Vec::new();
     for t in TYPES {
@@ -96,7 +96,7 @@ async fn catalog(s: Arc<Sys>) -> Result<Option<Response>> {
 
 /// `LIST sys/plugins/catalog/:type`.
 async fn list(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     Ok(Some(Response::list(names(
         c,
         &plugin_type(f.input::<TypeInput>().kind)?,
@@ -105,7 +105,7 @@ async fn list(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 
 /// `GET sys/plugins/catalog/:type/:name`; an unknown name is a 404.
 async fn read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let PluginInput { kind, name, .. } = f.input();
     if !names(c, &plugin_type(kind)?).contains(&name) {
         return Ok(None);
@@ -130,7 +130,7 @@ async fn refuse_registration() -> Result<Option<Response>> {
 /// `GET sys/internal/ui/resultant-acl`: the caller's policies merged, in Vault's shape; a
 /// root token reads `{"root": true}`.
 async fn resultant_acl(s: Arc<Sys>, req: Request) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     if req.caller.token_id.is_none() && req.caller.batch_token.is_none() {
         return Err(LogicalError::PermissionDenied);
     }

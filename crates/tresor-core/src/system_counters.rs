@@ -11,7 +11,7 @@ use tresor_sdk::{LogicalError, Operation, RawResponse, Response, Result, Storage
 use crate::activity::{
     self, ActivityConfig, ClientRecord, MAX_RETENTION_MONTHS, MIN_RETENTION_MONTHS,
 };
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 use crate::tokens::{now, rfc3339};
 
 tresor_sdk::input! {
@@ -77,7 +77,7 @@ fn period(start_time: &str, end_time: &str, c: &ActivityConfig) -> Result<(i64, 
 }
 
 async fn entities(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let n = u.identity.entities().len();
     Ok(Some(Response::json(
@@ -86,7 +86,7 @@ async fn entities(s: Arc<Sys>) -> Result<Option<Response>> {
 }
 
 async fn tokens(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let n = u.tokens.view().list("id/").await?.len();
     Ok(Some(Response::json(
@@ -95,7 +95,7 @@ async fn tokens(s: Arc<Sys>) -> Result<Option<Response>> {
 }
 
 async fn activity_report(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let input: ActivityInput = f.input();
     let (start, end) = period(&input.start_time, &input.end_time, &u.activity.config())?;
@@ -104,7 +104,7 @@ async fn activity_report(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 }
 
 async fn monthly(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let at = now();
     let months = u.activity.months(at, at).await.map_err(le)?;
@@ -117,7 +117,7 @@ async fn monthly(s: Arc<Sys>) -> Result<Option<Response>> {
 
 /// The clients of a period, each once (at its first token in the period): JSON lines or CSV.
 async fn export(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let input: ExportInput = f.input();
     let format = match input.format {
@@ -210,7 +210,7 @@ fn csv_cell(v: &str) -> String {
 }
 
 async fn read_config(s: Arc<Sys>) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let cfg = u.activity.config();
     let oldest = u.activity.oldest_month().await.map_err(le)?;
@@ -227,7 +227,7 @@ async fn read_config(s: Arc<Sys>) -> Result<Option<Response>> {
 }
 
 async fn write_config(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let mut cfg = u.activity.config();
     let input: ConfigInput = f.input();

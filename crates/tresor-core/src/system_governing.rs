@@ -9,7 +9,7 @@ use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, Response, Result};
 
 use crate::governing::{EnforcementLevel, GoverningKind, GoverningPolicy};
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 
 tresor_sdk::input! {
     /// `sys/policies/egp/:name` and `sys/policies/rgp/:name`.
@@ -62,13 +62,13 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
 }
 
 async fn list(s: Arc<Sys>, kind: GoverningKind) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let names = c.unsealed().map_err(le)?.governing.list(kind);
     Ok(Some(Response::list(names)))
 }
 
 async fn read(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     Ok(u.governing
         .get(kind, &f.input::<PolicyInput>().name)
@@ -76,7 +76,7 @@ async fn read(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Resp
 }
 
 async fn write(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let input: PolicyInput = f.input();
     let name = crate::policies::normalize(&input.name);
     if name.is_empty() {
@@ -139,7 +139,7 @@ async fn write(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Res
 }
 
 async fn delete(s: Arc<Sys>, kind: GoverningKind, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     c.unsealed()
         .map_err(le)?
         .governing

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, Response, Result};
 
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 use crate::tokens::now;
 
 tresor_sdk::input! {
@@ -53,7 +53,7 @@ tresor_sdk::input! {
 }
 
 async fn lookup(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     let id = f.input::<LeaseInput>().lease_id()?;
     match u.expiration.get(&id).await.map_err(le)? {
@@ -65,7 +65,7 @@ async fn lookup(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 /// `LIST sys/leases/lookup/<prefix>`; an empty prefix lists the top level (the mounts that
 /// hold leases). Nothing there is a 404, as for every empty listing.
 async fn list(s: Arc<Sys>, mut prefix: String) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let u = c.unsealed().map_err(le)?;
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
@@ -78,7 +78,7 @@ async fn list(s: Arc<Sys>, mut prefix: String) -> Result<Option<Response>> {
 }
 
 async fn renew(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let input: LeaseInput = f.input();
     let inc = Some(input.increment).filter(|d| !d.is_zero());
     let id = input.lease_id()?;
@@ -91,14 +91,14 @@ async fn renew(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
 }
 
 async fn revoke(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let id = f.input::<LeaseInput>().lease_id()?;
     c.revoke_lease(&id, false).await.map_err(le)?;
     Ok(None)
 }
 
 async fn revoke_prefix(s: Arc<Sys>, prefix: String, force: bool) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let n = c.revoke_prefix(&prefix, force).await.map_err(le)?;
     tracing::info!(prefix = %prefix, revoked = n, force, "revoked leases by prefix");
     Ok(None)
@@ -122,7 +122,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
         Path::new("leases/tidy")
             .op(Operation::Update, |s, _, _| {
                 Box::pin(async move {
-                    let c = core(&s)?;
+                    let c = handles(&s);
                     let u = c.unsealed().map_err(le)?;
                     let n = u.expiration.tidy().await.map_err(le)?;
                     tracing::info!(removed = n, "lease tidy finished");

@@ -12,7 +12,7 @@ use tresor_sdk::{LogicalError, Operation, RawResponse, Request, Response, Result
 
 use crate::core::Unsealed;
 use crate::quotas::{LeaseCountQuota, QuotaConfig, RateLimitQuota};
-use crate::system::{Sys, core, le};
+use crate::system::{Sys, handles, le};
 use crate::telemetry::{self, Sample, gauge_sample};
 
 /// Where each version this server ran as was first unsealed (`sys/version-history`).
@@ -275,7 +275,7 @@ tresor_sdk::input! {
 }
 
 async fn metrics(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let c = core(&s)?;
+    let c = handles(&s);
     let mut format = f.input::<MetricsInput>().format;
     // Vault also answers Prometheus to an OpenMetrics Accept header.
     if format.is_empty()
@@ -297,7 +297,7 @@ async fn metrics(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response
 }
 
 fn unsealed(s: &Sys) -> Result<Arc<Unsealed>> {
-    core(s)?.unsealed().map_err(le)
+    handles(s).unsealed().map_err(le)
 }
 
 fn secs_field(v: Option<&Value>, name: &str) -> Result<Option<f64>> {
