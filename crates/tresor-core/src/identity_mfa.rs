@@ -41,8 +41,19 @@ fn method_fields<B>(p: Path<B>) -> Path<B> {
     p.input::<MethodInput>()
 }
 
-fn apply(m: &mut TotpMethod, f: &Fields) {
+fn apply(m: &mut TotpMethod, f: &Fields) -> Result<()> {
     let i: MethodInput = f.input();
+    // A number sent must not be negative; zero keeps the setting (the default for a new
+    // method), and ranges are checked when the method is stored.
+    let count = |v: Option<i64>, field: &str| -> Result<Option<u64>> {
+        match v {
+            Some(n) if n < 0 => Err(LogicalError::invalid(format!(
+                "{field}: cannot be negative"
+            ))),
+            Some(n) => Ok(Some(n as u64)),
+            None => Ok(None),
+        }
+    };
     if let Some(v) = i.method_name {
         m.name = v;
     }
@@ -52,24 +63,25 @@ fn apply(m: &mut TotpMethod, f: &Fields) {
     if let Some(d) = i.period.filter(|d| !d.is_zero()) {
         m.period = d.as_secs();
     }
-    if let Some(n) = i.key_size.filter(|n| *n > 0) {
+    if let Some(n) = count(i.key_size, "key_size")?.filter(|n| *n > 0) {
         m.key_size = n as usize;
     }
-    if let Some(n) = i.qr_size.filter(|n| *n >= 0) {
-        m.qr_size = n as u64;
+    if let Some(n) = count(i.qr_size, "qr_size")? {
+        m.qr_size = n;
     }
     if let Some(a) = i.algorithm.filter(|a| !a.is_empty()) {
         m.algorithm = a.to_uppercase();
     }
-    if let Some(n) = i.digits.filter(|n| *n > 0) {
-        m.digits = n as u32;
+    if let Some(n) = count(i.digits, "digits")?.filter(|n| *n > 0) {
+        m.digits = u32::try_from(n).unwrap_or(u32::MAX);
     }
-    if let Some(n) = i.skew.filter(|n| *n >= 0) {
-        m.skew = n as u64;
+    if let Some(n) = count(i.skew, "skew")? {
+        m.skew = n;
     }
-    if let Some(n) = i.max_validation_attempts.filter(|n| *n >= 0) {
-        m.max_validation_attempts = n as u64;
+    if let Some(n) = count(i.max_validation_attempts, "max_validation_attempts")? {
+        m.max_validation_attempts = n;
     }
+    Ok(())
 }
 
 /// The entity an admin names, or the caller's own for self-enrolment.
@@ -171,7 +183,7 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                         id: uuid::Uuid::new_v4().to_string(),
                         ..Default::default()
                     };
-                    apply(&mut m, &f);
+                    apply(&mut m, &f)?;
                     b.identity().mfa.put_method(m.clone()).await.map_err(logical)?;
                     Ok(Some(Response::json(json!({"method_id": m.id}))))
                 })
@@ -194,7 +206,7 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                         .mfa
                         .method(&f.string("method_id"))
                         .ok_or_else(|| LogicalError::invalid("invalid method ID"))?;
-                    apply(&mut m, &f);
+                    apply(&mut m, &f)?;
                     b.identity().mfa.put_method(m).await.map_err(logical)?;
                     Ok(None)
                 })

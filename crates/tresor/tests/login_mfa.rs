@@ -109,6 +109,41 @@ fn a_login_enforced_with_totp_needs_the_passcode_once() {
     );
     assert_eq!(r["data"]["issuer"], "Tresor Inc", "{r}");
     assert_eq!(r["data"]["max_validation_attempts"], 5, "{r}");
+    // Settings that would weaken the method are refused and change nothing: a skew wider than
+    // one period, negative counts, digits that would wrap around to 6, and garbage.
+    for bad in [
+        json!({"skew": 2}),
+        json!({"skew": -1}),
+        json!({"max_validation_attempts": -3}),
+        json!({"digits": 4_294_967_302_i64}),
+        json!({"digits": 9}),
+        json!({"key_size": -20}),
+        json!({"key_size": "many"}),
+        json!({"period": "forever"}),
+        json!({"skew": 1e300}),
+    ] {
+        let (code, r) = api(
+            &s,
+            "POST",
+            &format!("identity/mfa/method/totp/{method}"),
+            bad.clone(),
+            root,
+        );
+        assert_eq!(code, 400, "{bad}: {r}");
+        let field = bad.as_object().unwrap().keys().next().unwrap().clone();
+        assert!(r.to_string().contains(&field), "{bad}: {r}");
+    }
+    let (_, r) = api(
+        &s,
+        "GET",
+        &format!("identity/mfa/method/totp/{method}"),
+        json!({}),
+        root,
+    );
+    assert_eq!(r["data"]["skew"], 1, "{r}");
+    assert_eq!(r["data"]["max_validation_attempts"], 5, "{r}");
+    assert_eq!(r["data"]["digits"], 6, "{r}");
+    assert_eq!(r["data"]["key_size"], 20, "{r}");
     let (code, g) = api(
         &s,
         "POST",
