@@ -452,3 +452,97 @@ fn config_writes_keep_the_settings_they_do_not_send() {
     assert!(o.stderr.contains("request_timeout"), "{o}");
     assert_eq!(read(&s)["request_timeout"], 90);
 }
+
+/// Against the binddn path: filter-injection user names and a 64 KiB name match nobody (a
+/// name differing from alice's only in case and spaces is alice, as in Vault), an
+/// empty password is not an anonymous bind, concurrent logins racing a bindpass change never
+/// log a user in with someone else's groups, and the bind password never appears in an
+/// answer, an error or the server log.
+#[test]
+fn binddn_logins_resist_injection_races_and_leaks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = start_slapd(&tmp.path().join("ldap"));
+    let s = Server::start_dev(tmp.path(), free_port());
+    ok(&s, &["auth", "enable", "ldap"]);
+    let admin = format!("cn=admin,{BASE}");
+    configure_with_binddn(&s, slapd.port, &admin, "adminpw");
+    ok(&s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
+    ok(&s, &["write", "auth/ldap/groups/ops", "policies=opspol"]);
+    let long = "a".repeat(64 * 1024);
+    for user in [
+        "alice)(uid=*",
+        "*)(|(uid=*",
+        "alice*",
+        "alice\\2a",
+        long.as_str(),
+    ] {
+        let escaped: String = user
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let (code, v) = login(&s, &escaped, "alicepw");
+        assert_ne!(code, 200, "{user:.40}: {v}");
+        assert!(v["auth"].is_null(), "{user:.40}: {v}");
+    }
+    let (code, v) = login(&s, "alice", "");
+    assert_eq!(code, 400, "{v}");
+    // Logins race a bindpass change (to a wrong one and back): each answer is either a
+    // refusal or exactly the user's own group.
+    std::thread::scope(|sc| {
+        let flipper = sc.spawn(|| {
+            for pw in ["wrong-Zq9", "adminpw", "wrong-Zq9", "adminpw"] {
+                configure_with_binddn(&s, slapd.port, &admin, pw);
+            }
+        });
+        let hs: Vec<_> = (0..16)
+            .map(|i| {
+                let s = &s;
+                sc.spawn(move || {
+                    let (user, pw, want) = if i % 2 == 0 {
+                        ("alice", "alicepw", "devpol")
+                    } else {
+                        ("bob", "bobpw", "opspol")
+                    };
+                    let (code, v) = login(s, user, pw);
+                    if code == 200 {
+                        let got: Vec<String> = policies(&v)
+                            .into_iter()
+                            .filter(|p| p.ends_with("pol"))
+                            .collect();
+                        assert_eq!(got, [want], "{user}: {v}");
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        flipper.join().unwrap();
+    });
+    let (code, v) = login(&s, "alice", "alicepw");
+    assert_eq!(code, 200, "{v}");
+    // The bind password shows up nowhere.
+    configure_with_binddn(&s, slapd.port, &admin, "Secret-BindPW-7731");
+    let (code, v) = login(&s, "alice", "alicepw");
+    assert_ne!(code, 200, "{v}");
+    assert!(!v.to_string().contains("Secret-BindPW-7731"), "{v}");
+    let (_, cfg) = s.api("GET", "auth/ldap/config", None, Some("root"));
+    assert!(!cfg.to_string().contains("Secret-BindPW-7731"), "{cfg}");
+    assert!(!cfg.to_string().contains("adminpw"), "{cfg}");
+    let log = s.log();
+    for secret in [
+        "Secret-BindPW-7731",
+        "adminpw",
+        "wrong-Zq9",
+        "alicepw",
+        "bobpw",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
