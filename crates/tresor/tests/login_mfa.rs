@@ -14,6 +14,19 @@ fn api(s: &Server, method: &str, path: &str, body: Value, token: Option<&str>) -
     s.api(method, path, Some(&body.to_string()), token)
 }
 
+/// A TOTP method as `identity/mfa/method/totp/:id` shows it to root.
+fn read_method(s: &Server, id: &str) -> Value {
+    let (code, r) = api(
+        s,
+        "GET",
+        &format!("identity/mfa/method/totp/{id}"),
+        json!({}),
+        Some("root"),
+    );
+    assert_eq!(code, 200, "{r}");
+    r
+}
+
 fn login(s: &Server) -> Value {
     let (code, v) = api(
         s,
@@ -79,14 +92,7 @@ fn a_login_enforced_with_totp_needs_the_passcode_once() {
     // Settings not sent keep Vault's defaults: a passcode from one period either side, five
     // failed passcodes per period (an earlier version stored 0 for both, which allowed
     // unlimited guesses), a 200-pixel barcode.
-    let (code, r) = api(
-        &s,
-        "GET",
-        &format!("identity/mfa/method/totp/{method}"),
-        json!({}),
-        root,
-    );
-    assert_eq!(code, 200, "{r}");
+    let r = read_method(&s, &method);
     assert_eq!(r["data"]["skew"], 1, "{r}");
     assert_eq!(r["data"]["max_validation_attempts"], 5, "{r}");
     assert_eq!(r["data"]["qr_size"], 200, "{r}");
@@ -100,13 +106,7 @@ fn a_login_enforced_with_totp_needs_the_passcode_once() {
         root,
     );
     assert!(code == 200 || code == 204, "{code} {r}");
-    let (_, r) = api(
-        &s,
-        "GET",
-        &format!("identity/mfa/method/totp/{method}"),
-        json!({}),
-        root,
-    );
+    let r = read_method(&s, &method);
     assert_eq!(r["data"]["issuer"], "Tresor Inc", "{r}");
     assert_eq!(r["data"]["max_validation_attempts"], 5, "{r}");
     // Settings that would weaken the method are refused and change nothing: a skew wider than
@@ -133,13 +133,7 @@ fn a_login_enforced_with_totp_needs_the_passcode_once() {
         let field = bad.as_object().unwrap().keys().next().unwrap().clone();
         assert!(r.to_string().contains(&field), "{bad}: {r}");
     }
-    let (_, r) = api(
-        &s,
-        "GET",
-        &format!("identity/mfa/method/totp/{method}"),
-        json!({}),
-        root,
-    );
+    let r = read_method(&s, &method);
     assert_eq!(r["data"]["skew"], 1, "{r}");
     assert_eq!(r["data"]["max_validation_attempts"], 5, "{r}");
     assert_eq!(r["data"]["digits"], 6, "{r}");
