@@ -2,11 +2,10 @@
 //! entity aliases, groups, group aliases, lookups, merge). Built from the store alone, never
 //! from the core.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path, Table, TableBackend};
+use tresor_sdk::framework::{Fields, Path, Table, TableBackend};
 use tresor_sdk::{LogicalBackend, LogicalError, Operation, Response, Result};
 
 use crate::error::CoreError;
@@ -123,107 +122,139 @@ fn null_if_empty(v: &[String]) -> Value {
     if v.is_empty() { Value::Null } else { json!(v) }
 }
 
-fn opt_list(f: &Fields, name: &str) -> Option<Vec<String>> {
-    f.is_set(name).then(|| f.list(name))
+tresor_sdk::input! {
+    /// The settings of an entity (`entity`, `entity/id/:id`, `entity/name/:name`); a write
+    /// changes only the settings it sends.
+    struct EntityInput {
+        name: OptStr, "Name of the entity.";
+        metadata: OptStrMap, "Metadata of the entity (key=value pairs), usable in templated policies.";
+        policies: OptList, "Policies of the entity.";
+        disabled: OptBool, "Tokens of a disabled entity are denied every request.";
+    }
 }
 
-fn opt_map(f: &Fields, name: &str) -> Option<BTreeMap<String, String>> {
-    f.is_set(name).then(|| f.str_map(name))
+tresor_sdk::input! {
+    /// The settings of a group (`group`, `group/id/:id`, `group/name/:name`); a write changes
+    /// only the settings it sends.
+    struct GroupInput {
+        name: OptStr, "Name of the group.";
+        kind("type"): OptStr, "internal (members listed here) or external (members follow the group alias).";
+        metadata: OptStrMap, "Metadata of the group.";
+        policies: OptList, "Policies of the group's members.";
+        member_entity_ids: OptList, "Entities that are members of the group (internal groups only).";
+        member_group_ids: OptList, "Groups that are members of the group.";
+    }
 }
 
-fn opt_str(f: &Fields, name: &str) -> Option<String> {
-    f.is_set(name).then(|| f.string(name))
+tresor_sdk::input! {
+    /// The settings of an entity alias or a group alias; a write changes only what it sends.
+    struct AliasInput {
+        name: OptStr, "Name of the alias (the login's identifier in its auth method).";
+        canonical_id: OptStr, "The entity (or group) the alias belongs to.";
+        mount_accessor: OptStr, "Accessor of the auth mount the alias belongs to.";
+        custom_metadata: OptStrMap, "Metadata set by an operator.";
+    }
+}
+
+tresor_sdk::input! {
+    /// The object named by the path (`entity/id/:id`, `group-alias/id/:id`, ...).
+    struct IdInput {
+        id: Str, "ID of the object.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `entity`: an ID makes the write an update.
+    struct EntityIdInput {
+        id: OptStr, "ID of the entity; if set, updates it.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `entity-alias`: an ID makes the write an update.
+    struct AliasIdInput {
+        id: OptStr, "ID of the alias; if set, updates it.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `group`: an ID makes the write an update.
+    struct GroupIdInput {
+        id: OptStr, "ID of the group; if set, updates it.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `group-alias`: an ID makes the write an update.
+    struct GroupAliasIdInput {
+        id: OptStr, "ID of the group alias; if set, updates it.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `entity/batch-delete`.
+    struct BatchDeleteInput {
+        entity_ids: List, "Entities to delete.", required;
+    }
+}
+
+tresor_sdk::input! {
+    /// `entity/merge`.
+    struct MergeInput {
+        from_entity_ids: List, "Entities to merge into to_entity_id.", required;
+        to_entity_id: Str, "The entity that remains.", required;
+        force: Bool, "Merge even if two entities have an alias on the same mount (the target's alias is kept).";
+        conflicting_alias_ids_to_keep: List, "On a mount where both entities have an alias, the alias to keep.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `lookup/entity`.
+    struct EntityLookupInput {
+        name: Str, "Name of the entity.";
+        id: Str, "ID of the entity.";
+        alias_id: Str, "ID of one of its aliases.";
+        alias_name: Str, "Name of one of its aliases (with alias_mount_accessor).";
+        alias_mount_accessor: Str, "Accessor of the alias's mount.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `lookup/group`.
+    struct GroupLookupInput {
+        name: Str, "Name of the group.";
+        id: Str, "ID of the group.";
+        alias_id: Str, "ID of its alias.";
+        alias_name: Str, "Name of its alias (with alias_mount_accessor).";
+        alias_mount_accessor: Str, "Accessor of the alias's mount.";
+    }
+}
+
+/// An ID sent with a create, when not empty.
+fn given(id: Option<String>) -> Option<String> {
+    id.filter(|s| !s.is_empty())
 }
 
 fn entity_fields(f: &Fields) -> EntityFields {
+    let i = f.input::<EntityInput>();
     EntityFields {
-        name: opt_str(f, "name"),
-        metadata: opt_map(f, "metadata"),
-        policies: opt_list(f, "policies"),
-        disabled: f.is_set("disabled").then(|| f.flag("disabled")),
+        name: i.name,
+        metadata: i.metadata,
+        policies: i.policies,
+        disabled: i.disabled,
     }
 }
 
 fn group_fields(f: &Fields) -> GroupFields {
+    let i = f.input::<GroupInput>();
     GroupFields {
-        name: opt_str(f, "name"),
-        kind: opt_str(f, "type"),
-        metadata: opt_map(f, "metadata"),
-        policies: opt_list(f, "policies"),
-        member_entity_ids: opt_list(f, "member_entity_ids"),
-        member_group_ids: opt_list(f, "member_group_ids"),
+        name: i.name,
+        kind: i.kind,
+        metadata: i.metadata,
+        policies: i.policies,
+        member_entity_ids: i.member_entity_ids,
+        member_group_ids: i.member_group_ids,
     }
-}
-
-fn entity_field_defs(p: Path<Identity>) -> Path<Identity> {
-    p.field(Field::new("name", Kind::Str, "Name of the entity."))
-        .field(Field::new(
-            "metadata",
-            Kind::StrMap,
-            "Metadata of the entity (key=value pairs), usable in templated policies.",
-        ))
-        .field(Field::new(
-            "policies",
-            Kind::List,
-            "Policies of the entity.",
-        ))
-        .field(Field::new(
-            "disabled",
-            Kind::Bool,
-            "Tokens of a disabled entity are denied every request.",
-        ))
-}
-
-fn group_field_defs(p: Path<Identity>) -> Path<Identity> {
-    p.field(Field::new("name", Kind::Str, "Name of the group."))
-        .field(Field::new(
-            "type",
-            Kind::Str,
-            "internal (members listed here) or external (members follow the group alias).",
-        ))
-        .field(Field::new(
-            "metadata",
-            Kind::StrMap,
-            "Metadata of the group.",
-        ))
-        .field(Field::new(
-            "policies",
-            Kind::List,
-            "Policies of the group's members.",
-        ))
-        .field(Field::new(
-            "member_entity_ids",
-            Kind::List,
-            "Entities that are members of the group (internal groups only).",
-        ))
-        .field(Field::new(
-            "member_group_ids",
-            Kind::List,
-            "Groups that are members of the group.",
-        ))
-}
-
-fn alias_field_defs(p: Path<Identity>) -> Path<Identity> {
-    p.field(Field::new(
-        "name",
-        Kind::Str,
-        "Name of the alias (the login's identifier in its auth method).",
-    ))
-    .field(Field::new(
-        "canonical_id",
-        Kind::Str,
-        "The entity (or group) the alias belongs to.",
-    ))
-    .field(Field::new(
-        "mount_accessor",
-        Kind::Str,
-        "Accessor of the auth mount the alias belongs to.",
-    ))
-    .field(Field::new(
-        "custom_metadata",
-        Kind::StrMap,
-        "Metadata set by an operator.",
-    ))
 }
 
 type H = tresor_sdk::framework::BoxFuture<Result<Option<Response>>>;
@@ -262,14 +293,12 @@ fn write_group(b: Arc<Identity>, id: Option<String>, name: Option<String>, f: Fi
 
 fn write_alias(b: Arc<Identity>, id: Option<String>, f: Fields) -> H {
     Box::pin(async move {
-        if id.is_none() && f.is_set("id") && !f.string("id").is_empty() {
-            return write_alias(b, Some(f.string("id")), f).await;
-        }
+        let i = f.input::<AliasInput>();
         let fields = AliasFields {
-            name: opt_str(&f, "name"),
-            mount_accessor: opt_str(&f, "mount_accessor"),
-            canonical_id: opt_str(&f, "canonical_id"),
-            custom_metadata: opt_map(&f, "custom_metadata"),
+            name: i.name,
+            mount_accessor: i.mount_accessor,
+            canonical_id: i.canonical_id,
+            custom_metadata: i.custom_metadata,
         };
         let a = b
             .store
@@ -284,15 +313,10 @@ fn write_alias(b: Arc<Identity>, id: Option<String>, f: Fields) -> H {
 
 fn write_group_alias(b: Arc<Identity>, id: Option<String>, f: Fields) -> H {
     Box::pin(async move {
-        let id = id.or_else(|| opt_str(&f, "id").filter(|s| !s.is_empty()));
+        let i = f.input::<AliasInput>();
         let a = b
             .store
-            .write_group_alias(
-                id.as_deref(),
-                opt_str(&f, "name"),
-                opt_str(&f, "mount_accessor"),
-                opt_str(&f, "canonical_id"),
-            )
+            .write_group_alias(id.as_deref(), i.name, i.mount_accessor, i.canonical_id)
             .await
             .map_err(logical)?;
         Ok(Some(obj(
@@ -307,10 +331,11 @@ fn table() -> Table<Identity> {
         help: "The identity store: entities and their aliases, groups and group aliases. A login's alias resolves to an entity; the policies of the entity and of its groups apply to every request of its tokens.",
         special: crate::identity_oidc::special_paths(),
         paths: vec![
-            entity_field_defs(Path::new("entity"))
-                .field(Field::new("id", Kind::Str, "ID of the entity; if set, updates it."))
+            Path::<Identity>::new("entity")
+                .input::<EntityInput>()
+                .input::<EntityIdInput>()
                 .op(Update, |b, _req, f| {
-                    let id = opt_str(&f, "id").filter(|s| !s.is_empty());
+                    let id = given(f.input::<EntityIdInput>().id);
                     write_entity(b, id, None, f)
                 })
                 .help("Create a new entity, or update one by ID.", "Entities tie the aliases of one person or machine in several auth methods together."),
@@ -332,16 +357,18 @@ fn table() -> Table<Identity> {
                     Ok(Some(obj(json!({"keys": es.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), "key_info": info}))))
                 }))
                 .help("List entities by ID.", ""),
-            entity_field_defs(Path::new("entity/id/{id}"))
+            Path::<Identity>::new("entity/id/{id}")
+                .input::<IdInput>()
+                .input::<EntityInput>()
                 .op(Read, |b, _req, f| Box::pin(async move {
-                    Ok(b.store.entity(f.str("id").unwrap_or_default()).map(|e| obj(b.entity_json(&e))))
+                    Ok(b.store.entity(&f.input::<IdInput>().id).map(|e| obj(b.entity_json(&e))))
                 }))
                 .op(Update, |b, _req, f| {
-                    let id = Some(f.string("id"));
+                    let id = Some(f.input::<IdInput>().id);
                     write_entity(b, id, None, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
-                    b.store.delete_entities(&[f.string("id")]).await.map_err(logical)?;
+                    b.store.delete_entities(&[f.input::<IdInput>().id]).await.map_err(logical)?;
                     Ok(None)
                 }))
                 .help("Read, update or delete an entity by ID.", "Deleting an entity deletes its aliases and takes it out of every group."),
@@ -353,41 +380,44 @@ fn table() -> Table<Identity> {
                     Ok(Some(Response::list(names)))
                 }))
                 .help("List entities by name.", ""),
-            entity_field_defs(Path::new("entity/name/{name}"))
+            Path::<Identity>::new("entity/name/{name}")
+                .input::<EntityInput>()
                 .op(Read, |b, _req, f| Box::pin(async move {
-                    Ok(b.store.entity_by_name(f.str("name").unwrap_or_default()).map(|e| obj(b.entity_json(&e))))
+                    Ok(b.store.entity_by_name(&entity_name(&f)).map(|e| obj(b.entity_json(&e))))
                 }))
                 .op(Update, |b, _req, f| {
-                    let name = Some(f.string("name"));
+                    let name = Some(entity_name(&f));
                     write_entity(b, None, name, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
-                    if let Some(e) = b.store.entity_by_name(f.str("name").unwrap_or_default()) {
+                    if let Some(e) = b.store.entity_by_name(&entity_name(&f)) {
                         b.store.delete_entities(std::slice::from_ref(&e.id)).await.map_err(logical)?;
                     }
                     Ok(None)
                 }))
                 .help("Create, read, update or delete an entity by name.", ""),
             Path::<Identity>::new("entity/batch-delete")
-                .field(Field::new("entity_ids", Kind::List, "Entities to delete.").required())
+                .input::<BatchDeleteInput>()
                 .op(Update, |b, _req, f| Box::pin(async move {
-                    b.store.delete_entities(&f.list("entity_ids")).await.map_err(logical)?;
+                    b.store.delete_entities(&f.input::<BatchDeleteInput>().entity_ids).await.map_err(logical)?;
                     Ok(None)
                 }))
                 .help("Delete several entities at once.", ""),
             Path::<Identity>::new("entity/merge")
-                .field(Field::new("from_entity_ids", Kind::List, "Entities to merge into to_entity_id.").required())
-                .field(Field::new("to_entity_id", Kind::Str, "The entity that remains.").required())
-                .field(Field::new("force", Kind::Bool, "Merge even if two entities have an alias on the same mount (the target's alias is kept)."))
-                .field(Field::new("conflicting_alias_ids_to_keep", Kind::List, "On a mount where both entities have an alias, the alias to keep."))
+                .input::<MergeInput>()
                 .op(Update, |b, _req, f| Box::pin(async move {
-                    b.store.merge(&f.list("from_entity_ids"), &f.string("to_entity_id"), f.flag("force"), &f.list("conflicting_alias_ids_to_keep")).await.map_err(logical)?;
+                    let m = f.input::<MergeInput>();
+                    b.store.merge(&m.from_entity_ids, &m.to_entity_id, m.force, &m.conflicting_alias_ids_to_keep).await.map_err(logical)?;
                     Ok(None)
                 }))
                 .help("Merge entities into one.", "The merged entities' aliases, policies and group memberships move to the target; their tokens resolve to it."),
-            alias_field_defs(Path::new("entity-alias"))
-                .field(Field::new("id", Kind::Str, "ID of the alias; if set, updates it."))
-                .op(Update, |b, _req, f| write_alias(b, None, f))
+            Path::<Identity>::new("entity-alias")
+                .input::<AliasInput>()
+                .input::<AliasIdInput>()
+                .op(Update, |b, _req, f| {
+                    let id = given(f.input::<AliasIdInput>().id);
+                    write_alias(b, id, f)
+                })
                 .help("Create an entity alias.", ""),
             Path::<Identity>::new("entity-alias/id/")
                 .op(List, |b, _req, _f| Box::pin(async move {
@@ -405,23 +435,26 @@ fn table() -> Table<Identity> {
                     Ok(Some(obj(json!({"keys": keys, "key_info": info}))))
                 }))
                 .help("List entity aliases by ID.", ""),
-            alias_field_defs(Path::new("entity-alias/id/{id}"))
+            Path::<Identity>::new("entity-alias/id/{id}")
+                .input::<IdInput>()
+                .input::<AliasInput>()
                 .op(Read, |b, _req, f| Box::pin(async move {
-                    Ok(b.store.alias(f.str("id").unwrap_or_default()).map(|(a, _)| obj(b.alias_json(&a))))
+                    Ok(b.store.alias(&f.input::<IdInput>().id).map(|(a, _)| obj(b.alias_json(&a))))
                 }))
                 .op(Update, |b, _req, f| {
-                    let id = Some(f.string("id"));
+                    let id = Some(f.input::<IdInput>().id);
                     write_alias(b, id, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
-                    b.store.delete_alias(f.str("id").unwrap_or_default()).await.map_err(logical)?;
+                    b.store.delete_alias(&f.input::<IdInput>().id).await.map_err(logical)?;
                     Ok(None)
                 }))
                 .help("Read, update or delete an entity alias by ID.", ""),
-            group_field_defs(Path::new("group"))
-                .field(Field::new("id", Kind::Str, "ID of the group; if set, updates it."))
+            Path::<Identity>::new("group")
+                .input::<GroupInput>()
+                .input::<GroupIdInput>()
                 .op(Update, |b, _req, f| {
-                    let id = opt_str(&f, "id").filter(|s| !s.is_empty());
+                    let id = given(f.input::<GroupIdInput>().id);
                     write_group(b, id, None, f)
                 })
                 .help("Create a group, or update one by ID.", "Members of a group get its policies on every request, from the moment they are added."),
@@ -440,16 +473,18 @@ fn table() -> Table<Identity> {
                     Ok(Some(obj(json!({"keys": gs.iter().map(|g| g.id.clone()).collect::<Vec<_>>(), "key_info": info}))))
                 }))
                 .help("List groups by ID.", ""),
-            group_field_defs(Path::new("group/id/{id}"))
+            Path::<Identity>::new("group/id/{id}")
+                .input::<IdInput>()
+                .input::<GroupInput>()
                 .op(Read, |b, _req, f| Box::pin(async move {
-                    Ok(b.store.group(f.str("id").unwrap_or_default()).map(|g| obj(b.group_json(&g))))
+                    Ok(b.store.group(&f.input::<IdInput>().id).map(|g| obj(b.group_json(&g))))
                 }))
                 .op(Update, |b, _req, f| {
-                    let id = Some(f.string("id"));
+                    let id = Some(f.input::<IdInput>().id);
                     write_group(b, id, None, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
-                    b.store.delete_group(f.str("id").unwrap_or_default()).await.map_err(logical)?;
+                    b.store.delete_group(&f.input::<IdInput>().id).await.map_err(logical)?;
                     Ok(None)
                 }))
                 .help("Read, update or delete a group by ID.", ""),
@@ -461,24 +496,29 @@ fn table() -> Table<Identity> {
                     Ok(Some(Response::list(names)))
                 }))
                 .help("List groups by name.", ""),
-            group_field_defs(Path::new("group/name/{name}"))
+            Path::<Identity>::new("group/name/{name}")
+                .input::<GroupInput>()
                 .op(Read, |b, _req, f| Box::pin(async move {
-                    Ok(b.store.group_by_name(f.str("name").unwrap_or_default()).map(|g| obj(b.group_json(&g))))
+                    Ok(b.store.group_by_name(&group_name(&f)).map(|g| obj(b.group_json(&g))))
                 }))
                 .op(Update, |b, _req, f| {
-                    let name = Some(f.string("name"));
+                    let name = Some(group_name(&f));
                     write_group(b, None, name, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
-                    if let Some(g) = b.store.group_by_name(f.str("name").unwrap_or_default()) {
+                    if let Some(g) = b.store.group_by_name(&group_name(&f)) {
                         b.store.delete_group(&g.id).await.map_err(logical)?;
                     }
                     Ok(None)
                 }))
                 .help("Create, read, update or delete a group by name.", ""),
-            alias_field_defs(Path::new("group-alias"))
-                .field(Field::new("id", Kind::Str, "ID of the group alias; if set, updates it."))
-                .op(Update, |b, _req, f| write_group_alias(b, None, f))
+            Path::<Identity>::new("group-alias")
+                .input::<AliasInput>()
+                .input::<GroupAliasIdInput>()
+                .op(Update, |b, _req, f| {
+                    let id = given(f.input::<GroupAliasIdInput>().id);
+                    write_group_alias(b, id, f)
+                })
                 .help("Create a group alias: the name of an external group in an auth method (an LDAP group, an OIDC groups claim).", ""),
             Path::<Identity>::new("group-alias/id/")
                 .op(List, |b, _req, _f| Box::pin(async move {
@@ -494,40 +534,38 @@ fn table() -> Table<Identity> {
                     Ok(Some(obj(json!({"keys": keys, "key_info": info}))))
                 }))
                 .help("List group aliases by ID.", ""),
-            alias_field_defs(Path::new("group-alias/id/{id}"))
+            Path::<Identity>::new("group-alias/id/{id}")
+                .input::<IdInput>()
+                .input::<AliasInput>()
                 .op(Read, |b, _req, f| Box::pin(async move {
-                    Ok(b.store.group_alias(f.str("id").unwrap_or_default()).map(|(a, _)| obj(b.group_alias_json(&a))))
+                    Ok(b.store.group_alias(&f.input::<IdInput>().id).map(|(a, _)| obj(b.group_alias_json(&a))))
                 }))
                 .op(Update, |b, _req, f| {
-                    let id = Some(f.string("id"));
+                    let id = Some(f.input::<IdInput>().id);
                     write_group_alias(b, id, f)
                 })
                 .op(Delete, |b, _req, f| Box::pin(async move {
-                    b.store.delete_group_alias(f.str("id").unwrap_or_default()).await.map_err(logical)?;
+                    b.store.delete_group_alias(&f.input::<IdInput>().id).await.map_err(logical)?;
                     Ok(None)
                 }))
                 .help("Read, update or delete a group alias by ID.", ""),
             Path::<Identity>::new("lookup/entity")
-                .field(Field::new("name", Kind::Str, "Name of the entity."))
-                .field(Field::new("id", Kind::Str, "ID of the entity."))
-                .field(Field::new("alias_id", Kind::Str, "ID of one of its aliases."))
-                .field(Field::new("alias_name", Kind::Str, "Name of one of its aliases (with alias_mount_accessor)."))
-                .field(Field::new("alias_mount_accessor", Kind::Str, "Accessor of the alias's mount."))
+                .input::<EntityLookupInput>()
                 .op(Update, |b, _req, f| Box::pin(async move {
-                    let e = lookup(&f, |n| b.store.entity_by_name(n), |i| b.store.entity(i),
+                    let i = f.input::<EntityLookupInput>();
+                    let ways = Ways { name: &i.name, id: &i.id, alias_id: &i.alias_id, alias_name: &i.alias_name, alias_mount_accessor: &i.alias_mount_accessor };
+                    let e = lookup(ways, |n| b.store.entity_by_name(n), |i| b.store.entity(i),
                         |i| b.store.alias(i).map(|(_, e)| e),
                         |m, n| b.store.alias_by_name(m, n).map(|(_, e)| e))?;
                     Ok(e.map(|e| obj(b.entity_json(&e))))
                 }))
                 .help("Look up an entity by name, ID, alias ID, or alias name and mount accessor.", "Exactly one way of naming it may be given. Nothing found is an empty 204."),
             Path::<Identity>::new("lookup/group")
-                .field(Field::new("name", Kind::Str, "Name of the group."))
-                .field(Field::new("id", Kind::Str, "ID of the group."))
-                .field(Field::new("alias_id", Kind::Str, "ID of its alias."))
-                .field(Field::new("alias_name", Kind::Str, "Name of its alias (with alias_mount_accessor)."))
-                .field(Field::new("alias_mount_accessor", Kind::Str, "Accessor of the alias's mount."))
+                .input::<GroupLookupInput>()
                 .op(Update, |b, _req, f| Box::pin(async move {
-                    let g = lookup(&f, |n| b.store.group_by_name(n), |i| b.store.group(i),
+                    let i = f.input::<GroupLookupInput>();
+                    let ways = Ways { name: &i.name, id: &i.id, alias_id: &i.alias_id, alias_name: &i.alias_name, alias_mount_accessor: &i.alias_mount_accessor };
+                    let g = lookup(ways, |n| b.store.group_by_name(n), |i| b.store.group(i),
                         |i| b.store.group_alias(i).map(|(_, g)| g),
                         |m, n| b.store.group_by_alias(m, n))?;
                     Ok(g.map(|g| obj(b.group_json(&g))))
@@ -537,18 +575,27 @@ fn table() -> Table<Identity> {
     }
 }
 
+/// The ways a lookup request may name an entity or a group (empty: not given).
+struct Ways<'a> {
+    name: &'a str,
+    id: &'a str,
+    alias_id: &'a str,
+    alias_name: &'a str,
+    alias_mount_accessor: &'a str,
+}
+
 /// The one way of naming something a lookup request used.
 fn lookup<T>(
-    f: &Fields,
+    w: Ways<'_>,
     by_name: impl Fn(&str) -> Option<T>,
     by_id: impl Fn(&str) -> Option<T>,
     by_alias_id: impl Fn(&str) -> Option<T>,
     by_alias: impl Fn(&str, &str) -> Option<T>,
 ) -> Result<Option<T>> {
-    let given = |k: &str| f.str(k).filter(|s| !s.is_empty());
-    let ways = ["name", "id", "alias_id", "alias_name"]
-        .iter()
-        .filter(|k| given(k).is_some())
+    let given = |s: &'_ str| !s.is_empty();
+    let ways = [w.name, w.id, w.alias_id, w.alias_name]
+        .into_iter()
+        .filter(|s| given(s))
         .count();
     if ways == 0 {
         return Err(LogicalError::invalid("query parameter not supplied"));
@@ -558,17 +605,29 @@ fn lookup<T>(
             "only one of name, id, alias_id or alias_name (with alias_mount_accessor) may be given",
         ));
     }
-    if let Some(n) = given("name") {
-        return Ok(by_name(n));
+    if given(w.name) {
+        return Ok(by_name(w.name));
     }
-    if let Some(i) = given("id") {
-        return Ok(by_id(i));
+    if given(w.id) {
+        return Ok(by_id(w.id));
     }
-    if let Some(i) = given("alias_id") {
-        return Ok(by_alias_id(i));
+    if given(w.alias_id) {
+        return Ok(by_alias_id(w.alias_id));
     }
-    let name = given("alias_name").unwrap_or_default();
-    let mount = given("alias_mount_accessor")
-        .ok_or_else(|| LogicalError::invalid("alias_mount_accessor is required with alias_name"))?;
-    Ok(by_alias(mount, name))
+    if !given(w.alias_mount_accessor) {
+        return Err(LogicalError::invalid(
+            "alias_mount_accessor is required with alias_name",
+        ));
+    }
+    Ok(by_alias(w.alias_mount_accessor, w.alias_name))
+}
+
+/// The entity name in the path (`entity/name/:name`).
+fn entity_name(f: &Fields) -> String {
+    f.input::<EntityInput>().name.unwrap_or_default()
+}
+
+/// The group name in the path (`group/name/:name`).
+fn group_name(f: &Fields) -> String {
+    f.input::<GroupInput>().name.unwrap_or_default()
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
 use crate::error::CoreError;
@@ -37,8 +37,46 @@ tresor_sdk::input! {
     }
 }
 
-fn method_fields<B>(p: Path<B>) -> Path<B> {
-    p.input::<MethodInput>()
+tresor_sdk::input! {
+    /// `mfa/method/totp/generate`: the caller enrols its own entity.
+    struct EnrolInput {
+        method_id: Str, "The TOTP method to enrol in.", required;
+    }
+}
+
+tresor_sdk::input! {
+    /// `mfa/method/totp/admin-generate`.
+    struct AdminGenerateInput {
+        method_id: Str, "The TOTP method.", required;
+        entity_id: Str, "The entity to enrol.", required;
+    }
+}
+
+tresor_sdk::input! {
+    /// `mfa/method/totp/admin-destroy`.
+    struct AdminDestroyInput {
+        method_id: Str, "The TOTP method.", required;
+        entity_id: Str, "The entity whose secret to destroy.", required;
+    }
+}
+
+tresor_sdk::input! {
+    /// `mfa/method/totp/:method_id`.
+    struct MethodIdInput {
+        method_id: Str, "ID of the method.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `mfa/login-enforcement/:name`: an update changes only the lists it sends.
+    struct EnforcementInput {
+        name: Str, "Name of the enforcement.";
+        mfa_method_ids: OptList, "MFA methods, any one of which satisfies the enforcement.";
+        auth_method_accessors: OptList, "Auth mounts (by accessor) whose logins need MFA.";
+        auth_method_types: OptList, "Auth method types whose logins need MFA.";
+        identity_group_ids: OptList, "Members of these groups need MFA.";
+        identity_entity_ids: OptList, "These entities need MFA.";
+    }
 }
 
 fn apply(m: &mut TotpMethod, f: &Fields) -> Result<()> {
@@ -84,13 +122,10 @@ fn apply(m: &mut TotpMethod, f: &Fields) -> Result<()> {
     Ok(())
 }
 
-/// The entity an admin names, or the caller's own for self-enrolment.
-fn entity_of(b: &impl HasIdentity, req: &Request, f: &Fields, admin: bool) -> Result<String> {
-    let id = if admin {
-        f.string("entity_id")
-    } else {
-        req.caller.entity_id.clone()
-    };
+/// The entity an admin names, or (`None`) the caller's own for self-enrolment.
+fn entity_of(b: &impl HasIdentity, req: &Request, named: Option<String>) -> Result<String> {
+    let admin = named.is_some();
+    let id = named.unwrap_or_else(|| req.caller.entity_id.clone());
     if id.is_empty() {
         return Err(LogicalError::invalid(if admin {
             "missing entity ID"
@@ -107,10 +142,10 @@ fn entity_of(b: &impl HasIdentity, req: &Request, f: &Fields, admin: bool) -> Re
 async fn generate<B: HasIdentity>(
     b: Arc<B>,
     req: Request,
-    f: Fields,
-    admin: bool,
+    method_id: String,
+    named: Option<String>,
 ) -> Result<Option<Response>> {
-    let entity = entity_of(&*b, &req, &f, admin)?;
+    let entity = entity_of(&*b, &req, named)?;
     let account = b
         .identity()
         .entity(&entity)
@@ -119,7 +154,7 @@ async fn generate<B: HasIdentity>(
     let (url, _secret) = b
         .identity()
         .mfa
-        .generate(&f.string("method_id"), &entity, &account)
+        .generate(&method_id, &entity, &account)
         .await
         .map_err(logical)?;
     Ok(Some(Response::json(
@@ -131,29 +166,33 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
     use Operation::{Delete, List, Read, Update};
     vec![
         Path::new("mfa/method/totp/generate")
-            .field(Field::new("method_id", Kind::Str, "The TOTP method to enrol in.").required())
-            .op(Update, |b: Arc<B>, req, f| Box::pin(generate(b, req, f, false)))
+            .input::<EnrolInput>()
+            .op(Update, |b: Arc<B>, req, f| {
+                Box::pin(generate(b, req, f.input::<EnrolInput>().method_id, None))
+            })
             .help(
                 "Enrol the caller's entity in a TOTP method.",
                 "Answers the otpauth:// URL of a new secret (refused if the entity already has one).",
             ),
         Path::new("mfa/method/totp/admin-generate")
-            .field(Field::new("method_id", Kind::Str, "The TOTP method.").required())
-            .field(Field::new("entity_id", Kind::Str, "The entity to enrol.").required())
-            .op(Update, |b: Arc<B>, req, f| Box::pin(generate(b, req, f, true)))
+            .input::<AdminGenerateInput>()
+            .op(Update, |b: Arc<B>, req, f| {
+                let i = f.input::<AdminGenerateInput>();
+                Box::pin(generate(b, req, i.method_id, Some(i.entity_id)))
+            })
             .help(
                 "Enrol an entity in a TOTP method.",
                 "Answers the otpauth:// URL of a new secret (refused if the entity already has one).",
             ),
         Path::new("mfa/method/totp/admin-destroy")
-            .field(Field::new("method_id", Kind::Str, "The TOTP method.").required())
-            .field(Field::new("entity_id", Kind::Str, "The entity whose secret to destroy.").required())
+            .input::<AdminDestroyInput>()
             .op(Update, |b: Arc<B>, req, f| {
                 Box::pin(async move {
-                    let entity = entity_of(&*b, &req, &f, true)?;
+                    let i = f.input::<AdminDestroyInput>();
+                    let entity = entity_of(&*b, &req, Some(i.entity_id))?;
                     b.identity()
                         .mfa
-                        .destroy(&f.string("method_id"), &entity)
+                        .destroy(&i.method_id, &entity)
                         .await
                         .map_err(logical)?;
                     Ok(None)
@@ -176,7 +215,8 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                 })
             })
             .help("List TOTP methods.", ""),
-        method_fields(Path::new("mfa/method/totp"))
+        Path::new("mfa/method/totp")
+            .input::<MethodInput>()
             .op(Update, |b: Arc<B>, _, f| {
                 Box::pin(async move {
                     let mut m = TotpMethod {
@@ -189,13 +229,14 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                 })
             })
             .help("Create a TOTP MFA method.", "Answers the new method's ID."),
-        method_fields(Path::new("mfa/method/totp/{method_id}"))
-            .field(Field::new("method_id", Kind::Str, "ID of the method."))
+        Path::new("mfa/method/totp/{method_id}")
+            .input::<MethodInput>()
+            .input::<MethodIdInput>()
             .op(Read, |b: Arc<B>, _, f| {
                 Box::pin(async move {
                     Ok(b.identity()
                         .mfa
-                        .method(&f.string("method_id"))
+                        .method(&f.input::<MethodIdInput>().method_id)
                         .map(|m| Response::json(m.to_json())))
                 })
             })
@@ -204,7 +245,7 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                     let mut m = b
                         .identity()
                         .mfa
-                        .method(&f.string("method_id"))
+                        .method(&f.input::<MethodIdInput>().method_id)
                         .ok_or_else(|| LogicalError::invalid("invalid method ID"))?;
                     apply(&mut m, &f)?;
                     b.identity().mfa.put_method(m).await.map_err(logical)?;
@@ -215,7 +256,7 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                 Box::pin(async move {
                     b.identity()
                         .mfa
-                        .delete_method(&f.string("method_id"))
+                        .delete_method(&f.input::<MethodIdInput>().method_id)
                         .await
                         .map_err(logical)?;
                     Ok(None)
@@ -239,37 +280,33 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
             })
             .help("List login enforcements.", ""),
         Path::new("mfa/login-enforcement/{name}")
-            .field(Field::new("name", Kind::Str, "Name of the enforcement."))
-            .field(Field::new("mfa_method_ids", Kind::List, "MFA methods, any one of which satisfies the enforcement."))
-            .field(Field::new("auth_method_accessors", Kind::List, "Auth mounts (by accessor) whose logins need MFA."))
-            .field(Field::new("auth_method_types", Kind::List, "Auth method types whose logins need MFA."))
-            .field(Field::new("identity_group_ids", Kind::List, "Members of these groups need MFA."))
-            .field(Field::new("identity_entity_ids", Kind::List, "These entities need MFA."))
+            .input::<EnforcementInput>()
             .op(Read, |b: Arc<B>, _, f| {
                 Box::pin(async move {
                     Ok(b.identity()
                         .mfa
-                        .enforcement(&f.string("name"))
+                        .enforcement(&f.input::<EnforcementInput>().name)
                         .map(|e| Response::json(e.to_json())))
                 })
             })
             .op(Update, |b: Arc<B>, _, f| {
                 Box::pin(async move {
-                    let name = f.string("name");
+                    let i = f.input::<EnforcementInput>();
+                    let name = i.name;
                     let mut e = b.identity().mfa.enforcement(&name).unwrap_or_else(|| Enforcement {
                         name: name.clone(),
                         id: uuid::Uuid::new_v4().to_string(),
                         ..Default::default()
                     });
-                    for (k, slot) in [
-                        ("mfa_method_ids", &mut e.mfa_method_ids),
-                        ("auth_method_accessors", &mut e.auth_method_accessors),
-                        ("auth_method_types", &mut e.auth_method_types),
-                        ("identity_group_ids", &mut e.identity_group_ids),
-                        ("identity_entity_ids", &mut e.identity_entity_ids),
+                    for (sent, slot) in [
+                        (i.mfa_method_ids, &mut e.mfa_method_ids),
+                        (i.auth_method_accessors, &mut e.auth_method_accessors),
+                        (i.auth_method_types, &mut e.auth_method_types),
+                        (i.identity_group_ids, &mut e.identity_group_ids),
+                        (i.identity_entity_ids, &mut e.identity_entity_ids),
                     ] {
-                        if f.is_set(k) {
-                            *slot = f.list(k);
+                        if let Some(v) = sent {
+                            *slot = v;
                         }
                     }
                     b.identity().mfa.put_enforcement(e).await.map_err(logical)?;
@@ -280,7 +317,7 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                 Box::pin(async move {
                     b.identity()
                         .mfa
-                        .delete_enforcement(&f.string("name"))
+                        .delete_enforcement(&f.input::<EnforcementInput>().name)
                         .await
                         .map_err(logical)?;
                     Ok(None)

@@ -43,7 +43,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::identity::{RESERVED_CLAIMS, render_json, validate_json};
 use tresor_sdk::{
     LogicalError, Operation, RawResponse, Request, Response, Result, SpecialPaths, Storage,
@@ -276,8 +276,8 @@ fn now() -> i64 {
     tresor_sdk::clock::unix(SystemTime::now())
 }
 
-fn secs(d: Option<Duration>) -> u64 {
-    d.map_or(0, |d| d.as_secs())
+fn secs(d: Duration) -> u64 {
+    d.as_secs()
 }
 
 fn secs_i64(s: u64) -> i64 {
@@ -577,6 +577,60 @@ fn raw_json(v: &Value) -> Response {
     }
 }
 
+// --- inputs ---------------------------------------------------------------------------------
+
+tresor_sdk::input! {
+    /// `oidc/config`.
+    struct ConfigInput {
+        issuer: Str, "Base URL (scheme, host, optional port) of the tokens' iss claim; empty for the default.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `oidc/key/:name`: an update changes only the settings it sends.
+    struct KeyInput {
+        name: Str, "Name of the key.";
+        rotation_period: OptDuration, "How often a new signing key is generated (at least one minute; default 24h).";
+        verification_ttl: OptDuration, "How long a rotated-out public key stays available for verification (at most 10x rotation_period; default 24h).";
+        allowed_client_ids: OptList, "Client IDs of the roles that may sign with this key; \"*\" allows every role, empty allows none.";
+        algorithm: OptStr, "Signing algorithm: RS256 (default), RS384, RS512, ES256, ES384, ES512 or EdDSA.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `oidc/key/:name/rotate`.
+    struct RotateInput {
+        name: Str, "Name of the key.";
+        verification_ttl: OptDuration, "How long the rotated-out public key stays available for verification; overrides the key's own.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `oidc/role/:name`: an update changes only the settings it sends.
+    struct RoleInput {
+        name: Str, "Name of the role.";
+        key: OptStr, "The named key that signs this role's tokens; it must exist.";
+        template: OptStr, "JSON template of extra claims, with {{identity...}} and {{time.now}} values; plain or base64.";
+        client_id: Str, "The tokens' audience (aud); generated when not given.";
+        ttl: OptDuration, "How long the role's tokens live (default 24h; at most the key's verification_ttl).";
+    }
+}
+
+tresor_sdk::input! {
+    /// `oidc/token/:name`.
+    struct TokenInput {
+        name: Str, "Name of the role.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `oidc/introspect`.
+    struct IntrospectInput {
+        token: Str, "A signed identity token.";
+        client_id: Str, "If given, the token's aud must contain it.";
+    }
+}
+
 // --- handlers -------------------------------------------------------------------------------
 
 type Reply = Result<Option<Response>>;
@@ -589,7 +643,7 @@ async fn read_config(req: Request) -> Reply {
 }
 
 async fn write_config(req: Request, f: Fields) -> Reply {
-    let issuer = f.string("issuer");
+    let issuer = f.input::<ConfigInput>().issuer;
     let issuer = if issuer.trim().is_empty() {
         String::new()
     } else {
@@ -607,7 +661,7 @@ async fn write_config(req: Request, f: Fields) -> Reply {
 }
 
 async fn read_key(req: Request, f: Fields) -> Reply {
-    let name = f.string("name");
+    let name = f.input::<KeyInput>().name;
     let Some(k) = get::<NamedKey>(&*req.storage, &format!("{KEY_PREFIX}{name}")).await? else {
         return Ok(None);
     };
@@ -632,20 +686,18 @@ async fn list_prefix(req: Request, prefix: &str) -> Reply {
 }
 
 async fn write_key(req: Request, f: Fields) -> Reply {
-    let name = f.string("name");
+    let i = f.input::<KeyInput>();
+    let name = i.name;
     let path = format!("{KEY_PREFIX}{name}");
     let s = &*req.storage;
-    let algorithm = match f.is_set("algorithm") {
-        true => Some(
-            Alg::parse(f.str("algorithm").unwrap_or_default()).ok_or_else(|| {
-                invalid(format!(
-                    "unknown signing algorithm {:?}: algorithm must be one of {}",
-                    f.string("algorithm"),
-                    ALGS.map(Alg::name).join(", ")
-                ))
-            })?,
-        ),
-        false => None,
+    let algorithm = match i.algorithm {
+        Some(a) => Some(Alg::parse(&a).ok_or_else(|| {
+            invalid(format!(
+                "unknown signing algorithm {a:?}: algorithm must be one of {}",
+                ALGS.map(Alg::name).join(", ")
+            ))
+        })?),
+        None => None,
     };
     // A key generated for this write is kept across attempts that lost a race.
     let mut fresh: Option<SigningKey> = None;
@@ -655,17 +707,17 @@ async fn write_key(req: Request, f: Fields) -> Reply {
             Some((k, rev)) => (Some(k), rev),
             None => (None, 0),
         };
-        let rotation_period = match f.is_set("rotation_period") {
-            true => secs(f.duration("rotation_period")),
-            false => old.as_ref().map_or(DAY, |k| k.rotation_period),
+        let rotation_period = match i.rotation_period {
+            Some(d) => secs(d),
+            None => old.as_ref().map_or(DAY, |k| k.rotation_period),
         };
-        let verification_ttl = match f.is_set("verification_ttl") {
-            true => secs(f.duration("verification_ttl")),
-            false => old.as_ref().map_or(DAY, |k| k.verification_ttl),
+        let verification_ttl = match i.verification_ttl {
+            Some(d) => secs(d),
+            None => old.as_ref().map_or(DAY, |k| k.verification_ttl),
         };
-        let allowed_client_ids = match f.is_set("allowed_client_ids") {
-            true => f.list("allowed_client_ids"),
-            false => old
+        let allowed_client_ids = match &i.allowed_client_ids {
+            Some(ids) => ids.clone(),
+            None => old
                 .as_ref()
                 .map(|k| k.allowed_client_ids.clone())
                 .unwrap_or_default(),
@@ -739,7 +791,7 @@ async fn write_key(req: Request, f: Fields) -> Reply {
 }
 
 async fn delete_key(req: Request, f: Fields) -> Reply {
-    let name = f.string("name");
+    let name = f.input::<KeyInput>().name;
     let users: Vec<String> = roles(&*req.storage)
         .await?
         .into_iter()
@@ -757,7 +809,10 @@ async fn delete_key(req: Request, f: Fields) -> Reply {
 }
 
 async fn rotate_key(req: Request, f: Fields) -> Reply {
-    let name = f.string("name");
+    let RotateInput {
+        name,
+        verification_ttl,
+    } = f.input();
     let path = format!("{KEY_PREFIX}{name}");
     let s = &*req.storage;
     let mut fresh: Option<SigningKey> = None;
@@ -765,10 +820,7 @@ async fn rotate_key(req: Request, f: Fields) -> Reply {
         let Some((mut key, rev)) = load::<NamedKey>(s, &path).await? else {
             return Err(invalid(format!("no named key found at {name:?}")));
         };
-        let ttl = match f.is_set("verification_ttl") {
-            true => secs(f.duration("verification_ttl")),
-            false => key.verification_ttl,
-        };
+        let ttl = verification_ttl.map_or(key.verification_ttl, secs);
         if fresh.as_ref().is_none_or(|k| k.alg != key.algorithm) {
             fresh = Some(generate(key.algorithm).await?);
         }
@@ -786,7 +838,7 @@ async fn rotate_key(req: Request, f: Fields) -> Reply {
 }
 
 async fn read_role(req: Request, f: Fields) -> Reply {
-    let name = f.string("name");
+    let name = f.input::<RoleInput>().name;
     let Some(r) = get::<Role>(&*req.storage, &format!("{ROLE_PREFIX}{name}")).await? else {
         return Ok(None);
     };
@@ -799,16 +851,17 @@ async fn read_role(req: Request, f: Fields) -> Reply {
 }
 
 async fn write_role(req: Request, f: Fields) -> Reply {
-    let name = f.string("name");
+    let i = f.input::<RoleInput>();
+    let name = i.name;
     let path = format!("{ROLE_PREFIX}{name}");
     let s = &*req.storage;
     let (old, rev) = match load::<Role>(s, &path).await? {
         Some((r, rev)) => (Some(r), rev),
         None => (None, 0),
     };
-    let key_name = match f.is_set("key") {
-        true => f.string("key"),
-        false => old.as_ref().map(|r| r.key.clone()).unwrap_or_default(),
+    let key_name = match i.key {
+        Some(k) => k,
+        None => old.as_ref().map(|r| r.key.clone()).unwrap_or_default(),
     };
     if key_name.is_empty() {
         return Err(invalid("the key parameter is required"));
@@ -816,32 +869,29 @@ async fn write_role(req: Request, f: Fields) -> Reply {
     let Some(key) = get::<NamedKey>(s, &format!("{KEY_PREFIX}{key_name}")).await? else {
         return Err(invalid(format!("key {key_name:?} does not exist")));
     };
-    let ttl = match f.is_set("ttl") {
-        true => secs(f.duration("ttl")),
-        false => old.as_ref().map_or(DAY, |r| r.ttl),
+    let ttl = match i.ttl {
+        Some(d) => secs(d),
+        None => old.as_ref().map_or(DAY, |r| r.ttl),
     };
     if ttl > key.verification_ttl {
         return Err(invalid(
             "a role's token ttl cannot be longer than the verification_ttl of the key it references",
         ));
     }
-    let template = match f.is_set("template") {
+    let template = match i.template {
         // As in Vault, a template may be sent base64-encoded.
-        true => {
-            let t = f.string("template");
-            STANDARD
-                .decode(t.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or(t)
-        }
-        false => old.as_ref().map(|r| r.template.clone()).unwrap_or_default(),
+        Some(t) => STANDARD
+            .decode(t.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or(t),
+        None => old.as_ref().map(|r| r.template.clone()).unwrap_or_default(),
     };
     if !template.trim().is_empty() {
         validate_json(&template).map_err(|e| invalid(format!("error parsing template: {e}")))?;
     }
-    let client_id = match f.str("client_id").filter(|c| !c.is_empty()) {
-        Some(c) => c.to_owned(),
+    let client_id = match Some(i.client_id).filter(|c| !c.is_empty()) {
+        Some(c) => c,
         None => match &old {
             Some(r) => r.client_id.clone(),
             None => new_client_id()?,
@@ -863,7 +913,7 @@ async fn write_role(req: Request, f: Fields) -> Reply {
 }
 
 async fn issue_token(req: Request, f: Fields) -> Reply {
-    let name = f.string("name");
+    let name = f.input::<TokenInput>().name;
     let s = &*req.storage;
     let entity = req
         .caller
@@ -993,13 +1043,8 @@ async fn check_token(
 }
 
 async fn introspect(req: Request, f: Fields) -> Reply {
-    let verdict = check_token(
-        &*req.storage,
-        &f.string("token"),
-        &f.string("client_id"),
-        now(),
-    )
-    .await?;
+    let i = f.input::<IntrospectInput>();
+    let verdict = check_token(&*req.storage, &i.token, &i.client_id, now()).await?;
     Ok(Some(raw_json(&match verdict {
         Ok(()) => json!({"active": true}),
         Err(e) => json!({"active": false, "error": e}),
@@ -1036,59 +1081,9 @@ async fn exists(req: Request, prefix: &str, name: String) -> Result<bool> {
 /// state, which they do not use: everything they need arrives with the request.
 pub(crate) fn paths<B: Send + Sync + 'static>() -> Vec<Path<B>> {
     use Operation::{Delete, List, Read, Update};
-    let key_fields = |p: Path<B>| {
-        p.field(Field::new("name", Kind::Str, "Name of the key."))
-            .field(Field::new(
-                "rotation_period",
-                Kind::Duration,
-                "How often a new signing key is generated (at least one minute; default 24h).",
-            ))
-            .field(Field::new(
-                "verification_ttl",
-                Kind::Duration,
-                "How long a rotated-out public key stays available for verification (at most 10x rotation_period; default 24h).",
-            ))
-            .field(Field::new(
-                "allowed_client_ids",
-                Kind::List,
-                "Client IDs of the roles that may sign with this key; \"*\" allows every role, empty allows none.",
-            ))
-            .field(Field::new(
-                "algorithm",
-                Kind::Str,
-                "Signing algorithm: RS256 (default), RS384, RS512, ES256, ES384, ES512 or EdDSA.",
-            ))
-    };
-    let role_fields = |p: Path<B>| {
-        p.field(Field::new("name", Kind::Str, "Name of the role."))
-            .field(Field::new(
-                "key",
-                Kind::Str,
-                "The named key that signs this role's tokens; it must exist.",
-            ))
-            .field(Field::new(
-                "template",
-                Kind::Str,
-                "JSON template of extra claims, with {{identity...}} and {{time.now}} values; plain or base64.",
-            ))
-            .field(Field::new(
-                "client_id",
-                Kind::Str,
-                "The tokens' audience (aud); generated when not given.",
-            ))
-            .field(Field::new(
-                "ttl",
-                Kind::Duration,
-                "How long the role's tokens live (default 24h; at most the key's verification_ttl).",
-            ))
-    };
     vec![
         Path::new("oidc/config")
-            .field(Field::new(
-                "issuer",
-                Kind::Str,
-                "Base URL (scheme, host, optional port) of the tokens' iss claim; empty for the default.",
-            ))
+            .input::<ConfigInput>()
             .op(Read, |_b, req, _f| Box::pin(read_config(req)))
             .op(Update, |_b, req, f| Box::pin(write_config(req, f)))
             .help(
@@ -1099,17 +1094,13 @@ pub(crate) fn paths<B: Send + Sync + 'static>() -> Vec<Path<B>> {
             .op(List, |_b, req, _f| Box::pin(list_prefix(req, KEY_PREFIX)))
             .help("List named keys.", ""),
         Path::new("oidc/key/{name}/rotate")
-            .field(Field::new("name", Kind::Str, "Name of the key."))
-            .field(Field::new(
-                "verification_ttl",
-                Kind::Duration,
-                "How long the rotated-out public key stays available for verification; overrides the key's own.",
-            ))
+            .input::<RotateInput>()
             .op(Update, |_b, req, f| Box::pin(rotate_key(req, f)))
             .help("Rotate a named key now.", ""),
-        key_fields(Path::new("oidc/key/{name}"))
+        Path::new("oidc/key/{name}")
+            .input::<KeyInput>()
             .existence(|_b, req, f| {
-                let name = f.string("name");
+                let name = f.input::<KeyInput>().name;
                 Box::pin(exists(req, KEY_PREFIX, name))
             })
             .op(Read, |_b, req, f| Box::pin(read_key(req, f)))
@@ -1122,16 +1113,17 @@ pub(crate) fn paths<B: Send + Sync + 'static>() -> Vec<Path<B>> {
         Path::new("oidc/role/")
             .op(List, |_b, req, _f| Box::pin(list_prefix(req, ROLE_PREFIX)))
             .help("List roles.", ""),
-        role_fields(Path::new("oidc/role/{name}"))
+        Path::new("oidc/role/{name}")
+            .input::<RoleInput>()
             .existence(|_b, req, f| {
-                let name = f.string("name");
+                let name = f.input::<RoleInput>().name;
                 Box::pin(exists(req, ROLE_PREFIX, name))
             })
             .op(Read, |_b, req, f| Box::pin(read_role(req, f)))
             .op(Update, |_b, req, f| Box::pin(write_role(req, f)))
             .op(Delete, |_b, req, f| {
                 Box::pin(async move {
-                    let name = f.string("name");
+                    let name = f.input::<RoleInput>().name;
                     req.storage.delete(&format!("{ROLE_PREFIX}{name}")).await?;
                     Ok(None)
                 })
@@ -1141,19 +1133,14 @@ pub(crate) fn paths<B: Send + Sync + 'static>() -> Vec<Path<B>> {
                 "Tokens are generated against a role: its key signs them, its client_id is their audience, its template adds claims.",
             ),
         Path::new("oidc/token/{name}")
-            .field(Field::new("name", Kind::Str, "Name of the role."))
+            .input::<TokenInput>()
             .op(Read, |_b, req, f| Box::pin(issue_token(req, f)))
             .help(
                 "Generate a signed identity token for the caller's entity.",
                 "The token is an OIDC ID token: iss, sub (the entity ID), aud (the role's client_id), iat, exp, namespace, and the role's template claims.",
             ),
         Path::new("oidc/introspect")
-            .field(Field::new("token", Kind::Str, "A signed identity token."))
-            .field(Field::new(
-                "client_id",
-                Kind::Str,
-                "If given, the token's aud must contain it.",
-            ))
+            .input::<IntrospectInput>()
             .op(Update, |_b, req, f| Box::pin(introspect(req, f)))
             .help(
                 "Verify an identity token.",
