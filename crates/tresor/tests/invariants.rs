@@ -156,28 +156,26 @@ fn built_in_backends_never_hold_the_core() {
     }
 }
 
-/// `sys/` declares and reads its fields through typed inputs (`tresor_sdk::input!`), never
-/// by name: no `Field::new` and no by-name accessor in the modules that make up its table.
-#[test]
-fn sys_reads_typed_inputs_only() {
-    let sys = core_modules(|f| f.starts_with("system") || f.starts_with("snapshot"));
-    assert!(sys.len() >= 10, "found only {} modules", sys.len());
-    let by_name = [
-        "Field::new(",
-        "f.string(",
-        "f.str(",
-        "f.int(",
-        "f.bool(",
-        "f.flag(",
-        "f.duration(",
-        "f.list(",
-        "f.map(",
-        "f.str_map(",
-        "f.value(",
-        "f.is_set(",
-    ];
-    for (path, text) in &sys {
-        for pat in by_name {
+/// Ways of declaring or reading a request's field by its name, which typed inputs replace.
+const BY_NAME: [&str; 12] = [
+    "Field::new(",
+    "f.string(",
+    "f.str(",
+    "f.int(",
+    "f.bool(",
+    "f.flag(",
+    "f.duration(",
+    "f.list(",
+    "f.map(",
+    "f.str_map(",
+    "f.value(",
+    "f.is_set(",
+];
+
+/// Fails when a module declares or reads a field by name.
+fn assert_typed_only(modules: &[(PathBuf, String)]) {
+    for (path, text) in modules {
+        for pat in BY_NAME {
             assert!(
                 !text.contains(pat),
                 "{} reads a field by name ({pat})",
@@ -185,6 +183,15 @@ fn sys_reads_typed_inputs_only() {
             );
         }
     }
+}
+
+/// `sys/` declares and reads its fields through typed inputs (`tresor_sdk::input!`), never
+/// by name: no `Field::new` and no by-name accessor in the modules that make up its table.
+#[test]
+fn sys_reads_typed_inputs_only() {
+    let sys = core_modules(|f| f.starts_with("system") || f.starts_with("snapshot"));
+    assert!(sys.len() >= 10, "found only {} modules", sys.len());
+    assert_typed_only(&sys);
     assert!(
         sys.iter()
             .filter(|(_, t)| t.contains("tresor_sdk::input!"))
@@ -192,4 +199,28 @@ fn sys_reads_typed_inputs_only() {
             >= 8,
         "sys/ modules declare their inputs with tresor_sdk::input!"
     );
+}
+
+/// The engines and auth methods of this wave and the `identity/` built-in declare and read
+/// their fields through typed inputs only, as `sys/` does.
+#[test]
+fn engines_and_identity_read_typed_inputs_only() {
+    let engines = [
+        "tresor-totp",
+        "tresor-ssh",
+        "tresor-database",
+        "tresor-ldap",
+        "tresor-jwt",
+    ];
+    for name in engines {
+        let src = crate_src(name);
+        assert_typed_only(&src);
+        assert!(
+            src.iter().any(|(_, t)| t.contains("tresor_sdk::input!")),
+            "{name} declares its inputs with tresor_sdk::input!"
+        );
+    }
+    let identity = core_modules(|f| f.starts_with("identity_"));
+    assert!(identity.len() >= 3, "found only {} modules", identity.len());
+    assert_typed_only(&identity);
 }
