@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tresor_sdk::framework::{Field, Kind, Path, Table, TableBackend};
+use tresor_sdk::framework::{Fields, Path, Table, TableBackend};
 use tresor_sdk::{
     LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
 };
@@ -29,17 +29,29 @@ fn key(req: &Request, path: &str) -> Result<String> {
     Ok(format!("{id}/{path}"))
 }
 
+tresor_sdk::input! {
+    /// Every cubbyhole path: the secret's path inside the caller's cubbyhole (the data keys
+    /// of a write are the secret itself).
+    struct SecretPath {
+        path: Str, "Path of the secret inside the calling token's cubbyhole.";
+    }
+}
+
+fn secret_path(f: &Fields) -> String {
+    f.input::<SecretPath>().path
+}
+
 fn table() -> Table<Cubbyhole> {
     Table {
-        help: "The cubbyhole backend reads and writes arbitrary secrets to a storage area private to the calling token.",
+        help: "Private storage for each token: a token reads, writes, lists and deletes secrets under its own cubbyhole, which no other token (root included) can see and which is destroyed with the token.",
         special: SpecialPaths::default(),
         paths: vec![
             Path::new("{path:*}")
                 .free_form()
-                .field(Field::new("path", Kind::Str, "Specifies the path of the secret."))
+                .input::<SecretPath>()
                 .op(Operation::Read, |_, req, f| {
                     Box::pin(async move {
-                        let k = key(&req, f.str("path").unwrap_or_default())?;
+                        let k = key(&req, &secret_path(&f))?;
                         match req.storage.get(&k).await? {
                             None => Ok(None),
                             Some(b) => {
@@ -51,7 +63,7 @@ fn table() -> Table<Cubbyhole> {
                 })
                 .op(Operation::Update, |_, req, f| {
                     Box::pin(async move {
-                        let path = f.string("path");
+                        let path = secret_path(&f);
                         if path.is_empty() || path.ends_with('/') {
                             return Err(LogicalError::invalid("missing path"));
                         }
@@ -65,14 +77,14 @@ fn table() -> Table<Cubbyhole> {
                 })
                 .op(Operation::Delete, |_, req, f| {
                     Box::pin(async move {
-                        let k = key(&req, f.str("path").unwrap_or_default())?;
+                        let k = key(&req, &secret_path(&f))?;
                         req.storage.delete(&k).await?;
                         Ok(None)
                     })
                 })
                 .op(Operation::List, |_, req, f| {
                     Box::pin(async move {
-                        let mut p = f.string("path");
+                        let mut p = secret_path(&f);
                         if !p.is_empty() && !p.ends_with('/') {
                             p.push('/');
                         }
@@ -84,7 +96,7 @@ fn table() -> Table<Cubbyhole> {
                         Ok(Some(Response::list(keys)))
                     })
                 })
-                .help("Pass-through secret storage to a token-specific cubbyhole in the storage backend, allowing you to read/write arbitrary data into secret storage.", "The cubbyhole is destroyed when the token is revoked."),
+                .help("Read, write, list or delete a secret in the calling token's own cubbyhole.", "Any JSON keys may be written. The cubbyhole is destroyed when the token is revoked; batch tokens have none."),
         ],
     }
 }
