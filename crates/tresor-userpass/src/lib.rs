@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+mod inputs;
 mod login;
 mod password;
 mod state;

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{Alias, Auth, LogicalError, Operation, Request, Response, Result, cidr};
 
+use crate::inputs::LoginInput;
 use crate::password;
 use crate::state::State;
 use crate::store;
@@ -33,12 +34,7 @@ pub(crate) fn paths() -> Vec<Path<State>> {
     vec![
         Path::new("login/{username}")
             .case_insensitive("username")
-            .field(Field::new(
-                "username",
-                Kind::Str,
-                "Username of the user (case-insensitive).",
-            ))
-            .field(Field::new("password", Kind::Str, "Password of the user."))
+            .input::<LoginInput>()
             .op(Operation::Update, |s, req, f| {
                 Box::pin(async move { login(&s, req, f).await })
             })
@@ -49,8 +45,8 @@ pub(crate) fn paths() -> Vec<Path<State>> {
 async fn login(s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Response>> {
     // The core hands over the folded spelling; lower-casing again keeps a direct caller
     // (tests, another router) to the same rule.
-    let username = f.string("username").trim().to_lowercase();
-    let password = f.string("password");
+    let LoginInput { username, password } = f.input();
+    let username = username.trim().to_lowercase();
     if password.is_empty() {
         return Err(LogicalError::invalid("missing password"));
     }

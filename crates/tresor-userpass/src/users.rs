@@ -9,18 +9,14 @@
 use std::sync::Arc;
 
 use serde_json::Map;
-use tresor_sdk::framework::{Field, Fields, Kind, Path};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::token::TokenParams;
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
 
+use crate::inputs::{PasswordInput, PoliciesInput, UsernameInput};
 use crate::password::{self, MAX_PASSWORD_BYTES};
 use crate::state::State;
 use crate::store::{self, User};
-
-const USERNAME_DESC: &str = "Username for this user: letters, digits, '_', '-' and '.'; it may not begin with '-' nor begin or end with '.'. Case-insensitive (stored in lower case).";
-const PASSWORD_DESC: &str = "Password for this user (at most 72 bytes). Required when creating the user, unless password_hash is given.";
-const PASSWORD_HASH_DESC: &str =
-    "The user's password as a bcrypt hash ($2a$, $2b$ or $2y$), instead of password.";
 
 const LIST_SYNOPSIS: &str = "List the users of this mount.";
 const LIST_DESCRIPTION: &str = "
@@ -46,15 +42,6 @@ Replaces the policies of the tokens the user's logins get (token_policies, or th
 name policies). Tokens issued with the old policies are not renewed afterwards.
 ";
 
-fn username_field() -> Field {
-    Field::new("username", Kind::Str, USERNAME_DESC)
-}
-
-fn password_fields(p: Path<State>) -> Path<State> {
-    p.field(Field::new("password", Kind::Str, PASSWORD_DESC))
-        .field(Field::new("password_hash", Kind::Str, PASSWORD_HASH_DESC))
-}
-
 pub(crate) fn paths() -> Vec<Path<State>> {
     vec![
         Path::new("users")
@@ -62,37 +49,28 @@ pub(crate) fn paths() -> Vec<Path<State>> {
                 Box::pin(async move { list(&s, req, f).await })
             })
             .help(LIST_SYNOPSIS, LIST_DESCRIPTION),
-        password_fields(
-            Path::new("users/{username}/password")
-                .case_insensitive("username")
-                .field(username_field()),
-        )
-        .op(Operation::Update, |s, req, f| {
-            Box::pin(async move { set_password(&s, req, f).await })
-        })
-        .help(PASSWORD_SYNOPSIS, PASSWORD_PATH_DESCRIPTION),
+        Path::new("users/{username}/password")
+            .case_insensitive("username")
+            .input::<UsernameInput>()
+            .input::<PasswordInput>()
+            .op(Operation::Update, |s, req, f| {
+                Box::pin(async move { set_password(&s, req, f).await })
+            })
+            .help(PASSWORD_SYNOPSIS, PASSWORD_PATH_DESCRIPTION),
         Path::new("users/{username}/policies")
             .case_insensitive("username")
-            .field(username_field())
-            .field(Field::new(
-                "token_policies",
-                Kind::List,
-                "Policies of tokens issued by this user's logins.",
-            ))
-            .field(Field::new(
-                "policies",
-                Kind::List,
-                "Deprecated: use token_policies.",
-            ))
+            .input::<UsernameInput>()
+            .input::<PoliciesInput>()
             .op(Operation::Update, |s, req, f| {
                 Box::pin(async move { set_policies(&s, req, f).await })
             })
             .help(POLICIES_SYNOPSIS, POLICIES_DESCRIPTION),
-        TokenParams::add_fields(password_fields(
+        TokenParams::add_fields(
             Path::new("users/{username}")
                 .case_insensitive("username")
-                .field(username_field()),
-        ))
+                .input::<UsernameInput>()
+                .input::<PasswordInput>(),
+        )
         .op(Operation::Read, |s, req, f| {
             Box::pin(async move { read(&s, req, f).await })
         })
@@ -104,9 +82,11 @@ pub(crate) fn paths() -> Vec<Path<State>> {
         })
         .existence(|_, req, f| {
             Box::pin(async move {
-                Ok(store::load(&*req.storage, &f.string("username"))
-                    .await?
-                    .is_some())
+                Ok(
+                    store::load(&*req.storage, &f.input::<UsernameInput>().username)
+                        .await?
+                        .is_some(),
+                )
             })
         })
         .help(USER_SYNOPSIS, USER_DESCRIPTION),
@@ -133,14 +113,18 @@ pub(crate) fn check_username(name: &str) -> Result<()> {
 /// The new password hash a write asks for, if any: `password` hashed at the mount's cost, or
 /// `password_hash` checked. Sending both, or an empty password, is an error.
 async fn new_hash(s: &State, f: &Fields) -> Result<Option<String>> {
-    let password = f.string("password");
-    let given_hash = f.string("password_hash");
-    match (f.is_set("password"), f.is_set("password_hash")) {
-        (true, true) => Err(LogicalError::invalid(
+    let PasswordInput {
+        password,
+        password_hash,
+    } = f.input();
+    match (password, password_hash) {
+        (Some(_), Some(_)) => Err(LogicalError::invalid(
             "only one of password and password_hash can be given",
         )),
-        (true, false) if password.is_empty() => Err(LogicalError::invalid("missing password")),
-        (true, false) => {
+        (Some(password), None) if password.is_empty() => {
+            Err(LogicalError::invalid("missing password"))
+        }
+        (Some(password), None) => {
             if password.len() > MAX_PASSWORD_BYTES {
                 return Err(LogicalError::invalid(format!(
                     "password is longer than {MAX_PASSWORD_BYTES} bytes, which bcrypt cannot use"
@@ -148,11 +132,11 @@ async fn new_hash(s: &State, f: &Fields) -> Result<Option<String>> {
             }
             s.passwords.hash(password).await.map(Some)
         }
-        (false, true) => {
+        (None, Some(given_hash)) => {
             password::check_hash(&given_hash)?;
             Ok(Some(given_hash))
         }
-        (false, false) => Ok(None),
+        (None, None) => Ok(None),
     }
 }
 
@@ -161,7 +145,8 @@ async fn list(_s: &Arc<State>, req: Request, _f: Fields) -> Result<Option<Respon
 }
 
 async fn read(_s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let Some(user) = store::load(&*req.storage, &f.string("username")).await? else {
+    let name = f.input::<UsernameInput>().username;
+    let Some(user) = store::load(&*req.storage, &name).await? else {
         return Ok(None);
     };
     let mut m = Map::new();
@@ -170,7 +155,7 @@ async fn read(_s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Respons
 }
 
 async fn write(s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let name = f.string("username");
+    let name = f.input::<UsernameInput>().username;
     check_username(&name)?;
     let _guard = s.lock(&name).await;
     let existing = store::load(&*req.storage, &name).await?;
@@ -197,7 +182,7 @@ async fn write(s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Respons
 }
 
 async fn delete(s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let name = f.string("username");
+    let name = f.input::<UsernameInput>().username;
     let _guard = s.lock(&name).await;
     store::delete(&*req.storage, &name).await?;
     Ok(None)
@@ -210,7 +195,7 @@ async fn existing_user(req: &Request, name: &str) -> Result<User> {
 }
 
 async fn set_password(s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let name = f.string("username");
+    let name = f.input::<UsernameInput>().username;
     let _guard = s.lock(&name).await;
     let mut user = existing_user(&req, &name).await?;
     user.password_hash = new_hash(s, &f)
@@ -221,10 +206,14 @@ async fn set_password(s: &Arc<State>, req: Request, f: Fields) -> Result<Option<
 }
 
 async fn set_policies(s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let name = f.string("username");
+    let name = f.input::<UsernameInput>().username;
     let _guard = s.lock(&name).await;
     let mut user = existing_user(&req, &name).await?;
-    if !f.is_set("token_policies") && !f.is_set("policies") {
+    let PoliciesInput {
+        token_policies,
+        policies,
+    } = f.input();
+    if token_policies.is_none() && policies.is_none() {
         return Err(LogicalError::invalid("missing token_policies"));
     }
     user.token.update(&f)?;
