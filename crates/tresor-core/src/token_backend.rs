@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind, Path, Table, TableBackend};
+use tresor_sdk::framework::{Fields, Path, Table, TableBackend};
 use tresor_sdk::{
     LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
 };
@@ -126,77 +126,81 @@ async fn caller_entry(u: &Unsealed, req: &Request) -> Result<Arc<TokenEntry>> {
         .ok_or(LogicalError::PermissionDenied)
 }
 
-fn create_fields(p: Path<TokenAuth>) -> Path<TokenAuth> {
-    p.field(Field::new(
-        "id",
-        Kind::Str,
-        "Value for the token ID (root only).",
-    ))
-    .field(Field::new(
-        "role_name",
-        Kind::Str,
-        "Name of the role to create the token against.",
-    ))
-    .field(Field::new(
-        "policies",
-        Kind::List,
-        "List of policies for the token; defaults to the parent's policies.",
-    ))
-    .field(Field::new(
-        "meta",
-        Kind::StrMap,
-        "Arbitrary key=value metadata for the token.",
-    ))
-    .field(Field::new(
-        "no_parent",
-        Kind::Bool,
-        "Create the token with no parent (root or sudo only).",
-    ))
-    .field(Field::new(
-        "no_default_policy",
-        Kind::Bool,
-        "Do not attach the default policy.",
-    ))
-    .field(
-        Field::new("renewable", Kind::Bool, "Whether the token may be renewed.")
-            .default(json!(true)),
-    )
-    .field(Field::new(
-        "ttl",
-        Kind::Duration,
-        "Initial TTL of the token.",
-    ))
-    .field(Field::new("lease", Kind::Duration, "Deprecated: use ttl."))
-    .field(Field::new(
-        "type",
-        Kind::Str,
-        "Token type: service or batch.",
-    ))
-    .field(Field::new(
-        "explicit_max_ttl",
-        Kind::Duration,
-        "A hard maximum lifetime that renewals cannot extend.",
-    ))
-    .field(Field::new(
-        "display_name",
-        Kind::Str,
-        "Name to associate with this token.",
-    ))
-    .field(Field::new(
-        "num_uses",
-        Kind::Int,
-        "Maximum number of uses of the token (0 = unlimited).",
-    ))
-    .field(Field::new(
-        "period",
-        Kind::Duration,
-        "Renewal period: each renewal resets the TTL to this (root or sudo only).",
-    ))
-    .field(Field::new(
-        "entity_alias",
-        Kind::Str,
-        "Name of the entity alias the token acts for (only with a role whose allowed_entity_aliases lists it); the entity is not inherited from the parent then.",
-    ))
+tresor_sdk::input! {
+    /// `create`, `create-orphan` and `create/:role_name`.
+    struct CreateInput {
+        id: Str, "Value for the token ID (root only).";
+        role_name: Str, "Name of the role to create the token against.";
+        policies: List, "List of policies for the token; defaults to the parent's policies.";
+        meta: StrMap, "Arbitrary key=value metadata for the token.";
+        no_parent: Bool, "Create the token with no parent (root or sudo only).";
+        no_default_policy: Bool, "Do not attach the default policy.";
+        renewable: Bool, "Whether the token may be renewed.", default = true;
+        ttl: Duration, "Initial TTL of the token.";
+        lease: Duration, "Deprecated: use ttl.";
+        kind("type"): Str, "Token type: service or batch.";
+        explicit_max_ttl: Duration, "A hard maximum lifetime that renewals cannot extend.";
+        display_name: Str, "Name to associate with this token.";
+        num_uses: Int, "Maximum number of uses of the token (0 = unlimited).";
+        period: Duration, "Renewal period: each renewal resets the TTL to this (root or sudo only).";
+        entity_alias: Str, "Name of the entity alias the token acts for (only with a role whose allowed_entity_aliases lists it); the entity is not inherited from the parent then.";
+    }
+}
+
+tresor_sdk::input! {
+    /// A token named in the body (`lookup`, `renew`, `revoke`, `revoke-orphan`).
+    struct TokenInput {
+        token: Str, "The token.";
+    }
+}
+
+tresor_sdk::input! {
+    /// A token named by its accessor (`lookup-accessor`, `renew-accessor`, `revoke-accessor`).
+    struct AccessorInput {
+        accessor: Str, "The accessor of the token.";
+    }
+}
+
+tresor_sdk::input! {
+    /// The extension a renewal asks for.
+    struct IncrementInput {
+        increment: Duration, "The desired increment of the TTL.";
+    }
+}
+
+tresor_sdk::input! {
+    /// `roles/:role_name`.
+    struct RoleName {
+        role_name: Str, "Name of the role.";
+    }
+}
+
+tresor_sdk::input! {
+    /// The settings of a token role: a write changes only the settings it sends.
+    struct RoleInput {
+        allowed_policies: OptList, "Policies tokens of this role may have.";
+        disallowed_policies: OptList, "Policies tokens of this role may never have.";
+        allowed_policies_glob: OptList, "Glob patterns of allowed policies.";
+        disallowed_policies_glob: OptList, "Glob patterns of disallowed policies.";
+        orphan: OptBool, "Whether tokens of this role are orphans.";
+        renewable: OptBool, "Whether tokens of this role are renewable.", default = true;
+        path_suffix: OptStr, "Suffix added to the token's path.";
+        explicit_max_ttl: OptDuration, "Deprecated: use token_explicit_max_ttl.";
+        token_explicit_max_ttl: OptDuration, "Hard maximum lifetime of tokens of this role.";
+        period: OptDuration, "Deprecated: use token_period.";
+        token_period: OptDuration, "Renewal period of tokens of this role.";
+        token_type: OptStr, "Type of tokens: service, batch, default-service or default-batch.";
+        allowed_entity_aliases: OptList, "Entity aliases tokens may be created against.";
+        token_no_default_policy: OptBool, "Do not attach the default policy.";
+        token_num_uses: OptInt, "Maximum uses of tokens of this role.";
+        token_bound_cidrs: OptList, "CIDRs tokens of this role may be used from.";
+        bound_cidrs: OptList, "Deprecated: use token_bound_cidrs.";
+    }
+}
+
+/// The storage key of the role named in the path (names are case-insensitive).
+fn role_key(f: &Fields) -> String {
+    format!("roles/{}", f.input::<RoleName>().role_name.to_lowercase())
 }
 
 async fn create(
@@ -209,7 +213,8 @@ async fn create(
     let parent = caller_entry(&u, &req).await?;
     let parent_root = parent.is_root();
     let sudo = req.caller.sudo || parent_root;
-    let role_name = f.string("role_name");
+    let i = f.input::<CreateInput>();
+    let role_name = &i.role_name;
     let role: Option<Role> = if mode == "role" {
         let r: Role = tresor_sdk::get_json(
             &*req.storage,
@@ -224,13 +229,13 @@ async fn create(
     if parent.is_batch()
         && role.as_ref().is_none_or(|r| !r.orphan)
         && mode != "orphan"
-        && !f.flag("no_parent")
+        && !i.no_parent
     {
         return Err(LogicalError::invalid(
             "batch tokens cannot create more tokens",
         ));
     }
-    let mut token_type = f.string("type");
+    let mut token_type = i.kind.clone();
     if token_type.is_empty() {
         token_type = role
             .as_ref()
@@ -243,7 +248,7 @@ async fn create(
             "invalid 'type' value {token_type:?}"
         )));
     }
-    let custom_id = f.string("id");
+    let custom_id = i.id.clone();
     if !custom_id.is_empty() {
         if !parent_root {
             return Err(LogicalError::invalid(
@@ -258,8 +263,8 @@ async fn create(
     }
     // Policies: default to the parent's; otherwise a subset of the parent's (unless root).
     let no_default =
-        f.flag("no_default_policy") || role.as_ref().is_some_and(|r| r.token_no_default_policy);
-    let requested = f.list("policies");
+        i.no_default_policy || role.as_ref().is_some_and(|r| r.token_no_default_policy);
+    let requested = i.policies.clone();
     let mut policies = if requested.is_empty() {
         match &role {
             Some(r) if !r.allowed_policies.is_empty() => r.allowed_policies.clone(),
@@ -275,7 +280,7 @@ async fn create(
     };
     policies = sanitize_policies(policies, !no_default);
     if no_default {
-        policies.retain(|p| p != "default" || f.list("policies").iter().any(|x| x == "default"));
+        policies.retain(|p| p != "default" || i.policies.iter().any(|x| x == "default"));
     }
     if let Some(r) = &role {
         for p in &policies {
@@ -331,8 +336,8 @@ async fn create(
             warnings.push(format!("Policy {p:?} does not exist"));
         }
     }
-    let orphan = mode == "orphan" || f.flag("no_parent") || role.as_ref().is_some_and(|r| r.orphan);
-    if f.flag("no_parent") && !sudo {
+    let orphan = mode == "orphan" || i.no_parent || role.as_ref().is_some_and(|r| r.orphan);
+    if i.no_parent && !sudo {
         return Err(LogicalError::invalid(
             "root or sudo privileges required to create orphan token",
         ));
@@ -342,13 +347,14 @@ async fn create(
             "root or sudo privileges required to create orphan token",
         ));
     }
-    let period = f.duration("period").filter(|d| !d.is_zero()).or_else(|| {
+    let requested_period = Some(i.period).filter(|d| !d.is_zero());
+    let period = requested_period.or_else(|| {
         role.as_ref()
             .map(|r| Duration::from_secs(r.period))
             .filter(|d| !d.is_zero())
     });
     // Setting a period needs sudo, with or without a role (a role's own period does not).
-    if f.is_set("period") && !f.duration("period").unwrap_or_default().is_zero() && !sudo {
+    if requested_period.is_some() && !sudo {
         return Err(LogicalError::invalid(
             "root or sudo privileges required to create periodic token",
         ));
@@ -360,12 +366,12 @@ async fn create(
         (a, b) => a.or(b),
     };
     let explicit_max = lesser(
-        f.duration("explicit_max_ttl").filter(|d| !d.is_zero()),
+        Some(i.explicit_max_ttl).filter(|d| !d.is_zero()),
         role.as_ref()
             .map(|r| Duration::from_secs(r.explicit_max_ttl))
             .filter(|d| !d.is_zero()),
     );
-    let requested_uses = f.int("num_uses").unwrap_or(0);
+    let requested_uses = i.num_uses;
     if requested_uses < 0 {
         return Err(LogicalError::invalid("number of uses cannot be negative"));
     }
@@ -375,10 +381,9 @@ async fn create(
         (n, 0) => n,
         (n, r) => n.min(r),
     };
-    let mut ttl = f
-        .duration("ttl")
+    let mut ttl = Some(i.ttl)
         .filter(|d| !d.is_zero())
-        .or_else(|| f.duration("lease").filter(|d| !d.is_zero()));
+        .or_else(|| Some(i.lease).filter(|d| !d.is_zero()));
     if let Some(p) = period {
         ttl = Some(p);
     }
@@ -406,7 +411,7 @@ async fn create(
         }
     }
     let created = now();
-    let display = f.string("display_name");
+    let display = &i.display_name;
     let display_name = {
         let d: String = display
             .chars()
@@ -442,8 +447,7 @@ async fn create(
         "orphan" => "auth/token/create-orphan".to_owned(),
         _ => "auth/token/create".to_owned(),
     };
-    let renewable =
-        f.bool("renewable").unwrap_or(true) && role.as_ref().is_none_or(|r| r.renewable);
+    let renewable = i.renewable && role.as_ref().is_none_or(|r| r.renewable);
     let mut entry = TokenEntry {
         version: 1,
         id: if custom_id.is_empty() {
@@ -460,7 +464,7 @@ async fn create(
         },
         policies: policies.clone(),
         path,
-        meta: f.str_map("meta"),
+        meta: i.meta,
         display_name,
         num_uses,
         creation_time: created,
@@ -485,7 +489,7 @@ async fn create(
     };
     // `entity_alias`: the token acts for the entity of that alias on the token mount
     // (created on first use), instead of its creator's.
-    if let Some(alias) = f.str("entity_alias").filter(|a| !a.is_empty()) {
+    if let Some(alias) = Some(i.entity_alias.as_str()).filter(|a| !a.is_empty()) {
         let Some(role) = &role else {
             return Err(LogicalError::invalid(
                 "'entity_alias' is only allowed in combination with token role",
@@ -589,7 +593,7 @@ async fn lookup_target(
     match which {
         "self" => caller_entry(u, req).await,
         "accessor" => {
-            let a = f.string("accessor");
+            let a = f.input::<AccessorInput>().accessor;
             if a.is_empty() {
                 return Err(LogicalError::invalid("missing accessor"));
             }
@@ -600,7 +604,7 @@ async fn lookup_target(
                 .ok_or_else(|| LogicalError::invalid("invalid accessor"))
         }
         _ => {
-            let t = f.string("token");
+            let t = f.input::<TokenInput>().token;
             if t.is_empty() {
                 return caller_entry(u, req).await;
             }
@@ -652,7 +656,7 @@ async fn renew(
     if e.is_batch() {
         return Err(LogicalError::invalid("batch tokens cannot be renewed"));
     }
-    let increment = f.duration("increment").filter(|d| !d.is_zero());
+    let increment = Some(f.input::<IncrementInput>().increment).filter(|d| !d.is_zero());
     // A login token goes back to the auth method that issued it, which may refuse the
     // renewal or shorten it; its own max TTL (from the method and its mount) caps it.
     let method_cap = renew_with_method(&u, &e, increment, req.connection.clone()).await?;
@@ -781,7 +785,7 @@ async fn revoke(
     let u = unsealed(&s)?;
     let e = match which {
         "orphan" => {
-            let t = f.string("token");
+            let t = f.input::<TokenInput>().token;
             u.tokens.lookup(&t).await.map_err(le)?
         }
         _ => match lookup_target(&u, &req, &f, which).await {
@@ -801,24 +805,9 @@ async fn revoke(
     Ok(None)
 }
 
-fn token_field() -> Field {
-    Field::new("token", Kind::Str, "The token.")
-}
-
-fn accessor_field() -> Field {
-    Field::new("accessor", Kind::Str, "The accessor of the token.")
-}
-
-fn increment_field() -> Field {
-    Field::new(
-        "increment",
-        Kind::Duration,
-        "The desired increment of the TTL.",
-    )
-}
-
 async fn role_write(_s: Arc<TokenAuth>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let name = f.string("role_name").to_lowercase();
+    let name = f.input::<RoleName>().role_name.to_lowercase();
+    let i = f.input::<RoleInput>();
     let key = format!("roles/{name}");
     let mut role: Role = tresor_sdk::get_json(&*req.storage, &key)
         .await?
@@ -827,39 +816,38 @@ async fn role_write(_s: Arc<TokenAuth>, req: Request, f: Fields) -> Result<Optio
             renewable: true,
             ..Default::default()
         });
-    if f.is_set("allowed_policies") {
-        role.allowed_policies = sanitize_policies(f.list("allowed_policies"), false);
+    if let Some(v) = i.allowed_policies {
+        role.allowed_policies = sanitize_policies(v, false);
     }
-    if f.is_set("disallowed_policies") {
-        role.disallowed_policies = sanitize_policies(f.list("disallowed_policies"), false);
+    if let Some(v) = i.disallowed_policies {
+        role.disallowed_policies = sanitize_policies(v, false);
     }
-    if f.is_set("allowed_policies_glob") {
-        role.allowed_policies_glob = f.list("allowed_policies_glob");
+    if let Some(v) = i.allowed_policies_glob {
+        role.allowed_policies_glob = v;
     }
-    if f.is_set("disallowed_policies_glob") {
-        role.disallowed_policies_glob = f.list("disallowed_policies_glob");
+    if let Some(v) = i.disallowed_policies_glob {
+        role.disallowed_policies_glob = v;
     }
-    if f.is_set("orphan") {
-        role.orphan = f.flag("orphan");
+    if let Some(v) = i.orphan {
+        role.orphan = v;
     }
-    if f.is_set("renewable") {
-        role.renewable = f.flag("renewable");
+    if let Some(v) = i.renewable {
+        role.renewable = v;
     }
-    if f.is_set("path_suffix") {
-        role.path_suffix = f.string("path_suffix");
+    if let Some(v) = i.path_suffix {
+        role.path_suffix = v;
     }
-    for k in ["explicit_max_ttl", "token_explicit_max_ttl"] {
-        if f.is_set(k) {
-            role.explicit_max_ttl = f.duration(k).unwrap_or_default().as_secs();
-        }
+    // The current name wins over the deprecated one when both are sent.
+    for d in [i.explicit_max_ttl, i.token_explicit_max_ttl]
+        .into_iter()
+        .flatten()
+    {
+        role.explicit_max_ttl = d.as_secs();
     }
-    for k in ["period", "token_period"] {
-        if f.is_set(k) {
-            role.period = f.duration(k).unwrap_or_default().as_secs();
-        }
+    for d in [i.period, i.token_period].into_iter().flatten() {
+        role.period = d.as_secs();
     }
-    if f.is_set("token_type") {
-        let t = f.string("token_type");
+    if let Some(t) = i.token_type {
         if !matches!(
             t.as_str(),
             "service" | "batch" | "default-service" | "default-batch" | "default"
@@ -879,21 +867,23 @@ async fn role_write(_s: Arc<TokenAuth>, req: Request, f: Fields) -> Result<Optio
             "'token_type' cannot be 'batch' when role is set to generate non-orphan tokens",
         ));
     }
-    if f.is_set("allowed_entity_aliases") {
-        role.allowed_entity_aliases = f.list("allowed_entity_aliases");
+    if let Some(v) = i.allowed_entity_aliases {
+        role.allowed_entity_aliases = v;
     }
-    if f.is_set("token_no_default_policy") {
-        role.token_no_default_policy = f.flag("token_no_default_policy");
+    if let Some(v) = i.token_no_default_policy {
+        role.token_no_default_policy = v;
     }
-    if f.is_set("token_num_uses") {
-        role.token_num_uses = f.int("token_num_uses").unwrap_or(0);
-        if role.token_num_uses < 0 {
+    if let Some(n) = i.token_num_uses {
+        if n < 0 {
             return Err(LogicalError::invalid("token_num_uses cannot be negative"));
         }
+        role.token_num_uses = n;
     }
-    for k in ["token_bound_cidrs", "bound_cidrs"] {
-        if f.is_set(k) {
-            let list = f.list(k);
+    for (k, sent) in [
+        ("token_bound_cidrs", i.token_bound_cidrs),
+        ("bound_cidrs", i.bound_cidrs),
+    ] {
+        if let Some(list) = sent {
             tresor_sdk::cidr::parse_list(&list)
                 .map_err(|e| LogicalError::invalid(format!("invalid {k}: {e}")))?;
             role.token_bound_cidrs = list;
@@ -905,64 +895,68 @@ async fn role_write(_s: Arc<TokenAuth>, req: Request, f: Fields) -> Result<Optio
 
 fn table() -> Table<TokenAuth> {
     Table {
-        help: "The token credential backend is always enabled and builds in some core features like token creation, lookup, renewal and revocation.",
+        help: "Tokens themselves: this auth method is mounted at auth/token/ on every server and cannot be disabled. It creates child, orphan and role-bound tokens, looks them up, renews and revokes them (by token or accessor), and keeps token roles.",
         special: SpecialPaths { unauthenticated: Vec::new(), root: vec!["revoke-orphan".into(), "revoke-orphan/*".into(), "accessors*".into()] },
         paths: vec![
-            create_fields(Path::new("create-orphan"))
+            Path::new("create-orphan")
+                .input::<CreateInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "orphan")))
                 .help("Create a root token, or an orphan token.", "The token has no parent: revoking its creator does not revoke it."),
-            create_fields(Path::new("create/{role_name}")).case_insensitive("role_name")
+            Path::new("create/{role_name}")
+                .case_insensitive("role_name")
+                .input::<CreateInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "role")))
                 .help("Create a token against a role.", "The role's settings constrain the token's policies, type, TTLs and orphan status."),
-            create_fields(Path::new("create"))
+            Path::new("create")
+                .input::<CreateInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(create(s, r, f, "child")))
-                .help("The token create path is used to create new tokens.", "By default the new token is a child of the calling token and has a subset of its policies."),
+                .help("Create a token that is a child of the calling token.", "By default the new token is a child of the calling token and has a subset of its policies."),
             Path::new("lookup")
-                .field(token_field())
+                .input::<TokenInput>()
                 .op(Operation::Read, |s, r, f| Box::pin(lookup(s, r, f, "token")))
                 .op(Operation::Update, |s, r, f| Box::pin(lookup(s, r, f, "token")))
                 .help("Look up the properties of a token.", "Returns the token's policies, TTL, metadata and more."),
             Path::new("lookup/{token}")
-                .field(token_field())
+                .input::<TokenInput>()
                 .op(Operation::Read, |s, r, f| Box::pin(async move { lookup(s, r, f, "token").await.map(|o| o.map(|x| x.with_warning("Using a token in the path is unsafe as the token can be logged in many places. Please use POST or PUT with the token passed in via the \"token\" parameter."))) }))
                 .help("Look up the properties of a token (deprecated URL form).", "Prefer POST auth/token/lookup with the token in the body."),
             Path::new("lookup-self")
-                .field(token_field())
+                .input::<TokenInput>()
                 .op(Operation::Read, |s, r, f| Box::pin(lookup(s, r, f, "self")))
                 .op(Operation::Update, |s, r, f| Box::pin(lookup(s, r, f, "self")))
                 .help("Look up the properties of the calling token.", "Returns the calling token's policies, TTL, metadata and more."),
             Path::new("lookup-accessor")
-                .field(accessor_field())
+                .input::<AccessorInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(lookup(s, r, f, "accessor")))
                 .help("Look up the properties of a token by its accessor.", "The token itself is not returned."),
             Path::new("renew")
-                .field(token_field())
-                .field(increment_field())
+                .input::<TokenInput>()
+                .input::<IncrementInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(renew(s, r, f, "token")))
                 .help("Renew a token.", "Extends the token's TTL by the increment, within its maximum TTL."),
             Path::new("renew-self")
-                .field(token_field())
-                .field(increment_field())
+                .input::<TokenInput>()
+                .input::<IncrementInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(renew(s, r, f, "self")))
                 .help("Renew the calling token.", "Extends the calling token's TTL by the increment, within its maximum TTL."),
             Path::new("renew-accessor")
-                .field(accessor_field())
-                .field(increment_field())
+                .input::<AccessorInput>()
+                .input::<IncrementInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(renew(s, r, f, "accessor")))
                 .help("Renew a token by its accessor.", "Extends the token's TTL; the token itself is not returned."),
             Path::new("revoke")
-                .field(token_field())
+                .input::<TokenInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "token")))
                 .help("Revoke a token and all its children.", "Every child token is revoked with it."),
             Path::new("revoke-self")
                 .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "self")))
                 .help("Revoke the calling token and all its children.", "Every child token is revoked with it."),
             Path::new("revoke-accessor")
-                .field(accessor_field())
+                .input::<AccessorInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "accessor")))
                 .help("Revoke a token and its children by the token's accessor.", "Every child token is revoked with it."),
             Path::new("revoke-orphan")
-                .field(token_field())
+                .input::<TokenInput>()
                 .op(Operation::Update, |s, r, f| Box::pin(revoke(s, r, f, "orphan")))
                 .help("Revoke a token but not its children, which become orphans.", "Requires root or sudo."),
             Path::new("accessors/")
@@ -987,28 +981,12 @@ fn table() -> Table<TokenAuth> {
                 .help("List token roles.", "Returns the names of all token roles."),
             Path::new("roles/{role_name}")
                 .case_insensitive("role_name")
-                .field(Field::new("role_name", Kind::Str, "Name of the role."))
-                .field(Field::new("allowed_policies", Kind::List, "Policies tokens of this role may have."))
-                .field(Field::new("disallowed_policies", Kind::List, "Policies tokens of this role may never have."))
-                .field(Field::new("allowed_policies_glob", Kind::List, "Glob patterns of allowed policies."))
-                .field(Field::new("disallowed_policies_glob", Kind::List, "Glob patterns of disallowed policies."))
-                .field(Field::new("orphan", Kind::Bool, "Whether tokens of this role are orphans."))
-                .field(Field::new("renewable", Kind::Bool, "Whether tokens of this role are renewable.").default(json!(true)))
-                .field(Field::new("path_suffix", Kind::Str, "Suffix added to the token's path."))
-                .field(Field::new("explicit_max_ttl", Kind::Duration, "Deprecated: use token_explicit_max_ttl."))
-                .field(Field::new("token_explicit_max_ttl", Kind::Duration, "Hard maximum lifetime of tokens of this role."))
-                .field(Field::new("period", Kind::Duration, "Deprecated: use token_period."))
-                .field(Field::new("token_period", Kind::Duration, "Renewal period of tokens of this role."))
-                .field(Field::new("token_type", Kind::Str, "Type of tokens: service, batch, default-service or default-batch."))
-                .field(Field::new("allowed_entity_aliases", Kind::List, "Entity aliases tokens may be created against."))
-                .field(Field::new("token_no_default_policy", Kind::Bool, "Do not attach the default policy."))
-                .field(Field::new("token_num_uses", Kind::Int, "Maximum uses of tokens of this role."))
-                .field(Field::new("token_bound_cidrs", Kind::List, "CIDRs tokens of this role may be used from."))
-                .field(Field::new("bound_cidrs", Kind::List, "Deprecated: use token_bound_cidrs."))
-                .existence(|_, req, f| Box::pin(async move { Ok(req.storage.get(&format!("roles/{}", f.string("role_name").to_lowercase())).await?.is_some()) }))
+                .input::<RoleName>()
+                .input::<RoleInput>()
+                .existence(|_, req, f| Box::pin(async move { Ok(req.storage.get(&role_key(&f)).await?.is_some()) }))
                 .op(Operation::Read, |_, req, f| {
                     Box::pin(async move {
-                        let r: Option<Role> = tresor_sdk::get_json(&*req.storage, &format!("roles/{}", f.string("role_name").to_lowercase())).await?;
+                        let r: Option<Role> = tresor_sdk::get_json(&*req.storage, &role_key(&f)).await?;
                         Ok(r.map(|r| Response::json(r.to_json())))
                     })
                 })
@@ -1016,7 +994,7 @@ fn table() -> Table<TokenAuth> {
                 .op(Operation::Update, |s, r, f| Box::pin(role_write(s, r, f)))
                 .op(Operation::Delete, |_, req, f| {
                     Box::pin(async move {
-                        req.storage.delete(&format!("roles/{}", f.string("role_name").to_lowercase())).await?;
+                        req.storage.delete(&role_key(&f)).await?;
                         Ok(None)
                     })
                 })

@@ -201,8 +201,8 @@ fn sys_reads_typed_inputs_only() {
     );
 }
 
-/// The engines and auth methods of this wave and the `identity/` and `cubbyhole/` built-ins
-/// declare and read their fields through typed inputs only, as `sys/` does.
+/// The engines and auth methods of this wave and the built-ins (`identity/`, `cubbyhole/`,
+/// `auth/token/`) declare and read their fields through typed inputs only, as `sys/` does.
 #[test]
 fn engines_and_identity_read_typed_inputs_only() {
     let engines = [
@@ -220,7 +220,13 @@ fn engines_and_identity_read_typed_inputs_only() {
             "{name} declares its inputs with tresor_sdk::input!"
         );
     }
-    let built_ins = core_modules(|f| f.starts_with("identity_") || f == "cubbyhole.rs");
-    assert!(built_ins.len() >= 4, "found only {} modules", built_ins.len());
+    let built_ins = core_modules(|f| {
+        f.starts_with("identity_") || f == "cubbyhole.rs" || f == "token_backend.rs"
+    });
+    assert!(
+        built_ins.len() >= 5,
+        "found only {} modules",
+        built_ins.len()
+    );
     assert_typed_only(&built_ins);
 }
