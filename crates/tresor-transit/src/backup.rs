@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::engine::{
     CACHE_CONFIG, Engine, WRAPPING_KEY, check_name, mount_id, mount_of, version_prefix,
 };
+use crate::inputs::{CacheConfigInput, ImportInput, KeyName, RestoreInput, RestoreNamedInput};
 use crate::key::{self, PolicyRecord, Prepared, Version, VersionRecord, ecdsa_signing};
 use crate::keytype::KeyType;
 use crate::util::{
@@ -243,7 +244,7 @@ fn material_from_entry(t: KeyType, e: &Value) -> Result<Zeroizing<Vec<u8>>> {
 
 impl Engine {
     pub(crate) async fn backup(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         let mount = mount_id(&req);
         let s = &*req.storage;
         let _g = self.lock(&mount, &name).await;
@@ -310,10 +311,35 @@ impl Engine {
         )))
     }
 
-    pub(crate) async fn restore(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+    /// `restore/:name`: under the name of the URL.
+    pub(crate) async fn restore_named(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let KeyName { name } = f.input();
+        let RestoreNamedInput { backup, force } = f.input();
+        self.restore(req, &backup, &name, force).await
+    }
+
+    /// `restore`: under `name`, else the backup's.
+    pub(crate) async fn restore_body(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let RestoreInput {
+            backup,
+            name,
+            force,
+        } = f.input();
+        self.restore(req, &backup, &name, force).await
+    }
+
+    /// Restores `backup` under `name` (the backup's name when empty); `force` replaces a key of
+    /// that name.
+    async fn restore(
+        &self,
+        req: Request,
+        backup: &str,
+        name: &str,
+        force: bool,
+    ) -> Result<Option<Response>> {
         let mount = mount_id(&req);
         let s = &*req.storage;
-        let raw = unb64_secret(&f.string("backup"))
+        let raw = unb64_secret(backup)
             .filter(|b| !b.is_empty())
             .ok_or_else(|| bad("'backup' must be supplied, in base64"))?;
         let text = Zeroizing::new(quote_big_numbers(
@@ -327,9 +353,9 @@ impl Engine {
             .and_then(|id| u32::try_from(id).ok())
             .and_then(KeyType::from_vault_id)
             .ok_or_else(|| bad("invalid backup: unsupported key type"))?;
-        let name = match f.str("name").filter(|n| !n.is_empty()) {
-            Some(n) => n.to_owned(),
-            None => pol["name"].as_str().unwrap_or_default().to_owned(),
+        let name = match name {
+            "" => pol["name"].as_str().unwrap_or_default().to_owned(),
+            n => n.to_owned(),
         };
         check_name(&name)?;
         if name.contains('/') {
@@ -413,7 +439,7 @@ impl Engine {
         };
         let _g = self.lock(&mount, &name).await;
         if self.stored_policy(s, &name).await?.is_some() {
-            if !f.flag("force") {
+            if !force {
                 return Err(bad(format!(
                     "key {name:?} already exists; use force to replace it"
                 )));
@@ -452,7 +478,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let size = f.int("size").unwrap_or(0);
+        let CacheConfigInput { size } = f.input();
         if size != 0 && size < 10 {
             return Err(bad("size must be 0 or a value greater or equal to 10"));
         }
@@ -491,21 +517,17 @@ impl Engine {
     }
 
     pub(crate) async fn import(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         check_name(&name)?;
         let mount = mount_id(&req);
         let s = &*req.storage;
-        let t = KeyType::parse(&f.string("type"))?;
-        let derived = f.flag("derived");
-        let ct = unb64(&f.string("ciphertext"))
+        let input: ImportInput = f.input();
+        let t = KeyType::parse(&input.kind)?;
+        let derived = input.derived;
+        let ct = unb64(&input.ciphertext)
             .filter(|c| !c.is_empty())
             .ok_or_else(|| bad("ciphertext must be the base64 of the wrapped key"))?;
-        let oaep = match f
-            .str("hash_function")
-            .unwrap_or_default()
-            .to_ascii_uppercase()
-            .as_str()
-        {
+        let oaep = match input.hash_function.to_ascii_uppercase().as_str() {
             "" | "SHA256" => &OAEP_SHA256_MGF1SHA256,
             "SHA1" => &OAEP_SHA1_MGF1SHA1,
             "SHA384" => &OAEP_SHA384_MGF1SHA384,
@@ -557,12 +579,9 @@ impl Engine {
             kind: t,
             derived,
             convergent: false,
-            exportable: f.flag("exportable"),
-            allow_plaintext_backup: f.flag("allow_plaintext_backup"),
-            auto_rotate_period: f
-                .duration("auto_rotate_period")
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            exportable: input.exportable,
+            allow_plaintext_backup: input.allow_plaintext_backup,
+            auto_rotate_period: input.auto_rotate_period.as_secs(),
             key_size: if t == KeyType::Hmac {
                 material.len()
             } else {
@@ -595,7 +614,7 @@ impl Engine {
             auto_rotate_period: n.auto_rotate_period,
             last_rotated: now,
             imported: true,
-            allow_rotation: f.flag("allow_rotation"),
+            allow_rotation: input.allow_rotation,
             key_size: if t == KeyType::Hmac {
                 material.len()
             } else {

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::Fields;
 use tresor_sdk::{RawResponse, Request, Response, Result};
 use zeroize::Zeroizing;
 
@@ -46,7 +45,7 @@ pub(crate) fn items(req: &mut Request) -> Result<Option<Vec<Item>>> {
 
 /// A string field of an item (numbers and booleans as their text), borrowed when it is a
 /// string.
-pub(crate) fn string<'a>(item: &'a Item, key: &str) -> Cow<'a, str> {
+fn string<'a>(item: &'a Item, key: &str) -> Cow<'a, str> {
     match item.get(key) {
         Some(Value::String(s)) => Cow::Borrowed(s),
         Some(Value::Number(n)) => Cow::Owned(n.to_string()),
@@ -55,51 +54,114 @@ pub(crate) fn string<'a>(item: &'a Item, key: &str) -> Cow<'a, str> {
     }
 }
 
-pub(crate) fn int(item: &Item, key: &str) -> Result<i64> {
+/// An integer field of an item (0 when absent); the error (its text) names the field.
+fn int(item: &Item, key: &str) -> std::result::Result<i64, String> {
+    let not_int = || format!("{key} must be an integer");
     match item.get(key) {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or_else(|| bad(format!("{key} must be an integer"))),
+        Some(Value::Number(n)) => n.as_i64().ok_or_else(not_int),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(0),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("{key} must be an integer"))),
-        Some(_) => Err(bad(format!("{key} must be an integer"))),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| not_int()),
+        Some(_) => Err(not_int()),
     }
 }
 
-/// A base64 field of an item (empty when absent); the error names the field.
-pub(crate) fn bytes(item: &Item, key: &str) -> Result<Vec<u8>> {
-    let s = string(item, key);
-    if s.is_empty() {
+/// The bytes of the base64 field `key` (empty when absent); the error names the field.
+pub(crate) fn bytes(text: &str, key: &str) -> Result<Vec<u8>> {
+    if text.is_empty() {
         return Ok(Vec::new());
     }
-    unb64(&s).ok_or_else(|| bad(format!("failed to base64-decode {key}")))
+    unb64(text).ok_or_else(|| bad(format!("failed to base64-decode {key}")))
 }
 
-pub(crate) fn secret_bytes(item: &Item, key: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let s = string(item, key);
-    if s.is_empty() {
+/// As [`bytes`], for a secret (zeroed when dropped).
+pub(crate) fn secret_bytes(text: &str, key: &str) -> Result<Zeroizing<Vec<u8>>> {
+    if text.is_empty() {
         return Ok(Zeroizing::new(Vec::new()));
     }
-    unb64_secret(&s).ok_or_else(|| bad(format!("failed to base64-decode {key}")))
+    unb64_secret(text).ok_or_else(|| bad(format!("failed to base64-decode {key}")))
 }
 
-/// The single-item form of a request: the listed fields of `f`, as one item.
-pub(crate) fn single(f: &Fields, keys: &[&str]) -> Item {
-    let mut m = Map::new();
-    for k in keys {
-        if let Some(v) = f.raw.get(*k) {
-            m.insert((*k).to_owned(), v.clone());
+/// One item of `encrypt/`, `decrypt/`, `rewrap/` (or `datakey/`'s one encryption): a batch
+/// item's fields, or a single request's ([`crate::inputs`]), as sent. Text is borrowed; base64
+/// is decoded (and `key_version`'s error reported) where it is used, in the order it always
+/// was, so an item with two bad fields names the same one as before.
+pub(crate) struct CryptItem<'a> {
+    pub plaintext: Cow<'a, str>,
+    pub ciphertext: Cow<'a, str>,
+    pub context: Cow<'a, str>,
+    pub nonce: Cow<'a, str>,
+    pub associated_data: Cow<'a, str>,
+    /// 0 (the latest) when absent; an error naming the field when not an integer.
+    pub key_version: std::result::Result<i64, String>,
+    /// Echoed in the item's result.
+    pub reference: Cow<'a, str>,
+}
+
+impl<'a> CryptItem<'a> {
+    /// A batch item (an object of `batch_input`).
+    pub(crate) fn from_json(item: &'a Item) -> Self {
+        CryptItem {
+            plaintext: string(item, "plaintext"),
+            ciphertext: string(item, "ciphertext"),
+            context: string(item, "context"),
+            nonce: string(item, "nonce"),
+            associated_data: string(item, "associated_data"),
+            key_version: int(item, "key_version"),
+            reference: string(item, "reference"),
         }
     }
-    m
+
+    /// An item with every field empty, for a single request to fill in.
+    pub(crate) fn empty() -> Self {
+        CryptItem {
+            plaintext: Cow::Borrowed(""),
+            ciphertext: Cow::Borrowed(""),
+            context: Cow::Borrowed(""),
+            nonce: Cow::Borrowed(""),
+            associated_data: Cow::Borrowed(""),
+            key_version: Ok(0),
+            reference: Cow::Borrowed(""),
+        }
+    }
 }
 
-/// One result of a batch: its fields, or the item's error.
-pub(crate) fn result(item: &Item, r: Result<Map<String, Value>>) -> (Value, bool) {
+/// One item of `sign/`, `verify/` or `hmac/`: a batch item's fields, or a single request's.
+pub(crate) struct SignItem<'a> {
+    pub input: Cow<'a, str>,
+    pub context: Cow<'a, str>,
+    pub signature: Cow<'a, str>,
+    pub hmac: Cow<'a, str>,
+    /// Echoed in the item's result.
+    pub reference: Cow<'a, str>,
+}
+
+impl<'a> SignItem<'a> {
+    /// A batch item (an object of `batch_input`).
+    pub(crate) fn from_json(item: &'a Item) -> Self {
+        SignItem {
+            input: string(item, "input"),
+            context: string(item, "context"),
+            signature: string(item, "signature"),
+            hmac: string(item, "hmac"),
+            reference: string(item, "reference"),
+        }
+    }
+
+    /// An item with every field empty, for a single request to fill in.
+    pub(crate) fn empty() -> Self {
+        SignItem {
+            input: Cow::Borrowed(""),
+            context: Cow::Borrowed(""),
+            signature: Cow::Borrowed(""),
+            hmac: Cow::Borrowed(""),
+            reference: Cow::Borrowed(""),
+        }
+    }
+}
+
+/// One result of a batch: its fields, or the item's error; with the item's `reference`.
+pub(crate) fn result(reference: &str, r: Result<Map<String, Value>>) -> (Value, bool) {
     let (mut m, failed) = match r {
         Ok(m) => (m, false),
         Err(e) => {
@@ -108,9 +170,8 @@ pub(crate) fn result(item: &Item, r: Result<Map<String, Value>>) -> (Value, bool
             (m, true)
         }
     };
-    let reference = string(item, "reference");
     if !reference.is_empty() {
-        m.insert("reference".into(), Value::String(reference.into_owned()));
+        m.insert("reference".into(), Value::String(reference.to_owned()));
     }
     (Value::Object(m), failed)
 }

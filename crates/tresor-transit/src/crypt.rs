@@ -1,14 +1,18 @@
 //! `encrypt/`, `decrypt/`, `rewrap/` (each with `batch_input`) and `datakey/`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result, Storage};
 
-use crate::batch::{self, Item};
+use crate::batch::{self, CryptItem, Item};
 use crate::crypto::{self, Nonces, check_decrypt_version, encryption_version, parse_ciphertext};
 use crate::engine::{Engine, Key, check_name, mount_id};
+use crate::inputs::{
+    DatakeyInput, DecryptInput, EncryptInput, KeyName, NewKeyInput, PartialInput, RewrapInput,
+};
 use crate::key::Version;
 use crate::keys::{is_create, new_key};
 use crate::util::bad;
@@ -33,7 +37,11 @@ fn single_or_error(mut results: Vec<(Value, bool)>) -> Result<Map<String, Value>
 }
 
 /// Answers a request: the single result's fields, or the batch's results.
-fn answer(is_batch: bool, results: Vec<(Value, bool)>, f: &Fields) -> Result<Option<Response>> {
+fn answer(
+    is_batch: bool,
+    results: Vec<(Value, bool)>,
+    partial_code: i64,
+) -> Result<Option<Response>> {
     if !is_batch {
         return Ok(Some(Response::data(single_or_error(results)?)));
     }
@@ -41,7 +49,7 @@ fn answer(is_batch: bool, results: Vec<(Value, bool)>, f: &Fields) -> Result<Opt
     batch::respond(
         results.into_iter().map(|(v, _)| v).collect(),
         failures,
-        f.int("partial_failure_response_code").unwrap_or(0),
+        partial_code,
         "transit",
     )
 }
@@ -56,20 +64,20 @@ fn require_aead(k: &Key, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Encrypts one item. `last` keeps the version the previous item used, so a batch looks its
-/// key version up once.
+/// Encrypts `plaintext` with one item's settings. `last` keeps the version the previous item
+/// used, so a batch looks its key version up once.
 async fn encrypt_item(
     k: &Key,
     s: &dyn Storage,
-    item: &Item,
+    item: &CryptItem<'_>,
+    plaintext: &[u8],
     nonces: &mut Nonces,
     last: &mut Option<Arc<Version>>,
 ) -> Result<Map<String, Value>> {
-    let plaintext = batch::secret_bytes(item, "plaintext")?;
-    let context = batch::bytes(item, "context")?;
-    let nonce = batch::bytes(item, "nonce")?;
-    let aad = batch::bytes(item, "associated_data")?;
-    let n = encryption_version(&k.policy, batch::int(item, "key_version")?)?;
+    let context = batch::bytes(&item.context, "context")?;
+    let nonce = batch::bytes(&item.nonce, "nonce")?;
+    let aad = batch::bytes(&item.associated_data, "associated_data")?;
+    let n = encryption_version(&k.policy, item.key_version.clone().map_err(bad)?)?;
     let v = match last {
         Some(v) if v.number == n => v.clone(),
         _ => {
@@ -79,7 +87,7 @@ async fn encrypt_item(
         }
     };
     let ct = crypto::encrypt(
-        &k.policy, k.kind, &v, &plaintext, &context, &nonce, &aad, nonces,
+        &k.policy, k.kind, &v, plaintext, &context, &nonce, &aad, nonces,
     )?;
     let mut m = Map::with_capacity(3);
     m.insert(
@@ -93,52 +101,53 @@ async fn encrypt_item(
 async fn decrypt_item(
     k: &Key,
     s: &dyn Storage,
-    item: &Item,
+    item: &CryptItem<'_>,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let ciphertext = batch::string(item, "ciphertext");
-    if ciphertext.is_empty() {
+    if item.ciphertext.is_empty() {
         return Err(bad("missing ciphertext to decrypt"));
     }
-    let context = batch::bytes(item, "context")?;
-    let aad = batch::bytes(item, "associated_data")?;
-    let (n, bytes) = parse_ciphertext(&ciphertext)?;
+    let context = batch::bytes(&item.context, "context")?;
+    let aad = batch::bytes(&item.associated_data, "associated_data")?;
+    let (n, bytes) = parse_ciphertext(&item.ciphertext)?;
     check_decrypt_version(&k.policy, n)?;
     let v = k.version(s, n).await?;
     crypto::decrypt(&k.policy, k.kind, &v, &bytes, &context, &aad)
 }
 
-const ENCRYPT_FIELDS: &[&str] = &[
-    "plaintext",
-    "context",
-    "nonce",
-    "key_version",
-    "associated_data",
-    "reference",
-];
-
-const DECRYPT_FIELDS: &[&str] = &[
-    "ciphertext",
-    "context",
-    "nonce",
-    "associated_data",
-    "reference",
-];
+/// The items of a request: its batch's, or the single item `single` makes of its fields.
+fn crypt_items<'a>(
+    batch_items: &'a Option<Vec<Item>>,
+    single: impl FnOnce() -> CryptItem<'a>,
+) -> Vec<CryptItem<'a>> {
+    match batch_items {
+        Some(list) => list.iter().map(CryptItem::from_json).collect(),
+        None => vec![single()],
+    }
+}
 
 impl Engine {
     pub(crate) async fn encrypt(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         check_name(&name)?;
+        let input: EncryptInput = f.input();
         let batch_items = batch::items(&mut req)?;
         let mount = mount_id(&req);
         let s = &*req.storage;
         let is_batch = batch_items.is_some();
-        if !is_batch && !f.raw.contains_key("plaintext") {
+        if !is_batch && input.plaintext.is_none() {
             return Err(bad("missing plaintext to encrypt"));
         }
-        let items = batch_items.unwrap_or_else(|| vec![batch::single(&f, ENCRYPT_FIELDS)]);
+        let items = crypt_items(&batch_items, || CryptItem {
+            plaintext: Cow::Borrowed(input.plaintext.as_deref().unwrap_or_default()),
+            context: Cow::Borrowed(&input.context),
+            nonce: Cow::Borrowed(&input.nonce),
+            associated_data: Cow::Borrowed(&input.associated_data),
+            key_version: Ok(input.key_version),
+            ..CryptItem::empty()
+        });
         let key = match self.key(&mount, s, &name).await? {
             Some(k) => k,
-            None if is_create(&req) => self.upsert(&req, &f, &items).await?,
+            None if is_create(&req) => self.upsert(&req, &name, f.input(), &items).await?,
             None => return Err(bad(MISSING_KEY)),
         };
         require_aead(&key, "encryption")?;
@@ -146,40 +155,56 @@ impl Engine {
         let mut nonces = Nonces::new(items.len());
         let mut last = None;
         for item in &items {
-            let r = encrypt_item(&key, s, item, &mut nonces, &mut last).await;
-            results.push(batch::result(item, r));
+            let r = match batch::secret_bytes(&item.plaintext, "plaintext") {
+                Ok(pt) => encrypt_item(&key, s, item, &pt, &mut nonces, &mut last).await,
+                Err(e) => Err(e),
+            };
+            results.push(batch::result(&item.reference, r));
         }
-        answer(is_batch, results, &f)
+        let PartialInput {
+            partial_failure_response_code,
+        } = f.input();
+        answer(is_batch, results, partial_failure_response_code)
     }
 
     /// Vault's upsert: an encrypt that may create (the core decided "create") makes the key,
     /// derived if the first item has a context.
-    async fn upsert(&self, req: &Request, f: &Fields, items: &[Item]) -> Result<Arc<Key>> {
-        let name = f.string("name");
+    async fn upsert(
+        &self,
+        req: &Request,
+        name: &str,
+        settings: NewKeyInput,
+        items: &[CryptItem<'_>],
+    ) -> Result<Arc<Key>> {
         let mount = mount_id(req);
         let s = &*req.storage;
-        let derived = items
-            .first()
-            .is_some_and(|i| !batch::string(i, "context").is_empty());
-        let n = new_key(f, derived, false)?;
+        let derived = items.first().is_some_and(|i| !i.context.is_empty());
+        let n = new_key(&settings, derived, None)?;
         if n.convergent && !derived {
             return Err(bad(
                 "convergent encryption requires derivation to be enabled, so context is required",
             ));
         }
-        let _g = self.lock(&mount, &name).await;
-        if let Some(k) = self.key(&mount, s, &name).await? {
+        let _g = self.lock(&mount, name).await;
+        if let Some(k) = self.key(&mount, s, name).await? {
             return Ok(k);
         }
-        self.create(&mount, s, &name, &n).await
+        self.create(&mount, s, name, &n).await
     }
 
     pub(crate) async fn decrypt(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
+        let input: DecryptInput = f.input();
         let batch_items = batch::items(&mut req)?;
         let s = &*req.storage;
         let is_batch = batch_items.is_some();
-        let items = batch_items.unwrap_or_else(|| vec![batch::single(&f, DECRYPT_FIELDS)]);
+        let items = crypt_items(&batch_items, || CryptItem {
+            ciphertext: Cow::Borrowed(&input.ciphertext),
+            context: Cow::Borrowed(&input.context),
+            nonce: Cow::Borrowed(&input.nonce),
+            associated_data: Cow::Borrowed(&input.associated_data),
+            ..CryptItem::empty()
+        });
         let key = self
             .existing(&mount_id(&req), s, &name, MISSING_KEY)
             .await?;
@@ -191,20 +216,27 @@ impl Engine {
                 m.insert("plaintext".into(), json!(batch::encode(&pt)));
                 m
             });
-            results.push(batch::result(item, r));
+            results.push(batch::result(&item.reference, r));
         }
-        answer(is_batch, results, &f)
+        let PartialInput {
+            partial_failure_response_code,
+        } = f.input();
+        answer(is_batch, results, partial_failure_response_code)
     }
 
     pub(crate) async fn rewrap(&self, mut req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
+        let input: RewrapInput = f.input();
         let batch_items = batch::items(&mut req)?;
         let s = &*req.storage;
         let is_batch = batch_items.is_some();
-        let items = batch_items.unwrap_or_else(|| {
-            let mut fields = DECRYPT_FIELDS.to_vec();
-            fields.push("key_version");
-            vec![batch::single(&f, &fields)]
+        let items = crypt_items(&batch_items, || CryptItem {
+            ciphertext: Cow::Borrowed(&input.ciphertext),
+            context: Cow::Borrowed(&input.context),
+            nonce: Cow::Borrowed(&input.nonce),
+            associated_data: Cow::Borrowed(&input.associated_data),
+            key_version: Ok(input.key_version),
+            ..CryptItem::empty()
         });
         let key = self
             .existing(&mount_id(&req), s, &name, MISSING_KEY)
@@ -216,20 +248,21 @@ impl Engine {
         for item in &items {
             let r = async {
                 let pt = decrypt_item(&key, s, item).await?;
-                let mut again = item.clone();
-                again.insert("plaintext".into(), json!(batch::encode(&pt)));
-                encrypt_item(&key, s, &again, &mut nonces, &mut last).await
+                encrypt_item(&key, s, item, &pt, &mut nonces, &mut last).await
             }
             .await;
-            results.push(batch::result(item, r));
+            results.push(batch::result(&item.reference, r));
         }
-        answer(is_batch, results, &f)
+        let PartialInput {
+            partial_failure_response_code,
+        } = f.input();
+        answer(is_batch, results, partial_failure_response_code)
     }
 
     pub(crate) async fn datakey(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
-        let kind = f.string("plaintext");
-        let with_plaintext = match kind.as_str() {
+        let KeyName { name } = f.input();
+        let input: DatakeyInput = f.input();
+        let with_plaintext = match input.plaintext.as_str() {
             "plaintext" => true,
             "wrapped" => false,
             other => {
@@ -238,7 +271,7 @@ impl Engine {
                 )));
             }
         };
-        let bits = f.int("bits").unwrap_or(256);
+        let bits = input.bits;
         if ![128, 256, 512].contains(&bits) {
             return Err(bad("invalid bits value; must be 128, 256 or 512"));
         }
@@ -253,9 +286,13 @@ impl Engine {
             )));
         }
         let data_key = crate::util::random(usize::try_from(bits / 8).unwrap_or(32))?;
-        let mut item = batch::single(&f, &["context", "nonce", "key_version"]);
-        item.insert("plaintext".into(), json!(batch::encode(&data_key)));
-        let mut m = encrypt_item(&key, s, &item, &mut Nonces::new(1), &mut None).await?;
+        let item = CryptItem {
+            context: Cow::Borrowed(&input.context),
+            nonce: Cow::Borrowed(&input.nonce),
+            key_version: Ok(input.key_version),
+            ..CryptItem::empty()
+        };
+        let mut m = encrypt_item(&key, s, &item, &data_key, &mut Nonces::new(1), &mut None).await?;
         if with_plaintext {
             m.insert("plaintext".into(), json!(batch::encode(&data_key)));
         }

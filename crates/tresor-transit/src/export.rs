@@ -6,6 +6,7 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result};
 
 use crate::engine::{Engine, mount_id};
+use crate::inputs::{ExportInput, ExportVersionInput};
 use crate::key::{Prepared, Version};
 use crate::keytype::KeyType;
 use crate::util::{b64, bad, internal, pem, pkcs8_inner};
@@ -57,11 +58,28 @@ fn encode(t: KeyType, et: ExportType, v: &Version) -> Result<String> {
 }
 
 impl Engine {
-    pub(crate) async fn export(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let et = export_type(&f.string("type"))?;
-        let name = f.string("name");
+    /// `export/:type/:name/:version`.
+    pub(crate) async fn export_version(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let i: ExportVersionInput = f.input();
+        self.export(req, &i.kind, &i.name, &i.version).await
+    }
+
+    /// `export/:type/:name`: every version (or `version` from the body).
+    pub(crate) async fn export_all(&self, req: Request, f: Fields) -> Result<Option<Response>> {
+        let i: ExportInput = f.input();
+        self.export(req, &i.kind, &i.name, &i.version).await
+    }
+
+    async fn export(
+        &self,
+        req: Request,
+        kind: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<Response>> {
+        let et = export_type(kind)?;
         let s = &*req.storage;
-        let Some(key) = self.key(&mount_id(&req), s, &name).await? else {
+        let Some(key) = self.key(&mount_id(&req), s, name).await? else {
             return Ok(None);
         };
         let t = key.kind;
@@ -84,7 +102,7 @@ impl Engine {
             ));
         }
         let first = p.min_available_version.max(1);
-        let versions: Vec<u32> = match f.str("version").unwrap_or_default() {
+        let versions: Vec<u32> = match version {
             "" => (first..=p.latest_version).collect(),
             "latest" => vec![p.latest_version],
             v => {

@@ -6,38 +6,30 @@ use tresor_sdk::{Context, Operation, Request, Response, Result, Storage};
 use crate::engine::{
     Engine, NewKey, check_name, check_rotate_period, mount_id, mount_of, version_key,
 };
+use crate::inputs::{KeyConfigInput, KeyInput, KeyName, NewKeyInput, TrimInput};
 use crate::keytype::KeyType;
 use crate::util::bad;
 
-fn secs(f: &Fields, name: &str) -> u64 {
-    f.duration(name).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// The settings of a new key from a request's fields.
-/// `all`: the request is `keys/:name` with every setting; else an upserting `encrypt/`, which
-/// only has `type` and `convergent_encryption`.
-pub(crate) fn new_key(f: &Fields, derived: bool, all: bool) -> Result<NewKey> {
-    let t = f.string("type");
-    let kind = KeyType::parse(if t.is_empty() { "aes256-gcm96" } else { &t })?;
-    let key_size = match if all {
-        f.int("key_size").unwrap_or(0)
-    } else {
-        0
-    } {
+/// The settings of a new key: `keys/:name` gives `all` of them; an upserting `encrypt/` only
+/// `type` and `convergent_encryption`.
+pub(crate) fn new_key(
+    settings: &NewKeyInput,
+    derived: bool,
+    all: Option<&KeyInput>,
+) -> Result<NewKey> {
+    let t = &settings.kind;
+    let kind = KeyType::parse(if t.is_empty() { "aes256-gcm96" } else { t })?;
+    let key_size = match all.and_then(|a| a.key_size).unwrap_or(0) {
         0 => 32,
         n => usize::try_from(n).map_err(|_| bad("invalid key_size"))?,
     };
     Ok(NewKey {
         kind,
         derived,
-        convergent: f.flag("convergent_encryption"),
-        exportable: all && f.flag("exportable"),
-        allow_plaintext_backup: all && f.flag("allow_plaintext_backup"),
-        auto_rotate_period: if all {
-            secs(f, "auto_rotate_period")
-        } else {
-            0
-        },
+        convergent: settings.convergent_encryption,
+        exportable: all.is_some_and(|a| a.exportable),
+        allow_plaintext_backup: all.is_some_and(|a| a.allow_plaintext_backup),
+        auto_rotate_period: all.map_or(0, |a| a.auto_rotate_period.as_secs()),
         key_size,
     })
 }
@@ -51,15 +43,15 @@ impl Engine {
     }
 
     pub(crate) async fn key_write(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         check_name(&name)?;
         let mount = mount_id(&req);
         let s = &*req.storage;
-        let n = new_key(&f, f.flag("derived"), true)?;
+        let input: KeyInput = f.input();
+        let n = new_key(&f.input(), input.derived, Some(&input))?;
         n.check()?;
-        if n.kind == KeyType::Hmac && f.is_set("key_size") {
-            // checked above
-        } else if f.is_set("key_size") && f.int("key_size").unwrap_or(0) != 0 {
+        // An hmac key's size is checked above; other types take none.
+        if n.kind != KeyType::Hmac && input.key_size.is_some_and(|k| k != 0) {
             return Err(bad("key_size is only valid for hmac keys"));
         }
         let key = {
@@ -73,7 +65,7 @@ impl Engine {
     }
 
     pub(crate) async fn key_read(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         let s = &*req.storage;
         match self.key(&mount_id(&req), s, &name).await? {
             None => Ok(None),
@@ -82,7 +74,7 @@ impl Engine {
     }
 
     pub(crate) async fn key_delete(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         let mount = mount_id(&req);
         let s = &*req.storage;
         let _g = self.lock(&mount, &name).await;
@@ -104,7 +96,7 @@ impl Engine {
     }
 
     pub(crate) async fn key_config(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         let mount = mount_id(&req);
         let s = &*req.storage;
         let _g = self.lock(&mount, &name).await;
@@ -113,8 +105,8 @@ impl Engine {
             .await?
             .ok_or_else(|| bad(format!("no existing key named {name} could be found")))?;
         let mut warnings = Vec::new();
-        if f.is_set("min_decryption_version") {
-            let v = f.int("min_decryption_version").unwrap_or(0);
+        let input: KeyConfigInput = f.input();
+        if let Some(v) = input.min_decryption_version {
             if v < 0 {
                 return Err(bad("min decryption version cannot be negative"));
             }
@@ -134,8 +126,7 @@ impl Engine {
             }
             p.min_decryption_version = v;
         }
-        if f.is_set("min_encryption_version") {
-            let v = f.int("min_encryption_version").unwrap_or(0);
+        if let Some(v) = input.min_encryption_version {
             if v < 0 {
                 return Err(bad("min encryption version cannot be negative"));
             }
@@ -153,25 +144,23 @@ impl Engine {
                 "min encryption version should not be less than min decryption version",
             ));
         }
-        if f.is_set("deletion_allowed") {
-            p.deletion_allowed = f.flag("deletion_allowed");
+        if let Some(v) = input.deletion_allowed {
+            p.deletion_allowed = v;
         }
-        if f.is_set("exportable") {
-            let v = f.flag("exportable");
+        if let Some(v) = input.exportable {
             if p.exportable && !v {
                 return Err(bad("exportable key cannot be made non-exportable"));
             }
             p.exportable = v;
         }
-        if f.is_set("allow_plaintext_backup") {
-            let v = f.flag("allow_plaintext_backup");
+        if let Some(v) = input.allow_plaintext_backup {
             if p.allow_plaintext_backup && !v {
                 return Err(bad("plaintext backup cannot be disabled once allowed"));
             }
             p.allow_plaintext_backup = v;
         }
-        if f.is_set("auto_rotate_period") {
-            let v = secs(&f, "auto_rotate_period");
+        if let Some(period) = input.auto_rotate_period {
+            let v = period.as_secs();
             check_rotate_period(v)?;
             if v != 0 && p.imported && !p.allow_rotation {
                 warnings.push(
@@ -189,7 +178,7 @@ impl Engine {
     }
 
     pub(crate) async fn key_rotate(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         let mount = mount_id(&req);
         let s = &*req.storage;
         {
@@ -205,7 +194,7 @@ impl Engine {
     }
 
     pub(crate) async fn key_trim(&self, req: Request, f: Fields) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         let mount = mount_id(&req);
         let s = &*req.storage;
         let _g = self.lock(&mount, &name).await;
@@ -213,7 +202,9 @@ impl Engine {
             .stored_policy(s, &name)
             .await?
             .ok_or_else(|| bad("invalid key name"))?;
-        let v = f.int("min_available_version").unwrap_or(0);
+        let TrimInput {
+            min_available_version: v,
+        } = f.input();
         if v <= 0 {
             return Err(bad("minimum available version should be positive"));
         }
@@ -245,7 +236,7 @@ impl Engine {
 
     /// The existence check of `encrypt/` (create: the key would be made by this write).
     pub(crate) async fn key_exists(&self, req: Request, f: Fields) -> Result<bool> {
-        let name = f.string("name");
+        let KeyName { name } = f.input();
         Ok(self
             .key(&mount_id(&req), &*req.storage, &name)
             .await?

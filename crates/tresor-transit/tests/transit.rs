@@ -891,3 +891,245 @@ async fn help_and_openapi_cover_the_paths() {
     let d = r.response.unwrap().data.unwrap();
     assert!(d["help"].as_str().unwrap().contains("plaintext"));
 }
+
+/// `random` without a byte count gives the documented 32 bytes: the count's field was read as
+/// sent (0) when it was not, so every `random` and `random/:source` without `bytes` was a 400.
+#[tokio::test]
+async fn random_without_a_byte_count_gives_32_bytes() {
+    let t = setup().await;
+    for path in [
+        "transit/random",
+        "transit/random/platform",
+        "transit/random/all",
+    ] {
+        let d = t.data(Update, path, json!({})).await;
+        assert_eq!(
+            unb64(d["random_bytes"].as_str().unwrap()).len(),
+            32,
+            "{path}"
+        );
+    }
+    let d = t
+        .data(Update, "transit/random", json!({"format": "hex"}))
+        .await;
+    assert_eq!(d["random_bytes"].as_str().unwrap().len(), 64);
+    // A count that is sent is still checked, from the body or the URL.
+    for (path, body) in [
+        ("transit/random", json!({"bytes": 0})),
+        ("transit/random", json!({"bytes": -1})),
+        ("transit/random/seal", json!({"bytes": 131073})),
+        ("transit/random/0", json!({})),
+    ] {
+        let e = t.err(Update, path, body).await;
+        assert!(
+            e.contains("bytes must be between 1 and 131072"),
+            "{path}: {e}"
+        );
+    }
+    let d = t
+        .data(Update, "transit/random/seal/8", json!({"bytes": 64}))
+        .await;
+    assert_eq!(unb64(d["random_bytes"].as_str().unwrap()).len(), 8);
+    let d = t
+        .data(
+            Update,
+            "transit/random",
+            json!({"bytes": 16, "source": "all"}),
+        )
+        .await;
+    assert_eq!(unb64(d["random_bytes"].as_str().unwrap()).len(), 16);
+}
+
+/// A single rewrap of ciphertext bound to associated data: the data is used to decrypt and to
+/// encrypt again, and is a declared field (it used to be used and reported as ignored).
+#[tokio::test]
+async fn rewrap_of_one_item_keeps_its_associated_data() {
+    let t = setup().await;
+    t.ok(Update, "transit/keys/rw", json!({})).await;
+    let aad = json!({"associated_data": b64(b"row-7")});
+    let ct = t.encrypt("rw", b"secret", aad.clone()).await;
+    t.ok(Update, "transit/keys/rw/rotate", json!({})).await;
+    let r = t
+        .ok(
+            Update,
+            "transit/rewrap/rw",
+            json!({"ciphertext": ct, "associated_data": b64(b"row-7")}),
+        )
+        .await
+        .response
+        .unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let again = r.data.unwrap()["ciphertext"].as_str().unwrap().to_owned();
+    assert!(again.starts_with("vault:v2:"), "{again}");
+    assert_eq!(t.decrypt("rw", &again, aad).await, b"secret");
+    t.err(Update, "transit/decrypt/rw", json!({"ciphertext": again}))
+        .await;
+    // Without it, the rewrap cannot decrypt.
+    t.err(Update, "transit/rewrap/rw", json!({"ciphertext": ct}))
+        .await;
+}
+
+/// The fields of a single request and of a batch item are read the same way: defaults when
+/// absent, the field named in errors, the item's reference echoed.
+#[tokio::test]
+async fn single_requests_and_batch_items_read_the_same_fields() {
+    let t = setup().await;
+    t.ok(Update, "transit/keys/s", json!({})).await;
+    t.ok(Update, "transit/keys/s/rotate", json!({})).await;
+    // key_version picks the version, in a single request and in an item.
+    let d = t
+        .data(
+            Update,
+            "transit/encrypt/s",
+            json!({"plaintext": b64(b"a"), "key_version": 1}),
+        )
+        .await;
+    assert!(d["ciphertext"].as_str().unwrap().starts_with("vault:v1:"));
+    let (status, body) = t
+        .batch_failure(
+            "transit/encrypt/s",
+            json!({"batch_input": [
+                {"plaintext": b64(b"a"), "key_version": "1", "reference": "one"},
+                {"plaintext": b64(b"a"), "key_version": "x", "reference": "bad"},
+                {"plaintext": "%%", "key_version": "x"},
+                {"plaintext": b64(b"a"), "context": "%%"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let r = body["data"]["batch_results"].as_array().unwrap();
+    assert!(
+        r[0]["ciphertext"]
+            .as_str()
+            .unwrap()
+            .starts_with("vault:v1:")
+    );
+    assert_eq!(r[0]["reference"], "one");
+    assert_eq!(r[1]["error"], "key_version must be an integer");
+    assert_eq!(r[1]["reference"], "bad");
+    // The plaintext is decoded before key_version is looked at, as it always was.
+    assert_eq!(r[2]["error"], "failed to base64-decode plaintext");
+    assert!(r[2].get("reference").is_none());
+    assert_eq!(r[3]["error"], "failed to base64-decode context");
+    let e = t
+        .err(
+            Update,
+            "transit/encrypt/s",
+            json!({"plaintext": b64(b"a"), "nonce": "%%"}),
+        )
+        .await;
+    assert!(e.contains("failed to base64-decode nonce"), "{e}");
+    let e = t.err(Update, "transit/encrypt/s", json!({})).await;
+    assert!(e.contains("missing plaintext to encrypt"), "{e}");
+    let e = t.err(Update, "transit/decrypt/s", json!({})).await;
+    assert!(e.contains("missing ciphertext to decrypt"), "{e}");
+    let e = t
+        .err(Update, "transit/encrypt/s", json!({"batch_input": [1]}))
+        .await;
+    assert!(e.contains("batch_input item 0 is not an object"), "{e}");
+    // Verify reads signature or hmac from the request or from each item.
+    t.ok(Update, "transit/keys/sg", json!({"type": "ed25519"}))
+        .await;
+    let sig = t
+        .data(Update, "transit/sign/sg", json!({"input": b64(b"m")}))
+        .await["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = t
+        .data(
+            Update,
+            "transit/verify/sg",
+            json!({"input": b64(b"m"), "signature": sig}),
+        )
+        .await;
+    assert_eq!(d["valid"], true);
+    let (status, body) = t
+        .batch_failure(
+            "transit/verify/sg",
+            json!({"batch_input": [
+                {"input": b64(b"m"), "signature": sig, "reference": "ok"},
+                {"input": b64(b"m"), "reference": "none"},
+            ], "partial_failure_response_code": 207}),
+        )
+        .await;
+    assert_eq!(status, 207);
+    let r = body["data"]["batch_results"].as_array().unwrap();
+    assert_eq!(r[0]["valid"], true);
+    assert_eq!(r[0]["reference"], "ok");
+    assert_eq!(r[1]["error"], "missing signature or hmac to verify");
+    assert_eq!(r[1]["reference"], "none");
+}
+
+/// `keys/:name/config` changes only the settings sent; numbers out of range are refused.
+#[tokio::test]
+async fn key_config_changes_only_what_is_sent() {
+    let t = setup().await;
+    t.ok(Update, "transit/keys/cfg", json!({})).await;
+    t.ok(Update, "transit/keys/cfg/rotate", json!({})).await;
+    t.ok(
+        Update,
+        "transit/keys/cfg/config",
+        json!({"deletion_allowed": true, "exportable": true, "auto_rotate_period": "2h"}),
+    )
+    .await;
+    let before = t.data(Read, "transit/keys/cfg", json!({})).await;
+    assert_eq!(before["deletion_allowed"], true);
+    assert_eq!(before["exportable"], true);
+    t.ok(
+        Update,
+        "transit/keys/cfg/config",
+        json!({"min_decryption_version": 2}),
+    )
+    .await;
+    let mut after = t.data(Read, "transit/keys/cfg", json!({})).await;
+    assert_eq!(after["min_decryption_version"], 2);
+    after.insert(
+        "min_decryption_version".into(),
+        before["min_decryption_version"].clone(),
+    );
+    assert_eq!(after, before);
+    // Sent as false, a setting does change.
+    t.ok(
+        Update,
+        "transit/keys/cfg/config",
+        json!({"deletion_allowed": false}),
+    )
+    .await;
+    let d = t.data(Read, "transit/keys/cfg", json!({})).await;
+    assert_eq!(d["deletion_allowed"], false);
+    assert_eq!(d["exportable"], true);
+    for (body, want) in [
+        (json!({"min_decryption_version": -1}), "cannot be negative"),
+        (json!({"min_encryption_version": -1}), "cannot be negative"),
+        (
+            json!({"min_decryption_version": 1_i64 << 40}),
+            "invalid min_decryption_version",
+        ),
+        (
+            json!({"min_encryption_version": 3}),
+            "latest key version is 2",
+        ),
+        (
+            json!({"exportable": false}),
+            "cannot be made non-exportable",
+        ),
+    ] {
+        let e = t.err(Update, "transit/keys/cfg/config", body.clone()).await;
+        assert!(e.contains(want), "{body}: {e}");
+    }
+    let e = t
+        .err(Update, "transit/keys/k2", json!({"key_size": 64}))
+        .await;
+    assert!(e.contains("key_size is only valid for hmac keys"), "{e}");
+    t.ok(Update, "transit/keys/k3", json!({"key_size": 0}))
+        .await;
+    let e = t
+        .err(
+            Update,
+            "transit/keys/h2",
+            json!({"type": "hmac", "key_size": -1}),
+        )
+        .await;
+    assert!(e.contains("invalid key_size"), "{e}");
+}
