@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod engine;
+mod inputs;
 mod login;
 mod role;
 mod secret_id;
@@ -25,15 +26,19 @@ mod tidy;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tresor_sdk::clock::{Clock, SystemClock};
-use tresor_sdk::framework::{Field, Kind, Path, Table};
+use tresor_sdk::framework::{Path, Table};
 use tresor_sdk::token::TokenParams;
 use tresor_sdk::{
     Context, LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
 };
 
 use engine::Engine;
+use inputs::{
+    AccessorInput, LoginInput, NewSecretIdInput, RoleIdInput, RoleInput, RoleNameInput,
+    SecretIdInput,
+};
 use role::Prop;
 
 /// The auth method on the system clock, ready to mount.
@@ -140,23 +145,11 @@ impl LogicalBackend for AppRole {
 // ---------------------------------------------------------------------------------------------
 // The path table.
 
-fn f(name: &'static str, kind: Kind, desc: &'static str) -> Field {
-    Field::new(name, kind, desc)
-}
-
-fn role_name() -> Field {
-    f(
-        "role_name",
-        Kind::Str,
-        "Name of the role (case-insensitive): letters, digits, space, hyphen, underscore and period, under 4096 bytes.",
-    )
-}
-
 /// A path under `role/{role_name}`, with the name folded as Vault folds role names.
 fn role_path(pattern: &'static str) -> Path<Engine> {
     Path::new(pattern)
         .case_insensitive("role_name")
-        .field(role_name())
+        .input::<RoleNameInput>()
 }
 
 macro_rules! h {
@@ -171,61 +164,19 @@ macro_rules! h {
 /// `role/{role_name}/<sub>` for one setting: read, update, delete.
 macro_rules! prop_path {
     ($pattern:literal, $prop:expr, $synopsis:literal, $desc:literal) => {{
-        let mut p = role_path($pattern);
-        for (name, kind, desc) in $prop.fields() {
-            p = p.field(Field::new(name, *kind, desc));
-        }
-        p.op(Operation::Read, |e, r, fl| {
-            Box::pin(async move { e.prop_read($prop, r, fl).await })
-        })
-        .op(Operation::Update, |e, r, fl| {
-            Box::pin(async move { e.prop_update($prop, r, fl).await })
-        })
-        .op(Operation::Delete, |e, r, fl| {
-            Box::pin(async move { e.prop_delete($prop, r, fl).await })
-        })
-        .help($synopsis, $desc)
+        $prop
+            .declare(role_path($pattern))
+            .op(Operation::Read, |e, r, fl| {
+                Box::pin(async move { e.prop_read($prop, r, fl).await })
+            })
+            .op(Operation::Update, |e, r, fl| {
+                Box::pin(async move { e.prop_update($prop, r, fl).await })
+            })
+            .op(Operation::Delete, |e, r, fl| {
+                Box::pin(async move { e.prop_delete($prop, r, fl).await })
+            })
+            .help($synopsis, $desc)
     }};
-}
-
-fn secret_id_fields(p: Path<Engine>) -> Path<Engine> {
-    p.field(f(
-        "metadata",
-        Kind::Raw,
-        "Metadata of the secret ID: a JSON object of strings, sent as a JSON string. Set on the tokens its logins get, and logged in audit logs in plaintext.",
-    ))
-    .field(f(
-        "cidr_list",
-        Kind::List,
-        "CIDR blocks the secret ID may be used from; within the role's secret_id_bound_cidrs if it has any.",
-    ))
-    .field(f(
-        "token_bound_cidrs",
-        Kind::List,
-        "CIDR blocks the tokens of this secret ID's logins work from; overrides the role's, within them.",
-    ))
-    .field(f(
-        "num_uses",
-        Kind::Int,
-        "How many logins the secret ID allows (0: unlimited); overrides and may not exceed the role's secret_id_num_uses.",
-    ))
-    .field(f(
-        "ttl",
-        Kind::Duration,
-        "How long the secret ID lives (0: forever); overrides and may not exceed the role's secret_id_ttl.",
-    ))
-}
-
-fn secret_id_field() -> Field {
-    f("secret_id", Kind::Str, "The secret ID.")
-}
-
-fn accessor_field() -> Field {
-    f(
-        "secret_id_accessor",
-        Kind::Str,
-        "The accessor of a secret ID.",
-    )
 }
 
 const BACKEND_HELP: &str = "
@@ -240,45 +191,7 @@ for delivery.";
 fn table() -> Table<Engine> {
     use Operation::*;
     let role = TokenParams::add_fields(
-        role_path("role/{role_name}")
-            .field(
-                f(
-                    "bind_secret_id",
-                    Kind::Bool,
-                    "Require a secret ID at login.",
-                )
-                .default(json!(true)),
-            )
-            .field(f(
-                "secret_id_bound_cidrs",
-                Kind::List,
-                "CIDR blocks of the addresses that may log in with this role.",
-            ))
-            .field(f(
-                "bound_cidr_list",
-                Kind::List,
-                "Deprecated: use secret_id_bound_cidrs.",
-            ))
-            .field(f(
-                "secret_id_num_uses",
-                Kind::Int,
-                "How many logins each secret ID allows by default (0: unlimited).",
-            ))
-            .field(f(
-                "secret_id_ttl",
-                Kind::Duration,
-                "How long each secret ID lives by default (0: forever).",
-            ))
-            .field(f(
-                "local_secret_ids",
-                Kind::Bool,
-                "Secret IDs local to this cluster; can only be set when the role is created.",
-            ))
-            .field(f(
-                "role_id",
-                Kind::Str,
-                "The role ID; a random UUID when not given.",
-            )),
+        role_path("role/{role_name}").input::<RoleInput>(),
     )
     .existence(h!(role_exists))
     .op(Create, h!(role_write))
@@ -292,8 +205,7 @@ fn table() -> Table<Engine> {
 
     let paths = vec![
         Path::<Engine>::new("login")
-            .field(f("role_id", Kind::Str, "The role ID of the role."))
-            .field(secret_id_field())
+            .input::<LoginInput>()
             .op(Update, h!(login))
             .help(
                 "Log in with a role ID and a secret ID.",
@@ -304,7 +216,7 @@ fn table() -> Table<Engine> {
             "The names of the roles of this mount.",
         ),
         role_path("role/{role_name}/role-id")
-            .field(f("role_id", Kind::Str, "The new role ID."))
+            .input::<RoleIdInput>()
             .op(Read, h!(role_id_read))
             .op(Update, h!(role_id_update))
             .help(
@@ -386,14 +298,14 @@ fn table() -> Table<Engine> {
             "Read, set or clear the maximum lifetime of the issued tokens."
         ),
         role_path("role/{role_name}/secret-id/lookup")
-            .field(secret_id_field())
+            .input::<SecretIdInput>()
             .op(Update, h!(secret_id_lookup))
             .help(
                 "Read the properties of a secret ID.",
                 "Shows the accessor, metadata, uses left, TTL and CIDR restrictions of a secret ID, never the secret ID itself. An unknown or expired secret ID is a 404.",
             ),
         role_path("role/{role_name}/secret-id/destroy")
-            .field(secret_id_field())
+            .input::<SecretIdInput>()
             .op(Update, h!(secret_id_destroy))
             .op(Delete, h!(secret_id_destroy))
             .help(
@@ -401,29 +313,31 @@ fn table() -> Table<Engine> {
                 "The secret ID logs in no more. Destroying one that does not exist succeeds.",
             ),
         role_path("role/{role_name}/secret-id-accessor/lookup")
-            .field(accessor_field())
+            .input::<AccessorInput>()
             .op(Update, h!(accessor_lookup))
             .help(
                 "Read the properties of a secret ID by its accessor.",
                 "As secret-id/lookup, naming the secret ID by its accessor.",
             ),
         role_path("role/{role_name}/secret-id-accessor/destroy")
-            .field(accessor_field())
+            .input::<AccessorInput>()
             .op(Update, h!(accessor_destroy))
             .op(Delete, h!(accessor_destroy))
             .help(
                 "Destroy a secret ID by its accessor.",
                 "As secret-id/destroy, naming the secret ID by its accessor.",
             ),
-        secret_id_fields(role_path("role/{role_name}/secret-id"))
+        role_path("role/{role_name}/secret-id")
+            .input::<NewSecretIdInput>()
             .op(Update, h!(secret_id_create, false))
             .op(List, h!(secret_id_list))
             .help(
                 "Generate a secret ID for a role, or list its secret IDs' accessors.",
                 "A new secret ID is a random UUID, returned with its accessor (which names it without revealing it). Ask for it response-wrapped (X-Vault-Wrap-TTL) to hand it over safely. LIST shows the accessors of the role's secret IDs.",
             ),
-        secret_id_fields(role_path("role/{role_name}/custom-secret-id"))
-            .field(secret_id_field())
+        role_path("role/{role_name}/custom-secret-id")
+            .input::<NewSecretIdInput>()
+            .input::<SecretIdInput>()
             .op(Update, h!(secret_id_create, true))
             .help(
                 "Register a secret ID of your choosing for a role.",

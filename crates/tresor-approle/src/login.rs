@@ -18,6 +18,7 @@ use tresor_sdk::framework::Fields;
 use tresor_sdk::{Alias, Auth, Request, Response, Result};
 
 use crate::engine::{Engine, MAX_ID_BYTES, bad, invalid_credentials, mount_id, parse_cidrs};
+use crate::inputs::LoginInput;
 use crate::store::{self, RoleEntry, RoleIdIndex, Salt, SecretIdEntry};
 
 /// The token's display name: the mount's path, as Vault names login tokens
@@ -73,7 +74,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let role_id = f.string("role_id").trim().to_owned();
+        let LoginInput { role_id, secret_id } = f.input();
+        let role_id = role_id.trim().to_owned();
         if role_id.is_empty() {
             return Err(bad("missing role_id"));
         }
@@ -98,7 +100,7 @@ impl Engine {
         let mut metadata = BTreeMap::new();
         let mut token_cidrs = role.token.token_bound_cidrs.clone();
         if role.bind_secret_id {
-            let secret_id = f.string("secret_id").trim().to_owned();
+            let secret_id = secret_id.trim().to_owned();
             if secret_id.is_empty() {
                 return Err(bad("missing secret_id"));
             }

@@ -8,10 +8,15 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Fields, Kind};
+use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::{LogicalError, Request, Response, Result};
 
 use crate::engine::{Engine, MAX_ID_BYTES, bad, mount_id, parse_cidrs, validate_role_name};
+use crate::inputs::{
+    BindSecretIdInput, BoundCidrListInput, PeriodInput, PoliciesInput, RoleIdInput, RoleInput,
+    RoleNameInput, SecretIdBoundCidrsInput, SecretIdNumUsesInput, SecretIdTtlInput,
+    TokenBoundCidrsInput, TokenMaxTtlInput, TokenNamesSent, TokenNumUsesInput, TokenTtlInput,
+};
 use crate::store::{self, RoleEntry, RoleIdIndex};
 
 /// One setting served by its own sub-path (`role/:role_name/<path>`).
@@ -32,72 +37,22 @@ pub(crate) enum Prop {
 }
 
 impl Prop {
-    /// The fields the sub-path takes: (name, kind, description). The first is the current
-    /// name, a second one its legacy name.
-    pub(crate) fn fields(self) -> &'static [(&'static str, Kind, &'static str)] {
+    /// Declares the sub-path's input: its own setting (and that setting's legacy name), and
+    /// nothing for `local-secret-ids`, which is read-only.
+    pub(crate) fn declare(self, p: Path<Engine>) -> Path<Engine> {
         match self {
-            Prop::Policies => &[
-                (
-                    "token_policies",
-                    Kind::List,
-                    "Policies of the tokens this role's logins get.",
-                ),
-                ("policies", Kind::List, "Deprecated: use token_policies."),
-            ],
-            Prop::LocalSecretIds => &[],
-            Prop::BoundCidrList => &[(
-                "bound_cidr_list",
-                Kind::List,
-                "Deprecated: use secret_id_bound_cidrs.",
-            )],
-            Prop::SecretIdBoundCidrs => &[(
-                "secret_id_bound_cidrs",
-                Kind::List,
-                "CIDR blocks of the addresses that may log in with this role.",
-            )],
-            Prop::TokenBoundCidrs => &[(
-                "token_bound_cidrs",
-                Kind::List,
-                "CIDR blocks of the addresses the issued tokens work from.",
-            )],
-            Prop::BindSecretId => &[(
-                "bind_secret_id",
-                Kind::Bool,
-                "Whether a login must present a secret ID.",
-            )],
-            Prop::SecretIdNumUses => &[(
-                "secret_id_num_uses",
-                Kind::Int,
-                "How many logins each secret ID allows (0: unlimited).",
-            )],
-            Prop::SecretIdTtl => &[(
-                "secret_id_ttl",
-                Kind::Duration,
-                "How long each secret ID lives (0: forever).",
-            )],
-            Prop::Period => &[
-                (
-                    "token_period",
-                    Kind::Duration,
-                    "Make the issued tokens periodic with this period.",
-                ),
-                ("period", Kind::Duration, "Deprecated: use token_period."),
-            ],
-            Prop::TokenNumUses => &[(
-                "token_num_uses",
-                Kind::Int,
-                "How many requests an issued token may make (0: unlimited).",
-            )],
-            Prop::TokenTtl => &[(
-                "token_ttl",
-                Kind::Duration,
-                "The initial TTL of the issued tokens, also used at renewal.",
-            )],
-            Prop::TokenMaxTtl => &[(
-                "token_max_ttl",
-                Kind::Duration,
-                "The maximum lifetime of the issued tokens.",
-            )],
+            Prop::Policies => p.input::<PoliciesInput>(),
+            Prop::LocalSecretIds => p,
+            Prop::BoundCidrList => p.input::<BoundCidrListInput>(),
+            Prop::SecretIdBoundCidrs => p.input::<SecretIdBoundCidrsInput>(),
+            Prop::TokenBoundCidrs => p.input::<TokenBoundCidrsInput>(),
+            Prop::BindSecretId => p.input::<BindSecretIdInput>(),
+            Prop::SecretIdNumUses => p.input::<SecretIdNumUsesInput>(),
+            Prop::SecretIdTtl => p.input::<SecretIdTtlInput>(),
+            Prop::Period => p.input::<PeriodInput>(),
+            Prop::TokenNumUses => p.input::<TokenNumUsesInput>(),
+            Prop::TokenTtl => p.input::<TokenTtlInput>(),
+            Prop::TokenMaxTtl => p.input::<TokenMaxTtlInput>(),
         }
     }
 
@@ -127,35 +82,89 @@ impl Prop {
         }
     }
 
-    /// Applies the value the request sent; refuses a request that sends none.
+    /// Applies the value the request sent; refuses a request that sends none (naming the
+    /// setting's current name). The `token_*` settings go through `TokenParams::update`,
+    /// which validates them as a role write does and takes a current name over its legacy one.
     fn set(self, r: &mut RoleEntry, f: &Fields) -> Result<()> {
-        let fields = self.fields();
-        let Some((name, _, _)) = fields.iter().find(|(n, _, _)| f.is_set(n)) else {
-            let first = fields.first().map_or("value", |x| x.0);
-            return Err(bad(format!("missing {first}")));
-        };
+        fn sent<T>(v: Option<T>, name: &str) -> Result<T> {
+            v.ok_or_else(|| bad(format!("missing {name}")))
+        }
         match self {
             Prop::LocalSecretIds => {
                 return Err(bad(
                     "local_secret_ids can only be modified during role creation",
                 ));
             }
-            Prop::BoundCidrList | Prop::SecretIdBoundCidrs => {
-                let list = f.list(name);
-                parse_cidrs(name, &list)?;
+            Prop::BoundCidrList => {
+                let list = sent(
+                    f.input::<BoundCidrListInput>().bound_cidr_list,
+                    "bound_cidr_list",
+                )?;
+                parse_cidrs("bound_cidr_list", &list)?;
                 r.secret_id_bound_cidrs = list;
             }
-            Prop::BindSecretId => r.bind_secret_id = f.flag(name),
-            Prop::SecretIdNumUses => r.secret_id_num_uses = f.int(name).unwrap_or(0),
-            Prop::SecretIdTtl => {
-                r.secret_id_ttl = f.duration(name).unwrap_or_default().as_secs();
+            Prop::SecretIdBoundCidrs => {
+                let list = sent(
+                    f.input::<SecretIdBoundCidrsInput>().secret_id_bound_cidrs,
+                    "secret_id_bound_cidrs",
+                )?;
+                parse_cidrs("secret_id_bound_cidrs", &list)?;
+                r.secret_id_bound_cidrs = list;
             }
-            Prop::Policies
-            | Prop::TokenBoundCidrs
-            | Prop::Period
-            | Prop::TokenNumUses
-            | Prop::TokenTtl
-            | Prop::TokenMaxTtl => r.token.update(f)?,
+            Prop::BindSecretId => {
+                r.bind_secret_id = sent(
+                    f.input::<BindSecretIdInput>().bind_secret_id,
+                    "bind_secret_id",
+                )?;
+            }
+            Prop::SecretIdNumUses => {
+                r.secret_id_num_uses = sent(
+                    f.input::<SecretIdNumUsesInput>().secret_id_num_uses,
+                    "secret_id_num_uses",
+                )?;
+            }
+            Prop::SecretIdTtl => {
+                r.secret_id_ttl =
+                    sent(f.input::<SecretIdTtlInput>().secret_id_ttl, "secret_id_ttl")?.as_secs();
+            }
+            Prop::Policies => {
+                let PoliciesInput {
+                    token_policies,
+                    policies,
+                } = f.input();
+                sent(token_policies.or(policies), "token_policies")?;
+                r.token.update(f)?;
+            }
+            Prop::TokenBoundCidrs => {
+                sent(
+                    f.input::<TokenBoundCidrsInput>().token_bound_cidrs,
+                    "token_bound_cidrs",
+                )?;
+                r.token.update(f)?;
+            }
+            Prop::Period => {
+                let PeriodInput {
+                    token_period,
+                    period,
+                } = f.input();
+                sent(token_period.or(period), "token_period")?;
+                r.token.update(f)?;
+            }
+            Prop::TokenNumUses => {
+                sent(
+                    f.input::<TokenNumUsesInput>().token_num_uses,
+                    "token_num_uses",
+                )?;
+                r.token.update(f)?;
+            }
+            Prop::TokenTtl => {
+                sent(f.input::<TokenTtlInput>().token_ttl, "token_ttl")?;
+                r.token.update(f)?;
+            }
+            Prop::TokenMaxTtl => {
+                sent(f.input::<TokenMaxTtlInput>().token_max_ttl, "token_max_ttl")?;
+                r.token.update(f)?;
+            }
         }
         Ok(())
     }
@@ -288,7 +297,7 @@ impl Engine {
     }
 
     pub(crate) async fn role_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         Ok(store::load_role(&*req.storage, &name).await?.is_some())
     }
 
@@ -297,21 +306,36 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
+        let i: RoleInput = f.input();
         let mut warnings = Vec::new();
-        let cidrs_field = if f.is_set("secret_id_bound_cidrs") {
-            Some("secret_id_bound_cidrs")
-        } else if f.is_set("bound_cidr_list") {
-            warnings.push(
-                "the \"bound_cidr_list\" parameter is deprecated: use \"secret_id_bound_cidrs\""
-                    .to_owned(),
-            );
-            Some("bound_cidr_list")
-        } else {
-            None
+        let cidrs = match (i.secret_id_bound_cidrs, i.bound_cidr_list) {
+            (Some(list), _) => Some(("secret_id_bound_cidrs", list)),
+            (None, Some(list)) => {
+                warnings.push(
+                    "the \"bound_cidr_list\" parameter is deprecated: use \"secret_id_bound_cidrs\""
+                        .to_owned(),
+                );
+                Some(("bound_cidr_list", list))
+            }
+            (None, None) => None,
         };
-        for (legacy, current) in [("policies", "token_policies"), ("period", "token_period")] {
-            if f.is_set(legacy) && !f.is_set(current) {
+        let token_names: TokenNamesSent = f.input();
+        for (legacy, legacy_sent, current, current_sent) in [
+            (
+                "policies",
+                token_names.policies.is_some(),
+                "token_policies",
+                token_names.token_policies.is_some(),
+            ),
+            (
+                "period",
+                token_names.period.is_some(),
+                "token_period",
+                token_names.token_period.is_some(),
+            ),
+        ] {
+            if legacy_sent && !current_sent {
                 warnings.push(format!(
                     "the {legacy:?} parameter is deprecated: use {current:?}"
                 ));
@@ -322,32 +346,31 @@ impl Engine {
                 if is_new {
                     validate_role_name(&name)?;
                 }
-                if f.is_set("role_id") {
-                    let id = f.string("role_id").trim().to_owned();
+                if let Some(id) = &i.role_id {
+                    let id = id.trim().to_owned();
                     check_role_id(&id)?;
                     role.role_id = id;
                 }
-                if f.is_set("bind_secret_id") {
-                    role.bind_secret_id = f.flag("bind_secret_id");
+                if let Some(b) = i.bind_secret_id {
+                    role.bind_secret_id = b;
                 }
-                if let Some(field) = cidrs_field {
-                    let list = f.list(field);
-                    parse_cidrs(field, &list)?;
-                    role.secret_id_bound_cidrs = list;
+                if let Some((field, list)) = &cidrs {
+                    parse_cidrs(field, list)?;
+                    role.secret_id_bound_cidrs = list.clone();
                 }
-                if f.is_set("secret_id_num_uses") {
-                    role.secret_id_num_uses = f.int("secret_id_num_uses").unwrap_or(0);
+                if let Some(n) = i.secret_id_num_uses {
+                    role.secret_id_num_uses = n;
                 }
-                if f.is_set("secret_id_ttl") {
-                    role.secret_id_ttl = f.duration("secret_id_ttl").unwrap_or_default().as_secs();
+                if let Some(d) = i.secret_id_ttl {
+                    role.secret_id_ttl = d.as_secs();
                 }
-                if f.is_set("local_secret_ids") {
+                if let Some(local) = i.local_secret_ids {
                     if !is_new {
                         return Err(bad(
                             "local_secret_ids can only be modified during role creation",
                         ));
                     }
-                    role.local_secret_ids = f.flag("local_secret_ids");
+                    role.local_secret_ids = local;
                 }
                 role.token.update(&f)
             })
@@ -373,7 +396,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         let Some(r) = store::load_role(&*req.storage, &name).await? else {
             return Ok(None);
         };
@@ -398,7 +421,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         let s = &*req.storage;
         let mount = mount_id(&req);
         let salt = self.salt(&mount, s).await?;
@@ -433,7 +456,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         Ok(store::load_role(&*req.storage, &name)
             .await?
             .map(|r| Response::data(prop.show(&r))))
@@ -445,7 +468,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         self.modify_role(&req, &name, false, |r, _| prop.set(r, &f))
             .await?;
         Ok(None)
@@ -457,7 +480,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         match self
             .modify_role(&req, &name, false, |r, _| {
                 prop.reset(r);
@@ -475,7 +498,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         Ok(store::load_role(&*req.storage, &name)
             .await?
             .map(|r| Response::json(json!({"role_id": r.role_id}))))
@@ -486,8 +509,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
-        let id = f.string("role_id").trim().to_owned();
+        let name = f.input::<RoleNameInput>().role_name;
+        let id = f.input::<RoleIdInput>().role_id.trim().to_owned();
         check_role_id(&id)?;
         self.modify_role(&req, &name, false, |r, _| {
             r.role_id = id.clone();

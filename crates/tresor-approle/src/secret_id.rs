@@ -15,6 +15,7 @@ use tresor_sdk::{LogicalError, Request, Response, Result};
 use crate::engine::{
     Engine, MAX_ID_BYTES, bad, is_subset, mount_id, parse_cidrs, parse_metadata, role_missing,
 };
+use crate::inputs::{AccessorInput, NewSecretIdInput, RoleNameInput, SecretIdInput};
 use crate::store::{self, AccessorEntry, RoleEntry, SecretIdEntry};
 
 /// Vault prints a secret ID that never expires with Go's zero time.
@@ -55,7 +56,7 @@ fn accessor_not_found(accessor: &str) -> LogicalError {
 
 /// A presented secret ID: required, and no longer than Vault allows.
 fn presented(f: &Fields) -> Result<String> {
-    let id = f.string("secret_id").trim().to_owned();
+    let id = f.input::<SecretIdInput>().secret_id.trim().to_owned();
     if id.is_empty() {
         return Err(bad("missing secret_id"));
     }
@@ -70,7 +71,13 @@ fn presented(f: &Fields) -> Result<String> {
 /// The settings of a new secret ID, checked against its role: a secret ID may narrow what
 /// the role allows, never widen it.
 fn new_entry(role: &RoleEntry, f: &Fields, now: i64) -> Result<SecretIdEntry> {
-    let cidr_list = f.list("cidr_list");
+    let NewSecretIdInput {
+        metadata,
+        cidr_list,
+        token_bound_cidrs,
+        num_uses,
+        ttl,
+    } = f.input();
     let blocks = parse_cidrs("cidr_list", &cidr_list)?;
     if !role.secret_id_bound_cidrs.is_empty() {
         let outer = parse_cidrs("secret_id_bound_cidrs", &role.secret_id_bound_cidrs)?;
@@ -80,7 +87,6 @@ fn new_entry(role: &RoleEntry, f: &Fields, now: i64) -> Result<SecretIdEntry> {
             ));
         }
     }
-    let token_bound_cidrs = f.list("token_bound_cidrs");
     let blocks = parse_cidrs("token_bound_cidrs", &token_bound_cidrs)?;
     if !role.token.token_bound_cidrs.is_empty() {
         let outer = parse_cidrs("token_bound_cidrs", &role.token.token_bound_cidrs)?;
@@ -90,8 +96,7 @@ fn new_entry(role: &RoleEntry, f: &Fields, now: i64) -> Result<SecretIdEntry> {
             ));
         }
     }
-    let num_uses = if f.is_set("num_uses") {
-        let n = f.int("num_uses").unwrap_or(0);
+    let num_uses = if let Some(n) = num_uses {
         if n < 0 {
             return Err(bad("num_uses cannot be negative"));
         }
@@ -104,8 +109,8 @@ fn new_entry(role: &RoleEntry, f: &Fields, now: i64) -> Result<SecretIdEntry> {
     } else {
         role.secret_id_num_uses
     };
-    let ttl = if f.is_set("ttl") {
-        let t = f.duration("ttl").unwrap_or_default().as_secs();
+    let ttl = if let Some(t) = ttl {
+        let t = t.as_secs();
         if role.secret_id_ttl > 0 && (t == 0 || t > role.secret_id_ttl) {
             return Err(bad("ttl cannot be longer than the role's secret_id_ttl"));
         }
@@ -127,7 +132,7 @@ fn new_entry(role: &RoleEntry, f: &Fields, now: i64) -> Result<SecretIdEntry> {
         creation_time: now,
         expiration_time,
         last_updated_time: now,
-        metadata: parse_metadata(f.value("metadata"))?,
+        metadata: parse_metadata(Some(&metadata))?,
         cidr_list,
         token_bound_cidrs,
     })
@@ -136,7 +141,7 @@ fn new_entry(role: &RoleEntry, f: &Fields, now: i64) -> Result<SecretIdEntry> {
 impl Engine {
     /// The role a secret-ID path names, or Vault's 400 for a role that does not exist.
     async fn existing_role(&self, req: &Request, f: &Fields) -> Result<RoleEntry> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         store::load_role(&*req.storage, &name)
             .await?
             .ok_or_else(|| role_missing(&name))
@@ -149,7 +154,7 @@ impl Engine {
         f: Fields,
         custom: bool,
     ) -> Result<Option<Response>> {
-        let name = f.string("role_name");
+        let name = f.input::<RoleNameInput>().role_name;
         let s = &*req.storage;
         let salt = self.salt(&mount_id(&req), s).await?;
         let secret_id = if custom {
@@ -280,7 +285,11 @@ impl Engine {
         f: &Fields,
     ) -> Result<(RoleEntry, String, Option<AccessorEntry>)> {
         let role = self.existing_role(req, f).await?;
-        let accessor = f.string("secret_id_accessor").trim().to_owned();
+        let accessor = f
+            .input::<AccessorInput>()
+            .secret_id_accessor
+            .trim()
+            .to_owned();
         if accessor.is_empty() {
             return Err(bad("missing secret_id_accessor"));
         }
