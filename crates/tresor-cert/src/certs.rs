@@ -8,35 +8,9 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result};
 
+use crate::inputs::{CertInput, CertNameInput, TokenTtlSent};
 use crate::store::{self, CertEntry};
 use crate::{Engine, bad, x509};
-
-/// The list fields of a role, with where each lives.
-fn list_field<'a>(e: &'a mut CertEntry, name: &str) -> &'a mut Vec<String> {
-    match name {
-        "allowed_names" => &mut e.allowed_names,
-        "allowed_common_names" => &mut e.allowed_common_names,
-        "allowed_dns_sans" => &mut e.allowed_dns_sans,
-        "allowed_email_sans" => &mut e.allowed_email_sans,
-        "allowed_uri_sans" => &mut e.allowed_uri_sans,
-        "allowed_organizational_units" => &mut e.allowed_organizational_units,
-        "required_extensions" => &mut e.required_extensions,
-        "allowed_metadata_extensions" => &mut e.allowed_metadata_extensions,
-        _ => &mut e.ocsp_servers_override,
-    }
-}
-
-const LIST_FIELDS: &[&str] = &[
-    "allowed_names",
-    "allowed_common_names",
-    "allowed_dns_sans",
-    "allowed_email_sans",
-    "allowed_uri_sans",
-    "allowed_organizational_units",
-    "required_extensions",
-    "allowed_metadata_extensions",
-    "ocsp_servers_override",
-];
 
 /// A new role's defaults.
 fn new_entry(name: &str) -> CertEntry {
@@ -103,8 +77,9 @@ fn show(e: &CertEntry) -> Map<String, Value> {
 
 /// Applies the fields a write sent to `e`, validating each.
 fn apply(e: &mut CertEntry, f: &Fields) -> Result<()> {
-    if f.is_set("certificate") {
-        e.certificate = f.string("certificate");
+    let i: CertInput = f.input();
+    if let Some(c) = i.certificate {
+        e.certificate = c;
     }
     if e.certificate.trim().is_empty() {
         return Err(bad(
@@ -112,12 +87,28 @@ fn apply(e: &mut CertEntry, f: &Fields) -> Result<()> {
         ));
     }
     x509::check_trusted(&e.certificate).map_err(|m| bad(format!("certificate: {m}")))?;
-    if f.is_set("display_name") {
-        e.display_name = f.string("display_name");
+    if let Some(d) = i.display_name {
+        e.display_name = d;
     }
-    for name in LIST_FIELDS {
-        if f.is_set(name) {
-            *list_field(e, name) = f.list(name);
+    for (given, slot) in [
+        (i.allowed_names, &mut e.allowed_names),
+        (i.allowed_common_names, &mut e.allowed_common_names),
+        (i.allowed_dns_sans, &mut e.allowed_dns_sans),
+        (i.allowed_email_sans, &mut e.allowed_email_sans),
+        (i.allowed_uri_sans, &mut e.allowed_uri_sans),
+        (
+            i.allowed_organizational_units,
+            &mut e.allowed_organizational_units,
+        ),
+        (i.required_extensions, &mut e.required_extensions),
+        (
+            i.allowed_metadata_extensions,
+            &mut e.allowed_metadata_extensions,
+        ),
+        (i.ocsp_servers_override, &mut e.ocsp_servers_override),
+    ] {
+        if let Some(list) = given {
+            *slot = list;
         }
     }
     for r in &e.required_extensions {
@@ -137,38 +128,37 @@ fn apply(e: &mut CertEntry, f: &Fields) -> Result<()> {
             )));
         }
     }
-    if f.is_set("ocsp_ca_certificates") {
-        e.ocsp_ca_certificates = f.string("ocsp_ca_certificates");
+    if let Some(pem) = i.ocsp_ca_certificates {
+        e.ocsp_ca_certificates = pem;
     }
     if !e.ocsp_ca_certificates.trim().is_empty() {
         x509::pem_certificates(&e.ocsp_ca_certificates)
             .map_err(|m| bad(format!("ocsp_ca_certificates: {m}")))?;
     }
-    for (name, slot) in [
-        ("ocsp_enabled", &mut e.ocsp_enabled),
-        ("ocsp_fail_open", &mut e.ocsp_fail_open),
-        ("ocsp_query_all_servers", &mut e.ocsp_query_all_servers),
+    for (given, slot) in [
+        (i.ocsp_enabled, &mut e.ocsp_enabled),
+        (i.ocsp_fail_open, &mut e.ocsp_fail_open),
+        (i.ocsp_query_all_servers, &mut e.ocsp_query_all_servers),
     ] {
-        if f.is_set(name) {
-            *slot = f.flag(name);
+        if let Some(b) = given {
+            *slot = b;
         }
     }
-    if f.is_set("ocsp_this_update_max_age") {
-        e.ocsp_this_update_max_age = f
-            .duration("ocsp_this_update_max_age")
-            .unwrap_or_default()
-            .as_secs();
+    if let Some(d) = i.ocsp_this_update_max_age {
+        e.ocsp_this_update_max_age = d.as_secs();
     }
-    if f.is_set("ocsp_max_retries") {
-        let n = f.int("ocsp_max_retries").unwrap_or(0);
+    if let Some(n) = i.ocsp_max_retries {
         if n < 0 {
             return Err(bad("ocsp_max_retries cannot be negative"));
         }
         e.ocsp_max_retries = n;
     }
     // `lease` is the oldest spelling of the token TTL; the newer names win.
-    if f.is_set("lease") && !f.is_set("token_ttl") && !f.is_set("ttl") {
-        let secs = f.int("lease").unwrap_or(0);
+    let ttl_sent: TokenTtlSent = f.input();
+    let lease = i
+        .lease
+        .filter(|_| ttl_sent.token_ttl.is_none() && ttl_sent.ttl.is_none());
+    if let Some(secs) = lease {
         if secs < 0 {
             return Err(bad("lease cannot be negative"));
         }
@@ -193,7 +183,7 @@ impl Engine {
     }
 
     pub(crate) async fn cert_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        Ok(store::cert(&*req.storage, &f.string("name"))
+        Ok(store::cert(&*req.storage, &f.input::<CertNameInput>().name)
             .await?
             .is_some())
     }
@@ -203,7 +193,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        Ok(store::cert(&*req.storage, &f.string("name"))
+        Ok(store::cert(&*req.storage, &f.input::<CertNameInput>().name)
             .await?
             .map(|e| Response::data(show(&e))))
     }
@@ -213,7 +203,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let name = f.input::<CertNameInput>().name;
         let s = &*req.storage;
         let mut e = store::cert(s, &name)
             .await?
@@ -230,7 +220,11 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         req.storage
-            .delete(&format!("{}{}", store::CERT_PREFIX, f.string("name")))
+            .delete(&format!(
+                "{}{}",
+                store::CERT_PREFIX,
+                f.input::<CertNameInput>().name
+            ))
             .await?;
         Ok(None)
     }

@@ -6,6 +6,7 @@ use serde_json::json;
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result};
 
+use crate::inputs::ConfigInput;
 use crate::{Engine, bad, store};
 
 impl Engine {
@@ -31,24 +32,23 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
         let mut c = store::config(s).await?;
-        if f.is_set("disable_binding") {
-            c.disable_binding = f.flag("disable_binding");
+        let i: ConfigInput = f.input();
+        if let Some(b) = i.disable_binding {
+            c.disable_binding = b;
         }
-        if f.is_set("enable_identity_alias_metadata") {
-            c.enable_identity_alias_metadata = f.flag("enable_identity_alias_metadata");
+        if let Some(b) = i.enable_identity_alias_metadata {
+            c.enable_identity_alias_metadata = b;
         }
-        if f.is_set("enable_metadata_on_failures") {
-            c.enable_metadata_on_failures = f.flag("enable_metadata_on_failures");
+        if let Some(b) = i.enable_metadata_on_failures {
+            c.enable_metadata_on_failures = b;
         }
-        if f.is_set("ocsp_cache_size") {
-            let n = f.int("ocsp_cache_size").unwrap_or(0);
+        if let Some(n) = i.ocsp_cache_size {
             if n < 2 {
                 return Err(bad("invalid ocsp_cache_size: must be at least 2"));
             }
             c.ocsp_cache_size = n;
         }
-        if f.is_set("role_cache_size") {
-            let n = f.int("role_cache_size").unwrap_or(0);
+        if let Some(n) = i.role_cache_size {
             if n < -1 {
                 return Err(bad(
                     "invalid role_cache_size: must be -1 (disabled) or more",

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result};
 
+use crate::inputs::CrlInput;
 use crate::store::{self, CrlEntry};
 use crate::{Engine, bad, x509};
 
@@ -26,7 +27,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let Some(c) = store::crl(&*req.storage, &f.string("name")).await? else {
+        let Some(c) = store::crl(&*req.storage, &f.input::<CrlInput>().name).await? else {
             return Ok(None);
         };
         let serials: Map<String, Value> = c
@@ -44,19 +45,19 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        if !f.string("url").trim().is_empty() {
+        let CrlInput { name, crl, url } = f.input();
+        if !url.trim().is_empty() {
             return Err(bad(
                 "url is not supported: this server does not fetch CRLs; post the CRL itself as crl",
             ));
         }
-        let crl = f.string("crl");
         if crl.trim().is_empty() {
             return Err(bad("missing crl: a PEM-encoded CRL is required"));
         }
         let serials = x509::crl_serials(&crl).map_err(|m| bad(format!("crl: {m}")))?;
         store::put_crl(
             &*req.storage,
-            &f.string("name"),
+            &name,
             &CrlEntry {
                 version: 0,
                 serials,
@@ -72,7 +73,11 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         req.storage
-            .delete(&format!("{}{}", store::CRL_PREFIX, f.string("name")))
+            .delete(&format!(
+                "{}{}",
+                store::CRL_PREFIX,
+                f.input::<CrlInput>().name
+            ))
             .await?;
         Ok(None)
     }

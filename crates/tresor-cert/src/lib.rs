@@ -21,6 +21,7 @@ mod certs;
 mod config;
 mod crls;
 mod glob;
+mod inputs;
 mod login;
 mod ocsp;
 mod store;
@@ -34,9 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use inputs::{CertInput, CertNameInput, ConfigInput, CrlInput, LoginInput};
 use serde_json::{Map, Value};
 use tresor_sdk::clock::{Clock, SystemClock};
-use tresor_sdk::framework::{Field, Kind, Path, Table};
+use tresor_sdk::framework::{Path, Table};
 use tresor_sdk::token::TokenParams;
 use tresor_sdk::{
     LogicalBackend, LogicalError, Operation, Request, Response, Result, SpecialPaths,
@@ -131,117 +133,6 @@ impl LogicalBackend for CertAuth {
 // ---------------------------------------------------------------------------------------------
 // The path table.
 
-fn f(name: &'static str, kind: Kind, desc: &'static str) -> Field {
-    Field::new(name, kind, desc)
-}
-
-fn name_field() -> Field {
-    f(
-        "name",
-        Kind::Str,
-        "The name of the certificate role (compared without case).",
-    )
-}
-
-fn cert_fields(p: Path<Engine>) -> Path<Engine> {
-    let p = p
-        .field(name_field())
-        .field(f(
-            "certificate",
-            Kind::Str,
-            "The PEM-encoded certificate(s) to trust: a CA, whose descendants may log in, or a leaf, which may log in as itself.",
-        ))
-        .field(f(
-            "display_name",
-            Kind::Str,
-            "The name tokens issued through this role are displayed with (default: the role name).",
-        ))
-        .field(f(
-            "allowed_names",
-            Kind::List,
-            "Deprecated: globs of which one must match the common name, a DNS SAN or an email SAN.",
-        ))
-        .field(f(
-            "allowed_common_names",
-            Kind::List,
-            "Globs of which one must match the certificate's common name.",
-        ))
-        .field(f(
-            "allowed_dns_sans",
-            Kind::List,
-            "Globs of which one must match one of the certificate's DNS SANs.",
-        ))
-        .field(f(
-            "allowed_email_sans",
-            Kind::List,
-            "Globs of which one must match one of the certificate's email SANs.",
-        ))
-        .field(f(
-            "allowed_uri_sans",
-            Kind::List,
-            "Globs of which one must match one of the certificate's URI SANs.",
-        ))
-        .field(f(
-            "allowed_organizational_units",
-            Kind::List,
-            "Globs of which one must match one of the subject's organizational units.",
-        ))
-        .field(f(
-            "required_extensions",
-            Kind::List,
-            "Extensions the certificate must carry: \"<oid>:<glob>\" against the extension's string value, or \"hex:<oid>:<glob>\" against its DER value in hex.",
-        ))
-        .field(f(
-            "allowed_metadata_extensions",
-            Kind::List,
-            "Extension OIDs whose string values are added to the login's metadata (keys spell the OID with '-' for '.').",
-        ))
-        .field(f(
-            "ocsp_enabled",
-            Kind::Bool,
-            "Check the certificate with its OCSP responder at login and renewal.",
-        ))
-        .field(f(
-            "ocsp_ca_certificates",
-            Kind::Str,
-            "PEM-encoded responder certificates trusted to sign OCSP answers, besides the issuer.",
-        ))
-        .field(f(
-            "ocsp_servers_override",
-            Kind::List,
-            "OCSP responder URLs to ask instead of the certificate's own (Authority Information Access).",
-        ))
-        .field(f(
-            "ocsp_fail_open",
-            Kind::Bool,
-            "Allow the login when no responder gives an answer (a 'revoked' answer always refuses).",
-        ))
-        .field(f(
-            "ocsp_query_all_servers",
-            Kind::Bool,
-            "Ask every responder and require each to answer 'good', instead of taking the first answer.",
-        ))
-        .field(f(
-            "ocsp_this_update_max_age",
-            Kind::Duration,
-            "Refuse OCSP answers produced longer ago than this (0: any age).",
-        ))
-        .field(
-            f(
-                "ocsp_max_retries",
-                Kind::Int,
-                "How many more times to ask a responder that cannot be reached.",
-            )
-            .default(serde_json::json!(4)),
-        )
-        .field(f(
-            "lease",
-            Kind::Int,
-            "Deprecated: use token_ttl. The TTL of tokens, in seconds.",
-        ));
-    TokenParams::add_fields(p)
-}
-
 const CERTS_HELP: &str = r#"
 A certificate role trusts one certificate (or a PEM bundle of them). A CA certificate lets every
 certificate it issued log in, through any intermediates the client presents; a certificate that
@@ -289,35 +180,26 @@ fn table() -> Table<Engine> {
             Path::<Engine>::new("certs")
                 .op(List, h!(list_certs))
                 .help("Lists the certificate roles.", CERTS_HELP),
-            cert_fields(Path::<Engine>::new("certs/{name}").case_insensitive("name"))
-                .op(Read, h!(read_cert))
-                .op(Update, h!(write_cert))
-                .op(Delete, h!(delete_cert))
-                .existence(h!(cert_exists))
-                .help(
-                    "Manages a trusted certificate and the constraints of logins through it.",
-                    CERTS_HELP,
-                ),
+            TokenParams::add_fields(
+                Path::<Engine>::new("certs/{name}")
+                    .case_insensitive("name")
+                    .input::<CertNameInput>()
+                    .input::<CertInput>(),
+            )
+            .op(Read, h!(read_cert))
+            .op(Update, h!(write_cert))
+            .op(Delete, h!(delete_cert))
+            .existence(h!(cert_exists))
+            .help(
+                "Manages a trusted certificate and the constraints of logins through it.",
+                CERTS_HELP,
+            ),
             Path::<Engine>::new("crls")
                 .op(List, h!(list_crls))
                 .help("Lists the stored certificate revocation lists.", CRLS_HELP),
             Path::<Engine>::new("crls/{name}")
                 .case_insensitive("name")
-                .field(f(
-                    "name",
-                    Kind::Str,
-                    "The name of the CRL (compared without case).",
-                ))
-                .field(f(
-                    "crl",
-                    Kind::Str,
-                    "The CRL: PEM (X509 CRL), or base64-encoded DER.",
-                ))
-                .field(f(
-                    "url",
-                    Kind::Str,
-                    "Not supported: fetching CRLs from a distribution point. Post the CRL itself.",
-                ))
+                .input::<CrlInput>()
                 .op(Read, h!(read_crl))
                 .op(Update, h!(write_crl))
                 .op(Delete, h!(delete_crl))
@@ -326,46 +208,12 @@ fn table() -> Table<Engine> {
                     CRLS_HELP,
                 ),
             Path::<Engine>::new("config")
-                .field(f(
-                    "disable_binding",
-                    Kind::Bool,
-                    "Do not require a renewal's client certificate to be the login's.",
-                ))
-                .field(f(
-                    "enable_identity_alias_metadata",
-                    Kind::Bool,
-                    "Copy the login's metadata onto its identity alias.",
-                ))
-                .field(
-                    f(
-                        "ocsp_cache_size",
-                        Kind::Int,
-                        "Accepted for compatibility (OCSP answers are not cached).",
-                    )
-                    .default(serde_json::json!(100)),
-                )
-                .field(
-                    f(
-                        "role_cache_size",
-                        Kind::Int,
-                        "Accepted for compatibility (roles are read from storage).",
-                    )
-                    .default(serde_json::json!(200)),
-                )
-                .field(f(
-                    "enable_metadata_on_failures",
-                    Kind::Bool,
-                    "Accepted for compatibility.",
-                ))
+                .input::<ConfigInput>()
                 .op(Read, h!(read_config))
                 .op(Update, h!(write_config))
                 .help("Configures the method.", CONFIG_HELP),
             Path::<Engine>::new("login")
-                .field(f(
-                    "name",
-                    Kind::Str,
-                    "The certificate role to log in through (default: the first that matches).",
-                ))
+                .input::<LoginInput>()
                 .op(Update, h!(login))
                 .help(
                     "Logs in with the client certificate of the TLS handshake.",

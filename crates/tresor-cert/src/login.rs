@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{Alias, Auth, Request, Response, Result};
 
+use crate::inputs::LoginInput;
 use crate::ocsp::{self, Answer};
 use crate::store::{self, CertEntry};
 use crate::x509::{self, PathError};
@@ -159,7 +160,7 @@ impl Engine {
             // Vault's words (checked against OpenBao 2.7.2).
             return Err(bad("no client certificate found"));
         }
-        let name = f.string("name").trim().to_lowercase();
+        let name = f.input::<LoginInput>().name.trim().to_lowercase();
         let only = (!name.is_empty()).then_some(name.as_str());
         let m = self.find_match(&req, &chain, only).await?.map_err(bad)?;
         let cfg = store::config(&*req.storage).await?;
