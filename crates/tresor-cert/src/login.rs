@@ -137,7 +137,9 @@ impl Engine {
             extra_signers,
             query_all: e.ocsp_query_all_servers,
             this_update_max_age: e.ocsp_this_update_max_age,
-            max_retries: u32::try_from(e.ocsp_max_retries).unwrap_or(0),
+            // Stored counts are not negative; one past u32 is still "many" (the query caps
+            // it), not none.
+            max_retries: u32::try_from(e.ocsp_max_retries.max(0)).unwrap_or(u32::MAX),
         };
         match ocsp::query(&self.http, &path[0], &path[1], &settings, now).await {
             Ok(Answer::Good) => Ok(()),

@@ -34,7 +34,7 @@ const SKEW: i64 = 300;
 /// The largest OCSP answer read.
 const MAX_RESPONSE: usize = 256 * 1024;
 /// Retries per responder are bounded whatever the role says.
-const RETRY_CAP: u32 = 8;
+pub(crate) const RETRY_CAP: u32 = 8;
 
 /// What a role asks of the OCSP check.
 #[derive(Debug, Clone, Default)]

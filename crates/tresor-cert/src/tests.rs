@@ -663,6 +663,40 @@ async fn ocsp_good_revoked_and_failures() {
     assert!(e.contains("no OCSP responder"), "{e}");
 }
 
+/// A responder that cannot answer is asked again `ocsp_max_retries` times, capped at
+/// `RETRY_CAP`: a count too large for the client's counter gets the cap, not zero retries.
+#[tokio::test]
+async fn ocsp_retries_follow_the_role_up_to_the_cap() {
+    let t = t();
+    let p = people();
+    let resp = responder(&p.users, Mode::ServerError).await;
+    let alice = leaf("alice", &p.users, 0x79, |c| {
+        c.custom_extensions = vec![aia_ocsp(&resp.url)]
+    });
+    t.write(
+        "certs/people",
+        json!({"certificate": p.users.pem, "ocsp_enabled": true, "ocsp_max_retries": 2}),
+    )
+    .await;
+    assert!(t.login(&[&alice.der], json!({})).await.is_err());
+    assert_eq!(*resp.hits.lock().unwrap(), 3);
+    for huge in [
+        u64::from(crate::ocsp::RETRY_CAP) + 1,
+        1 << 32,
+        i64::MAX as u64,
+    ] {
+        *resp.hits.lock().unwrap() = 0;
+        t.write("certs/people", json!({"ocsp_max_retries": huge}))
+            .await;
+        assert!(t.login(&[&alice.der], json!({})).await.is_err());
+        assert_eq!(
+            *resp.hits.lock().unwrap(),
+            crate::ocsp::RETRY_CAP + 1,
+            "ocsp_max_retries {huge}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ocsp_answers_signed_by_a_trusted_responder_certificate() {
     let t = t();
