@@ -211,6 +211,10 @@ fn engines_and_identity_read_typed_inputs_only() {
         "tresor-database",
         "tresor-ldap",
         "tresor-jwt",
+        "tresor-transit",
+        "tresor-approle",
+        "tresor-userpass",
+        "tresor-cert",
     ];
     for name in engines {
         let src = crate_src(name);
