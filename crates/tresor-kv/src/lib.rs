@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod inputs;
 mod json;
 mod store;
 mod v1;

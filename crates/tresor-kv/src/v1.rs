@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
-use tresor_sdk::framework::{Field, Fields, Kind, Path, Table};
+use tresor_sdk::framework::{Fields, Path, Table};
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result, SpecialPaths};
 
 use crate::Engine;
+use crate::inputs::SecretPath;
 use crate::store;
-
-const PATH_DESC: &str =
-    "Location of the secret, relative to the mount; may contain '/' to form folders.";
 
 const SECRET_SYNOPSIS: &str =
     "Pass-through secret storage: read, write, delete or list the secret at this path.";
@@ -35,7 +33,7 @@ pub(crate) fn table() -> Table<Engine> {
         paths: vec![
             Path::new("{path:+}")
                 .free_form()
-                .field(Field::new("path", Kind::Str, PATH_DESC))
+                .input::<SecretPath>()
                 .op(Operation::Read, |b, req, f| {
                     Box::pin(async move { read(&b, req, f).await })
                 })
@@ -51,7 +49,7 @@ pub(crate) fn table() -> Table<Engine> {
                 .existence(|b, req, f| Box::pin(async move { exists(&b, req, f).await }))
                 .help(SECRET_SYNOPSIS, SECRET_DESCRIPTION),
             Path::new("{path:*}")
-                .field(Field::new("path", Kind::Str, PATH_DESC))
+                .input::<SecretPath>()
                 .op(Operation::List, |b, req, f| {
                     Box::pin(async move { list(&b, req, f).await })
                 })
@@ -63,15 +61,15 @@ pub(crate) fn table() -> Table<Engine> {
 }
 
 async fn exists(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<bool> {
-    Ok(store::load_v1(&*req.storage, &f.string("path"))
-        .await?
-        .is_some())
+    let SecretPath { path } = f.input();
+    Ok(store::load_v1(&*req.storage, &path).await?.is_some())
 }
 
 /// A read reports the secret's `ttl` (else the mount's default lease TTL) as an advisory
 /// refresh interval, as Vault does; no lease is created.
 async fn read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let Some(data) = store::load_v1(&*req.storage, &f.string("path")).await? else {
+    let SecretPath { path } = f.input();
+    let Some(data) = store::load_v1(&*req.storage, &path).await? else {
         return Ok(None);
     };
     let hint = data
@@ -85,7 +83,7 @@ async fn read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Respon
 }
 
 async fn write(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let path = f.string("path");
+    let SecretPath { path } = f.input();
     if path.ends_with('/') {
         return Err(LogicalError::invalid(
             "cannot write to a path ending in '/'",
@@ -99,14 +97,15 @@ async fn write(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Respo
 }
 
 async fn delete(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
+    let SecretPath { path } = f.input();
     req.storage
-        .delete(&format!("{}{}", store::V1_PREFIX, f.string("path")))
+        .delete(&format!("{}{path}", store::V1_PREFIX))
         .await?;
     Ok(None)
 }
 
 async fn list(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let mut folder = f.string("path");
+    let SecretPath { path: mut folder } = f.input();
     if !folder.is_empty() && !folder.ends_with('/') {
         folder.push('/');
     }

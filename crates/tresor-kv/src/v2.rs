@@ -20,11 +20,15 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tresor_sdk::duration::format_go;
-use tresor_sdk::framework::{Field, Fields, Kind, Path, Table};
+use tresor_sdk::framework::{Fields, Path, Table};
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result, SpecialPaths, Storage};
 
 use crate::Engine;
 use crate::clock::format_rfc3339_nano;
+use crate::inputs::{
+    ConfigInput, DataWrite, DeleteVersions, DestroyVersions, MetadataInput, ReadVersion,
+    SecretPath, SubkeysDepth, UndeleteVersions,
+};
 use crate::json::{merge_patch, subkeys};
 use crate::store::{self, Config, DEFAULT_MAX_VERSIONS, SecretMeta, VersionMeta};
 
@@ -32,12 +36,6 @@ use crate::store::{self, Config, DEFAULT_MAX_VERSIONS, SecretMeta, VersionMeta};
 const CUSTOM_METADATA_MAX_KEYS: usize = 64;
 const CUSTOM_METADATA_MAX_KEY_LEN: usize = 128;
 const CUSTOM_METADATA_MAX_VALUE_LEN: usize = 512;
-
-const PATH_DESC: &str =
-    "Location of the secret, relative to the mount; may contain '/' to form folders.";
-const MAX_VERSIONS_DESC: &str = "How many versions to keep per secret; once exceeded, the oldest versions are removed for good. 0 means 10.";
-const CAS_REQUIRED_DESC: &str = "If true, every write must carry the 'cas' option (check-and-set).";
-const DVA_DESC: &str = "How long after it is written a version is soft-deleted, as a duration such as '3h25m19s'; '0s' never deletes.";
 
 // Help texts.
 const CONFIG_SYNOPSIS: &str = "Read or write the engine-wide settings of this KV version 2 mount.";
@@ -89,108 +87,88 @@ object) replaced by null. 'depth' limits how deep the structure is shown: keys a
 are shown as leaves.
 ";
 
-fn path_field() -> Field {
-    Field::new("path", Kind::Str, PATH_DESC)
-}
-
-fn versions_field(what: &'static str) -> Field {
-    Field::new("versions", Kind::List, what)
-}
-
 pub(crate) fn table() -> Table<Engine> {
     Table {
         paths: vec![
             Path::new("config")
-                .field(Field::new("max_versions", Kind::Int, MAX_VERSIONS_DESC))
-                .field(Field::new("cas_required", Kind::Bool, CAS_REQUIRED_DESC))
-                .field(Field::new("delete_version_after", Kind::Duration, DVA_DESC))
-                .op(Operation::Read, |b, req, f| Box::pin(async move { config_read(&b, req, f).await }))
-                .op(Operation::Update, |b, req, f| Box::pin(async move { config_write(&b, req, f).await }))
+                .input::<ConfigInput>()
+                .op(Operation::Read, |b, req, f| {
+                    Box::pin(async move { config_read(&b, req, f).await })
+                })
+                .op(Operation::Update, |b, req, f| {
+                    Box::pin(async move { config_write(&b, req, f).await })
+                })
                 .existence(|_, _, _| Box::pin(async move { Ok(true) }))
                 .help(CONFIG_SYNOPSIS, CONFIG_DESCRIPTION),
             Path::new("data/{path:+}")
-                .field(path_field())
-                .field(Field::new(
-                    "version",
-                    Kind::Int,
-                    "Version to read; 0 or absent reads the latest version.",
-                ))
-                .field(Field::new(
-                    "data",
-                    Kind::Map,
-                    "The secret's contents: any JSON object. On PATCH, merged into the current version.",
-                ))
-                .field(Field::new(
-                    "options",
-                    Kind::Map,
-                    "Write options. 'cas' (integer): the version the secret must currently be at for the write to succeed; 0 means the secret must not exist.",
-                ))
-                .op(Operation::Read, |b, req, f| Box::pin(async move { data_read(&b, req, f).await }))
-                .op(Operation::Update, |b, req, f| Box::pin(async move { data_write(&b, req, f).await }))
-                .op(Operation::Patch, |b, req, f| Box::pin(async move { data_patch(&b, req, f).await }))
-                .op(Operation::Delete, |b, req, f| Box::pin(async move { data_delete(&b, req, f).await }))
+                .input::<SecretPath>()
+                .input::<ReadVersion>()
+                .input::<DataWrite>()
+                .op(Operation::Read, |b, req, f| {
+                    Box::pin(async move { data_read(&b, req, f).await })
+                })
+                .op(Operation::Update, |b, req, f| {
+                    Box::pin(async move { data_write(&b, req, f).await })
+                })
+                .op(Operation::Patch, |b, req, f| {
+                    Box::pin(async move { data_patch(&b, req, f).await })
+                })
+                .op(Operation::Delete, |b, req, f| {
+                    Box::pin(async move { data_delete(&b, req, f).await })
+                })
                 .existence(|b, req, f| Box::pin(async move { secret_exists(&b, req, f).await }))
                 .help(DATA_SYNOPSIS, DATA_DESCRIPTION),
             Path::new("delete/{path:+}")
-                .field(path_field())
-                .field(versions_field("The versions to soft-delete."))
-                .op(Operation::Update, |b, req, f| Box::pin(async move { versions_delete(&b, req, f).await }))
+                .input::<SecretPath>()
+                .input::<DeleteVersions>()
+                .op(Operation::Update, |b, req, f| {
+                    Box::pin(async move { versions_delete(&b, req, f).await })
+                })
                 .existence(|_, _, _| Box::pin(async move { Ok(true) }))
                 .help(DELETE_SYNOPSIS, DELETE_DESCRIPTION),
             Path::new("undelete/{path:+}")
-                .field(path_field())
-                .field(versions_field("The versions to restore."))
-                .op(Operation::Update, |b, req, f| Box::pin(async move { versions_undelete(&b, req, f).await }))
+                .input::<SecretPath>()
+                .input::<UndeleteVersions>()
+                .op(Operation::Update, |b, req, f| {
+                    Box::pin(async move { versions_undelete(&b, req, f).await })
+                })
                 .existence(|_, _, _| Box::pin(async move { Ok(true) }))
                 .help(UNDELETE_SYNOPSIS, UNDELETE_DESCRIPTION),
             Path::new("destroy/{path:+}")
-                .field(path_field())
-                .field(versions_field("The versions whose data is erased for good."))
-                .op(Operation::Update, |b, req, f| Box::pin(async move { versions_destroy(&b, req, f).await }))
+                .input::<SecretPath>()
+                .input::<DestroyVersions>()
+                .op(Operation::Update, |b, req, f| {
+                    Box::pin(async move { versions_destroy(&b, req, f).await })
+                })
                 .existence(|_, _, _| Box::pin(async move { Ok(true) }))
                 .help(DESTROY_SYNOPSIS, DESTROY_DESCRIPTION),
             Path::new("metadata/{path:*}")
-                .field(path_field())
-                .field(Field::new(
-                    "max_versions",
-                    Kind::Int,
-                    "How many versions to keep for this secret; 0 uses the mount's setting. Applied on the next write.",
-                ))
-                .field(Field::new(
-                    "cas_required",
-                    Kind::Bool,
-                    "If true, writes to this secret must carry the 'cas' option; if false, the mount's setting applies.",
-                ))
-                .field(Field::new(
-                    "delete_version_after",
-                    Kind::Duration,
-                    "How long after it is written a new version of this secret is soft-deleted; the mount's setting wins when shorter. '0s' uses the mount's.",
-                ))
-                .field(Field::new(
-                    "custom_metadata",
-                    Kind::Raw,
-                    "String-to-string map describing the secret (at most 64 keys, keys up to 128 bytes, values up to 512 bytes).",
-                ))
-                .op(Operation::Read, |b, req, f| Box::pin(async move { metadata_read(&b, req, f).await }))
-                .op(Operation::List, |b, req, f| Box::pin(async move { metadata_list(&b, req, f).await }))
-                .op(Operation::Update, |b, req, f| Box::pin(async move { metadata_write(&b, req, f).await }))
-                .op(Operation::Patch, |b, req, f| Box::pin(async move { metadata_patch(&b, req, f).await }))
-                .op(Operation::Delete, |b, req, f| Box::pin(async move { metadata_delete(&b, req, f).await }))
+                .input::<SecretPath>()
+                .input::<MetadataInput>()
+                .op(Operation::Read, |b, req, f| {
+                    Box::pin(async move { metadata_read(&b, req, f).await })
+                })
+                .op(Operation::List, |b, req, f| {
+                    Box::pin(async move { metadata_list(&b, req, f).await })
+                })
+                .op(Operation::Update, |b, req, f| {
+                    Box::pin(async move { metadata_write(&b, req, f).await })
+                })
+                .op(Operation::Patch, |b, req, f| {
+                    Box::pin(async move { metadata_patch(&b, req, f).await })
+                })
+                .op(Operation::Delete, |b, req, f| {
+                    Box::pin(async move { metadata_delete(&b, req, f).await })
+                })
                 .existence(|b, req, f| Box::pin(async move { secret_exists(&b, req, f).await }))
                 .help(METADATA_SYNOPSIS, METADATA_DESCRIPTION),
             Path::new("subkeys/{path:+}")
-                .field(path_field())
-                .field(Field::new(
-                    "version",
-                    Kind::Int,
-                    "Version to read; 0 or absent reads the latest version.",
-                ))
-                .field(Field::new(
-                    "depth",
-                    Kind::Int,
-                    "Deepest nesting level to show; keys at this level are shown as leaves. 0 means no limit.",
-                ))
-                .op(Operation::Read, |b, req, f| Box::pin(async move { subkeys_read(&b, req, f).await }))
+                .input::<SecretPath>()
+                .input::<ReadVersion>()
+                .input::<SubkeysDepth>()
+                .op(Operation::Read, |b, req, f| {
+                    Box::pin(async move { subkeys_read(&b, req, f).await })
+                })
                 .help(SUBKEYS_SYNOPSIS, SUBKEYS_DESCRIPTION),
         ],
         special: SpecialPaths::default(),
@@ -201,9 +179,8 @@ pub(crate) fn table() -> Table<Engine> {
 // ---------------------------------------------------------------------------------------------
 // Input helpers: every error names the field it is about.
 
-/// A field that must be a non-negative integer.
-fn non_negative(f: &Fields, name: &str) -> Result<u64> {
-    let v = f.int(name).unwrap_or(0);
+/// The value of the integer field `name`, which must not be negative.
+fn non_negative(name: &str, v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| {
         LogicalError::invalid(format!(
             "field {name:?} must be a non-negative integer, got {v}"
@@ -213,7 +190,7 @@ fn non_negative(f: &Fields, name: &str) -> Result<u64> {
 
 /// The secret's path, refusing the empty path and folders for operations on one secret.
 fn secret_path(f: &Fields) -> Result<String> {
-    let path = f.string("path");
+    let SecretPath { path } = f.input();
     if path.is_empty() {
         return Err(LogicalError::invalid("missing required field \"path\""));
     }
@@ -227,8 +204,8 @@ fn secret_path(f: &Fields) -> Result<String> {
 
 /// `options.cas`, if given. Any integer is a `cas`: a negative one names a version no secret
 /// is ever at, so it fails the check as a mismatch (as in Vault), not as bad input.
-fn cas_option(f: &Fields) -> Result<Option<i64>> {
-    let Some(v) = f.map("options").and_then(|o| o.get("cas")) else {
+fn cas_option(options: &Map<String, Value>) -> Result<Option<i64>> {
+    let Some(v) = options.get("cas") else {
         return Ok(None);
     };
     let bad = || {
@@ -244,17 +221,18 @@ fn cas_option(f: &Fields) -> Result<Option<i64>> {
     }
 }
 
-/// The `data` object of a write or patch; absent or null is Vault's "no data provided".
-fn data_field(f: &Fields) -> Result<Map<String, Value>> {
-    match f.raw.get("data") {
-        None | Some(Value::Null) => Err(LogicalError::invalid("no data provided")),
-        Some(_) => Ok(f.map("data").cloned().unwrap_or_default()),
+/// The `data` object of a write or patch (`sent`, [`DataWrite::data`]); absent or null is
+/// Vault's "no data provided". A sent `null` parses as an empty object, so it is told apart
+/// from `{}` by the request's own keys.
+fn data_object(sent: Option<Map<String, Value>>, f: &Fields) -> Result<Map<String, Value>> {
+    match sent {
+        Some(data) if !matches!(f.raw.get("data"), None | Some(Value::Null)) => Ok(data),
+        _ => Err(LogicalError::invalid("no data provided")),
     }
 }
 
 /// The `versions` list of delete/undelete/destroy.
-fn versions_list(f: &Fields) -> Result<Vec<u64>> {
-    let raw = f.list("versions");
+fn versions_list(raw: Vec<String>) -> Result<Vec<u64>> {
     if raw.is_empty() {
         return Err(LogicalError::invalid("no version number provided"));
     }
@@ -325,10 +303,6 @@ fn check_custom_metadata(m: &BTreeMap<String, String>) -> Result<()> {
             problems.join("; ")
         )))
     }
-}
-
-fn duration_secs(f: &Fields, name: &str) -> u64 {
-    f.duration(name).unwrap_or(Duration::ZERO).as_secs()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -548,7 +522,7 @@ fn requested_version(meta: &SecretMeta, asked: u64) -> Option<(u64, &VersionMeta
 // Handlers.
 
 async fn secret_exists(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<bool> {
-    let path = f.string("path");
+    let SecretPath { path } = f.input();
     if path.is_empty() {
         return Ok(false);
     }
@@ -565,26 +539,30 @@ async fn config_read(_b: &Arc<Engine>, req: Request, _f: Fields) -> Result<Optio
 }
 
 async fn config_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let max_versions = non_negative(&f, "max_versions")?;
+    let input: ConfigInput = f.input();
+    let max_versions = input
+        .max_versions
+        .map(|v| non_negative("max_versions", v))
+        .transpose()?;
     let _guard = b.lock(&req, "\0config").await;
     let s = &*req.storage;
     let mut c = store::load_config(s).await?;
-    if f.is_set("max_versions") {
-        c.max_versions = max_versions;
+    if let Some(n) = max_versions {
+        c.max_versions = n;
     }
-    if f.is_set("cas_required") {
-        c.cas_required = f.flag("cas_required");
+    if let Some(on) = input.cas_required {
+        c.cas_required = on;
     }
-    if f.is_set("delete_version_after") {
-        c.delete_version_after_secs = duration_secs(&f, "delete_version_after");
+    if let Some(d) = input.delete_version_after {
+        c.delete_version_after_secs = d.as_secs();
     }
     store::save_config(s, &c).await?;
     Ok(None)
 }
 
 async fn data_read(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let asked = non_negative(&f, "version")?;
-    let path = f.string("path");
+    let asked = non_negative("version", f.input::<ReadVersion>().version)?;
+    let SecretPath { path } = f.input();
     let s = &*req.storage;
     let Some(meta) = store::load_meta(s, &path).await? else {
         return Ok(None);
@@ -614,8 +592,9 @@ async fn data_read(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Re
 /// own task, so a client that goes away cannot abandon the writes queued behind it.
 async fn data_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
     let path = secret_path(&f)?;
-    let data = data_field(&f)?;
-    let cas = cas_option(&f)?;
+    let DataWrite { data, options } = f.input();
+    let data = data_object(data, &f)?;
+    let cas = cas_option(&options)?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     let first = b.queue_write(&req, &path, PendingWrite { data, cas, reply });
     if first {
@@ -637,8 +616,9 @@ async fn data_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<R
 
 async fn data_patch(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
     let path = secret_path(&f)?;
-    let patch = data_field(&f)?;
-    let cas = cas_option(&f)?;
+    let DataWrite { data, options } = f.input();
+    let patch = data_object(data, &f)?;
+    let cas = cas_option(&options)?;
     let _guard = b.lock(&req, &path).await;
     let s = &*req.storage;
     let now = b.now_ns();
@@ -671,7 +651,7 @@ async fn data_patch(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<R
 }
 
 async fn data_delete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let path = f.string("path");
+    let SecretPath { path } = f.input();
     let _guard = b.lock(&req, &path).await;
     let s = &*req.storage;
     let now = b.now_ns();
@@ -694,14 +674,16 @@ enum VersionAction {
     Destroy,
 }
 
+/// Applies `action` to the `versions` (as sent) of the secret at the request's `path`.
 async fn apply_to_versions(
     b: &Arc<Engine>,
     req: Request,
     f: Fields,
+    versions: Vec<String>,
     action: VersionAction,
 ) -> Result<Option<Response>> {
-    let path = f.string("path");
-    let versions = versions_list(&f)?;
+    let SecretPath { path } = f.input();
+    let versions = versions_list(versions)?;
     let _guard = b.lock(&req, &path).await;
     let s = &*req.storage;
     let now = b.now_ns();
@@ -737,19 +719,22 @@ async fn apply_to_versions(
 }
 
 async fn versions_delete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    apply_to_versions(b, req, f, VersionAction::Delete).await
+    let versions = f.input::<DeleteVersions>().versions;
+    apply_to_versions(b, req, f, versions, VersionAction::Delete).await
 }
 
 async fn versions_undelete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    apply_to_versions(b, req, f, VersionAction::Undelete).await
+    let versions = f.input::<UndeleteVersions>().versions;
+    apply_to_versions(b, req, f, versions, VersionAction::Undelete).await
 }
 
 async fn versions_destroy(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    apply_to_versions(b, req, f, VersionAction::Destroy).await
+    let versions = f.input::<DestroyVersions>().versions;
+    apply_to_versions(b, req, f, versions, VersionAction::Destroy).await
 }
 
 async fn metadata_read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let path = f.string("path");
+    let SecretPath { path } = f.input();
     if path.is_empty() {
         return Ok(None);
     }
@@ -758,7 +743,7 @@ async fn metadata_read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opti
 }
 
 async fn metadata_list(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let mut folder = f.string("path");
+    let SecretPath { path: mut folder } = f.input();
     if !folder.is_empty() && !folder.ends_with('/') {
         folder.push('/');
     }
@@ -770,16 +755,16 @@ async fn metadata_list(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opti
     Ok(Some(Response::list(keys)))
 }
 
-/// Applies the settings fields common to metadata write and patch.
-fn apply_settings(meta: &mut SecretMeta, f: &Fields) -> Result<()> {
-    if f.is_set("max_versions") {
-        meta.max_versions = non_negative(f, "max_versions")?;
+/// Applies the settings fields common to metadata write and patch (those sent).
+fn apply_settings(meta: &mut SecretMeta, input: &MetadataInput) -> Result<()> {
+    if let Some(n) = input.max_versions {
+        meta.max_versions = non_negative("max_versions", n)?;
     }
-    if f.is_set("cas_required") {
-        meta.cas_required = f.flag("cas_required");
+    if let Some(on) = input.cas_required {
+        meta.cas_required = on;
     }
-    if f.is_set("delete_version_after") {
-        meta.delete_version_after_secs = duration_secs(f, "delete_version_after");
+    if let Some(d) = input.delete_version_after {
+        meta.delete_version_after_secs = d.as_secs();
     }
     Ok(())
 }
@@ -790,8 +775,11 @@ fn stored_custom_metadata(m: BTreeMap<String, String>) -> Option<BTreeMap<String
 
 async fn metadata_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
     let path = secret_path(&f)?;
-    let custom = match f.value("custom_metadata") {
-        Some(v) if f.is_set("custom_metadata") && !v.is_null() => {
+    let input: MetadataInput = f.input();
+    let custom = match &input.custom_metadata {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => {
             let entries = custom_metadata_entries(v)?;
             let mut m = BTreeMap::new();
             for (k, x) in entries {
@@ -805,8 +793,6 @@ async fn metadata_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opti
             check_custom_metadata(&m)?;
             Some(stored_custom_metadata(m))
         }
-        _ if f.is_set("custom_metadata") => Some(None),
-        _ => None,
     };
     let _guard = b.lock(&req, &path).await;
     let s = &*req.storage;
@@ -814,7 +800,7 @@ async fn metadata_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opti
     let mut meta = store::load_meta(s, &path)
         .await?
         .unwrap_or_else(|| SecretMeta::new(now));
-    apply_settings(&mut meta, &f)?;
+    apply_settings(&mut meta, &input)?;
     if let Some(custom) = custom {
         meta.custom_metadata = custom;
     }
@@ -824,6 +810,7 @@ async fn metadata_write(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opti
 
 async fn metadata_patch(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
     let path = secret_path(&f)?;
+    let input: MetadataInput = f.input();
     let _guard = b.lock(&req, &path).await;
     let s = &*req.storage;
     let Some(mut meta) = store::load_meta(s, &path).await? else {
@@ -831,11 +818,11 @@ async fn metadata_patch(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opti
             "no metadata to patch at {path:?}"
         )));
     };
-    apply_settings(&mut meta, &f)?;
-    if f.is_set("custom_metadata") {
-        match f.value("custom_metadata") {
-            None | Some(Value::Null) => meta.custom_metadata = None,
-            Some(v) => {
+    apply_settings(&mut meta, &input)?;
+    if let Some(custom) = &input.custom_metadata {
+        match custom {
+            Value::Null => meta.custom_metadata = None,
+            v => {
                 let mut m = meta.custom_metadata.take().unwrap_or_default();
                 for (k, x) in custom_metadata_entries(v)? {
                     match x {
@@ -869,9 +856,9 @@ async fn metadata_delete(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Opt
 }
 
 async fn subkeys_read(b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
-    let asked = non_negative(&f, "version")?;
-    let depth = non_negative(&f, "depth")?;
-    let path = f.string("path");
+    let asked = non_negative("version", f.input::<ReadVersion>().version)?;
+    let depth = non_negative("depth", f.input::<SubkeysDepth>().depth)?;
+    let SecretPath { path } = f.input();
     let s = &*req.storage;
     let Some(meta) = store::load_meta(s, &path).await? else {
         return Ok(None);

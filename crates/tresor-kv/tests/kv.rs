@@ -1548,3 +1548,32 @@ async fn an_interrupted_upgrade_resumes_without_duplicating_versions() {
     assert_eq!(h.get("a").await["data"], json!({"v": "a2"}));
     assert!(!h.storage.keys().iter().any(|k| k.starts_with("v1/")));
 }
+
+#[tokio::test]
+async fn an_empty_data_object_is_data_but_null_or_absent_is_not() {
+    let h = Harness::v2();
+    let w = h
+        .ok(Operation::Update, "data/empty", json!({"data": {}}))
+        .await;
+    assert_eq!(w["version"], 1);
+    assert_eq!(h.get("empty").await["data"], json!({}));
+    // A JSON string holding an object is that object.
+    h.ok(
+        Operation::Update,
+        "data/s",
+        json!({"data": "{\"k\": \"v\"}"}),
+    )
+    .await;
+    assert_eq!(h.get("s").await["data"], json!({"k": "v"}));
+    // PATCH follows the same rule.
+    h.put("p", json!({"a": 1})).await;
+    for body in [json!({}), json!({"data": null}), json!({"options": {}})] {
+        assert_eq!(
+            h.invalid(Operation::Patch, "data/p", body).await,
+            "no data provided"
+        );
+    }
+    let w = h.ok(Operation::Patch, "data/p", json!({"data": {}})).await;
+    assert_eq!(w["version"], 2);
+    assert_eq!(h.get("p").await["data"], json!({"a": 1}));
+}
