@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tresor_sdk::framework::Fields;
+
+use crate::inputs::{CrlConfigInput, CrlRest, IssuerRef, RevokeInput, RevokeKeyInput};
 use tresor_sdk::{LogicalError, Request, Response, Result, Storage, get_json};
 
 use crate::issuers::{self, LoadedIssuer, raw};
@@ -442,7 +444,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let rest = f.string("rest");
+        let CrlRest { rest } = f.input();
         let (kind, form) = match rest.as_str() {
             "" | "der" => (CrlKind::Full, "der"),
             "pem" => (CrlKind::Full, "pem"),
@@ -462,7 +464,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let rest = f.string("rest");
+        let CrlRest { rest } = f.input();
+        let IssuerRef { issuer_ref } = f.input();
         let (kind, form) = match rest.as_str() {
             "" => (CrlKind::Full, "json"),
             "der" => (CrlKind::Full, "der"),
@@ -472,8 +475,7 @@ impl Engine {
             "delta/pem" => (CrlKind::Delta, "pem"),
             _ => return Err(tresor_sdk::LogicalError::UnsupportedPath),
         };
-        self.serve_crl(&req, &f.string("issuer_ref"), kind, form)
-            .await
+        self.serve_crl(&req, &issuer_ref, kind, form).await
     }
 
     /// `cert/crl` and `cert/delta-crl`.
@@ -553,30 +555,31 @@ impl Engine {
         let s = &*req.storage;
         let mut c: CrlConfig = store::load_or_default(s, "config/crl").await?;
         let old_disable = c.disable;
-        let dur = |name: &str| f.duration(name).map(|d| d.as_secs()).unwrap_or(0);
-        if f.is_set("expiry") {
-            c.expiry = dur("expiry");
+        let input: CrlConfigInput = f.input();
+        let secs = |d: std::time::Duration| d.as_secs();
+        if let Some(d) = input.expiry {
+            c.expiry = secs(d);
         }
-        if f.is_set("disable") {
-            c.disable = f.flag("disable");
+        if let Some(on) = input.disable {
+            c.disable = on;
         }
-        if f.is_set("ocsp_disable") {
-            c.ocsp_disable = f.flag("ocsp_disable");
+        if let Some(on) = input.ocsp_disable {
+            c.ocsp_disable = on;
         }
-        if f.is_set("ocsp_expiry") {
-            c.ocsp_expiry = dur("ocsp_expiry");
+        if let Some(d) = input.ocsp_expiry {
+            c.ocsp_expiry = secs(d);
         }
-        if f.is_set("auto_rebuild") {
-            c.auto_rebuild = f.flag("auto_rebuild");
+        if let Some(on) = input.auto_rebuild {
+            c.auto_rebuild = on;
         }
-        if f.is_set("auto_rebuild_grace_period") {
-            c.auto_rebuild_grace_period = dur("auto_rebuild_grace_period");
+        if let Some(d) = input.auto_rebuild_grace_period {
+            c.auto_rebuild_grace_period = secs(d);
         }
-        if f.is_set("enable_delta") {
-            c.enable_delta = f.flag("enable_delta");
+        if let Some(on) = input.enable_delta {
+            c.enable_delta = on;
         }
-        if f.is_set("delta_rebuild_interval") {
-            c.delta_rebuild_interval = dur("delta_rebuild_interval");
+        if let Some(d) = input.delta_rebuild_interval {
+            c.delta_rebuild_interval = secs(d);
         }
         if c.expiry == 0 {
             return Err(bad("expiry must be greater than zero"));
@@ -652,13 +655,9 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        self.revoke_cert(
-            &req,
-            &f.string("serial_number"),
-            &f.string("certificate"),
-            None,
-        )
-        .await
+        let input: RevokeInput = f.input();
+        self.revoke_cert(&req, &input.serial_number, &input.certificate, None)
+            .await
     }
 
     pub(crate) async fn revoke_with_key(
@@ -666,17 +665,13 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let key = f.string("private_key");
+        let input: RevokeInput = f.input();
+        let RevokeKeyInput { private_key: key } = f.input();
         if key.trim().is_empty() {
             return Err(bad("the private_key field is required"));
         }
-        self.revoke_cert(
-            &req,
-            &f.string("serial_number"),
-            &f.string("certificate"),
-            Some(&key),
-        )
-        .await
+        self.revoke_cert(&req, &input.serial_number, &input.certificate, Some(&key))
+            .await
     }
 
     /// Revokes one certificate, given by serial or PEM; with `key_pem`, only if the key

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tresor_sdk::framework::Fields;
+
+use crate::inputs::{AcmeInput, CertPathInput, ClusterInput, PageInput, UrlsInput};
 use tresor_sdk::{Request, Response, Result, get_json};
 
 use crate::issuers::raw;
@@ -78,8 +80,10 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let serial_in = f.string("serial");
-        let rest = f.string("rest");
+        let CertPathInput {
+            serial: serial_in,
+            rest,
+        } = f.input();
         match serial_in.as_str() {
             "crl" => return self.cert_crl(&req, false).await,
             "delta-crl" => return self.cert_crl(&req, true).await,
@@ -158,11 +162,12 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let limit = match f.int("limit").unwrap_or(0) {
+        let PageInput { after, limit } = f.input();
+        let limit = match limit {
             n if n <= 0 => DEFAULT_PAGE,
             n => n as usize,
         };
-        let keys = store::list_certs(&*req.storage, &f.string("after"), limit).await?;
+        let keys = store::list_certs(&*req.storage, &after, limit).await?;
         Ok(Some(Response::list(
             keys.iter().map(|k| k.replace('-', ":")).collect(),
         )))
@@ -174,11 +179,12 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let limit = match f.int("limit").unwrap_or(0) {
+        let PageInput { after, limit } = f.input();
+        let limit = match limit {
             n if n <= 0 => usize::MAX,
             n => n as usize,
         };
-        let after = f.string("after").replace(':', "-").to_ascii_lowercase();
+        let after = after.replace(':', "-").to_ascii_lowercase();
         let mut keys = req.storage.list("revoked/").await?;
         keys.retain(|k| !k.ends_with('/') && (after.is_empty() || k.as_str() > after.as_str()));
         keys.sort();
@@ -209,13 +215,21 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
         let mut u: UrlsConfig = store::load_or_default(s, "config/urls").await?;
-        for (name, target) in [
-            ("issuing_certificates", &mut u.issuing_certificates),
-            ("crl_distribution_points", &mut u.crl_distribution_points),
-            ("ocsp_servers", &mut u.ocsp_servers),
+        let input: UrlsInput = f.input();
+        for (name, sent, target) in [
+            (
+                "issuing_certificates",
+                input.issuing_certificates,
+                &mut u.issuing_certificates,
+            ),
+            (
+                "crl_distribution_points",
+                input.crl_distribution_points,
+                &mut u.crl_distribution_points,
+            ),
+            ("ocsp_servers", input.ocsp_servers, &mut u.ocsp_servers),
         ] {
-            if f.is_set(name) {
-                let list = f.list(name);
+            if let Some(list) = sent {
                 for url in &list {
                     if !valid_url(url) {
                         return Err(bad(format!("invalid url {url:?} in {name}")));
@@ -224,8 +238,8 @@ impl Engine {
                 *target = list;
             }
         }
-        if f.is_set("enable_templating") {
-            u.enable_templating = f.flag("enable_templating");
+        if let Some(on) = input.enable_templating {
+            u.enable_templating = on;
         }
         u.v = store::RECORD_VERSION;
         store::save(s, "config/urls", &u).await?;
@@ -253,9 +267,12 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
         let mut c: ClusterConfig = store::load_or_default(s, "config/cluster").await?;
-        for (name, target) in [("path", &mut c.path), ("aia_path", &mut c.aia_path)] {
-            if f.is_set(name) {
-                let url = f.string(name);
+        let input: ClusterInput = f.input();
+        for (name, sent, target) in [
+            ("path", input.path, &mut c.path),
+            ("aia_path", input.aia_path, &mut c.aia_path),
+        ] {
+            if let Some(url) = sent {
                 if !url.is_empty() && !valid_url(&url) {
                     return Err(bad(format!("invalid url {url:?} in {name}")));
                 }
@@ -291,7 +308,7 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        if f.flag("enabled") {
+        if f.input::<AcmeInput>().enabled {
             return Err(bad("acme is not supported by this server"));
         }
         self.acme_read(req, f).await

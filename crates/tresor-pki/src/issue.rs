@@ -12,6 +12,8 @@ use std::sync::Arc;
 use der::oid::ObjectIdentifier;
 use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
+
+use crate::inputs::{IssuerInUrl, LeafInput, SubjectInput};
 use tresor_sdk::{Request, Response, Result, SecretLease};
 
 use crate::issuers::{LoadedIssuer, encode_cert, generate_key};
@@ -409,17 +411,19 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
         // Checked first: a request refused for its format must not leave a certificate behind.
-        let format = crate::issuers::output_format(&f)?;
-        let role_name = f.string("role");
+        let subj: SubjectInput = f.input();
+        let leaf: LeafInput = f.input();
+        let format = crate::issuers::output_format(&subj.format)?;
+        let role_name = leaf.role;
         let role = match (mode, role_name.as_str()) {
             (Mode::Verbatim, "") => {
                 // sign-verbatim without a role: permissive defaults, as Vault.
                 roles::normalize(Role {
                     key_type: "any".into(),
-                    key_usage: f.list("key_usage"),
-                    ext_key_usage: f.list("ext_key_usage"),
-                    ext_key_usage_oids: f.list("ext_key_usage_oids"),
-                    signature_bits: f.int("signature_bits").unwrap_or(0),
+                    key_usage: leaf.key_usage,
+                    ext_key_usage: leaf.ext_key_usage,
+                    ext_key_usage_oids: leaf.ext_key_usage_oids,
+                    signature_bits: subj.signature_bits,
                     server_flag: false,
                     client_flag: false,
                     ..Role::default()
@@ -434,7 +438,7 @@ impl Engine {
         // written on `issuer/+/issue/...` (issue 10, finding 9). Decided by the route, not by
         // which fields happen to be declared.
         let issuer_ref = if req.path.starts_with("issuer/") {
-            f.string("issuer_ref")
+            f.input::<IssuerInUrl>().issuer_ref
         } else {
             role.issuer_ref.clone()
         };
@@ -451,7 +455,7 @@ impl Engine {
         let csr = match mode {
             Mode::Issue => None,
             _ => {
-                let text = f.string("csr");
+                let text = &leaf.csr;
                 if text.trim().is_empty() {
                     return Err(bad("the csr field is required"));
                 }
@@ -498,13 +502,13 @@ impl Engine {
         };
         let plan = plan_leaf(&LeafRequest {
             role: &role,
-            common_name: f.string("common_name"),
-            alt_names: f.list("alt_names"),
-            ip_sans: f.list("ip_sans"),
-            uri_sans: f.list("uri_sans"),
-            other_sans: f.list("other_sans"),
-            subject_serial: f.string("serial_number"),
-            exclude_cn_from_sans: f.flag("exclude_cn_from_sans"),
+            common_name: subj.common_name,
+            alt_names: subj.alt_names,
+            ip_sans: subj.ip_sans,
+            uri_sans: subj.uri_sans,
+            other_sans: subj.other_sans,
+            subject_serial: subj.serial_number,
+            exclude_cn_from_sans: subj.exclude_cn_from_sans,
             csr: csr.as_ref(),
             verbatim: mode == Mode::Verbatim,
             display_name: &req.caller.display_name,
@@ -512,8 +516,8 @@ impl Engine {
         })?;
         let now = self.now();
         let mut warnings = Vec::new();
-        let ttl = f.duration("ttl").map(|d| d.as_secs() as i64);
-        let not_after = match f.str("not_after").filter(|s| !s.is_empty()) {
+        let ttl = Some(subj.ttl.as_secs() as i64);
+        let not_after = match Some(subj.not_after.as_str()).filter(|s| !s.is_empty()) {
             Some(s) => Some(
                 crate::clock::parse_rfc3339(s)
                     .ok_or_else(|| bad(format!("invalid not_after {s:?}: expected RFC 3339")))?,
@@ -555,7 +559,7 @@ impl Engine {
         } else {
             issuer.entry.ca_chain.clone()
         };
-        if f.flag("remove_roots_from_chain") {
+        if leaf.remove_roots_from_chain {
             chain_pems.retain(|p| {
                 pem::certificates(p)
                     .ok()
@@ -588,7 +592,7 @@ impl Engine {
         data.insert("serial_number".into(), json!(x509::serial_colon(&serial)));
         data.insert("expiration".into(), json!(end));
         if let Some(key) = &key {
-            let pk_format = f.str("private_key_format").unwrap_or("");
+            let pk_format = subj.private_key_format.as_str();
             let pk_format = if format == "der" && pk_format.is_empty() {
                 "der"
             } else {

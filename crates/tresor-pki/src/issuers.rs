@@ -15,6 +15,11 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, RawResponse, Request, Response, Result, Storage, get_json};
 
+use crate::inputs::{
+    CaInput, ConfigIssuersInput, ConfigKeysInput, IssuerInUrl, IssuerRef, IssuerSettings,
+    KeyImportInput, KeyNameInput, KeyRef, ReplaceRootInput, SelfIssuedInput, SetSignedInput,
+    SignIntermediateInput, SubjectInput,
+};
 use crate::keys::{KeySpec, PrivateKey};
 use crate::store::{
     self, IssuerEntry, IssuersConfig, KeyEntry, KeysConfig, SecretBytes, UrlsConfig,
@@ -452,49 +457,49 @@ fn first_with_key_missing(out: &Imported) -> bool {
 /// `root/...` forms). Decided by the route, so a body `issuer_ref` never chooses.
 pub fn issuer_from_route(req: &Request, f: &Fields) -> String {
     if req.path.starts_with("issuer/") {
-        f.string("issuer_ref")
+        f.input::<IssuerInUrl>().issuer_ref
     } else {
         "default".to_owned()
     }
 }
 
 /// Subject parameters shared by root, intermediate and issue paths.
-pub fn subject_from(f: &Fields, common_name: String) -> Subject {
+pub(crate) fn subject_from(f: &SubjectInput, common_name: String) -> Subject {
     Subject {
         common_name,
-        serial_number: f.string("serial_number"),
-        country: f.list("country"),
-        organization: f.list("organization"),
-        ou: f.list("ou"),
-        locality: f.list("locality"),
-        province: f.list("province"),
-        street_address: f.list("street_address"),
-        postal_code: f.list("postal_code"),
+        serial_number: f.serial_number.clone(),
+        country: f.country.clone(),
+        organization: f.organization.clone(),
+        ou: f.ou.clone(),
+        locality: f.locality.clone(),
+        province: f.province.clone(),
+        street_address: f.street_address.clone(),
+        postal_code: f.postal_code.clone(),
     }
 }
 
 /// SANs from `alt_names`, `ip_sans`, `uri_sans` and `other_sans`, plus the common name unless
 /// `exclude_cn_from_sans`.
-pub fn ca_sans(f: &Fields, cn: &str) -> Result<Sans> {
+pub(crate) fn ca_sans(f: &SubjectInput, cn: &str) -> Result<Sans> {
     let mut sans = Sans::default();
-    for n in f.list("alt_names") {
+    for n in &f.alt_names {
         if n.contains('@') {
-            sans.email.push(n);
+            sans.email.push(n.clone());
         } else {
-            sans.dns.push(n);
+            sans.dns.push(n.clone());
         }
     }
-    for ip in f.list("ip_sans") {
+    for ip in &f.ip_sans {
         sans.ip.push(
             ip.parse()
                 .map_err(|_| bad(format!("invalid ip_sans value {ip:?}")))?,
         );
     }
-    sans.uri = f.list("uri_sans");
-    for o in f.list("other_sans") {
-        sans.other.push(crate::issue::parse_other_san(&o, false)?);
+    sans.uri = f.uri_sans.clone();
+    for o in &f.other_sans {
+        sans.other.push(crate::issue::parse_other_san(o, false)?);
     }
-    if !f.flag("exclude_cn_from_sans") && !cn.is_empty() {
+    if !f.exclude_cn_from_sans && !cn.is_empty() {
         if cn.contains('@') {
             if !sans.email.iter().any(|e| e == cn) {
                 sans.email.insert(0, cn.to_owned());
@@ -620,15 +625,13 @@ impl Engine {
     }
 
     /// TTL of a CA certificate: `ttl`, else the mount default, within the mount maximum.
-    fn ca_not_after(&self, req: &Request, f: &Fields, now: i64) -> Result<i64> {
-        if let Some(na) = f.str("not_after").filter(|s| !s.is_empty()) {
+    fn ca_not_after(&self, req: &Request, f: &SubjectInput, now: i64) -> Result<i64> {
+        if let Some(na) = Some(f.not_after.as_str()).filter(|s| !s.is_empty()) {
             return crate::clock::parse_rfc3339(na)
                 .ok_or_else(|| bad(format!("invalid not_after {na:?}: expected RFC 3339")));
         }
         let max = req.mount.max_lease_ttl.as_secs() as i64;
-        let mut ttl = f
-            .duration("ttl")
-            .map(|d| d.as_secs() as i64)
+        let mut ttl = Some(f.ttl.as_secs() as i64)
             .filter(|t| *t > 0)
             .unwrap_or(req.mount.default_lease_ttl.as_secs() as i64);
         if max > 0 && ttl > max {
@@ -637,27 +640,29 @@ impl Engine {
         Ok(now + ttl)
     }
 
-    fn check_ca_key_request(&self, f: &Fields) -> Result<KeySpec> {
+    fn check_ca_key_request(&self, f: &CaInput) -> Result<KeySpec> {
         KeySpec::resolve(
-            f.str("key_type").filter(|s| !s.is_empty()).unwrap_or("rsa"),
-            f.int("key_bits").unwrap_or(0),
+            Some(f.key_type.as_str())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("rsa"),
+            f.key_bits,
         )
         .map_err(|e| bad(e.to_string()))
     }
 
     /// The key for a root or intermediate: generated, or an existing one (`existing`).
-    async fn ca_key(&self, req: &Request, f: &Fields) -> Result<(PrivateKey, String, bool)> {
+    async fn ca_key(&self, req: &Request, f: &CaInput) -> Result<(PrivateKey, String, bool)> {
         let s = &*req.storage;
-        let kind = f.string("exported");
-        match kind.as_str() {
+        let kind = f.exported.as_str();
+        match kind {
             "internal" | "exported" => {
                 let spec = self.check_ca_key_request(f)?;
                 let key = generate_key(spec).await?;
-                let (id, _) = store_key(s, &key, &f.string("key_name")).await?;
+                let (id, _) = store_key(s, &key, &f.key_name).await?;
                 Ok((key, id, kind == "exported"))
             }
             "existing" => {
-                let id = resolve_key(s, &f.string("key_ref")).await?;
+                let id = resolve_key(s, &f.key_ref).await?;
                 let entry: KeyEntry = get_json(s, &format!("key/{id}"))
                     .await?
                     .ok_or_else(|| bad("key not found"))?;
@@ -676,13 +681,16 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
+        let subj: SubjectInput = f.input();
+        let ca: CaInput = f.input();
         let _guard = self.lock(&req, "issuers").await;
-        let format = output_format(&f)?;
-        let cn = f.string("common_name");
+        let format = output_format(&subj.format)?;
+        let signature_bits = ca_signature_bits(subj.signature_bits)?;
+        let cn = subj.common_name.clone();
         if cn.is_empty() {
             return Err(bad("the common_name field is required"));
         }
-        let issuer_name = f.string("issuer_name");
+        let issuer_name = ca.issuer_name.clone();
         if !issuer_name.is_empty()
             && list_issuer_entries(s)
                 .await?
@@ -697,21 +705,19 @@ impl Engine {
             return Err(bad("issuer name \"default\" is reserved"));
         }
         let now = self.now();
-        let not_after = self.ca_not_after(&req, &f, now)?;
-        let (key, key_id, exported) = self.ca_key(&req, &f).await?;
-        let subject = subject_from(&f, cn.clone())
+        let not_after = self.ca_not_after(&req, &subj, now)?;
+        let (key, key_id, exported) = self.ca_key(&req, &ca).await?;
+        let subject = subject_from(&subj, cn.clone())
             .to_name()
             .map_err(|e| bad(e.to_string()))?;
         let urls: UrlsConfig = store::load_or_default(s, "config/urls").await?;
         let serial = x509::random_serial();
-        let path_len = f.int("max_path_length").unwrap_or(-1);
+        let path_len = ca.max_path_length;
         let spec = CertSpec {
             serial: serial.clone(),
             subject: subject.clone(),
             spki_der: key.spki_der().to_vec(),
-            not_before: now
-                - f.duration("not_before_duration")
-                    .map_or(30, |d| d.as_secs() as i64),
+            not_before: now - subj.not_before_duration.as_secs() as i64,
             not_after,
             ca: Some(if path_len >= 0 {
                 Some(path_len.min(255) as u8)
@@ -720,14 +726,14 @@ impl Engine {
             }),
             key_usage: x509::key_usage_bits(&["CertSign".into(), "CRLSign".into()])
                 .map_err(|e| bad(e.to_string()))?,
-            sans: ca_sans(&f, &cn)?,
+            sans: ca_sans(&subj, &cn)?,
             urls: AiaUrls {
                 issuing_certificates: urls.issuing_certificates,
                 crl_distribution_points: urls.crl_distribution_points,
                 ocsp_servers: urls.ocsp_servers,
             },
-            permitted_dns_domains: f.list("permitted_dns_domains"),
-            excluded_dns_domains: f.list("excluded_dns_domains"),
+            permitted_dns_domains: ca.permitted_dns_domains,
+            excluded_dns_domains: ca.excluded_dns_domains,
             ..Default::default()
         };
         let key_id_bytes = x509::key_identifier(key.spki_der());
@@ -737,7 +743,7 @@ impl Engine {
                 name: &subject,
                 key_id: &key_id_bytes,
                 key: &key,
-                alg: key.sig_alg(f.int("signature_bits").unwrap_or(0) as u32),
+                alg: key.sig_alg(signature_bits),
             },
         )
         .map_err(|e| bad(e.to_string()))?;
@@ -785,7 +791,7 @@ impl Engine {
             "key_name": key_name,
         });
         if exported {
-            let pk_format = f.str("private_key_format").unwrap_or("");
+            let pk_format = subj.private_key_format.as_str();
             let pk_format = if format == "der" && pk_format.is_empty() {
                 "der"
             } else {
@@ -812,23 +818,25 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let format = output_format(&f)?;
-        let cn = f.string("common_name");
+        let subj: SubjectInput = f.input();
+        let ca: CaInput = f.input();
+        let format = output_format(&subj.format)?;
+        let cn = subj.common_name.clone();
         if cn.is_empty() {
             return Err(bad("the common_name field is required"));
         }
         let (key, key_id, exported) = {
             let _guard = self.lock(&req, "issuers").await;
-            self.ca_key(&req, &f).await?
+            self.ca_key(&req, &ca).await?
         };
-        let subject = subject_from(&f, cn.clone())
+        let subject = subject_from(&subj, cn.clone())
             .to_name()
             .map_err(|e| bad(e.to_string()))?;
         let csr = x509::build_csr(
             &subject,
-            &ca_sans(&f, &cn)?,
+            &ca_sans(&subj, &cn)?,
             &key,
-            f.flag("add_basic_constraints"),
+            ca.add_basic_constraints,
         )
         .map_err(|e| bad(e.to_string()))?;
         let csr_text = if format == "der" {
@@ -840,7 +848,7 @@ impl Engine {
         let mut data = json!({"csr": csr_text, "key_id": key_id});
         if exported {
             data["private_key"] = json!(
-                *key.export(f.str("private_key_format").unwrap_or(""))
+                *key.export(&subj.private_key_format)
                     .map_err(|e| bad(e.to_string()))?
             );
             data["private_key_type"] = json!(key.key_type().as_str());
@@ -855,7 +863,10 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let format = output_format(&f)?;
+        let subj: SubjectInput = f.input();
+        let si: SignIntermediateInput = f.input();
+        let format = output_format(&subj.format)?;
+        let signature_bits = ca_signature_bits(subj.signature_bits)?;
         // From the URL on issuer/:ref/..., else the default issuer: never from the body,
         // which would bypass ACLs on issuer/+/... (issue 10, finding 9).
         let reference = issuer_from_route(&req, &f);
@@ -866,26 +877,26 @@ impl Engine {
         if !issuer.has_usage("issuing-certificates") {
             return Err(bad("this issuer may not issue certificates (usage)"));
         }
-        let csr = x509::parse_csr(f.string("csr").as_bytes()).map_err(|e| bad(e.to_string()))?;
-        let use_csr = f.flag("use_csr_values");
-        let cn = if use_csr || f.string("common_name").is_empty() {
+        let csr = x509::parse_csr(si.csr.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let use_csr = si.use_csr_values;
+        let cn = if use_csr || subj.common_name.is_empty() {
             x509::common_name(&csr.subject)
         } else {
-            f.string("common_name")
+            subj.common_name.clone()
         };
         let subject = if use_csr {
             csr.subject.clone()
         } else {
-            subject_from(&f, cn.clone())
+            subject_from(&subj, cn.clone())
                 .to_name()
                 .map_err(|e| bad(e.to_string()))?
         };
-        let mut sans = ca_sans(&f, &cn)?;
+        let mut sans = ca_sans(&subj, &cn)?;
         if use_csr {
             sans = csr.sans.clone();
         }
         let now = self.now();
-        let mut not_after = self.ca_not_after(&req, &f, now)?;
+        let mut not_after = self.ca_not_after(&req, &subj, now)?;
         let mut warnings = vec![];
         if not_after > issuer.cert.not_after {
             match issuer.entry.leaf_not_after_behavior.as_str() {
@@ -899,7 +910,7 @@ impl Engine {
                 }
             }
         }
-        let path_len = f.int("max_path_length").unwrap_or(-1);
+        let path_len = si.max_path_length;
         let path_len = match (path_len, issuer.cert.path_len) {
             (p, Some(parent)) if p < 0 || p >= i64::from(parent) => {
                 if parent == 0 {
@@ -914,8 +925,7 @@ impl Engine {
         };
         let urls: UrlsConfig = store::load_or_default(s, "config/urls").await?;
         let serial = x509::random_serial();
-        let skid = f
-            .str("skid")
+        let skid = Some(si.skid.as_str())
             .filter(|x| !x.is_empty())
             .map(|x| hex::decode(x.replace(':', "")).map_err(|_| bad("invalid skid")))
             .transpose()?;
@@ -923,25 +933,20 @@ impl Engine {
             serial: serial.clone(),
             subject,
             spki_der: csr.spki_der.clone(),
-            not_before: now
-                - f.duration("not_before_duration")
-                    .map_or(30, |d| d.as_secs() as i64),
+            not_before: now - subj.not_before_duration.as_secs() as i64,
             not_after,
             ca: Some(path_len),
             key_usage: x509::key_usage_bits(&["CertSign".into(), "CRLSign".into()])
                 .map_err(|e| bad(e.to_string()))?,
             sans,
             urls: issuer.urls(&urls),
-            permitted_dns_domains: f.list("permitted_dns_domains"),
-            excluded_dns_domains: f.list("excluded_dns_domains"),
+            permitted_dns_domains: si.permitted_dns_domains,
+            excluded_dns_domains: si.excluded_dns_domains,
             skid,
             ..Default::default()
         };
-        let der = x509::build_certificate(
-            &spec,
-            &issuer.signer(f.int("signature_bits").unwrap_or(0) as u32)?,
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        let der = x509::build_certificate(&spec, &issuer.signer(signature_bits)?)
+            .map_err(|e| bad(e.to_string()))?;
         store::put_issued_cert(s, &serial, &der, &issuer.entry.id).await?;
         let mut chain: Vec<String> = issuer.entry.ca_chain.clone();
         if chain.is_empty() {
@@ -975,6 +980,7 @@ impl Engine {
     ) -> Result<Option<Response>> {
         // From the URL on issuer/:ref/..., else the default issuer: never from the body,
         // which would bypass ACLs on issuer/+/... (issue 10, finding 9).
+        let input: SelfIssuedInput = f.input();
         let reference = issuer_from_route(&req, &f);
         let issuer = self.issuer_by_ref(&req, &reference).await?;
         if issuer.entry.revoked {
@@ -983,7 +989,7 @@ impl Engine {
         if !issuer.has_usage("issuing-certificates") {
             return Err(bad("this issuer may not issue certificates (usage)"));
         }
-        let certs = pem::certificates(&f.string("certificate")).map_err(|e| bad(e.to_string()))?;
+        let certs = pem::certificates(&input.certificate).map_err(|e| bad(e.to_string()))?;
         let [der] = certs.as_slice() else {
             return Err(bad(
                 "the certificate field must hold exactly one pem certificate",
@@ -996,7 +1002,7 @@ impl Engine {
         if !info.is_ca {
             return Err(bad("the certificate is not a ca certificate"));
         }
-        if f.flag("require_matching_certificate_algorithms")
+        if input.require_matching_certificate_algorithms
             && x509::public_key_algorithm(&info.spki_der)
                 != x509::public_key_algorithm(&issuer.cert.spki_der)
         {
@@ -1019,8 +1025,9 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
+        let IssuerRef { issuer_ref } = f.input();
         let guard = self.lock(&req, "issuers").await;
-        let id = resolve_issuer(s, &f.string("issuer_ref")).await?;
+        let id = resolve_issuer(s, &issuer_ref).await?;
         let mut e: IssuerEntry = get_json(s, &format!("issuer/{id}"))
             .await?
             .ok_or_else(|| bad("issuer not found"))?;
@@ -1060,7 +1067,7 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let _guard = self.lock(&req, "issuers").await;
-        let text = f.string("certificate");
+        let SetSignedInput { certificate: text } = f.input();
         let certs = pem::certificates(&text).map_err(|e| bad(e.to_string()))?;
         let first = certs.first().ok_or_else(|| bad("no certificate given"))?;
         let info = x509::parse_cert(first).map_err(|e| bad(e.to_string()))?;
@@ -1077,13 +1084,14 @@ impl Engine {
         Ok(Some(imported.response()))
     }
 
+    /// `config/ca`, `issuers/import/bundle`, `issuers/import/cert`: `bundle` is the path's
+    /// `pem_bundle`.
     pub(crate) async fn import_pem_bundle(
         self: Arc<Self>,
         req: Request,
-        f: Fields,
+        bundle: String,
     ) -> Result<Option<Response>> {
         let _guard = self.lock(&req, "issuers").await;
-        let bundle = f.string("pem_bundle");
         if bundle.trim().is_empty() {
             return Err(bad("the pem_bundle field is required"));
         }
@@ -1133,7 +1141,7 @@ impl Engine {
     /// reference that names no issuer (one that was deleted, or `default` with none set) fails
     /// the read as a server error carrying the resolution error, not as bad input.
     async fn issuer_to_read(&self, req: &Request, f: &Fields) -> Result<Arc<LoadedIssuer>> {
-        self.issuer_by_ref(req, &f.string("issuer_ref"))
+        self.issuer_by_ref(req, &f.input::<IssuerRef>().issuer_ref)
             .await
             .map_err(|e| match e {
                 LogicalError::InvalidRequest(m) => LogicalError::Internal(m),
@@ -1171,15 +1179,15 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
+        let IssuerRef { issuer_ref } = f.input();
+        let input: IssuerSettings = f.input();
         let _guard = self.lock(&req, "issuers").await;
-        let id = resolve_issuer(s, &f.string("issuer_ref")).await?;
+        let id = resolve_issuer(s, &issuer_ref).await?;
         let mut e: IssuerEntry = get_json(s, &format!("issuer/{id}"))
             .await?
             .ok_or_else(|| bad("issuer not found"))?;
-        let patch = req.operation == tresor_sdk::Operation::Patch;
-        let set = |name: &str| !patch || f.is_set(name);
-        if f.is_set("issuer_name") {
-            let name = f.string("issuer_name");
+        // A write and a PATCH alike change only what is sent.
+        if let Some(name) = input.issuer_name {
             if name == "default" {
                 return Err(bad("issuer name \"default\" is reserved"));
             }
@@ -1193,8 +1201,7 @@ impl Engine {
             }
             e.name = name;
         }
-        if set("leaf_not_after_behavior") && f.is_set("leaf_not_after_behavior") {
-            let b = f.string("leaf_not_after_behavior");
+        if let Some(b) = input.leaf_not_after_behavior {
             if !LEAF_BEHAVIORS.contains(&b.as_str()) {
                 return Err(bad(format!(
                     "invalid leaf_not_after_behavior {b:?}: expected err, truncate or permit"
@@ -1202,8 +1209,7 @@ impl Engine {
             }
             e.leaf_not_after_behavior = b;
         }
-        if f.is_set("usage") {
-            let usage = f.list("usage");
+        if let Some(usage) = input.usage {
             for u in &usage {
                 if !USAGES.contains(&u.as_str()) {
                     return Err(bad(format!("invalid usage {u:?}")));
@@ -1211,12 +1217,12 @@ impl Engine {
             }
             e.usage = usage;
         }
-        if f.is_set("revocation_signature_algorithm") {
-            e.revocation_signature_algorithm = f.string("revocation_signature_algorithm");
+        if let Some(alg) = input.revocation_signature_algorithm {
+            e.revocation_signature_algorithm = alg;
         }
-        if f.is_set("manual_chain") {
+        if let Some(manual_chain) = input.manual_chain {
             let mut chain = vec![];
-            for r in f.list("manual_chain") {
+            for r in manual_chain {
                 chain.push(if r == "self" {
                     id.clone()
                 } else {
@@ -1225,17 +1231,17 @@ impl Engine {
             }
             e.manual_chain = chain;
         }
-        if f.is_set("issuing_certificates") {
-            e.urls.issuing_certificates = f.list("issuing_certificates");
+        if let Some(urls) = input.issuing_certificates {
+            e.urls.issuing_certificates = urls;
         }
-        if f.is_set("crl_distribution_points") {
-            e.urls.crl_distribution_points = f.list("crl_distribution_points");
+        if let Some(urls) = input.crl_distribution_points {
+            e.urls.crl_distribution_points = urls;
         }
-        if f.is_set("ocsp_servers") {
-            e.urls.ocsp_servers = f.list("ocsp_servers");
+        if let Some(urls) = input.ocsp_servers {
+            e.urls.ocsp_servers = urls;
         }
-        if f.is_set("enable_aia_url_templating") {
-            e.urls.enable_aia_url_templating = f.flag("enable_aia_url_templating");
+        if let Some(on) = input.enable_aia_url_templating {
+            e.urls.enable_aia_url_templating = on;
         }
         store::save(s, &format!("issuer/{id}"), &e).await?;
         rebuild_chains(s).await?;
@@ -1250,8 +1256,9 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
+        let IssuerRef { issuer_ref } = f.input();
         let _guard = self.lock(&req, "issuers").await;
-        let Ok(id) = resolve_issuer(s, &f.string("issuer_ref")).await else {
+        let Ok(id) = resolve_issuer(s, &issuer_ref).await else {
             return Ok(None);
         };
         let crl_id = self
@@ -1295,17 +1302,40 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
+        let input: ConfigIssuersInput = f.input();
+        self.set_issuers_config(req, f, input.default, input.default_follows_latest_issuer)
+            .await
+    }
+
+    /// `root/replace`: the default issuer, when one is named (its `default` of "next" is
+    /// documentation only: a request without one changes nothing).
+    pub(crate) async fn root_replace(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let input: ReplaceRootInput = f.input();
+        self.set_issuers_config(req, f, input.default, None).await
+    }
+
+    /// Changes the settings of `config/issuers` that were sent and answers with them all.
+    async fn set_issuers_config(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+        default: Option<String>,
+        follows_latest: Option<bool>,
+    ) -> Result<Option<Response>> {
         let s = &*req.storage;
         let mut cfg: IssuersConfig = store::load_or_default(s, "config/issuers").await?;
-        if f.is_set("default") {
-            let r = f.string("default");
+        if let Some(r) = default {
             if r == "default" {
                 return Err(bad("invalid issuer reference \"default\""));
             }
             cfg.default = resolve_issuer(s, &r).await?;
         }
-        if f.is_set("default_follows_latest_issuer") {
-            cfg.default_follows_latest_issuer = f.flag("default_follows_latest_issuer");
+        if let Some(on) = follows_latest {
+            cfg.default_follows_latest_issuer = on;
         }
         store::save(s, "config/issuers", &cfg).await?;
         self.config_issuers_read(req, f).await
@@ -1334,7 +1364,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let id = resolve_key(&*req.storage, &f.string("key_ref")).await?;
+        let KeyRef { key_ref } = f.input();
+        let id = resolve_key(&*req.storage, &key_ref).await?;
         key_response(&req, &id).await
     }
 
@@ -1344,11 +1375,12 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let id = resolve_key(s, &f.string("key_ref")).await?;
+        let KeyRef { key_ref } = f.input();
+        let KeyNameInput { key_name: name } = f.input();
+        let id = resolve_key(s, &key_ref).await?;
         let mut e: KeyEntry = get_json(s, &format!("key/{id}"))
             .await?
             .ok_or_else(|| bad("key not found"))?;
-        let name = f.string("key_name");
         if !name.is_empty()
             && list_key_entries(s)
                 .await?
@@ -1368,7 +1400,8 @@ impl Engine {
         f: Fields,
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
-        let Ok(id) = resolve_key(s, &f.string("key_ref")).await else {
+        let KeyRef { key_ref } = f.input();
+        let Ok(id) = resolve_key(s, &key_ref).await else {
             return Ok(None);
         };
         let users: Vec<String> = list_issuer_entries(s)
@@ -1397,11 +1430,12 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
+        let ca: CaInput = f.input();
         let _guard = self.lock(&req, "issuers").await;
-        let (key, id, exported) = self.ca_key(&req, &f).await?;
+        let (key, id, exported) = self.ca_key(&req, &ca).await?;
         let mut data = json!({
             "key_id": id,
-            "key_name": f.string("key_name"),
+            "key_name": ca.key_name,
             "key_type": key.key_type().as_str(),
         });
         if exported {
@@ -1415,12 +1449,13 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
+        let input: KeyImportInput = f.input();
         let _guard = self.lock(&req, "issuers").await;
-        let key = PrivateKey::from_pem(&f.string("pem_bundle")).map_err(|e| bad(e.to_string()))?;
-        let (id, _) = store_key(&*req.storage, &key, &f.string("key_name")).await?;
+        let key = PrivateKey::from_pem(&input.pem_bundle).map_err(|e| bad(e.to_string()))?;
+        let (id, _) = store_key(&*req.storage, &key, &input.key_name).await?;
         Ok(Some(Response::json(json!({
             "key_id": id,
-            "key_name": f.string("key_name"),
+            "key_name": input.key_name,
             "key_type": key.key_type().as_str(),
         }))))
     }
@@ -1441,7 +1476,7 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
         let mut cfg: KeysConfig = store::load_or_default(s, "config/keys").await?;
-        cfg.default = resolve_key(s, &f.string("default")).await?;
+        cfg.default = resolve_key(s, &f.input::<ConfigKeysInput>().default).await?;
         store::save(s, "config/keys", &cfg).await?;
         self.config_keys_read(req, f).await
     }
@@ -1497,14 +1532,28 @@ fn issuer_response(issuer: &LoadedIssuer) -> Response {
 }
 
 /// The request's `format` (default `pem`), checked before anything is generated or stored.
-pub(crate) fn output_format(f: &Fields) -> Result<String> {
-    let format = f.str("format").filter(|s| !s.is_empty()).unwrap_or("pem");
+pub(crate) fn output_format(format: &str) -> Result<String> {
+    let format = Some(format).filter(|s| !s.is_empty()).unwrap_or("pem");
     if !["pem", "der", "pem_bundle"].contains(&format) {
         return Err(bad(format!(
             "invalid format {format:?}: expected pem, der or pem_bundle"
         )));
     }
     Ok(format.to_owned())
+}
+
+/// The `signature_bits` of a CA path (root, sign-intermediate): 0 for the key's default, else
+/// 256, 384 or 512, as a role takes; never truncated to 32 bits.
+fn ca_signature_bits(n: i64) -> Result<u32> {
+    match n {
+        0 => Ok(0),
+        256 => Ok(256),
+        384 => Ok(384),
+        512 => Ok(512),
+        n => Err(bad(format!(
+            "unsupported signature_bits {n}: expected 256, 384 or 512"
+        ))),
+    }
 }
 
 /// A certificate in Vault's `format`: PEM, or base64 DER for `der`.

@@ -18,6 +18,8 @@ use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::oid::{AssociatedOid, ObjectIdentifier};
 use der::{Decode, Encode};
 use tresor_sdk::framework::Fields;
+
+use crate::inputs::OcspRequestInput;
 use tresor_sdk::{Request, Response, Result, get_json};
 use x509_ocsp::ext::Nonce;
 use x509_ocsp::{
@@ -83,7 +85,7 @@ impl Engine {
             };
             return self.answer_ocsp(&req, &der).await;
         }
-        let encoded = f.string("request");
+        let OcspRequestInput { request: encoded } = f.input();
         let cleaned: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(cleaned.as_bytes())

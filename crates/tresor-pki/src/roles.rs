@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use tresor_sdk::framework::{Field, Fields, Kind};
+use serde_json::{Map, Value};
+use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, Request, Response, Result, get_json};
 
+use crate::inputs::RoleName;
 use crate::keys::KeySpec;
 use crate::x509;
 use crate::{Engine, bad};
@@ -124,252 +125,124 @@ impl Default for Role {
     }
 }
 
-/// (name, kind, default as JSON, description) of every role parameter.
-pub const ROLE_FIELDS: &[(&str, Kind, &str, &str)] = &[
-    (
-        "ttl",
-        Kind::Duration,
-        "0",
-        "default TTL of issued certificates",
-    ),
-    (
-        "max_ttl",
-        Kind::Duration,
-        "0",
-        "maximum TTL of issued certificates",
-    ),
-    (
-        "allow_localhost",
-        Kind::Bool,
-        "true",
-        "allow localhost and localdomain",
-    ),
-    (
-        "allowed_domains",
-        Kind::List,
-        "[]",
-        "domains the role may issue for",
-    ),
-    (
-        "allowed_domains_template",
-        Kind::Bool,
-        "false",
-        "allowed_domains may hold identity templates ({{identity.entity.name}}, {{identity.entity.aliases.<mount>.name}}, ...), rendered for the caller's entity",
-    ),
-    (
-        "allow_bare_domains",
-        Kind::Bool,
-        "false",
-        "allow the allowed domains themselves",
-    ),
-    (
-        "allow_subdomains",
-        Kind::Bool,
-        "false",
-        "allow subdomains of the allowed domains",
-    ),
-    (
-        "allow_glob_domains",
-        Kind::Bool,
-        "false",
-        "treat allowed domains containing * as globs",
-    ),
-    (
-        "allow_wildcard_certificates",
-        Kind::Bool,
-        "true",
-        "allow wildcard names",
-    ),
-    ("allow_any_name", Kind::Bool, "false", "allow any name"),
-    (
-        "enforce_hostnames",
-        Kind::Bool,
-        "true",
-        "require valid host names",
-    ),
-    (
-        "allow_ip_sans",
-        Kind::Bool,
-        "true",
-        "allow IP subject alternative names",
-    ),
-    (
-        "allowed_uri_sans",
-        Kind::List,
-        "[]",
-        "globs of allowed URI SANs",
-    ),
-    (
-        "allowed_uri_sans_template",
-        Kind::Bool,
-        "false",
-        "allowed_uri_sans may hold identity templates, rendered for the caller's entity",
-    ),
-    (
-        "allowed_other_sans",
-        Kind::List,
-        "[]",
-        "allowed other SANs: oid;UTF8:glob, or *",
-    ),
-    (
-        "allowed_serial_numbers",
-        Kind::List,
-        "[]",
-        "globs of allowed subject serial numbers",
-    ),
-    ("allowed_user_ids", Kind::List, "[]", "allowed user ids"),
-    (
-        "server_flag",
-        Kind::Bool,
-        "true",
-        "add the serverAuth extended key usage",
-    ),
-    (
-        "client_flag",
-        Kind::Bool,
-        "true",
-        "add the clientAuth extended key usage",
-    ),
-    (
-        "code_signing_flag",
-        Kind::Bool,
-        "false",
-        "add the codeSigning extended key usage",
-    ),
-    (
-        "email_protection_flag",
-        Kind::Bool,
-        "false",
-        "add the emailProtection extended key usage",
-    ),
-    ("key_type", Kind::Str, "\"rsa\"", "rsa, ec, ed25519 or any"),
-    (
-        "key_bits",
-        Kind::Int,
-        "0",
-        "key size; 0 for the type's default",
-    ),
-    (
-        "signature_bits",
-        Kind::Int,
-        "0",
-        "hash size of RSA signatures; 0 for 256",
-    ),
-    (
-        "use_pss",
-        Kind::Bool,
-        "false",
-        "sign with RSA-PSS (not supported)",
-    ),
-    (
-        "key_usage",
-        Kind::List,
-        "[\"DigitalSignature\",\"KeyAgreement\",\"KeyEncipherment\"]",
-        "key usages",
-    ),
-    ("ext_key_usage", Kind::List, "[]", "extended key usages"),
-    (
-        "ext_key_usage_oids",
-        Kind::List,
-        "[]",
-        "extended key usage OIDs",
-    ),
-    (
-        "use_csr_common_name",
-        Kind::Bool,
-        "true",
-        "take the common name from the CSR when signing",
-    ),
-    (
-        "use_csr_sans",
-        Kind::Bool,
-        "true",
-        "take the SANs from the CSR when signing",
-    ),
-    ("ou", Kind::List, "[]", "subject OU"),
-    ("organization", Kind::List, "[]", "subject O"),
-    ("country", Kind::List, "[]", "subject C"),
-    ("locality", Kind::List, "[]", "subject L"),
-    ("province", Kind::List, "[]", "subject ST"),
-    ("street_address", Kind::List, "[]", "subject street address"),
-    ("postal_code", Kind::List, "[]", "subject postal code"),
-    (
-        "generate_lease",
-        Kind::Bool,
-        "false",
-        "attach a lease to issued certificates",
-    ),
-    (
-        "no_store",
-        Kind::Bool,
-        "false",
-        "do not store issued certificates",
-    ),
-    ("require_cn", Kind::Bool, "true", "require a common name"),
-    (
-        "cn_validations",
-        Kind::List,
-        "[\"email\",\"hostname\"]",
-        "how the common name is validated: email, hostname, disabled",
-    ),
-    (
-        "policy_identifiers",
-        Kind::List,
-        "[]",
-        "certificate policy OIDs",
-    ),
-    (
-        "basic_constraints_valid_for_non_ca",
-        Kind::Bool,
-        "false",
-        "write CA:FALSE basic constraints",
-    ),
-    (
-        "not_before_duration",
-        Kind::Duration,
-        "30",
-        "backdating of NotBefore",
-    ),
-    ("not_after", Kind::Str, "\"\"", "fixed NotAfter (RFC 3339)"),
-    (
-        "issuer_ref",
-        Kind::Str,
-        "\"default\"",
-        "issuer used by this role",
-    ),
-    (
-        "allow_token_displayname",
-        Kind::Bool,
-        "false",
-        "allow the token's display name as a name",
-    ),
-    (
-        "serial_number_source",
-        Kind::Str,
-        "\"json-csr\"",
-        "where the subject serial number comes from",
-    ),
-];
-
-/// The role fields as table fields.
-pub fn fields() -> Vec<Field> {
-    ROLE_FIELDS
-        .iter()
-        .map(|(name, kind, default, desc)| {
-            Field::new(name, *kind, desc)
-                .default(serde_json::from_str(default).unwrap_or(Value::Null))
-        })
-        .collect()
+tresor_sdk::input! {
+    /// Every role parameter (`roles/:name`), with Vault's default (the same values as
+    /// [`Role::default`], checked by a test). A write starts from the defaults and a PATCH
+    /// from the stored role; either way the fields sent replace theirs ([`RoleInput::apply`]).
+    /// (`[""; 0]` is an empty list.)
+    pub(crate) struct RoleInput {
+        ttl: OptDuration, "default TTL of issued certificates", default = 0;
+        max_ttl: OptDuration, "maximum TTL of issued certificates", default = 0;
+        allow_localhost: OptBool, "allow localhost and localdomain", default = true;
+        allowed_domains: OptList, "domains the role may issue for", default = [""; 0];
+        allowed_domains_template: OptBool, "allowed_domains may hold identity templates ({{identity.entity.name}}, {{identity.entity.aliases.<mount>.name}}, ...), rendered for the caller's entity", default = false;
+        allow_bare_domains: OptBool, "allow the allowed domains themselves", default = false;
+        allow_subdomains: OptBool, "allow subdomains of the allowed domains", default = false;
+        allow_glob_domains: OptBool, "treat allowed domains containing * as globs", default = false;
+        allow_wildcard_certificates: OptBool, "allow wildcard names", default = true;
+        allow_any_name: OptBool, "allow any name", default = false;
+        enforce_hostnames: OptBool, "require valid host names", default = true;
+        allow_ip_sans: OptBool, "allow IP subject alternative names", default = true;
+        allowed_uri_sans: OptList, "globs of allowed URI SANs", default = [""; 0];
+        allowed_uri_sans_template: OptBool, "allowed_uri_sans may hold identity templates, rendered for the caller's entity", default = false;
+        allowed_other_sans: OptList, "allowed other SANs: oid;UTF8:glob, or *", default = [""; 0];
+        allowed_serial_numbers: OptList, "globs of allowed subject serial numbers", default = [""; 0];
+        allowed_user_ids: OptList, "allowed user ids", default = [""; 0];
+        server_flag: OptBool, "add the serverAuth extended key usage", default = true;
+        client_flag: OptBool, "add the clientAuth extended key usage", default = true;
+        code_signing_flag: OptBool, "add the codeSigning extended key usage", default = false;
+        email_protection_flag: OptBool, "add the emailProtection extended key usage", default = false;
+        key_type: OptStr, "rsa, ec, ed25519 or any", default = "rsa";
+        key_bits: OptInt, "key size; 0 for the type's default", default = 0;
+        signature_bits: OptInt, "hash size of RSA signatures; 0 for 256", default = 0;
+        use_pss: OptBool, "sign with RSA-PSS (not supported)", default = false;
+        key_usage: OptList, "key usages", default = ["DigitalSignature", "KeyAgreement", "KeyEncipherment"];
+        ext_key_usage: OptList, "extended key usages", default = [""; 0];
+        ext_key_usage_oids: OptList, "extended key usage OIDs", default = [""; 0];
+        use_csr_common_name: OptBool, "take the common name from the CSR when signing", default = true;
+        use_csr_sans: OptBool, "take the SANs from the CSR when signing", default = true;
+        ou: OptList, "subject OU", default = [""; 0];
+        organization: OptList, "subject O", default = [""; 0];
+        country: OptList, "subject C", default = [""; 0];
+        locality: OptList, "subject L", default = [""; 0];
+        province: OptList, "subject ST", default = [""; 0];
+        street_address: OptList, "subject street address", default = [""; 0];
+        postal_code: OptList, "subject postal code", default = [""; 0];
+        generate_lease: OptBool, "attach a lease to issued certificates", default = false;
+        no_store: OptBool, "do not store issued certificates", default = false;
+        require_cn: OptBool, "require a common name", default = true;
+        cn_validations: OptList, "how the common name is validated: email, hostname, disabled", default = ["email", "hostname"];
+        policy_identifiers: OptList, "certificate policy OIDs", default = [""; 0];
+        basic_constraints_valid_for_non_ca: OptBool, "write CA:FALSE basic constraints", default = false;
+        not_before_duration: OptDuration, "backdating of NotBefore", default = 30;
+        not_after: OptStr, "fixed NotAfter (RFC 3339)", default = "";
+        issuer_ref: OptStr, "issuer used by this role", default = "default";
+        allow_token_displayname: OptBool, "allow the token's display name as a name", default = false;
+        serial_number_source: OptStr, "where the subject serial number comes from", default = "json-csr";
+    }
 }
 
-/// The JSON value of a parsed field, in the shape [`Role`] stores it.
-fn field_json(f: &Fields, name: &str, kind: Kind) -> Value {
-    match kind {
-        Kind::Duration => json!(f.duration(name).map(|d| d.as_secs()).unwrap_or(0)),
-        Kind::Bool => json!(f.flag(name)),
-        Kind::Int => json!(f.int(name).unwrap_or(0)),
-        Kind::List => json!(f.list(name)),
-        _ => json!(f.string(name)),
+impl RoleInput {
+    /// Sets on `r` every parameter that was sent.
+    fn apply(self, r: &mut Role) {
+        macro_rules! sent {
+            ($($name:ident),* $(,)?) => {
+                $( if let Some(v) = self.$name { r.$name = v; } )*
+            };
+        }
+        macro_rules! sent_secs {
+            ($($name:ident),* $(,)?) => {
+                $( if let Some(v) = self.$name { r.$name = v.as_secs(); } )*
+            };
+        }
+        sent_secs!(ttl, max_ttl, not_before_duration);
+        sent!(
+            allow_localhost,
+            allowed_domains,
+            allowed_domains_template,
+            allow_bare_domains,
+            allow_subdomains,
+            allow_glob_domains,
+            allow_wildcard_certificates,
+            allow_any_name,
+            enforce_hostnames,
+            allow_ip_sans,
+            allowed_uri_sans,
+            allowed_uri_sans_template,
+            allowed_other_sans,
+            allowed_serial_numbers,
+            allowed_user_ids,
+            server_flag,
+            client_flag,
+            code_signing_flag,
+            email_protection_flag,
+            key_type,
+            key_bits,
+            signature_bits,
+            use_pss,
+            key_usage,
+            ext_key_usage,
+            ext_key_usage_oids,
+            use_csr_common_name,
+            use_csr_sans,
+            ou,
+            organization,
+            country,
+            locality,
+            province,
+            street_address,
+            postal_code,
+            generate_lease,
+            no_store,
+            require_cn,
+            cn_validations,
+            policy_identifiers,
+            basic_constraints_valid_for_non_ca,
+            not_after,
+            issuer_ref,
+            allow_token_displayname,
+            serial_number_source
+        );
     }
 }
 
@@ -487,26 +360,20 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        let name = f.string("name");
+        let RoleName { name } = f.input();
+        let input: RoleInput = f.input();
         if !valid_role_name(&name) {
             return Err(bad(format!("invalid role name {name:?}")));
         }
         let patch = req.operation == tresor_sdk::Operation::Patch;
-        let mut base = if patch {
-            let existing = load(&req, &name)
+        let mut role = if patch {
+            load(&req, &name)
                 .await?
-                .ok_or_else(|| LogicalError::NotFound(format!("role {name:?} does not exist")))?;
-            role_json(&existing)
+                .ok_or_else(|| LogicalError::NotFound(format!("role {name:?} does not exist")))?
         } else {
-            Map::new()
+            Role::default()
         };
-        for (fname, kind, _, _) in ROLE_FIELDS {
-            if !patch || f.is_set(fname) {
-                base.insert((*fname).into(), field_json(&f, fname, *kind));
-            }
-        }
-        let role: Role = serde_json::from_value(Value::Object(base))
-            .map_err(|e| bad(format!("invalid role: {e}")))?;
+        input.apply(&mut role);
         let role = normalize(role)?;
         crate::store::save(&*req.storage, &format!("role/{name}"), &role).await?;
         let _ = self;
@@ -518,7 +385,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        Ok(load(&req, &f.string("name"))
+        let RoleName { name } = f.input();
+        Ok(load(&req, &name)
             .await?
             .map(|r| Response::data(role_json(&r))))
     }
@@ -528,9 +396,8 @@ impl Engine {
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
-        req.storage
-            .delete(&format!("role/{}", f.string("name")))
-            .await?;
+        let RoleName { name } = f.input();
+        req.storage.delete(&format!("role/{name}")).await?;
         Ok(None)
     }
 
@@ -546,23 +413,25 @@ impl Engine {
     }
 
     pub(crate) async fn role_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {
-        Ok(req
-            .storage
-            .get(&format!("role/{}", f.string("name")))
-            .await?
-            .is_some())
+        let RoleName { name } = f.input();
+        Ok(req.storage.get(&format!("role/{name}")).await?.is_some())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn field_table_and_struct_defaults_agree() {
+    fn input_and_struct_defaults_agree() {
+        use tresor_sdk::framework::{Input, Kind};
         let mut m = Map::new();
-        for (name, _, default, _) in ROLE_FIELDS {
-            m.insert((*name).into(), serde_json::from_str(default).unwrap());
+        for f in RoleInput::fields() {
+            let default = f.default.clone().unwrap();
+            // Durations are documented in seconds, as the role stores them.
+            assert!(f.kind != Kind::Duration || default.is_u64(), "{}", f.name);
+            m.insert(f.name.into(), default);
         }
         assert_eq!(Value::Object(m), Value::Object(role_json(&Role::default())));
     }

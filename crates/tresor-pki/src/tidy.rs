@@ -11,6 +11,8 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use tresor_sdk::framework::Fields;
+
+use crate::inputs::{AutoTidyInput, TidyInput};
 use tresor_sdk::{Request, Response, Result, get_json};
 
 use crate::store::{self, AutoTidyConfig, RevokedEntry};
@@ -73,24 +75,20 @@ impl TidyStatus {
     }
 }
 
-fn params_from(f: &Fields) -> TidyParams {
+fn params_from(f: TidyInput) -> TidyParams {
     TidyParams {
-        tidy_cert_store: f.flag("tidy_cert_store"),
-        tidy_revoked_certs: f.flag("tidy_revoked_certs"),
-        tidy_revoked_cert_issuer_associations: f.flag("tidy_revoked_cert_issuer_associations"),
-        tidy_expired_issuers: f.flag("tidy_expired_issuers"),
-        safety_buffer: f
-            .duration("safety_buffer")
-            .map_or(72 * 3600, |d| d.as_secs()),
-        issuer_safety_buffer: f
-            .duration("issuer_safety_buffer")
-            .map_or(365 * 24 * 3600, |d| d.as_secs()),
+        tidy_cert_store: f.tidy_cert_store,
+        tidy_revoked_certs: f.tidy_revoked_certs,
+        tidy_revoked_cert_issuer_associations: f.tidy_revoked_cert_issuer_associations,
+        tidy_expired_issuers: f.tidy_expired_issuers,
+        safety_buffer: f.safety_buffer.as_secs(),
+        issuer_safety_buffer: f.issuer_safety_buffer.as_secs(),
     }
 }
 
 impl Engine {
     pub(crate) async fn tidy(self: Arc<Self>, req: Request, f: Fields) -> Result<Option<Response>> {
-        let params = params_from(&f);
+        let params = params_from(f.input());
         // Vault's tidy operations all default to off: a tidy that names none runs with nothing
         // to do, and the answer says so instead of announcing work.
         let nothing = !params.tidy_cert_store
@@ -332,31 +330,31 @@ impl Engine {
     ) -> Result<Option<Response>> {
         let s = &*req.storage;
         let mut c: AutoTidyConfig = store::load_or_default(s, "config/auto-tidy").await?;
-        let dur = |n: &str| f.duration(n).map(|d| d.as_secs()).unwrap_or(0);
-        if f.is_set("enabled") {
-            c.enabled = f.flag("enabled");
+        let input: AutoTidyInput = f.input();
+        if let Some(on) = input.enabled {
+            c.enabled = on;
         }
-        if f.is_set("interval_duration") {
-            c.interval_duration = dur("interval_duration");
+        if let Some(d) = input.interval_duration {
+            c.interval_duration = d.as_secs();
         }
-        for (name, target) in [
-            ("tidy_cert_store", &mut c.tidy_cert_store),
-            ("tidy_revoked_certs", &mut c.tidy_revoked_certs),
+        for (sent, target) in [
+            (input.tidy_cert_store, &mut c.tidy_cert_store),
+            (input.tidy_revoked_certs, &mut c.tidy_revoked_certs),
             (
-                "tidy_revoked_cert_issuer_associations",
+                input.tidy_revoked_cert_issuer_associations,
                 &mut c.tidy_revoked_cert_issuer_associations,
             ),
-            ("tidy_expired_issuers", &mut c.tidy_expired_issuers),
+            (input.tidy_expired_issuers, &mut c.tidy_expired_issuers),
         ] {
-            if f.is_set(name) {
-                *target = f.flag(name);
+            if let Some(on) = sent {
+                *target = on;
             }
         }
-        if f.is_set("safety_buffer") {
-            c.safety_buffer = dur("safety_buffer");
+        if let Some(d) = input.safety_buffer {
+            c.safety_buffer = d.as_secs();
         }
-        if f.is_set("issuer_safety_buffer") {
-            c.issuer_safety_buffer = dur("issuer_safety_buffer");
+        if let Some(d) = input.issuer_safety_buffer {
+            c.issuer_safety_buffer = d.as_secs();
         }
         if c.enabled && !c.tidy_cert_store && !c.tidy_revoked_certs {
             return Err(bad(

@@ -178,3 +178,48 @@ async fn format_is_checked_before_anything_is_stored() {
         .await;
     assert!(!ok["certificate"].as_str().unwrap().starts_with("-----"));
 }
+
+/// `signature_bits` of a CA path is 0 (the key's default), 256, 384 or 512, as on a role: a
+/// negative or huge value is refused before anything is stored, not truncated to 32 bits
+/// (2^32 + 384 used to sign with SHA-384, -1 with SHA-256).
+#[tokio::test]
+async fn ca_signature_bits_out_of_range_are_refused() {
+    let h = Harness::new("pki/");
+    for bits in [json!(-1), json!(4_294_967_680_i64), json!(128)] {
+        let body = json!({"common_name": "x.example.com", "signature_bits": bits});
+        let msg = h
+            .invalid(Operation::Update, "root/generate/internal", body.clone())
+            .await;
+        assert!(msg.contains("signature_bits"), "{bits}: {msg}");
+        assert!(
+            h.storage.map.lock().is_empty(),
+            "a refused root stored {:?}",
+            h.storage.keys_under("")
+        );
+    }
+    h.root("ec", 256).await;
+    let csr = h
+        .write(
+            "intermediate/generate/internal",
+            json!({"common_name": "int.example.com", "key_type": "ec"}),
+        )
+        .await["csr"]
+        .clone();
+    for bits in [json!(-1), json!(4_294_967_680_i64)] {
+        let msg = h
+            .invalid(
+                Operation::Update,
+                "root/sign-intermediate",
+                json!({"csr": csr, "common_name": "int.example.com", "signature_bits": bits}),
+            )
+            .await;
+        assert!(msg.contains("signature_bits"), "{bits}: {msg}");
+    }
+    for bits in [0, 256, 384, 512] {
+        h.write(
+            "root/sign-intermediate",
+            json!({"csr": csr, "common_name": "int.example.com", "signature_bits": bits}),
+        )
+        .await;
+    }
+}
