@@ -25,19 +25,6 @@ tresor_sdk::input! {
 }
 
 tresor_sdk::input! {
-    /// Which of the `token_*` fields with a legacy name a `role/:role_name` write sent, to
-    /// warn about the legacy spelling. Not declared on its own: `TokenParams::add_fields`
-    /// declares these fields (with these descriptions) and `TokenParams::update` applies
-    /// them; this only tells which spelling came.
-    pub(crate) struct TokenNamesSent {
-        token_policies: OptList, "Policies of tokens issued by this login.";
-        policies: OptList, "Deprecated: use the token_ name.";
-        token_period: OptDuration, "Make the tokens periodic with this period.";
-        period: OptDuration, "Deprecated: use the token_ name.";
-    }
-}
-
-tresor_sdk::input! {
     /// `login`.
     pub(crate) struct LoginInput {
         role_id: Str, "The role ID of the role.";

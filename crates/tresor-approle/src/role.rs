@@ -15,7 +15,7 @@ use crate::engine::{Engine, MAX_ID_BYTES, bad, mount_id, parse_cidrs, validate_r
 use crate::inputs::{
     BindSecretIdInput, BoundCidrListInput, PeriodInput, PoliciesInput, RoleIdInput, RoleInput,
     RoleNameInput, SecretIdBoundCidrsInput, SecretIdNumUsesInput, SecretIdTtlInput,
-    TokenBoundCidrsInput, TokenMaxTtlInput, TokenNamesSent, TokenNumUsesInput, TokenTtlInput,
+    TokenBoundCidrsInput, TokenMaxTtlInput, TokenNumUsesInput, TokenTtlInput,
 };
 use crate::store::{self, RoleEntry, RoleIdIndex};
 
@@ -320,7 +320,7 @@ impl Engine {
             }
             (None, None) => None,
         };
-        let token_names: TokenNamesSent = f.input();
+        let token_names: tresor_sdk::token::TokenFields = f.input();
         for (legacy, legacy_sent, current, current_sent) in [
             (
                 "policies",

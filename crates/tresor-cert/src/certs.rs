@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{Request, Response, Result};
 
-use crate::inputs::{CertInput, CertNameInput, TokenTtlSent};
+use crate::inputs::{CertInput, CertNameInput};
 use crate::store::{self, CertEntry};
 use crate::{Engine, bad, x509};
 
@@ -154,7 +154,7 @@ fn apply(e: &mut CertEntry, f: &Fields) -> Result<()> {
         e.ocsp_max_retries = n;
     }
     // `lease` is the oldest spelling of the token TTL; the newer names win.
-    let ttl_sent: TokenTtlSent = f.input();
+    let ttl_sent: tresor_sdk::token::TokenFields = f.input();
     let lease = i
         .lease
         .filter(|_| ttl_sent.token_ttl.is_none() && ttl_sent.ttl.is_none());

@@ -34,16 +34,6 @@ tresor_sdk::input! {
 }
 
 tresor_sdk::input! {
-    /// Which spellings of the token TTL a `certs/:name` write sent, so that the oldest one,
-    /// `lease`, gives way to them. Not declared on its own: `TokenParams::add_fields` declares
-    /// these fields (with these descriptions) and `TokenParams::update` applies them.
-    pub(crate) struct TokenTtlSent {
-        token_ttl: OptDuration, "The initial TTL of tokens issued by this login.";
-        ttl: OptDuration, "Deprecated: use the token_ name.";
-    }
-}
-
-tresor_sdk::input! {
     /// `crls/:name`.
     pub(crate) struct CrlInput {
         name: Str, "The name of the CRL (compared without case).";

@@ -233,8 +233,9 @@ impl Fields {
 /// `BTreeMap<String, String>`, `Raw` a JSON value (each its default when not sent), and
 /// `OptStr`, `OptInt`, `OptBool`, `OptDuration`, `OptList`, `OptRaw`, `OptMap`, `OptStrMap`:
 /// `None` when the caller
-/// did not send it. A `default = expr` (anything `serde_json::json!` takes) and `required`
-/// follow the description. On an `Opt` kind a default is documentation only (help and
+/// did not send it (or the path does not declare it: only the non-`Opt` kinds insist on
+/// being declared, in debug builds). A `default = expr` (anything `serde_json::json!`
+/// takes) and `required` follow the description. On an `Opt` kind a default is documentation only (help and
 /// OpenAPI show it; the handler gets `None` and applies it itself).
 /// The struct derives nothing: no `Debug` to print a password with.
 #[macro_export]
@@ -311,13 +312,16 @@ macro_rules! input {
     (@get Map $f:ident $n:expr) => { $f.map($n).cloned().unwrap_or_default() };
     (@get StrMap $f:ident $n:expr) => { $f.str_map($n) };
     (@get Raw $f:ident $n:expr) => { $f.value($n).cloned().unwrap_or_default() };
+    // An `Opt` field is read only when sent, so a field the path does not declare (never
+    // sent) reads as `None`: a shared input such as the `token_*` fields may be read on a
+    // path that declares only some of them.
     (@get OptStr $f:ident $n:expr) => { $f.is_set($n).then(|| $f.string($n)) };
-    (@get OptInt $f:ident $n:expr) => { $f.int($n).filter(|_| $f.is_set($n)) };
-    (@get OptBool $f:ident $n:expr) => { $f.bool($n).filter(|_| $f.is_set($n)) };
-    (@get OptDuration $f:ident $n:expr) => { $f.duration($n).filter(|_| $f.is_set($n)) };
+    (@get OptInt $f:ident $n:expr) => { $f.is_set($n).then(|| $f.int($n)).flatten() };
+    (@get OptBool $f:ident $n:expr) => { $f.is_set($n).then(|| $f.bool($n)).flatten() };
+    (@get OptDuration $f:ident $n:expr) => { $f.is_set($n).then(|| $f.duration($n)).flatten() };
     (@get OptList $f:ident $n:expr) => { $f.is_set($n).then(|| $f.list($n)) };
-    (@get OptRaw $f:ident $n:expr) => { $f.value($n).filter(|_| $f.is_set($n)).cloned() };
-    (@get OptMap $f:ident $n:expr) => { $f.map($n).filter(|_| $f.is_set($n)).cloned() };
+    (@get OptRaw $f:ident $n:expr) => { $f.is_set($n).then(|| $f.value($n).cloned()).flatten() };
+    (@get OptMap $f:ident $n:expr) => { $f.is_set($n).then(|| $f.map($n).cloned()).flatten() };
     (@get OptStrMap $f:ident $n:expr) => { $f.is_set($n).then(|| $f.str_map($n)) };
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::framework::{Field, Fields, Kind, Path};
+use crate::framework::{Fields, Path};
 use crate::{Auth, LogicalError, Result};
 
 /// The kind of token a login gets.
@@ -64,96 +64,48 @@ pub struct TokenParams {
     pub token_type: TokenType,
 }
 
-/// (current name, legacy name Vault still accepts, kind, description)
-const FIELDS: &[(&str, Option<&str>, Kind, &str)] = &[
-    (
-        "token_ttl",
-        Some("ttl"),
-        Kind::Duration,
-        "The initial TTL of tokens issued by this login.",
-    ),
-    (
-        "token_max_ttl",
-        Some("max_ttl"),
-        Kind::Duration,
-        "The maximum lifetime of tokens issued by this login.",
-    ),
-    (
-        "token_policies",
-        Some("policies"),
-        Kind::List,
-        "Policies of tokens issued by this login.",
-    ),
-    (
-        "token_bound_cidrs",
-        Some("bound_cidrs"),
-        Kind::List,
-        "Client addresses (CIDR blocks) the tokens work from.",
-    ),
-    (
-        "token_explicit_max_ttl",
-        None,
-        Kind::Duration,
-        "A hard lifetime limit renewals cannot pass.",
-    ),
-    (
-        "token_no_default_policy",
-        None,
-        Kind::Bool,
-        "Do not add the default policy.",
-    ),
-    (
-        "token_num_uses",
-        None,
-        Kind::Int,
-        "How many requests a token may make (0: unlimited).",
-    ),
-    (
-        "token_period",
-        Some("period"),
-        Kind::Duration,
-        "Make the tokens periodic with this period.",
-    ),
-    (
-        "token_type",
-        None,
-        Kind::Str,
-        "service, batch, default-service, default-batch or default.",
-    ),
-];
+crate::input! {
+    /// The `token_*` fields as a request sent them (`None`: not sent), with the legacy names
+    /// Vault still accepts next to their current ones. [`TokenParams::add_fields`] declares
+    /// them on a path; a method that must know which spelling came (to warn about a legacy
+    /// name) reads this input itself.
+    pub struct TokenFields {
+        token_ttl: OptDuration, "The initial TTL of tokens issued by this login.";
+        ttl: OptDuration, "Deprecated: use the token_ name.";
+        token_max_ttl: OptDuration, "The maximum lifetime of tokens issued by this login.";
+        max_ttl: OptDuration, "Deprecated: use the token_ name.";
+        token_policies: OptList, "Policies of tokens issued by this login.";
+        policies: OptList, "Deprecated: use the token_ name.";
+        token_bound_cidrs: OptList, "Client addresses (CIDR blocks) the tokens work from.";
+        bound_cidrs: OptList, "Deprecated: use the token_ name.";
+        token_explicit_max_ttl: OptDuration, "A hard lifetime limit renewals cannot pass.";
+        token_no_default_policy: OptBool, "Do not add the default policy.";
+        token_num_uses: OptInt, "How many requests a token may make (0: unlimited).";
+        token_period: OptDuration, "Make the tokens periodic with this period.";
+        period: OptDuration, "Deprecated: use the token_ name.";
+        token_type: OptStr, "service, batch, default-service, default-batch or default.";
+    }
+}
 
 impl TokenParams {
     /// Declares the fields (and their legacy names) on a path.
-    pub fn add_fields<B>(mut p: Path<B>) -> Path<B> {
-        for (name, legacy, kind, desc) in FIELDS {
-            p = p.field(Field::new(name, *kind, desc));
-            if let Some(l) = legacy {
-                p = p.field(Field::new(l, *kind, "Deprecated: use the token_ name."));
-            }
-        }
-        p
+    pub fn add_fields<B>(p: Path<B>) -> Path<B> {
+        p.input::<TokenFields>()
     }
 
     /// Applies the fields the request sent (a current name wins over its legacy name),
     /// validating each.
     pub fn update(&mut self, f: &Fields) -> Result<()> {
-        let given = |name: &'static str, legacy: Option<&'static str>| {
-            if f.is_set(name) {
-                Some(name)
-            } else {
-                legacy.filter(|l| f.is_set(l))
-            }
-        };
-        let secs = |n: &str| f.duration(n).unwrap_or_default().as_secs();
-        if let Some(n) = given("token_ttl", Some("ttl")) {
-            self.token_ttl = secs(n);
+        let i: TokenFields = f.input();
+        let secs = |d: Duration| d.as_secs();
+        if let Some(d) = i.token_ttl.or(i.ttl) {
+            self.token_ttl = secs(d);
         }
-        if let Some(n) = given("token_max_ttl", Some("max_ttl")) {
-            self.token_max_ttl = secs(n);
+        if let Some(d) = i.token_max_ttl.or(i.max_ttl) {
+            self.token_max_ttl = secs(d);
         }
-        if let Some(n) = given("token_policies", Some("policies")) {
-            let mut p: Vec<String> = f
-                .list(n)
+        if let Some(list) = i.token_policies.or(i.policies) {
+            let mut p: Vec<String> = list
                 .into_iter()
                 .map(|x| x.trim().to_lowercase())
                 .filter(|x| !x.is_empty())
@@ -162,30 +114,33 @@ impl TokenParams {
             p.dedup();
             self.token_policies = p;
         }
-        if let Some(n) = given("token_bound_cidrs", Some("bound_cidrs")) {
-            let list = f.list(n);
+        let cidrs = match (i.token_bound_cidrs, i.bound_cidrs) {
+            (Some(l), _) => Some(("token_bound_cidrs", l)),
+            (None, Some(l)) => Some(("bound_cidrs", l)),
+            (None, None) => None,
+        };
+        if let Some((n, list)) = cidrs {
             crate::cidr::parse_list(&list)
                 .map_err(|e| LogicalError::invalid(format!("invalid {n}: {e}")))?;
             self.token_bound_cidrs = list;
         }
-        if f.is_set("token_explicit_max_ttl") {
-            self.token_explicit_max_ttl = secs("token_explicit_max_ttl");
+        if let Some(d) = i.token_explicit_max_ttl {
+            self.token_explicit_max_ttl = secs(d);
         }
-        if f.is_set("token_no_default_policy") {
-            self.token_no_default_policy = f.flag("token_no_default_policy");
+        if let Some(b) = i.token_no_default_policy {
+            self.token_no_default_policy = b;
         }
-        if f.is_set("token_num_uses") {
-            let n = f.int("token_num_uses").unwrap_or(0);
+        if let Some(n) = i.token_num_uses {
             if n < 0 {
                 return Err(LogicalError::invalid("token_num_uses cannot be negative"));
             }
             self.token_num_uses = n;
         }
-        if let Some(n) = given("token_period", Some("period")) {
-            self.token_period = secs(n);
+        if let Some(d) = i.token_period.or(i.period) {
+            self.token_period = secs(d);
         }
-        if f.is_set("token_type") {
-            self.token_type = TokenType::parse(&f.string("token_type"))?;
+        if let Some(t) = i.token_type {
+            self.token_type = TokenType::parse(&t)?;
         }
         if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
             return Err(LogicalError::invalid(

@@ -201,10 +201,10 @@ fn sys_reads_typed_inputs_only() {
     );
 }
 
-/// The engines and auth methods of this wave and the built-ins (`identity/`, `cubbyhole/`,
-/// `auth/token/`) declare and read their fields through typed inputs only, as `sys/` does.
+/// Every engine and auth method and the built-ins (`identity/`, `cubbyhole/`, `auth/token/`)
+/// declare and read their fields through typed inputs only, as `sys/` does.
 #[test]
-fn engines_and_identity_read_typed_inputs_only() {
+fn engines_and_built_ins_read_typed_inputs_only() {
     let engines = [
         "tresor-totp",
         "tresor-ssh",
@@ -215,6 +215,8 @@ fn engines_and_identity_read_typed_inputs_only() {
         "tresor-approle",
         "tresor-userpass",
         "tresor-cert",
+        "tresor-kv",
+        "tresor-pki",
     ];
     for name in engines {
         let src = crate_src(name);
@@ -233,4 +235,11 @@ fn engines_and_identity_read_typed_inputs_only() {
         built_ins.len()
     );
     assert_typed_only(&built_ins);
+    // The `token_*` fields every auth method shares are a typed input too.
+    let token_fields: Vec<_> = crate_src("tresor-sdk")
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("token.rs"))
+        .collect();
+    assert_eq!(token_fields.len(), 1, "tresor-sdk/src/token.rs");
+    assert_typed_only(&token_fields);
 }
