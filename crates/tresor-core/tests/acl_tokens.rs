@@ -553,3 +553,91 @@ async fn token_indexes_are_ordered_and_read_both_layouts() {
         "root and the three unrelated tokens: {left:?}"
     );
 }
+
+/// Attacks on the token role and create inputs: bad values leave the stored role as it was,
+/// another spelling of the role name is the same role, a request cannot loosen the role's
+/// use limit, and a use-limited token serves exactly its uses when many requests race.
+#[tokio::test]
+async fn token_role_inputs_resist_bad_values_spellings_and_races() {
+    let t = dev_core().await;
+    t.ok(
+        Update,
+        "auth/token/roles/ci",
+        json!({"allowed_policies": ["ci"], "token_num_uses": 3, "token_bound_cidrs": ["127.0.0.1/32"]}),
+        &t.root,
+    )
+    .await;
+    let before = t.data(Read, "auth/token/roles/ci", json!({}), &t.root).await;
+    for bad in [
+        json!({"token_num_uses": -1, "allowed_policies": ["root"]}),
+        json!({"token_bound_cidrs": ["not-a-cidr"], "orphan": true}),
+        json!({"bound_cidrs": ["10.0.0.0/99"]}),
+        json!({"token_period": "1e300"}),
+        json!({"token_explicit_max_ttl": -5}),
+        json!({"token_type": "root"}),
+        json!({"token_num_uses": "many"}),
+    ] {
+        let r = t
+            .req(Update, "auth/token/roles/ci", bad.clone(), &t.root)
+            .await;
+        assert!(
+            matches!(r, Err(CoreError::InvalidRequest(_))),
+            "{bad} was not refused: {r:?}"
+        );
+        let after = t.data(Read, "auth/token/roles/ci", json!({}), &t.root).await;
+        assert_eq!(after, before, "{bad} changed the stored role");
+    }
+    // Another spelling of the name is the same role (names are case-insensitive).
+    let upper = t.data(Read, "auth/token/roles/CI", json!({}), &t.root).await;
+    assert_eq!(upper, before);
+    // A request may tighten the role's use limit, never loosen it, and never go negative.
+    let create = |uses: serde_json::Value| {
+        let t = &t;
+        async move {
+            t.req(
+                Update,
+                "auth/token/create/ci",
+                json!({"policies": ["ci"], "num_uses": uses}),
+                &t.root,
+            )
+            .await
+        }
+    };
+    let auth = create(json!(10)).await.unwrap().auth.unwrap();
+    assert_eq!(auth["num_uses"], json!(3));
+    let auth = create(json!(1)).await.unwrap().auth.unwrap();
+    assert_eq!(auth["num_uses"], json!(1));
+    assert!(matches!(
+        create(json!(-1)).await,
+        Err(CoreError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        create(json!(1e300)).await,
+        Err(CoreError::InvalidRequest(_))
+    ));
+    // 24 concurrent requests with a three-use token: exactly three are served.
+    let token = create(json!(0)).await.unwrap().auth.unwrap()["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let core = t.core.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut r = tresor_core::CoreRequest::new(
+                Read,
+                "auth/token/lookup-self",
+                serde_json::Map::new(),
+                Some(&token),
+            );
+            r.remote_addr = Some("127.0.0.1".into());
+            core.handle(r).await.is_ok()
+        }));
+    }
+    let mut served = 0;
+    for task in tasks {
+        served += usize::from(task.await.unwrap());
+    }
+    assert_eq!(served, 3, "a three-use token served {served} requests");
+}

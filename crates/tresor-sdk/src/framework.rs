@@ -338,8 +338,14 @@ fn parse_value(f: &Field, v: &Value) -> std::result::Result<FieldValue, String> 
         Kind::Int => match v {
             Value::Number(n) => FieldValue::Int(
                 n.as_i64()
-                    .or_else(|| n.as_f64().map(|f| f as i64))
-                    .ok_or_else(|| bad("expected an integer"))?,
+                    // A fraction is cut (as Vault's weak decoding does); a number outside
+                    // i64 is refused, not saturated to i64::MAX.
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| (i64::MIN as f64..i64::MAX as f64).contains(f))
+                            .map(|f| f as i64)
+                    })
+                    .ok_or_else(|| bad("expected an integer in the signed 64-bit range"))?,
             ),
             Value::String(s) if s.is_empty() => FieldValue::Int(0),
             Value::String(s) => {
