@@ -567,7 +567,9 @@ async fn token_role_inputs_resist_bad_values_spellings_and_races() {
         &t.root,
     )
     .await;
-    let before = t.data(Read, "auth/token/roles/ci", json!({}), &t.root).await;
+    let before = t
+        .data(Read, "auth/token/roles/ci", json!({}), &t.root)
+        .await;
     for bad in [
         json!({"token_num_uses": -1, "allowed_policies": ["root"]}),
         json!({"token_bound_cidrs": ["not-a-cidr"], "orphan": true}),
@@ -584,11 +586,15 @@ async fn token_role_inputs_resist_bad_values_spellings_and_races() {
             matches!(r, Err(CoreError::InvalidRequest(_))),
             "{bad} was not refused: {r:?}"
         );
-        let after = t.data(Read, "auth/token/roles/ci", json!({}), &t.root).await;
+        let after = t
+            .data(Read, "auth/token/roles/ci", json!({}), &t.root)
+            .await;
         assert_eq!(after, before, "{bad} changed the stored role");
     }
     // Another spelling of the name is the same role (names are case-insensitive).
-    let upper = t.data(Read, "auth/token/roles/CI", json!({}), &t.root).await;
+    let upper = t
+        .data(Read, "auth/token/roles/CI", json!({}), &t.root)
+        .await;
     assert_eq!(upper, before);
     // A request may tighten the role's use limit, never loosen it, and never go negative.
     let create = |uses: serde_json::Value| {
