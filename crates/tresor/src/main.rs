@@ -11,6 +11,12 @@ mod opscli;
 mod secure;
 mod server;
 
+/// mimalloc rather than the C library's allocator: the server allocates and frees many small
+/// buffers per request from many threads; glibc's malloc costs the token- and login-heavy
+/// workloads 7–37% of their throughput (docs/bench/ISSUE_11_core_rows.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     // `tresor help server` / `tresor help bench`: the commands this binary runs itself (the

@@ -23,9 +23,20 @@ pub fn disable_core_dumps() {
 }
 
 /// Locks all current and future memory. Errors carry Vault's advice.
+///
+/// Pages are locked when first touched (`MCL_ONFAULT`, Linux 4.4 and later): a page is locked
+/// by the fault that first writes it, so no secret reaches a page that could be swapped, and
+/// address space that is reserved but never used (thread stacks, the allocator's arenas) is
+/// not brought into memory just to be locked. Kernels without `MCL_ONFAULT` lock everything at
+/// once, as before.
 pub fn lock_memory() -> Result<(), String> {
+    let all = libc::MCL_CURRENT | libc::MCL_FUTURE;
     // SAFETY: mlockall takes flags only.
-    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    let mut rc = unsafe { libc::mlockall(all | libc::MCL_ONFAULT) };
+    if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // SAFETY: as above.
+        rc = unsafe { libc::mlockall(all) };
+    }
     if rc == 0 {
         return Ok(());
     }
