@@ -121,7 +121,8 @@ tresor_sdk::input! {
 }
 
 tresor_sdk::input! {
-    /// `root/replace`: a `default` not sent changes nothing.
+    /// `root/replace`: a `default` not sent is the reference "next", as in Vault (an issuer
+    /// of that name, else a 400).
     pub(crate) struct ReplaceRootInput {
         default: OptStr, "the new default issuer", default = "next";
     }

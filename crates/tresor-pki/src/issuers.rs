@@ -1307,15 +1307,16 @@ impl Engine {
             .await
     }
 
-    /// `root/replace`: the default issuer, when one is named (its `default` of "next" is
-    /// documentation only: a request without one changes nothing).
+    /// `root/replace`: sets the default issuer. Without `default` the reference is "next",
+    /// resolved like any other (Vault does the same: an issuer must carry that name).
     pub(crate) async fn root_replace(
         self: Arc<Self>,
         req: Request,
         f: Fields,
     ) -> Result<Option<Response>> {
         let input: ReplaceRootInput = f.input();
-        self.set_issuers_config(req, f, input.default, None).await
+        let default = input.default.unwrap_or_else(|| "next".to_owned());
+        self.set_issuers_config(req, f, Some(default), None).await
     }
 
     /// Changes the settings of `config/issuers` that were sent and answers with them all.

@@ -446,9 +446,23 @@ async fn multi_issuer_api_lists_reads_renames_defaults_and_deletes() {
         .await
         .contains("in use")
     );
+    // `root/replace` without `default` looks for an issuer named "next" (Vault's default for
+    // the field): none here, so it is refused and the default stays.
+    assert!(
+        h.invalid(Operation::Update, "root/replace", json!({}))
+            .await
+            .contains("unable to find PKI issuer for reference: next")
+    );
+    assert_eq!(h.read("config/issuers").await["default"], id1);
     // Switch the default; issuing follows it.
     h.write("config/issuers", json!({"default": "second"}))
         .await;
+    assert_eq!(h.read("config/issuers").await["default"], id2);
+    // `root/replace` names the new default, by name or id, and answers with the setting.
+    let replaced = h.write("root/replace", json!({"default": "first"})).await;
+    assert_eq!(replaced["default"], id1);
+    assert_eq!(replaced["default_follows_latest_issuer"], false);
+    h.write("root/replace", json!({"default": id2})).await;
     assert_eq!(h.read("config/issuers").await["default"], id2);
     h.write("roles/r", json!({"allow_any_name": true, "key_type": "ec"}))
         .await;
