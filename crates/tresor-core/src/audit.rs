@@ -28,11 +28,9 @@
 //! A file sink is reopened on SIGHUP (`reload`) so logrotate works.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -966,7 +964,7 @@ impl AuditBroker {
                 }
             }
         }
-        let answers = join_all(waits.iter_mut().map(|(_, w)| w)).await;
+        let answers = crate::join::join_all(waits.iter_mut().map(|(_, w)| w)).await;
         let mut ok = 0;
         for ((d, _), answer) in waits.iter().zip(answers) {
             match answer {
@@ -993,36 +991,6 @@ impl AuditBroker {
         }
         Ok(())
     }
-}
-
-/// Drives every future to completion at once and returns their outputs in order (the core
-/// has no `futures` crate; this is its `join_all` for a handful of devices).
-async fn join_all<'f, F>(futures: impl Iterator<Item = &'f mut F>) -> Vec<F::Output>
-where
-    F: Future + Unpin + 'f,
-{
-    let mut futures: Vec<(&mut F, Option<F::Output>)> = futures.map(|f| (f, None)).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, out) in futures.iter_mut() {
-            if out.is_none() {
-                match std::pin::Pin::new(&mut **f).poll(cx) {
-                    Poll::Ready(v) => *out = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    futures
-        .into_iter()
-        .map(|(_, out)| out.expect("every future finished"))
-        .collect()
 }
 
 /// The way out when every enabled device fails (disk full, listener gone): an entry for a

@@ -24,6 +24,7 @@ mod identity_backend;
 mod identity_mfa;
 mod identity_oidc;
 mod invalidate;
+mod join;
 mod leases;
 pub mod mfa;
 pub mod mounts;

@@ -601,33 +601,48 @@ impl TokenStore {
     /// with its lease id when it still existed.
     pub async fn revoke_tree(&self, id: &str) -> Result<Vec<(String, Option<String>)>, CoreError> {
         let _timer = crate::telemetry::m::TOKEN_REVOKE_TREE.start();
-        let mut stack = vec![id.to_owned()];
+        // The tree level by level: `levels[d]` holds the tokens `d` generations below `id`.
+        let mut levels: Vec<Vec<String>> = vec![vec![id.to_owned()]];
         let mut order = Vec::new();
-        while let Some(cur) = stack.pop() {
-            // Mark before listing: from here on no new child of `cur` can be stored.
-            {
-                let _g = self.lock(&cur).await;
-                self.revoking.write().insert(cur.clone());
+        let mut depth = 0;
+        while depth < levels.len() {
+            let mut next = Vec::new();
+            for cur in &levels[depth] {
+                // Mark before listing: from here on no new child of `cur` can be stored.
+                {
+                    let _g = self.lock(cur).await;
+                    self.revoking.write().insert(cur.clone());
+                }
+                order.push(cur.clone());
+                for child in self
+                    .view
+                    .list(&format!("parent/{cur}/"))
+                    .await
+                    .map_err(sdk)?
+                {
+                    next.push(child_of(&child).to_owned());
+                }
             }
-            for child in self
-                .view
-                .list(&format!("parent/{cur}/"))
-                .await
-                .map_err(sdk)?
-            {
-                stack.push(child_of(&child).to_owned());
+            if !next.is_empty() {
+                levels.push(next);
             }
-            order.push(cur);
+            depth += 1;
         }
-        // Children first, so a crash midway never leaves a child without its parent entry.
+        // Deepest level first, so a crash midway never leaves a child without its parent
+        // entry. Within a level the tokens are independent: they go in groups whose commits
+        // share the storage's fsyncs (one at a time, 60,000 children took ~50 s).
         let mut result = Ok(());
         let mut revoked = Vec::with_capacity(order.len());
-        for cur in order.iter().rev() {
-            match self.revoke_one(cur).await {
-                Ok(path) => revoked.push((cur.clone(), path)),
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        'levels: for level in levels.iter().rev() {
+            let outcomes =
+                crate::join::in_groups(level, REVOKE_GROUP, |t| self.revoke_one(t)).await;
+            for (cur, outcome) in level.iter().zip(outcomes) {
+                match outcome {
+                    Ok(path) => revoked.push((cur.clone(), path)),
+                    Err(e) => {
+                        result = Err(e);
+                        break 'levels;
+                    }
                 }
             }
         }
@@ -763,6 +778,9 @@ impl TokenStore {
         &self.view
     }
 }
+
+/// How many tokens of one tree level are revoked at once.
+const REVOKE_GROUP: usize = 64;
 
 /// A child's entry in its parent's index: `parent/<parent>/<order>.<child>` when its
 /// accessor has a time-ordered prefix (so a parent's children are stored in creation order

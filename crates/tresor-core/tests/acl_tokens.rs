@@ -647,3 +647,106 @@ async fn token_role_inputs_resist_bad_values_spellings_and_races() {
     }
     assert_eq!(served, 3, "a three-use token served {served} requests");
 }
+
+/// A tree wider than one revocation group (64) and four generations deep goes entirely:
+/// every token, its index entries, its lease and its cubbyhole, while a token outside the
+/// tree is untouched.
+#[tokio::test]
+async fn revoking_a_wide_deep_tree_leaves_nothing_behind() {
+    let t = dev_core().await;
+    t.policy(
+        "mint",
+        r#"path "auth/token/create" { capabilities = ["update"] }
+path "cubbyhole/*" { capabilities = ["create", "read", "update"] }"#,
+    )
+    .await;
+    let bystander = t.token(&["mint"], json!({})).await;
+    let parent = t.token(&["mint"], json!({})).await;
+    let child_of = |tok: String| {
+        let t = &t;
+        async move {
+            t.ok(
+                Update,
+                "auth/token/create",
+                json!({"policies": ["mint"]}),
+                &tok,
+            )
+            .await
+            .auth
+            .unwrap()["client_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let mut tree = vec![parent.clone()];
+    let mut children = Vec::new();
+    for _ in 0..150 {
+        children.push(child_of(parent.clone()).await);
+    }
+    let mut grandchildren = Vec::new();
+    for c in children.iter().take(2) {
+        for _ in 0..70 {
+            grandchildren.push(child_of(c.clone()).await);
+        }
+    }
+    let great = child_of(grandchildren[69].clone()).await;
+    tree.extend(children);
+    tree.extend(grandchildren);
+    tree.push(great);
+    assert_eq!(tree.len(), 1 + 150 + 140 + 1);
+    for tok in tree.iter().chain([&bystander]) {
+        t.ok(Update, "cubbyhole/note", json!({"v": "x"}), tok).await;
+    }
+    let c = t.core.unsealed().unwrap();
+    let view = c.tokens.view();
+    let accessors_before = tresor_sdk::Storage::list(view, "accessor/").await.unwrap();
+    t.ok(
+        Update,
+        "auth/token/revoke",
+        json!({"token": parent}),
+        &t.root,
+    )
+    .await;
+    for tok in &tree {
+        assert!(c.tokens.lookup(tok).await.unwrap().is_none());
+        assert!(
+            t.req(Read, "cubbyhole/note", json!({}), tok).await.is_err(),
+            "a revoked token still reads"
+        );
+    }
+    let accessors = tresor_sdk::Storage::list(view, "accessor/").await.unwrap();
+    assert_eq!(accessors.len(), accessors_before.len() - tree.len());
+    // The only parent index left is the one of whoever made the bystander.
+    let parents = tresor_sdk::Storage::list(view, "parent/").await.unwrap();
+    assert!(parents.len() <= 1, "{parents:?}");
+    for p in &parents {
+        let kids = tresor_sdk::Storage::list(view, &format!("parent/{p}"))
+            .await
+            .unwrap();
+        assert_eq!(kids.len(), 1, "{p}: {kids:?}");
+    }
+    let ids = tresor_sdk::Storage::list(view, "id/").await.unwrap();
+    assert_eq!(ids.len(), 2, "root and the bystander: {ids:?}");
+    let leases = t
+        .data(
+            List,
+            "sys/leases/lookup/auth/token/create/",
+            json!({}),
+            &t.root,
+        )
+        .await;
+    assert_eq!(
+        leases["keys"].as_array().map_or(0, Vec::len),
+        1,
+        "only the bystander's lease: {leases:?}"
+    );
+    // Each revoked token's cubbyhole is gone from storage; the bystander's stays.
+    let cubby = c.router().exact("cubbyhole/").unwrap().view.clone();
+    let left = tresor_sdk::Storage::list(&cubby, "").await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        t.data(Read, "cubbyhole/note", json!({}), &bystander).await["v"],
+        "x"
+    );
+}
