@@ -789,9 +789,34 @@ async fn restore(s: Arc<Sys>, r: Request, force: bool) -> tresor_sdk::Result<Opt
     ))
 }
 
-/// `sys/storage/raft/snapshot` and `sys/storage/raft/snapshot-force` (both sudo).
+/// What Vault answers on its raft cluster paths when its storage is not raft: a 400.
+const NOT_RAFT: &str = "raft storage is not in use";
+
+async fn not_raft() -> tresor_sdk::Result<Option<Response>> {
+    Err(LogicalError::invalid(NOT_RAFT))
+}
+
+/// `sys/storage/raft/snapshot` and `sys/storage/raft/snapshot-force` (both sudo), and Vault's
+/// raft cluster paths, which answer as Vault does on a server whose storage is not raft.
 pub(crate) fn paths() -> Vec<Path<Sys>> {
+    let cluster = "Tresor's storage is not a raft cluster (HA runs on etcd), so this answers 400 \"raft storage is not in use\", as Vault does on other storage.";
     vec![
+        Path::new("storage/raft/configuration")
+            .op(Operation::Read, |_, _, _| Box::pin(not_raft()))
+            .help("The raft cluster's configuration (Vault's raft storage).", cluster),
+        Path::new("storage/raft/remove-peer")
+            .op(Operation::Update, |_, _, _| Box::pin(not_raft()))
+            .help("Remove a node from the raft cluster (Vault's raft storage).", cluster),
+        Path::new("storage/raft/join")
+            .op(Operation::Update, |_, _, _| Box::pin(not_raft()))
+            .help("Join a raft cluster (Vault's raft storage).", cluster),
+        Path::new("storage/raft/autopilot/state")
+            .op(Operation::Read, |_, _, _| Box::pin(not_raft()))
+            .help("The raft autopilot's view of the cluster (Vault's raft storage).", cluster),
+        Path::new("storage/raft/autopilot/configuration")
+            .op(Operation::Read, |_, _, _| Box::pin(not_raft()))
+            .op(Operation::Update, |_, _, _| Box::pin(not_raft()))
+            .help("The raft autopilot's settings (Vault's raft storage).", cluster),
         Path::new("storage/raft/snapshot")
             .op(Operation::Read, |s, _, _| Box::pin(save(s)))
             .op(Operation::Update, |s, r, _| Box::pin(restore(s, r, false)))

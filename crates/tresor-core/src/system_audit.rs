@@ -183,6 +183,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Delete, |s, r, f| Box::pin(header_path(s, r, f)))
             .help("Configure one audited request header.", "Requires sudo."),
         Path::new("wrapping/wrap")
+            .free_form()
             .op(Operation::Update, |_, req, _| Box::pin(async move { Ok(Some(Response::data(req.data))) }))
             .help("Response-wrap arbitrary JSON.", "The request data becomes the wrapped response; the TTL comes from X-Vault-Wrap-TTL (default 5m)."),
         Path::new("wrapping/unwrap")

@@ -352,17 +352,32 @@ async fn rate_read(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     else {
         return Ok(None);
     };
-    Ok(Some(Response::json(json!({
+    let mut out = json!({
         "name": q.name,
         "type": "rate-limit",
         "path": q.path,
         "role": q.role,
         "rate": q.rate,
-        "interval": q.interval,
-        "block_interval": q.block_interval,
+        "interval": whole_secs(q.interval),
+        "block_interval": whole_secs(q.block_interval),
         "inheritable": q.inheritable,
-        "burst": q.burst.unwrap_or(q.rate.ceil() as u64),
-    }))))
+    });
+    // `burst` is Tresor's own setting: shown only on a quota that set it, so a quota written
+    // with Vault's fields reads back with exactly Vault's fields.
+    if let Some(b) = q.burst {
+        out["burst"] = json!(b);
+    }
+    Ok(Some(Response::json(out)))
+}
+
+/// A number of seconds as Vault shows `interval` and `block_interval`: an integer (a
+/// fractional setting, which only Tresor accepts, keeps its fraction).
+fn whole_secs(secs: f64) -> Value {
+    if secs.fract() == 0.0 && secs.abs() < 1e15 {
+        json!(secs as i64)
+    } else {
+        json!(secs)
+    }
 }
 
 async fn rate_write(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
