@@ -166,6 +166,7 @@ async fn users_crud_and_list() {
     assert_eq!(d["token_policies"], json!(["other", "reader"]));
     assert_eq!(d["token_ttl"], 3600);
     assert_eq!(d["token_max_ttl"], 7200);
+    assert_eq!((&d["ttl"], &d["max_ttl"]), (&json!(3600), &json!(7200)));
     assert!(
         !d.contains_key("password") && !d.contains_key("password_hash"),
         "{d:?}"
@@ -176,6 +177,12 @@ async fn users_crud_and_list() {
             .unwrap(),
     );
     assert_eq!(d["token_policies"], json!(["x"]), "legacy name");
+    // Vault shows the legacy name too (hvac's read_user reads data["policies"]).
+    assert_eq!(d["policies"], json!(["x"]), "legacy name shown: {d:?}");
+    assert!(
+        !d.contains_key("ttl"),
+        "unset settings have no legacy name: {d:?}"
+    );
     let d = data(t.call(Operation::List, "users/", json!({})).await.unwrap());
     assert_eq!(d["keys"], json!(["alice", "bob"]));
     // An update changes only what it sends: the password stays.
