@@ -1,6 +1,8 @@
 //! The mount's `config`: where the directory is, how users and groups are found, and the
 //! token settings of its logins. Stored as one entry; `bindpass` and `client_tls_key` are
-//! never shown on read.
+//! never shown on read. A mount that was never configured reads as the defaults (as in Vault).
+//! `url` and `userattr` are kept in lower case, and the PEM fields exactly as sent, as Vault
+//! keeps them.
 
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ pub(crate) struct Config {
     pub max_page_size: i64,
     pub dereference_aliases: String,
     pub use_token_groups: bool,
+    pub enable_samaccountname_login: bool,
     pub token: TokenParams,
 }
 
@@ -99,6 +102,7 @@ impl Default for Config {
             max_page_size: 0,
             dereference_aliases: "never".into(),
             use_token_groups: false,
+            enable_samaccountname_login: false,
             token: TokenParams::default(),
         }
     }
@@ -148,6 +152,7 @@ impl Config {
             "max_page_size": self.max_page_size,
             "dereference_aliases": self.dereference_aliases,
             "use_token_groups": self.use_token_groups,
+            "enable_samaccountname_login": self.enable_samaccountname_login,
             "use_pre111_group_cn_behavior": false,
         })
         .as_object()
@@ -168,15 +173,10 @@ impl Config {
             ($($name:ident),*) => { $( if let Some(v) = i.$name { self.$name = v; } )* };
         }
         set_str!(
-            url,
             tls_min_version,
             tls_max_version,
-            certificate,
-            client_tls_cert,
-            client_tls_key,
             binddn,
             userdn,
-            userattr,
             userfilter,
             upndomain,
             groupdn,
@@ -184,7 +184,19 @@ impl Config {
             groupattr,
             dereference_aliases
         );
+        // Lower case, as Vault keeps them (LDAP attribute names and URL schemes and hosts are
+        // case-insensitive).
+        if let Some(v) = i.url {
+            self.url = v.trim().to_lowercase();
+        }
+        if let Some(v) = i.userattr {
+            self.userattr = v.trim().to_lowercase();
+        }
+        // PEM exactly as sent: it reads back as the same string.
         set!(
+            certificate,
+            client_tls_cert,
+            client_tls_key,
             bindpass,
             starttls,
             insecure_tls,
@@ -194,6 +206,7 @@ impl Config {
             deny_null_bind,
             anonymous_group_search,
             use_token_groups,
+            enable_samaccountname_login,
             max_page_size
         );
         // Only when sent: a write without them keeps the configured timeouts.
@@ -233,30 +246,45 @@ impl Config {
                 )));
             }
         }
-        if !self.certificate.is_empty() {
+        if !self.certificate.trim().is_empty() {
             crate::directory::parse_certs(&self.certificate)
                 .map_err(|e| LogicalError::invalid(format!("certificate: {e}")))?;
         }
-        if self.client_tls_cert.is_empty() != self.client_tls_key.is_empty() {
+        if self.client_tls_cert.trim().is_empty() != self.client_tls_key.trim().is_empty() {
+            // Vault's wording, which clients match on.
             return Err(LogicalError::invalid(
-                "client_tls_cert and client_tls_key must be given together",
+                "both client_tls_cert and client_tls_key must be set",
             ));
         }
-        if !self.client_tls_cert.is_empty() {
+        if !self.client_tls_cert.trim().is_empty() {
             crate::directory::parse_certs(&self.client_tls_cert)
                 .map_err(|e| LogicalError::invalid(format!("client_tls_cert: {e}")))?;
             crate::directory::parse_key(&self.client_tls_key)
                 .map_err(|e| LogicalError::invalid(format!("client_tls_key: {e}")))?;
         }
-        for (name, v) in [
+        let versions = ["tls10", "tls11", "tls12", "tls13"];
+        let mut rank = [0; 2];
+        for (i, (name, v)) in [
             ("tls_min_version", &self.tls_min_version),
             ("tls_max_version", &self.tls_max_version),
-        ] {
-            if !matches!(v.as_str(), "tls10" | "tls11" | "tls12" | "tls13") {
-                return Err(LogicalError::invalid(format!(
-                    "{name}: {v:?} is not one of tls10, tls11, tls12, tls13"
-                )));
-            }
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Vault's wording ("invalid 'tls_min_version'"), which clients match on.
+            rank[i] = versions
+                .iter()
+                .position(|x| *x == v.as_str())
+                .ok_or_else(|| {
+                    LogicalError::invalid(format!(
+                        "invalid '{name}': {v:?} is not one of tls10, tls11, tls12, tls13"
+                    ))
+                })?;
+        }
+        if rank[1] < rank[0] {
+            return Err(LogicalError::invalid(
+                "'tls_max_version' must be greater than or equal to 'tls_min_version'",
+            ));
         }
         for (name, v) in [
             ("userfilter", &self.userfilter),
@@ -315,6 +343,7 @@ tresor_sdk::input! {
         max_page_size: OptInt, "Page size of searches (0: no paging).";
         dereference_aliases: OptStr, "never, finding, searching or always.";
         use_token_groups: OptBool, "Accepted for compatibility; group search uses groupfilter.";
+        enable_samaccountname_login: OptBool, "Accepted and shown for compatibility; logins with upndomain bind as user@upndomain.";
     }
 }
 
@@ -323,9 +352,11 @@ pub(crate) fn paths() -> Vec<Path<State>> {
     p = TokenParams::add_fields(p);
     vec![
         p.op(Operation::Read, |_, req, _| {
-            Box::pin(
-                async move { Ok(load(&*req.storage).await?.map(|c| Response::data(c.show()))) },
-            )
+            Box::pin(async move {
+                // Never configured: the defaults, as Vault reads them.
+                let c = load(&*req.storage).await?.unwrap_or_default();
+                Ok(Some(Response::data(c.show())))
+            })
         })
         .op(Operation::Update, |s, req, f| {
             Box::pin(async move {
@@ -341,4 +372,72 @@ pub(crate) fn paths() -> Vec<Path<State>> {
             "The bind password and client key are stored behind the barrier and never shown.",
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(c: &Config) -> String {
+        c.validate().expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn tls_versions_are_checked_with_vaults_wording() {
+        assert!(Config::default().validate().is_ok());
+        let c = Config {
+            tls_min_version: "cats".into(),
+            ..Config::default()
+        };
+        assert!(err(&c).contains("invalid 'tls_min_version'"), "{}", err(&c));
+        let c = Config {
+            tls_max_version: "tls9".into(),
+            ..Config::default()
+        };
+        assert!(err(&c).contains("invalid 'tls_max_version'"), "{}", err(&c));
+        let c = Config {
+            tls_min_version: "tls13".into(),
+            tls_max_version: "tls12".into(),
+            ..Config::default()
+        };
+        assert!(
+            err(&c).contains("'tls_max_version' must be greater"),
+            "{}",
+            err(&c)
+        );
+        let c = Config {
+            tls_min_version: "tls12".into(),
+            tls_max_version: "tls13".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_ok());
+    }
+
+    /// A read shows every documented field, with Vault's defaults; never the secrets.
+    #[test]
+    fn the_defaults_show_every_documented_field() {
+        let m = Config::default().show();
+        for (k, v) in [
+            ("url", json!("ldap://127.0.0.1")),
+            ("userattr", json!("cn")),
+            ("groupattr", json!("cn")),
+            ("userfilter", json!(DEFAULT_USERFILTER)),
+            ("groupfilter", json!(DEFAULT_GROUPFILTER)),
+            ("tls_min_version", json!("tls12")),
+            ("tls_max_version", json!("tls12")),
+            ("deny_null_bind", json!(true)),
+            ("request_timeout", json!(90)),
+            ("connection_timeout", json!(30)),
+            ("dereference_aliases", json!("never")),
+            ("max_page_size", json!(0)),
+            ("enable_samaccountname_login", json!(false)),
+            ("use_token_groups", json!(false)),
+            ("token_ttl", json!(0)),
+            ("token_policies", json!([])),
+            ("token_type", json!("default")),
+        ] {
+            assert_eq!(m.get(k), Some(&v), "{k}");
+        }
+        assert!(!m.contains_key("bindpass") && !m.contains_key("client_tls_key"));
+    }
 }

@@ -362,12 +362,11 @@ async fn authenticate_as_service(
         .search(pool, settings, c, &c.userdn, &filter, &attrs)
         .await?;
     let (user_dn, user_attr_value) = match found.as_slice() {
-        // The alias name: the entry's `userattr` (spelled as configured, as Vault reads it)
-        // when `userdn` is set, else the login name.
+        // The alias name: the entry's `userattr` (whatever the case the directory spells its
+        // name in, as Vault reads it) when `userdn` is set, else the login name.
         [one] => (
             one.dn.clone(),
-            one.attrs
-                .get(&c.userattr)
+            attr(one, &c.userattr)
                 .and_then(|v| v.first().cloned())
                 .filter(|_| !c.userdn.is_empty())
                 .unwrap_or_else(|| username.to_owned()),
@@ -578,7 +577,7 @@ async fn authenticate_on(
             && let [one] = found.as_slice()
         {
             real_dn = one.dn.clone();
-            if let Some(v) = one.attrs.get(&c.userattr).and_then(|v| v.first()) {
+            if let Some(v) = attr(one, &c.userattr).and_then(|v| v.first()) {
                 user_attr_value = v.clone();
             }
         }

@@ -161,11 +161,17 @@ fn entry_paths(kind: &'static str) -> Vec<Path<State>> {
                     .then(|| f.input::<UserGroupsInput>().groups)
                     .flatten();
                 if let Some(g) = groups {
+                    // As Vault keeps them: sorted, each once, in lower case unless names are
+                    // case sensitive.
+                    let sensitive = c.as_ref().is_some_and(|c| c.case_sensitive_names);
                     e.groups = g
                         .into_iter()
                         .map(|g| g.trim().to_owned())
+                        .map(|g| if sensitive { g } else { g.to_lowercase() })
                         .filter(|g| !g.is_empty())
                         .collect();
+                    e.groups.sort();
+                    e.groups.dedup();
                 }
                 tresor_sdk::put_json(&*req.storage, &k, &e).await?;
                 Ok(None)
@@ -202,14 +208,15 @@ fn kind_of(req: &Request) -> &'static str {
     }
 }
 
+/// Policy names as Vault keeps them: trimmed, lower case, sorted, each once.
 fn norm(p: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for n in p {
-        let n = n.trim().to_lowercase();
-        if !n.is_empty() && !out.contains(&n) {
-            out.push(n);
-        }
-    }
+    let mut out: Vec<String> = p
+        .into_iter()
+        .map(|n| n.trim().to_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 
