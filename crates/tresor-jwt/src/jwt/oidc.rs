@@ -81,11 +81,6 @@ impl Engine {
             return Err(bad(format!("unauthorized redirect_uri: {redirect_uri}")));
         }
         let doc = provider.discovered().await.map_err(bad)?;
-        if doc.authorization_endpoint.is_empty() {
-            return Err(bad(
-                "the OIDC provider's discovery document has no authorization_endpoint",
-            ));
-        }
         let state = net::random_token(24).map_err(LogicalError::Internal)?;
         let nonce = net::random_token(24).map_err(LogicalError::Internal)?;
         let verifier = net::random_token(48).map_err(LogicalError::Internal)?;
@@ -125,6 +120,15 @@ impl Engine {
             '?'
         };
         let url = format!("{}{sep}{}", doc.authorization_endpoint, net::form(&params));
+        // A provider without an authorization endpoint (an issuer of ID tokens only, such as
+        // Vault's own identity tokens) gets the URL's query alone, as Vault answers it, and a
+        // warning: there is nowhere to send a browser.
+        let mut warnings = Vec::new();
+        if doc.authorization_endpoint.is_empty() {
+            warnings.push(
+                "the OIDC provider's discovery document has no authorization_endpoint: auth_url is only the query of an authorization request".to_owned(),
+            );
+        }
         self.add_pending(
             state,
             Pending {
@@ -136,7 +140,9 @@ impl Engine {
                 expires: self.now() + STATE_TTL,
             },
         )?;
-        Ok(Some(Response::json(json!({ "auth_url": url }))))
+        let mut resp = Response::json(json!({ "auth_url": url }));
+        resp.warnings = warnings;
+        Ok(Some(resp))
     }
 
     pub(crate) async fn callback(
