@@ -155,7 +155,8 @@ impl Engine {
                 }
             }
         });
-        Ok(Some(Response::default().with_warning(
+        // Started in the background: 202 Accepted, as Vault answers.
+        Ok(Some(Response::default().accepted().with_warning(
             "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.",
         )))
     }

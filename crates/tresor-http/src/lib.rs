@@ -906,6 +906,8 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
     // "Not found", with data all the same (KV v2's deleted version and its metadata).
     let status = if resp.not_found {
         StatusCode::NOT_FOUND
+    } else if resp.accepted {
+        StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };

@@ -96,7 +96,8 @@ impl Engine {
             && !params.tidy_expired_issuers
             && !params.tidy_revoked_cert_issuer_associations;
         self.start_tidy(&req, params)?;
-        Ok(Some(Response::default().with_warning(if nothing {
+        // Started in the background either way: 202 Accepted, as Vault answers.
+        Ok(Some(Response::default().accepted().with_warning(if nothing {
             "This tidy enables no operation and will do nothing: set at least one of tidy_cert_store, tidy_revoked_certs, tidy_revoked_cert_issuer_associations or tidy_expired_issuers."
         } else {
             "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs."

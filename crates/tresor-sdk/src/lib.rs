@@ -438,6 +438,9 @@ pub struct Response {
     /// The answer is "not found" but still carries its data (a KV v2 read of a deleted
     /// version answers 404 with the version's metadata).
     pub not_found: bool,
+    /// The request started work that goes on in the background (a tidy): answered 202
+    /// Accepted with the envelope, as Vault does.
+    pub accepted: bool,
 }
 
 impl Response {
@@ -465,6 +468,11 @@ impl Response {
     }
     pub fn with_warning(mut self, w: impl Into<String>) -> Self {
         self.warnings.push(w.into());
+        self
+    }
+    /// Marks the answer as 202 Accepted (see [`Response::accepted`]).
+    pub fn accepted(mut self) -> Self {
+        self.accepted = true;
         self
     }
 }
