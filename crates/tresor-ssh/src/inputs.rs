@@ -33,6 +33,11 @@ tresor_sdk::input! {
         cidr_list: Str, "OTP roles: comma-separated CIDR blocks the role's hosts are in.";
         exclude_cidr_list: Str, "OTP roles: comma-separated CIDR blocks excluded from cidr_list.";
         port: Int, "OTP roles: the SSH port of the hosts (default 22).";
+        key: Str, "Ignored: the removed dynamic-key mode's key name (clients such as hvac still send it, empty).";
+        admin_user: Str, "Ignored: the removed dynamic-key mode's admin user.";
+        key_bits: Int, "Ignored: the removed dynamic-key mode's key size.";
+        install_script: Str, "Ignored: the removed dynamic-key mode's install script.";
+        key_option_specs: Str, "Ignored: the removed dynamic-key mode's authorized_keys options.";
     }
 }
 

@@ -88,7 +88,7 @@ fn table() -> Table<Engine> {
             .op(Delete, h!(config_ca_delete))
             .help(
                 "Configure the CA key: generate or import one and make it the default issuer.",
-                "A write adds an issuer and makes it the default (earlier issuers remain, so a CA can rotate); a read shows the default issuer's public key; a delete removes every issuer.",
+                "A write adds an issuer and makes it the default; it is refused while a default issuer exists (delete first, or rotate with issuers/import and config/issuers). A read shows the default issuer's public key; a delete removes every issuer.",
             ),
         Path::<Engine>::new("config/issuers")
             .input::<DefaultIssuerInput>()

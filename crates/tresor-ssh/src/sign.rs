@@ -307,7 +307,8 @@ impl Engine {
         let text = cert.to_openssh().map_err(bad)?;
         let mut m = Map::new();
         m.insert("issuer_id".into(), json!(issuer.id));
-        m.insert("serial_number".into(), json!(format!("{serial:016x}")));
+        // Vault's form: lowercase hex without leading zeros.
+        m.insert("serial_number".into(), json!(format!("{serial:x}")));
         m.insert("signed_key".into(), json!(format!("{}\n", text.trim_end())));
         Ok(m)
     }

@@ -429,3 +429,123 @@ async fn bad_config_and_roles_are_refused_and_store_nothing() {
         .map(|d| d["keys"].clone());
     assert!(keys.is_none() || keys == Some(json!([])), "{keys:?}");
 }
+
+/// Vault's `config/ca`: a write while a CA is configured is refused (the CA a script set up
+/// is never silently replaced; delete it first), and `generate_signing_key=true` next to a
+/// key to import is a contradiction, refused. Neither changes the CA.
+#[tokio::test]
+async fn config_ca_refuses_a_second_ca_and_a_contradiction() {
+    let t = setup().await;
+    let e = t
+        .err(
+            Update,
+            "ssh/config/ca",
+            json!({"generate_signing_key": true, "public_key": ED_KEY}),
+        )
+        .await;
+    assert!(
+        e.contains("must not be set when generate_signing_key"),
+        "{e}"
+    );
+    let list = t.data(List, "ssh/issuers", json!({})).await;
+    assert_eq!(list["keys"], json!([]));
+    let first = t
+        .data(Update, "ssh/config/ca", json!({"key_type": "ed25519"}))
+        .await;
+    let e = t
+        .err(Update, "ssh/config/ca", json!({"key_type": "ed25519"}))
+        .await;
+    assert!(e.contains("already configured"), "{e}");
+    let d = t.data(Read, "ssh/config/ca", json!({})).await;
+    assert_eq!(d["public_key"], first["public_key"]);
+    let list = t.data(List, "ssh/issuers", json!({})).await;
+    assert_eq!(list["keys"].as_array().unwrap().len(), 1);
+    // After a delete (answered with no body, as Vault's 204), a new CA can be configured.
+    let r = t.req(Delete, "ssh/config/ca", json!({})).await.unwrap();
+    assert!(r.response.is_none(), "{:?}", r.response);
+    let second = t
+        .data(Update, "ssh/config/ca", json!({"key_type": "ed25519"}))
+        .await;
+    assert_ne!(second["public_key"], first["public_key"]);
+    // An imported key is answered with no body (Vault's 204); the key is the CA.
+    t.req(Delete, "ssh/config/ca", json!({})).await.unwrap();
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBMx0l6Yp8ktL5Y3Uy9M+8tSDhYj1q7x0hVGg1oG0mRm\n-----END PRIVATE KEY-----\n";
+    let r = t
+        .req(
+            Update,
+            "ssh/config/ca",
+            json!({"private_key": pem, "generate_signing_key": false}),
+        )
+        .await
+        .unwrap();
+    assert!(r.response.is_none(), "{:?}", r.response);
+    let d = t.data(Read, "ssh/config/ca", json!({})).await;
+    assert!(
+        d["public_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("ssh-ed25519 ")
+    );
+}
+
+/// `serial_number` is the certificate's serial as Vault writes it: lowercase hex without
+/// leading zeros (one serial in sixteen starts with a zero nibble; a hundred signatures make
+/// a padded form all but certain to show).
+#[tokio::test]
+async fn serial_numbers_are_vaults_unpadded_hex() {
+    let t = setup().await;
+    t.data(Update, "ssh/config/ca", json!({"key_type": "ed25519"}))
+        .await;
+    t.data(
+        Update,
+        "ssh/roles/r",
+        json!({"key_type": "ca", "allow_user_certificates": true, "allowed_users": "*"}),
+    )
+    .await;
+    for _ in 0..100 {
+        let d = t
+            .data(
+                Update,
+                "ssh/sign/r",
+                json!({"public_key": ED_KEY, "valid_principals": "x"}),
+            )
+            .await;
+        let cert = Certificate::from_openssh(d["signed_key"].as_str().unwrap().trim()).unwrap();
+        assert_eq!(d["serial_number"], format!("{:x}", cert.serial()));
+    }
+}
+
+/// A role written the way hvac's `create_role` sends it: every field, the removed
+/// dynamic-key ones (`key`, `admin_user`, `key_bits`, `install_script`, `key_option_specs`)
+/// included, empty strings for booleans and nulls for maps. It is stored as asked and
+/// answered with no body (Vault's 204), not with warnings about the legacy fields.
+#[tokio::test]
+async fn a_role_as_hvac_sends_it_is_accepted_quietly() {
+    let t = setup().await;
+    let body = json!({
+        "key": "", "admin_user": "", "default_user": "ubuntu", "cidr_list": "10.0.0.0/8",
+        "exclude_cidr_list": "", "port": 22, "key_type": "otp", "key_bits": 1024,
+        "install_script": "", "allowed_users": "", "allowed_users_template": "",
+        "allowed_domains": "", "key_option_specs": "", "ttl": "", "max_ttl": "",
+        "allowed_critical_options": "", "allowed_extensions": "",
+        "default_critical_options": null, "default_extensions": null,
+        "allow_user_certificates": "", "allow_host_certificates": false,
+        "allow_bare_domains": false, "allow_subdomains": false, "allow_user_key_ids": false,
+        "key_id_format": "", "allowed_user_key_lengths": null, "algorithm_signer": ""
+    });
+    let r = t.req(Update, "ssh/roles/otp", body.clone()).await.unwrap();
+    assert!(r.response.is_none(), "{:?}", r.response);
+    let d = t.data(Read, "ssh/roles/otp", json!({})).await;
+    assert_eq!(d["key_type"], "otp");
+    assert_eq!(d["cidr_list"], "10.0.0.0/8");
+    assert_eq!(d["port"], 22);
+    let mut ca = body;
+    ca["key_type"] = json!("ca");
+    ca["allow_user_certificates"] = json!(true);
+    ca["allowed_users"] = json!("*");
+    let r = t.req(Update, "ssh/roles/ca", ca).await.unwrap();
+    assert!(r.response.is_none(), "{:?}", r.response);
+    let d = t.data(Read, "ssh/roles/ca", json!({})).await;
+    assert_eq!(d["allow_user_certificates"], true);
+    assert_eq!(d["ttl"], 0);
+}
