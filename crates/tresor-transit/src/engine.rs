@@ -92,6 +92,8 @@ impl Key {
                 let mut e = Map::new();
                 e.insert("creation_time".into(), json!(v.created));
                 e.insert("name".into(), json!(t.public_name()));
+                // Vault's field for a version's imported certificate chain (none here).
+                e.insert("certificate_chain".into(), json!(""));
                 e.insert(
                     "public_key".into(),
                     json!(v.public_key().unwrap_or_default()),
@@ -128,7 +130,10 @@ impl Key {
         d.insert("auto_rotate_period".into(), json!(p.auto_rotate_period));
         d.insert("imported_key".into(), json!(p.imported));
         if p.imported {
-            d.insert("allow_rotation".into(), json!(p.allow_rotation));
+            d.insert(
+                "imported_key_allow_rotation".into(),
+                json!(p.allow_rotation),
+            );
         }
         d.insert("supports_encryption".into(), json!(t.supports_encryption()));
         d.insert("supports_decryption".into(), json!(t.supports_encryption()));

@@ -54,14 +54,23 @@ impl Engine {
         if n.kind != KeyType::Hmac && input.key_size.is_some_and(|k| k != 0) {
             return Err(bad("key_size is only valid for hmac keys"));
         }
-        let key = {
+        let (key, existed) = {
             let _g = self.lock(&mount, &name).await;
             match self.stored_policy(s, &name).await? {
-                Some(_) => self.existing(&mount, s, &name, "key not found").await?,
-                None => self.create(&mount, s, &name, &n).await?,
+                Some(_) => (
+                    self.existing(&mount, s, &name, "key not found").await?,
+                    true,
+                ),
+                None => (self.create(&mount, s, &name, &n).await?, false),
             }
         };
-        Ok(Some(Response::data(key.describe(s).await?)))
+        let r = Response::data(key.describe(s).await?);
+        // As Vault: the existing key is left as it is, and the answer says so.
+        Ok(Some(if existed {
+            r.with_warning(format!("key {name} already existed"))
+        } else {
+            r
+        }))
     }
 
     pub(crate) async fn key_read(&self, req: Request, f: Fields) -> Result<Option<Response>> {
@@ -214,7 +223,14 @@ impl Engine {
                 "minimum available version should not be greater than minimum decryption version",
             ));
         }
-        if p.min_encryption_version > 0 && v > p.min_encryption_version {
+        // As Vault: trimming needs a pinned min_encryption_version (0 means "the latest",
+        // which would leave the bound to move with every rotation).
+        if p.min_encryption_version == 0 {
+            return Err(bad(
+                "minimum available version cannot be set when minimum encryption version is not set",
+            ));
+        }
+        if v > p.min_encryption_version {
             return Err(bad(
                 "minimum available version should not be greater than minimum encryption version",
             ));
@@ -231,7 +247,9 @@ impl Engine {
         for n in old..v {
             s.delete(&version_key(&name, n)).await?;
         }
-        Ok(None)
+        // Vault answers with the key, as the other writes to a key do.
+        let k = self.existing(&mount, s, &name, "key not found").await?;
+        Ok(Some(Response::data(k.describe(s).await?)))
     }
 
     /// The existence check of `encrypt/` (create: the key would be made by this write).

@@ -283,12 +283,35 @@ async fn ciphertext_is_vaults_layout_and_rotation_rewrap_and_min_versions_work()
         )
         .await;
     assert!(e.contains("minimum decryption"), "{e}");
+    // As in Vault, trimming needs min_encryption_version pinned (0 follows the latest).
+    let e = t
+        .err(
+            Update,
+            "transit/keys/app/trim",
+            json!({"min_available_version": 2}),
+        )
+        .await;
+    assert!(e.contains("minimum encryption version is not set"), "{e}");
+    assert!(
+        t.data(Read, "transit/keys/app", json!({})).await["keys"]
+            .get("1")
+            .is_some()
+    );
     t.ok(
         Update,
-        "transit/keys/app/trim",
-        json!({"min_available_version": 2}),
+        "transit/keys/app/config",
+        json!({"min_encryption_version": 2}),
     )
     .await;
+    // The answer is the key, as Vault's.
+    let d = t
+        .data(
+            Update,
+            "transit/keys/app/trim",
+            json!({"min_available_version": 2}),
+        )
+        .await;
+    assert_eq!(d["min_available_version"], 2);
     let d = t.data(Read, "transit/keys/app", json!({})).await;
     assert_eq!(d["min_available_version"], 2);
     assert!(d["keys"].get("1").is_none());
@@ -1132,4 +1155,27 @@ async fn key_config_changes_only_what_is_sent() {
         )
         .await;
     assert!(e.contains("invalid key_size"), "{e}");
+}
+
+/// Creating a key that exists leaves it as it is (its type and versions) and, as Vault does,
+/// says so in a warning next to the key's description.
+#[tokio::test]
+async fn creating_an_existing_key_warns_and_changes_nothing() {
+    let t = setup().await;
+    let r = t
+        .ok(Update, "transit/keys/k", json!({}))
+        .await
+        .response
+        .unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    t.ok(Update, "transit/keys/k/rotate", json!({})).await;
+    let r = t
+        .ok(Update, "transit/keys/k", json!({"type": "ed25519"}))
+        .await
+        .response
+        .unwrap();
+    assert_eq!(r.warnings, vec!["key k already existed".to_string()]);
+    let d = r.data.unwrap();
+    assert_eq!(d["type"], "aes256-gcm96");
+    assert_eq!(d["latest_version"], 2);
 }
