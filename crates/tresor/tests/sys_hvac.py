@@ -12,7 +12,7 @@ field names and types). Prints "OK <step>" lines and exits non-zero on the first
 import base64
 import json
 import os
-import sys
+import subprocess
 
 import hvac
 import requests
@@ -587,6 +587,7 @@ def part_lifecycle():
     assert st["initialized"] is False and st["sealed"] is True and st["type"] == "shamir", st
     r = s.read_health_status(method="GET")
     assert isinstance(r, requests.Response) and r.status_code == 501 and r.json()["initialized"] is False, r
+    assert s.read_health_status(method="GET", uninit_code=299).status_code == 299
     raises(exceptions.InvalidRequest, lambda: s.initialize(secret_shares=2, secret_threshold=3))
     init = s.initialize(secret_shares=5, secret_threshold=3)
     assert set(init) >= {"keys", "keys_base64", "root_token"}, init
@@ -602,6 +603,8 @@ def part_lifecycle():
     assert (st["sealed"], st["t"], st["n"], st["progress"]) == (True, 3, 5, 0), st
     r = s.read_health_status()
     assert isinstance(r, requests.Response) and r.status_code == 503, r
+    r = s.read_health_status(method="GET", sealed_code=298)
+    assert r.status_code == 298 and r.json()["sealed"] is True, r
     r = s.submit_unseal_keys(keys[0:2])
     assert r["sealed"] is True and r["progress"] == 2 and isinstance(r["nonce"], str) and r["nonce"], r
     r = s.submit_unseal_key(reset=True)
@@ -675,6 +678,35 @@ def part_lifecycle():
     r = s.submit_unseal_keys(done["keys"])
     assert r["sealed"] is False and (r["t"], r["n"]) == (2, 3), r
     step("rekey/rekey_verify")
+
+    # A rekey to a PGP key, with a backup: the new share comes back encrypted, the backup holds
+    # the same ciphertext under the key's fingerprint, and the decrypted share unseals.
+    pub = os.environ["PGP_KEY_B64"]
+    started = s.start_rekey(secret_shares=1, secret_threshold=1, pgp_keys=[pub], backup=True)
+    assert started["backup"] is True and len(started["pgp_fingerprints"]) == 1, started
+    fingerprint = started["pgp_fingerprints"][0]
+    done2 = s.rekey_multi(done["keys"], nonce=started["nonce"])
+    assert done2["complete"] is True and done2["backup"] is True, done2
+    assert done2["pgp_fingerprints"] == [fingerprint] and len(done2["keys"]) == 1, done2
+    backup = s.read_backup_keys()
+    d = envelope(backup, "read_backup_keys")
+    assert d["nonce"] == started["nonce"], d
+    assert d["keys"] == {fingerprint: done2["keys"]}, d
+    assert d["keys_base64"] == {fingerprint: done2["keys_base64"]}, d
+    assert backup["keys"] == d["keys"], "sys/rekey/backup copies data to the top level"
+    plain = subprocess.run(
+        ["gpg", "--batch", "--quiet", "--decrypt"],
+        input=bytes.fromhex(done2["keys"][0]),
+        capture_output=True,
+        timeout=30,
+        env={**os.environ, "GNUPGHOME": os.environ["GNUPGHOME"]},
+    )
+    assert plain.returncode == 0, plain.stderr
+    share = plain.stdout.decode().strip()
+    no_content(s.seal(), "seal")
+    r = s.submit_unseal_key(share)
+    assert r["sealed"] is False and (r["t"], r["n"]) == (1, 1), r
+    step("rekey with pgp_keys/read_backup_keys")
 
     no_content(s.step_down(), "step_down")
     assert c.is_authenticated()

@@ -1,8 +1,9 @@
 //! hvac's `client.sys` calls, its core auth methods (`client.auth.token`, `userpass`, `cert`)
 //! and `client.secrets.kv.v1` against Tresor, each answer checked against Vault's documented
 //! behaviour by `sys_hvac.py` (next to this file). Two parts run on `tresor server -dev`; the
-//! seal lifecycle (init, unseal, seal, generate-root, rekey with verification) and the cert
-//! login need a real server: a fresh embedded store behind a TLS listener.
+//! seal lifecycle (init, unseal, seal, generate-root, rekey with verification and to a PGP key
+//! with a backup) and the cert login need a real server: a fresh embedded store behind a TLS
+//! listener.
 
 mod common;
 
@@ -141,6 +142,8 @@ fn hvac_init_seal_unseal_generate_root_rekey_and_cert_login() {
     let cacert = dir.join("listener.crt");
     let s = Server::start_named(dir, port, "config.hcl", &config, Some(cacert.clone()));
     let path = |name: &str| work.join(name).to_string_lossy().into_owned();
+    // An operator's PGP key for the rekey with a backup.
+    let operator = common::gpg::Keyring::new(dir, "operator");
     hvac_part(
         &s,
         "lifecycle",
@@ -150,6 +153,8 @@ fn hvac_init_seal_unseal_generate_root_rekey_and_cert_login() {
             ("CLIENT_CERT", &path("client.pem")),
             ("CLIENT_KEY", &path("client.key")),
             ("CLIENT_CA", &path("client-ca.pem")),
+            ("GNUPGHOME", &operator.home().to_string_lossy()),
+            ("PGP_KEY_B64", &operator.public_b64()),
         ],
         &[
             "initialize",
@@ -157,6 +162,7 @@ fn hvac_init_seal_unseal_generate_root_rekey_and_cert_login() {
             "seal/unseal",
             "generate_root",
             "rekey/rekey_verify",
+            "rekey with pgp_keys/read_backup_keys",
             "step_down",
             "cert login",
         ],
