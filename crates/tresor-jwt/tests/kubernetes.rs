@@ -99,7 +99,7 @@ async fn config_and_roles_are_validated() {
             "pem_keys",
         ),
         (
-            json!({"kubernetes_host": "https://127.0.0.1:6443", "token_reviewer_jwt": "junk"}),
+            json!({"kubernetes_host": "https://127.0.0.1:6443", "token_reviewer_jwt": "two words"}),
             "token_reviewer_jwt",
         ),
     ] {
@@ -129,6 +129,15 @@ async fn config_and_roles_are_validated() {
         let d = t.data(Read, "auth/kubernetes/config", json!({})).await;
         assert_eq!(d["kubernetes_ca_cert"], ca);
     }
+    // A reviewer token need not be a JWT (Vault 1.15 and later take any bearer token).
+    t.ok(
+        Update,
+        "auth/kubernetes/config",
+        json!({"kubernetes_host": "https://127.0.0.1:6443", "token_reviewer_jwt": "opaque-token.1"}),
+    )
+    .await;
+    let d = t.data(Read, "auth/kubernetes/config", json!({})).await;
+    assert_eq!(d["token_reviewer_jwt_set"], true);
     t.ok(
         Update,
         "auth/kubernetes/config",

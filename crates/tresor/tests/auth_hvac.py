@@ -772,6 +772,13 @@ def kubernetes():
     c2 = k8s.read_config(mount_point="kubernetes-test")
     assert c2["kubernetes_ca_cert"] == placeholder and c2["issuer"] == "stanley", c2
     assert c2["token_reviewer_jwt_set"] is False and c2["pem_keys"] == [], c2
+    # A reviewer token need not be a JWT (Vault 1.15 and later take any bearer token), but it
+    # must fit in an Authorization header.
+    k8s.configure(kubernetes_host="https://192.168.99.100:8443", token_reviewer_jwt="reviewer_jwt",
+                  mount_point="kubernetes-test")
+    assert k8s.read_config(mount_point="kubernetes-test")["token_reviewer_jwt_set"] is True
+    expect(exceptions.InvalidRequest, k8s.configure, kubernetes_host="https://192.168.99.100:8443",
+           token_reviewer_jwt="two words", mount_point="kubernetes-test", contains="token_reviewer_jwt")
     step("configure takes Vault's placeholder certificate with a warning")
 
     resp = k8s.create_role(

@@ -183,8 +183,12 @@ impl Engine {
             )));
         }
         let reviewer = i.token_reviewer_jwt.trim().to_owned();
-        if !reviewer.is_empty() {
-            keys::parse(&reviewer).map_err(|e| bad(format!("invalid token_reviewer_jwt: {e}")))?;
+        // Any bearer token (Vault's docs: "a service account JWT (or other token)"; Vault
+        // stopped requiring a JWT in 1.15), but one an Authorization header can carry.
+        if reviewer.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(bad(
+                "invalid token_reviewer_jwt: a bearer token is visible ASCII without spaces",
+            ));
         }
         let cfg = K8sConfig {
             version: 1,

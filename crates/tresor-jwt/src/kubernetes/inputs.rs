@@ -7,7 +7,7 @@ tresor_sdk::input! {
     pub(crate) struct ConfigInput {
         kubernetes_host: Str, "The Kubernetes API server's URL (required).";
         kubernetes_ca_cert: Str, "PEM CA certificate of the API server.";
-        token_reviewer_jwt: Str, "The JWT that authenticates TokenReview calls (default: the login's own JWT). Never returned.";
+        token_reviewer_jwt: Str, "The bearer token (a service-account JWT or any other) that authenticates TokenReview calls (default: the login's own JWT). Never returned.";
         pem_keys: List, "PEM public keys or certificates that must verify service-account tokens before TokenReview.";
         issuer: Str, "The iss claim tokens must have, when issuer validation is on (default kubernetes/serviceaccount).";
         disable_iss_validation: Bool, "Do not check the iss claim (default true).", default = true;
