@@ -80,6 +80,25 @@ custom_metadata (replacing it whole) without creating a version; a PATCH changes
 given fields and merges custom_metadata (null removes a key). A DELETE removes the
 metadata and every version of the secret for good.
 ";
+const UNVERSIONED_SYNOPSIS: &str = "Not an endpoint: a version 1 style path on a version 2 mount.";
+const UNVERSIONED_DESCRIPTION: &str = "\
+A KV version 2 mount keeps a secret's data under data/, its versions' bookkeeping under
+metadata/, and changes versions through delete/, undelete/ and destroy/. A request for the
+secret's path itself, as a version 1 mount would take it, answers 404 with a warning that says
+which 'vault kv' command to use instead.
+";
+
+/// The answer to a version 1 style request: 404 with a warning, as Vault gives it.
+fn wrong_version(command: &str) -> Option<Response> {
+    let mut r = Response::default().with_warning(format!(
+        "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate \
+         API endpoints to use. If using the Vault CLI, use 'vault kv {command}' for this \
+         operation."
+    ));
+    r.not_found = true;
+    Some(r)
+}
+
 const SUBKEYS_SYNOPSIS: &str = "Read the structure of a secret without its values.";
 const SUBKEYS_DESCRIPTION: &str = "
 Returns the keys of a version of the secret with every leaf value (anything but a non-empty
@@ -170,6 +189,26 @@ pub(crate) fn table() -> Table<Engine> {
                     Box::pin(async move { subkeys_read(&b, req, f).await })
                 })
                 .help(SUBKEYS_SYNOPSIS, SUBKEYS_DESCRIPTION),
+            // Last, so it only sees what no path above serves: a KV version 1 style request.
+            Path::new("{path:*}")
+                .input::<SecretPath>()
+                .free_form()
+                .op(Operation::Read, |_, _, _| {
+                    Box::pin(async { Ok(wrong_version("get")) })
+                })
+                .op(Operation::Update, |_, _, _| {
+                    Box::pin(async { Ok(wrong_version("put")) })
+                })
+                .op(Operation::Patch, |_, _, _| {
+                    Box::pin(async { Ok(wrong_version("patch")) })
+                })
+                .op(Operation::List, |_, _, _| {
+                    Box::pin(async { Ok(wrong_version("list")) })
+                })
+                .op(Operation::Delete, |_, _, _| {
+                    Box::pin(async { Ok(wrong_version("delete")) })
+                })
+                .help(UNVERSIONED_SYNOPSIS, UNVERSIONED_DESCRIPTION),
         ],
         special: SpecialPaths::default(),
         help: "The KV secrets engine, version 2: versioned key/value storage with check-and-set.",

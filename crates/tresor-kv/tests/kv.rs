@@ -1228,14 +1228,32 @@ async fn bad_input_is_refused_naming_the_field() {
 #[tokio::test]
 async fn unknown_paths_and_operations_are_refused() {
     let h = Harness::v2();
-    assert!(matches!(
-        h.call(Operation::Read, "foo", Value::Null).await,
-        Err(LogicalError::UnsupportedPath)
-    ));
-    assert!(matches!(
-        h.call(Operation::Read, "data/", Value::Null).await,
-        Err(LogicalError::UnsupportedPath)
-    ));
+    // The mount's first request marks its upgrade done; nothing else may be stored.
+    h.ok(Operation::Read, "config", Value::Null).await;
+    let before = h.storage.keys();
+    // A version 1 style request is "not found" with a warning naming the `kv` command to use,
+    // as Vault answers it; nothing is written.
+    for (op, body, command) in [
+        (Operation::Read, Value::Null, "get"),
+        (Operation::Update, json!({"a": "b", "c": 1}), "put"),
+        (Operation::Patch, json!({"a": "b"}), "patch"),
+        (Operation::List, Value::Null, "list"),
+        (Operation::Delete, Value::Null, "delete"),
+    ] {
+        for path in ["foo", "team/app", "data/"] {
+            let r = h.call(op, path, body.clone()).await.unwrap().unwrap();
+            assert!(r.not_found, "{op:?} {path}");
+            assert!(r.data.is_none(), "{op:?} {path}");
+            assert_eq!(r.warnings.len(), 1, "{op:?} {path}: {:?}", r.warnings);
+            assert!(
+                r.warnings[0].starts_with("Invalid path for a versioned K/V secrets engine.")
+                    && r.warnings[0].contains(&format!("'vault kv {command}'")),
+                "{op:?} {path}: {:?}",
+                r.warnings
+            );
+        }
+    }
+    assert_eq!(h.storage.keys(), before, "nothing was written");
     assert!(matches!(
         h.call(Operation::List, "data/x", Value::Null).await,
         Err(LogicalError::UnsupportedOperation)

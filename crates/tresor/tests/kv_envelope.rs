@@ -1,6 +1,7 @@
 //! KV answers whose envelope the engine decides through the SDK response (issue 11: no
 //! engine knowledge in the core or the HTTP layer): KV v1's advisory `lease_duration`, and KV
-//! v2's 404 that still carries the deleted version's metadata.
+//! v2's 404 that still carries the deleted version's metadata, and its 404 with a warning for a
+//! version 1 style request.
 
 mod common;
 
@@ -58,4 +59,24 @@ fn kv_v1_refresh_interval_and_kv_v2_deleted_version() {
     let (code, v) = s.api("GET", "secret/data/app", None, root);
     assert_eq!(code, 200);
     assert_eq!(v["data"]["data"]["k"], "w");
+    // A KV version 1 style request on the version 2 mount: 404 with the whole envelope, no
+    // data and a warning naming the `kv` command, as Vault answers it. Nothing is written.
+    for (method, body, command) in [
+        ("GET", None, "get"),
+        ("POST", Some(r#"{"k":"x"}"#), "put"),
+        ("LIST", None, "list"),
+        ("DELETE", None, "delete"),
+    ] {
+        let (code, v) = s.api(method, "secret/app", body, root);
+        assert_eq!(code, 404, "{method}: {v}");
+        assert_eq!(v["data"], json!(null), "{method}: {v}");
+        let w = v["warnings"][0].as_str().unwrap_or_default();
+        assert!(
+            w.starts_with("Invalid path for a versioned K/V secrets engine.")
+                && w.contains(&format!("'vault kv {command}'")),
+            "{method}: {v}"
+        );
+    }
+    let (_, v) = s.api("GET", "secret/data/app", None, root);
+    assert_eq!(v["data"]["data"]["k"], "w", "the secret is as it was");
 }
