@@ -29,19 +29,6 @@ pub(crate) fn client(ca_pem: &str, field: &str) -> Result<reqwest::Client, Strin
     b.build().map_err(|e| format!("invalid {field}: {e}"))
 }
 
-/// An HTTP client that trusts no certificate at all: every TLS connection it makes fails.
-/// What a configured CA bundle with no usable certificate in it amounts to.
-pub(crate) fn client_trusting_nothing() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .tls_certs_only(Vec::new())
-        .build()
-        .map_err(|e| format!("building an HTTP client: {e}"))
-}
-
 /// An error with its causes (`reqwest`'s own text leaves out why a connection failed).
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

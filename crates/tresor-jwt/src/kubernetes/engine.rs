@@ -54,14 +54,7 @@ fn prepare(config: K8sConfig) -> std::result::Result<Ready, String> {
     if ca.trim().is_empty() && !config.disable_local_ca_jwt {
         ca = std::fs::read_to_string(LOCAL_CA).unwrap_or_default();
     }
-    let client = match net::client(&ca, "kubernetes_ca_cert") {
-        Ok(c) => c,
-        // A configured CA certificate with no usable certificate in it is kept, as Vault up to
-        // 1.16 keeps it (its API docs and hvac's tests send a placeholder): the API server is
-        // then trusted by nothing, and the write that stored it said so in a warning.
-        Err(_) if !config.kubernetes_ca_cert.trim().is_empty() => net::client_trusting_nothing()?,
-        Err(e) => return Err(e),
-    };
+    let client = net::client(&ca, "kubernetes_ca_cert")?;
     Ok(Ready {
         config,
         keys: parsed,
@@ -204,25 +197,17 @@ impl Engine {
             disable_iss_validation: i.disable_iss_validation,
             disable_local_ca_jwt: i.disable_local_ca_jwt,
         };
-        let mut warnings = Vec::new();
-        if !cfg.kubernetes_ca_cert.trim().is_empty()
-            && let Err(e) = net::client(&cfg.kubernetes_ca_cert, "kubernetes_ca_cert")
-        {
-            warnings.push(format!(
-                "{e}: stored as sent, but TLS connections to kubernetes_host will fail until kubernetes_ca_cert holds a valid PEM CA certificate"
-            ));
+        // A CA bundle with no usable certificate in it (the API docs' placeholder among them)
+        // is refused, as Vault 1.17 and later refuse it, and nothing is stored.
+        if !cfg.kubernetes_ca_cert.trim().is_empty() {
+            net::client(&cfg.kubernetes_ca_cert, "kubernetes_ca_cert").map_err(bad)?;
         }
         let ready = prepare(cfg.clone()).map_err(bad)?;
         store::save_config(&*req.storage, &cfg).await?;
-        {
-            let mut g = self.ready.lock();
-            g.0 = Some(Arc::new(ready));
-            g.1 += 1;
-        }
-        Ok((!warnings.is_empty()).then(|| Response {
-            warnings,
-            ..Default::default()
-        }))
+        let mut g = self.ready.lock();
+        g.0 = Some(Arc::new(ready));
+        g.1 += 1;
+        Ok(None)
     }
 
     pub(crate) async fn role_exists(self: Arc<Self>, req: Request, f: Fields) -> Result<bool> {

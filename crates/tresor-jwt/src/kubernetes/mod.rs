@@ -106,7 +106,7 @@ fn table() -> Table<Engine> {
             .op(Update, h!(config_write))
             .help(
                 "Configure the Kubernetes method.",
-                "Sets the API server that reviews tokens and how to reach it. A write replaces the whole configuration; a bad URL or key, or a reviewer token an Authorization header cannot carry, is refused and stores nothing. A CA certificate with no usable certificate in it is stored with a warning (as Vault up to 1.16 does), and TLS to the API server then trusts nothing. A read shows whether a reviewer JWT is set, never the JWT.",
+                "Sets the API server that reviews tokens and how to reach it. A write replaces the whole configuration; a bad URL or key, or a reviewer token an Authorization header cannot carry, is refused and stores nothing. So is a CA certificate with no usable certificate in it (the API docs' placeholder among them), as Vault 1.17 and later refuse it. A read shows whether a reviewer JWT is set, never the JWT.",
             ),
         Path::<Engine>::new("role").op(List, h!(role_list)).help("List the roles.", "The names of the roles of this mount."),
         role,
