@@ -2006,7 +2006,8 @@ fn table_path(t: Table) -> &'static str {
 }
 
 /// Vault's `auth` block from an engine's [`tresor_sdk::Auth`]: `policies` is the token's own
-/// policies followed by its identity policies (the entity's and its groups').
+/// policies followed by its identity policies (the entity's and its groups'), which are also
+/// listed as `identity_policies` when there are any (Vault leaves the key out otherwise).
 pub fn render_auth(a: &tresor_sdk::Auth, identity_policies: &[String]) -> Value {
     let mut all = a.policies.clone();
     for p in identity_policies {
@@ -2014,12 +2015,11 @@ pub fn render_auth(a: &tresor_sdk::Auth, identity_policies: &[String]) -> Value 
             all.push(p.clone());
         }
     }
-    json!({
+    let mut auth = json!({
         "client_token": a.client_token,
         "accessor": a.accessor,
         "policies": all,
         "token_policies": a.policies,
-        "identity_policies": if identity_policies.is_empty() { Value::Null } else { json!(identity_policies) },
         "metadata": if a.metadata.is_empty() { Value::Null } else { json!(a.metadata) },
         "lease_duration": a.ttl.as_secs(),
         "renewable": a.renewable,
@@ -2028,5 +2028,9 @@ pub fn render_auth(a: &tresor_sdk::Auth, identity_policies: &[String]) -> Value 
         "orphan": a.orphan,
         "mfa_requirement": null,
         "num_uses": a.num_uses,
-    })
+    });
+    if !identity_policies.is_empty() {
+        auth["identity_policies"] = json!(identity_policies);
+    }
+    auth
 }
