@@ -592,12 +592,21 @@ impl Core {
         }
     }
 
-    /// `sys/ha-status` (active node): this node and the nodes it heard from.
+    /// `sys/ha-status` (active node): this node and the nodes it heard from. Without HA the
+    /// node is alone and active, as Vault and OpenBao answer (so `operator members` works).
     pub fn ha_status(&self) -> Result<Value, CoreError> {
         let Some(h) = self.ha() else {
-            return Err(CoreError::InvalidRequest(
-                "high availability is not enabled on this node".into(),
-            ));
+            let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default();
+            return Ok(json!({ "nodes": [{
+                "hostname": hostname,
+                "api_address": "",
+                "cluster_address": "",
+                "active_node": true,
+                "last_echo": null,
+                "version": crate::core::VERSION,
+            }]}));
         };
         let me = h.value();
         let mut nodes = vec![json!({

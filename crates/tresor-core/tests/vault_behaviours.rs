@@ -521,3 +521,23 @@ path "sys/foo" { capabilities = ["read"] }
         CoreError::PermissionDenied
     ));
 }
+
+/// `sys/ha-status` on a server without HA lists the node alone, active, as Vault and OpenBao
+/// answer (the CLI's `operator members` reads it), rather than refusing.
+#[tokio::test]
+async fn ha_status_without_ha_lists_this_node_alone() {
+    let t = dev_core().await;
+    let d = t
+        .data(Operation::Read, "sys/ha-status", json!({}), &t.root)
+        .await;
+    let nodes = d["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{d:?}");
+    assert_eq!(nodes[0]["active_node"], json!(true), "{d:?}");
+    assert_eq!(nodes[0]["last_echo"], Value::Null, "{d:?}");
+    assert_eq!(
+        nodes[0]["version"],
+        json!(env!("CARGO_PKG_VERSION")),
+        "{d:?}"
+    );
+    assert!(nodes[0]["hostname"].is_string(), "{d:?}");
+}
