@@ -17,6 +17,15 @@ use crate::system::{Sys, handles, le};
 /// Vault's plugin types, in the order its catalog lists them.
 const TYPES: [&str; 3] = ["auth", "database", "secret"];
 
+/// The `plugin_name` values the `database` engine serves, listed under `database`.
+const DATABASE_PLUGINS: [&str; 5] = [
+    "mysql-aurora-database-plugin",
+    "mysql-database-plugin",
+    "mysql-legacy-database-plugin",
+    "mysql-rds-database-plugin",
+    "postgresql-database-plugin",
+];
+
 /// The version every built-in reports (as `sys/mounts` reports `running_plugin_version`).
 fn builtin_version() -> String {
     format!("v{}+builtin.tresor", crate::VERSION)
@@ -34,6 +43,14 @@ fn names(c: &SysHandles, plugin_type: &str) -> Vec<String> {
             let mut v = c.registered_types(Table::Auth);
             v.push("token".to_owned());
             v
+        }
+        // The database engine's plugins (its `plugin_name` values), when the binary has it.
+        _ if c
+            .registered_types(Table::Mounts)
+            .iter()
+            .any(|t| t == "database") =>
+        {
+            DATABASE_PLUGINS.iter().map(|p| (*p).to_owned()).collect()
         }
         _ => Vec::new(),
     };
@@ -180,7 +197,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Read, |s, _, _| Box::pin(catalog(s)))
             .help(
                 "Lists the plugins in the catalog by type.",
-                "Returns the names of the built-in secrets engines (`secret`), auth methods (`auth`) and database plugins (`database`, none here), and a `detailed` list with each one's type and version. Tresor runs no external plugins.",
+                "Returns the names of the built-in secrets engines (`secret`), auth methods (`auth`) and database plugins (`database`: the database engine's `plugin_name` values), and a `detailed` list with each one's type and version. Tresor runs no external plugins.",
             ),
         Path::new("plugins/catalog/{type}")
             .input::<TypeInput>()

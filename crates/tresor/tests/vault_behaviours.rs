@@ -260,6 +260,9 @@ fn bao_lists_the_built_in_plugins() {
         ("secret", "kv"),
         ("secret", "pki"),
         ("secret", "system"),
+        // The database engine's plugins, as Vault lists its built-in ones.
+        ("database", "mysql-database-plugin"),
+        ("database", "postgresql-database-plugin"),
     ] {
         assert!(
             names.contains(&(want.0.to_owned(), want.1.to_owned())),
@@ -286,6 +289,23 @@ fn bao_lists_the_built_in_plugins() {
             "{n}: {o}"
         );
     }
+    let o = s
+        .bao_as("root", &["plugin", "list", "database"])
+        .expect(0, "bao plugin list database");
+    assert!(o.stdout.contains("mysql-rds-database-plugin"), "{o}");
+    let o = s
+        .bao_as(
+            "root",
+            &[
+                "plugin",
+                "info",
+                "-format=json",
+                "database",
+                "postgresql-database-plugin",
+            ],
+        )
+        .expect(0, "bao plugin info database postgresql-database-plugin");
+    assert_eq!(o.json()["builtin"], json!(true), "{o}");
     let o = s
         .bao_as("root", &["plugin", "info", "-format=json", "secret", "kv"])
         .expect(0, "bao plugin info secret kv");
