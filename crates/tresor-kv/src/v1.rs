@@ -65,8 +65,8 @@ async fn exists(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<bool> {
     Ok(store::load_v1(&*req.storage, &path).await?.is_some())
 }
 
-/// A read reports the secret's `ttl` (else the mount's default lease TTL) as an advisory
-/// refresh interval, as Vault does; no lease is created.
+/// A read reports the secret's `ttl` (else its legacy `lease` key, else the mount's default
+/// lease TTL) as an advisory refresh interval, as Vault does; no lease is created.
 async fn read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Response>> {
     let SecretPath { path } = f.input();
     let Some(data) = store::load_v1(&*req.storage, &path).await? else {
@@ -74,6 +74,7 @@ async fn read(_b: &Arc<Engine>, req: Request, f: Fields) -> Result<Option<Respon
     };
     let hint = data
         .get("ttl")
+        .or_else(|| data.get("lease"))
         .and_then(|v| tresor_sdk::duration::from_json(v).ok())
         .filter(|d| !d.is_zero())
         .unwrap_or(req.mount.default_lease_ttl);

@@ -1476,6 +1476,38 @@ async fn v1_is_the_default_and_refuses_bad_writes() {
     ));
 }
 
+/// The advisory `lease_duration` of a v1 read comes from the secret's `ttl`, else from its
+/// legacy `lease` key (node-vault's examples write `{ value, lease: '1s' }`), else from the
+/// mount's default lease TTL; `ttl` wins when both are there.
+#[tokio::test]
+async fn v1_read_lease_duration_honours_ttl_then_legacy_lease() {
+    let h = Harness::v1();
+    let lease_of = |data: Value, path: &'static str| {
+        let h = &h;
+        async move {
+            h.none(Operation::Update, path, data).await;
+            let r = h
+                .call(Operation::Read, path, Value::Null)
+                .await
+                .unwrap()
+                .unwrap();
+            r.lease_duration
+        }
+    };
+    assert_eq!(
+        lease_of(json!({"value": "world", "lease": "1s"}), "a").await,
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(
+        lease_of(json!({"lease": "10h", "ttl": "30m"}), "b").await,
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(
+        lease_of(json!({"value": "x"}), "c").await,
+        Some(h.mount.default_lease_ttl)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Upgrade from version 1 to version 2
 
