@@ -242,10 +242,12 @@ impl TokenEntry {
             "id".into(),
             json!(if include_id { self.id.as_str() } else { "" }),
         );
-        if self.expire_time.is_some() {
-            m.insert("issue_time".into(), json!(rfc3339(self.creation_time)));
-            m.insert("renewable".into(), json!(self.renewable));
-        }
+        // A token that never expires (root) shows them too, not renewable, as in Vault.
+        m.insert("issue_time".into(), json!(rfc3339(self.creation_time)));
+        m.insert(
+            "renewable".into(),
+            json!(self.renewable && self.expire_time.is_some()),
+        );
         m.insert(
             "meta".into(),
             if self.meta.is_empty() {

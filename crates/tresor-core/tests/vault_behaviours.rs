@@ -541,3 +541,27 @@ async fn ha_status_without_ha_lists_this_node_alone() {
     );
     assert!(nodes[0]["hostname"].is_string(), "{d:?}");
 }
+
+/// A lookup of a token that never expires (root) shows `issue_time` and `renewable: false`,
+/// as Vault's does; an expiring token is renewable.
+#[tokio::test]
+async fn root_token_lookup_shows_issue_time_and_is_not_renewable() {
+    let t = dev_core().await;
+    let d = t
+        .data(
+            Operation::Read,
+            "auth/token/lookup-self",
+            json!({}),
+            &t.root,
+        )
+        .await;
+    assert!(d["issue_time"].is_string(), "{d:?}");
+    assert_eq!(d["renewable"], json!(false), "{d:?}");
+    assert_eq!(d["expire_time"], Value::Null, "{d:?}");
+    let tok = t.token(&["default"], json!({"ttl": "1h"})).await;
+    let d = t
+        .data(Operation::Read, "auth/token/lookup-self", json!({}), &tok)
+        .await;
+    assert!(d["issue_time"].is_string(), "{d:?}");
+    assert_eq!(d["renewable"], json!(true), "{d:?}");
+}
