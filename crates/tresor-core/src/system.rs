@@ -767,7 +767,13 @@ fn rotate_config_path(pattern: &'static str) -> Path<Sys> {
             Box::pin(async move {
                 let c = handles(&s);
                 let r = c.unsealed().map_err(le)?.barrier.rotation_config();
-                Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)), "enabled": r.enabled}))))
+                // `interval` is a Go duration when set and the number 0 when not, as Vault answers.
+                let interval = if r.interval_secs == 0 {
+                    json!(0)
+                } else {
+                    json!(tresor_sdk::duration::format_go(Duration::from_secs(r.interval_secs)))
+                };
+                Ok(Some(obj(json!({"max_operations": r.max_operations, "interval": interval, "enabled": r.enabled}))))
             })
         })
         .op(Operation::Update, |s, _, f| {

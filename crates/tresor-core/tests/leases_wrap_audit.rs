@@ -496,6 +496,9 @@ async fn the_rotation_interval_rotates_the_barrier_key() {
     let (t, _) = core_with_leasing().await;
     let term = |d: serde_json::Map<String, Value>| d["term"].as_u64().unwrap();
     let before = term(t.data(Read, "sys/key-status", json!({}), &t.root).await);
+    // Unset, the interval reads as the number 0; set, as a Go duration (Vault's shapes).
+    let cfg = t.data(Read, "sys/rotate/config", json!({}), &t.root).await;
+    assert_eq!(cfg["interval"], json!(0), "{cfg:?}");
     t.ok(
         Update,
         "sys/rotate/config",
@@ -503,6 +506,8 @@ async fn the_rotation_interval_rotates_the_barrier_key() {
         &t.root,
     )
     .await;
+    let cfg = t.data(Read, "sys/rotate/config", json!({}), &t.root).await;
+    assert_eq!(cfg["interval"], json!("24h0m0s"), "{cfg:?}");
     t.core.maintenance_tick(now() + 3600).await.unwrap();
     assert_eq!(
         term(t.data(Read, "sys/key-status", json!({}), &t.root).await),
