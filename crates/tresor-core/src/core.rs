@@ -1416,6 +1416,34 @@ impl Core {
         result
     }
 
+    /// The error for a path no mount serves. Vault checks the token before it routes, so a
+    /// caller without a valid token, or whose policies do not grant the operation on the path,
+    /// is refused with 403 whether or not a mount is there: mounts cannot be probed (a login to
+    /// an auth mount that is not enabled is a 403, as in Vault 1.10 and later). Only a caller
+    /// the ACL lets through learns that no handler serves the route (404).
+    async fn no_route(&self, u: &Unsealed, req: &CoreRequest) -> CoreError {
+        let presented = req.token.as_deref().map(|t| t.as_str());
+        let token = match self
+            .authenticate(u, presented, req.remote_addr.as_deref())
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let acl = match u.acl_for(&token.policies, &token.entity_id) {
+            Ok(acl) => acl,
+            Err(e) => return e,
+        };
+        if acl
+            .allow_operation(req.operation, &req.path, Some(&req.data))
+            .allowed
+        {
+            CoreError::NoRoute(req.path.clone())
+        } else {
+            CoreError::PermissionDenied
+        }
+    }
+
     /// The request pipeline. Reads top to bottom in Vault's order; see house-style §1.
     async fn pipeline(&self, req: &mut CoreRequest) -> Result<CoreResponse, CoreError> {
         // 1. seal gate; a seal waits for this request before cleaning up the engines
@@ -1425,9 +1453,9 @@ impl Core {
         //    decides on exactly the path (and names) the handler acts on.
         check_request_path(&req.path)?;
         let router = u.router();
-        let (route, rel) = router
-            .route(&req.path)
-            .ok_or_else(|| CoreError::NoRoute(req.path.clone()))?;
+        let Some((route, rel)) = router.route(&req.path) else {
+            return Err(self.no_route(&u, req).await);
+        };
         let (path, rel) = match route.backend.canonical_path(rel) {
             Some(canon) => (format!("{}{canon}", route.path), canon),
             None => (req.path.clone(), rel.to_owned()),

@@ -824,3 +824,34 @@ async fn an_engine_panic_fails_one_request_and_still_spends_the_use() {
     // And the server goes on serving.
     t.ok(Read, "p/fine", json!({}), &t.root).await;
 }
+
+/// Mounts cannot be probed: a request to a path no mount serves is refused with 403 unless the
+/// caller holds a valid token whose policies grant the operation there (Vault checks the token
+/// before routing; since 1.10 a login to an auth mount that is not enabled is a 403). Only
+/// such a caller learns that no handler serves the route.
+#[tokio::test]
+async fn a_missing_mount_is_a_403_until_the_token_may_reach_it() {
+    let t = dev_core().await;
+    t.policy("ro", r#"path "secret/*" { capabilities = ["read"] }"#)
+        .await;
+    let ro = t.token(&["ro"], json!({})).await;
+    for (path, token) in [
+        ("auth/nope/login/me", ""),
+        ("auth/nope/login/me", "hvs.bogus"),
+        ("nope/x", ""),
+        ("nope/x", "hvs.bogus"),
+        ("nope/x", ro.as_str()),
+    ] {
+        let e = t
+            .req(Update, path, json!({"password": "x"}), token)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, CoreError::PermissionDenied),
+            "{path} with {token:?}: {e}"
+        );
+    }
+    // A caller the ACL lets through gets the 404.
+    let e = t.req(Read, "nope/x", json!({}), &t.root).await.unwrap_err();
+    assert!(matches!(e, CoreError::NoRoute(_)), "{e}");
+}
