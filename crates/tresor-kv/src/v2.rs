@@ -273,7 +273,7 @@ fn data_object(sent: Option<Map<String, Value>>, f: &Fields) -> Result<Map<Strin
 /// The `versions` list of delete/undelete/destroy.
 fn versions_list(raw: Vec<String>) -> Result<Vec<u64>> {
     if raw.is_empty() {
-        return Err(LogicalError::invalid("no version number provided"));
+        return Err(LogicalError::invalid("No version number provided"));
     }
     raw.iter()
         .map(|s| {
@@ -347,13 +347,13 @@ fn check_custom_metadata(m: &BTreeMap<String, String>) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Policy: which of the mount's and the secret's settings applies.
 
+/// 0 is unset on either side; when the mount and the secret both set a limit, the greater one
+/// applies (Vault's rule: a secret's own limit cannot keep fewer versions than the mount's);
+/// with neither set, ten versions are kept.
 fn effective_max_versions(meta: &SecretMeta, config: &Config) -> u64 {
-    if meta.max_versions > 0 {
-        meta.max_versions
-    } else if config.max_versions > 0 {
-        config.max_versions
-    } else {
-        DEFAULT_MAX_VERSIONS
+    match meta.max_versions.max(config.max_versions) {
+        0 => DEFAULT_MAX_VERSIONS,
+        n => n,
     }
 }
 
@@ -367,6 +367,13 @@ fn effective_delete_version_after(meta: &SecretMeta, config: &Config) -> u64 {
         (m, 0) => m,
         (m, c) => m.min(c),
     }
+}
+
+/// When a version written (or undeleted) at `now` is to be deleted, if delete_version_after
+/// applies to the secret.
+fn scheduled_deletion(meta: &SecretMeta, config: &Config, now: u64) -> Option<u64> {
+    let dva = effective_delete_version_after(meta, config);
+    (dva > 0).then(|| now.saturating_add(dva.saturating_mul(1_000_000_000)))
 }
 
 fn check_cas(meta: &SecretMeta, config: &Config, cas: Option<i64>) -> Result<()> {
@@ -462,8 +469,7 @@ async fn write_version(
 /// versions `max_versions` pushes out.
 fn stage_version(config: &Config, meta: &mut SecretMeta, now: u64) -> (u64, VersionMeta, Vec<u64>) {
     let n = meta.current_version + 1;
-    let dva = effective_delete_version_after(meta, config);
-    let deletion_ns = (dva > 0).then(|| now.saturating_add(dva.saturating_mul(1_000_000_000)));
+    let deletion_ns = scheduled_deletion(meta, config, now);
     let vm = VersionMeta {
         created_ns: now,
         deletion_ns,
@@ -729,6 +735,15 @@ async fn apply_to_versions(
     let Some(mut meta) = store::load_meta(s, &path).await? else {
         return Ok(None);
     };
+    // An undeleted version is scheduled for deletion again when delete_version_after applies,
+    // counted from now, as a new version would be (Vault's rule).
+    let rearmed = match action {
+        VersionAction::Undelete => {
+            let config = store::load_config(s).await?;
+            scheduled_deletion(&meta, &config, now)
+        }
+        _ => None,
+    };
     let mut changed = false;
     for n in versions {
         let Some(vm) = meta.versions.get_mut(&n) else {
@@ -740,7 +755,7 @@ async fn apply_to_versions(
                 changed = true;
             }
             VersionAction::Undelete if !vm.destroyed && vm.deletion_ns.is_some() => {
-                vm.deletion_ns = None;
+                vm.deletion_ns = rearmed;
                 changed = true;
             }
             VersionAction::Destroy if !vm.destroyed => {

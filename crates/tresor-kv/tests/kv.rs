@@ -574,15 +574,16 @@ async fn destroy_erases_data_for_good() {
 async fn version_lists_are_validated() {
     let h = Harness::v2();
     h.put("v", json!({"a": 1})).await;
+    // Vault's text, capital and all.
     for path in ["delete/v", "undelete/v", "destroy/v"] {
         assert_eq!(
             h.invalid(Operation::Update, path, json!({})).await,
-            "no version number provided"
+            "No version number provided"
         );
         assert_eq!(
             h.invalid(Operation::Update, path, json!({"versions": []}))
                 .await,
-            "no version number provided"
+            "No version number provided"
         );
         let msg = h
             .invalid(Operation::Update, path, json!({"versions": ["one"]}))
@@ -653,6 +654,37 @@ async fn default_is_ten_versions_and_secret_max_versions_overrides_on_next_write
     assert_eq!(keys_of(&meta["versions"]), ["11", "12"]);
     assert_eq!(meta["max_versions"], 2);
     assert_eq!(meta["oldest_version"], 11);
+}
+
+/// Vault's rule when the mount and the secret both set `max_versions`: the greater number
+/// applies (0 is unset on either side; neither set keeps ten).
+#[tokio::test]
+async fn mount_and_secret_max_versions_the_greater_applies() {
+    let h = Harness::v2();
+    for (mount, secret, kept) in [(0, 2, 2), (10, 2, 10), (3, 2, 3), (2, 5, 5), (3, 0, 3)] {
+        h.none(Operation::Update, "config", json!({"max_versions": mount}))
+            .await;
+        let path = format!("mv-{mount}-{secret}");
+        if secret > 0 {
+            h.none(
+                Operation::Update,
+                &format!("metadata/{path}"),
+                json!({"max_versions": secret}),
+            )
+            .await;
+        }
+        for i in 1..=14 {
+            h.put(&path, json!({"i": i})).await;
+        }
+        let meta = h.metadata(&path).await;
+        assert_eq!(
+            meta["versions"].as_object().unwrap().len(),
+            kept,
+            "mount {mount}, secret {secret}"
+        );
+        assert_eq!(meta["oldest_version"], 15 - kept as u64);
+        assert_eq!(meta["max_versions"], secret);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -750,10 +782,19 @@ async fn delete_version_after_schedules_deletion() {
         Value::Null
     );
 
-    // A scheduled deletion can be undone like any other.
+    // A scheduled deletion can be undone like any other, and the undeleted version is
+    // scheduled again, delete_version_after from now (as Vault does): undelete does not
+    // exempt it from the mount's policy.
     h.none(Operation::Update, "undelete/ttl", json!({"versions": [1]}))
         .await;
-    assert_eq!(h.get("ttl").await["data"], json!({"k": "v"}));
+    let read = h.get("ttl").await;
+    assert_eq!(read["data"], json!({"k": "v"}));
+    assert_eq!(
+        read["metadata"]["deletion_time"],
+        "2018-03-22T04:24:06.945319214Z"
+    );
+    h.clock.advance(Duration::from_secs(60 * 60));
+    assert_eq!(h.get("ttl").await["data"], Value::Null);
 }
 
 #[tokio::test]
