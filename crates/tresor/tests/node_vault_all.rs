@@ -54,7 +54,6 @@ fn start_postgres(dir: &Path) -> Postgres {
         Path::new(PG_BIN).join("initdb").exists(),
         "PostgreSQL 15 is not installed (apt-get install postgresql; .ci/run does)"
     );
-    std::fs::create_dir_all(dir).unwrap();
     let t = dir.display().to_string();
     std::fs::write(dir.join("pw"), "pw\n").unwrap();
     run(Command::new("chown").args(["-R", "postgres", &t])).expect(0, "chown");
@@ -108,7 +107,9 @@ fn node_vault_calls_every_command_vault_community_serves() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let pg = start_postgres(&dir.join("postgres"));
+    // PostgreSQL runs as the postgres user in a temporary directory of its own.
+    let pg_tmp = tempfile::tempdir().unwrap();
+    let pg = start_postgres(pg_tmp.path());
 
     // The TLS listener's certificate, and a client certificate for the cert auth method.
     sh(
