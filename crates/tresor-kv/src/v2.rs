@@ -286,8 +286,9 @@ fn versions_list(raw: Vec<String>) -> Result<Vec<u64>> {
         .collect()
 }
 
-/// Parses and checks `custom_metadata` values: a JSON object of strings (numbers and booleans
-/// are taken as their text). `null` members are kept as `None` for merge patches.
+/// Parses and checks `custom_metadata` values: a JSON object of strings (a number is taken as
+/// its text, a boolean as "1" or "0", as Vault stores them). `null` members are kept as
+/// `None` for merge patches.
 fn custom_metadata_entries(v: &Value) -> Result<BTreeMap<String, Option<String>>> {
     let Value::Object(m) = v else {
         return Err(LogicalError::invalid(format!(
@@ -299,7 +300,9 @@ fn custom_metadata_entries(v: &Value) -> Result<BTreeMap<String, Option<String>>
             let s = match x {
                 Value::Null => None,
                 Value::String(s) => Some(s.clone()),
-                Value::Number(_) | Value::Bool(_) => Some(x.to_string()),
+                Value::Number(_) => Some(x.to_string()),
+                // Vault's weak decoding of a boolean into a string.
+                Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_owned()),
                 _ => {
                     return Err(LogicalError::invalid(format!(
                         "field \"custom_metadata\": the value of key {k:?} must be a string"

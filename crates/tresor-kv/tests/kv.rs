@@ -891,6 +891,33 @@ async fn metadata_read_has_vaults_fields_and_types() {
     );
 }
 
+/// custom_metadata values are strings; numbers and booleans sent are kept as Vault's weak
+/// decoding writes them: a number as its text, true as "1" and false as "0".
+#[tokio::test]
+async fn custom_metadata_numbers_and_booleans_become_vaults_strings() {
+    let h = Harness::v2();
+    h.none(
+        Operation::Update,
+        "metadata/typed",
+        json!({"custom_metadata": {"n": 7, "f": 1.5, "yes": true, "no": false, "s": "true"}}),
+    )
+    .await;
+    assert_eq!(
+        h.metadata("typed").await["custom_metadata"],
+        json!({"n": "7", "f": "1.5", "yes": "1", "no": "0", "s": "true"})
+    );
+    h.none(
+        Operation::Patch,
+        "metadata/typed",
+        json!({"custom_metadata": {"yes": false, "n": null}}),
+    )
+    .await;
+    assert_eq!(
+        h.metadata("typed").await["custom_metadata"],
+        json!({"f": "1.5", "yes": "0", "no": "0", "s": "true"})
+    );
+}
+
 #[tokio::test]
 async fn metadata_write_creates_a_secret_without_versions_and_sets_custom_metadata() {
     let h = Harness::v2();

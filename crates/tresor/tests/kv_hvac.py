@@ -359,6 +359,11 @@ assert "delete_version_after" in str(e), e
 e = expect(exceptions.InvalidRequest, kv.update_metadata, path="hvac", max_versions="many", mount_point=MOUNT)
 assert "max_versions" in str(e), e
 assert kv.read_secret_metadata(path="hvac", mount_point=MOUNT)["data"] == d
+# custom_metadata values are strings: numbers and booleans come back as Vault stores them.
+no_content(kv.update_metadata(path="cm-types", custom_metadata={"n": 3, "on": True, "off": False}, mount_point=MOUNT))
+cm = kv.read_secret_metadata(path="cm-types", mount_point=MOUNT)["data"]["custom_metadata"]
+assert cm == {"n": "3", "on": "1", "off": "0"}, cm
+no_content(kv.delete_metadata_and_all_versions(path="cm-types", mount_point=MOUNT))
 step("update_metadata")
 
 # max_versions on the secret prunes the oldest versions on the next write. When the mount
