@@ -109,7 +109,6 @@ function checkSealStatus(s, what) {
     isStr(r.root_token, 'root_token');
     keys = r.keys;
     root = r.root_token;
-    fs.writeFileSync(`${TMP}/root-token`, root);
   });
   if (!root) {
     console.error(failures.join('\n'));
