@@ -427,6 +427,25 @@ r = client.adapter.get(f"/v1/{MOUNT}/subkeys/nested", params={"depth": 1})
 assert r["data"]["subkeys"] == {"a": None, "d": None}, r
 step("subkeys")
 
+# A token's policy decides, path by path: data/ for the secret, metadata/ for listing.
+client.sys.create_or_update_policy(
+    name="kv-reader",
+    policy=f'path "{MOUNT}/data/hvac" {{ capabilities = ["read"] }}\npath "{MOUNT}/metadata/*" {{ capabilities = ["list"] }}',
+)
+reader = hvac.Client(url=ADDR, token=client.auth.token.create(policies=["kv-reader"], ttl="10m")["auth"]["client_token"])
+assert reader.is_authenticated()
+assert reader.secrets.kv.v2.read_secret(path="hvac", mount_point=MOUNT, raise_on_deleted_version=True)["data"]["data"] == {"again": "1"}
+assert "hvac" in reader.secrets.kv.v2.list_secrets(path="", mount_point=MOUNT)["data"]["keys"]
+expect(exceptions.Forbidden, reader.secrets.kv.v2.read_secret, path="nested", mount_point=MOUNT, raise_on_deleted_version=True)
+expect(exceptions.Forbidden, reader.secrets.kv.v2.read_secret_metadata, path="hvac", mount_point=MOUNT)
+expect(exceptions.Forbidden, reader.secrets.kv.v2.create_or_update_secret, path="hvac", secret={"x": "1"}, mount_point=MOUNT)
+expect(exceptions.Forbidden, reader.secrets.kv.v2.patch, path="hvac", secret={"x": "1"}, mount_point=MOUNT)
+expect(exceptions.Forbidden, reader.secrets.kv.v2.delete_latest_version_of_secret, path="hvac", mount_point=MOUNT)
+expect(exceptions.Forbidden, reader.secrets.kv.v2.destroy_secret_versions, path="hvac", versions=[1], mount_point=MOUNT)
+expect(exceptions.Forbidden, reader.secrets.kv.v2.delete_metadata_and_all_versions, path="hvac", mount_point=MOUNT)
+assert kv.read_secret_metadata(path="hvac", mount_point=MOUNT)["data"]["versions"]["1"]["destroyed"] is False
+step("policies")
+
 # ------------------------------------------------------------------------------------------
 # kv's default version switch: v2 unless told, v1 on request.
 
@@ -509,6 +528,14 @@ assert wrapped["wrap_info"]["ttl"] == 60, wrapped
 r = client.read("kvv1/fix", wrap_ttl="30s")
 assert r["data"] is None and r["wrap_info"]["ttl"] == 30, r
 assert client.sys.unwrap(r["wrap_info"]["token"])["data"] == {"path": "foo1", "foo": "foo2", "wrap_ttl": "x"}
+# A wrap_ttl that is not a duration is refused with 400 naming the header, before anything
+# is written.
+before = kv.read_secret_metadata(path="hvac", mount_point=MOUNT)["data"]["current_version"]
+for bad in ("abc", "-1s"):
+    e = expect(exceptions.InvalidRequest, client.write_data, f"{MOUNT}/data/hvac", data={"data": {"x": "y"}}, wrap_ttl=bad)
+    status(400)
+    assert any("wrap" in m.lower() for m in e.errors), e.errors
+assert kv.read_secret_metadata(path="hvac", mount_point=MOUNT)["data"]["current_version"] == before
 step("wrap_ttl")
 
 # ------------------------------------------------------------------------------------------

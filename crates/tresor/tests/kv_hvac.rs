@@ -57,6 +57,7 @@ fn hvac_kv_v2_and_client_calls_work_against_tresor() {
         "metadata before data",
         "delete_metadata_and_all_versions",
         "subkeys",
+        "policies",
         "default_kv_version",
         "read/write/write_data/list/delete",
         "write with response",
