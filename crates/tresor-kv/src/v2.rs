@@ -88,15 +88,21 @@ secret's path itself, as a version 1 mount would take it, answers 404 with a war
 which 'vault kv' command to use instead.
 ";
 
-/// The answer to a version 1 style request: 404 with a warning, as Vault gives it.
-fn wrong_version(command: &str) -> Option<Response> {
+/// The answer to a version 1 style request: 404 with a warning, as Vault gives it. A path
+/// under one of the version 2 prefixes that its own path did not take (`data/` with no secret
+/// name) is not such a request: it is an unsupported path, as before.
+fn wrong_version(req: &Request, command: &str) -> Result<Option<Response>> {
+    const PREFIXES: [&str; 5] = ["data/", "delete/", "undelete/", "destroy/", "subkeys/"];
+    if PREFIXES.iter().any(|p| req.path.starts_with(p)) {
+        return Err(LogicalError::UnsupportedPath);
+    }
     let mut r = Response::default().with_warning(format!(
         "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate \
          API endpoints to use. If using the Vault CLI, use 'vault kv {command}' for this \
          operation."
     ));
     r.not_found = true;
-    Some(r)
+    Ok(Some(r))
 }
 
 const SUBKEYS_SYNOPSIS: &str = "Read the structure of a secret without its values.";
@@ -193,20 +199,20 @@ pub(crate) fn table() -> Table<Engine> {
             Path::new("{path:*}")
                 .input::<SecretPath>()
                 .free_form()
-                .op(Operation::Read, |_, _, _| {
-                    Box::pin(async { Ok(wrong_version("get")) })
+                .op(Operation::Read, |_, req, _| {
+                    Box::pin(async move { wrong_version(&req, "get") })
                 })
-                .op(Operation::Update, |_, _, _| {
-                    Box::pin(async { Ok(wrong_version("put")) })
+                .op(Operation::Update, |_, req, _| {
+                    Box::pin(async move { wrong_version(&req, "put") })
                 })
-                .op(Operation::Patch, |_, _, _| {
-                    Box::pin(async { Ok(wrong_version("patch")) })
+                .op(Operation::Patch, |_, req, _| {
+                    Box::pin(async move { wrong_version(&req, "patch") })
                 })
-                .op(Operation::List, |_, _, _| {
-                    Box::pin(async { Ok(wrong_version("list")) })
+                .op(Operation::List, |_, req, _| {
+                    Box::pin(async move { wrong_version(&req, "list") })
                 })
-                .op(Operation::Delete, |_, _, _| {
-                    Box::pin(async { Ok(wrong_version("delete")) })
+                .op(Operation::Delete, |_, req, _| {
+                    Box::pin(async move { wrong_version(&req, "delete") })
                 })
                 .help(UNVERSIONED_SYNOPSIS, UNVERSIONED_DESCRIPTION),
         ],
