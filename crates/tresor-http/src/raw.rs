@@ -349,13 +349,16 @@ async fn health(core: &Core, method: &Method, query: &[(String, String)]) -> htt
     if *method == Method::HEAD {
         return empty(status);
     }
+    // A sealed (or uninitialised) node reports itself a standby, and its replication modes
+    // as not known yet, as Vault and OpenBao do; the status code above is the sealed one.
+    let replication = if sealed { "unknown" } else { "disabled" };
     let mut body = json!({
         "initialized": initialized,
         "sealed": sealed,
-        "standby": standby,
+        "standby": standby || sealed,
         "performance_standby": perf_standby,
-        "replication_performance_mode": "disabled",
-        "replication_dr_mode": "disabled",
+        "replication_performance_mode": replication,
+        "replication_dr_mode": replication,
         "server_time_utc": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "version": tresor_core::VERSION,
     });

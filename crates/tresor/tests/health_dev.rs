@@ -40,10 +40,11 @@ fn health_codes_follow_the_seal_state_and_honour_overrides() {
     let (code, v) = health(&s, "");
     assert_eq!(code, 501, "{v}");
     assert_eq!(
-        (&v["initialized"], &v["sealed"]),
-        (&Value::Bool(false), &Value::Bool(true)),
-        "{v}"
+        (&v["initialized"], &v["sealed"], &v["standby"]),
+        (&Value::Bool(false), &Value::Bool(true), &Value::Bool(true)),
+        "a sealed node reports itself a standby, as Vault: {v}"
     );
+    assert_eq!(v["replication_dr_mode"], "unknown", "{v}");
     assert_eq!(health(&s, "?uninitcode=299").0, 299);
     assert_eq!(head_health(&s), (501, Vec::new()), "HEAD: code and no body");
 
@@ -52,8 +53,8 @@ fn health_codes_follow_the_seal_state_and_honour_overrides() {
     let (code, v) = health(&s, "");
     assert_eq!(code, 503, "{v}");
     assert_eq!(
-        (&v["initialized"], &v["sealed"]),
-        (&Value::Bool(true), &Value::Bool(true)),
+        (&v["initialized"], &v["sealed"], &v["standby"]),
+        (&Value::Bool(true), &Value::Bool(true), &Value::Bool(true)),
         "{v}"
     );
     assert_eq!(health(&s, "?sealedcode=299").0, 299);
