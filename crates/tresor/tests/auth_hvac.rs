@@ -12,41 +12,27 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::ldap::{BASE, start_slapd};
-use common::{Server, clean_command, free_port, run_for};
+use common::{Server, client_script, free_port};
 
 /// Runs the script's `family` against `s` and checks it printed every step.
 fn run_family(s: &Server, family: &str, env: &[(&str, String)], steps: &[&str]) {
-    let mut cmd: Command = clean_command("python3");
-    cmd.arg("-")
-        .env("VAULT_ADDR", &s.addr)
-        .env("VAULT_TOKEN", "root")
-        .env("FAMILY", family)
-        .env("PYTHONWARNINGS", "ignore::DeprecationWarning");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let o = run_for(
-        &mut cmd,
-        Some(include_str!("auth_hvac.py").as_bytes()),
+    let mut all = vec![
+        ("VAULT_TOKEN", "root"),
+        ("FAMILY", family),
+        ("PYTHONWARNINGS", "ignore::DeprecationWarning"),
+    ];
+    all.extend(env.iter().map(|(k, v)| (*k, v.as_str())));
+    client_script(
+        s,
+        include_str!("auth_hvac.py"),
+        &s.home,
+        &all,
         Duration::from_secs(120),
+        steps,
     );
-    assert_eq!(
-        o.code,
-        0,
-        "hvac {family} script failed\n{o}\n--- server log\n{}",
-        s.log()
-    );
-    assert!(o.stdout.contains("ALL OK"), "{o}");
-    for step in steps {
-        assert!(
-            o.stdout.contains(&format!("OK {step}\n")),
-            "{family}: {step} missing\n{o}"
-        );
-    }
 }
 
 #[test]

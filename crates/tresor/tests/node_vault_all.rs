@@ -10,91 +10,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::ldap::{BASE, start_slapd};
+use common::pg::Postgres;
 use common::{Out, Server, free_port, run, run_for};
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 fn sh(dir: &Path, script: &str) -> Out {
     run(Command::new("sh").current_dir(dir).arg("-c").arg(script))
-}
-
-/// A PostgreSQL cluster in `dir/pg`, stopped by its postmaster's PID on drop (SIGINT, then
-/// SIGKILL after 10 s).
-struct Postgres {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let pid = std::fs::read_to_string(self.dir.join("pg/postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next().map(str::to_owned));
-        if let Some(pid) = pid {
-            let _ = Command::new("kill").args(["-INT", &pid]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            }
-        }
-    }
-}
-
-/// initdb (superuser `admin`, password `pw`, password auth over TCP) and start on 127.0.0.1.
-fn start_postgres(dir: &Path) -> Postgres {
-    assert!(
-        Path::new(PG_BIN).join("initdb").exists(),
-        "PostgreSQL 15 is not installed (apt-get install postgresql; .ci/run does)"
-    );
-    let t = dir.display().to_string();
-    std::fs::write(dir.join("pw"), "pw\n").unwrap();
-    run(Command::new("chown").args(["-R", "postgres", &t])).expect(0, "chown");
-    let o = run(Command::new("runuser").args([
-        "-u",
-        "postgres",
-        "--",
-        &format!("{PG_BIN}/initdb"),
-        "-D",
-        &format!("{t}/pg"),
-        "-U",
-        "admin",
-        &format!("--pwfile={t}/pw"),
-        "--auth-local=trust",
-        "--auth-host=scram-sha-256",
-        "--no-sync",
-    ]));
-    assert_eq!(o.code, 0, "initdb\n{o}");
-    let port = free_port();
-    let o = run(Command::new("runuser").args([
-        "-u",
-        "postgres",
-        "--",
-        &format!("{PG_BIN}/pg_ctl"),
-        "-D",
-        &format!("{t}/pg"),
-        "-l",
-        &format!("{t}/pg.log"),
-        "-w",
-        "-t",
-        "20",
-        "-o",
-        &format!("-c listen_addresses=127.0.0.1 -p {port} -k {t} -c fsync=off"),
-        "start",
-    ]));
-    let pg = Postgres {
-        dir: dir.to_path_buf(),
-        port,
-    };
-    assert_eq!(o.code, 0, "pg_ctl start\n{o}");
-    pg
 }
 
 #[test]
@@ -109,7 +34,7 @@ fn node_vault_calls_every_command_vault_community_serves() {
     let dir = tmp.path();
     // PostgreSQL runs as the postgres user in a temporary directory of its own.
     let pg_tmp = tempfile::tempdir().unwrap();
-    let pg = start_postgres(pg_tmp.path());
+    let pg = Postgres::start(pg_tmp.path(), "pw");
 
     // The TLS listener's certificate, and a client certificate for the cert auth method.
     sh(

@@ -11,37 +11,21 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Out, Server, clean_command, free_port, run, run_for};
+use common::{Out, Server, client_script, free_port, run};
 
 /// Runs one part of the script against `s`, failing with the script's and the server's output.
 fn hvac_part(s: &Server, part: &str, work: &Path, env: &[(&str, &str)], steps: &[&str]) {
-    let mut cmd: Command = clean_command("python3");
-    cmd.arg("-")
-        .current_dir(work)
-        .env("VAULT_ADDR", &s.addr)
-        .env("PART", part)
-        .env("WORKDIR", work);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let o = run_for(
-        &mut cmd,
-        Some(include_str!("sys_hvac.py").as_bytes()),
+    let workdir = work.display().to_string();
+    let mut all = vec![("PART", part), ("WORKDIR", workdir.as_str())];
+    all.extend_from_slice(env);
+    client_script(
+        s,
+        include_str!("sys_hvac.py"),
+        work,
+        &all,
         Duration::from_secs(120),
+        steps,
     );
-    assert_eq!(
-        o.code,
-        0,
-        "hvac script ({part}) failed\n{o}\n--- server log\n{}",
-        s.log()
-    );
-    assert!(o.stdout.contains("ALL OK"), "{o}");
-    for step in steps {
-        assert!(
-            o.stdout.contains(&format!("OK {step}\n")),
-            "{step} missing\n{o}"
-        );
-    }
 }
 
 fn sh(dir: &Path, script: &str) -> Out {

@@ -17,11 +17,46 @@ use serde_json::Value;
 
 pub mod gpg;
 pub mod ldap;
+pub mod pg;
 
 /// How long a server gets to start answering.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long any one external command (bao, curl, gpg, openssl) may run.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a Python client script (hvac) given on stdin against `s`, with `VAULT_ADDR` set,
+/// `env` added and `dir` as its working directory, bounded by `timeout`. Fails the test, with
+/// the script's output and the server's log, unless it exits 0, prints `ALL OK` and prints
+/// `OK <step>` for every one of `steps`.
+pub fn client_script(
+    s: &Server,
+    script: &str,
+    dir: &Path,
+    env: &[(&str, &str)],
+    timeout: Duration,
+    steps: &[&str],
+) -> Out {
+    let mut cmd = clean_command("python3");
+    cmd.arg("-").current_dir(dir).env("VAULT_ADDR", &s.addr);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = run_for(&mut cmd, Some(script.as_bytes()), timeout);
+    assert_eq!(
+        o.code,
+        0,
+        "client script failed\n{o}\n--- server log\n{}",
+        s.log()
+    );
+    assert!(o.stdout.contains("ALL OK"), "{o}");
+    for step in steps {
+        assert!(
+            o.stdout.contains(&format!("OK {step}\n")),
+            "{step} missing\n{o}"
+        );
+    }
+    o
+}
 
 /// A free TCP port on 127.0.0.1 for a server to listen on, below Linux's ephemeral range
 /// (32768–60999): a port handed out by `bind(0)` was sometimes taken by a client connection's
