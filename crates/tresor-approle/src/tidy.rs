@@ -156,8 +156,6 @@ impl Engine {
             }
         });
         // Started in the background: 202 Accepted, as Vault answers.
-        Ok(Some(Response::default().accepted().with_warning(
-            "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.",
-        )))
+        Ok(Some(Response::tidy_started()))
     }
 }

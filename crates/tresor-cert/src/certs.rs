@@ -56,21 +56,10 @@ fn show(e: &CertEntry) -> Map<String, Value> {
     );
     m.insert("ocsp_max_retries".into(), json!(e.ocsp_max_retries));
     e.token.show(&mut m);
-    // Vault also shows the legacy names of settings that are set.
-    if !e.token.token_policies.is_empty() {
-        m.insert("policies".into(), json!(e.token.token_policies));
-    }
-    if e.token.token_ttl > 0 {
-        m.insert("ttl".into(), json!(e.token.token_ttl));
-    }
-    if e.token.token_max_ttl > 0 {
-        m.insert("max_ttl".into(), json!(e.token.token_max_ttl));
-    }
+    // Vault also shows the legacy names of settings that are set (a cert role had `period`).
+    e.token.show_legacy(&mut m);
     if e.token.token_period > 0 {
         m.insert("period".into(), json!(e.token.token_period));
-    }
-    if !e.token.token_bound_cidrs.is_empty() {
-        m.insert("bound_cidrs".into(), json!(e.token.token_bound_cidrs));
     }
     m
 }

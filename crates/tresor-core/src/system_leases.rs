@@ -126,7 +126,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
                     let u = c.unsealed().map_err(le)?;
                     let n = u.expiration.tidy().await.map_err(le)?;
                     tracing::info!(removed = n, "lease tidy finished");
-                    Ok(Some(Response::default().accepted().with_warning("Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.")))
+                    Ok(Some(Response::tidy_started()))
                 })
             })
             .help("Clean up dangling lease index entries.", "Removes index entries that point at leases that no longer exist."),

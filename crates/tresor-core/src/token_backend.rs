@@ -1005,7 +1005,7 @@ fn table() -> Table<TokenAuth> {
                         let u = unsealed(&s)?;
                         let n = u.tokens.tidy().await.map_err(le)?;
                         tracing::info!(removed = n, "token store tidy finished");
-                        Ok(Some(Response::default().accepted().with_warning("Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.")))
+                        Ok(Some(Response::tidy_started()))
                     })
                 })
                 .help("Clean up dangling token store entries.", "Removes accessor and parent index entries whose token no longer exists."),

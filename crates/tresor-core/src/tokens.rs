@@ -605,7 +605,6 @@ impl TokenStore {
         let _timer = crate::telemetry::m::TOKEN_REVOKE_TREE.start();
         // The tree level by level: `levels[d]` holds the tokens `d` generations below `id`.
         let mut levels: Vec<Vec<String>> = vec![vec![id.to_owned()]];
-        let mut order = Vec::new();
         let mut depth = 0;
         while depth < levels.len() {
             let mut next = Vec::new();
@@ -615,7 +614,6 @@ impl TokenStore {
                     let _g = self.lock(cur).await;
                     self.revoking.write().insert(cur.clone());
                 }
-                order.push(cur.clone());
                 for child in self
                     .view
                     .list(&format!("parent/{cur}/"))
@@ -634,7 +632,7 @@ impl TokenStore {
         // entry. Within a level the tokens are independent: they go in groups whose commits
         // share the storage's fsyncs (one at a time, 60,000 children took ~50 s).
         let mut result = Ok(());
-        let mut revoked = Vec::with_capacity(order.len());
+        let mut revoked = Vec::with_capacity(levels.iter().map(Vec::len).sum());
         'levels: for level in levels.iter().rev() {
             let outcomes =
                 crate::join::in_groups(level, REVOKE_GROUP, |t| self.revoke_one(t)).await;
@@ -649,7 +647,7 @@ impl TokenStore {
             }
         }
         let mut marked = self.revoking.write();
-        for cur in &order {
+        for cur in levels.iter().flatten() {
             marked.remove(cur);
         }
         result.map(|()| revoked)

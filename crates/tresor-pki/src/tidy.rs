@@ -100,7 +100,7 @@ impl Engine {
         Ok(Some(Response::default().accepted().with_warning(if nothing {
             "This tidy enables no operation and will do nothing: set at least one of tidy_cert_store, tidy_revoked_certs, tidy_revoked_cert_issuer_associations or tidy_expired_issuers."
         } else {
-            "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs."
+            tresor_sdk::TIDY_STARTED
         })))
     }
 

@@ -475,7 +475,14 @@ impl Response {
         self.accepted = true;
         self
     }
+    /// The answer to a tidy started in the background: 202 Accepted with [`TIDY_STARTED`].
+    pub fn tidy_started() -> Self {
+        Response::default().accepted().with_warning(TIDY_STARTED)
+    }
 }
+
+/// The warning a started tidy answers with, in Vault's words.
+pub const TIDY_STARTED: &str = "Tidy operation successfully started. Any information from the operation will be printed to Tresor's server logs.";
 
 /// Paths that bypass the token check (`unauthenticated`) or require `sudo` (`root`).
 /// Entries ending in `*` are prefixes.

@@ -175,6 +175,23 @@ impl TokenParams {
         m.insert("token_type".into(), json!(self.token_type.as_str()));
     }
 
+    /// The legacy names Vault still shows beside the `token_*` ones, for the settings that are
+    /// set: `policies`, `ttl`, `max_ttl` and `bound_cidrs` (clients such as hvac read them).
+    pub fn show_legacy(&self, m: &mut Map<String, Value>) {
+        if !self.token_policies.is_empty() {
+            m.insert("policies".into(), json!(self.token_policies));
+        }
+        if self.token_ttl > 0 {
+            m.insert("ttl".into(), json!(self.token_ttl));
+        }
+        if self.token_max_ttl > 0 {
+            m.insert("max_ttl".into(), json!(self.token_max_ttl));
+        }
+        if !self.token_bound_cidrs.is_empty() {
+            m.insert("bound_cidrs".into(), json!(self.token_bound_cidrs));
+        }
+    }
+
     /// Fills a login's token settings. Policies are added to what the method already put in.
     pub fn populate(&self, auth: &mut Auth) {
         auth.ttl = Duration::from_secs(self.token_ttl);

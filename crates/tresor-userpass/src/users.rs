@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, json};
+use serde_json::Map;
 use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::token::TokenParams;
 use tresor_sdk::{LogicalError, Operation, Request, Response, Result};
@@ -151,21 +151,9 @@ async fn read(_s: &Arc<State>, req: Request, f: Fields) -> Result<Option<Respons
     };
     let mut m = Map::new();
     user.token.show(&mut m);
-    // Vault also shows the legacy names (policies, ttl, max_ttl, bound_cidrs) of settings
-    // that are set; clients written against them (hvac's read_user) still read `policies`.
-    let t = &user.token;
-    if !t.token_policies.is_empty() {
-        m.insert("policies".into(), json!(t.token_policies));
-    }
-    if t.token_ttl > 0 {
-        m.insert("ttl".into(), json!(t.token_ttl));
-    }
-    if t.token_max_ttl > 0 {
-        m.insert("max_ttl".into(), json!(t.token_max_ttl));
-    }
-    if !t.token_bound_cidrs.is_empty() {
-        m.insert("bound_cidrs".into(), json!(t.token_bound_cidrs));
-    }
+    // Vault also shows the legacy names of settings that are set (hvac's read_user reads
+    // `policies`).
+    user.token.show_legacy(&mut m);
     Ok(Some(Response::data(m)))
 }
 
