@@ -855,3 +855,101 @@ async fn a_missing_mount_is_a_403_until_the_token_may_reach_it() {
     let e = t.req(Read, "nope/x", json!({}), &t.root).await.unwrap_err();
     assert!(matches!(e, CoreError::NoRoute(_)), "{e}");
 }
+
+/// A tree wider than one revocation group (64), with grandchildren being made under many of
+/// its children while the root of it is revoked: whichever generation a racing creation lands
+/// in, no token of the tree survives, and a bystander does.
+#[tokio::test]
+async fn a_wide_tree_revoked_while_grandchildren_are_made_leaves_nothing() {
+    let t = Arc::new(dev_core().await);
+    t.policy(
+        "mint",
+        r#"path "auth/token/create" { capabilities = ["update"] }"#,
+    )
+    .await;
+    let bystander = t.token(&["mint"], json!({"ttl": "1h"})).await;
+    let parent = t.token(&["mint"], json!({"ttl": "1h"})).await;
+    let mut children = Vec::new();
+    for _ in 0..150 {
+        let r = t
+            .req(Update, "auth/token/create", json!({}), &parent)
+            .await
+            .unwrap();
+        children.push(auth_token(&r));
+    }
+    let mut creators = Vec::new();
+    for k in 0..8 {
+        let (t, kids) = (t.clone(), children.clone());
+        creators.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            for i in 0..20 {
+                let under = &kids[(k * 19 + i * 7) % kids.len()];
+                if let Ok(r) = t.req(Update, "auth/token/create", json!({}), under).await {
+                    made.push(auth_token(&r));
+                }
+                tokio::task::yield_now().await;
+            }
+            made
+        }));
+    }
+    tokio::task::yield_now().await;
+    t.ok(
+        Update,
+        "auth/token/revoke",
+        json!({"token": parent}),
+        &t.root,
+    )
+    .await;
+    let mut all = children;
+    for c in creators {
+        all.extend(c.await.unwrap());
+    }
+    all.push(parent);
+    for tok in &all {
+        assert!(
+            t.req(Read, "auth/token/lookup-self", json!({}), tok)
+                .await
+                .is_err(),
+            "a token of the revoked tree still works"
+        );
+    }
+    t.ok(Read, "auth/token/lookup-self", json!({}), &bystander)
+        .await;
+}
+
+/// Other spellings of a path no mount serves are refused alike (403) for a caller the ACL
+/// does not let through, and do not reveal a mount that does exist under another spelling.
+#[tokio::test]
+async fn missing_mount_spellings_are_403_for_a_refused_caller() {
+    let t = dev_core().await;
+    t.policy("ro", r#"path "nope/*" { capabilities = ["read"] }"#)
+        .await;
+    let ro = t.token(&["ro"], json!({})).await;
+    // Allowed by the policy: the honest 404.
+    let e = t.req(Read, "nope/x", json!({}), &ro).await.unwrap_err();
+    assert!(matches!(e, CoreError::NoRoute(_)), "{e}");
+    for path in [
+        "NOPE/x",
+        "Secret/x",
+        "nope2/x",
+        "nope /x",
+        "secretx/data/a",
+        "auth/userpassx/login/u",
+    ] {
+        let e = t.req(Read, path, json!({}), &ro).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CoreError::PermissionDenied | CoreError::InvalidRequest(_)
+            ),
+            "{path:?}: {e}"
+        );
+        assert!(!matches!(e, CoreError::NoRoute(_)), "{path:?} leaked a 404");
+    }
+    // Write on a path the policy only lets read: refused, not a 404.
+    let e = t
+        .req(Update, "nope/x", json!({"a": 1}), &ro)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CoreError::PermissionDenied), "{e}");
+}
