@@ -565,3 +565,75 @@ async fn root_token_lookup_shows_issue_time_and_is_not_renewable() {
     assert!(d["issue_time"].is_string(), "{d:?}");
     assert_eq!(d["renewable"], json!(true), "{d:?}");
 }
+
+/// Huge, negative and malformed intervals on the settings whose read shapes changed this
+/// session: each write is a 400 or is stored and reads back as a number or a duration, never a
+/// panic, and a refused write leaves the earlier setting.
+#[tokio::test]
+async fn huge_and_malformed_intervals_are_refused_or_read_back_whole() {
+    let t = dev_core().await;
+    t.ok(
+        Operation::Update,
+        "sys/rotate/config",
+        json!({"interval": "48h"}),
+        &t.root,
+    )
+    .await;
+    for bad in [
+        json!("-5h"),
+        json!("nonsense"),
+        json!("99999999999999999999h"),
+        json!(1e300),
+        json!(-1),
+    ] {
+        let before = t
+            .data(Operation::Read, "sys/rotate/config", json!({}), &t.root)
+            .await;
+        let refused = t
+            .req(
+                Operation::Update,
+                "sys/rotate/config",
+                json!({"interval": bad}),
+                &t.root,
+            )
+            .await
+            .is_err();
+        let cfg = t
+            .data(Operation::Read, "sys/rotate/config", json!({}), &t.root)
+            .await;
+        assert!(
+            cfg["interval"].is_string() || cfg["interval"] == json!(0),
+            "{bad}: {cfg:?}"
+        );
+        if refused {
+            assert_eq!(cfg, before, "a refused {bad} changed the setting");
+        }
+    }
+    for (interval, block) in [
+        (json!("99999999999999999999s"), json!(1)),
+        (json!(1e300), json!(1e300)),
+        (json!(-3), json!(0)),
+        (json!(1.5), json!(0)),
+    ] {
+        let r = t
+            .req(
+                Operation::Update,
+                "sys/quotas/rate-limit/q",
+                json!({"rate": 10, "interval": interval, "block_interval": block}),
+                &t.root,
+            )
+            .await;
+        if r.is_ok() {
+            let q = t
+                .data(
+                    Operation::Read,
+                    "sys/quotas/rate-limit/q",
+                    json!({}),
+                    &t.root,
+                )
+                .await;
+            assert!(q["interval"].is_number(), "{interval}: {q:?}");
+            assert!(q["block_interval"].is_number(), "{interval}: {q:?}");
+        }
+    }
+}
