@@ -233,17 +233,39 @@ impl PgPool {
         }
     }
 
+    /// One round trip: `BEGIN`, the statements and `COMMIT` go as one simple query, which
+    /// PostgreSQL runs in order and stops at the first error (the rest, `COMMIT` with them,
+    /// are skipped and the transaction is left aborted, so it is rolled back).
     async fn exec_tx_once(self: &Arc<Self>, stmts: &[String]) -> Result<(), String> {
         let c = self.get().await?;
-        c.batch_execute("BEGIN").await.map_err(|e| pg_err(&e))?;
-        for s in stmts {
-            if let Err(e) = c.batch_execute(s).await {
-                let _ = c.batch_execute("ROLLBACK").await;
-                return Err(pg_err(&e));
-            }
+        if let Err(e) = c
+            .batch_execute(&batch(Some("BEGIN"), stmts, Some("COMMIT")))
+            .await
+        {
+            let _ = c.batch_execute("ROLLBACK").await;
+            return Err(pg_err(&e));
         }
-        c.batch_execute("COMMIT").await.map_err(|e| pg_err(&e))
+        Ok(())
     }
+}
+
+/// Statements joined into one multi-statement query, with a newline before each `;` so a
+/// statement ending in a `--` or `#` comment cannot swallow the next one.
+fn batch(first: Option<&str>, stmts: &[String], last: Option<&str>) -> String {
+    let mut q = String::with_capacity(stmts.iter().map(|s| s.len() + 3).sum::<usize>() + 16);
+    for (i, s) in first
+        .into_iter()
+        .chain(stmts.iter().map(String::as_str))
+        .chain(last)
+        .enumerate()
+    {
+        if i > 0 {
+            q.push_str("\n;\n");
+        }
+        q.push_str(s);
+    }
+    q.push('\n');
+    q
 }
 
 /// Whether a PostgreSQL error is a conflict with a concurrent transaction (worth retrying).
@@ -398,12 +420,13 @@ impl Db {
                     .my_conn(pool)
                     .await
                     .map_err(|e| self.err(&format!("error connecting to {}", self.host), e))?;
-                for s in stmts {
-                    c.query_drop(s.as_str())
-                        .await
-                        .map_err(|e| self.err("error running statements", e))?;
+                if stmts.is_empty() {
+                    return Ok(());
                 }
-                Ok(())
+                // One round trip; the server stops at the first statement that fails.
+                c.query_drop(batch(None, stmts, None))
+                    .await
+                    .map_err(|e| self.err("error running statements", e))
             }
         }
     }
@@ -647,5 +670,24 @@ impl Db {
                 let _ = tokio::time::timeout(Duration::from_secs(5), pool.disconnect()).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::batch;
+
+    #[test]
+    fn a_comment_at_a_statement_end_cannot_swallow_the_next() {
+        let q = batch(
+            Some("BEGIN"),
+            &["CREATE ROLE a -- note".into(), "GRANT x TO a # note".into()],
+            Some("COMMIT"),
+        );
+        assert_eq!(
+            q,
+            "BEGIN\n;\nCREATE ROLE a -- note\n;\nGRANT x TO a # note\n;\nCOMMIT\n"
+        );
+        assert_eq!(batch(None, &["SELECT 1".into()], None), "SELECT 1\n");
     }
 }

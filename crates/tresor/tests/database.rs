@@ -294,13 +294,15 @@ impl Db {
     }
 
     /// SQL that creates a user allowed to SELECT in one schema.
+    /// (The first statement ends in a comment: statements go to the database as one
+    /// query, and the comment must not swallow the next statement.)
     fn readonly_creation(&self) -> &'static str {
         match self {
             Db::Postgres { .. } => {
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT USAGE ON SCHEMA data TO \"{{name}}\"; GRANT SELECT ON ALL TABLES IN SCHEMA data TO \"{{name}}\";"
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' -- the leased user\n; GRANT USAGE ON SCHEMA data TO \"{{name}}\"; GRANT SELECT ON ALL TABLES IN SCHEMA data TO \"{{name}}\";"
             }
             Db::Maria { .. } => {
-                "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'; GRANT SELECT ON data.* TO '{{name}}'@'%';"
+                "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}' -- the leased user\n; GRANT SELECT ON data.* TO '{{name}}'@'%' # read only;"
             }
         }
     }
