@@ -724,9 +724,13 @@ impl<B: Send + Sync + 'static> Table<B> {
 
     /// Routes and runs one request.
     pub async fn handle(&self, backend: Arc<B>, req: Request) -> Result<Option<Response>> {
-        let (path, caps) = self
-            .route(&req.path, req.operation)
-            .ok_or(LogicalError::UnsupportedPath)?;
+        let Some((path, caps)) = self.route(&req.path, req.operation) else {
+            return Err(if self.list_only(&req.path, req.operation) {
+                LogicalError::UnsupportedOperation
+            } else {
+                LogicalError::UnsupportedPath
+            });
+        };
         let op = match req.operation {
             // A create without its own handler is served by the update handler, as in Vault.
             Operation::Create if !path.operations.iter().any(|(o, _)| *o == Operation::Create) => {
@@ -750,6 +754,17 @@ impl<B: Send + Sync + 'static> Table<B> {
             resp = Some(resp.unwrap_or_default().with_warning(w));
         }
         Ok(resp)
+    }
+
+    /// Whether `path` names a listing (a path spelled with a trailing `/`) asked for with
+    /// another operation: Vault answers that with 405 `unsupported operation`, not a 404.
+    fn list_only(&self, path: &str, op: Operation) -> bool {
+        op != Operation::List
+            && !path.is_empty()
+            && !path.ends_with('/')
+            && self
+                .route(&format!("{path}/"), Operation::List)
+                .is_some_and(|(p, _)| p.operations.iter().any(|(o, _)| *o == Operation::List))
     }
 
     /// Runs the path's existence check, if it has one.

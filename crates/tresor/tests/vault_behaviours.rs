@@ -366,3 +366,37 @@ fn resultant_acl_and_help_for_the_new_paths() {
     assert_eq!(code, 400, "no rekey: {b}");
     let _: Value = b;
 }
+
+/// A listing asked for with GET (or another verb) is Vault's 405 `unsupported operation`,
+/// in the core's own tables (sys, token, identity) as in the engines'; a path that is no
+/// listing at all stays a 404.
+#[test]
+fn a_listing_read_with_get_is_405_unsupported_operation() {
+    let (_tmp, s) = dev();
+    let root = Some("root");
+    for path in [
+        "sys/policies/acl",
+        "sys/version-history",
+        "auth/token/roles",
+        "auth/token/accessors",
+        "identity/entity/id",
+        "identity/group/name",
+        "transit-not-mounted-so-404",
+    ] {
+        let (code, b) = s.api("GET", path, None, root);
+        if path.ends_with("404") {
+            assert_eq!(code, 404, "GET {path}: {b}");
+            continue;
+        }
+        assert_eq!(
+            (code, &b),
+            (405, &json!({"errors": ["unsupported operation"]})),
+            "GET {path}"
+        );
+        let (code, _) = s.api("LIST", path, None, root);
+        assert!(code == 200 || code == 404, "LIST {path}: {code}");
+    }
+    // Not a listing: still an unsupported path.
+    let (code, b) = s.api("GET", "sys/policies/nothing-here", None, root);
+    assert_eq!(code, 404, "{b}");
+}
