@@ -67,6 +67,10 @@ const SKEW: i64 = 60;
 const ATTEMPTS: usize = 5;
 /// The format of every record this module stores (decoding refuses newer ones).
 const FORMAT: u32 = 1;
+/// The built-in key, as in Vault: RS256, every client allowed, rotated daily. It exists before
+/// anything is stored (read and listed with these settings); its key pair is made when it is
+/// first written or first signs. It cannot be deleted.
+const DEFAULT_KEY: &str = "default";
 
 /// The unauthenticated paths of the identity mount.
 pub(crate) fn special_paths() -> SpecialPaths {
@@ -249,6 +253,20 @@ impl NamedKey {
                 .map(|k| (k.kid.clone(), k.alg, k.jwk.clone())),
         );
         out
+    }
+}
+
+/// The built-in `default` key's settings around a new signing key.
+fn default_key(signing: SigningKey, now: i64) -> NamedKey {
+    NamedKey {
+        format: FORMAT,
+        algorithm: Alg::RS256,
+        rotation_period: DAY,
+        verification_ttl: DAY,
+        allowed_client_ids: vec!["*".into()],
+        next_rotation: now.saturating_add(secs_i64(DAY)),
+        signing,
+        previous: Vec::new(),
     }
 }
 
@@ -464,7 +482,14 @@ async fn signing_key(s: &dyn Storage, name: &str, now: i64) -> Result<Option<Nam
     let path = format!("{KEY_PREFIX}{name}");
     for _ in 0..ATTEMPTS {
         let Some((mut key, rev)) = load::<NamedKey>(s, &path).await? else {
-            return Ok(None);
+            if name != DEFAULT_KEY {
+                return Ok(None);
+            }
+            let key = default_key(generate(Alg::RS256).await?, now);
+            if store_if(s, &path, &key, 0).await? {
+                return Ok(Some(key));
+            }
+            continue; // another writer made it first: use theirs
         };
         if now < key.next_rotation {
             return Ok(Some(key));
@@ -662,18 +687,27 @@ async fn write_config(req: Request, f: Fields) -> Reply {
 
 async fn read_key(req: Request, f: Fields) -> Reply {
     let name = f.input::<KeyInput>().name;
-    let Some(k) = get::<NamedKey>(&*req.storage, &format!("{KEY_PREFIX}{name}")).await? else {
-        return Ok(None);
-    };
+    let (algorithm, allowed_client_ids, rotation_period, verification_ttl) =
+        match get::<NamedKey>(&*req.storage, &format!("{KEY_PREFIX}{name}")).await? {
+            Some(k) => (
+                k.algorithm,
+                k.allowed_client_ids,
+                k.rotation_period,
+                k.verification_ttl,
+            ),
+            None if name == DEFAULT_KEY => (Alg::RS256, vec!["*".into()], DAY, DAY),
+            None => return Ok(None),
+        };
     Ok(Some(Response::json(json!({
-        "algorithm": k.algorithm.name(),
-        "allowed_client_ids": k.allowed_client_ids,
-        "rotation_period": k.rotation_period,
-        "verification_ttl": k.verification_ttl,
+        "algorithm": algorithm.name(),
+        "allowed_client_ids": allowed_client_ids,
+        "rotation_period": rotation_period,
+        "verification_ttl": verification_ttl,
     }))))
 }
 
-async fn list_prefix(req: Request, prefix: &str) -> Reply {
+/// The names stored under `prefix`, with `built_in` among them even before it is stored.
+async fn list_prefix(req: Request, prefix: &str, built_in: Option<&str>) -> Reply {
     let mut keys: Vec<String> = req
         .storage
         .list(prefix)
@@ -681,7 +715,9 @@ async fn list_prefix(req: Request, prefix: &str) -> Reply {
         .into_iter()
         .filter(|k| !k.ends_with('/'))
         .collect();
+    keys.extend(built_in.map(str::to_owned));
     keys.sort();
+    keys.dedup();
     Ok(Some(Response::list(keys)))
 }
 
@@ -717,10 +753,11 @@ async fn write_key(req: Request, f: Fields) -> Reply {
         };
         let allowed_client_ids = match &i.allowed_client_ids {
             Some(ids) => ids.clone(),
-            None => old
-                .as_ref()
-                .map(|k| k.allowed_client_ids.clone())
-                .unwrap_or_default(),
+            None => match &old {
+                Some(k) => k.allowed_client_ids.clone(),
+                None if name == DEFAULT_KEY => vec!["*".into()],
+                None => Vec::new(),
+            },
         };
         let algorithm = algorithm.unwrap_or(old.as_ref().map_or(Alg::RS256, |k| k.algorithm));
         if rotation_period < 60 {
@@ -792,6 +829,9 @@ async fn write_key(req: Request, f: Fields) -> Reply {
 
 async fn delete_key(req: Request, f: Fields) -> Reply {
     let name = f.input::<KeyInput>().name;
+    if name == DEFAULT_KEY {
+        return Err(invalid(format!("deletion of key {name:?} not allowed")));
+    }
     let users: Vec<String> = roles(&*req.storage)
         .await?
         .into_iter()
@@ -816,6 +856,10 @@ async fn rotate_key(req: Request, f: Fields) -> Reply {
     let path = format!("{KEY_PREFIX}{name}");
     let s = &*req.storage;
     let mut fresh: Option<SigningKey> = None;
+    if name == DEFAULT_KEY {
+        // The built-in key may not be stored yet: make it, then rotate it.
+        signing_key(s, DEFAULT_KEY, now()).await?;
+    }
     for _ in 0..ATTEMPTS {
         let Some((mut key, rev)) = load::<NamedKey>(s, &path).await? else {
             return Err(invalid(format!("no named key found at {name:?}")));
@@ -866,14 +910,16 @@ async fn write_role(req: Request, f: Fields) -> Reply {
     if key_name.is_empty() {
         return Err(invalid("the key parameter is required"));
     }
-    let Some(key) = get::<NamedKey>(s, &format!("{KEY_PREFIX}{key_name}")).await? else {
-        return Err(invalid(format!("key {key_name:?} does not exist")));
+    let verification_ttl = match get::<NamedKey>(s, &format!("{KEY_PREFIX}{key_name}")).await? {
+        Some(key) => key.verification_ttl,
+        None if key_name == DEFAULT_KEY => DAY,
+        None => return Err(invalid(format!("key {key_name:?} does not exist"))),
     };
     let ttl = match i.ttl {
         Some(d) => secs(d),
         None => old.as_ref().map_or(DAY, |r| r.ttl),
     };
-    if ttl > key.verification_ttl {
+    if ttl > verification_ttl {
         return Err(invalid(
             "a role's token ttl cannot be longer than the verification_ttl of the key it references",
         ));
@@ -1091,7 +1137,7 @@ pub(crate) fn paths<B: Send + Sync + 'static>() -> Vec<Path<B>> {
                 "Tokens carry iss = <issuer>/v1/identity/oidc. Without a configured issuer the base is http://127.0.0.1:8200.",
             ),
         Path::new("oidc/key/")
-            .op(List, |_b, req, _f| Box::pin(list_prefix(req, KEY_PREFIX)))
+            .op(List, |_b, req, _f| Box::pin(list_prefix(req, KEY_PREFIX, Some(DEFAULT_KEY))))
             .help("List named keys.", ""),
         Path::new("oidc/key/{name}/rotate")
             .input::<RotateInput>()
@@ -1101,17 +1147,19 @@ pub(crate) fn paths<B: Send + Sync + 'static>() -> Vec<Path<B>> {
             .input::<KeyInput>()
             .existence(|_b, req, f| {
                 let name = f.input::<KeyInput>().name;
-                Box::pin(exists(req, KEY_PREFIX, name))
+                Box::pin(async move {
+                    Ok(name == DEFAULT_KEY || exists(req, KEY_PREFIX, name).await?)
+                })
             })
             .op(Read, |_b, req, f| Box::pin(read_key(req, f)))
             .op(Update, |_b, req, f| Box::pin(write_key(req, f)))
             .op(Delete, |_b, req, f| Box::pin(delete_key(req, f)))
             .help(
                 "Create, read, update or delete a named key.",
-                "A named key signs the tokens of the roles that reference it and rotates every rotation_period. A key referenced by a role cannot be deleted.",
+                "A named key signs the tokens of the roles that reference it and rotates every rotation_period. A key referenced by a role cannot be deleted. The built-in key \"default\" (RS256, allowed_client_ids [\"*\"], rotated daily) always exists and cannot be deleted.",
             ),
         Path::new("oidc/role/")
-            .op(List, |_b, req, _f| Box::pin(list_prefix(req, ROLE_PREFIX)))
+            .op(List, |_b, req, _f| Box::pin(list_prefix(req, ROLE_PREFIX, None)))
             .help("List roles.", ""),
         Path::new("oidc/role/{name}")
             .input::<RoleInput>()

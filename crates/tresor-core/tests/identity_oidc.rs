@@ -230,7 +230,7 @@ async fn keys_and_roles_are_created_read_listed_and_deleted() {
     assert_eq!(k["allowed_client_ids"], json!(["*"]));
     assert_eq!(k["rotation_period"], 43200);
     let keys = t.data(List, "identity/oidc/key/", json!({}), &t.root).await;
-    assert_eq!(keys["keys"], json!(["k1", "k2"]));
+    assert_eq!(keys["keys"], json!(["default", "k1", "k2"]));
 
     t.ok(
         Update,
@@ -289,7 +289,91 @@ async fn keys_and_roles_are_created_read_listed_and_deleted() {
         .await;
     assert!(read(&t, "identity/oidc/key/k2").await.is_none());
     let keys = t.data(List, "identity/oidc/key/", json!({}), &t.root).await;
-    assert_eq!(keys["keys"], json!(["k1"]));
+    assert_eq!(keys["keys"], json!(["default", "k1"]));
+}
+
+/// As in Vault, the key `default` exists on a fresh server (RS256, every client, daily), is
+/// listed, signs for a role that names it (its key pair made then, once, and published), may
+/// be changed and rotated, and cannot be deleted.
+#[tokio::test]
+async fn the_built_in_default_key_exists_signs_and_cannot_be_deleted() {
+    let t = core().await;
+    assert_eq!(
+        Value::Object(read(&t, "identity/oidc/key/default").await.unwrap()),
+        json!({"algorithm": "RS256", "allowed_client_ids": ["*"], "rotation_period": 86400, "verification_ttl": 86400})
+    );
+    let keys = t.data(List, "identity/oidc/key/", json!({}), &t.root).await;
+    assert_eq!(keys["keys"], json!(["default"]));
+    assert!(
+        jwks_kids(&t).await.is_empty(),
+        "no key pair before first use"
+    );
+    let e = t
+        .req(Delete, "identity/oidc/key/default", json!({}), &t.root)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CoreError::InvalidRequest(_)), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("deletion of key \"default\" not allowed"),
+        "{e}"
+    );
+    // A role's ttl is held to the default key's verification_ttl (24h).
+    let e = t
+        .req(
+            Update,
+            "identity/oidc/role/long",
+            json!({"key": "default", "ttl": "25h"}),
+            &t.root,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CoreError::InvalidRequest(_)), "{e:?}");
+    t.ok(
+        Update,
+        "identity/oidc/role/app",
+        json!({"key": "default", "ttl": "1h"}),
+        &t.root,
+    )
+    .await;
+    let (token, entity) = login(&t, "dana").await;
+    let jwt = token_for(&t, "app", &token).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (header, claims) = decode(&jwt);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(claims["sub"], entity.as_str());
+    let kids = jwks_kids(&t).await;
+    assert_eq!(kids, vec![header["kid"].as_str().unwrap().to_owned()]);
+    assert_eq!(introspect(&t, &jwt, None).await["active"], true);
+    // The same key pair signs the next token.
+    let again = token_for(&t, "app", &token).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(decode(&again).0["kid"], header["kid"]);
+    // Changing it keeps what the write does not name; rotating it publishes a new key
+    // while the old one still verifies.
+    t.ok(
+        Update,
+        "identity/oidc/key/default",
+        json!({"rotation_period": "12h"}),
+        &t.root,
+    )
+    .await;
+    let k = read(&t, "identity/oidc/key/default").await.unwrap();
+    assert_eq!(k["rotation_period"], 43200);
+    assert_eq!(k["allowed_client_ids"], json!(["*"]));
+    t.ok(
+        Update,
+        "identity/oidc/key/default/rotate",
+        json!({}),
+        &t.root,
+    )
+    .await;
+    assert_eq!(jwks_kids(&t).await.len(), 2);
+    assert_eq!(introspect(&t, &jwt, None).await["active"], true);
 }
 
 #[tokio::test]
@@ -806,7 +890,7 @@ async fn bad_input_is_a_400_naming_the_field_and_stores_nothing() {
             .map_or(true, |r| {
                 r.response
                     .and_then(|r| r.data)
-                    .is_none_or(|d| d["keys"] == json!([]))
+                    .is_none_or(|d| d["keys"] == json!(["default"]))
             })
     );
 
