@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod client_key;
 mod deadline;
 mod forwarded;
 pub mod ha;

@@ -219,7 +219,8 @@ fn rustls_suite(name: &str) -> Option<CipherSuite> {
     })
 }
 
-/// Accepts any client certificate (signatures are still verified), for TLS-cert login.
+/// Accepts any client certificate, of any X.509 version (the handshake signature is still
+/// verified with its key, `client_key`), for TLS-cert login.
 #[derive(Debug)]
 struct AskForAnyCert {
     algs: rustls::crypto::WebPkiSupportedAlgorithms,
@@ -249,7 +250,7 @@ impl ClientCertVerifier for AskForAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        crate::client_key::verify(false, message, cert, dss, &self.algs)
     }
     fn verify_tls13_signature(
         &self,
@@ -257,7 +258,7 @@ impl ClientCertVerifier for AskForAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        crate::client_key::verify(true, message, cert, dss, &self.algs)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()

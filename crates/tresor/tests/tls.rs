@@ -161,3 +161,93 @@ disable_mlock = true
         "no CertificateRequest seen\n{o}"
     );
 }
+
+/// An X.509 v1 client certificate (no extensions: what `openssl x509 -req` makes, and what
+/// hvac's integration suite presents) is accepted at the TLS layer like any other, as Go's
+/// `tls.RequestClientCert` accepts it in Vault. The listener used to parse it with webpki,
+/// which takes v3 only, and aborted every handshake with `certificate_unknown`, so hvac's
+/// suite could not even reach `sys/init`.
+#[test]
+fn a_version_1_client_certificate_is_accepted_over_tls_1_2_and_1_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    self_signed(dir, "server", "localhost");
+    for (name, newkey) in [("rsa", "rsa:2048"), ("ec", "ec")] {
+        let mut req = Command::new("openssl");
+        req.current_dir(dir)
+            .args(["req", "-new", "-newkey", newkey])
+            .args(if name == "ec" {
+                &["-pkeyopt", "ec_paramgen_curve:P-256"][..]
+            } else {
+                &[][..]
+            })
+            .args(["-nodes", "-keyout", &format!("{name}.key")])
+            .args(["-out", &format!("{name}.csr"), "-subj", "/CN=client"]);
+        assert_eq!(run(&mut req).code, 0, "openssl req {name}");
+        let o = run(Command::new("openssl").current_dir(dir).args([
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-signkey",
+            &format!("{name}.key"),
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.crt"),
+        ]));
+        assert_eq!(o.code, 0, "openssl x509 -req {name}\n{o}");
+        let o = run(Command::new("openssl").current_dir(dir).args([
+            "x509",
+            "-in",
+            &format!("{name}.crt"),
+            "-noout",
+            "-text",
+        ]));
+        assert!(o.stdout.contains("Version: 1 (0x0)"), "not a v1 cert\n{o}");
+    }
+    let port = free_port();
+    let config = format!(
+        "storage \"inmem\" {{}}\n\nlistener \"tcp\" {{\n  address       = \"127.0.0.1:{port}\"\n  tls_cert_file = \"server.crt\"\n  tls_key_file  = \"server.key\"\n}}\n\ndisable_mlock = true\n"
+    );
+    let s = Server::start_named(
+        dir,
+        port,
+        "config.hcl",
+        &config,
+        Some(dir.join("server.crt")),
+    );
+    let url = format!("{}/v1/sys/init", s.addr);
+    for name in ["rsa", "ec"] {
+        for version in ["1.2", "1.3"] {
+            let (cert, key) = (format!("{name}.crt"), format!("{name}.key"));
+            let tls = format!("--tlsv{version}");
+            let args = [
+                "--cacert",
+                "server.crt",
+                &tls,
+                "--tls-max",
+                version,
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+            ];
+            assert_eq!(
+                curl_code(dir, &args, &url),
+                (0, "200".into()),
+                "{name} v1 client certificate over TLS {version}\n{}",
+                s.log()
+            );
+        }
+    }
+    // hvac, as its suite calls it: a client certificate on every request.
+    let o = run(Command::new("python3").current_dir(dir).args([
+        "-c",
+        &format!(
+            "import hvac; c = hvac.Client(url='{}', cert=('rsa.crt', 'rsa.key'), verify='server.crt'); print(c.sys.is_initialized())",
+            s.addr
+        ),
+    ]));
+    assert_eq!((o.code, o.stdout.trim()), (0, "False"), "{o}");
+}
