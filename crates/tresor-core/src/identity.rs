@@ -783,7 +783,17 @@ impl IdentityStore {
             )));
         }
         let target = match alias.canonical_id.as_str() {
-            "" => return Err(invalid("missing canonical_id")),
+            // No entity named: the alias gets a new entity of its own, as in Vault.
+            "" => {
+                let id = new_id();
+                Arc::new(Entity {
+                    name: format!("entity_{}", &id[..8]),
+                    id,
+                    creation_time: now.clone(),
+                    last_update_time: now.clone(),
+                    ..Default::default()
+                })
+            }
             c => self
                 .entity(c)
                 .ok_or_else(|| invalid(format!("entity with ID {c:?} not found")))?,
@@ -1077,9 +1087,24 @@ impl IdentityStore {
                 alias.mount_accessor
             )));
         }
-        let target = self
-            .group(&alias.canonical_id)
-            .ok_or_else(|| invalid("missing or unknown canonical_id (the external group)"))?;
+        let target = match alias.canonical_id.as_str() {
+            // No group named: the alias gets a new external group of its own, as in Vault.
+            "" => {
+                let id = new_id();
+                Arc::new(Group {
+                    name: format!("group_{}", &id[..8]),
+                    id,
+                    kind: "external".into(),
+                    creation_time: now.clone(),
+                    last_update_time: now.clone(),
+                    ..Default::default()
+                })
+            }
+            c => self
+                .group(c)
+                .ok_or_else(|| invalid(format!("group with ID {c:?} not found (canonical_id)")))?,
+        };
+        alias.canonical_id = target.id.clone();
         if target.kind != "external" {
             return Err(invalid("alias can't be set on an internal group"));
         }

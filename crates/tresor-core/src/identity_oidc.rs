@@ -669,7 +669,8 @@ async fn read_config(req: Request) -> Reply {
 
 async fn write_config(req: Request, f: Fields) -> Reply {
     let issuer = f.input::<ConfigInput>().issuer;
-    let issuer = if issuer.trim().is_empty() {
+    let issuer_is_default = issuer.trim().is_empty();
+    let issuer = if issuer_is_default {
         String::new()
     } else {
         check_issuer(issuer.trim())?
@@ -680,6 +681,10 @@ async fn write_config(req: Request, f: Fields) -> Reply {
     })
     .map_err(LogicalError::internal)?;
     req.storage.put(CONFIG_KEY, bytes).await?;
+    // As in Vault: the warning is about an explicit issuer; restoring the default answers 204.
+    if issuer_is_default {
+        return Ok(None);
+    }
     Ok(Some(Response::default().with_warning(
         "If \"issuer\" is set explicitly, all tokens must be validated against that address, including those issued by secondary clusters. Setting issuer to \"\" will restore the default behavior of using the cluster's api_addr as the issuer.",
     )))

@@ -86,6 +86,33 @@ ident.delete_group_alias(entity_id=gaid)  # hvac names the alias id "entity_id"
 assert ident.read_group(group_id=xid)["data"]["alias"] == {}
 step("external groups and group aliases")
 
+# hvac's suite creates aliases with no canonical_id: Vault gives each a new entity (or a new
+# external group) of its own, named entity_<id prefix> / group_<id prefix>.
+lone = ident.create_or_update_entity_alias(name="lone", canonical_id=None, mount_accessor=accessor)["data"]
+lone_entity = ident.read_entity(entity_id=lone["canonical_id"])["data"]
+assert lone_entity["name"] == "entity_" + lone["canonical_id"][:8], lone_entity
+assert [a["id"] for a in lone_entity["aliases"]] == [lone["id"]], lone_entity
+lga = ident.create_or_update_group_alias(name="lone-group", mount_accessor=accessor)["data"]
+lone_group = ident.read_group(group_id=lga["canonical_id"])["data"]
+assert lone_group["type"] == "external" and lone_group["alias"]["id"] == lga["id"], lone_group
+assert lone_group["name"] == "group_" + lga["canonical_id"][:8], lone_group
+again = ident.create_or_update_group_alias(name="lone-group", alias_id=lga["id"], mount_accessor=accessor)
+assert again is None or getattr(again, "status_code", 204) == 204 or again["data"]["id"] == lga["id"], again
+assert ident.read_group_alias(alias_id=lga["id"])["data"]["canonical_id"] == lone_group["id"]
+ident.delete_entity(entity_id=lone_entity["id"])
+ident.delete_group(group_id=lone_group["id"])
+step("aliases without canonical_id get an entity or group of their own")
+
+# identity/oidc/config: an explicit issuer is answered with a warning, restoring the default
+# ("") with 204 and no body, as Vault does.
+explicit = ident.configure_tokens_backend(issuer="https://python-hvac.org:1234")
+assert len(explicit["warnings"]) >= 1, explicit
+assert ident.read_tokens_backend_configuration()["data"]["issuer"] == "https://python-hvac.org:1234"
+restored = ident.configure_tokens_backend(issuer="")
+assert getattr(restored, "status_code", None) == 204, restored
+assert ident.read_tokens_backend_configuration()["data"]["issuer"] == ""
+step("configure_tokens_backend")
+
 ident.merge_entities(from_entity_ids=[bob["id"]], to_entity_id=eid)
 merged = ident.read_entity(entity_id=eid)["data"]
 assert bob["id"] in merged["merged_entity_ids"] and "p3" in merged["policies"], merged
@@ -96,6 +123,11 @@ try:
     raise SystemExit("an alias of a missing entity was accepted")
 except hvac.exceptions.InvalidRequest:
     pass
+try:
+    ident.create_or_update_group_alias(name="y", canonical_id="no-such", mount_accessor=accessor)
+    raise SystemExit("a group alias of a missing group was accepted")
+except hvac.exceptions.InvalidRequest as e:
+    assert "no-such" in str(e), e
 step("bad input is a 400")
 
 ident.delete_group(group_id=pid)
