@@ -45,13 +45,15 @@ fn sign_opts(i: &SignInput) -> Result<SignOpts> {
         other => return Err(bad(format!("unsupported marshaling algorithm {other}"))),
     };
     let max_salt = match i.salt_length.as_str() {
-        "" | "auto" => true,
-        "hash" => false,
+        // Vault also takes Go's numeric spellings: 0 is rsa.PSSSaltLengthAuto and -1
+        // rsa.PSSSaltLengthEqualsHash.
+        "" | "auto" | "0" => true,
+        "hash" | "-1" => false,
         n => match n.parse::<usize>() {
             Ok(n) if n == hash.output_len() => false,
             _ => {
                 return Err(bad(format!(
-                    "unsupported salt_length {n}; use auto, hash or the hash length ({})",
+                    "unsupported salt_length {n}; use auto (or 0), hash (or -1) or the hash length ({})",
                     hash.output_len()
                 )));
             }
