@@ -44,10 +44,6 @@ fn show(e: &SecretIdEntry) -> Response {
     }))
 }
 
-fn secret_not_found() -> LogicalError {
-    LogicalError::NotFound("secret ID not found".into())
-}
-
 fn accessor_not_found(accessor: &str) -> LogicalError {
     LogicalError::NotFound(format!(
         "failed to find accessor entry for secret_id_accessor: {accessor:?}"
@@ -238,7 +234,9 @@ impl Engine {
             Some(e) if !e.expired(self.now()) && store::ct_eq(&e.secret_id_hmac, &hmac) => {
                 Ok(Some(show(&e)))
             }
-            _ => Err(secret_not_found()),
+            // As in Vault: no such secret ID (never made, destroyed, used up or expired) is
+            // an empty answer (204), not an error; the answer is the same for each reason.
+            _ => Ok(None),
         }
     }
 
