@@ -814,11 +814,13 @@ def kubernetes():
     assert r["ttl"] == 600 and r["max_ttl"] == 3600 and r["policies"] == ["k8s-dev"], r
     k8s.create_role(name="any", bound_service_account_names="*", bound_service_account_namespaces=["ops"])
     assert k8s.read_role(name="any")["token_type"] == "default"
-    e = expect(exceptions.InvalidRequest, k8s.create_role, name="both", bound_service_account_names=["*"],
-               bound_service_account_namespaces=["*"])
-    assert "bound_service_account_names" in str(e), e
-    expect(exceptions.InvalidPath, k8s.read_role, name="both")
-    assert k8s.list_roles() == {"keys": ["any", "builder"]}
+    # Both bindings "*" is allowed, as in Vault (hvac's "both bounds wildcard permitted"): the
+    # TokenReview still decides every login.
+    k8s.create_role(name="both", bound_service_account_names=["*"], bound_service_account_namespaces=["*"],
+                    audience="tresor")
+    both = k8s.read_role(name="both")
+    assert both["bound_service_account_names"] == ["*"] and both["bound_service_account_namespaces"] == ["*"], both
+    assert k8s.list_roles() == {"keys": ["any", "both", "builder"]}
     step("create_role/read_role/list_roles")
 
     t = int(time.time())
@@ -851,12 +853,19 @@ def kubernetes():
         assert why in str(e), e
         assert client.token == ROOT
     expect(exceptions.InvalidRequest, k8s.login, role="nobody", jwt=sa_jwt("ci"))
+    reviews = Review.calls
+    r = k8s.login(role="both", jwt=sa_jwt("prod"))
+    assert r["auth"]["metadata"]["service_account_namespace"] == "prod", r
+    assert Review.calls == reviews + 1, "the TokenReview endpoint decided"
+    as_root()
+    e = expect(exceptions.InvalidRequest, k8s.login, role="both", jwt=sa_jwt("prod", key=reviewer_key))
+    assert "invalid jwt" in str(e), e
     step("login reviewed by a local TokenReview endpoint")
 
     assert is_204(k8s.delete_role(name="builder"))
     assert is_204(k8s.delete_role(name="builder"))
     expect(exceptions.InvalidPath, k8s.read_role, name="builder")
-    assert k8s.list_roles() == {"keys": ["any"]}
+    assert k8s.list_roles() == {"keys": ["any", "both"]}
     expect(exceptions.InvalidRequest, k8s.login, role="builder", jwt=sa_jwt("ci"))
     step("delete_role")
     srv.shutdown()

@@ -309,13 +309,8 @@ impl Engine {
         if r.bound_service_account_namespaces.is_empty() {
             return Err(bad("\"bound_service_account_namespaces\" can not be empty"));
         }
-        if r.bound_service_account_names.iter().any(|n| n == "*")
-            && r.bound_service_account_namespaces.iter().any(|n| n == "*")
-        {
-            return Err(bad(
-                "bound_service_account_names and bound_service_account_namespaces can not both be \"*\"",
-            ));
-        }
+        // Both bindings may be "*" (any service account in any namespace), as in Vault: the
+        // API server's TokenReview still has to accept each login's token.
         store::save_role(&*req.storage, &name, &r).await?;
         Ok(None)
     }
