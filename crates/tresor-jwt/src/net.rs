@@ -20,13 +20,24 @@ pub(crate) fn client(ca_pem: &str, field: &str) -> Result<reqwest::Client, Strin
         .no_proxy();
     if !ca_pem.trim().is_empty() {
         let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
-            .map_err(|e| format!("invalid {field}: {e}"))?;
+            .map_err(|e| format!("invalid {field}: {}", cause(&e)))?;
         if certs.is_empty() {
             return Err(format!("invalid {field}: no PEM certificate found"));
         }
         b = b.tls_certs_only(certs);
     }
-    b.build().map_err(|e| format!("invalid {field}: {e}"))
+    b.build()
+        .map_err(|e| format!("invalid {field}: {}", cause(&e)))
+}
+
+/// What is wrong with a CA bundle: reqwest's own text is only "builder error", its causes
+/// say what (`invalid certificate encoding`, `invalid peer certificate: BadEncoding`).
+fn cause(e: &reqwest::Error) -> String {
+    let s = chain(e);
+    match s.strip_prefix("builder error: ") {
+        Some(rest) => rest.to_owned(),
+        None => s,
+    }
 }
 
 /// An error with its causes (`reqwest`'s own text leaves out why a connection failed).

@@ -767,7 +767,11 @@ def kubernetes():
     placeholder = "-----BEGIN CERTIFICATE-----\n.....\n-----END CERTIFICATE-----"
     expect(exceptions.InvalidRequest, k8s.configure, kubernetes_host="https://192.168.99.100:8443",
            kubernetes_ca_cert=placeholder, issuer="stanley", mount_point="kubernetes-test",
-           contains="kubernetes_ca_cert")
+           contains="invalid kubernetes_ca_cert: invalid certificate encoding")
+    # Base64 that is not a certificate: the message says so too.
+    expect(exceptions.InvalidRequest, k8s.configure, kubernetes_host="https://192.168.99.100:8443",
+           kubernetes_ca_cert="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+           mount_point="kubernetes-test", contains="invalid kubernetes_ca_cert: invalid peer certificate")
     expect(exceptions.InvalidPath, k8s.read_config, mount_point="kubernetes-test")
     # A reviewer token need not be a JWT (Vault 1.15 and later take any bearer token), but it
     # must fit in an Authorization header.
