@@ -320,7 +320,7 @@ fn rsa_decrypt(v: &Version, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Vault's hash algorithm names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Hash {
     Sha1,
     Sha224,
@@ -425,8 +425,12 @@ impl Hash {
     fn rsa_encoding(
         self,
         pss: bool,
-        max_salt: bool,
+        salt: Salt,
     ) -> Result<&'static signature::RsaSignatureEncoding> {
+        if let (true, Salt::Exact(n)) = (pss, salt) {
+            return exact_salt::encoding(self, n);
+        }
+        let max_salt = salt == Salt::Max;
         const PSS_256_MAX: signature::RsaSignatureEncoding =
             signature::RSA_PSS_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
         const PSS_384_MAX: signature::RsaSignatureEncoding =
@@ -447,7 +451,11 @@ impl Hash {
         })
     }
 
-    fn rsa_params(self, pss: bool, max_salt: bool) -> Result<&'static signature::RsaParameters> {
+    fn rsa_params(self, pss: bool, salt: Salt) -> Result<&'static signature::RsaParameters> {
+        if let (true, Salt::Exact(n)) = (pss, salt) {
+            return exact_salt::params(self, n);
+        }
+        let max_salt = salt == Salt::Max;
         const PSS_256_MAX: signature::RsaParameters =
             signature::RSA_PSS_2048_8192_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
         const PSS_384_MAX: signature::RsaParameters =
@@ -475,6 +483,77 @@ fn unsupported_rsa_hash(h: Hash) -> tresor_sdk::LogicalError {
     ))
 }
 
+/// An RSA-PSS salt length (`salt_length`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Salt {
+    /// The longest the key allows when signing (`auto`, `0`; Vault's default); verification
+    /// takes the longest or the hash length.
+    Max,
+    /// The hash's length (`hash`, `-1`, or that number).
+    Digest,
+    /// Exactly this many bytes (another number, at most what the key allows).
+    Exact(u16),
+}
+
+/// The encodings of exact salt lengths. aws-lc-rs takes an RSA encoding by `&'static`, so one
+/// is made per (hash, length) the first time it is asked for and kept; lengths are bounded
+/// by the largest key (a few hundred per hash), so the set is too.
+mod exact_salt {
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+
+    use aws_lc_rs::signature::{self, RsaParameters, RsaPssSaltLength, RsaSignatureEncoding};
+    use parking_lot::Mutex;
+    use tresor_sdk::Result;
+
+    use super::{Hash, unsupported_rsa_hash};
+
+    type Cache<T> = LazyLock<Mutex<HashMap<(Hash, u16), &'static T>>>;
+    static ENCODINGS: Cache<RsaSignatureEncoding> = LazyLock::new(Default::default);
+    static PARAMS: Cache<RsaParameters> = LazyLock::new(Default::default);
+
+    pub(super) fn encoding(h: Hash, n: u16) -> Result<&'static RsaSignatureEncoding> {
+        let base = match h {
+            Hash::Sha256 => signature::RSA_PSS_SHA256,
+            Hash::Sha384 => signature::RSA_PSS_SHA384,
+            Hash::Sha512 => signature::RSA_PSS_SHA512,
+            _ => return Err(unsupported_rsa_hash(h)),
+        };
+        Ok(*ENCODINGS.lock().entry((h, n)).or_insert_with(|| {
+            Box::leak(Box::new(
+                base.with_pss_salt_length(RsaPssSaltLength::Custom(n)),
+            ))
+        }))
+    }
+
+    pub(super) fn params(h: Hash, n: u16) -> Result<&'static RsaParameters> {
+        let base = match h {
+            Hash::Sha256 => signature::RSA_PSS_2048_8192_SHA256,
+            Hash::Sha384 => signature::RSA_PSS_2048_8192_SHA384,
+            Hash::Sha512 => signature::RSA_PSS_2048_8192_SHA512,
+            _ => return Err(unsupported_rsa_hash(h)),
+        };
+        Ok(*PARAMS.lock().entry((h, n)).or_insert_with(|| {
+            Box::leak(Box::new(
+                base.with_pss_salt_length(RsaPssSaltLength::Custom(n)),
+            ))
+        }))
+    }
+}
+
+/// An exact RSA-PSS salt must fit the key: at most emLen - hLen - 2 bytes (RFC 8017, 9.1.1).
+fn check_salt(o: &SignOpts, modulus_len: usize) -> Result<()> {
+    if let (true, Salt::Exact(n)) = (o.pss, o.salt) {
+        let max = modulus_len.saturating_sub(o.hash.output_len() + 2);
+        if usize::from(n) > max {
+            return Err(bad(format!(
+                "invalid salt_length {n}: at most {max} for this key and hash"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// How a signature is made and checked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SignOpts {
@@ -482,8 +561,8 @@ pub(crate) struct SignOpts {
     pub prehashed: bool,
     /// RSA: PSS (else PKCS#1 v1.5).
     pub pss: bool,
-    /// RSA-PSS salt: the longest possible (`auto`, Vault's signing default), else the hash length.
-    pub max_salt: bool,
+    /// RSA-PSS salt length.
+    pub salt: Salt,
     /// ECDSA: `r || s` (JWS) instead of ASN.1 DER; also base64url for the whole signature.
     pub jws: bool,
 }
@@ -569,7 +648,8 @@ pub(crate) fn sign(
             }
         }
         Prepared::Rsa(kp) => {
-            let enc = o.hash.rsa_encoding(o.pss, o.max_salt)?;
+            check_salt(o, kp.public_modulus_len())?;
+            let enc = o.hash.rsa_encoding(o.pss, o.salt)?;
             let mut sig = vec![0u8; kp.public_modulus_len()];
             if o.prehashed {
                 let alg = match o.hash {
@@ -659,14 +739,14 @@ pub(crate) fn verify(
         }
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
             let public = v.public_raw().ok_or_else(|| internal("no public key"))?;
-            let salts: &[bool] = if o.pss && o.max_salt {
-                &[true, false]
-            } else {
-                &[false]
+            let salts: &[Salt] = match o.salt {
+                Salt::Max if o.pss => &[Salt::Max, Salt::Digest],
+                Salt::Exact(_) if o.pss => std::slice::from_ref(&o.salt),
+                _ => &[Salt::Digest],
             };
             let mut ok = false;
-            for &max in salts {
-                let params = o.hash.rsa_params(o.pss, max)?;
+            for &salt in salts {
+                let params = o.hash.rsa_params(o.pss, salt)?;
                 let key = UnparsedPublicKey::new(params, &public);
                 ok = if o.prehashed {
                     let alg = match o.hash {

@@ -194,7 +194,7 @@ tresor_sdk::input! {
         prehashed: Bool, "The input is already the hash (ECDSA and RSA).";
         signature_algorithm: Str, "RSA: pss (default) or pkcs1v15.";
         marshaling_algorithm: Str, "asn1 (default) or jws (ECDSA r||s; base64url signature).";
-        salt_length: Str, "RSA-PSS salt: auto or 0 (the longest; default), hash or -1, or the hash length.";
+        salt_length: Str, "RSA-PSS salt: auto or 0 (the longest; default), hash or -1, or a length in bytes.";
         partial_failure_response_code: Int, "The HTTP status of a batch in which some items failed and others succeeded (default 400).";
     }
 }

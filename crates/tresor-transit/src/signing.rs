@@ -9,7 +9,7 @@ use tresor_sdk::{Request, Response, Result, Storage};
 
 use crate::batch::{self, Item, SignItem};
 use crate::crypto::{
-    self, Hash, SignOpts, check_decrypt_version, encryption_version, split_versioned,
+    self, Hash, Salt, SignOpts, check_decrypt_version, encryption_version, split_versioned,
 };
 use crate::engine::{Engine, Key, mount_id};
 use crate::inputs::{
@@ -44,17 +44,17 @@ fn sign_opts(i: &SignInput) -> Result<SignOpts> {
         "jws" => true,
         other => return Err(bad(format!("unsupported marshaling algorithm {other}"))),
     };
-    let max_salt = match i.salt_length.as_str() {
+    let salt = match i.salt_length.as_str() {
         // Vault also takes Go's numeric spellings: 0 is rsa.PSSSaltLengthAuto and -1
-        // rsa.PSSSaltLengthEqualsHash.
-        "" | "auto" | "0" => true,
-        "hash" | "-1" => false,
-        n => match n.parse::<usize>() {
-            Ok(n) if n == hash.output_len() => false,
-            _ => {
+        // rsa.PSSSaltLengthEqualsHash; another number is the exact length in bytes.
+        "" | "auto" | "0" => Salt::Max,
+        "hash" | "-1" => Salt::Digest,
+        n => match n.parse::<u16>() {
+            Ok(n) if usize::from(n) == hash.output_len() => Salt::Digest,
+            Ok(n) => Salt::Exact(n),
+            Err(_) => {
                 return Err(bad(format!(
-                    "unsupported salt_length {n}; use auto (or 0), hash (or -1) or the hash length ({})",
-                    hash.output_len()
+                    "invalid salt_length {n:?}: use auto (or 0), hash (or -1) or a length in bytes"
                 )));
             }
         },
@@ -63,7 +63,7 @@ fn sign_opts(i: &SignInput) -> Result<SignOpts> {
         hash,
         prehashed: i.prehashed,
         pss,
-        max_salt,
+        salt,
         jws,
     })
 }

@@ -365,6 +365,18 @@ def transit():
         s = data_of(t.sign_data(name=name, hash_input=b64(msg), signature_algorithm="pss", salt_length="0", mount_point=M))["signature"]
         pub.verify(sig_bytes(s), msg, padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.MAX_LENGTH), hashes.SHA256())
         check(name, s, signature_algorithm="pss", salt_length="0")
+        # Any other number is the exact salt length in bytes, up to what the key allows.
+        s = data_of(t.sign_data(name=name, hash_input=b64(msg), signature_algorithm="pss", salt_length="1", mount_point=M))["signature"]
+        pub.verify(sig_bytes(s), msg, padding.PSS(padding.MGF1(hashes.SHA256()), 1), hashes.SHA256())
+        check(name, s, signature_algorithm="pss", salt_length="1")
+        v = data_of(t.verify_signed_data(name=name, hash_input=b64(msg), signature=s, signature_algorithm="pss", salt_length="2", mount_point=M))
+        assert v["valid"] is False, v
+        too_long = str(pub.key_size // 8 - 32 - 1)
+        try:
+            t.sign_data(name=name, hash_input=b64(msg), signature_algorithm="pss", salt_length=too_long, mount_point=M)
+            raise SystemExit("salt_length %s was accepted" % too_long)
+        except hvac.exceptions.InvalidRequest as e:
+            assert "salt_length" in str(e), e
         for bad_salt in ("-2", "foobar"):
             try:
                 # hvac checks salt_length itself; the raw call shows what the server says.
