@@ -145,10 +145,6 @@ async fn config_and_roles_are_validated() {
             "bound_service_account_namespaces",
         ),
         (
-            json!({"bound_service_account_names": "*", "bound_service_account_namespaces": "*"}),
-            "both",
-        ),
-        (
             json!({"bound_service_account_names": "b", "bound_service_account_namespaces": "ci", "alias_name_source": "pod"}),
             "alias_name_source",
         ),
@@ -158,6 +154,16 @@ async fn config_and_roles_are_validated() {
             .await;
         assert!(invalid(&e).contains(want), "{body}: {e}");
     }
+    // Both bindings "*" is allowed, as in Vault (the TokenReview still decides each login).
+    t.ok(
+        Update,
+        "auth/kubernetes/role/anyone",
+        json!({"bound_service_account_names": "*", "bound_service_account_namespaces": "*"}),
+    )
+    .await;
+    let d = t.data(Read, "auth/kubernetes/role/anyone", json!({})).await;
+    assert_eq!(d["bound_service_account_names"], json!(["*"]));
+    assert_eq!(d["bound_service_account_namespaces"], json!(["*"]));
     t.ok(
         Update,
         "auth/kubernetes/role/builder",
@@ -170,7 +176,7 @@ async fn config_and_roles_are_validated() {
     assert_eq!(d["bound_service_account_namespaces"], json!(["ci", "ci-*"]));
     assert_eq!(d["alias_name_source"], "serviceaccount_uid");
     let d = t.data(List, "auth/kubernetes/role", json!({})).await;
-    assert_eq!(d["keys"], json!(["builder"]));
+    assert_eq!(d["keys"], json!(["anyone", "builder"]));
 }
 
 #[tokio::test]
