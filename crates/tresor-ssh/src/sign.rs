@@ -60,35 +60,42 @@ fn principals(
     entity: Option<&EntityInfo>,
 ) -> Result<Vec<String>> {
     let mut list = requested;
-    if cert_type == CertType::User {
-        if list.is_empty()
-            && let Some(d) = render_one(&role.default_user, role.default_user_template, entity)
-            && !d.is_empty()
-        {
-            list.push(d);
-        }
-        let allowed = render_list(&role.allowed_users, role.allowed_users_template, entity);
-        for p in &list {
-            if !allowed.iter().any(|a| a == "*" || a == p) {
-                return Err(LogicalError::invalid(format!(
-                    "{p} is not a valid value for valid_principals"
-                )));
-            }
-        }
-    } else {
-        let domains = render_list(&role.allowed_domains, role.allowed_domains_template, entity);
-        for p in &list {
-            if !host_allowed(p, role, &domains) {
-                return Err(LogicalError::invalid(format!(
-                    "{p} is not a valid value for valid_principals"
-                )));
-            }
-        }
+    if cert_type == CertType::User
+        && list.is_empty()
+        && let Some(d) = render_one(&role.default_user, role.default_user_template, entity)
+        && !d.is_empty()
+    {
+        list.push(d);
     }
-    if list.is_empty() && !role.allow_empty_principals {
+    if list.is_empty() {
+        if role.allow_empty_principals {
+            return Ok(list);
+        }
         return Err(LogicalError::invalid(
             "empty valid principals not allowed by role",
         ));
+    }
+    // As in Vault: a default_user is not a principal the role allows unless it is also in
+    // allowed_users, and a role allowing none refuses every requested principal.
+    let (allowed, ok): (Vec<String>, &dyn Fn(&str, &[String]) -> bool) =
+        if cert_type == CertType::User {
+            let list = render_list(&role.allowed_users, role.allowed_users_template, entity);
+            (list, &|p, allowed| {
+                allowed.iter().any(|a| a == "*" || a == p)
+            })
+        } else {
+            let list = render_list(&role.allowed_domains, role.allowed_domains_template, entity);
+            (list, &|p, domains| host_allowed(p, role, domains))
+        };
+    if allowed.is_empty() {
+        return Err(LogicalError::invalid(
+            "role is not configured to allow any principals",
+        ));
+    }
+    if let Some(p) = list.iter().find(|p| !ok(p, &allowed)) {
+        return Err(LogicalError::invalid(format!(
+            "{p} is not a valid value for valid_principals"
+        )));
     }
     Ok(list)
 }
@@ -397,6 +404,39 @@ mod tests {
         assert!(principals(&any, CertType::User, vec!["x".into()], None).is_ok());
         let e = principals(&any, CertType::User, vec![], None).unwrap_err();
         assert!(e.to_string().contains("empty valid principals"));
+    }
+
+    #[test]
+    fn a_default_user_outside_allowed_users_is_refused() {
+        // Vault's documented rule: for the CA type, default_user is a valid principal only
+        // when allowed_users also has it. A role allowing nobody says so.
+        let mut r = role("", "");
+        r.default_user = "root".into();
+        for asked in [vec![], vec!["root".to_owned()]] {
+            let e = principals(&r, CertType::User, asked, None).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "role is not configured to allow any principals"
+            );
+        }
+        let e = principals(&r, CertType::Host, vec!["h.example.com".into()], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "role is not configured to allow any principals"
+        );
+        r.allowed_users = "ops".into();
+        let e = principals(&r, CertType::User, vec![], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "root is not a valid value for valid_principals"
+        );
+        r.allow_empty_principals = true;
+        r.default_user = String::new();
+        assert!(
+            principals(&r, CertType::User, vec![], None)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
