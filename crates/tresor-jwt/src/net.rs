@@ -10,8 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// How long one outbound request may take, connect included.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An HTTP client trusting only the certificates in `ca_pem` when it is given, else the
-/// system's roots. `field` names the setting in errors.
+/// An HTTP client trusting only the certificates in `ca_pem` when it is given (a server
+/// certificate equal to one of them included), else the system's roots. `field` names the setting in errors.
 pub(crate) fn client(ca_pem: &str, field: &str) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .timeout(TIMEOUT)
@@ -24,7 +24,16 @@ pub(crate) fn client(ca_pem: &str, field: &str) -> Result<reqwest::Client, Strin
         if certs.is_empty() {
             return Err(format!("invalid {field}: no PEM certificate found"));
         }
-        b = b.tls_certs_only(certs);
+        // tresor-client's TLS config, the CLI's: besides webpki's chain check it takes a
+        // server certificate that is itself one of the named CAs (a self-signed `CA:TRUE`
+        // certificate, as `openssl req -x509` makes), which Go's verifier, and so Vault, accept.
+        let opts = tresor_client::TlsOptions {
+            ca_cert_pem: Some(ca_pem.to_owned()),
+            ..Default::default()
+        };
+        let tls = tresor_client::tls::rustls_config(&opts)
+            .map_err(|e| format!("invalid {field}: {e}"))?;
+        b = b.tls_backend_preconfigured(tls);
     }
     b.build()
         .map_err(|e| format!("invalid {field}: {}", cause(&e)))

@@ -467,6 +467,42 @@ async fn jwks_keys_are_cached_and_refetched_for_an_unknown_kid() {
     assert_eq!(hits.load(Ordering::SeqCst), n, "refetches are rate-limited");
 }
 
+#[tokio::test]
+async fn a_jwks_with_no_keys_yet_is_accepted_and_logins_wait_for_a_key() {
+    // Vault's identity token provider publishes an empty key set until a named key exists;
+    // Vault accepts such a jwks_url (hvac's suite configures one). Logins find no key.
+    let t = setup().await;
+    let k1 = openssl_key("rsa");
+    let body = Arc::new(Mutex::new(json!({"keys": []}).to_string()));
+    let b = body.clone();
+    let url = serve(Arc::new(move |_s| (200, b.lock().clone()))).await;
+    t.ok(
+        Update,
+        "auth/jwt/config",
+        json!({"jwks_url": format!("{url}/keys")}),
+    )
+    .await;
+    jwt_role(&t, "ci", json!({"groups_claim": ""})).await;
+    let c = claims("tresor", "alice", json!({}));
+    let e = t
+        .login(
+            "auth/jwt/login",
+            json!({"role": "ci", "jwt": k1.sign(Some("one"), &c)}),
+        )
+        .await
+        .unwrap_err();
+    assert!(invalid(&e).contains("one"), "{e}");
+    // The provider publishes a key: after the refresh interval the next login uses it.
+    *body.lock() = json!({"keys": [k1.jwk("one")]}).to_string();
+    tokio::time::sleep(Duration::from_millis(5100)).await;
+    t.login(
+        "auth/jwt/login",
+        json!({"role": "ci", "jwt": k1.sign(Some("one"), &c)}),
+    )
+    .await
+    .unwrap();
+}
+
 /// A small OIDC provider on 127.0.0.1: discovery, JWKS, and a token endpoint that checks the
 /// client credentials and the PKCE verifier and answers the ID token the test prepared.
 struct Provider {

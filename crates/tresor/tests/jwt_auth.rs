@@ -330,7 +330,77 @@ fn jwt_logins_with_a_local_key_and_a_static_jwks() {
         None,
     );
     assert_eq!(code, 400, "{v}");
+
+    // The same JWKS over HTTPS with a self-signed CA:TRUE certificate (what
+    // `openssl req -x509` makes, and what hvac's suite serves Vault with), named in
+    // jwks_ca_pem: Go, and so Vault, accept a server certificate that is itself the trusted
+    // CA. Another self-signed certificate named instead is refused.
+    let d = dir.path();
+    for name in ["served", "other"] {
+        let args = format!(
+            "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+             -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:TRUE \
+             -keyout {name}.key -out {name}.crt"
+        );
+        run(Command::new("openssl")
+            .current_dir(d)
+            .args(args.split_whitespace()))
+        .expect(0, &args);
+    }
+    let tls_port = free_port();
+    let _https = spawn(
+        Command::new("python3")
+            .current_dir(d)
+            .args(["-c", HTTPS_STATIC_PY, &tls_port.to_string()])
+            .arg(&www)
+            .args(["served.crt", "served.key"]),
+    );
+    let tls_url = format!("https://127.0.0.1:{tls_port}/jwks.json");
+    wait_http(&tls_url, Some(&d.join("served.crt")));
+    s.bao_as("root", &["auth", "enable", "-path=jwks-tls", "jwt"])
+        .expect(0, "auth enable");
+    let pem = |name: &str| std::fs::read_to_string(d.join(format!("{name}.crt"))).unwrap();
+    let (code, v) = root_api(
+        &s,
+        "PUT",
+        "auth/jwks-tls/config",
+        json!({"jwks_url": tls_url, "jwks_ca_pem": pem("other")}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("invalid peer certificate"), "{v}");
+    ok(
+        &s,
+        "PUT",
+        "auth/jwks-tls/config",
+        json!({"jwks_url": tls_url, "jwks_ca_pem": pem("served")}),
+    );
+    ok(
+        &s,
+        "PUT",
+        "auth/jwks-tls/role/ci",
+        json!({"role_type": "jwt", "bound_audiences": "tresor", "user_claim": "sub", "token_policies": "dev"}),
+    );
+    let jwt = sign(&key, &claims("tresor", t + 300), Some("k1"));
+    let (code, v) = s.api(
+        "PUT",
+        "auth/jwks-tls/login",
+        Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
+        None,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["auth"]["policies"], json!(["default", "dev"]));
 }
+
+/// A static file server over HTTPS: port, directory, certificate, key.
+const HTTPS_STATIC_PY: &str = r#"
+import functools, http.server, ssl, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
 
 #[test]
 fn the_oidc_browser_flow_with_oidc_provider_mock() {

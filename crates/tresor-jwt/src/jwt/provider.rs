@@ -68,13 +68,9 @@ impl Jwks {
             .bytes()
             .await
             .map_err(|e| format!("error checking {what}: reading {}: {e}", self.url))?;
-        let keys = keys::parse_jwks(&body).map_err(|e| format!("error checking {what}: {e}"))?;
-        if keys.is_empty() {
-            return Err(format!(
-                "error checking {what}: the JWKS has no usable signing key"
-            ));
-        }
-        Ok(keys)
+        // An empty key set is not an error (Vault's identity provider publishes none until a
+        // named key exists); a login then finds no key for its token.
+        keys::parse_jwks(&body).map_err(|e| format!("error checking {what}: {e}"))
     }
 
     /// The cached keys; fetched when there are none yet, or refetched when `kid` is unknown
