@@ -562,13 +562,17 @@ async fn authenticate_on(
     // With upndomain, the real DN is found by the UPN once bound.
     let mut real_dn = user_dn.clone();
     let mut user_attr_value = username.to_owned();
-    let base_for_user = if c.userdn.is_empty() {
+    // The entry is read for its `userattr` (the alias name) and, with `upndomain`, its real DN.
+    // With `username_as_alias` the alias is the login name, so, as in Vault, the entry is read
+    // only when the DN must come from it: one directory operation fewer a login.
+    let dn_from_entry = !c.upndomain.is_empty() && !search_for_dn;
+    let base_for_user = if c.userdn.is_empty() || (c.username_as_alias && !dn_from_entry) {
         None
     } else {
         Some(c.userdn.clone())
     };
     if let Some(base) = &base_for_user {
-        let filter = if !c.upndomain.is_empty() && !search_for_dn {
+        let filter = if dn_from_entry {
             format!("(userPrincipalName={})", ldap3::ldap_escape(&user_dn))
         } else {
             render_filter(&c.userfilter, c, username, "")

@@ -303,6 +303,70 @@ fn pooled_logins_get_their_own_groups(s: &Server, port: u16, sequential: usize) 
     assert!((1..=48).contains(&open), "{open} connections kept");
 }
 
+/// Directory operations per login without `binddn`, counted by slapd's monitor: a bind as the
+/// user, a read of the user's entry (its `userattr` is the alias name) and the group search;
+/// with `username_as_alias` the alias is the login name and, as in Vault, the entry is not
+/// read.
+#[test]
+fn username_as_alias_saves_the_user_entry_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = start_slapd(&tmp.path().join("ldap"));
+    let s = Server::start_dev(tmp.path(), free_port());
+    ok(&s, &["auth", "enable", "ldap"]);
+    ok(&s, &["write", "auth/ldap/groups/devs", "policies=devpol"]);
+    let per_login = |as_alias: bool| {
+        ok(
+            &s,
+            &[
+                "write",
+                "auth/ldap/config",
+                &format!("url=ldap://127.0.0.1:{}", slapd.port),
+                &format!("userdn=ou=users,{BASE}"),
+                "userattr=uid",
+                &format!("groupdn=ou=groups,{BASE}"),
+                "groupfilter=(member={{.UserDN}})",
+                "groupattr=cn",
+                &format!("username_as_alias={as_alias}"),
+            ],
+        );
+        // Alice logs in as "ALICE": names are case-insensitive, so the login name is "alice".
+        let (code, v) = login(&s, "ALICE", "alicepw");
+        assert_eq!(code, 200, "{v}");
+        let (b0, s0) = (slapd.completed("Bind"), slapd.completed("Search"));
+        for _ in 0..5 {
+            let (code, v) = login(&s, "ALICE", "alicepw");
+            assert_eq!(code, 200, "{v}");
+            assert!(policies(&v).contains(&"devpol".to_owned()), "{v}");
+        }
+        let (code, v) = login(&s, "alice", "wrong");
+        assert_eq!(code, 400, "{v}");
+        let token = v["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(token.is_empty());
+        // The counters' own reads (ldapsearch binds anonymously, then searches) add two
+        // binds and two searches between the first reads and the last.
+        let binds = slapd.completed("Bind") - b0 - 2;
+        let searches = slapd.completed("Search") - s0 - 2;
+        (binds, searches)
+    };
+    assert_eq!(per_login(false), (6, 10), "bind, entry read, group search");
+    assert_eq!(per_login(true), (6, 5), "bind and group search only");
+    // The alias is the login name.
+    let (code, v) = login(&s, "ALICE", "alicepw");
+    assert_eq!(code, 200, "{v}");
+    let entity = v["auth"]["entity_id"].as_str().unwrap().to_owned();
+    let (code, e) = s.api(
+        "GET",
+        &format!("identity/entity/id/{entity}"),
+        None,
+        Some("root"),
+    );
+    assert_eq!(code, 200, "{e}");
+    assert_eq!(e["data"]["aliases"][0]["name"], "alice", "{e}");
+}
+
 /// With `binddn`, searches run on connections bound once as `binddn` and passwords are tried
 /// on others: users still get exactly their own groups, one connection of each kind serves
 /// sequential logins, and a new `bindpass` drops the connections bound with the old one (a

@@ -28,6 +28,30 @@ impl Drop for Slapd {
 
 pub const BASE: &str = "dc=example,dc=org";
 
+impl Slapd {
+    /// How many operations of a kind (`Bind`, `Search`) slapd has completed, from its monitor
+    /// database. The read itself is a search, counted by the next read.
+    pub fn completed(&self, kind: &str) -> u64 {
+        let o = run(Command::new("ldapsearch").args([
+            "-x",
+            "-LLL",
+            "-H",
+            &format!("ldap://127.0.0.1:{}", self.port),
+            "-b",
+            &format!("cn={kind},cn=Operations,cn=Monitor"),
+            "-s",
+            "base",
+            "monitorOpCompleted",
+        ]));
+        assert_eq!(o.code, 0, "ldapsearch cn=Monitor: {o}");
+        o.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("monitorOpCompleted: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no monitorOpCompleted in {o}"))
+    }
+}
+
 /// Starts slapd with its files in `dir` and waits (boundedly) until alice can bind.
 pub fn start_slapd(dir: &Path) -> Slapd {
     let t = dir.display().to_string();
@@ -107,6 +131,8 @@ rootpw adminpw
 directory {t}/db
 overlay memberof
 access to attrs=userPassword by anonymous auth by self write by * none
+access to * by * read
+database monitor
 access to * by * read
 "
     );
