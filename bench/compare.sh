@@ -72,6 +72,7 @@ WORKLOADS=(
   # issue 14: LDAP logins against one slapd started for the run, next to its own bind rate
   "ldap-login|-config=@WORK@/ldap-login.hcl"
   "ldap-login-binddn|-config=@WORK@/ldap-login-binddn.hcl"
+  "ldap-login-alias|-config=@WORK@/ldap-login-alias.hcl"
 )
 
 # ONLY="approle-login userpass-login" runs just those rows (labels as above).
@@ -386,6 +387,10 @@ EOF
   ldap_config ldap-login-binddn "
       binddn      = \"cn=admin,$LDAP_BASE\"
       bindpass    = \"adminpw\""
+  # username_as_alias: the alias is the login name, so the user's entry is not read (a bind
+  # and a group search per login, as Vault does with this setting).
+  ldap_config ldap-login-alias "
+      username_as_alias = true"
 fi
 
 # --- The workloads, each against OpenBao then Tresor -----------------------------------------
