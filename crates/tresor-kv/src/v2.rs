@@ -276,10 +276,14 @@ fn data_object(sent: Option<Map<String, Value>>, f: &Fields) -> Result<Map<Strin
     }
 }
 
-/// The `versions` list of delete/undelete/destroy.
-fn versions_list(raw: Vec<String>) -> Result<Vec<u64>> {
+/// The `versions` list of delete/undelete/destroy. An empty list is refused in Vault's words,
+/// which are capitalised for delete and undelete and not for destroy.
+fn versions_list(raw: Vec<String>, action: VersionAction) -> Result<Vec<u64>> {
     if raw.is_empty() {
-        return Err(LogicalError::invalid("No version number provided"));
+        return Err(LogicalError::invalid(match action {
+            VersionAction::Destroy => "no version number provided",
+            VersionAction::Delete | VersionAction::Undelete => "No version number provided",
+        }));
     }
     raw.iter()
         .map(|s| {
@@ -737,7 +741,7 @@ async fn apply_to_versions(
     action: VersionAction,
 ) -> Result<Option<Response>> {
     let SecretPath { path } = f.input();
-    let versions = versions_list(versions)?;
+    let versions = versions_list(versions, action)?;
     let _guard = b.lock(&req, &path).await;
     let s = &*req.storage;
     let now = b.now_ns();

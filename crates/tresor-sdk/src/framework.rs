@@ -744,16 +744,32 @@ impl<B: Send + Sync + 'static> Table<B> {
             .find(|(o, _)| *o == op)
             .map(|(_, h)| *h)
             .ok_or(LogicalError::UnsupportedOperation)?;
-        let (fields, unknown) = path.parse(caps, &req.data)?;
-        let mut resp = handler(backend, req, fields).await?;
-        if !unknown.is_empty()
-            && !path.free_form
-            && matches!(op, Operation::Create | Operation::Update | Operation::Patch)
-        {
-            let w = format!("Endpoint ignored these unrecognized parameters: {unknown:?}");
-            resp = Some(resp.unwrap_or_default().with_warning(w));
+        // Body keys the path also captures: the path's value is the one used.
+        let mut replaced: Vec<String> = caps
+            .iter()
+            .filter(|(n, _)| req.data.get(*n).is_some_and(|v| !v.is_null()))
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
+        replaced.sort();
+        let (fields, mut unknown) = path.parse(caps, &req.data)?;
+        // A free-form path's body is the caller's own data (a KV secret may well have a key
+        // named `path`): nothing in it is unrecognized or replaced.
+        if path.free_form {
+            unknown.clear();
+            replaced.clear();
         }
-        Ok(resp)
+        unknown.sort();
+        let resp = handler(backend, req, fields).await?;
+        // As in Vault, the warnings ride on a response the handler gave: a write that answers
+        // nothing stays a 204 with no body.
+        Ok(match resp {
+            Some(resp)
+                if matches!(op, Operation::Create | Operation::Update | Operation::Patch) =>
+            {
+                Some(parameter_warnings(resp, unknown, replaced))
+            }
+            other => other,
+        })
     }
 
     /// Whether `path` names a listing (a path spelled with a trailing `/`) asked for with
@@ -951,6 +967,25 @@ impl<B: Send + Sync + 'static> crate::LogicalBackend for TableBackend<B> {
     }
 }
 
+/// Vault's warnings about the body's keys, lists written as Go prints them (`[a b]`): keys
+/// the path does not declare, and keys whose value the path's own captures replaced.
+fn parameter_warnings(mut resp: Response, unknown: Vec<String>, replaced: Vec<String>) -> Response {
+    if !unknown.is_empty() {
+        resp = resp.with_warning(format!(
+            "Endpoint ignored these unrecognized parameters: [{}]",
+            unknown.join(" ")
+        ));
+    }
+    if !replaced.is_empty() {
+        resp = resp.with_warning(format!(
+            "Endpoint replaced the value of these parameters with the values captured from \
+             the endpoint's path: [{}]",
+            replaced.join(" ")
+        ));
+    }
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1012,6 +1047,114 @@ mod tests {
             match_segments(&compile("data/{path:+}"), "data/a/", false),
             Some(vec![("path", "a/".to_string())])
         );
+    }
+
+    /// Runs one request through a table whose `keys/{name}` path answers nothing on update and
+    /// answers data on create (`free/{name}` takes any keys), as `Table::handle` does for an
+    /// engine.
+    async fn handled(op: Operation, path: &str, data: Value) -> Option<Response> {
+        struct NoStorage;
+        #[async_trait::async_trait]
+        impl crate::Storage for NoStorage {
+            async fn get(&self, _: &str) -> Result<Option<Vec<u8>>> {
+                Ok(None)
+            }
+            async fn put(&self, _: &str, _: Vec<u8>) -> Result<()> {
+                Ok(())
+            }
+            async fn delete(&self, _: &str) -> Result<()> {
+                Ok(())
+            }
+            async fn list(&self, _: &str) -> Result<Vec<String>> {
+                Ok(Vec::new())
+            }
+        }
+        let answer: Handler<()> = |_, _, f| {
+            Box::pin(async move {
+                let mut data = Map::new();
+                data.insert("name".into(), json!(f.string("name")));
+                Ok(Some(Response::data(data)))
+            })
+        };
+        let table: Table<()> = Table {
+            paths: vec![
+                Path::new("keys/{name}")
+                    .field(Field::new("type", Kind::Str, ""))
+                    .op(Operation::Update, |_, _, _| Box::pin(async { Ok(None) }))
+                    .op(Operation::Create, answer),
+                Path::new("free/{name}")
+                    .free_form()
+                    .op(Operation::Update, answer),
+            ],
+            special: SpecialPaths::default(),
+            help: "",
+        };
+        let req = Request {
+            operation: op,
+            path: path.into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            storage: Arc::new(NoStorage),
+            mount: Arc::new(crate::MountView {
+                mount_point: "x/".into(),
+                mount_type: "x".into(),
+                mount_accessor: "x_1".into(),
+                default_lease_ttl: Duration::ZERO,
+                max_lease_ttl: Duration::ZERO,
+                options: Default::default(),
+                system: None,
+            }),
+            caller: crate::Caller::default(),
+            secret: None,
+            connection: Default::default(),
+            headers: Vec::new(),
+            raw_body: None,
+            deadline: None,
+        };
+        table.handle(Arc::new(()), req).await.unwrap()
+    }
+
+    /// Vault's framework warns about the body's keys only on a response the handler gave: a
+    /// write that answers nothing stays empty (a 204), whatever it was sent. node-vault's
+    /// `mount`/`enableAuth` send `mount_point` in the body, and Vault answers them 204.
+    #[tokio::test]
+    async fn parameter_warnings_only_ride_on_a_response() {
+        let body = json!({"mount_point": "k", "type": "t"});
+        assert!(
+            handled(Operation::Update, "keys/k", body.clone())
+                .await
+                .is_none()
+        );
+        // With a response: the unknown keys sorted and printed as Go prints a list, and the
+        // keys the path's captures replaced (node-vault sends `name` with every transit call).
+        let body = json!({"zeta": 1, "name": "other", "alpha": 2, "type": "t"});
+        let r = handled(Operation::Create, "keys/k", body).await.unwrap();
+        assert_eq!(
+            r.data.as_ref().unwrap()["name"],
+            "k",
+            "the path's value wins"
+        );
+        assert_eq!(
+            r.warnings,
+            [
+                "Endpoint ignored these unrecognized parameters: [alpha zeta]",
+                "Endpoint replaced the value of these parameters with the values captured \
+                 from the endpoint's path: [name]",
+            ]
+        );
+        // A null for a captured name replaces nothing; known keys alone warn nothing.
+        let r = handled(
+            Operation::Create,
+            "keys/k",
+            json!({"name": null, "type": "t"}),
+        )
+        .await
+        .unwrap();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // A free-form path's body is the caller's data: no warning about any of its keys.
+        let r = handled(Operation::Update, "free/k", json!({"any": 1, "name": "o"}))
+            .await
+            .unwrap();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
 
     /// A field taken from the request by the handler is neither parsed nor copied into
