@@ -284,6 +284,16 @@ pub fn normalize_policies(p: &[String]) -> Vec<String> {
     out
 }
 
+/// The policies sent for an entity or a group, normalised. `root` is refused, as in Vault:
+/// a login could never be given it, and a token's identity must not claim it either.
+fn identity_policies(p: &[String]) -> Result<Vec<String>, CoreError> {
+    let p = normalize_policies(p);
+    if p.iter().any(|n| n == "root") {
+        return Err(invalid("policies cannot contain root"));
+    }
+    Ok(p)
+}
+
 impl IdentityStore {
     pub async fn open(view: View) -> Result<Self, CoreError> {
         let store = IdentityStore {
@@ -697,7 +707,7 @@ impl IdentityStore {
             e.metadata = m;
         }
         if let Some(p) = fields.policies {
-            e.policies = normalize_policies(&p);
+            e.policies = identity_policies(&p)?;
         }
         if let Some(d) = fields.disabled {
             e.disabled = d;
@@ -985,7 +995,7 @@ impl IdentityStore {
             g.metadata = m;
         }
         if let Some(p) = fields.policies {
-            g.policies = normalize_policies(&p);
+            g.policies = identity_policies(&p)?;
         }
         if let Some(members) = fields.member_entity_ids {
             if g.kind == "external" && !members.is_empty() {

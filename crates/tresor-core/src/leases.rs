@@ -150,15 +150,7 @@ impl Core {
                 .map(|p| p.trim().to_lowercase())
                 .filter(|p| !p.is_empty())
                 .collect();
-            if policies.iter().any(|p| p == "root")
-                || policies
-                    .iter()
-                    .any(|p| crate::policies::NON_ASSIGNABLE.contains(&p.as_str()))
-            {
-                return Err(CoreError::InvalidRequest(
-                    "an auth method cannot grant the root or an internal policy".into(),
-                ));
-            }
+            refuse_unassignable(&policies)?;
             if !auth.no_default_policy && !policies.iter().any(|p| p == "default") {
                 policies.push("default".into());
             }
@@ -170,6 +162,10 @@ impl Core {
             )?;
             let limits = login_ttl(&auth, &route.mount);
             self.resolve_login_entity(u, route, &mut auth).await?;
+            // The entity's and its groups' policies count as the token's, as in Vault.
+            if let Some(r) = u.entity(&auth.entity_id) {
+                refuse_unassignable(&r.policies)?;
+            }
             let mut entry = TokenEntry::service(policies.clone(), path, &auth.display_name, at)
                 .with_ttl(limits.ttl.as_secs());
             entry.meta = auth.metadata.clone();
@@ -559,4 +555,22 @@ where
         }));
     }
     Ok(tasks)
+}
+
+/// A login is refused a token that would carry `root` or a policy that belongs to the server
+/// (`response-wrapping`, `control-group`), with Vault's words for each.
+fn refuse_unassignable(policies: &[String]) -> Result<(), CoreError> {
+    for p in policies {
+        if p == "root" {
+            return Err(CoreError::InvalidRequest(
+                "auth methods cannot create root tokens".into(),
+            ));
+        }
+        if crate::policies::NON_ASSIGNABLE.contains(&p.as_str()) {
+            return Err(CoreError::InvalidRequest(format!(
+                "cannot assign policy {p:?}"
+            )));
+        }
+    }
+    Ok(())
 }

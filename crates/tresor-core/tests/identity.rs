@@ -14,7 +14,8 @@ use tresor_sdk::{
     Alias, Auth, LogicalBackend, LogicalError, Request, Response, Result, SpecialPaths,
 };
 
-/// A method whose login names the user in the request (`user`, optional `groups`).
+/// A method whose login names the user in the request (`user`, optional `groups`, and the
+/// token's `policies`).
 struct Named;
 
 #[async_trait::async_trait]
@@ -43,8 +44,20 @@ impl LogicalBackend for Named {
                     .collect()
             })
             .unwrap_or_default();
+        let policies = req
+            .data
+            .get("policies")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Some(Response {
             auth: Some(Auth {
+                policies,
                 display_name: user.clone(),
                 renewable: true,
                 alias: Some(Alias {
@@ -771,4 +784,128 @@ async fn a_token_role_may_create_tokens_for_an_entity_alias() {
             .unwrap_err();
         assert!(e.to_string().contains("entity_alias"), "{path}: {e}");
     }
+}
+
+/// A login is refused a token carrying `root` or a policy that belongs to the server, whether
+/// the method or the identity store would give it, in Vault's words (node-vault's userpass
+/// example writes a user with `policies: 'root'` and shows the error's text); an entity or a
+/// group cannot be given `root` at all.
+#[tokio::test]
+async fn logins_never_carry_root_or_server_policies() {
+    let t = core().await;
+    let refused = |policies: Value| {
+        let t = &t;
+        async move {
+            let mut body = Map::new();
+            body.insert("user".into(), json!("mallory"));
+            body.insert("policies".into(), policies);
+            t.core
+                .handle(CoreRequest::new(Update, "auth/one/login", body, None))
+                .await
+                .unwrap_err()
+        }
+    };
+    for (policies, want) in [
+        (json!(["root"]), "auth methods cannot create root tokens"),
+        (
+            json!(["dev", "ROOT"]),
+            "auth methods cannot create root tokens",
+        ),
+        (
+            json!(["response-wrapping"]),
+            "cannot assign policy \"response-wrapping\"",
+        ),
+        (
+            json!(["control-group"]),
+            "cannot assign policy \"control-group\"",
+        ),
+    ] {
+        let e = refused(policies.clone()).await;
+        assert!(
+            matches!(e, CoreError::InvalidRequest(_)),
+            "{policies}: {e:?}"
+        );
+        assert_eq!(e.to_string(), want, "{policies}");
+    }
+
+    // The identity store refuses root for an entity and for a group, on create and update.
+    let e = t
+        .data(Update, "identity/entity", json!({"name": "bob"}), &t.root)
+        .await;
+    let id = e["id"].as_str().unwrap().to_owned();
+    for (path, body) in [
+        (
+            "identity/entity",
+            json!({"name": "eve", "policies": ["root"]}),
+        ),
+        ("identity/entity/name/bob", json!({"policies": "dev,Root"})),
+        (
+            &format!("identity/entity/id/{id}") as &str,
+            json!({"policies": ["root"]}),
+        ),
+        (
+            "identity/group",
+            json!({"name": "admins", "policies": ["root"]}),
+        ),
+        (
+            "identity/group",
+            json!({"name": "admins", "member_entity_ids": [id], "policies": ["dev", "root"]}),
+        ),
+    ] {
+        let e = t
+            .req(Update, path, body.clone(), &t.root)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, CoreError::InvalidRequest(_)),
+            "{path} {body}: {e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "policies cannot contain root",
+            "{path} {body}"
+        );
+    }
+    let bob = t
+        .data(
+            Read,
+            &format!("identity/entity/id/{id}"),
+            json!({}),
+            &t.root,
+        )
+        .await;
+    assert_eq!(bob["policies"], json!([]), "nothing was stored: {bob:?}");
+    assert!(
+        t.req(Read, "identity/group/name/admins", json!({}), &t.root)
+            .await
+            .map(|r| r.response.and_then(|r| r.data).is_none())
+            .unwrap_or(true),
+        "no group was stored"
+    );
+
+    // A policy the identity store can hold but no token may carry refuses the login too.
+    let acc = accessor(&t, "one").await;
+    t.ok(
+        Update,
+        "identity/entity-alias",
+        json!({"name": "bob", "mount_accessor": acc, "canonical_id": id}),
+        &t.root,
+    )
+    .await;
+    login(&t, "one", "bob", &[]).await;
+    t.ok(
+        Update,
+        "identity/group",
+        json!({"name": "wrappers", "member_entity_ids": [id], "policies": ["response-wrapping"]}),
+        &t.root,
+    )
+    .await;
+    let mut body = Map::new();
+    body.insert("user".into(), json!("bob"));
+    let e = t
+        .core
+        .handle(CoreRequest::new(Update, "auth/one/login", body, None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "cannot assign policy \"response-wrapping\"");
 }
