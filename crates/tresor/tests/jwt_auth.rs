@@ -545,7 +545,8 @@ class H(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
             return self.reply(404, {"kind": "Status", "message": "not found"})
-        if self.headers.get("authorization") != "Bearer " + reviewer:
+        want = open(reviewer[1:]).read().strip() if reviewer.startswith("@") else reviewer
+        if self.headers.get("authorization") != "Bearer " + want:
             return self.reply(401, {"kind": "Status", "message": "Unauthorized", "code": 401})
         spec = body.get("spec", {})
         auds = spec.get("audiences") or ["https://kubernetes.default.svc"]
@@ -572,17 +573,10 @@ srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 "#;
 
-#[test]
-fn kubernetes_logins_reviewed_by_a_local_token_review_endpoint() {
-    // No real Kubernetes API server is exercised: the endpoint below verifies service-account
-    // JWTs with a key made here and answers in TokenReview's shape.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let s = Server::start_dev(d, free_port());
-    policies(&s);
-    let (sa_key, sa_pub) = openssl_rsa(d, "sa-signer");
-    let (other_key, _) = openssl_rsa(d, "stranger");
-    std::fs::write(d.join("sa.pub"), &sa_pub).unwrap();
+/// The TokenReview endpoint below on 127.0.0.1 over HTTPS, with a CA and a server certificate
+/// it signs made in `d` (which must hold `sa.pub`): the process, its URL and the CA's PEM.
+/// `reviewer`: the bearer token it insists on, or `@path` to read it from a file per request.
+fn token_review_api(d: &std::path::Path, reviewer: &str) -> (Proc, String, String) {
     // A CA and a server certificate it signs (rustls refuses a CA certificate as a leaf).
     for args in [
         "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.crt",
@@ -613,27 +607,46 @@ fn kubernetes_logins_reviewed_by_a_local_token_review_endpoint() {
         "api.crt",
     ]))
     .expect(0, "API server certificate");
-    let reviewer = sign(
-        &other_key,
-        &json!({"sub": "system:serviceaccount:kube-system:reviewer"}),
-        None,
-    );
     let port = free_port();
-    let _api = spawn(Command::new("python3").current_dir(d).args([
+    let api = spawn(Command::new("python3").current_dir(d).args([
         "-c",
         TOKEN_REVIEW_PY,
         &port.to_string(),
         "api.crt",
         "api.key",
         "sa.pub",
-        &reviewer,
+        reviewer,
     ]));
     let host = format!("https://127.0.0.1:{port}");
     wait_http(&format!("{host}/"), Some(&d.join("ca.crt")));
 
+    (
+        api,
+        host,
+        std::fs::read_to_string(d.join("ca.crt")).unwrap(),
+    )
+}
+
+#[test]
+fn kubernetes_logins_reviewed_by_a_local_token_review_endpoint() {
+    // No real Kubernetes API server is exercised: the endpoint below verifies service-account
+    // JWTs with a key made here and answers in TokenReview's shape.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Server::start_dev(d, free_port());
+    policies(&s);
+    let (sa_key, sa_pub) = openssl_rsa(d, "sa-signer");
+    let (other_key, _) = openssl_rsa(d, "stranger");
+    std::fs::write(d.join("sa.pub"), &sa_pub).unwrap();
+    let reviewer = sign(
+        &other_key,
+        &json!({"sub": "system:serviceaccount:kube-system:reviewer"}),
+        None,
+    );
+    let (_api, host, ca) = token_review_api(d, &reviewer);
+
     s.bao_as("root", &["auth", "enable", "kubernetes"])
         .expect(0, "auth enable kubernetes");
-    let ca = std::fs::read_to_string(d.join("ca.crt")).unwrap();
     ok(
         &s,
         "PUT",
@@ -691,6 +704,191 @@ fn kubernetes_logins_reviewed_by_a_local_token_review_endpoint() {
         assert_eq!(code, 400, "{want}: {v}");
         assert!(errors(&v)[0].contains(want), "{want}: {v}");
     }
+}
+
+/// Beyond Vault, both in issue 14: the reviewer JWT read from a file and read again when the
+/// kubelet rotates it, and a role whose logins local keys decide without TokenReview. No real
+/// Kubernetes API server is exercised (the endpoint above stands in for one).
+#[test]
+fn kubernetes_reviewer_jwt_file_rotation_and_local_keys_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Server::start_dev(d, free_port());
+    policies(&s);
+    let (sa_key, sa_pub) = openssl_rsa(d, "sa-signer");
+    let (other_key, _) = openssl_rsa(d, "stranger");
+    std::fs::write(d.join("sa.pub"), &sa_pub).unwrap();
+    let reviewer = |n: u32| {
+        sign(
+            &other_key,
+            &json!({"sub": format!("system:serviceaccount:kube-system:reviewer-{n}")}),
+            None,
+        )
+    };
+    // The endpoint reads the token it insists on from `expected` at each request; Tresor
+    // reads its reviewer JWT from `token`. Both change together, as when a token rotates.
+    let rotate = |jwt: &str| {
+        std::fs::write(d.join("expected"), jwt).unwrap();
+        let tmp = d.join("token.new");
+        std::fs::write(&tmp, format!("{jwt}\n")).unwrap();
+        std::fs::rename(&tmp, d.join("token")).unwrap();
+    };
+    rotate(&reviewer(1));
+    let expected = format!("@{}", d.join("expected").display());
+    let (api, host, ca) = token_review_api(d, &expected);
+    s.bao_as("root", &["auth", "enable", "kubernetes"])
+        .expect(0, "auth enable kubernetes");
+    let token_file = d.join("token").display().to_string();
+
+    // Bad reviewer files are refused, naming the field, never quoting the file.
+    std::fs::write(d.join("not-a-jwt"), "s3cret-line\n").unwrap();
+    for (extra, want) in [
+        (
+            json!({"token_reviewer_jwt_file": "relative/token"}),
+            "use an absolute path",
+        ),
+        (
+            json!({"token_reviewer_jwt_file": d.join("missing").display().to_string()}),
+            "No such file",
+        ),
+        (
+            json!({"token_reviewer_jwt_file": d.display().to_string()}),
+            "not a regular file",
+        ),
+        (
+            json!({"token_reviewer_jwt_file": d.join("not-a-jwt").display().to_string()}),
+            "does not hold a JWT",
+        ),
+        (
+            json!({"token_reviewer_jwt_file": token_file, "token_reviewer_jwt": reviewer(1)}),
+            "cannot both be set",
+        ),
+    ] {
+        let mut body = json!({"kubernetes_host": host, "kubernetes_ca_cert": ca});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (code, v) = root_api(&s, "PUT", "auth/kubernetes/config", body);
+        assert_eq!(code, 400, "{want}: {v}");
+        let e = &errors(&v)[0];
+        assert!(e.contains(want), "{want}: {v}");
+        assert!(!e.contains("s3cret-line"), "{v}");
+    }
+    let (code, v) = root_api(&s, "GET", "auth/kubernetes/config", json!({}));
+    assert_eq!(code, 404, "nothing stored: {v}");
+
+    ok(
+        &s,
+        "PUT",
+        "auth/kubernetes/config",
+        json!({"kubernetes_host": host, "kubernetes_ca_cert": ca, "token_reviewer_jwt_file": token_file}),
+    );
+    let cfg = ok(&s, "GET", "auth/kubernetes/config", json!({}));
+    assert_eq!(
+        cfg["data"]["token_reviewer_jwt_file"],
+        token_file.as_str(),
+        "{cfg}"
+    );
+    assert_eq!(cfg["data"]["token_reviewer_jwt_set"], false, "{cfg}");
+    ok(
+        &s,
+        "PUT",
+        "auth/kubernetes/role/builder",
+        json!({"bound_service_account_names": ["builder"], "bound_service_account_namespaces": ["ci"],
+               "token_policies": ["dev"]}),
+    );
+    let t = now();
+    let sa_jwt = |key: &std::path::Path, exp: Option<i64>| {
+        let mut c = json!({"iss": "https://kubernetes.default.svc.cluster.local",
+                "aud": ["https://kubernetes.default.svc"],
+                "sub": "system:serviceaccount:ci:builder", "iat": t,
+                "kubernetes.io": {"namespace": "ci", "serviceaccount": {"name": "builder", "uid": "uid-1"}}});
+        if let Some(e) = exp {
+            c["exp"] = json!(e);
+        }
+        sign(key, &c, None)
+    };
+    let login = |role: &str, jwt: &str| {
+        s.api(
+            "PUT",
+            "auth/kubernetes/login",
+            Some(&json!({"role": role, "jwt": jwt}).to_string()),
+            None,
+        )
+    };
+    let good = sa_jwt(&sa_key, Some(t + 600));
+    let (code, v) = login("builder", &good);
+    assert_eq!(code, 200, "{v}");
+    // The kubelet rotates the token: the next login reads the new one (the endpoint now
+    // refuses the old one with a 401).
+    rotate(&reviewer(2));
+    let (code, v) = login("builder", &good);
+    assert_eq!(code, 200, "after rotation: {v}");
+    // The endpoint wants a token Tresor's file does not have: refused, saying the API answered.
+    std::fs::write(d.join("expected"), reviewer(3)).unwrap();
+    let (code, v) = login("builder", &good);
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("401"), "{v}");
+    // The file removed: logins fail closed, naming the setting.
+    std::fs::remove_file(d.join("token")).unwrap();
+    let (code, v) = login("builder", &good);
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("token_reviewer_jwt_file"), "{v}");
+
+    // local_keys: no TokenReview at all (the endpoint is stopped), the config's pem_keys
+    // decide, and the token must carry exp.
+    drop(api);
+    let (code, v) = root_api(
+        &s,
+        "PUT",
+        "auth/kubernetes/role/local",
+        json!({"bound_service_account_names": ["builder"], "bound_service_account_namespaces": ["ci"],
+               "review_mode": "sometimes"}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("review_mode"), "{v}");
+    ok(
+        &s,
+        "PUT",
+        "auth/kubernetes/role/local",
+        json!({"bound_service_account_names": ["builder"], "bound_service_account_namespaces": ["ci"],
+               "review_mode": "local_keys", "token_policies": ["dev"]}),
+    );
+    let role = ok(&s, "GET", "auth/kubernetes/role/local", json!({}));
+    assert_eq!(role["data"]["review_mode"], "local_keys", "{role}");
+    let role = ok(&s, "GET", "auth/kubernetes/role/builder", json!({}));
+    assert_eq!(role["data"]["review_mode"], "token_review", "{role}");
+    // Without pem_keys nothing vouches for a token: refused.
+    let (code, v) = login("local", &good);
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("no pem_keys"), "{v}");
+    ok(
+        &s,
+        "PUT",
+        "auth/kubernetes/config",
+        json!({"kubernetes_host": host, "kubernetes_ca_cert": ca, "pem_keys": [sa_pub]}),
+    );
+    let (code, v) = login("local", &good);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["auth"]["metadata"]["service_account_uid"], "uid-1", "{v}");
+    assert!(can_read(
+        &s,
+        v["auth"]["client_token"].as_str().unwrap(),
+        "secret/app"
+    ));
+    for (jwt, want) in [
+        (sa_jwt(&other_key, Some(t + 600)), "invalid jwt"),
+        (sa_jwt(&sa_key, Some(t - 3600)), "expired"),
+        (sa_jwt(&sa_key, None), "no exp claim"),
+    ] {
+        let (code, v) = login("local", &jwt);
+        assert_eq!(code, 400, "{want}: {v}");
+        assert!(errors(&v)[0].contains(want), "{want}: {v}");
+    }
+    // The TokenReview role still needs the (stopped) API server: refused.
+    let (code, v) = login("builder", &good);
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].contains("lookup failed"), "{v}");
 }
 
 #[test]

@@ -14,24 +14,36 @@
 //! off, the pod's own service-account token and CA are read from
 //! `/var/run/secrets/kubernetes.io/serviceaccount/` at each login, so a rotated projected
 //! token is picked up.
+//!
+//! Beyond Vault: `token_reviewer_jwt_file` names a file holding the reviewer JWT, read again
+//! whenever its inode, size or modification time changes (the kubelet swaps a projected
+//! token's file before it expires); it must hold a JWT, so the setting cannot send an
+//! arbitrary file of this host to `kubernetes_host`. A role with `review_mode = local_keys`
+//! skips TokenReview: the config's `pem_keys` verify the token, which must carry `exp`.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{Alias, Auth, LogicalError, Request, Response, Result, cidr};
 
+use crate::claims::{self, Leeways};
 use crate::glob;
 use crate::keys::{self, ASYMMETRIC};
 use crate::kubernetes::inputs::{ConfigInput, LoginInput, RoleInput};
-use crate::kubernetes::store::{self, AliasSource, K8sConfig, K8sRole};
+use crate::kubernetes::store::{self, AliasSource, K8sConfig, K8sRole, ReviewMode};
 use crate::net;
 
 const LOCAL_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const LOCAL_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 const DEFAULT_ISSUER: &str = "kubernetes/serviceaccount";
+/// The largest reviewer JWT file read (projected tokens are around 1 KiB).
+const MAX_REVIEWER_FILE: u64 = 64 * 1024;
+/// Clock difference forgiven on `exp`, `nbf` and `iat` when local keys decide a login.
+const LOCAL_CLOCK_SKEW: i64 = 60;
 const UNAUTHORIZED: &str = "lookup failed: service account unauthorized; this could mean it has been deleted or recreated with a new token";
 
 fn bad(msg: impl Into<String>) -> LogicalError {
@@ -43,6 +55,80 @@ struct Ready {
     config: K8sConfig,
     keys: Vec<keys::Key>,
     client: reqwest::Client,
+    /// The reviewer JWT last read from `token_reviewer_jwt_file`, with the file's stamp then.
+    reviewer_file: Mutex<Option<(FileStamp, String)>>,
+}
+
+/// What tells a changed file: its inode (an atomic swap), size and modification time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            modified: m.modified().ok(),
+        }
+    }
+}
+
+/// Reads a reviewer JWT file: an absolute path to a regular file of at most
+/// [`MAX_REVIEWER_FILE`] bytes holding one JWT. Errors name the field and never quote the
+/// file's content.
+fn read_reviewer_file(path: &str) -> std::result::Result<String, String> {
+    use std::io::Read as _;
+    let field = "token_reviewer_jwt_file";
+    if !std::path::Path::new(path).is_absolute() {
+        return Err(format!("invalid {field} {path:?}: use an absolute path"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("invalid {field} {path:?}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("invalid {field} {path:?}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("invalid {field} {path:?}: not a regular file"));
+    }
+    let mut raw = Vec::new();
+    file.take(MAX_REVIEWER_FILE + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("invalid {field} {path:?}: {e}"))?;
+    if raw.len() as u64 > MAX_REVIEWER_FILE {
+        return Err(format!(
+            "invalid {field} {path:?}: larger than {MAX_REVIEWER_FILE} bytes"
+        ));
+    }
+    let text = String::from_utf8(raw).unwrap_or_default();
+    let jwt = text.trim();
+    if jwt.bytes().any(|b| !b.is_ascii_graphic()) || keys::parse(jwt).is_err() {
+        return Err(format!(
+            "invalid {field} {path:?}: the file does not hold a JWT"
+        ));
+    }
+    Ok(jwt.to_owned())
+}
+
+impl Ready {
+    /// The reviewer JWT from `path`, read again only when the file changed.
+    fn reviewer_from_file(&self, path: &str) -> std::result::Result<String, String> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("invalid token_reviewer_jwt_file {path:?}: {e}"))?;
+        let stamp = FileStamp::of(&meta);
+        if let Some((seen, jwt)) = self.reviewer_file.lock().as_ref()
+            && *seen == stamp
+        {
+            return Ok(jwt.clone());
+        }
+        let jwt = read_reviewer_file(path)?;
+        *self.reviewer_file.lock() = Some((stamp, jwt.clone()));
+        Ok(jwt)
+    }
 }
 
 fn prepare(config: K8sConfig) -> std::result::Result<Ready, String> {
@@ -59,6 +145,7 @@ fn prepare(config: K8sConfig) -> std::result::Result<Ready, String> {
         config,
         keys: parsed,
         client,
+        reviewer_file: Mutex::new(None),
     })
 }
 
@@ -155,6 +242,7 @@ impl Engine {
             "disable_iss_validation": c.disable_iss_validation,
             "disable_local_ca_jwt": c.disable_local_ca_jwt,
             "token_reviewer_jwt_set": !c.token_reviewer_jwt.is_empty(),
+            "token_reviewer_jwt_file": c.token_reviewer_jwt_file,
         }))))
     }
 
@@ -183,11 +271,21 @@ impl Engine {
                 "invalid token_reviewer_jwt: a bearer token is visible ASCII without spaces",
             ));
         }
+        let reviewer_file = i.token_reviewer_jwt_file.trim().to_owned();
+        if !reviewer_file.is_empty() {
+            if !reviewer.is_empty() {
+                return Err(bad(
+                    "token_reviewer_jwt and token_reviewer_jwt_file cannot both be set",
+                ));
+            }
+            read_reviewer_file(&reviewer_file).map_err(bad)?;
+        }
         let cfg = K8sConfig {
             version: 1,
             kubernetes_host: host,
             kubernetes_ca_cert: i.kubernetes_ca_cert,
             token_reviewer_jwt: reviewer,
+            token_reviewer_jwt_file: reviewer_file,
             pem_keys: i
                 .pem_keys
                 .into_iter()
@@ -262,6 +360,7 @@ impl Engine {
                 AliasSource::ServiceaccountName => "serviceaccount_name",
             }),
         );
+        m.insert("review_mode".into(), json!(r.review_mode.name()));
         r.token.show(&mut m);
         m.insert("policies".into(), json!(r.token.token_policies));
         m.insert("ttl".into(), json!(r.token.token_ttl));
@@ -298,6 +397,17 @@ impl Engine {
                 other => {
                     return Err(bad(format!(
                         "invalid alias_name_source {other:?}: use \"serviceaccount_uid\" or \"serviceaccount_name\""
+                    )));
+                }
+            };
+        }
+        if let Some(v) = i.review_mode {
+            r.review_mode = match v.trim() {
+                "" | "token_review" => ReviewMode::TokenReview,
+                "local_keys" => ReviewMode::LocalKeys,
+                other => {
+                    return Err(bad(format!(
+                        "invalid review_mode {other:?}: use \"token_review\" or \"local_keys\""
                     )));
                 }
             };
@@ -370,7 +480,29 @@ impl Engine {
                 "invalid audience (aud) claim: audience claim does not match any expected audience",
             ));
         }
-        self.review(&ready, &jwt, &role, &sa).await?;
+        match role.review_mode {
+            ReviewMode::TokenReview => self.review(&ready, &jwt, &role, &sa).await?,
+            ReviewMode::LocalKeys => {
+                // The signature was verified above, with these keys; without any, nothing
+                // vouches for the token.
+                if ready.keys.is_empty() {
+                    return Err(bad(format!(
+                        "role {role_name:?} has review_mode local_keys, but the config has no pem_keys to verify tokens with"
+                    )));
+                }
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or_default();
+                let leeways = Leeways {
+                    clock_skew: LOCAL_CLOCK_SKEW,
+                    expiration: 0,
+                    not_before: 0,
+                };
+                claims::check_times(&claims, now, leeways)
+                    .map_err(|e| bad(format!("invalid jwt: {e}")))?;
+            }
+        }
         let alias = match role.alias_name_source {
             AliasSource::ServiceaccountUid if !sa.uid.is_empty() => sa.uid.clone(),
             AliasSource::ServiceaccountUid => {
@@ -420,7 +552,13 @@ impl Engine {
         sa: &ServiceAccount,
     ) -> Result<()> {
         let cfg = &ready.config;
-        let mut bearer = cfg.token_reviewer_jwt.clone();
+        let mut bearer = if cfg.token_reviewer_jwt_file.is_empty() {
+            cfg.token_reviewer_jwt.clone()
+        } else {
+            ready
+                .reviewer_from_file(&cfg.token_reviewer_jwt_file)
+                .map_err(|e| bad(format!("lookup failed: {e}")))?
+        };
         if bearer.is_empty() && !cfg.disable_local_ca_jwt {
             bearer = std::fs::read_to_string(LOCAL_TOKEN)
                 .unwrap_or_default()

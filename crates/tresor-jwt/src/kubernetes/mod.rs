@@ -97,7 +97,7 @@ fn table() -> Table<Engine> {
     .op(Delete, h!(role_delete))
     .help(
         "Create, read, update or delete a role.",
-        "A role binds service account names and namespaces (both required) and sets the token a login gets. An update changes only the fields it sends.",
+        "A role binds service account names and namespaces (both required) and sets the token a login gets. Beyond Vault, review_mode local_keys lets the config's pem_keys decide logins without a TokenReview. An update changes only the fields it sends.",
     );
     let paths = vec![
         Path::<Engine>::new("config")
@@ -106,7 +106,7 @@ fn table() -> Table<Engine> {
             .op(Update, h!(config_write))
             .help(
                 "Configure the Kubernetes method.",
-                "Sets the API server that reviews tokens and how to reach it. A write replaces the whole configuration; a bad URL or key, or a reviewer token an Authorization header cannot carry, is refused and stores nothing. So is a CA certificate with no usable certificate in it (the API docs' placeholder among them), as Vault 1.17 and later refuse it. A read shows whether a reviewer JWT is set, never the JWT.",
+                "Sets the API server that reviews tokens and how to reach it. A write replaces the whole configuration; a bad URL or key, or a reviewer token an Authorization header cannot carry, is refused and stores nothing. So is a CA certificate with no usable certificate in it (the API docs' placeholder among them), as Vault 1.17 and later refuse it. A read shows whether a reviewer JWT is set, never the JWT. Beyond Vault, token_reviewer_jwt_file names a file holding the reviewer JWT (a projected token), read again whenever it changes.",
             ),
         Path::<Engine>::new("role").op(List, h!(role_list)).help("List the roles.", "The names of the roles of this mount."),
         role,

@@ -16,6 +16,9 @@ pub(crate) struct K8sConfig {
     pub(crate) kubernetes_host: String,
     pub(crate) kubernetes_ca_cert: String,
     pub(crate) token_reviewer_jwt: String,
+    /// Beyond Vault: a file holding the reviewer JWT, read again whenever it changes (a
+    /// projected token is rotated by the kubelet before it expires).
+    pub(crate) token_reviewer_jwt_file: String,
     pub(crate) pem_keys: Vec<String>,
     pub(crate) issuer: String,
     pub(crate) disable_iss_validation: bool,
@@ -43,6 +46,27 @@ impl std::fmt::Debug for K8sConfig {
     }
 }
 
+/// How a role's logins are confirmed (beyond Vault, which always asks TokenReview).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ReviewMode {
+    /// The API server's TokenReview decides (Vault's behaviour).
+    #[default]
+    TokenReview,
+    /// The token's signature (the config's `pem_keys`), times and claims decide; no call to
+    /// the API server, so a deleted service account's unexpired token still logs in.
+    LocalKeys,
+}
+
+impl ReviewMode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ReviewMode::TokenReview => "token_review",
+            ReviewMode::LocalKeys => "local_keys",
+        }
+    }
+}
+
 /// Which claim names the identity alias.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +84,7 @@ pub(crate) struct K8sRole {
     pub(crate) bound_service_account_namespaces: Vec<String>,
     pub(crate) audience: String,
     pub(crate) alias_name_source: AliasSource,
+    pub(crate) review_mode: ReviewMode,
     #[serde(flatten)]
     pub(crate) token: TokenParams,
 }
