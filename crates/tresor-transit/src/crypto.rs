@@ -263,8 +263,13 @@ pub(crate) fn decrypt(
         Some(k) => k,
         None => prepared_aead(v)?,
     };
+    // Vault's answers: shorter than a nonce is a length error; a nonce without a whole tag
+    // fails authentication like any other altered ciphertext.
+    if bytes.len() < NONCE_LEN {
+        return Err(bad("invalid ciphertext length"));
+    }
     if bytes.len() < NONCE_LEN + aead::MAX_TAG_LEN {
-        return Err(bad("invalid ciphertext: too short"));
+        return Err(bad("cipher: message authentication failed"));
     }
     let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN])
         .map_err(|_| bad("invalid ciphertext: bad nonce"))?;

@@ -87,12 +87,14 @@ impl Engine {
         let mount = mount_id(&req);
         let s = &*req.storage;
         let _g = self.lock(&mount, &name).await;
+        // Vault's words, the key's name first.
+        let refused = |why: &str| bad(format!("error deleting policy {name}: {why}"));
         let p = self
             .stored_policy(s, &name)
             .await?
-            .ok_or_else(|| bad("could not delete key; not found"))?;
+            .ok_or_else(|| refused("could not delete key; not found"))?;
         if !p.deletion_allowed {
-            return Err(bad("deletion is not allowed for this key"));
+            return Err(refused("deletion is not allowed for this key"));
         }
         // The policy first: once it is gone the versions are unreachable, and a crash
         // between the two leaves only unreachable entries (removed with the next key of that

@@ -178,9 +178,18 @@ async fn keys_are_created_read_listed_configured_and_deleted() {
         .data(Update, "transit/keys/app", json!({"type": "ed25519"}))
         .await;
     assert_eq!(again["type"], "aes256-gcm96");
-    // Delete needs deletion_allowed.
+    // Delete needs deletion_allowed; the refusal names the key as Vault's does (node-vault
+    // 0.12's transitDeleteKey passes the text on as its error's message).
     let e = t.err(Delete, "transit/keys/app", json!({})).await;
-    assert!(e.contains("deletion is not allowed"), "{e}");
+    assert_eq!(
+        e, "error deleting policy app: deletion is not allowed for this key",
+        "{e}"
+    );
+    let e = t.err(Delete, "transit/keys/never", json!({})).await;
+    assert_eq!(
+        e, "error deleting policy never: could not delete key; not found",
+        "{e}"
+    );
     t.ok(
         Update,
         "transit/keys/app/config",
@@ -353,6 +362,26 @@ async fn ciphertext_is_vaults_layout_and_rotation_rewrap_and_min_versions_work()
         )
         .await;
     assert!(e.contains("invalid ciphertext"), "{e}");
+    // Too short for a nonce is a length error; a nonce without a whole tag fails
+    // authentication, as in Vault (node-vault 0.12's rewrapData shows the text).
+    for (bytes, want) in [
+        (3, "invalid ciphertext length"),
+        (11, "invalid ciphertext length"),
+        (12, "cipher: message authentication failed"),
+        (27, "cipher: message authentication failed"),
+    ] {
+        let short = format!("vault:v2:{}", B64.encode(vec![7u8; bytes]));
+        for op in ["decrypt", "rewrap"] {
+            let e = t
+                .err(
+                    Update,
+                    &format!("transit/{op}/other"),
+                    json!({"ciphertext": short}),
+                )
+                .await;
+            assert_eq!(e, want, "{op} of {bytes} bytes");
+        }
+    }
     // A key that does not exist: decrypt refuses; an encrypt creates it (the write becomes a
     // create; a token without create capability is refused by the ACL, see the e2e test).
     let e = t
