@@ -50,8 +50,13 @@ async function rejects(p, code, what) {
   return e;
 }
 // Vault answers 204 when an endpoint returns nothing, and 200 with only `warnings` when it
-// has something to say (node-vault's schemaless calls send their path arguments in the body,
-// which Vault's endpoints report as ignored parameters).
+// has something to say. node-vault's schemaless calls send their path arguments in the body;
+// Vault reports such parameters (ignored, or replaced by the path's value) only on a response
+// the endpoint gives anyway, so a write that answers nothing stays a 204.
+function noContent(r, what) {
+  assert.strictEqual(lastStatus, 204, `${what}: ${JSON.stringify(r)}`);
+  assert.strictEqual(r, '', what);
+}
 function done(r, what, warning) {
   if (lastStatus === 204) {
     assert.ok(!warning, `${what}: 204, expected a warning matching ${warning}`);
@@ -204,7 +209,7 @@ function checkSealStatus(s, what) {
     assert.strictEqual(m.data['cubbyhole/'].type, 'cubbyhole');
   });
   await step('mount generic, write/read, remount, unmount', async () => {
-    done(await vault.mount({ mount_point: 'test', type: 'generic', description: 'just a test' }), 'mount', /mount_point/);
+    noContent(await vault.mount({ mount_point: 'test', type: 'generic', description: 'just a test' }), 'mount');
     const m = await vault.mounts();
     // Vault keeps the type as given ("generic" is served by the kv backend).
     assert.strictEqual(m.data['test/'].type, 'generic');
@@ -278,7 +283,7 @@ function checkSealStatus(s, what) {
   await step('audits / enableAudit / disableAudit', async () => {
     assert.deepStrictEqual((await vault.audits()).data, {});
     const path = `${TMP}/audit.log`;
-    done(await vault.enableAudit({ name: 'testlog', type: 'file', options: { path } }), 'enableAudit', /name/);
+    noContent(await vault.enableAudit({ name: 'testlog', type: 'file', options: { path } }), 'enableAudit');
     const a = await vault.audits();
     assert.strictEqual(a['testlog/'].type, 'file');
     assert.strictEqual(a.data['testlog/'].options.path, path);
@@ -394,7 +399,7 @@ function checkSealStatus(s, what) {
     const a = await vault.auths();
     assert.strictEqual(a['token/'].type, 'token');
     assert.strictEqual(a.data['token/'].type, 'token');
-    done(await vault.enableAuth({ mount_point: 'userpass', type: 'userpass', description: 'userpass auth' }), 'enableAuth', /mount_point/);
+    noContent(await vault.enableAuth({ mount_point: 'userpass', type: 'userpass', description: 'userpass auth' }), 'enableAuth');
     assert.strictEqual((await vault.auths()).data['userpass/'].description, 'userpass auth');
     await vault.write('auth/userpass/users/me', { password: 'foo', policies: 'reader' });
     const c = client();
@@ -655,7 +660,7 @@ function checkSealStatus(s, what) {
       await rejects(vault.renew({ lease_id: c.lease_id }), 400, 'renew a revoked lease');
       const c2 = await vault.generateDatabaseCredentials({ databasePath: 'database', name: 'readonly' });
       const c3 = await vault.generateDatabaseCredentials({ databasePath: 'database', name: 'readonly' });
-      done(await vault.revokePrefix({ path_prefix: 'database/creds/readonly' }), 'revokePrefix', /path_prefix/);
+      noContent(await vault.revokePrefix({ path_prefix: 'database/creds/readonly' }), 'revokePrefix');
       for (const x of [c2, c3]) {
         const lk = await vault.write('sys/leases/lookup', { lease_id: x.lease_id }).catch((e) => e.response.statusCode);
         assert.strictEqual(lk, 400, `${x.lease_id} still there`);
