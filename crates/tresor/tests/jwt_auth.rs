@@ -891,6 +891,234 @@ fn kubernetes_reviewer_jwt_file_rotation_and_local_keys_roles() {
     assert!(errors(&v)[0].contains("lookup failed"), "{v}");
 }
 
+/// An OIDC provider offering the device authorization grant (RFC 8628), which
+/// oidc-provider-mock does not: discovery, JWKS, `/device` (client_secret_basic), `/token`
+/// (the device_code grant: authorization_pending until `/approve?user_code=..&sub=..`,
+/// access_denied after `/deny`, one ID token per device code) on 127.0.0.1.
+const DEVICE_IDP_PY: &str = r#"
+import base64, http.server, json, secrets, sys, time, urllib.parse, jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+port = int(sys.argv[1]); base = "http://127.0.0.1:%d" % port
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())); jwk.update(kid="d1", use="sig", alg="RS256")
+codes = {}  # device_code -> {"user_code", "sub", "denied", "used"}
+BASIC = "Basic " + base64.b64encode(b"tresor:s3cret").decode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, obj):
+        b = json.dumps(obj).encode()
+        self.send_response(code); self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path); q = dict(urllib.parse.parse_qsl(u.query))
+        if u.path == "/.well-known/openid-configuration":
+            return self.reply(200, {"issuer": base, "jwks_uri": base + "/jwks", "token_endpoint": base + "/token",
+                "device_authorization_endpoint": base + "/device", "authorization_endpoint": base + "/authorize",
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"]})
+        if u.path == "/jwks": return self.reply(200, {"keys": [jwk]})
+        for d in codes.values():
+            if d["user_code"] == q.get("user_code"):
+                if u.path == "/approve": d["sub"] = q.get("sub"); return self.reply(200, {"approved": True})
+                if u.path == "/deny": d["denied"] = True; return self.reply(200, {"denied": True})
+        self.reply(404, {"error": "not_found"})
+    def do_POST(self):
+        form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers.get("content-length", 0))).decode()))
+        if self.headers.get("authorization") != BASIC: return self.reply(401, {"error": "invalid_client"})
+        if self.path == "/device":
+            dc = secrets.token_urlsafe(24); uc = secrets.token_hex(4).upper()
+            codes[dc] = {"user_code": uc, "sub": None, "denied": False, "used": False, "scope": form.get("scope")}
+            return self.reply(200, {"device_code": dc, "user_code": uc, "verification_uri": base + "/activate",
+                "verification_uri_complete": base + "/activate?user_code=" + uc, "expires_in": 120, "interval": 1})
+        if self.path == "/token" and form.get("grant_type") == "urn:ietf:params:oauth:grant-type:device_code":
+            d = codes.get(form.get("device_code"))
+            if d is None or d["used"]: return self.reply(400, {"error": "invalid_grant"})
+            if d["denied"]: return self.reply(400, {"error": "access_denied"})
+            if d["sub"] is None: return self.reply(400, {"error": "authorization_pending"})
+            d["used"] = True; now = int(time.time())
+            claims = {"iss": base, "aud": "tresor", "sub": d["sub"], "iat": now, "exp": now + 300, "groups": ["eng"]}
+            tok = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "d1"})
+            return self.reply(200, {"access_token": "at", "token_type": "Bearer", "id_token": tok})
+        self.reply(400, {"error": "unsupported_grant_type"})
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+/// Beyond Vault (issue 14): `tresor login -method=oidc -mode=device` on a host without a
+/// browser, against a provider offering the device grant; and the API's refusals.
+#[test]
+fn oidc_device_login_for_headless_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_dev(dir.path(), free_port());
+    policies(&s);
+    let port = free_port();
+    let _idp = spawn(Command::new("python3").args(["-c", DEVICE_IDP_PY, &port.to_string()]));
+    let idp = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{idp}/.well-known/openid-configuration"), None);
+    s.bao_as("root", &["auth", "enable", "oidc"])
+        .expect(0, "auth enable oidc");
+    ok(
+        &s,
+        "PUT",
+        "auth/oidc/config",
+        json!({"oidc_discovery_url": idp, "oidc_client_id": "tresor", "oidc_client_secret": "s3cret", "default_role": "web"}),
+    );
+    ok(
+        &s,
+        "PUT",
+        "auth/oidc/role/web",
+        json!({"user_claim": "sub", "groups_claim": "groups",
+               "allowed_redirect_uris": ["http://localhost:8250/oidc/callback"], "token_policies": ["default"]}),
+    );
+    external_group(&s, "engineering", "dev", "eng", "oidc");
+    let api = |path: &str, body: Value| {
+        s.api(
+            "PUT",
+            &format!("auth/oidc/oidc/{path}"),
+            Some(&body.to_string()),
+            None,
+        )
+    };
+    let approve = |what: &str, user_code: &str| {
+        run(Command::new("curl").args([
+            "-sf",
+            "--max-time",
+            "10",
+            &format!("{idp}/{what}?user_code={user_code}&sub=alice"),
+        ]))
+        .expect(0, what);
+    };
+
+    // The API: pending until approved, then one login per state.
+    let (code, v) = api("device_auth", json!({}));
+    assert_eq!(code, 200, "{v}");
+    let d = &v["data"];
+    assert!(
+        d.get("device_code").is_none(),
+        "the device code stays on the server: {v}"
+    );
+    assert_eq!(d["verification_uri"], format!("{idp}/activate"), "{v}");
+    let (state, user_code) = (
+        d["state"].as_str().unwrap(),
+        d["user_code"].as_str().unwrap(),
+    );
+    let (code, v) = api("device_poll", json!({"state": state}));
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].starts_with("authorization_pending"), "{v}");
+    // Polled again at once: faster than the provider's interval, not passed on.
+    let (code, v) = api("device_poll", json!({"state": state}));
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].starts_with("slow_down"), "{v}");
+    approve("approve", user_code);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, v) = api("device_poll", json!({"state": state}));
+    assert_eq!(code, 200, "{v}");
+    let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert!(
+        can_read(&s, &token, "secret/app"),
+        "the eng group's policy: {v}"
+    );
+    let (code, v) = api("device_poll", json!({"state": state}));
+    assert_eq!(code, 400, "a state logs in once: {v}");
+    assert!(errors(&v)[0].contains("Expired or missing"), "{v}");
+    // A refused login ends its state; an unknown state and a jwt role are refused.
+    let (_, v) = api("device_auth", json!({"role": "web"}));
+    let (state, user_code) = (
+        v["data"]["state"].as_str().unwrap().to_owned(),
+        v["data"]["user_code"].as_str().unwrap().to_owned(),
+    );
+    approve("deny", &user_code);
+    let (code, v) = api("device_poll", json!({"state": state}));
+    assert_eq!(code, 400, "{v}");
+    assert!(errors(&v)[0].starts_with("access_denied"), "{v}");
+    let (code, v) = api("device_poll", json!({"state": state}));
+    assert!(
+        code == 400 && errors(&v)[0].contains("Expired or missing"),
+        "{v}"
+    );
+    let (code, v) = api("device_poll", json!({"state": "made-up"}));
+    assert!(
+        code == 400 && errors(&v)[0].contains("Expired or missing"),
+        "{v}"
+    );
+    ok(
+        &s,
+        "PUT",
+        "auth/oidc/role/machine",
+        json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["tresor"]}),
+    );
+    let (code, v) = api("device_auth", json!({"role": "machine"}));
+    assert!(
+        code == 400 && errors(&v)[0].contains("not an OIDC role"),
+        "{v}"
+    );
+
+    // The CLI: prints the URL and code, polls, and stores the token once approved.
+    let err_file = dir.path().join("login.err");
+    let out_file = dir.path().join("login.out");
+    let mut login = clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .args([
+            "login",
+            "-method=oidc",
+            "-mode=device",
+            "-format=json",
+            "role=web",
+        ])
+        .env("VAULT_ADDR", &s.addr)
+        .env("HOME", &s.home)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .expect("tresor login");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let user_code = loop {
+        let text = std::fs::read_to_string(&err_file).unwrap_or_default();
+        if let Some(c) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("and enter the code: "))
+        {
+            assert!(text.contains(&format!("{idp}/activate")), "{text}");
+            break c.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no code printed: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    approve("approve", &user_code);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = login.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = login.kill();
+            panic!("tresor login did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        status.success(),
+        "{out}\n{}",
+        std::fs::read_to_string(&err_file).unwrap()
+    );
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read_to_string(s.home.join(".vault-token"))
+            .unwrap()
+            .trim(),
+        token
+    );
+    assert!(can_read(&s, &token, "secret/app"));
+    // A bad mode is a usage error.
+    let o = run(clean_command(env!("CARGO_BIN_EXE_tresor"))
+        .args(["login", "-method=oidc", "-mode=sideways"])
+        .env("VAULT_ADDR", &s.addr)
+        .env("HOME", &s.home));
+    assert_ne!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("use browser or device"), "{o}");
+}
+
 #[test]
 fn tresor_login_method_oidc_runs_the_browser_flow() {
     let dir = tempfile::tempdir().unwrap();

@@ -358,6 +358,11 @@ const LOGIN: Usage = Usage {
     flags: &[
         flag("method", Kind::Str, "Auth method type (default token)."),
         flag(
+            "mode",
+            Kind::Str,
+            "With -method=oidc: browser (default) or device, the device authorization grant for hosts without a browser (also mode=device).",
+        ),
+        flag(
             "path",
             Kind::Str,
             "Mount path of the auth method (default: the method's name).",
@@ -562,6 +567,107 @@ fn login_oidc(cli: &mut Cli<'_, '_>, p: &Parsed) -> Result<Secret, CliError> {
         })
 }
 
+/// The OIDC login mode: `-mode=` or `mode=`, `browser` by default.
+fn oidc_mode(cli: &mut Cli<'_, '_>, p: &Parsed) -> Result<String, CliError> {
+    let data = cli.kv_data(&p.args)?;
+    let mode = p
+        .str("mode")
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .or_else(|| data.get("mode").and_then(|v| v.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "browser".to_owned());
+    if mode != "browser" && mode != "device" {
+        return Err(CliError::Usage(format!(
+            "invalid -mode {mode:?}: use browser or device"
+        )));
+    }
+    Ok(mode)
+}
+
+/// `-method=oidc -mode=device` (beyond Vault): the device authorization grant. Starts the
+/// login at `oidc/device_auth`, prints the verification URL and the user code for the user to
+/// enter on any device with a browser, and polls `oidc/device_poll` at the provider's interval
+/// until the user approves (5 seconds more after each `slow_down`), refuses, or the code
+/// expires.
+fn login_oidc_device(cli: &mut Cli<'_, '_>, p: &Parsed) -> Result<Secret, CliError> {
+    let data = cli.kv_data(&p.args)?;
+    let mount = super::sanitize_path(p.str("path").filter(|s| !s.is_empty()).unwrap_or("oidc"));
+    let mut body = serde_json::json!({});
+    if let Some(role) = data.get("role").and_then(|v| v.as_str()) {
+        body["role"] = Value::String(role.to_owned());
+    }
+    let client = cli.client(p)?;
+    let started = client
+        .secret(
+            &Request::new(Method::POST, &format!("auth/{mount}/oidc/device_auth"))
+                .json(body)
+                .token(TokenChoice::Without),
+        )
+        .map_err(|e| remote("starting the OIDC device login", e))?
+        .and_then(|s| s.data)
+        .ok_or_else(|| {
+            CliError::Remote("Error authenticating: empty oidc/device_auth response".to_string())
+        })?;
+    let text = |k: &str| {
+        started
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let number = |k: &str, default: u64| started.get(k).and_then(Value::as_u64).unwrap_or(default);
+    let state = text("state");
+    let mut message = format!(
+        "To log in, open this URL on any device with a browser:\n\n    {}\n\nand enter the code: {}\n",
+        text("verification_uri"),
+        text("user_code")
+    );
+    let complete = text("verification_uri_complete");
+    if !complete.is_empty() {
+        message.push_str(&format!("\n(or open {complete})\n"));
+    }
+    message.push_str("\nWaiting for the login to be approved...");
+    cli.errln(&message);
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(number("expires_in", 300));
+    let mut interval = number("interval", 5).max(1);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(interval));
+        let polled = client.secret(
+            &Request::new(Method::POST, &format!("auth/{mount}/oidc/device_poll"))
+                .json(serde_json::json!({ "state": state }))
+                .token(TokenChoice::Without),
+        );
+        match polled {
+            Ok(Some(secret)) => return Ok(secret),
+            Ok(None) => {
+                return Err(CliError::Remote(
+                    "Error authenticating: empty oidc/device_poll response".to_string(),
+                ));
+            }
+            Err(e) => {
+                let waiting = |prefix: &str| match &e {
+                    tresor_client::ClientError::Api(a) => {
+                        a.errors.iter().any(|m| m.starts_with(prefix))
+                    }
+                    _ => false,
+                };
+                if waiting("slow_down") {
+                    interval += 5;
+                } else if !waiting("authorization_pending") {
+                    return Err(remote("finishing the OIDC device login", e));
+                }
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(CliError::Remote(
+                "Error authenticating: the device code expired before the login was approved"
+                    .to_string(),
+            ));
+        }
+    }
+}
+
 /// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
 fn url_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -685,6 +791,8 @@ pub fn login(cli: &mut Cli<'_, '_>, args: &[String]) -> CmdResult {
     let mut secret = if method == "token" {
         max_args(&p.args, 1)?;
         login_token_method(cli, &p)?
+    } else if method == "oidc" && oidc_mode(cli, &p)? == "device" {
+        login_oidc_device(cli, &p)?
     } else if method == "oidc" {
         login_oidc(cli, &p)?
     } else {

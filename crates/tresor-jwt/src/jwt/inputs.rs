@@ -74,3 +74,17 @@ tresor_sdk::input! {
         error_description: Str, "The provider's description of the error.";
     }
 }
+
+tresor_sdk::input! {
+    /// `oidc/device_auth` (beyond Vault: the device authorization grant, RFC 8628).
+    pub(crate) struct DeviceAuthInput {
+        role: Str, "The OIDC role (default: the config's default_role).";
+    }
+}
+
+tresor_sdk::input! {
+    /// `oidc/device_poll`.
+    pub(crate) struct DevicePollInput {
+        state: Str, "The state oidc/device_auth answered.";
+    }
+}

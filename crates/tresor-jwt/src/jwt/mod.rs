@@ -4,7 +4,8 @@
 //! Module map: `store` (what a mount persists), `provider` (the configured key source:
 //! PEM keys, JWKS endpoints or OIDC discovery, with the JWKS cache), `state` (what handlers
 //! share), `config`, `role`, `login` (checks shared by both flows, and renewal), `oidc`
-//! (`oidc/auth_url`, `oidc/callback`). This file holds the path table.
+//! (`oidc/auth_url`, `oidc/callback`, and the device grant's `oidc/device_auth` and
+//! `oidc/device_poll`). This file holds the path table.
 
 mod config;
 mod inputs;
@@ -152,6 +153,20 @@ fn table() -> Table<Engine> {
                 "Finish an OIDC login.",
                 "Exchanges the code at the provider's token endpoint, checks the ID token and its nonce, and issues a token with the role's settings. GET takes the query the provider redirects with; POST serves response_mode form_post.",
             ),
+        Path::<Engine>::new("oidc/device_auth")
+            .input::<inputs::DeviceAuthInput>()
+            .op(Update, h!(device_auth))
+            .help(
+                "Start an OIDC device login (beyond Vault).",
+                "For a host without a browser: asks the provider's device authorization endpoint (RFC 8628) for a code with the mount's client credentials, and answers the user_code to enter at verification_uri (or verification_uri_complete) on any device, how long it stays valid, the polling interval, and a state for oidc/device_poll. The role must be an OIDC role; the provider's discovery document must name a device_authorization_endpoint.",
+            ),
+        Path::<Engine>::new("oidc/device_poll")
+            .input::<inputs::DevicePollInput>()
+            .op(Update, h!(device_poll))
+            .help(
+                "Finish an OIDC device login (beyond Vault).",
+                "Asks the provider once whether the user approved the login started with oidc/device_auth. Until then it answers a 400 starting with authorization_pending (or slow_down when polled faster than the interval; wait 5 seconds more); after approval it checks the ID token as the callback does and issues a token with the role's settings. A state logs in once; access_denied and expired_token end it.",
+            ),
     ];
     Table {
         paths,
@@ -160,6 +175,8 @@ fn table() -> Table<Engine> {
                 "login".into(),
                 "oidc/auth_url".into(),
                 "oidc/callback".into(),
+                "oidc/device_auth".into(),
+                "oidc/device_poll".into(),
             ],
             root: Vec::new(),
         },

@@ -7,6 +7,14 @@
 //!
 //! A `redirect_uri` must be one of the role's `allowed_redirect_uris`; loopback URIs match
 //! with any port (RFC 8252, section 7.3), since a CLI listens wherever it can.
+//!
+//! Beyond Vault, for hosts without a browser: the device authorization grant (RFC 8628).
+//! `oidc/device_auth` asks the provider's `device_authorization_endpoint` for a device code
+//! with the client's credentials and answers the user code, the verification URI and a
+//! `state`; `oidc/device_poll` with that state asks the token endpoint once (no faster than
+//! the provider's interval) and answers `authorization_pending` or `slow_down` (400s a client
+//! retries) until the user approves, then checks the ID token as the callback does (there is
+//! no nonce in this grant) and logs in. The device code never leaves the server.
 
 use std::sync::Arc;
 
@@ -15,11 +23,11 @@ use serde_json::{Map, Value, json};
 use tresor_sdk::framework::Fields;
 use tresor_sdk::{LogicalError, Request, Response, Result};
 
-use crate::jwt::inputs::{AuthUrlInput, CallbackInput};
+use crate::jwt::inputs::{AuthUrlInput, CallbackInput, DeviceAuthInput, DevicePollInput};
 use crate::jwt::login::{self, Kind};
-use crate::jwt::provider::Discovered;
-use crate::jwt::state::{Engine, Pending, STATE_TTL};
-use crate::jwt::store::RoleType;
+use crate::jwt::provider::{Discovered, Provider};
+use crate::jwt::state::{DevicePending, Engine, Pending, STATE_TTL};
+use crate::jwt::store::{JwtConfig, Role, RoleType};
 use crate::net;
 
 fn bad(msg: impl Into<String>) -> LogicalError {
@@ -206,21 +214,46 @@ impl Engine {
             }
             (t, String::new())
         };
+        self.finish(
+            &req,
+            &provider,
+            &doc,
+            (&role_name, &role),
+            (&id_token, &access_token),
+            Some(&pending.nonce),
+        )
+        .await
+    }
+
+    /// The end of every OIDC login: the ID token's signature and claims (and its nonce when
+    /// the flow has one), `max_age`, claims from userinfo, and the login itself.
+    async fn finish(
+        &self,
+        req: &Request,
+        provider: &Provider,
+        doc: &Discovered,
+        (role_name, role): (&str, &Role),
+        (id_token, access_token): (&str, &str),
+        nonce: Option<&str>,
+    ) -> Result<Option<Response>> {
+        let cfg = &provider.config;
         let (mut claims, issuer) = provider
-            .verify(&id_token, true)
+            .verify(id_token, true)
             .await
             .map_err(|e| bad(format!("error validating ID token: {e}")))?;
         let kind = Kind::IdToken {
             client_id: &cfg.oidc_client_id,
         };
-        login::validate(&claims, cfg, &role, issuer.as_deref(), self.now(), kind)
+        login::validate(&claims, cfg, role, issuer.as_deref(), self.now(), kind)
             .map_err(|e| bad(format!("error validating ID token claims: {e}")))?;
-        let nonce = claims
-            .get("nonce")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !net::ct_eq(nonce, &pending.nonce) {
-            return Err(bad("invalid ID token nonce"));
+        if let Some(want) = nonce {
+            let got = claims
+                .get("nonce")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !net::ct_eq(got, want) {
+                return Err(bad("invalid ID token nonce"));
+            }
         }
         if role.max_age > 0 {
             let auth_time = claims.get("auth_time").and_then(Value::as_i64).unwrap_or(0);
@@ -232,13 +265,7 @@ impl Engine {
         }
         // Claims the ID token lacks may come from the userinfo endpoint (groups often do).
         if !access_token.is_empty() && !doc.userinfo_endpoint.is_empty() {
-            match userinfo(
-                &provider_client(cfg)?,
-                &doc.userinfo_endpoint,
-                &access_token,
-            )
-            .await
-            {
+            match userinfo(&provider_client(cfg)?, &doc.userinfo_endpoint, access_token).await {
                 Ok(info) => {
                     let sub = claims.get("sub").cloned();
                     if info.get("sub").is_some() && info.get("sub").cloned() == sub {
@@ -256,33 +283,238 @@ impl Engine {
             let shown = Value::Object(claims.clone()).to_string();
             tracing::info!(role = %role_name, claims = %shown, "OIDC login claims");
         }
-        let auth = login::auth_from_claims(&req, &role_name, &role, &claims)?;
+        let auth = login::auth_from_claims(req, role_name, role, &claims)?;
         Ok(Some(Response {
             auth: Some(auth),
             ..Default::default()
         }))
     }
+
+    /// `oidc/device_auth`: starts a device login at the provider.
+    pub(crate) async fn device_auth(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let DeviceAuthInput { role } = f.input();
+        let provider = self.provider(&req).await?;
+        let cfg = &provider.config;
+        let (role_name, role) = login::role_for(&self, &req, cfg, &role).await?;
+        if role.role_type != RoleType::Oidc {
+            return Err(bad(format!("role {role_name:?} is not an OIDC role")));
+        }
+        if cfg.oidc_client_id.is_empty() {
+            return Err(bad(
+                "OIDC is not configured: set oidc_client_id in the mount's config",
+            ));
+        }
+        let doc = provider.discovered().await.map_err(bad)?;
+        if doc.device_authorization_endpoint.is_empty() {
+            return Err(bad(
+                "the OIDC provider does not offer the device authorization grant (its discovery document has no device_authorization_endpoint)",
+            ));
+        }
+        let mut scopes = vec!["openid".to_owned()];
+        for s in &role.oidc_scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        let scope = scopes.join(" ");
+        let body = client_post(
+            &provider_client(cfg)?,
+            &doc.device_authorization_endpoint,
+            &doc,
+            cfg,
+            vec![("scope", scope.as_str())],
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            bad(format!(
+                "error starting the device login: {}",
+                net::chain(&e)
+            ))
+        })?;
+        let status = body.status();
+        let v: Value = body.json().await.unwrap_or(Value::Null);
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if !status.is_success() {
+            let err = v
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no error given");
+            return Err(bad(format!(
+                "error starting the device login: the provider answered {status}: {err}"
+            )));
+        }
+        let device_code = text("device_code");
+        let user_code = text("user_code");
+        // Google spells it verification_url.
+        let uri = Some(text("verification_uri"))
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| text("verification_url"));
+        if device_code.is_empty() || user_code.is_empty() || uri.is_empty() {
+            return Err(bad(
+                "error starting the device login: the provider's answer lacks device_code, user_code or verification_uri",
+            ));
+        }
+        let number = |k: &str, default: i64, max: i64| {
+            v.get(k)
+                .and_then(Value::as_i64)
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+                .min(max)
+        };
+        let expires_in = number("expires_in", STATE_TTL, 1800);
+        let interval = number("interval", 5, 60);
+        let state = net::random_token(24).map_err(LogicalError::Internal)?;
+        let now = self.now();
+        self.add_device(
+            state.clone(),
+            DevicePending {
+                role: role_name,
+                device_code,
+                interval,
+                next_poll_ms: 0,
+                expires: now + expires_in,
+            },
+        )?;
+        Ok(Some(Response::json(json!({
+            "state": state,
+            "user_code": user_code,
+            "verification_uri": uri,
+            "verification_uri_complete": text("verification_uri_complete"),
+            "expires_in": expires_in,
+            "interval": interval,
+        }))))
+    }
+
+    /// `oidc/device_poll`: asks the provider once whether the user approved the device login.
+    pub(crate) async fn device_poll(
+        self: Arc<Self>,
+        req: Request,
+        f: Fields,
+    ) -> Result<Option<Response>> {
+        let DevicePollInput { state } = f.input();
+        // Out of the map while this poll runs: a concurrent poll of the same state finds
+        // nothing, so one state logs in at most once.
+        let Some(mut device) = self.take_device(state.trim()) else {
+            return Err(bad("Expired or missing device login state."));
+        };
+        let now_ms = self.now_ms();
+        if now_ms < device.next_poll_ms {
+            let wait = device.interval;
+            self.add_device(state, device)?;
+            return Err(bad(format!("slow_down: poll at most every {wait} seconds")));
+        }
+        let provider = self.provider(&req).await?;
+        let cfg = &provider.config;
+        let doc = provider.discovered().await.map_err(bad)?;
+        let resp = client_post(
+            &provider_client(cfg)?,
+            &doc.token_endpoint,
+            &doc,
+            cfg,
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", device.device_code.as_str()),
+            ],
+        )
+        .send()
+        .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                device.next_poll_ms = now_ms + device.interval * 1000;
+                self.add_device(state, device)?;
+                return Err(bad(format!(
+                    "error polling the device login: {}",
+                    net::chain(&e)
+                )));
+            }
+        };
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let err = v
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no error given")
+                .to_owned();
+            match err.as_str() {
+                "authorization_pending" | "slow_down" => {
+                    if err == "slow_down" {
+                        device.interval = (device.interval + 5).min(60);
+                    }
+                    device.next_poll_ms = now_ms + device.interval * 1000;
+                    let wait = device.interval;
+                    self.add_device(state, device)?;
+                    let why = if err == "slow_down" {
+                        format!("poll at most every {wait} seconds")
+                    } else {
+                        "the user has not approved the login yet".to_owned()
+                    };
+                    return Err(bad(format!("{err}: {why}")));
+                }
+                "access_denied" => return Err(bad("access_denied: the user refused the login")),
+                "expired_token" => {
+                    return Err(bad("expired_token: the device code expired; start again"));
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "error polling the device login: the provider answered {status}: {err}"
+                    )));
+                }
+            }
+        }
+        let id_token = v
+            .get("id_token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if id_token.is_empty() {
+            return Err(bad(
+                "error polling the device login: no id_token in the token response",
+            ));
+        }
+        let access = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (role_name, role) = login::role_for(&self, &req, cfg, &device.role).await?;
+        if role.role_type != RoleType::Oidc {
+            return Err(bad(format!("role {role_name:?} is not an OIDC role")));
+        }
+        self.finish(
+            &req,
+            &provider,
+            &doc,
+            (&role_name, &role),
+            (id_token, access),
+            None,
+        )
+        .await
+    }
 }
 
-fn provider_client(cfg: &crate::jwt::store::JwtConfig) -> Result<reqwest::Client> {
+fn provider_client(cfg: &JwtConfig) -> Result<reqwest::Client> {
     net::client(&cfg.oidc_discovery_ca_pem, "oidc_discovery_ca_pem").map_err(LogicalError::Internal)
 }
 
-/// Exchanges an authorization code at the token endpoint: (id_token, access_token).
-async fn exchange(
+/// A form POST to one of the provider's endpoints with the client's credentials:
+/// `client_secret_basic` unless the provider supports only `client_secret_post`.
+fn client_post<'a>(
+    client: &reqwest::Client,
+    url: &str,
     doc: &Discovered,
-    cfg: &crate::jwt::store::JwtConfig,
-    code: &str,
-    pending: &Pending,
-) -> Result<(String, String)> {
-    let client = provider_client(cfg)?;
-    let mut params = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", pending.redirect_uri.as_str()),
-        ("code_verifier", pending.code_verifier.as_str()),
-    ];
-    // client_secret_basic unless the provider supports only client_secret_post.
+    cfg: &'a JwtConfig,
+    mut params: Vec<(&'a str, &'a str)>,
+) -> reqwest::RequestBuilder {
     let post = !doc.token_auth_methods.is_empty()
         && !doc
             .token_auth_methods
@@ -296,23 +528,45 @@ async fn exchange(
         params.push(("client_id", cfg.oidc_client_id.as_str()));
         params.push(("client_secret", cfg.oidc_client_secret.as_str()));
     }
-    let mut rb = client
-        .post(&doc.token_endpoint)
+    let rb = client
+        .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json")
         .body(net::form(&params));
-    if !post {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            net::encode(&cfg.oidc_client_id),
-            net::encode(&cfg.oidc_client_secret)
-        ));
-        rb = rb.header("authorization", format!("Basic {basic}"));
+    if post {
+        return rb;
     }
-    let resp = rb
-        .send()
-        .await
-        .map_err(|e| bad(format!("error exchanging oidc code: {}", net::chain(&e))))?;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        net::encode(&cfg.oidc_client_id),
+        net::encode(&cfg.oidc_client_secret)
+    ));
+    rb.header("authorization", format!("Basic {basic}"))
+}
+
+/// Exchanges an authorization code at the token endpoint: (id_token, access_token).
+async fn exchange(
+    doc: &Discovered,
+    cfg: &JwtConfig,
+    code: &str,
+    pending: &Pending,
+) -> Result<(String, String)> {
+    let params = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", pending.redirect_uri.as_str()),
+        ("code_verifier", pending.code_verifier.as_str()),
+    ];
+    let resp = client_post(
+        &provider_client(cfg)?,
+        &doc.token_endpoint,
+        doc,
+        cfg,
+        params,
+    )
+    .send()
+    .await
+    .map_err(|e| bad(format!("error exchanging oidc code: {}", net::chain(&e))))?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| {
         bad(format!(

@@ -26,6 +26,8 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5);
 pub(crate) struct Discovered {
     pub(crate) issuer: String,
     pub(crate) authorization_endpoint: String,
+    /// RFC 8628's endpoint, when the provider offers the device authorization grant.
+    pub(crate) device_authorization_endpoint: String,
     pub(crate) token_endpoint: String,
     pub(crate) userinfo_endpoint: String,
     pub(crate) jwks_uri: String,
@@ -132,6 +134,7 @@ impl Discovery {
         let d = Discovered {
             issuer: s("issuer"),
             authorization_endpoint: s("authorization_endpoint"),
+            device_authorization_endpoint: s("device_authorization_endpoint"),
             token_endpoint: s("token_endpoint"),
             userinfo_endpoint: s("userinfo_endpoint"),
             jwks_uri: s("jwks_uri"),

@@ -4,7 +4,8 @@
 //! **Pending OIDC logins live in memory**, as in Vault: a `state` is good for
 //! [`STATE_TTL`] on the server that issued it, and for one callback. At most
 //! [`MAX_PENDING`] are kept (`oidc/auth_url` is unauthenticated), expired ones are dropped
-//! first.
+//! first. Device logins (`oidc/device_auth`, beyond Vault) are kept the same way, each
+//! until its device code expires, and taken out while one poll runs, so a state logs in once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,61 @@ pub(crate) struct Pending {
     pub(crate) expires: i64,
 }
 
+/// One device login between `oidc/device_auth` and the poll that finishes it.
+pub(crate) struct DevicePending {
+    pub(crate) role: String,
+    /// The provider's device code: with the client secret, it redeems the login.
+    pub(crate) device_code: String,
+    /// Seconds between polls the provider asks for.
+    pub(crate) interval: i64,
+    /// The earliest time the provider may be polled again, in Unix milliseconds.
+    pub(crate) next_poll_ms: i64,
+    pub(crate) expires: i64,
+}
+
+/// What the maps of logins in progress keep: things that expire.
+pub(crate) trait Expiring {
+    fn expires(&self) -> i64;
+}
+
+impl Expiring for Pending {
+    fn expires(&self) -> i64 {
+        self.expires
+    }
+}
+
+impl Expiring for DevicePending {
+    fn expires(&self) -> i64 {
+        self.expires
+    }
+}
+
+/// Inserts into a bounded map of logins in progress, dropping expired ones when it is full.
+fn insert_bounded<T: Expiring>(
+    map: &Mutex<HashMap<String, T>>,
+    key: String,
+    value: T,
+    now: i64,
+) -> Result<()> {
+    let mut g = map.lock();
+    if g.len() >= MAX_PENDING {
+        g.retain(|_, v| v.expires() > now);
+    }
+    if g.len() >= MAX_PENDING {
+        return Err(LogicalError::invalid(
+            "too many OIDC logins in progress; try again in a few minutes",
+        ));
+    }
+    g.insert(key, value);
+    Ok(())
+}
+
+/// Takes an entry that has not expired out of a map of logins in progress.
+fn take_live<T: Expiring>(map: &Mutex<HashMap<String, T>>, key: &str, now: i64) -> Option<T> {
+    let v = map.lock().remove(key)?;
+    (v.expires() > now).then_some(v)
+}
+
 pub(crate) struct Engine {
     clock: Arc<dyn Clock>,
     /// The cached provider and the generation of the config it was built from: a change of
@@ -42,6 +98,7 @@ pub(crate) struct Engine {
     /// loaded the role before the change does not cache what it read.
     roles: Mutex<(HashMap<String, Arc<Role>>, u64)>,
     pending: Mutex<HashMap<String, Pending>>,
+    devices: Mutex<HashMap<String, DevicePending>>,
 }
 
 impl Engine {
@@ -51,11 +108,21 @@ impl Engine {
             provider: Mutex::new((None, 0)),
             roles: Mutex::new((HashMap::new(), 0)),
             pending: Mutex::new(HashMap::new()),
+            devices: Mutex::new(HashMap::new()),
         }
     }
 
     pub(crate) fn now(&self) -> i64 {
         clock::unix(self.clock.now())
+    }
+
+    /// The time in Unix milliseconds (the device grant's polling interval is kept to it).
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or_default()
     }
 
     /// The provider of the stored config, built once and cached.
@@ -114,29 +181,27 @@ impl Engine {
     }
 
     pub(crate) fn add_pending(&self, state: String, p: Pending) -> Result<()> {
-        let now = self.now();
-        let mut g = self.pending.lock();
-        if g.len() >= MAX_PENDING {
-            g.retain(|_, v| v.expires > now);
-        }
-        if g.len() >= MAX_PENDING {
-            return Err(LogicalError::invalid(
-                "too many OIDC logins in progress; try again in a few minutes",
-            ));
-        }
-        g.insert(state, p);
-        Ok(())
+        insert_bounded(&self.pending, state, p, self.now())
     }
 
     /// Takes a pending login by its state: each state serves one callback.
     pub(crate) fn take_pending(&self, state: &str) -> Option<Pending> {
-        let now = self.now();
-        let p = self.pending.lock().remove(state)?;
-        (p.expires > now).then_some(p)
+        take_live(&self.pending, state, self.now())
+    }
+
+    /// Keeps a device login (again, after a poll that did not finish it).
+    pub(crate) fn add_device(&self, state: String, d: DevicePending) -> Result<()> {
+        insert_bounded(&self.devices, state, d, self.now())
+    }
+
+    /// Takes a device login out for one poll.
+    pub(crate) fn take_device(&self, state: &str) -> Option<DevicePending> {
+        take_live(&self.devices, state, self.now())
     }
 
     pub(crate) fn forget_all(&self) {
         self.pending.lock().clear();
+        self.devices.lock().clear();
         self.set_provider(None);
         let mut g = self.roles.lock();
         g.0.clear();
