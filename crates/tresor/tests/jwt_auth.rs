@@ -1019,6 +1019,20 @@ fn oidc_device_login_for_headless_hosts() {
     let (code, v) = api("device_poll", json!({"state": state}));
     assert_eq!(code, 400, "a state logs in once: {v}");
     assert!(errors(&v)[0].contains("Expired or missing"), "{v}");
+    // Eight polls racing one approved state: exactly one login.
+    let (_, v) = api("device_auth", json!({}));
+    let (state, user_code) = (
+        v["data"]["state"].as_str().unwrap().to_owned(),
+        v["data"]["user_code"].as_str().unwrap().to_owned(),
+    );
+    approve("approve", &user_code);
+    let codes: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| sc.spawn(|| api("device_poll", json!({"state": state})).0))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
     // A refused login ends its state; an unknown state and a jwt role are refused.
     let (_, v) = api("device_auth", json!({"role": "web"}));
     let (state, user_code) = (
