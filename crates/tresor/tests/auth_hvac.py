@@ -771,7 +771,7 @@ def kubernetes():
     # Base64 that is not a certificate: the message says so too.
     expect(exceptions.InvalidRequest, k8s.configure, kubernetes_host="https://192.168.99.100:8443",
            kubernetes_ca_cert="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-           mount_point="kubernetes-test", contains="invalid kubernetes_ca_cert: invalid peer certificate")
+           mount_point="kubernetes-test", contains="invalid kubernetes_ca_cert: error loading a CA certificate: invalid peer certificate")
     expect(exceptions.InvalidPath, k8s.read_config, mount_point="kubernetes-test")
     # A reviewer token need not be a JWT (Vault 1.15 and later take any bearer token), but it
     # must fit in an Authorization header.
