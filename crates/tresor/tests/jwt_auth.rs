@@ -891,6 +891,53 @@ fn kubernetes_reviewer_jwt_file_rotation_and_local_keys_roles() {
     assert!(errors(&v)[0].contains("lookup failed"), "{v}");
 }
 
+/// `tresor login ...` running in the background against `s`, its output in files.
+struct CliLogin<'a> {
+    s: &'a Server,
+    child: std::process::Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+}
+
+impl<'a> CliLogin<'a> {
+    fn start(s: &'a Server, dir: &std::path::Path, args: &[&str]) -> Self {
+        let (out, err) = (dir.join("login.out"), dir.join("login.err"));
+        let child = clean_command(env!("CARGO_BIN_EXE_tresor"))
+            .args(args)
+            .env("VAULT_ADDR", &s.addr)
+            .env("HOME", &s.home)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("tresor login");
+        CliLogin { s, child, out, err }
+    }
+
+    /// Waits (30 s at most) for a successful login; its token, which the CLI stored.
+    fn finish(mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tresor login did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let out = std::fs::read_to_string(&self.out).unwrap();
+        let err = std::fs::read_to_string(&self.err).unwrap();
+        assert!(status.success(), "{out}\n{err}");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
+        let stored = std::fs::read_to_string(self.s.home.join(".vault-token")).unwrap();
+        assert_eq!(stored.trim(), token);
+        token
+    }
+}
+
 /// An OIDC provider offering the device authorization grant (RFC 8628), which
 /// oidc-provider-mock does not: discovery, JWKS, `/device` (client_secret_basic), `/token`
 /// (the device_code grant: authorization_pending until `/approve?user_code=..&sub=..`,
@@ -1066,26 +1113,20 @@ fn oidc_device_login_for_headless_hosts() {
     );
 
     // The CLI: prints the URL and code, polls, and stores the token once approved.
-    let err_file = dir.path().join("login.err");
-    let out_file = dir.path().join("login.out");
-    let mut login = clean_command(env!("CARGO_BIN_EXE_tresor"))
-        .args([
+    let login = CliLogin::start(
+        &s,
+        dir.path(),
+        &[
             "login",
             "-method=oidc",
             "-mode=device",
             "-format=json",
             "role=web",
-        ])
-        .env("VAULT_ADDR", &s.addr)
-        .env("HOME", &s.home)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_file).unwrap())
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .spawn()
-        .expect("tresor login");
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let user_code = loop {
-        let text = std::fs::read_to_string(&err_file).unwrap_or_default();
+        let text = std::fs::read_to_string(&login.err).unwrap_or_default();
         if let Some(c) = text
             .lines()
             .find_map(|l| l.trim().strip_prefix("and enter the code: "))
@@ -1098,31 +1139,7 @@ fn oidc_device_login_for_headless_hosts() {
     };
     std::thread::sleep(Duration::from_millis(1500));
     approve("approve", &user_code);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = login.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = login.kill();
-            panic!("tresor login did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = std::fs::read_to_string(&out_file).unwrap();
-    assert!(
-        status.success(),
-        "{out}\n{}",
-        std::fs::read_to_string(&err_file).unwrap()
-    );
-    let v: Value = serde_json::from_str(&out).expect("json");
-    let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        std::fs::read_to_string(s.home.join(".vault-token"))
-            .unwrap()
-            .trim(),
-        token
-    );
+    let token = login.finish();
     assert!(can_read(&s, &token, "secret/app"));
     // A bad mode is a usage error.
     let o = run(clean_command(env!("CARGO_BIN_EXE_tresor"))
@@ -1159,27 +1176,21 @@ fn tresor_login_method_oidc_runs_the_browser_flow() {
                "token_policies": ["dev"]}),
     );
     // `tresor login -method=oidc` waits for the browser; the test plays the browser.
-    let err_file = dir.path().join("login.err");
-    let out_file = dir.path().join("login.out");
-    let mut login = clean_command(env!("CARGO_BIN_EXE_tresor"))
-        .args([
+    let login = CliLogin::start(
+        &s,
+        dir.path(),
+        &[
             "login",
             "-method=oidc",
             "-format=json",
             &format!("port={cb}"),
             "role=web",
             "skip_browser=true",
-        ])
-        .env("VAULT_ADDR", &s.addr)
-        .env("HOME", &s.home)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_file).unwrap())
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .spawn()
-        .expect("tresor login");
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let url = loop {
-        let text = std::fs::read_to_string(&err_file).unwrap_or_default();
+        let text = std::fs::read_to_string(&login.err).unwrap_or_default();
         if let Some(u) = text
             .split_whitespace()
             .find(|w| w.starts_with(&idp))
@@ -1210,30 +1221,6 @@ fn tresor_login_method_oidc_runs_the_browser_flow() {
     );
     run(Command::new("curl").args(["-s", "--max-time", "20", location.trim()]))
         .expect(0, "the browser follows the redirect to the CLI");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = login.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = login.kill();
-            panic!("tresor login did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = std::fs::read_to_string(&out_file).unwrap();
-    assert!(
-        status.success(),
-        "{out}\n{}",
-        std::fs::read_to_string(&err_file).unwrap()
-    );
-    let v: Value = serde_json::from_str(&out).expect("json");
-    let token = v["auth"]["client_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        std::fs::read_to_string(s.home.join(".vault-token"))
-            .unwrap()
-            .trim(),
-        token
-    );
+    let token = login.finish();
     assert!(can_read(&s, &token, "secret/app"));
 }

@@ -76,10 +76,7 @@ impl Engine {
         }
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = login::role_for(&self, &req, cfg, &role).await?;
-        if role.role_type != RoleType::Oidc {
-            return Err(bad(format!("role {role_name:?} is not an OIDC role")));
-        }
+        let (role_name, role) = oidc_role(&self, &req, cfg, &role).await?;
         if cfg.oidc_client_id.is_empty() {
             return Err(bad(
                 "OIDC is not configured: set oidc_client_id in the mount's config",
@@ -92,12 +89,7 @@ impl Engine {
         let state = net::random_token(24).map_err(LogicalError::Internal)?;
         let nonce = net::random_token(24).map_err(LogicalError::Internal)?;
         let verifier = net::random_token(48).map_err(LogicalError::Internal)?;
-        let mut scopes = vec!["openid".to_owned()];
-        for s in &role.oidc_scopes {
-            if !scopes.contains(s) {
-                scopes.push(s.clone());
-            }
-        }
+        let scopes = scopes(&role);
         let response_type = if cfg.oidc_response_types.is_empty() {
             "code".to_owned()
         } else {
@@ -199,10 +191,7 @@ impl Engine {
         }
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = login::role_for(&self, &req, cfg, &pending.role).await?;
-        if role.role_type != RoleType::Oidc {
-            return Err(bad(format!("role {role_name:?} is not an OIDC role")));
-        }
+        let (role_name, role) = oidc_role(&self, &req, cfg, &pending.role).await?;
         let doc = provider.discovered().await.map_err(bad)?;
         let code = field(&sent.code, "code");
         let (id_token, access_token) = if !code.is_empty() {
@@ -299,10 +288,7 @@ impl Engine {
         let DeviceAuthInput { role } = f.input();
         let provider = self.provider(&req).await?;
         let cfg = &provider.config;
-        let (role_name, role) = login::role_for(&self, &req, cfg, &role).await?;
-        if role.role_type != RoleType::Oidc {
-            return Err(bad(format!("role {role_name:?} is not an OIDC role")));
-        }
+        let (role_name, role) = oidc_role(&self, &req, cfg, &role).await?;
         if cfg.oidc_client_id.is_empty() {
             return Err(bad(
                 "OIDC is not configured: set oidc_client_id in the mount's config",
@@ -314,12 +300,7 @@ impl Engine {
                 "the OIDC provider does not offer the device authorization grant (its discovery document has no device_authorization_endpoint)",
             ));
         }
-        let mut scopes = vec!["openid".to_owned()];
-        for s in &role.oidc_scopes {
-            if !scopes.contains(s) {
-                scopes.push(s.clone());
-            }
-        }
+        let scopes = scopes(&role);
         let scope = scopes.join(" ");
         let body = client_post(
             &provider_client(cfg)?,
@@ -473,29 +454,14 @@ impl Engine {
                 }
             }
         }
-        let id_token = v
-            .get("id_token")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if id_token.is_empty() {
-            return Err(bad(
-                "error polling the device login: no id_token in the token response",
-            ));
-        }
-        let access = v
-            .get("access_token")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let (role_name, role) = login::role_for(&self, &req, cfg, &device.role).await?;
-        if role.role_type != RoleType::Oidc {
-            return Err(bad(format!("role {role_name:?} is not an OIDC role")));
-        }
+        let (id_token, access) = tokens(&v, "error polling the device login")?;
+        let (role_name, role) = oidc_role(&self, &req, cfg, &device.role).await?;
         self.finish(
             &req,
             &provider,
             &doc,
             (&role_name, &role),
-            (id_token, access),
+            (&id_token, &access),
             None,
         )
         .await
@@ -580,20 +546,47 @@ async fn exchange(
             .unwrap_or("unknown error");
         return Err(bad(format!("error exchanging oidc code: {status}: {err}")));
     }
-    let id_token = body
-        .get("id_token")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    tokens(&body, "error exchanging oidc code")
+}
+
+/// The ID token (required) and access token of a token endpoint's answer.
+fn tokens(body: &Value, context: &str) -> Result<(String, String)> {
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let id_token = text("id_token");
     if id_token.is_empty() {
-        return Err(bad(
-            "error exchanging oidc code: no id_token in the token response",
-        ));
+        return Err(bad(format!("{context}: no id_token in the token response")));
     }
-    let access = body
-        .get("access_token")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    Ok((id_token.to_owned(), access.to_owned()))
+    Ok((id_token, text("access_token")))
+}
+
+/// The role a flow names (or the default role), which must be an OIDC role.
+async fn oidc_role(
+    engine: &Engine,
+    req: &Request,
+    cfg: &JwtConfig,
+    asked: &str,
+) -> Result<(String, Arc<Role>)> {
+    let (name, role) = login::role_for(engine, req, cfg, asked).await?;
+    if role.role_type != RoleType::Oidc {
+        return Err(bad(format!("role {name:?} is not an OIDC role")));
+    }
+    Ok((name, role))
+}
+
+/// The scopes an OIDC role asks for: `openid` and the role's `oidc_scopes`.
+fn scopes(role: &Role) -> Vec<String> {
+    let mut out = vec!["openid".to_owned()];
+    for s in &role.oidc_scopes {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
 }
 
 async fn userinfo(
