@@ -16,27 +16,7 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::CertificateDer;
 use rustls::{CertificateError, DigitallySignedStruct, Error, PeerMisbehaved, SignatureScheme};
 
-/// One DER element: (tag, contents, rest of the input).
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
+use tresor_sdk::der::next as element;
 
 const SEQUENCE: u8 = 0x30;
 const BIT_STRING: u8 = 0x03;
@@ -120,15 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn walks_lengths_and_refuses_truncation() {
-        assert_eq!(
-            element(&[0x02, 0x01, 0x05, 0xff]),
-            Some((2, &[5u8][..], &[0xffu8][..]))
-        );
-        let long = [&[0x04, 0x81, 0x80][..], &[7u8; 128]].concat();
-        assert_eq!(element(&long).map(|e| e.1.len()), Some(128));
-        assert_eq!(element(&[0x04, 0x05, 1, 2]), None);
-        assert_eq!(element(&[0x04, 0x80]), None);
+    fn a_certificate_that_is_not_one_has_no_key() {
         assert_eq!(public_key(&[0x30, 0x00]), None);
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod cidr;
 pub mod clock;
+pub mod der;
 pub mod duration;
 pub mod framework;
 pub mod identity;

@@ -61,26 +61,7 @@ pub(crate) fn pem(label: &str, der: &[u8]) -> String {
 }
 
 /// One DER element at the start of `input`: (tag, contents, rest).
-pub(crate) fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
+pub(crate) use tresor_sdk::der::next as der_next;
 
 /// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo` (its `privateKey` octets).
 pub(crate) fn pkcs8_inner(pkcs8: &[u8]) -> Option<&[u8]> {
