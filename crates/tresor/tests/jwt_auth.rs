@@ -304,31 +304,38 @@ fn jwt_logins_with_a_local_key_and_a_static_jwks() {
     );
     let jwks_url = format!("http://127.0.0.1:{port}/jwks.json");
     wait_http(&jwks_url, None);
-    s.bao_as("root", &["auth", "enable", "-path=jwks", "jwt"])
+    // A mount verifying with a JWKS: its config, a role, and a login with `key`'s token.
+    let enable = |mount: &str| {
+        s.bao_as(
+            "root",
+            &["auth", "enable", &format!("-path={mount}"), "jwt"],
+        )
         .expect(0, "auth enable");
-    ok(&s, "PUT", "auth/jwks/config", json!({"jwks_url": jwks_url}));
-    ok(
-        &s,
-        "PUT",
-        "auth/jwks/role/ci",
-        json!({"role_type": "jwt", "bound_audiences": "tresor", "user_claim": "sub", "token_policies": "dev"}),
-    );
-    let jwt = sign(&key, &claims("tresor", t + 300), Some("k1"));
-    let (code, v) = s.api(
-        "PUT",
-        "auth/jwks/login",
-        Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
-        None,
-    );
+    };
+    let configure = |mount: &str, config: Value| {
+        ok(&s, "PUT", &format!("auth/{mount}/config"), config);
+        ok(
+            &s,
+            "PUT",
+            &format!("auth/{mount}/role/ci"),
+            json!({"role_type": "jwt", "bound_audiences": "tresor", "user_claim": "sub", "token_policies": "dev"}),
+        );
+    };
+    let login = |mount: &str, key: &std::path::Path| {
+        let jwt = sign(key, &claims("tresor", t + 300), Some("k1"));
+        s.api(
+            "PUT",
+            &format!("auth/{mount}/login"),
+            Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
+            None,
+        )
+    };
+    enable("jwks");
+    configure("jwks", json!({"jwks_url": jwks_url}));
+    let (code, v) = login("jwks", &key);
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["auth"]["policies"], json!(["default", "dev"]));
-    let jwt = sign(&other_key, &claims("tresor", t + 300), Some("k1"));
-    let (code, v) = s.api(
-        "PUT",
-        "auth/jwks/login",
-        Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
-        None,
-    );
+    let (code, v) = login("jwks", &other_key);
     assert_eq!(code, 400, "{v}");
 
     // The same JWKS over HTTPS with a self-signed CA:TRUE certificate (what
@@ -357,8 +364,7 @@ fn jwt_logins_with_a_local_key_and_a_static_jwks() {
     );
     let tls_url = format!("https://127.0.0.1:{tls_port}/jwks.json");
     wait_http(&tls_url, Some(&d.join("served.crt")));
-    s.bao_as("root", &["auth", "enable", "-path=jwks-tls", "jwt"])
-        .expect(0, "auth enable");
+    enable("jwks-tls");
     let pem = |name: &str| std::fs::read_to_string(d.join(format!("{name}.crt"))).unwrap();
     let (code, v) = root_api(
         &s,
@@ -368,25 +374,11 @@ fn jwt_logins_with_a_local_key_and_a_static_jwks() {
     );
     assert_eq!(code, 400, "{v}");
     assert!(errors(&v)[0].contains("invalid peer certificate"), "{v}");
-    ok(
-        &s,
-        "PUT",
-        "auth/jwks-tls/config",
+    configure(
+        "jwks-tls",
         json!({"jwks_url": tls_url, "jwks_ca_pem": pem("served")}),
     );
-    ok(
-        &s,
-        "PUT",
-        "auth/jwks-tls/role/ci",
-        json!({"role_type": "jwt", "bound_audiences": "tresor", "user_claim": "sub", "token_policies": "dev"}),
-    );
-    let jwt = sign(&key, &claims("tresor", t + 300), Some("k1"));
-    let (code, v) = s.api(
-        "PUT",
-        "auth/jwks-tls/login",
-        Some(&json!({"role": "ci", "jwt": jwt}).to_string()),
-        None,
-    );
+    let (code, v) = login("jwks-tls", &key);
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["auth"]["policies"], json!(["default", "dev"]));
 }
