@@ -335,6 +335,9 @@ fn rev_i64(r: u64) -> i64 {
 
 /// gRPC codes we look at.
 const UNAVAILABLE: i32 = 14;
+/// gRPC's CANCELLED: what tonic reports when the member's connection drops under a request
+/// (the h2 stream is reset), like a transport error; our own cancellations are timeouts.
+const CANCELLED: i32 = 1;
 const DEADLINE: i32 = 4;
 const RESOURCE_EXHAUSTED: i32 = 8;
 const OUT_OF_RANGE: i32 = 11;
@@ -396,6 +399,7 @@ fn retryable(e: &etcd_client::Error) -> bool {
             let m = s.message();
             let code = i32::from(s.code());
             code == UNAVAILABLE
+                || code == CANCELLED
                 || m.contains("transport error")
                 || m.contains("connection")
                 || m.contains("broken pipe")
