@@ -744,21 +744,22 @@ impl<B: Send + Sync + 'static> Table<B> {
             .find(|(o, _)| *o == op)
             .map(|(_, h)| *h)
             .ok_or(LogicalError::UnsupportedOperation)?;
-        // Body keys the path also captures: the path's value is the one used.
-        let mut replaced: Vec<String> = caps
-            .iter()
-            .filter(|(n, _)| req.data.get(*n).is_some_and(|v| !v.is_null()))
-            .map(|(n, _)| (*n).to_owned())
-            .collect();
-        replaced.sort();
         let (fields, mut unknown) = path.parse(caps, &req.data)?;
-        // A free-form path's body is the caller's own data (a KV secret may well have a key
-        // named `path`): nothing in it is unrecognized or replaced.
+        // Body keys the path also captures: the path's value is the one used. A free-form
+        // path's body is the caller's own data (a KV secret may well have a key named `path`):
+        // nothing in it is unrecognized or replaced.
+        let mut replaced: Vec<String> = Vec::new();
         if path.free_form {
             unknown.clear();
-            replaced.clear();
+        } else {
+            replaced = caps
+                .iter()
+                .filter(|(n, _)| req.data.get(*n).is_some_and(|v| !v.is_null()))
+                .map(|(n, _)| (*n).to_owned())
+                .collect();
+            replaced.sort();
+            unknown.sort();
         }
-        unknown.sort();
         let resp = handler(backend, req, fields).await?;
         // As in Vault, the warnings ride on a response the handler gave: a write that answers
         // nothing stays a 204 with no body.
@@ -1053,22 +1054,6 @@ mod tests {
     /// answers data on create (`free/{name}` takes any keys), as `Table::handle` does for an
     /// engine.
     async fn handled(op: Operation, path: &str, data: Value) -> Option<Response> {
-        struct NoStorage;
-        #[async_trait::async_trait]
-        impl crate::Storage for NoStorage {
-            async fn get(&self, _: &str) -> Result<Option<Vec<u8>>> {
-                Ok(None)
-            }
-            async fn put(&self, _: &str, _: Vec<u8>) -> Result<()> {
-                Ok(())
-            }
-            async fn delete(&self, _: &str) -> Result<()> {
-                Ok(())
-            }
-            async fn list(&self, _: &str) -> Result<Vec<String>> {
-                Ok(Vec::new())
-            }
-        }
         let answer: Handler<()> = |_, _, f| {
             Box::pin(async move {
                 let mut data = Map::new();
@@ -1089,27 +1074,7 @@ mod tests {
             special: SpecialPaths::default(),
             help: "",
         };
-        let req = Request {
-            operation: op,
-            path: path.into(),
-            data: data.as_object().cloned().unwrap_or_default(),
-            storage: Arc::new(NoStorage),
-            mount: Arc::new(crate::MountView {
-                mount_point: "x/".into(),
-                mount_type: "x".into(),
-                mount_accessor: "x_1".into(),
-                default_lease_ttl: Duration::ZERO,
-                max_lease_ttl: Duration::ZERO,
-                options: Default::default(),
-                system: None,
-            }),
-            caller: crate::Caller::default(),
-            secret: None,
-            connection: Default::default(),
-            headers: Vec::new(),
-            raw_body: None,
-            deadline: None,
-        };
+        let req = crate::test_support::request(op, path, data, "x/");
         table.handle(Arc::new(()), req).await.unwrap()
     }
 

@@ -18,6 +18,8 @@ pub mod framework;
 pub mod identity;
 pub mod percent;
 pub mod record;
+#[cfg(test)]
+mod test_support;
 pub mod token;
 
 use std::collections::BTreeMap;

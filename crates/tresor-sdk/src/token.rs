@@ -211,26 +211,10 @@ impl TokenParams {
 mod tests {
     use super::*;
     use crate::framework::Table;
-    use crate::{Caller, MountView, Operation, Request, SpecialPaths};
+    use crate::{Operation, SpecialPaths};
     use std::sync::Arc;
 
     async fn parse(data: Value) -> Result<TokenParams> {
-        struct Mem;
-        #[async_trait::async_trait]
-        impl crate::Storage for Mem {
-            async fn get(&self, _: &str) -> Result<Option<Vec<u8>>> {
-                Ok(None)
-            }
-            async fn put(&self, _: &str, _: Vec<u8>) -> Result<()> {
-                Ok(())
-            }
-            async fn delete(&self, _: &str) -> Result<()> {
-                Ok(())
-            }
-            async fn list(&self, _: &str) -> Result<Vec<String>> {
-                Ok(Vec::new())
-            }
-        }
         static OUT: std::sync::Mutex<Option<TokenParams>> = std::sync::Mutex::new(None);
         let table: Table<()> = Table {
             paths: vec![TokenParams::add_fields(Path::new("role")).op(
@@ -247,27 +231,7 @@ mod tests {
             special: SpecialPaths::default(),
             help: "",
         };
-        let req = Request {
-            operation: Operation::Update,
-            path: "role".into(),
-            data: data.as_object().cloned().unwrap_or_default(),
-            storage: Arc::new(Mem),
-            mount: Arc::new(MountView {
-                mount_point: "auth/x/".into(),
-                mount_type: "x".into(),
-                mount_accessor: "auth_x_1".into(),
-                default_lease_ttl: Duration::ZERO,
-                max_lease_ttl: Duration::ZERO,
-                options: Default::default(),
-                system: None,
-            }),
-            caller: Caller::default(),
-            secret: None,
-            connection: Default::default(),
-            headers: Vec::new(),
-            raw_body: None,
-            deadline: None,
-        };
+        let req = crate::test_support::request(Operation::Update, "role", data, "auth/x/");
         table.handle(Arc::new(()), req).await?;
         Ok(OUT.lock().unwrap().take().unwrap())
     }
