@@ -744,22 +744,23 @@ impl<B: Send + Sync + 'static> Table<B> {
             .find(|(o, _)| *o == op)
             .map(|(_, h)| *h)
             .ok_or(LogicalError::UnsupportedOperation)?;
-        let (fields, mut unknown) = path.parse(caps, &req.data)?;
         // Body keys the path also captures: the path's value is the one used. A free-form
         // path's body is the caller's own data (a KV secret may well have a key named `path`):
         // nothing in it is unrecognized or replaced.
         let mut replaced: Vec<String> = Vec::new();
-        if path.free_form {
-            unknown.clear();
-        } else {
+        if !path.free_form {
             replaced = caps
                 .iter()
                 .filter(|(n, _)| req.data.get(*n).is_some_and(|v| !v.is_null()))
                 .map(|(n, _)| (*n).to_owned())
                 .collect();
             replaced.sort();
-            unknown.sort();
         }
+        let (fields, mut unknown) = path.parse(caps, &req.data)?;
+        if path.free_form {
+            unknown.clear();
+        }
+        unknown.sort();
         let resp = handler(backend, req, fields).await?;
         // As in Vault, the warnings ride on a response the handler gave: a write that answers
         // nothing stays a 204 with no body.
