@@ -195,7 +195,14 @@ impl Engine {
         let doc = provider.discovered().await.map_err(bad)?;
         let code = field(&sent.code, "code");
         let (id_token, access_token) = if !code.is_empty() {
-            exchange(&doc, cfg, &code, &pending).await?
+            exchange(
+                provider.oidc_client().map_err(bad)?,
+                &doc,
+                cfg,
+                &code,
+                &pending,
+            )
+            .await?
         } else {
             let t = field(&sent.id_token, "id_token");
             if t.is_empty() || !cfg.oidc_response_types.iter().any(|x| x == "id_token") {
@@ -254,7 +261,13 @@ impl Engine {
         }
         // Claims the ID token lacks may come from the userinfo endpoint (groups often do).
         if !access_token.is_empty() && !doc.userinfo_endpoint.is_empty() {
-            match userinfo(&provider_client(cfg)?, &doc.userinfo_endpoint, access_token).await {
+            match userinfo(
+                provider.oidc_client().map_err(bad)?,
+                &doc.userinfo_endpoint,
+                access_token,
+            )
+            .await
+            {
                 Ok(info) => {
                     let sub = claims.get("sub").cloned();
                     if info.get("sub").is_some() && info.get("sub").cloned() == sub {
@@ -303,7 +316,7 @@ impl Engine {
         let scopes = scopes(&role);
         let scope = scopes.join(" ");
         let body = client_post(
-            &provider_client(cfg)?,
+            provider.oidc_client().map_err(bad)?,
             &doc.device_authorization_endpoint,
             &doc,
             cfg,
@@ -326,10 +339,7 @@ impl Engine {
                 .to_owned()
         };
         if !status.is_success() {
-            let err = v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no error given");
+            let err = provider_error(&v, "no error given");
             return Err(bad(format!(
                 "error starting the device login: the provider answered {status}: {err}"
             )));
@@ -398,7 +408,7 @@ impl Engine {
         let cfg = &provider.config;
         let doc = provider.discovered().await.map_err(bad)?;
         let resp = client_post(
-            &provider_client(cfg)?,
+            provider.oidc_client().map_err(bad)?,
             &doc.token_endpoint,
             &doc,
             cfg,
@@ -423,12 +433,8 @@ impl Engine {
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let err = v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no error given")
-                .to_owned();
-            match err.as_str() {
+            let err = provider_error(&v, "no error given");
+            match err {
                 "authorization_pending" | "slow_down" => {
                     if err == "slow_down" {
                         device.interval = (device.interval + 5).min(60);
@@ -466,10 +472,6 @@ impl Engine {
         )
         .await
     }
-}
-
-fn provider_client(cfg: &JwtConfig) -> Result<reqwest::Client> {
-    net::client(&cfg.oidc_discovery_ca_pem, "oidc_discovery_ca_pem").map_err(LogicalError::Internal)
 }
 
 /// A form POST to one of the provider's endpoints with the client's credentials:
@@ -512,6 +514,7 @@ fn client_post<'a>(
 
 /// Exchanges an authorization code at the token endpoint: (id_token, access_token).
 async fn exchange(
+    client: &reqwest::Client,
     doc: &Discovered,
     cfg: &JwtConfig,
     code: &str,
@@ -523,16 +526,10 @@ async fn exchange(
         ("redirect_uri", pending.redirect_uri.as_str()),
         ("code_verifier", pending.code_verifier.as_str()),
     ];
-    let resp = client_post(
-        &provider_client(cfg)?,
-        &doc.token_endpoint,
-        doc,
-        cfg,
-        params,
-    )
-    .send()
-    .await
-    .map_err(|e| bad(format!("error exchanging oidc code: {}", net::chain(&e))))?;
+    let resp = client_post(client, &doc.token_endpoint, doc, cfg, params)
+        .send()
+        .await
+        .map_err(|e| bad(format!("error exchanging oidc code: {}", net::chain(&e))))?;
     let status = resp.status();
     let body: Value = resp.json().await.map_err(|e| {
         bad(format!(
@@ -540,13 +537,15 @@ async fn exchange(
         ))
     })?;
     if !status.is_success() {
-        let err = body
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error");
+        let err = provider_error(&body, "unknown error");
         return Err(bad(format!("error exchanging oidc code: {status}: {err}")));
     }
     tokens(&body, "error exchanging oidc code")
+}
+
+/// The OAuth `error` code of a provider's failed answer, or `missing` when it gives none.
+fn provider_error<'a>(body: &'a Value, missing: &'a str) -> &'a str {
+    body.get("error").and_then(Value::as_str).unwrap_or(missing)
 }
 
 /// The ID token (required) and access token of a token endpoint's answer.

@@ -246,6 +246,14 @@ impl Provider {
         Ok(())
     }
 
+    /// The HTTP client for the OIDC provider (trusting `oidc_discovery_ca_pem`), built once
+    /// with the provider: the flows' token, device and userinfo requests reuse it.
+    pub(crate) fn oidc_client(&self) -> Result<&reqwest::Client, String> {
+        self.discovery.as_ref().map(|d| &d.client).ok_or_else(|| {
+            "OIDC is not configured: set oidc_discovery_url in the mount's config".into()
+        })
+    }
+
     /// The discovery document, for OIDC flows; an error when the mount has none.
     pub(crate) async fn discovered(&self) -> Result<Discovered, String> {
         match &self.discovery {
