@@ -490,10 +490,7 @@ impl Engine {
                         "role {role_name:?} has review_mode local_keys, but the config has no pem_keys to verify tokens with"
                     )));
                 }
-                let now = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or_default();
+                let now = tresor_sdk::clock::unix(SystemTime::now());
                 let leeways = Leeways {
                     clock_skew: LOCAL_CLOCK_SKEW,
                     expiration: 0,
