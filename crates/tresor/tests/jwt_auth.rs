@@ -734,7 +734,28 @@ fn kubernetes_reviewer_jwt_file_rotation_and_local_keys_roles() {
 
     // Bad reviewer files are refused, naming the field, never quoting the file.
     std::fs::write(d.join("not-a-jwt"), "s3cret-line\n").unwrap();
+    // Huge; a JWT with more after it; a link to a file of the host that is no JWT.
+    std::fs::write(d.join("huge"), "a".repeat(70 * 1024)).unwrap();
+    std::fs::write(
+        d.join("jwt-and-more"),
+        format!("{}\ns3cret-line\n", reviewer(9)),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.join("link")).unwrap();
+    let file = |name: &str| d.join(name).display().to_string();
     for (extra, want) in [
+        (
+            json!({"token_reviewer_jwt_file": file("huge")}),
+            "larger than 65536 bytes",
+        ),
+        (
+            json!({"token_reviewer_jwt_file": file("jwt-and-more")}),
+            "does not hold a JWT",
+        ),
+        (
+            json!({"token_reviewer_jwt_file": file("link")}),
+            "does not hold a JWT",
+        ),
         (
             json!({"token_reviewer_jwt_file": "relative/token"}),
             "use an absolute path",
@@ -881,6 +902,12 @@ fn kubernetes_reviewer_jwt_file_rotation_and_local_keys_roles() {
     let (code, v) = login("builder", &good);
     assert_eq!(code, 400, "{v}");
     assert!(errors(&v)[0].contains("lookup failed"), "{v}");
+    // No reviewer JWT, and nothing of the files it refused, reaches the server's log.
+    let log = s.log();
+    for n in [1, 2, 3, 9] {
+        assert!(!log.contains(&reviewer(n)), "reviewer {n} in the log");
+    }
+    assert!(!log.contains("s3cret-line") && !log.contains("root:x:0"));
 }
 
 /// `tresor login ...` running in the background against `s`, its output in files.
@@ -1140,6 +1167,8 @@ fn oidc_device_login_for_headless_hosts() {
         .env("HOME", &s.home));
     assert_ne!(o.code, 0, "{o}");
     assert!(o.stderr.contains("use browser or device"), "{o}");
+    // The client secret never reaches the server's log.
+    assert!(!s.log().contains("s3cret"));
 }
 
 #[test]

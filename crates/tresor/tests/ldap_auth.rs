@@ -353,6 +353,19 @@ fn username_as_alias_saves_the_user_entry_read() {
     };
     assert_eq!(per_login(false), (6, 10), "bind, entry read, group search");
     assert_eq!(per_login(true), (6, 5), "bind and group search only");
+    // Without the entry read, the login name alone builds the DN: names that would widen a
+    // filter or change the DN's shape bind as nobody.
+    for name in [
+        "*",
+        "alice)(uid=*",
+        "alice,ou=users",
+        "uid=alice",
+        " alice\\",
+    ] {
+        let (code, v) = login(&s, &name.replace(' ', "%20"), "alicepw");
+        assert_eq!(code, 400, "{name}: {v}");
+        assert!(v["auth"].is_null(), "{name}: {v}");
+    }
     // The alias is the login name.
     let (code, v) = login(&s, "ALICE", "alicepw");
     assert_eq!(code, 200, "{v}");

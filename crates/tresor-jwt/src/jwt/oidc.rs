@@ -355,15 +355,8 @@ impl Engine {
                 "error starting the device login: the provider's answer lacks device_code, user_code or verification_uri",
             ));
         }
-        let number = |k: &str, default: i64, max: i64| {
-            v.get(k)
-                .and_then(Value::as_i64)
-                .filter(|n| *n > 0)
-                .unwrap_or(default)
-                .min(max)
-        };
-        let expires_in = number("expires_in", STATE_TTL, 1800);
-        let interval = number("interval", 5, 60);
+        let expires_in = seconds(&v, "expires_in", STATE_TTL, 1800);
+        let interval = seconds(&v, "interval", 5, 60);
         let state = net::random_token(24).map_err(LogicalError::Internal)?;
         let now = self.now();
         self.add_device(
@@ -543,6 +536,17 @@ async fn exchange(
     tokens(&body, "error exchanging oidc code")
 }
 
+/// A provider's number of seconds `key`, kept to 1..=`max` (`default` when it is missing, not
+/// a whole number, zero or negative): a provider cannot make a device login live for days or
+/// be polled in a tight loop.
+fn seconds(body: &Value, key: &str, default: i64, max: i64) -> i64 {
+    body.get(key)
+        .and_then(Value::as_i64)
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+        .min(max)
+}
+
 /// The OAuth `error` code of a provider's failed answer, or `missing` when it gives none.
 fn provider_error<'a>(body: &'a Value, missing: &'a str) -> &'a str {
     body.get("error").and_then(Value::as_str).unwrap_or(missing)
@@ -610,7 +614,19 @@ async fn userinfo(
 
 #[cfg(test)]
 mod tests {
-    use super::redirect_allowed;
+    use super::{redirect_allowed, seconds};
+    use serde_json::json;
+
+    #[test]
+    fn a_providers_intervals_are_kept_in_bounds() {
+        let v = json!({"a": 7, "neg": -5, "zero": 0, "huge": 9_999_999_999_i64, "text": "5",
+                       "float": 2.5, "big": u64::MAX});
+        assert_eq!(seconds(&v, "a", 5, 60), 7);
+        for k in ["neg", "zero", "text", "float", "big", "missing"] {
+            assert_eq!(seconds(&v, k, 5, 60), 5, "{k}");
+        }
+        assert_eq!(seconds(&v, "huge", 5, 60), 60);
+    }
 
     #[test]
     fn redirect_uris() {

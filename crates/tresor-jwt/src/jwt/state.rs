@@ -208,3 +208,43 @@ impl Engine {
         g.1 += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tresor_sdk::clock::ManualClock;
+
+    fn device(expires: i64) -> DevicePending {
+        DevicePending {
+            role: "web".into(),
+            device_code: "dc".into(),
+            interval: 5,
+            next_poll_ms: 0,
+            expires,
+        }
+    }
+
+    /// Device logins expire with their code, are taken once, and a flood of device_auth
+    /// calls cannot grow the map past MAX_PENDING (expired ones make room first).
+    #[test]
+    fn device_logins_expire_are_taken_once_and_are_bounded() {
+        let clock = Arc::new(ManualClock::at(1_000));
+        let e = Engine::new(clock.clone());
+        e.add_device("s1".into(), device(1_010)).unwrap();
+        assert!(e.take_device("s1").is_some());
+        assert!(e.take_device("s1").is_none(), "taken once");
+        e.add_device("s2".into(), device(1_010)).unwrap();
+        clock.advance(Duration::from_secs(10));
+        assert!(e.take_device("s2").is_none(), "expired with its code");
+
+        for i in 0..MAX_PENDING {
+            e.add_device(format!("live{i}"), device(2_000)).unwrap();
+        }
+        let err = e.add_device("one-more".into(), device(2_000)).unwrap_err();
+        assert!(err.to_string().contains("too many"), "{err}");
+        clock.advance(Duration::from_secs(1_000));
+        e.add_device("after".into(), device(3_000)).unwrap();
+        assert_eq!(e.devices.lock().len(), 1, "the expired ones made room");
+    }
+}
