@@ -91,6 +91,11 @@ pub struct CoreRequest {
     pub peer_certificates: Vec<Vec<u8>>,
     /// The body as sent, when it is not JSON (an OCSP request's DER).
     pub raw_body: Option<Arc<[u8]>>,
+    /// The `Authorization` header as sent. It reaches an engine only on the engine's
+    /// unauthenticated paths, and only when the mount lets `Authorization` through
+    /// (`passthrough_request_headers`): the identity mount's OIDC provider authenticates its
+    /// clients (HTTP Basic) and their access tokens (Bearer) from it. Never audited.
+    pub authorization: Option<Zeroizing<String>>,
 }
 
 /// Never prints the token or the request data (which may hold secrets).
@@ -123,6 +128,7 @@ impl CoreRequest {
             headers: Vec::new(),
             peer_certificates: Vec::new(),
             raw_body: None,
+            authorization: None,
         }
     }
 }
@@ -1548,7 +1554,11 @@ impl Core {
                 remote_addr: req.remote_addr.clone(),
                 peer_certificates: req.peer_certificates.clone(),
             }),
-            headers: passthrough_headers(&route.entry.config.passthrough_request_headers, req),
+            headers: passthrough_headers(
+                &route.entry.config.passthrough_request_headers,
+                req,
+                unauthenticated,
+            ),
             raw_body: req.raw_body.clone(),
             deadline: Some(std::time::Instant::now() + self.0.config.max_request_duration),
         };
@@ -1895,6 +1905,7 @@ impl Core {
             entity_id: token.entity_id.clone(),
             entity,
             batch_token: token.is_batch().then(|| token.id.clone()),
+            token_issued_at: Some(token.creation_time),
         }
     }
 
@@ -1916,19 +1927,33 @@ fn mfa_headers(req: &CoreRequest) -> Vec<&str> {
 }
 
 /// The request headers a mount lets through to its engine (`passthrough_request_headers`,
-/// compared without case). The token and cookies never pass.
-fn passthrough_headers(allowed: &[String], req: &CoreRequest) -> Vec<(String, String)> {
+/// compared without case). The token and cookies never pass; `Authorization` passes only to
+/// an unauthenticated path, where it is a credential for the engine itself (the OIDC
+/// provider's client authentication and access tokens), not the caller's Vault token.
+fn passthrough_headers(
+    allowed: &[String],
+    req: &CoreRequest,
+    unauthenticated: bool,
+) -> Vec<(String, String)> {
     if allowed.is_empty() {
         return Vec::new();
     }
-    req.headers
+    let lets = |name: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(name));
+    let mut out: Vec<(String, String)> = req
+        .headers
         .iter()
         .filter(|(n, _)| {
-            !matches!(n.as_str(), "x-vault-token" | "authorization" | "cookie")
-                && allowed.iter().any(|a| a.eq_ignore_ascii_case(n))
+            !matches!(n.as_str(), "x-vault-token" | "authorization" | "cookie") && lets(n)
         })
         .cloned()
-        .collect()
+        .collect();
+    if unauthenticated
+        && lets("authorization")
+        && let Some(a) = &req.authorization
+    {
+        out.push(("authorization".into(), a.to_string()));
+    }
+    out
 }
 
 /// Hands a request to its engine. The ACL's [`tresor_policy::Authorized`], which only the

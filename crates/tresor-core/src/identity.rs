@@ -254,6 +254,8 @@ pub struct IdentityStore {
     mounts: RwLock<Mounts>,
     /// Login MFA: methods, enforcements, enrolled secrets, pending logins.
     pub mfa: crate::mfa::MfaStore,
+    /// The OIDC provider's authorization codes waiting for their exchange (in memory).
+    pub(crate) provider_codes: crate::identity_provider::Codes,
 }
 
 fn sdk(e: tresor_sdk::LogicalError) -> CoreError {
@@ -298,6 +300,7 @@ impl IdentityStore {
     pub async fn open(view: View) -> Result<Self, CoreError> {
         let store = IdentityStore {
             mfa: crate::mfa::MfaStore::open(view.clone()).await?,
+            provider_codes: Default::default(),
             view,
             state: RwLock::new(State::default()),
             writes: tokio::sync::Mutex::new(()),

@@ -571,7 +571,7 @@ fn table() -> Table<Identity> {
                     Ok(g.map(|g| obj(b.group_json(&g))))
                 }))
                 .help("Look up a group by name, ID, alias ID, or alias name and mount accessor.", "Exactly one way of naming it may be given. Nothing found is an empty 204."),
-        ].into_iter().chain(crate::identity_oidc::paths()).chain(crate::identity_mfa::paths()).collect(),
+        ].into_iter().chain(crate::identity_oidc::paths()).chain(crate::identity_provider::paths()).chain(crate::identity_mfa::paths()).collect(),
     }
 }
 

@@ -56,26 +56,28 @@ const ROLE_PREFIX: &str = "oidc/role/";
 /// The issuer's base when none is configured. The core does not hand `api_addr` to built-in
 /// backends, so this is the dev server's address (Vault's default `api_addr` in dev mode);
 /// servers that other systems verify against set `identity/oidc/config issuer=...`.
-const DEFAULT_ISSUER: &str = "http://127.0.0.1:8200";
+pub(crate) const DEFAULT_ISSUER: &str = "http://127.0.0.1:8200";
 /// Where the issuer's base is followed by this mount's path, as in Vault.
 const ISSUER_PATH: &str = "/v1/identity/oidc";
-const DAY: u64 = 24 * 3600;
+pub(crate) const DAY: u64 = 24 * 3600;
 /// Clock difference tolerated between servers for `iat` and `nbf` in the future. Expiry gets
 /// none: a token is inactive from its `exp` on.
 const SKEW: i64 = 60;
 /// How many times a write that lost a race to another writer is tried again.
-const ATTEMPTS: usize = 5;
+pub(crate) const ATTEMPTS: usize = 5;
 /// The format of every record this module stores (decoding refuses newer ones).
-const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 /// The built-in key, as in Vault: RS256, every client allowed, rotated daily. It exists before
 /// anything is stored (read and listed with these settings); its key pair is made when it is
 /// first written or first signs. It cannot be deleted.
-const DEFAULT_KEY: &str = "default";
+pub(crate) const DEFAULT_KEY: &str = "default";
 
 /// The unauthenticated paths of the identity mount.
 pub(crate) fn special_paths() -> SpecialPaths {
     SpecialPaths {
-        unauthenticated: vec!["oidc/.well-known/*".into()],
+        unauthenticated: std::iter::once("oidc/.well-known/*".to_owned())
+            .chain(crate::identity_provider::unauthenticated_paths())
+            .collect(),
         root: Vec::new(),
     }
 }
@@ -200,7 +202,7 @@ struct RetiredKey {
 
 /// A named key (`oidc/key/<name>`).
 #[derive(Debug, Serialize, Deserialize)]
-struct NamedKey {
+pub(crate) struct NamedKey {
     format: u32,
     algorithm: Alg,
     /// Seconds between rotations.
@@ -216,7 +218,7 @@ struct NamedKey {
 }
 
 impl NamedKey {
-    fn allows(&self, client_id: &str) -> bool {
+    pub(crate) fn allows(&self, client_id: &str) -> bool {
         self.allowed_client_ids
             .iter()
             .any(|c| c == "*" || c == client_id)
@@ -290,19 +292,19 @@ struct Config {
     issuer: String,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     tresor_sdk::clock::unix(SystemTime::now())
 }
 
-fn secs(d: Duration) -> u64 {
+pub(crate) fn secs(d: Duration) -> u64 {
     d.as_secs()
 }
 
-fn secs_i64(s: u64) -> i64 {
+pub(crate) fn secs_i64(s: u64) -> i64 {
     i64::try_from(s).unwrap_or(i64::MAX)
 }
 
-fn invalid(m: impl Into<String>) -> LogicalError {
+pub(crate) fn invalid(m: impl Into<String>) -> LogicalError {
     LogicalError::InvalidRequest(m.into())
 }
 
@@ -312,7 +314,7 @@ fn b64(bytes: impl AsRef<[u8]>) -> String {
 
 /// A stored record with its storage revision. The bytes may hold a private key: they are
 /// zeroized once decoded.
-async fn load<T: DeserializeOwned + HasFormat>(
+pub(crate) async fn load<T: DeserializeOwned + HasFormat>(
     s: &dyn Storage,
     key: &str,
 ) -> Result<Option<(T, u64)>> {
@@ -331,12 +333,20 @@ async fn load<T: DeserializeOwned + HasFormat>(
     Ok(Some((v, rev)))
 }
 
-async fn get<T: DeserializeOwned + HasFormat>(s: &dyn Storage, key: &str) -> Result<Option<T>> {
+pub(crate) async fn get<T: DeserializeOwned + HasFormat>(
+    s: &dyn Storage,
+    key: &str,
+) -> Result<Option<T>> {
     Ok(load(s, key).await?.map(|(v, _)| v))
 }
 
 /// Writes `v` if `key` is still at revision `rev` (0: still absent).
-async fn store_if<T: Serialize>(s: &dyn Storage, key: &str, v: &T, rev: u64) -> Result<bool> {
+pub(crate) async fn store_if<T: Serialize>(
+    s: &dyn Storage,
+    key: &str,
+    v: &T,
+    rev: u64,
+) -> Result<bool> {
     let bytes = serde_json::to_vec(v).map_err(LogicalError::internal)?;
     s.transaction_if(
         vec![(key.to_owned(), rev)],
@@ -346,7 +356,7 @@ async fn store_if<T: Serialize>(s: &dyn Storage, key: &str, v: &T, rev: u64) -> 
 }
 
 /// Records carry their format number (house style: every persisted struct is versioned).
-trait HasFormat {
+pub(crate) trait HasFormat {
     fn format(&self) -> u32;
 }
 impl HasFormat for NamedKey {
@@ -507,6 +517,83 @@ async fn signing_key(s: &dyn Storage, name: &str, now: i64) -> Result<Option<Nam
     )))
 }
 
+/// The warning a write with an explicit issuer answers, in Vault's words.
+pub(crate) const EXPLICIT_ISSUER_WARNING: &str = "If \"issuer\" is set explicitly, all tokens must be validated against that address, including those issued by secondary clusters. Setting issuer to \"\" will restore the default behavior of using the cluster's api_addr as the issuer.";
+
+/// Whether the named key `name` lets `client_id` sign with it (a missing key lets nobody).
+pub(crate) async fn key_allows(s: &dyn Storage, name: &str, client_id: &str) -> Result<bool> {
+    Ok(
+        match get::<NamedKey>(s, &format!("{KEY_PREFIX}{name}")).await? {
+            Some(k) => k.allows(client_id),
+            None => name == DEFAULT_KEY,
+        },
+    )
+}
+
+/// The named key `name` to sign with now (rotated first if due), for the OIDC provider.
+pub(crate) async fn signing_key_for(
+    s: &dyn Storage,
+    name: &str,
+    now: i64,
+) -> Result<Option<NamedKey>> {
+    signing_key(s, name, now).await
+}
+
+/// The `verification_ttl` of the named key `name`, `None` if there is no such key.
+pub(crate) async fn key_verification_ttl(s: &dyn Storage, name: &str) -> Result<Option<u64>> {
+    Ok(
+        match get::<NamedKey>(s, &format!("{KEY_PREFIX}{name}")).await? {
+            Some(k) => Some(k.verification_ttl),
+            None if name == DEFAULT_KEY => Some(DAY),
+            None => None,
+        },
+    )
+}
+
+/// The compact JWS of `claims`, signed with the named key's current signing key.
+pub(crate) fn sign_with(key: &NamedKey, claims: &Map<String, Value>) -> Result<String> {
+    sign(&key.signing, claims)
+}
+
+/// OIDC's `at_hash`: the left half of the hash of `value` under the hash of the key's
+/// algorithm (SHA-512 for EdDSA), base64url.
+pub(crate) fn half_hash(key: &NamedKey, value: &str) -> String {
+    use aws_lc_rs::digest;
+    let alg = match key.signing.alg {
+        Alg::RS256 | Alg::ES256 => &digest::SHA256,
+        Alg::RS384 | Alg::ES384 => &digest::SHA384,
+        Alg::RS512 | Alg::ES512 | Alg::EdDSA => &digest::SHA512,
+    };
+    let d = digest::digest(alg, value.as_bytes());
+    b64(&d.as_ref()[..d.as_ref().len() / 2])
+}
+
+/// The JOSE names of the signing algorithms.
+pub(crate) fn algorithm_names() -> Vec<&'static str> {
+    ALGS.map(Alg::name).to_vec()
+}
+
+/// The public JWKs that verify at `now` of the named keys `names` (the built-in key's once
+/// it has been made).
+pub(crate) async fn public_jwks_of(
+    s: &dyn Storage,
+    names: &[String],
+    now: i64,
+) -> Result<Vec<Value>> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(k) = get::<NamedKey>(s, &format!("{KEY_PREFIX}{name}")).await? {
+            for (kid, _, jwk) in k.public_keys(now) {
+                if seen.insert(kid) {
+                    out.push(jwk);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Every public key that verifies at `now`, across all named keys.
 async fn public_keys(s: &dyn Storage, now: i64) -> Result<Vec<(String, Alg, Value)>> {
     let mut out = Vec::new();
@@ -546,7 +633,7 @@ async fn issuer(s: &dyn Storage) -> Result<String> {
 }
 
 /// Vault's rule for `issuer`: a scheme, a host and an optional port, nothing more.
-fn check_issuer(issuer: &str) -> Result<String> {
+pub(crate) fn check_issuer(issuer: &str) -> Result<String> {
     let bad = || {
         invalid(
             "invalid issuer, which must include only a scheme, host, and optional port (e.g. https://example.com:8200)",
@@ -591,7 +678,7 @@ fn new_client_id() -> Result<String> {
     Ok(out)
 }
 
-fn raw_json(v: &Value) -> Response {
+pub(crate) fn raw_json(v: &Value) -> Response {
     Response {
         raw: Some(RawResponse {
             status: 200,
@@ -685,9 +772,9 @@ async fn write_config(req: Request, f: Fields) -> Reply {
     if issuer_is_default {
         return Ok(None);
     }
-    Ok(Some(Response::default().with_warning(
-        "If \"issuer\" is set explicitly, all tokens must be validated against that address, including those issued by secondary clusters. Setting issuer to \"\" will restore the default behavior of using the cluster's api_addr as the issuer.",
-    )))
+    Ok(Some(
+        Response::default().with_warning(EXPLICIT_ISSUER_WARNING),
+    ))
 }
 
 async fn read_key(req: Request, f: Fields) -> Reply {
@@ -847,6 +934,13 @@ async fn delete_key(req: Request, f: Fields) -> Reply {
         return Err(invalid(format!(
             "unable to delete key {name:?} because it is currently referenced by these roles: {}",
             users.join(", ")
+        )));
+    }
+    let clients = crate::identity_provider::clients_using_key(&*req.storage, &name).await?;
+    if !clients.is_empty() {
+        return Err(invalid(format!(
+            "unable to delete key {name:?} because it is currently referenced by these clients: {}",
+            clients.join(", ")
         )));
     }
     req.storage.delete(&format!("{KEY_PREFIX}{name}")).await?;

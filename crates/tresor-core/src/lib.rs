@@ -23,6 +23,7 @@ pub mod identity;
 mod identity_backend;
 mod identity_mfa;
 mod identity_oidc;
+mod identity_provider;
 mod invalidate;
 mod join;
 mod leases;

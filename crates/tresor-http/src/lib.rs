@@ -621,6 +621,7 @@ where
                     headers: request_headers(&parts.headers),
                     peer_certificates: Vec::new(),
                     raw_body: None,
+                    authorization: None,
                 };
                 core.audit_rate_limited(&req, error).await;
             }
@@ -849,6 +850,10 @@ async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Respo
         headers: hdrs,
         peer_certificates: conn.peer_certs.clone(),
         raw_body,
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Zeroizing::new(v.to_owned())),
     };
     let result = if standby {
         match core.run_on_standby(req).await {

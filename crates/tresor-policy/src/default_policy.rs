@@ -68,6 +68,11 @@ path "sys/tools/hash/*" {
   capabilities = ["update"]
 }
 
+# The OIDC provider's authorization endpoint: an application logs the token's entity in.
+path "identity/oidc/provider/+/authorize" {
+  capabilities = ["read", "update"]
+}
+
 # Control-group requests (an enterprise feature; harmless when absent).
 path "sys/control-group/request" {
   capabilities = ["update"]

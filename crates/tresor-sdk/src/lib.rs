@@ -227,6 +227,9 @@ pub struct Caller {
     /// back from here (`lookup-self`); other engines must ignore it, and nothing stores it.
     /// A batch token has no cubbyhole.
     pub batch_token: Option<String>,
+    /// When the caller's token was created (Unix seconds): the time of the login behind it
+    /// (the OIDC provider's `auth_time` and `max_age`).
+    pub token_issued_at: Option<i64>,
 }
 
 /// Never prints the batch token.
@@ -277,7 +280,8 @@ pub struct Request {
     pub secret: Option<SecretRef>,
     pub connection: Arc<Connection>,
     /// The request headers the mount lets through (`passthrough_request_headers`), names in
-    /// lower case. Never the token.
+    /// lower case. Never the `X-Vault-Token` header or cookies; `authorization` only on the
+    /// engine's unauthenticated paths (a credential for the engine, such as an OIDC client's).
     pub headers: Vec<(String, String)>,
     /// The body as sent, when it is not JSON (an OCSP request's DER).
     pub raw_body: Option<Arc<[u8]>>,
