@@ -961,18 +961,8 @@ async fn authorize<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply 
         i.state.as_str()
     };
     let bad = |error: &str, d: &str| authorize_error(error, d, state);
-    for (field, v) in [
-        ("state", &i.state),
-        ("nonce", &i.nonce),
-        ("code_challenge", &i.code_challenge),
-        ("redirect_uri", &i.redirect_uri),
-        ("scope", &i.scope),
-        ("client_id", &i.client_id),
-    ] {
-        if v.len() > MAX_PARAM {
-            return bad("invalid_request", &format!("{field} parameter is too long"));
-        }
-    }
+    // The client and its redirect URI are checked first: every later error may be sent back
+    // to that URI (the web UI does), so none comes before it is known to be the client's.
     if i.client_id.is_empty() {
         return bad("invalid_client_id", "client_id parameter is required");
     }
@@ -996,6 +986,16 @@ async fn authorize<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply 
             "unauthorized_client",
             "client is not authorized to use the provider",
         );
+    }
+    for (field, v) in [
+        ("state", &i.state),
+        ("nonce", &i.nonce),
+        ("code_challenge", &i.code_challenge),
+        ("scope", &i.scope),
+    ] {
+        if v.len() > MAX_PARAM {
+            return bad("invalid_request", &format!("{field} parameter is too long"));
+        }
     }
     if !i.request.is_empty() {
         return authorize_error(

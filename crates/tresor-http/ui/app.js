@@ -5,6 +5,9 @@ import { secretsScreen, kvScreen, secretScreen, newSecretScreen } from './kv.js'
 import { policiesScreen, policyScreen, capabilitiesScreen, leasesScreen, pkiScreen, consoleScreen } from './tools.js';
 
 const OIDC_KEY = 'tresor.oidc';
+const PROVIDER_KEY = 'tresor.oidc-provider';
+// How long an application's sign-in request waits for the user to sign in.
+const PROVIDER_WAIT_MS = 10 * 60 * 1000;
 
 const NAV = [
   ['secrets', 'Secrets'], ['policies', 'Policies'], ['capabilities', 'Capabilities'],
@@ -68,6 +71,7 @@ async function render() {
   }
   if (!status.initialized) { renderNav(null); return initScreen(); }
   if (status.sealed) { renderNav(null); return unsealScreen(status); }
+  if (providerPending() && hasToken() && name !== 'login') { renderNav(null); return providerAuthorize(); }
   if (!hasToken() || name === 'login') { forgetToken(); renderNav(null); return loginScreen(); }
   if (!session.self) {
     try {
@@ -153,8 +157,11 @@ function loginScreen(error) {
   method.control.addEventListener('change', fill);
   fill();
   const v = (k) => inputs[k].control.value;
+  const app = providerPending();
   show('Sign in to Tresor',
     error ? errorBox(error) : null,
+    app ? h('div', { class: 'note', id: 'provider-note' }, 'An application asks you to sign in: after you sign in, Tresor sends you back to it. ',
+      h('button', { type: 'button', class: 'link', onclick: () => { sessionStorage.removeItem(PROVIDER_KEY); say('The application\'s sign-in request is cancelled.'); loginScreen(); } }, 'Cancel')) : null,
     form('Sign in', [method, fields, remember], 'Sign in', async () => {
       const m = method.control.value;
       const keep = remember.control.checked;
@@ -176,7 +183,70 @@ async function finishLogin(tok, keep, fromLogin) {
   }
   session.acl = null;
   say('Signed in.');
+  const app = providerPending();
+  if (app) {
+    app.signedIn = true;
+    sessionStorage.setItem(PROVIDER_KEY, JSON.stringify(app));
+    return providerAuthorize();
+  }
   go('secrets');
+}
+
+// ---- an application's sign-in through one of Tresor's OIDC providers ----
+// The provider's authorization_endpoint is /ui/vault/identity/oidc/provider/<name>/authorize.
+// The request waits in sessionStorage (10 minutes at most) while the user signs in; then the
+// authorize endpoint answers a code for the user's entity and the browser goes back to the
+// application's redirect_uri. The server checks the client and its redirect URI before any
+// other error, so only those first errors are shown here instead of going back with them.
+function providerPending() {
+  const p = JSON.parse(sessionStorage.getItem(PROVIDER_KEY) || 'null');
+  if (p && Date.now() - p.at > PROVIDER_WAIT_MS) {
+    sessionStorage.removeItem(PROVIDER_KEY);
+    return null;
+  }
+  return p;
+}
+
+function backToApp(uri, values) {
+  const u = new URL(uri);
+  for (const [k, v] of Object.entries(values)) u.searchParams.set(k, v);
+  location.assign(u.toString());
+}
+
+async function providerAuthorize() {
+  const app = providerPending();
+  const params = Object.fromEntries(new URLSearchParams(app.query));
+  const prompt = params.prompt;
+  delete params.prompt;
+  if (prompt === 'login' && !app.signedIn) {
+    forgetToken();
+    return loginScreen(new Error('The application asks you to sign in again.'));
+  }
+  const failed = (e) => show('Sign-in for an application failed', errorBox(e));
+  let r;
+  try {
+    r = await api('GET', `identity/oidc/provider/${app.name}/authorize`, undefined, params);
+  } catch (e) {
+    const err = e.body && e.body.error;
+    if (!err) {
+      if (e.status === 403) { forgetToken(); return loginScreen(e); }
+      sessionStorage.removeItem(PROVIDER_KEY);
+      return failed(e);
+    }
+    if (err === 'max_age_violation') {
+      forgetToken();
+      app.signedIn = false;
+      sessionStorage.setItem(PROVIDER_KEY, JSON.stringify(app));
+      return loginScreen(new Error('The application asks for a recent sign-in: sign in again.'));
+    }
+    sessionStorage.removeItem(PROVIDER_KEY);
+    const unchecked = err === 'invalid_client_id' || err === 'invalid_redirect_uri' || !params.redirect_uri;
+    if (unchecked) return failed(new Error(`${err}: ${e.body.error_description || ''}`));
+    return backToApp(params.redirect_uri, { error: err, error_description: e.body.error_description || '', state: e.body.state ?? '' });
+  }
+  sessionStorage.removeItem(PROVIDER_KEY);
+  say('Returning to the application.');
+  backToApp(params.redirect_uri, { code: r.code, state: r.state ?? '' });
 }
 
 // OIDC: the provider sends the browser back to /ui/vault/auth/<mount>/oidc/callback, which
@@ -222,9 +292,15 @@ async function statusScreen() {
 // ---- start ----
 window.addEventListener('hashchange', () => render());
 const cb = location.pathname.match(/^\/ui\/vault\/auth\/(.+)\/oidc\/callback\/?$/);
+const pa = location.pathname.match(/^\/ui\/vault\/identity\/oidc\/provider\/([^/]+)\/authorize\/?$/);
 if (cb) {
   oidcCallback(decodeURIComponent(cb[1]));
 } else {
+  const provider = pa ? decodeURIComponent(pa[1]) : '';
+  // A provider's name is one path segment: anything else is not a provider's request.
+  if (pa && !/[/\\]/.test(provider) && provider !== '.' && provider !== '..') {
+    sessionStorage.setItem(PROVIDER_KEY, JSON.stringify({ name: provider, query: location.search, at: Date.now(), signedIn: false }));
+  }
   if (location.pathname !== '/ui/') history.replaceState(null, '', '/ui/' + location.hash);
   restoreToken();
   render();

@@ -8,6 +8,7 @@
 // NODE_PATH (playwright-core's node_modules), CHROMIUM (the browser executable).
 import { createRequire } from 'node:module';
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 const require = createRequire(join(process.env.NODE_PATH, 'x.js'));
@@ -439,6 +440,71 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     expect((await op.locator('#who').textContent()).includes('app'), 'signed in with the role\'s policy');
     await shot(op, 'oidc-logged-in');
     await octx.close();
+  });
+
+  // Tresor as an OIDC provider: an application (at an address the browser never reaches: the
+  // test answers its callback itself) sends the user to the provider's authorization_endpoint,
+  // the UI signs alice in and sends the browser back with a code, which the application
+  // exchanges with PKCE and its secret.
+  await step('an application signs alice in through the OIDC provider page', 40000, async () => {
+    const APP = 'http://127.0.0.1:9';
+    const callback = `${APP}/callback`;
+    await must('PUT', 'identity/oidc/key/web', root, { allowed_client_ids: ['*'] });
+    await must('PUT', 'identity/oidc/scope/profile', root, { template: '{"entity_name": {{identity.entity.name}} }' });
+    await must('PUT', 'identity/oidc/client/shop', root, { key: 'web', redirect_uris: [callback], assignments: ['allow_all'] });
+    const client = (await must('GET', 'identity/oidc/client/shop', root)).data;
+    await must('PUT', 'identity/oidc/provider/web', root, { issuer: ORIGIN, allowed_client_ids: [client.client_id], scopes_supported: ['profile'] });
+    const conf = (await api('GET', 'identity/oidc/provider/web/.well-known/openid-configuration')).json;
+    expect(conf.authorization_endpoint === `${ORIGIN}/ui/vault/identity/oidc/provider/web/authorize`, `authorization_endpoint ${conf.authorization_endpoint}`);
+    const verifier = randomBytes(48).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const state = randomBytes(12).toString('hex');
+    const nonce = randomBytes(12).toString('hex');
+    const start = (redirect) => {
+      const u = new URL(conf.authorization_endpoint);
+      for (const [k, v] of Object.entries({ client_id: client.client_id, response_type: 'code', scope: 'openid profile', redirect_uri: redirect, state, nonce, code_challenge: challenge, code_challenge_method: 'S256' })) u.searchParams.set(k, v);
+      return u.toString();
+    };
+    const actx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const ap = await actx.newPage();
+    watch(ap, APP);
+    await ap.route(`${APP}/**`, (r) => r.fulfill({ status: 200, contentType: 'text/plain', body: 'the application' }));
+    await ap.goto(start(callback));
+    await heading(ap, 'Sign in');
+    await ap.locator('#provider-note').waitFor();
+    await shot(ap, 'provider-sign-in');
+    await ap.getByLabel('Method').selectOption('userpass');
+    await ap.getByLabel('Username').fill('alice');
+    await ap.getByLabel('Password').fill('wonderland-7');
+    await ap.getByRole('button', { name: 'Sign in' }).click();
+    await ap.waitForURL((u) => u.origin === APP);
+    const back = new URL(ap.url());
+    expect(back.pathname === '/callback' && back.searchParams.get('state') === state, `back at the application with its state: ${back}`);
+    const code = back.searchParams.get('code');
+    expect(code && code.length === 32, 'a code');
+    const tr = await fetch(conf.token_endpoint, {
+      method: 'POST',
+      headers: { Authorization: 'Basic ' + Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64'), 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: callback, code_verifier: verifier }),
+      signal: AbortSignal.timeout(20000),
+    });
+    const tok = await tr.json();
+    expect(tr.status === 200 && tok.id_token && tok.access_token, `tokens: ${tr.status} ${JSON.stringify(tok)}`);
+    const claims = JSON.parse(Buffer.from(tok.id_token.split('.')[1], 'base64url').toString());
+    expect(claims.aud === client.client_id && claims.nonce === nonce && claims.iss === conf.issuer && typeof claims.entity_name === 'string', `ID token claims ${JSON.stringify(claims)}`);
+    // A redirect URI the client does not have: the page says so and goes nowhere.
+    await ap.goto(start(`${APP}/elsewhere`));
+    await heading(ap, 'Sign in');
+    await ap.getByLabel('Method').selectOption('userpass');
+    await ap.getByLabel('Username').fill('alice');
+    await ap.getByLabel('Password').fill('wonderland-7');
+    await ap.getByRole('button', { name: 'Sign in' }).click();
+    await heading(ap, 'Sign-in for an application failed');
+    await ap.getByRole('alert').filter({ hasText: 'invalid_redirect_uri' }).waitFor();
+    expect(new URL(ap.url()).origin === ORIGIN, 'still on Tresor');
+    expect((await ap.evaluate(() => sessionStorage.getItem('tresor.oidc-provider'))) === null, 'the request is gone');
+    await shot(ap, 'provider-bad-redirect');
+    await actx.close();
   });
 
   expect(problems.length === 0, 'no page errors, CSP violations or foreign requests:\n' + problems.join('\n'));

@@ -4,8 +4,9 @@
 //! in with userpass, browses KV from the resultant ACL, creates, edits, versions and deletes a
 //! secret, sees a policy's syntax error, checks capabilities, issues a certificate, runs the
 //! console, logs in with the keyboard alone and through OIDC (`oidc-provider-mock`, the
-//! provider sends the browser back to the UI's callback page); it also measures the first
-//! load's size.
+//! provider sends the browser back to the UI's callback page), and signs alice in to an
+//! application through Tresor's own OIDC provider page (back to the application with a code it
+//! exchanges; a foreign redirect URI goes nowhere); it also measures the first load's size.
 //! Screenshots go to `$TRESOR_UI_SCREENSHOTS` or `target/ui-screenshots/` (CI artefacts).
 //! `.ci/run` installs chromium and playwright-core.
 
