@@ -42,6 +42,10 @@ pub struct CoreConfig {
     pub hooks: Arc<dyn crate::hooks::PipelineHooks>,
     /// High availability (`ha_enabled`): takes effect when the storage has a leader lock.
     pub ha: Option<crate::ha::HaConfig>,
+    /// Where clients reach this server (`api_addr`, else derived from the first listener):
+    /// engines see it through [`tresor_sdk::SystemView::api_addr`] (the default issuer of
+    /// identity tokens and OIDC providers).
+    pub api_addr: Option<String>,
 }
 
 impl std::fmt::Debug for CoreConfig {
@@ -51,6 +55,7 @@ impl std::fmt::Debug for CoreConfig {
             .field("max_lease_ttl", &self.max_lease_ttl)
             .field("cluster_name", &self.cluster_name)
             .field("ha", &self.ha)
+            .field("api_addr", &self.api_addr)
             .finish_non_exhaustive()
     }
 }
@@ -66,6 +71,7 @@ impl Default for CoreConfig {
             max_request_duration: Duration::from_secs(90),
             hooks: Arc::new(crate::hooks::NoHooks),
             ha: None,
+            api_addr: None,
         }
     }
 }
@@ -1058,6 +1064,7 @@ impl Core {
         let system: Arc<dyn tresor_sdk::SystemView> =
             Arc::new(crate::system_password::SystemPolicies {
                 view: View::new(u.barrier.clone(), "sys/"),
+                api_addr: self.0.config.api_addr.clone(),
             });
         let mount = entry.mount_view(
             self.0.config.default_lease_ttl,

@@ -53,10 +53,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 const CONFIG_KEY: &str = "oidc/config";
 const KEY_PREFIX: &str = "oidc/key/";
 const ROLE_PREFIX: &str = "oidc/role/";
-/// The issuer's base when none is configured. The core does not hand `api_addr` to built-in
-/// backends, so this is the dev server's address (Vault's default `api_addr` in dev mode);
-/// servers that other systems verify against set `identity/oidc/config issuer=...`.
-pub(crate) const DEFAULT_ISSUER: &str = "http://127.0.0.1:8200";
+/// The issuer's base when none is configured and the server knows no `api_addr` (a core
+/// built without one, in tests): the dev server's address.
+const DEFAULT_ISSUER: &str = "http://127.0.0.1:8200";
 /// Where the issuer's base is followed by this mount's path, as in Vault.
 const ISSUER_PATH: &str = "/v1/identity/oidc";
 pub(crate) const DAY: u64 = 24 * 3600;
@@ -621,11 +620,22 @@ async fn roles(s: &dyn Storage) -> Result<Vec<(String, Role)>> {
     Ok(out)
 }
 
-/// The `iss` of every token: the configured (or default) base and the mount's path.
-async fn issuer(s: &dyn Storage) -> Result<String> {
+/// The base of an issuer with none configured: the server's `api_addr` (as in Vault).
+pub(crate) fn default_base(req: &Request) -> String {
+    req.mount
+        .system
+        .as_ref()
+        .and_then(|s| s.api_addr())
+        .map(|a| a.trim_end_matches('/').to_owned())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| DEFAULT_ISSUER.to_owned())
+}
+
+/// The `iss` of every token: the configured base (or `default`) and the mount's path.
+async fn issuer(s: &dyn Storage, default: &str) -> Result<String> {
     let c = get::<Config>(s, CONFIG_KEY).await?.unwrap_or_default();
     let base = if c.issuer.is_empty() {
-        DEFAULT_ISSUER
+        default
     } else {
         c.issuer.as_str()
     };
@@ -1080,7 +1090,7 @@ async fn issue_token(req: Request, f: Fields) -> Reply {
         )));
     }
     let mut claims = Map::new();
-    claims.insert("iss".into(), json!(issuer(s).await?));
+    claims.insert("iss".into(), json!(issuer(s, &default_base(&req)).await?));
     claims.insert("sub".into(), json!(entity.id));
     claims.insert("aud".into(), json!(role.client_id));
     claims.insert("iat".into(), json!(now));
@@ -1108,6 +1118,7 @@ async fn issue_token(req: Request, f: Fields) -> Reply {
 /// Why a token is not active, in Vault's words; `Ok(())` when it is.
 async fn check_token(
     s: &dyn Storage,
+    default_base: &str,
     token: &str,
     client_id: &str,
     now: i64,
@@ -1147,7 +1158,7 @@ async fn check_token(
             "error validating claims: validation failed, {what}"
         ))
     };
-    if claims.get("iss").and_then(Value::as_str) != Some(issuer(s).await?.as_str()) {
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer(s, default_base).await?.as_str()) {
         return Ok(claim_err("invalid issuer claim (iss)"));
     }
     if !client_id.is_empty() {
@@ -1189,7 +1200,8 @@ async fn check_token(
 
 async fn introspect(req: Request, f: Fields) -> Reply {
     let i = f.input::<IntrospectInput>();
-    let verdict = check_token(&*req.storage, &i.token, &i.client_id, now()).await?;
+    let base = default_base(&req);
+    let verdict = check_token(&*req.storage, &base, &i.token, &i.client_id, now()).await?;
     Ok(Some(raw_json(&match verdict {
         Ok(()) => json!({"active": true}),
         Err(e) => json!({"active": false, "error": e}),
@@ -1197,7 +1209,7 @@ async fn introspect(req: Request, f: Fields) -> Reply {
 }
 
 async fn discovery(req: Request) -> Reply {
-    let iss = issuer(&*req.storage).await?;
+    let iss = issuer(&*req.storage, &default_base(&req)).await?;
     Ok(Some(raw_json(&json!({
         "issuer": iss,
         "jwks_uri": format!("{iss}/.well-known/keys"),

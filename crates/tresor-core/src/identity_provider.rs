@@ -307,9 +307,10 @@ async fn client_by_id(s: &dyn Storage, client_id: &str) -> Result<Option<Client>
 }
 
 /// The provider's issuer: its configured base (or the default) and its path.
-fn issuer_of(name: &str, p: &Provider) -> String {
+fn issuer_of(req: &Request, name: &str, p: &Provider) -> String {
+    let default = oidc::default_base(req);
     let base = if p.issuer.is_empty() {
-        oidc::DEFAULT_ISSUER
+        default.as_str()
     } else {
         p.issuer.as_str()
     };
@@ -817,11 +818,11 @@ async fn write_provider(req: Request, f: Fields) -> Reply {
     }))
 }
 
-fn provider_json(name: &str, p: &Provider) -> Value {
+fn provider_json(req: &Request, name: &str, p: &Provider) -> Value {
     let mut scopes = p.scopes_supported.clone();
     scopes.sort();
     json!({
-        "issuer": issuer_of(name, p),
+        "issuer": issuer_of(req, name, p),
         "allowed_client_ids": p.allowed_client_ids,
         "scopes_supported": scopes,
     })
@@ -831,7 +832,7 @@ async fn read_provider(req: Request, f: Fields) -> Reply {
     let name = f.input::<ProviderInput>().name;
     Ok(provider(&*req.storage, &name)
         .await?
-        .map(|p| Response::json(provider_json(&name, &p))))
+        .map(|p| Response::json(provider_json(&req, &name, &p))))
 }
 
 async fn list_providers(req: Request, f: Fields) -> Reply {
@@ -851,7 +852,7 @@ async fn list_providers(req: Request, f: Fields) -> Reply {
     let keys: Vec<String> = chosen.iter().map(|(n, _)| n.clone()).collect();
     let info: Map<String, Value> = chosen
         .iter()
-        .map(|(n, p)| (n.clone(), provider_json(n, p)))
+        .map(|(n, p)| (n.clone(), provider_json(&req, n, p)))
         .collect();
     Ok(Some(Response::json(
         json!({"keys": keys, "key_info": info}),
@@ -878,7 +879,7 @@ async fn discovery(req: Request, f: Fields) -> Reply {
     let Some(p) = provider(&*req.storage, &name).await? else {
         return Ok(None);
     };
-    let iss = issuer_of(&name, &p);
+    let iss = issuer_of(&req, &name, &p);
     let base = iss
         .strip_suffix(&format!("/v1/identity/oidc/provider/{name}"))
         .unwrap_or(&iss)
@@ -1374,7 +1375,7 @@ async fn token<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply {
             exp: now.saturating_add(secs_i64(client.access_token_ttl)),
         },
     )?;
-    claims.insert("iss".into(), json!(issuer_of(&i.name, &p)));
+    claims.insert("iss".into(), json!(issuer_of(&req, &i.name, &p)));
     claims.insert("sub".into(), json!(entity.id));
     claims.insert("aud".into(), json!(client.client_id));
     claims.insert("iat".into(), json!(now));

@@ -122,9 +122,11 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
 }
 
 /// What engines see of the system (`MountView::system`): the password policies, read from
-/// storage at each use (so a change made on another server applies at once).
+/// storage at each use (so a change made on another server applies at once), and the
+/// server's `api_addr`.
 pub(crate) struct SystemPolicies {
     pub(crate) view: crate::barrier::View,
+    pub(crate) api_addr: Option<String>,
 }
 
 impl std::fmt::Debug for SystemPolicies {
@@ -140,5 +142,9 @@ impl tresor_sdk::SystemView for SystemPolicies {
         Ok(tresor_sdk::Storage::get(&self.view, &k)
             .await?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    fn api_addr(&self) -> Option<String> {
+        self.api_addr.clone()
     }
 }

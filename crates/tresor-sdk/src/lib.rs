@@ -193,6 +193,11 @@ pub async fn delete_prefix<S: Storage + ?Sized>(s: &S, prefix: &str) -> Result<(
 pub trait SystemView: Send + Sync + std::fmt::Debug {
     /// The text (HCL) of the password policy `name`, if there is one.
     async fn password_policy(&self, name: &str) -> Result<Option<String>>;
+    /// Where clients reach this server (`api_addr`, else derived from the first listener),
+    /// for engines that publish URLs of themselves (identity token issuers).
+    fn api_addr(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What an engine may know of its mount: TTL defaults already resolved against the system's.

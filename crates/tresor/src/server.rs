@@ -299,6 +299,7 @@ async fn serve(
     if let Some(d) = cfg.max_request_duration {
         core_config.max_request_duration = d;
     }
+    core_config.api_addr = api_addr(cfg);
     if cfg.ha_enabled {
         core_config.ha = Some(ha_config(cfg)?);
     }
@@ -618,20 +619,24 @@ mod tests {
     }
 }
 
+/// Where clients reach this server: `api_addr`, else, as in Vault, the first listener's
+/// address with its scheme.
+fn api_addr(cfg: &ServerConfig) -> Option<String> {
+    if let Some(a) = &cfg.api_addr {
+        return Some(a.clone());
+    }
+    let l = cfg.listeners.first()?;
+    let scheme = if l.tls.is_some() { "https" } else { "http" };
+    Some(format!("{scheme}://{}", l.address))
+}
+
 /// This server's HA identity: `api_addr` (required: standbys forward and redirect there; as
 /// in Vault, derived from the first listener when unset), `cluster_addr` (shown only), the
 /// host name, and whether standbys answer reads.
 fn ha_config(cfg: &ServerConfig) -> Result<tresor_core::ha::HaConfig> {
-    let api_addr = match &cfg.api_addr {
-        Some(a) => a.clone(),
-        None => {
-            let l = cfg.listeners.first().ok_or_else(|| {
-                anyhow::anyhow!("ha_enabled: api_addr must be set (no listener to derive it from)")
-            })?;
-            let scheme = if l.tls.is_some() { "https" } else { "http" };
-            format!("{scheme}://{}", l.address)
-        }
-    };
+    let api_addr = api_addr(cfg).ok_or_else(|| {
+        anyhow::anyhow!("ha_enabled: api_addr must be set (no listener to derive it from)")
+    })?;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

@@ -175,6 +175,20 @@ fn an_oidc_client_logs_users_in_through_the_provider() {
         p["issuer"],
         format!("{}/v1/identity/oidc/provider/acme", s.addr)
     );
+    // Without an issuer, the base is the server's api_addr (here derived from its listener),
+    // for providers and identity tokens alike, as in Vault.
+    let d = ok(&s, "GET", "identity/oidc/provider/default", json!({}), root);
+    assert_eq!(
+        d["data"]["issuer"],
+        format!("{}/v1/identity/oidc/provider/default", s.addr)
+    );
+    let (_, disc) = s.api(
+        "GET",
+        "identity/oidc/.well-known/openid-configuration",
+        None,
+        None,
+    );
+    assert_eq!(disc["issuer"], format!("{}/v1/identity/oidc", s.addr));
     // LIST filtered by client: acme and the built-in default (which allows every client).
     let (code, listed) = s.api(
         "LIST",
