@@ -673,14 +673,19 @@ pub(crate) fn check_issuer(issuer: &str) -> Result<String> {
 
 /// A client ID as Vault makes them: 26 random letters and digits.
 fn new_client_id() -> Result<String> {
+    random_alnum(26)
+}
+
+/// `n` random letters and digits.
+pub(crate) fn random_alnum(n: usize) -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(26);
-    while out.len() < 26 {
-        let mut buf = [0u8; 32];
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        let mut buf = [0u8; 64];
         aws_lc_rs::rand::fill(&mut buf).map_err(|_| LogicalError::internal("no randomness"))?;
         // Rejection sampling keeps every character equally likely.
         for b in buf {
-            if out.len() < 26 && usize::from(b) < 4 * ALPHABET.len() {
+            if out.len() < n && usize::from(b) < 4 * ALPHABET.len() {
                 out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
             }
         }

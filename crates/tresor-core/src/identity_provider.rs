@@ -42,8 +42,8 @@ use zeroize::Zeroizing;
 
 use crate::identity::HasIdentity;
 use crate::identity_oidc::{
-    self as oidc, ATTEMPTS, DAY, DEFAULT_KEY, FORMAT, HasFormat, get, invalid, load, now, secs,
-    secs_i64, store_if,
+    self as oidc, ATTEMPTS, DAY, DEFAULT_KEY, FORMAT, HasFormat, get, invalid, load, now,
+    random_alnum, secs, secs_i64, store_if,
 };
 
 const SCOPE_PREFIX: &str = "oidc/scope/";
@@ -235,23 +235,6 @@ fn code_hash(code: &str) -> [u8; 32] {
 }
 
 // --- helpers --------------------------------------------------------------------------------
-
-/// `n` random letters and digits.
-fn random_alnum(n: usize) -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(n);
-    while out.len() < n {
-        let mut buf = [0u8; 64];
-        aws_lc_rs::rand::fill(&mut buf).map_err(|_| LogicalError::internal("no randomness"))?;
-        for b in buf {
-            // Rejection sampling keeps every character equally likely.
-            if out.len() < n && usize::from(b) < 4 * ALPHABET.len() {
-                out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
-            }
-        }
-    }
-    Ok(out)
-}
 
 async fn names(s: &dyn Storage, prefix: &str) -> Result<Vec<String>> {
     Ok(s.list(prefix)
