@@ -696,6 +696,7 @@ pub(crate) fn random_alnum(n: usize) -> Result<String> {
 pub(crate) fn raw_json(v: &Value) -> Response {
     Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status: 200,
             content_type: "application/json".into(),
             body: v.to_string().into_bytes(),

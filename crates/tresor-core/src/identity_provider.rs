@@ -304,6 +304,7 @@ fn oauth_error(status: u16, error: &str, description: impl Into<String>) -> Resp
     let body = json!({"error": error, "error_description": description.into()});
     Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status,
             content_type: "application/json".into(),
             body: body.to_string().into_bytes(),
@@ -870,7 +871,7 @@ async fn discovery(req: Request, f: Fields) -> Reply {
     let mut scopes = p.scopes_supported.clone();
     scopes.sort();
     scopes.push(OPENID.to_owned());
-    Ok(Some(oidc::raw_json(&json!({
+    let mut doc = oidc::raw_json(&json!({
         "issuer": iss,
         "jwks_uri": format!("{iss}/.well-known/keys"),
         "authorization_endpoint": format!("{base}/ui/vault/identity/oidc/provider/{name}/authorize"),
@@ -886,7 +887,13 @@ async fn discovery(req: Request, f: Fields) -> Reply {
         "grant_types_supported": ["authorization_code"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["plain", "S256"],
-    }))))
+    }));
+    // As in Vault: relying parties may keep the document an hour.
+    if let Some(raw) = doc.raw.as_mut() {
+        raw.headers
+            .push(("Cache-Control".into(), "max-age=3600".into()));
+    }
+    Ok(Some(doc))
 }
 
 /// The public keys of the keys that sign for the clients the provider allows.
@@ -915,6 +922,7 @@ fn authorize_error(error: &str, description: &str, state: &str) -> Reply {
     let body = json!({"error": error, "error_description": description, "state": state});
     Ok(Some(Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status: 400,
             content_type: "application/json".into(),
             body: body.to_string().into_bytes(),
@@ -1266,6 +1274,20 @@ fn open_grant(key: &hmac::Key, token: &str) -> Option<Grant> {
 /// The code exchange, checked in Vault's order. The code is spent by the lookup, whatever
 /// follows; a request refused before it (the client's authentication) leaves it usable.
 async fn token<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply {
+    let mut reply = exchange(b, req, f).await;
+    // As OAuth requires: token answers are never cached, and a refused client is told how
+    // to authenticate.
+    if let Ok(Some(Response { raw: Some(raw), .. })) = &mut reply {
+        raw.headers.push(("Pragma".into(), "no-cache".into()));
+        if raw.status == 401 {
+            raw.headers
+                .push(("WWW-Authenticate".into(), "Basic".into()));
+        }
+    }
+    reply
+}
+
+async fn exchange<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply {
     let i = f.input::<TokenInput>();
     let s = &*req.storage;
     let bad = |error: &str, d: &str| Ok(Some(oauth_error(400, error, d)));
@@ -1384,8 +1406,33 @@ async fn token<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply {
     }))))
 }
 
-/// The claims of an access token's entity, as they are now.
+/// The claims of an access token's entity, as they are now. A 400 or 401 says why in
+/// `WWW-Authenticate`, as RFC 6750 has it.
 async fn userinfo<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply {
+    let mut reply = claims_of_access_token(b, req, f).await;
+    if let Ok(Some(Response { raw: Some(raw), .. })) = &mut reply
+        && matches!(raw.status, 400 | 401)
+        && let Ok(body) = serde_json::from_slice::<Value>(&raw.body)
+    {
+        let quoted = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace(['"', '\\'], "'")
+        };
+        raw.headers.push((
+            "WWW-Authenticate".into(),
+            format!(
+                "Bearer error=\"{}\",error_description=\"{}\"",
+                quoted("error"),
+                quoted("error_description")
+            ),
+        ));
+    }
+    reply
+}
+
+async fn claims_of_access_token<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply {
     let name = f.input::<NameInput>().name;
     let s = &*req.storage;
     let Some(p) = provider(s, &name).await? else {

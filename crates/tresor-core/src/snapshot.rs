@@ -764,6 +764,7 @@ async fn save(s: Arc<Sys>) -> tresor_sdk::Result<Option<Response>> {
     let body = c.snapshot().await.map_err(le)?;
     Ok(Some(Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status: 200,
             content_type: CONTENT_TYPE.into(),
             body,

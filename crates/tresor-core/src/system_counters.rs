@@ -181,6 +181,7 @@ async fn export(s: Arc<Sys>, f: Fields) -> Result<Option<Response>> {
     }
     Ok(Some(Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status: 200,
             content_type: if format == "csv" {
                 "text/csv".into()

@@ -288,6 +288,7 @@ async fn metrics(s: Arc<Sys>, req: Request, f: Fields) -> Result<Option<Response
     let (ct, body) = c.metrics(&format).await.map_err(LogicalError::invalid)?;
     Ok(Some(Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status: 200,
             content_type: ct,
             body: body.into_bytes(),
@@ -705,7 +706,7 @@ pub(crate) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Read, |_, _, _| Box::pin(async move {
                 let Value::Object(m) = crate::diagnostics::in_flight() else { unreachable!() };
                 // Vault answers the map bare, not in the usual envelope.
-                Ok(Some(Response { raw: Some(RawResponse { status: 200, content_type: "application/json".into(), body: Value::Object(m).to_string().into_bytes() }), ..Default::default() }))
+                Ok(Some(Response { raw: Some(RawResponse { headers: Vec::new(), status: 200, content_type: "application/json".into(), body: Value::Object(m).to_string().into_bytes() }), ..Default::default() }))
             }))
             .help("The requests in flight.", "Start time, client address, path and method of every request being served."),
         Path::new("host-info")

@@ -52,6 +52,7 @@ fn secret_bearing_types_print_redacted_debug() {
         secret: Some(lease),
         auth: Some(auth),
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status: 200,
             content_type: "application/x-pem-file".into(),
             body: SECRET.as_bytes().to_vec(),

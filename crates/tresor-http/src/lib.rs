@@ -873,6 +873,27 @@ async fn logical(core: &Core, req: Incoming<'_>, conn: &ConnInfo) -> http::Respo
     }
 }
 
+/// An engine's extra headers on a raw answer: only those a protocol needs (caching and
+/// `WWW-Authenticate`); anything else (cookies, CSP, location) is dropped, and so is a value
+/// that is not a valid header.
+fn engine_headers(h: &mut HeaderMap, extra: &[(String, String)]) {
+    for (name, value) in extra {
+        let name = name.to_ascii_lowercase();
+        if !matches!(
+            name.as_str(),
+            "cache-control" | "pragma" | "www-authenticate"
+        ) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+}
+
 fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
     if op == Operation::Help {
         let data = r.response.and_then(|x| x.data).unwrap_or_default();
@@ -884,11 +905,13 @@ fn render(op: Operation, path: &str, r: CoreResponse) -> http::Response<Body> {
     // A raw body (a snapshot, a CRL) is handed on, not copied.
     let mut r = r;
     if let Some(raw) = r.response.as_mut().and_then(|x| x.raw.take()) {
-        return with_headers(
+        let mut resp = with_headers(
             StatusCode::from_u16(raw.status).unwrap_or(StatusCode::OK),
             raw.body,
             &raw.content_type,
         );
+        engine_headers(resp.headers_mut(), &raw.headers);
+        return resp;
     }
     let Some(resp) = &r.response else {
         if r.auth.is_some() || !r.lease_id.is_empty() {
@@ -937,6 +960,27 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[cfg(test)]
 mod path_tests {
     use super::{clean_path, encode_path};
+
+    #[test]
+    fn engines_set_only_protocol_headers() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::CACHE_CONTROL, "no-store".parse().unwrap());
+        let extra = [
+            ("Cache-Control", "max-age=3600"),
+            ("WWW-Authenticate", "Basic"),
+            ("Pragma", "no-cache"),
+            ("Set-Cookie", "a=b"),
+            ("Content-Security-Policy", "default-src *"),
+            ("Location", "http://elsewhere/"),
+            ("WWW-Authenticate", "bad\nvalue"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        super::engine_headers(&mut h, &extra);
+        assert_eq!(h["cache-control"], "max-age=3600");
+        assert_eq!(h["www-authenticate"], "Basic");
+        assert_eq!(h["pragma"], "no-cache");
+        assert_eq!(h.len(), 3, "{h:?}");
+    }
 
     #[test]
     fn other_spellings_clean_as_go_does() {

@@ -1570,6 +1570,7 @@ pub fn encode_cert(der: &[u8], format: &str) -> String {
 pub fn raw(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status,
             content_type: content_type.into(),
             body,

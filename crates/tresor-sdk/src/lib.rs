@@ -431,6 +431,9 @@ pub struct RawResponse {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// Extra response headers. The HTTP layer sends only those a protocol needs
+    /// (`Cache-Control`, `Pragma`, `WWW-Authenticate`) and drops any other.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What an engine answers. `None` data with no other part is an empty 204.

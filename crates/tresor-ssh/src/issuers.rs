@@ -64,6 +64,7 @@ fn issuer_data(r: &IssuerRecord) -> Map<String, Value> {
 fn plain_text(body: String) -> Response {
     Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status: 200,
             content_type: "text/plain".into(),
             body: body.into_bytes(),

@@ -224,6 +224,7 @@ pub(crate) fn respond(
     });
     Ok(Some(Response {
         raw: Some(RawResponse {
+            headers: Vec::new(),
             status,
             content_type: "application/json".into(),
             body: serde_json::to_vec(&body).unwrap_or_default(),

@@ -40,7 +40,9 @@ def oauth_error(r, status, error):
 
 
 # Discovery without a token, as every OIDC library starts.
-conf = requests.get(f"{base}/.well-known/openid-configuration", timeout=T).json()
+r = requests.get(f"{base}/.well-known/openid-configuration", timeout=T)
+assert r.headers["Cache-Control"] == "max-age=3600", r.headers
+conf = r.json()
 assert conf["issuer"] == base, conf
 assert conf["token_endpoint"] == f"{base}/token", conf
 assert conf["userinfo_endpoint"] == f"{base}/userinfo", conf
@@ -155,7 +157,10 @@ def exchange(code, verifier, auth=(app_id, app_secret), redirect_uri=redirect, e
 
 
 code, verifier = fresh_code()
-oauth_error(exchange(code, verifier, auth=(app_id, "hvo_secret_wrong")), 401, "invalid_client")
+r = exchange(code, verifier, auth=(app_id, "hvo_secret_wrong"))
+oauth_error(r, 401, "invalid_client")
+assert r.headers["WWW-Authenticate"] == "Basic", r.headers
+assert r.headers["Pragma"] == "no-cache" and r.headers["Cache-Control"] == "no-store", r.headers
 oauth_error(exchange(code, verifier, auth=("no-such-client", app_secret)), 401, "invalid_client")
 # A wrong secret does not spend the code; a wrong verifier does.
 oauth_error(exchange(code, verifier[:-1] + ("A" if verifier[-1] != "A" else "B")), 400,
@@ -222,6 +227,7 @@ for bad in [forged, access + "x", "", "not-a-token"]:
     r = requests.get(conf["userinfo_endpoint"], timeout=T,
                      headers={"Authorization": f"Bearer {bad}"})
     oauth_error(r, 401, "invalid_token")
+    assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"'), r.headers
 r = requests.get(f"{addr}/v1/identity/oidc/provider/default/userinfo", timeout=T,
                  headers={"Authorization": f"Bearer {access}"})
 oauth_error(r, 401, "invalid_token")
