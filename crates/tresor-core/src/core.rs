@@ -1564,7 +1564,9 @@ impl Core {
             headers: passthrough_headers(
                 &route.entry.config.passthrough_request_headers,
                 req,
-                unauthenticated,
+                // A Bearer that is a valid Tresor token is the caller's credential, never the
+                // engine's.
+                unauthenticated && !(token.is_some() && bearer_is_token(req)),
             ),
             raw_body: req.raw_body.clone(),
             deadline: Some(std::time::Instant::now() + self.0.config.max_request_duration),
@@ -1933,6 +1935,16 @@ fn mfa_headers(req: &CoreRequest) -> Vec<&str> {
         .collect()
 }
 
+/// Whether the `Authorization` header is `Bearer <the request's token>`.
+fn bearer_is_token(req: &CoreRequest) -> bool {
+    let (Some(a), Some(t)) = (&req.authorization, &req.token) else {
+        return false;
+    };
+    a.len() > 7
+        && a[..7].eq_ignore_ascii_case("bearer ")
+        && a[7..].trim().as_bytes() == t.as_bytes()
+}
+
 /// The request headers a mount lets through to its engine (`passthrough_request_headers`,
 /// compared without case). The token and cookies never pass; `Authorization` passes only to
 /// an unauthenticated path, where it is a credential for the engine itself (the OIDC
@@ -1940,7 +1952,7 @@ fn mfa_headers(req: &CoreRequest) -> Vec<&str> {
 fn passthrough_headers(
     allowed: &[String],
     req: &CoreRequest,
-    unauthenticated: bool,
+    authorization: bool,
 ) -> Vec<(String, String)> {
     if allowed.is_empty() {
         return Vec::new();
@@ -1954,7 +1966,7 @@ fn passthrough_headers(
         })
         .cloned()
         .collect();
-    if unauthenticated
+    if authorization
         && lets("authorization")
         && let Some(a) = &req.authorization
     {
@@ -2093,4 +2105,61 @@ pub fn render_auth(a: &tresor_sdk::Auth, identity_policies: &[String]) -> Value 
         auth["identity_policies"] = json!(identity_policies);
     }
     auth
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    fn request(token: Option<&str>, authorization: Option<&str>) -> CoreRequest {
+        let mut r = CoreRequest::new(Operation::Read, "identity/x", Map::new(), token);
+        r.headers = vec![
+            ("accept".into(), "text/plain".into()),
+            ("cookie".into(), "c=1".into()),
+        ];
+        r.authorization = authorization.map(|a| Zeroizing::new(a.to_owned()));
+        r
+    }
+
+    fn names(h: &[(String, String)]) -> Vec<&str> {
+        h.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn authorization_passes_only_where_the_engine_may_have_it() {
+        let allowed = ["Authorization".to_owned(), "Accept".to_owned()];
+        let basic = request(None, Some("Basic YTpi"));
+        assert_eq!(
+            names(&passthrough_headers(&allowed, &basic, true)),
+            ["accept", "authorization"]
+        );
+        // Authenticated paths (and the mount not naming it) never get it; cookies never.
+        assert_eq!(
+            names(&passthrough_headers(&allowed, &basic, false)),
+            ["accept"]
+        );
+        assert!(
+            passthrough_headers(&["Accept".to_owned()], &basic, true)
+                .iter()
+                .all(|(n, _)| n != "authorization")
+        );
+        // A Bearer that is the request's token is recognised as such.
+        assert!(bearer_is_token(&request(
+            Some("hvs.x"),
+            Some("Bearer hvs.x")
+        )));
+        assert!(bearer_is_token(&request(
+            Some("hvs.x"),
+            Some("bearer  hvs.x ")
+        )));
+        assert!(!bearer_is_token(&request(
+            Some("hvs.x"),
+            Some("Bearer other")
+        )));
+        assert!(!bearer_is_token(&request(
+            Some("hvs.x"),
+            Some("Basic aHZzLng=")
+        )));
+        assert!(!bearer_is_token(&request(None, Some("Bearer hvs.x"))));
+    }
 }

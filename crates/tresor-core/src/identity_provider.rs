@@ -56,6 +56,8 @@ const ALLOW_ALL: &str = "allow_all";
 const OPENID: &str = "openid";
 /// How long an authorization code may be redeemed.
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Codes an entity may have waiting at once: a new one replaces its oldest.
+const CODES_PER_ENTITY: usize = 20;
 /// Codes outstanding at once, per server; expired ones make room first.
 const MAX_CODES: usize = 10_000;
 /// Longest value accepted for the free-form flow parameters (state, nonce, PKCE).
@@ -200,29 +202,55 @@ struct Pending {
     expires: Instant,
 }
 
-/// Authorization codes issued by this server, by the SHA-256 of the code.
+/// Authorization codes issued by this server, by the SHA-256 of the code, with each entity's
+/// codes in the order they were issued.
 #[derive(Default)]
-pub struct Codes(Mutex<HashMap<[u8; 32], Pending>>);
+pub struct Codes(Mutex<CodeMap>);
+
+#[derive(Default)]
+struct CodeMap {
+    codes: HashMap<[u8; 32], Pending>,
+    by_entity: HashMap<String, std::collections::VecDeque<[u8; 32]>>,
+}
 
 impl Codes {
+    /// Keeps `code` for its exchange. An entity has at most [`CODES_PER_ENTITY`] waiting (a
+    /// new one replaces its oldest), so no user can crowd out the others' logins; the total
+    /// stays under [`MAX_CODES`] (expired codes make room first).
     fn insert(&self, code: &str, p: Pending) -> Result<()> {
-        let mut m = self.0.lock();
-        if m.len() >= MAX_CODES {
-            let now = Instant::now();
-            m.retain(|_, p| p.expires > now);
+        let mut guard = self.0.lock();
+        let m = &mut *guard;
+        let now = Instant::now();
+        if m.codes.len() >= MAX_CODES {
+            m.codes.retain(|_, p| p.expires > now);
+            let live = &m.codes;
+            m.by_entity.retain(|_, q| {
+                q.retain(|h| live.contains_key(h));
+                !q.is_empty()
+            });
         }
-        if m.len() >= MAX_CODES {
+        let mine = m.by_entity.entry(p.entity_id.clone()).or_default();
+        let live = &m.codes;
+        mine.retain(|h| live.get(h).is_some_and(|c| c.expires > now));
+        while mine.len() >= CODES_PER_ENTITY {
+            if let Some(oldest) = mine.pop_front() {
+                m.codes.remove(&oldest);
+            }
+        }
+        if m.codes.len() >= MAX_CODES {
             return Err(LogicalError::RateLimited(
                 "too many authorization codes are outstanding; try again later".into(),
             ));
         }
-        m.insert(code_hash(code), p);
+        let h = code_hash(code);
+        mine.push_back(h);
+        m.codes.insert(h, p);
         Ok(())
     }
 
     /// Takes the code out: whoever calls this first has it, and nobody after.
     fn take(&self, code: &str) -> Option<Pending> {
-        let p = self.0.lock().remove(&code_hash(code))?;
+        let p = self.0.lock().codes.remove(&code_hash(code))?;
         (p.expires > Instant::now()).then_some(p)
     }
 }
@@ -454,8 +482,16 @@ fn decode_template(t: String) -> String {
 }
 
 fn check_template(template: &str) -> Result<()> {
-    if template.trim().is_empty() {
+    let t = template.trim();
+    if t.is_empty() {
         return Ok(());
+    }
+    // The claim names are the template's own: a template that is one whole value
+    // (`{{identity.entity.metadata}}`) would let entity data choose them.
+    if !t.starts_with('{') || t.starts_with("{{") {
+        return Err(invalid(
+            "error parsing template: the template must be a JSON object whose keys are written in it",
+        ));
     }
     let obj =
         validate_json(template).map_err(|e| invalid(format!("error parsing template: {e}")))?;
@@ -729,9 +765,16 @@ async fn read_client(req: Request, f: Fields) -> Reply {
 async fn list_clients(req: Request) -> Reply {
     let clients = all::<Client>(&*req.storage, CLIENT_PREFIX).await?;
     let keys: Vec<String> = clients.iter().map(|(n, _)| n.clone()).collect();
+    // As in Vault, a listing never carries secrets: reading them takes read on the client.
     let info: Map<String, Value> = clients
         .iter()
-        .map(|(n, c)| (n.clone(), client_json(c)))
+        .map(|(n, c)| {
+            let mut v = client_json(c);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("client_secret");
+            }
+            (n.clone(), v)
+        })
         .collect();
     Ok(Some(Response::json(
         json!({"keys": keys, "key_info": info}),
@@ -1704,6 +1747,32 @@ mod tests {
         assert!(codes.take("a").is_none());
         codes.insert("b", pending(Instant::now())).unwrap();
         assert!(codes.take("b").is_none());
+    }
+
+    #[test]
+    fn one_entity_cannot_crowd_out_the_others() {
+        let codes = Codes::default();
+        let pending = |entity: &str| Pending {
+            provider: "p".into(),
+            client_id: "c".into(),
+            entity_id: entity.into(),
+            redirect_uri: "r".into(),
+            scopes: Vec::new(),
+            nonce: None,
+            code_challenge: None,
+            auth_time: None,
+            expires: Instant::now() + CODE_TTL,
+        };
+        // A flood far past the server's limit from one entity keeps only its newest codes.
+        for n in 0..(MAX_CODES + 100) {
+            codes.insert(&format!("m{n}"), pending("mallory")).unwrap();
+        }
+        assert_eq!(codes.0.lock().codes.len(), CODES_PER_ENTITY);
+        assert!(codes.take("m0").is_none(), "the oldest was replaced");
+        assert!(codes.take(&format!("m{}", MAX_CODES + 99)).is_some());
+        // Everyone else still gets codes.
+        codes.insert("alice", pending("alice")).unwrap();
+        assert!(codes.take("alice").is_some());
     }
 
     #[test]

@@ -338,6 +338,14 @@ fn an_oidc_client_logs_users_in_through_the_provider() {
         json!({"template": r#"{"nonce": "me"}"#}),
         "top level key \"nonce\" not allowed",
     );
+    // Entity data cannot choose the claim names: the template's keys are its own.
+    refused(
+        &s,
+        "POST",
+        "identity/oidc/scope/bad",
+        json!({"template": "{{identity.entity.metadata}}"}),
+        "must be a JSON object whose keys are written in it",
+    );
     refused(
         &s,
         "POST",
@@ -384,6 +392,12 @@ fn an_oidc_client_logs_users_in_through_the_provider() {
     let (_, c) = s.api("LIST", "identity/oidc/client", None, Some(root));
     assert_eq!(c["data"]["keys"], json!(["app", "cli"]));
     assert_eq!(c["data"]["key_info"]["cli"]["client_type"], "public");
+    // A listing never carries secrets (reading them takes read on the client).
+    assert!(
+        c["data"]["key_info"]["app"].get("client_secret").is_none(),
+        "{c}"
+    );
+    assert_eq!(c["data"]["key_info"]["app"]["client_id"], app_id.as_str());
     // The delete order the docs give works: provider, clients, then what they used.
     for path in [
         "identity/oidc/provider/acme",
