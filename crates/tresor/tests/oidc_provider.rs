@@ -108,7 +108,7 @@ fn an_oidc_client_logs_users_in_through_the_provider() {
         "POST",
         "identity/oidc/scope/profile",
         json!({
-            "template": r#"{"username": {{identity.entity.name}}, "contact": {"email": {{identity.entity.metadata.email}}}}"#,
+            "template": r#"{"username": {{identity.entity.name}}, "contact": {"email": {{identity.entity.metadata.email}} } }"#,
             "description": "who the user is",
         }),
         root,
@@ -117,7 +117,8 @@ fn an_oidc_client_logs_users_in_through_the_provider() {
         &s,
         "POST",
         "identity/oidc/scope/groups",
-        json!({"template": r#"{"groups": {{identity.entity.groups.names}}}"#}),
+        // Closing braces apart from the template's, as Vault's parser needs them.
+        json!({"template": r#"{"groups": {{identity.entity.groups.names}} }"#}),
         root,
     );
     ok(
