@@ -762,16 +762,10 @@ impl<B: Send + Sync + 'static> Table<B> {
         }
         unknown.sort();
         let resp = handler(backend, req, fields).await?;
-        // As in Vault, the warnings ride on a response the handler gave: a write that answers
-        // nothing stays a 204 with no body.
-        Ok(match resp {
-            Some(resp)
-                if matches!(op, Operation::Create | Operation::Update | Operation::Patch) =>
-            {
-                Some(parameter_warnings(resp, unknown, replaced))
-            }
-            other => other,
-        })
+        // As in Vault, the warnings ride on any response the handler gave (reads and lists
+        // included: their query parameters are their data); an answer of nothing stays a 204
+        // with no body.
+        Ok(resp.map(|resp| parameter_warnings(resp, unknown, replaced)))
     }
 
     /// Whether `path` names a listing (a path spelled with a trailing `/`) asked for with
@@ -1067,7 +1061,8 @@ mod tests {
                 Path::new("keys/{name}")
                     .field(Field::new("type", Kind::Str, ""))
                     .op(Operation::Update, |_, _, _| Box::pin(async { Ok(None) }))
-                    .op(Operation::Create, answer),
+                    .op(Operation::Create, answer)
+                    .op(Operation::Read, answer),
                 Path::new("free/{name}")
                     .free_form()
                     .op(Operation::Update, answer),
@@ -1079,8 +1074,9 @@ mod tests {
         table.handle(Arc::new(()), req).await.unwrap()
     }
 
-    /// Vault's framework warns about the body's keys only on a response the handler gave: a
-    /// write that answers nothing stays empty (a 204), whatever it was sent. node-vault's
+    /// Vault's framework warns about the request's keys only on a response the handler gave,
+    /// for any operation: a write that answers nothing stays empty (a 204), whatever it was
+    /// sent. node-vault's
     /// `mount`/`enableAuth` send `mount_point` in the body, and Vault answers them 204.
     #[tokio::test]
     async fn parameter_warnings_only_ride_on_a_response() {
@@ -1116,6 +1112,14 @@ mod tests {
         .await
         .unwrap();
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // A read warns too, about its query parameters (checked against OpenBao 2.7.2).
+        let r = handled(Operation::Read, "keys/k", json!({"foo": "1"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.warnings,
+            ["Endpoint ignored these unrecognized parameters: [foo]"]
+        );
         // A free-form path's body is the caller's data: no warning about any of its keys.
         let r = handled(Operation::Update, "free/k", json!({"any": 1, "name": "o"}))
             .await
