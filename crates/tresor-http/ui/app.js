@@ -209,6 +209,10 @@ function providerPending() {
 
 function backToApp(uri, values) {
   const u = new URL(uri);
+  // Only a web address: never javascript:, data: or the like, whatever a client registered.
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+    return show('Sign-in for an application failed', errorBox(new Error(`the application's redirect URI is not an http(s) address: ${u.protocol}`)));
+  }
   for (const [k, v] of Object.entries(values)) u.searchParams.set(k, v);
   location.assign(u.toString());
 }

@@ -504,6 +504,23 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     expect(new URL(ap.url()).origin === ORIGIN, 'still on Tresor');
     expect((await ap.evaluate(() => sessionStorage.getItem('tresor.oidc-provider'))) === null, 'the request is gone');
     await shot(ap, 'provider-bad-redirect');
+    // A client registered with a javascript: redirect URI: the page refuses to go there.
+    await must('PUT', 'identity/oidc/client/evil', root, { key: 'web', redirect_uris: ['javascript:alert(1)'], assignments: ['allow_all'] });
+    const evil = (await must('GET', 'identity/oidc/client/evil', root)).data;
+    await must('PUT', 'identity/oidc/provider/web', root, { allowed_client_ids: [client.client_id, evil.client_id] });
+    let dialogs = 0;
+    ap.on('dialog', () => { dialogs += 1; });
+    const eu = new URL(conf.authorization_endpoint);
+    for (const [k, v] of Object.entries({ client_id: evil.client_id, response_type: 'code', scope: 'openid', redirect_uri: 'javascript:alert(1)', state })) eu.searchParams.set(k, v);
+    await ap.goto(eu.toString());
+    await heading(ap, 'Sign in');
+    await ap.getByLabel('Method').selectOption('userpass');
+    await ap.getByLabel('Username').fill('alice');
+    await ap.getByLabel('Password').fill('wonderland-7');
+    await ap.getByRole('button', { name: 'Sign in' }).click();
+    await heading(ap, 'Sign-in for an application failed');
+    await ap.getByRole('alert').filter({ hasText: 'not an http(s) address' }).waitFor();
+    expect(dialogs === 0 && new URL(ap.url()).origin === ORIGIN, `no script ran and the page stayed (${dialogs} dialogs, at ${ap.url()})`);
     await actx.close();
   });
 
