@@ -356,28 +356,9 @@ fn assigned(a: &Assignment, e: &EntityInfo) -> bool {
             .any(|id| id == "*" || e.groups.iter().any(|g| g.id == *id))
 }
 
+/// A form-encoded credential (RFC 6749 §2.3.1), `None` if it is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(tresor_sdk::percent::decode(s, true)).ok()
 }
 
 // --- inputs ---------------------------------------------------------------------------------
@@ -1778,6 +1759,7 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         assert_eq!(percent_decode("a%3Ab+c").as_deref(), Some("a:b c"));
-        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%zz").as_deref(), Some("%zz"));
+        assert_eq!(percent_decode("%ff"), None);
     }
 }

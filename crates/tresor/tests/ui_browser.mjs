@@ -465,18 +465,21 @@ path "sys/leases/revoke" { capabilities = ["update"] }
       for (const [k, v] of Object.entries({ client_id: client.client_id, response_type: 'code', scope: 'openid profile', redirect_uri: redirect, state, nonce, code_challenge: challenge, code_challenge_method: 'S256' })) u.searchParams.set(k, v);
       return u.toString();
     };
+    const signInAsAlice = async (p) => {
+      await heading(p, 'Sign in');
+      await p.getByLabel('Method').selectOption('userpass');
+      await p.getByLabel('Username').fill('alice');
+      await p.getByLabel('Password').fill('wonderland-7');
+      await p.getByRole('button', { name: 'Sign in' }).click();
+    };
     const actx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
     const ap = await actx.newPage();
     watch(ap, APP);
     await ap.route(`${APP}/**`, (r) => r.fulfill({ status: 200, contentType: 'text/plain', body: 'the application' }));
     await ap.goto(start(callback));
-    await heading(ap, 'Sign in');
     await ap.locator('#provider-note').waitFor();
     await shot(ap, 'provider-sign-in');
-    await ap.getByLabel('Method').selectOption('userpass');
-    await ap.getByLabel('Username').fill('alice');
-    await ap.getByLabel('Password').fill('wonderland-7');
-    await ap.getByRole('button', { name: 'Sign in' }).click();
+    await signInAsAlice(ap);
     await ap.waitForURL((u) => u.origin === APP);
     const back = new URL(ap.url());
     expect(back.pathname === '/callback' && back.searchParams.get('state') === state, `back at the application with its state: ${back}`);
@@ -494,11 +497,7 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     expect(claims.aud === client.client_id && claims.nonce === nonce && claims.iss === conf.issuer && typeof claims.entity_name === 'string', `ID token claims ${JSON.stringify(claims)}`);
     // A redirect URI the client does not have: the page says so and goes nowhere.
     await ap.goto(start(`${APP}/elsewhere`));
-    await heading(ap, 'Sign in');
-    await ap.getByLabel('Method').selectOption('userpass');
-    await ap.getByLabel('Username').fill('alice');
-    await ap.getByLabel('Password').fill('wonderland-7');
-    await ap.getByRole('button', { name: 'Sign in' }).click();
+    await signInAsAlice(ap);
     await heading(ap, 'Sign-in for an application failed');
     await ap.getByRole('alert').filter({ hasText: 'invalid_redirect_uri' }).waitFor();
     expect(new URL(ap.url()).origin === ORIGIN, 'still on Tresor');
@@ -513,11 +512,7 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     const eu = new URL(conf.authorization_endpoint);
     for (const [k, v] of Object.entries({ client_id: evil.client_id, response_type: 'code', scope: 'openid', redirect_uri: 'javascript:alert(1)', state })) eu.searchParams.set(k, v);
     await ap.goto(eu.toString());
-    await heading(ap, 'Sign in');
-    await ap.getByLabel('Method').selectOption('userpass');
-    await ap.getByLabel('Username').fill('alice');
-    await ap.getByLabel('Password').fill('wonderland-7');
-    await ap.getByRole('button', { name: 'Sign in' }).click();
+    await signInAsAlice(ap);
     await heading(ap, 'Sign-in for an application failed');
     await ap.getByRole('alert').filter({ hasText: 'not an http(s) address' }).waitFor();
     expect(dialogs === 0 && new URL(ap.url()).origin === ORIGIN, `no script ran and the page stayed (${dialogs} dialogs, at ${ap.url()})`);
