@@ -487,7 +487,7 @@ fn verify(alg: Alg, jwk: &Value, input: &[u8], sig: &[u8]) -> bool {
 }
 
 /// The named key `name`, rotated first if its rotation is due (see the module docs).
-async fn signing_key(s: &dyn Storage, name: &str, now: i64) -> Result<Option<NamedKey>> {
+pub(crate) async fn signing_key(s: &dyn Storage, name: &str, now: i64) -> Result<Option<NamedKey>> {
     let path = format!("{KEY_PREFIX}{name}");
     for _ in 0..ATTEMPTS {
         let Some((mut key, rev)) = load::<NamedKey>(s, &path).await? else {
@@ -527,15 +527,6 @@ pub(crate) async fn key_allows(s: &dyn Storage, name: &str, client_id: &str) -> 
             None => name == DEFAULT_KEY,
         },
     )
-}
-
-/// The named key `name` to sign with now (rotated first if due), for the OIDC provider.
-pub(crate) async fn signing_key_for(
-    s: &dyn Storage,
-    name: &str,
-    now: i64,
-) -> Result<Option<NamedKey>> {
-    signing_key(s, name, now).await
 }
 
 /// The `verification_ttl` of the named key `name`, `None` if there is no such key.
@@ -608,13 +599,21 @@ async fn public_keys(s: &dyn Storage, now: i64) -> Result<Vec<(String, Alg, Valu
 }
 
 async fn roles(s: &dyn Storage) -> Result<Vec<(String, Role)>> {
+    all(s, ROLE_PREFIX).await
+}
+
+/// Every record stored directly under `prefix`, with its name.
+pub(crate) async fn all<T: DeserializeOwned + HasFormat>(
+    s: &dyn Storage,
+    prefix: &str,
+) -> Result<Vec<(String, T)>> {
     let mut out = Vec::new();
-    for name in s.list(ROLE_PREFIX).await? {
+    for name in s.list(prefix).await? {
         if name.ends_with('/') {
             continue;
         }
-        if let Some(r) = get::<Role>(s, &format!("{ROLE_PREFIX}{name}")).await? {
-            out.push((name, r));
+        if let Some(v) = get::<T>(s, &format!("{prefix}{name}")).await? {
+            out.push((name, v));
         }
     }
     Ok(out)
@@ -693,11 +692,25 @@ pub(crate) fn random_alnum(n: usize) -> Result<String> {
     Ok(out)
 }
 
+/// A template as stored: as in Vault, it may be sent base64-encoded.
+pub(crate) fn decode_template(t: String) -> String {
+    STANDARD
+        .decode(t.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or(t)
+}
+
 pub(crate) fn raw_json(v: &Value) -> Response {
+    raw_json_status(200, v)
+}
+
+/// `v` as a bare JSON body with `status`, outside Vault's envelope.
+pub(crate) fn raw_json_status(status: u16, v: &Value) -> Response {
     Response {
         raw: Some(RawResponse {
             headers: Vec::new(),
-            status: 200,
+            status,
             content_type: "application/json".into(),
             body: v.to_string().into_bytes(),
         }),
@@ -815,7 +828,7 @@ async fn read_key(req: Request, f: Fields) -> Reply {
 }
 
 /// The names stored under `prefix`, with `built_in` among them even before it is stored.
-async fn list_prefix(req: Request, prefix: &str, built_in: Option<&str>) -> Reply {
+pub(crate) async fn list_prefix(req: Request, prefix: &str, built_in: Option<&str>) -> Reply {
     let mut keys: Vec<String> = req
         .storage
         .list(prefix)
@@ -1025,11 +1038,9 @@ async fn write_role(req: Request, f: Fields) -> Reply {
     if key_name.is_empty() {
         return Err(invalid("the key parameter is required"));
     }
-    let verification_ttl = match get::<NamedKey>(s, &format!("{KEY_PREFIX}{key_name}")).await? {
-        Some(key) => key.verification_ttl,
-        None if key_name == DEFAULT_KEY => DAY,
-        None => return Err(invalid(format!("key {key_name:?} does not exist"))),
-    };
+    let verification_ttl = key_verification_ttl(s, &key_name)
+        .await?
+        .ok_or_else(|| invalid(format!("key {key_name:?} does not exist")))?;
     let ttl = match i.ttl {
         Some(d) => secs(d),
         None => old.as_ref().map_or(DAY, |r| r.ttl),
@@ -1040,12 +1051,7 @@ async fn write_role(req: Request, f: Fields) -> Reply {
         ));
     }
     let template = match i.template {
-        // As in Vault, a template may be sent base64-encoded.
-        Some(t) => STANDARD
-            .decode(t.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or(t),
+        Some(t) => decode_template(t),
         None => old.as_ref().map(|r| r.template.clone()).unwrap_or_default(),
     };
     if !template.trim().is_empty() {
@@ -1236,7 +1242,7 @@ async fn jwks(req: Request) -> Reply {
     Ok(Some(raw_json(&json!({ "keys": keys }))))
 }
 
-async fn exists(req: Request, prefix: &str, name: String) -> Result<bool> {
+pub(crate) async fn exists(req: Request, prefix: &str, name: String) -> Result<bool> {
     Ok(req.storage.get(&format!("{prefix}{name}")).await?.is_some())
 }
 

@@ -37,12 +37,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tresor_sdk::framework::{Fields, Path};
 use tresor_sdk::identity::{EntityInfo, render_json, validate_json};
-use tresor_sdk::{LogicalError, Operation, RawResponse, Request, Response, Result, Storage};
+use tresor_sdk::{LogicalError, Operation, Request, Response, Result, Storage};
 use zeroize::Zeroizing;
 
 use crate::identity::HasIdentity;
 use crate::identity_oidc::{
-    self as oidc, ATTEMPTS, DAY, DEFAULT_KEY, FORMAT, HasFormat, get, invalid, load, now,
+    self as oidc, ATTEMPTS, DAY, DEFAULT_KEY, FORMAT, HasFormat, all, get, invalid, load, now,
     random_alnum, secs, secs_i64, store_if,
 };
 
@@ -264,27 +264,6 @@ fn code_hash(code: &str) -> [u8; 32] {
 
 // --- helpers --------------------------------------------------------------------------------
 
-async fn names(s: &dyn Storage, prefix: &str) -> Result<Vec<String>> {
-    Ok(s.list(prefix)
-        .await?
-        .into_iter()
-        .filter(|k| !k.ends_with('/'))
-        .collect())
-}
-
-async fn all<T: serde::de::DeserializeOwned + HasFormat>(
-    s: &dyn Storage,
-    prefix: &str,
-) -> Result<Vec<(String, T)>> {
-    let mut out = Vec::new();
-    for name in names(s, prefix).await? {
-        if let Some(v) = get::<T>(s, &format!("{prefix}{name}")).await? {
-            out.push((name, v));
-        }
-    }
-    Ok(out)
-}
-
 async fn provider(s: &dyn Storage, name: &str) -> Result<Option<Provider>> {
     Ok(
         match get::<Provider>(s, &format!("{PROVIDER_PREFIX}{name}")).await? {
@@ -329,16 +308,10 @@ fn issuer_of(req: &Request, name: &str, p: &Provider) -> String {
 }
 
 fn oauth_error(status: u16, error: &str, description: impl Into<String>) -> Response {
-    let body = json!({"error": error, "error_description": description.into()});
-    Response {
-        raw: Some(RawResponse {
-            headers: Vec::new(),
-            status,
-            content_type: "application/json".into(),
-            body: body.to_string().into_bytes(),
-        }),
-        ..Default::default()
-    }
+    oidc::raw_json_status(
+        status,
+        &json!({"error": error, "error_description": description.into()}),
+    )
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -453,15 +426,6 @@ type Reply = Result<Option<Response>>;
 
 // --- scopes ---------------------------------------------------------------------------------
 
-fn decode_template(t: String) -> String {
-    // As with identity token roles, a template may be sent base64-encoded.
-    STANDARD
-        .decode(t.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or(t)
-}
-
 fn check_template(template: &str) -> Result<()> {
     let t = template.trim();
     if t.is_empty() {
@@ -497,7 +461,7 @@ async fn write_scope(req: Request, f: Fields) -> Reply {
         None => (None, 0),
     };
     let template = match i.template {
-        Some(t) => decode_template(t),
+        Some(t) => oidc::decode_template(t),
         None => old.as_ref().map(|o| o.template.clone()).unwrap_or_default(),
     };
     check_template(&template)?;
@@ -943,16 +907,10 @@ async fn provider_keys(req: Request, f: Fields) -> Reply {
 
 /// An authorization error: OAuth's JSON with the request's `state`, as Vault's UI reads it.
 fn authorize_error(error: &str, description: &str, state: &str) -> Reply {
-    let body = json!({"error": error, "error_description": description, "state": state});
-    Ok(Some(Response {
-        raw: Some(RawResponse {
-            headers: Vec::new(),
-            status: 400,
-            content_type: "application/json".into(),
-            body: body.to_string().into_bytes(),
-        }),
-        ..Default::default()
-    }))
+    Ok(Some(oidc::raw_json_status(
+        400,
+        &json!({"error": error, "error_description": description, "state": state}),
+    )))
 }
 
 /// Whether the entity is named by one of the client's assignments.
@@ -1387,7 +1345,7 @@ async fn exchange<B: HasIdentity>(b: Arc<B>, req: Request, f: Fields) -> Reply {
         Ok(c) => c,
         Err(conflict) => return bad("invalid_request", &conflict),
     };
-    let Some(key) = oidc::signing_key_for(s, &client.key, now).await? else {
+    let Some(key) = oidc::signing_key(s, &client.key, now).await? else {
         return Ok(Some(oauth_error(
             500,
             "server_error",
@@ -1507,30 +1465,18 @@ async fn claims_of_access_token<B: HasIdentity>(b: Arc<B>, req: Request, f: Fiel
 
 // --- paths ----------------------------------------------------------------------------------
 
-async fn exists(req: Request, prefix: &str, name: String) -> Result<bool> {
-    Ok(req.storage.get(&format!("{prefix}{name}")).await?.is_some())
-}
-
-async fn list(req: Request, prefix: &str, built_in: Option<&str>) -> Reply {
-    let mut keys = names(&*req.storage, prefix).await?;
-    keys.extend(built_in.map(str::to_owned));
-    keys.sort();
-    keys.dedup();
-    Ok(Some(Response::list(keys)))
-}
-
 /// The `identity/oidc/{scope,assignment,client,provider}` paths and the provider flow.
 pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
     use Operation::{Delete, List, Read, Update};
     vec![
         Path::new("oidc/scope/")
-            .op(List, |_b, req, _f| Box::pin(list(req, SCOPE_PREFIX, None)))
+            .op(List, |_b, req, _f| Box::pin(oidc::list_prefix(req, SCOPE_PREFIX, None)))
             .help("List scopes.", ""),
         Path::new("oidc/scope/{name}")
             .input::<ScopeInput>()
             .existence(|_b, req, f| {
                 let name = f.input::<ScopeInput>().name;
-                Box::pin(exists(req, SCOPE_PREFIX, name))
+                Box::pin(oidc::exists(req, SCOPE_PREFIX, name))
             })
             .op(Read, |_b, req, f| Box::pin(read_scope(req, f)))
             .op(Update, |_b, req, f| Box::pin(write_scope(req, f)))
@@ -1540,14 +1486,14 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
                 "A scope's template adds claims to the ID tokens and userinfo answers of the clients that request it. \"openid\" is reserved. A scope a provider supports cannot be deleted.",
             ),
         Path::new("oidc/assignment/")
-            .op(List, |_b, req, _f| Box::pin(list(req, ASSIGNMENT_PREFIX, Some(ALLOW_ALL))))
+            .op(List, |_b, req, _f| Box::pin(oidc::list_prefix(req, ASSIGNMENT_PREFIX, Some(ALLOW_ALL))))
             .help("List assignments.", ""),
         Path::new("oidc/assignment/{name}")
             .input::<AssignmentInput>()
             .existence(|_b, req, f| {
                 let name = f.input::<AssignmentInput>().name;
                 Box::pin(async move {
-                    Ok(name == ALLOW_ALL || exists(req, ASSIGNMENT_PREFIX, name).await?)
+                    Ok(name == ALLOW_ALL || oidc::exists(req, ASSIGNMENT_PREFIX, name).await?)
                 })
             })
             .op(Read, |_b, req, f| Box::pin(read_assignment(req, f)))
@@ -1564,7 +1510,7 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
             .input::<ClientInput>()
             .existence(|_b, req, f| {
                 let name = f.input::<ClientInput>().name;
-                Box::pin(exists(req, CLIENT_PREFIX, name))
+                Box::pin(oidc::exists(req, CLIENT_PREFIX, name))
             })
             .op(Read, |_b, req, f| Box::pin(read_client(req, f)))
             .op(Update, |_b, req, f| Box::pin(write_client(req, f)))
@@ -1625,7 +1571,7 @@ pub(crate) fn paths<B: HasIdentity + Send + Sync + 'static>() -> Vec<Path<B>> {
             .existence(|_b, req, f| {
                 let name = f.input::<ProviderInput>().name;
                 Box::pin(async move {
-                    Ok(name == DEFAULT_PROVIDER || exists(req, PROVIDER_PREFIX, name).await?)
+                    Ok(name == DEFAULT_PROVIDER || oidc::exists(req, PROVIDER_PREFIX, name).await?)
                 })
             })
             .op(Read, |_b, req, f| Box::pin(read_provider(req, f)))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Caller, MountView, Operation, Request, Result, Storage};
+use crate::{Context, MountView, Operation, Request, Result, Storage};
 
 /// Storage that holds nothing and accepts every write.
 struct Empty;
@@ -28,10 +28,7 @@ impl Storage for Empty {
 
 /// A request of `op` on `path` with `data` as its body, for a mount at `mount_point`.
 pub(crate) fn request(op: Operation, path: &str, data: Value, mount_point: &str) -> Request {
-    Request {
-        operation: op,
-        path: path.into(),
-        data: data.as_object().cloned().unwrap_or_default(),
+    let context = Context {
         storage: Arc::new(Empty),
         mount: Arc::new(MountView {
             mount_point: mount_point.into(),
@@ -42,11 +39,9 @@ pub(crate) fn request(op: Operation, path: &str, data: Value, mount_point: &str)
             options: Default::default(),
             system: None,
         }),
-        caller: Caller::default(),
-        secret: None,
-        connection: Default::default(),
-        headers: Vec::new(),
-        raw_body: None,
-        deadline: None,
-    }
+        now: std::time::SystemTime::UNIX_EPOCH,
+    };
+    let mut req = context.request(op, path);
+    req.data = data.as_object().cloned().unwrap_or_default();
+    req
 }
