@@ -1703,6 +1703,26 @@ mod tests {
     }
 
     #[test]
+    fn a_client_never_prints_its_secret() {
+        let c = Client {
+            format: FORMAT,
+            key: "k".into(),
+            redirect_uris: vec!["https://app/cb".into()],
+            assignments: vec![ALLOW_ALL.into()],
+            client_type: ClientType::Confidential,
+            id_token_ttl: 60,
+            access_token_ttl: 60,
+            client_id: "cid".into(),
+            client_secret: "hvo_secret_TOPSECRET".into(),
+        };
+        let printed = format!("{c:?} {c:#?}");
+        assert!(
+            printed.contains("cid") && !printed.contains("TOPSECRET"),
+            "{printed}"
+        );
+    }
+
+    #[test]
     fn basic_credentials_are_form_decoded() {
         assert_eq!(percent_decode("a%3Ab+c").as_deref(), Some("a:b c"));
         assert_eq!(percent_decode("%zz").as_deref(), Some("%zz"));

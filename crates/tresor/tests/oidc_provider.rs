@@ -236,8 +236,65 @@ fn an_oidc_client_logs_users_in_through_the_provider() {
             "other redirect, other client, other grant refused",
             "racing exchanges: one token",
             "authorize refusals",
+            "huge, negative and malformed values refused",
             "access token checks",
         ],
+    );
+
+    // A deny on one provider's authorize holds however the path is spelled: carol's policy
+    // denies acme's authorize (the default policy grants every provider's), and each
+    // spelling is the ACL's 403, never an OAuth answer from the endpoint.
+    ok(
+        &s,
+        "POST",
+        "sys/policies/acl/no-acme",
+        json!({"policy": r#"path "identity/oidc/provider/acme/authorize" { capabilities = ["deny"] }"#}),
+        root,
+    );
+    ok(
+        &s,
+        "POST",
+        "auth/userpass/users/carol",
+        json!({"password": "pw", "token_policies": "no-acme"}),
+        root,
+    );
+    let (carol, _) = login(&s, "carol");
+    let query =
+        format!("?client_id={app_id}&scope=openid&redirect_uri={redirect}&response_type=code");
+    for spelling in [
+        "identity/oidc/provider/acme/authorize",
+        "identity/oidc/provider/acme/authorize/",
+        "identity/oidc/provider//acme/authorize",
+        "identity/oidc/provider/./acme/authorize",
+        "identity/oidc/provider/x/../acme/authorize",
+        "identity/oidc/provider/acme%2Fauthorize",
+        "identity/oidc/provider/ACME/authorize",
+        "identity/oidc/provider/acme%20/authorize",
+        "identity/oidc/provider/acme/Authorize",
+    ] {
+        let (code, body) = s.curl("GET", &format!("{spelling}{query}"), None, Some(&carol));
+        // Never a code: the spelling is refused (403), sent to the clean path (307), not a
+        // path at all, or names another provider (names are case-sensitive), which does not
+        // exist.
+        assert!(
+            !body.contains("\"code\"") && code != 200,
+            "{spelling}: {code} {body}"
+        );
+        if spelling.ends_with("acme/authorize") && !spelling.contains("ACME") {
+            assert!([307, 403].contains(&code), "{spelling}: {code} {body}");
+        }
+    }
+    // Another provider's authorize is still hers (the default policy's grant).
+    let (code, body) = s.curl(
+        "GET",
+        &format!("identity/oidc/provider/default/authorize{query}"),
+        None,
+        Some(&carol),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("unauthorized_client") || body.contains("access_denied"),
+        "{body}"
     );
 
     // A disabled entity's access token stops answering userinfo at once.

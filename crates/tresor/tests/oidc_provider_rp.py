@@ -216,6 +216,27 @@ oauth_error(authorize(alice, dict(good, code_challenge="short", code_challenge_m
             400, "invalid_request")
 ok("authorize refusals")
 
+# Huge, negative, empty and malformed values: clear 4xx answers, never a code.
+oauth_error(authorize(alice, dict(good, state="x" * 5000)), 400, "invalid_request")
+oauth_error(authorize(alice, dict(good, nonce="n" * 5000)), 400, "invalid_request")
+oauth_error(authorize(alice, dict(good, max_age="-5")), 400, "invalid_request")
+for bad_age in ["99999999999999999999", "soon", "1.5"]:
+    r = authorize(alice, dict(good, max_age=bad_age))
+    assert r.status_code == 400 and "max_age" in r.text, (bad_age, r.status_code, r.text)
+oauth_error(authorize(alice, dict(good, code_challenge="c" * 129, code_challenge_method="S256")),
+            400, "invalid_request")
+oauth_error(authorize(alice, dict(good, code_challenge="c" * 43, code_challenge_method="S512")),
+            400, "invalid_request")
+code, verifier = fresh_code()
+for data in [{"grant_type": "authorization_code", "code": "", "redirect_uri": redirect},
+             {"grant_type": "", "code": code, "redirect_uri": redirect},
+             {"grant_type": "authorization_code", "code": "x" * 100000, "redirect_uri": redirect}]:
+    r = requests.post(conf["token_endpoint"], auth=(app_id, app_secret), data=data, timeout=T)
+    assert r.status_code == 400 and r.json()["error"] in ("invalid_request", "invalid_grant"), r.text
+# None of those spent the real code, whose exchange still works (with its verifier).
+assert exchange(code, verifier).status_code == 200
+ok("huge, negative and malformed values refused")
+
 # 6. Access tokens: tampered, sent to the wrong provider, or used as a Tresor token.
 tok = exchange(*fresh_code()).json()
 access = tok["access_token"]
